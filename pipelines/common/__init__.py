@@ -1,0 +1,1 @@
+"""Plumbing every pipeline shares: progress reporting and the run directory store."""

@@ -1,0 +1,53 @@
+"""The progress contract between a pipeline and whoever runs it (a worker, a test, a script)."""
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from pipelines.errors import RunCancelled
+
+
+class Progress(Protocol):
+    """What a pipeline reports while it works.
+
+    Pipelines call `stage` when a stage starts, `advance` after each finished batch, and
+    `check_cancelled` between batches so a cancel lands within one batch.
+    """
+
+    def stage(self, name: str, total: int, done: int = 0) -> None: ...
+
+    def advance(self, count: int = 1) -> None: ...
+
+    def log(self, message: str) -> None: ...
+
+    def metrics(self, values: dict[str, Any]) -> None: ...
+
+    def check_cancelled(self) -> None: ...
+
+
+class NullProgress:
+    """Progress that records into memory; for tests and plain scripts."""
+
+    def __init__(self, cancel_after: int | None = None) -> None:
+        self.stages: list[tuple[str, int]] = []
+        self.done = 0
+        self.total = 0
+        self.messages: list[str] = []
+        self.metric_rows: list[dict[str, Any]] = []
+        self._cancel_after = cancel_after
+
+    def stage(self, name: str, total: int, done: int = 0) -> None:
+        self.stages.append((name, total))
+        self.total, self.done = total, done
+
+    def advance(self, count: int = 1) -> None:
+        self.done += count
+
+    def log(self, message: str) -> None:
+        self.messages.append(message)
+
+    def metrics(self, values: dict[str, Any]) -> None:
+        self.metric_rows.append(dict(values))
+
+    def check_cancelled(self) -> None:
+        if self._cancel_after is not None and self.done >= self._cancel_after:
+            raise RunCancelled(f"cancelled after {self.done} items")

@@ -1,0 +1,22 @@
+"""Exceptions shared by every pipeline; workers map them onto run states."""
+from __future__ import annotations
+
+
+class PipelineError(Exception):
+    """Base class for errors a pipeline raises on purpose."""
+
+
+class InvalidConfigError(PipelineError):
+    """The config cannot run as given; the message names the field and the fix."""
+
+
+class InvalidInputError(PipelineError):
+    """Input data is malformed; the message names the file, line and field."""
+
+
+class BackendUnavailableError(PipelineError):
+    """The model server could not be reached; retrying later may succeed."""
+
+
+class RunCancelled(PipelineError):
+    """Raised between batches when the user asked the run to stop."""

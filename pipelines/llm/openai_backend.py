@@ -1,0 +1,169 @@
+"""Generation through any OpenAI-compatible server (`vllm serve`, `transformers serve`, llama.cpp) by base URL."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import httpx
+
+from pipelines.errors import BackendUnavailableError, InvalidConfigError, PipelineError
+from pipelines.llm.types import Completion, Conversation, FinishReason, SamplingParams
+
+RETRIED_STATUS_CODES = {429, 502, 503, 504}
+
+
+class OpenAIBackend:
+    """Sends one request per prompt (asking for all n samples), at most `max_concurrency` at a time.
+
+    Servers that ignore `n` (transformers serve does) get follow-up requests until each prompt
+    has n samples; follow-ups shift the seed so a seeded run does not draw the same sample n times.
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        model: str,
+        api_key: str | None = None,
+        max_concurrency: int = 8,
+        timeout: float = 300.0,
+        retries: int = 3,
+        retry_backoff_seconds: float = 1.0,
+    ) -> None:
+        started = time.monotonic()
+        if not base_url.startswith(("http://", "https://")):
+            raise InvalidConfigError(f"base_url {base_url!r} must start with http:// or https://")
+        self.base_url = base_url.rstrip("/")
+        self.model = model
+        self.name = model
+        self.max_concurrency = max(1, max_concurrency)
+        self.retries = max(0, retries)
+        self.retry_backoff_seconds = retry_backoff_seconds
+        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        self._client = httpx.Client(
+            base_url=self.base_url,
+            headers=headers,
+            timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)),
+            limits=httpx.Limits(max_connections=self.max_concurrency, max_keepalive_connections=self.max_concurrency),
+        )
+        self._pool = ThreadPoolExecutor(max_workers=self.max_concurrency, thread_name_prefix="openai-backend")
+        self._closed = threading.Event()
+        self.load_seconds = time.monotonic() - started
+
+    # -- LLMBackend -------------------------------------------------------------------------------
+
+    def chat(self, conversations: Sequence[Conversation], params: SamplingParams) -> list[list[Completion]]:
+        bodies = [{"messages": [dict(message) for message in conversation]} for conversation in conversations]
+        return list(self._pool.map(lambda body: self._sample(body, "/chat/completions", params), bodies))
+
+    def complete(self, prompts: Sequence[str], params: SamplingParams) -> list[list[Completion]]:
+        bodies = [{"prompt": prompt} for prompt in prompts]
+        return list(self._pool.map(lambda body: self._sample(body, "/completions", params), bodies))
+
+    def close(self) -> None:
+        if not self._closed.is_set():
+            self._closed.set()
+            self._pool.shutdown(wait=True)
+            self._client.close()
+
+    # -- requests ---------------------------------------------------------------------------------
+
+    def _sample(self, prompt_body: dict[str, Any], path: str, params: SamplingParams) -> list[Completion]:
+        completions: list[Completion] = []
+        request_number = 0
+        while len(completions) < params.n:
+            body = {**prompt_body, **self._sampling_fields(params, params.n - len(completions), request_number)}
+            data = self._post(path, body)
+            drawn = self._parse(data, chat=path == "/chat/completions", stop=params.stop)
+            if not drawn:
+                raise PipelineError(f"{self.base_url}{path} answered with no choices: {str(data)[:300]}")
+            completions.extend(drawn)
+            request_number += 1
+        return completions[: params.n]
+
+    def _sampling_fields(self, params: SamplingParams, n: int, request_number: int) -> dict[str, Any]:
+        fields: dict[str, Any] = {
+            "model": self.model,
+            "n": n,
+            "temperature": params.temperature,
+            "top_p": params.top_p,
+            "max_tokens": params.max_tokens,
+        }
+        if params.seed is not None:
+            fields["seed"] = params.seed + request_number
+        if params.stop:
+            fields["stop"] = list(params.stop)
+        return fields
+
+    def _post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        url = f"{self.base_url}{path}"
+        last_problem = ""
+        for attempt in range(self.retries + 1):
+            if attempt:
+                time.sleep(self.retry_backoff_seconds * 2 ** (attempt - 1))
+            try:
+                response = self._client.post(path, json=body)
+            except httpx.TransportError as error:
+                last_problem = f"{type(error).__name__}: {error}"
+                continue
+            if response.status_code in RETRIED_STATUS_CODES or response.status_code >= 500:
+                last_problem = f"HTTP {response.status_code}: {response.text[:300]}"
+                continue
+            if response.status_code >= 400:
+                raise InvalidConfigError(
+                    f"{url} rejected the request (HTTP {response.status_code}): {response.text[:500]}; "
+                    f"check the served model name ({self.model!r}) and the sampling settings"
+                )
+            return response.json()
+        raise BackendUnavailableError(
+            f"the model server at {url} did not answer after {self.retries + 1} attempts ({last_problem}); "
+            "check that it is running and that the base URL is right"
+        )
+
+    def _parse(self, data: dict[str, Any], *, chat: bool, stop: tuple[str, ...]) -> list[Completion]:
+        choices = sorted(data.get("choices") or [], key=lambda choice: choice.get("index", 0))
+        usage = data.get("usage") or {}
+        prompt_tokens = int(usage.get("prompt_tokens") or 0)
+        texts = [
+            ((choice.get("message") or {}).get("content") or "") if chat else (choice.get("text") or "")
+            for choice in choices
+        ]
+        texts = [_cut_at_stop(text, stop) for text in texts]
+        token_counts = _split_tokens(int(usage.get("completion_tokens") or 0), texts)
+        return [
+            Completion(
+                text=text,
+                prompt_tokens=prompt_tokens,
+                completion_tokens=tokens,
+                finish_reason=_finish_reason(choice.get("finish_reason")),
+                meta={"completion_tokens_estimated": len(choices) > 1},
+            )
+            for choice, text, tokens in zip(choices, texts, token_counts, strict=True)
+        ]
+
+
+def _cut_at_stop(text: str, stop: tuple[str, ...]) -> str:
+    # Servers differ on whether the stop string stays in the text; the interface says it does not.
+    positions = [text.find(stop_string) for stop_string in stop if stop_string in text]
+    return text[: min(positions)] if positions else text
+
+
+def _finish_reason(reason: str | None) -> FinishReason:
+    return "length" if reason == "length" else "stop"
+
+
+def _split_tokens(total: int, texts: list[str]) -> list[int]:
+    """Share a response's completion-token total among its choices, in proportion to text length.
+
+    OpenAI-style usage reports one total per response; with one choice the count is exact.
+    """
+    if len(texts) <= 1:
+        return [total] * len(texts)
+    weights = [max(1, len(text)) for text in texts]
+    shares = [total * weight // sum(weights) for weight in weights]
+    for index in range(total - sum(shares)):
+        shares[index % len(shares)] += 1
+    return shares

@@ -1,0 +1,197 @@
+"""Generation with Hugging Face transformers on CPU or GPU: left-padded, length-sorted batches."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer, GenerationConfig
+
+from pipelines.errors import InvalidConfigError
+from pipelines.llm.types import Completion, Conversation, FinishReason, SamplingParams
+
+DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+
+
+class TransformersBackend:
+    """A causal LM loaded from a local directory, answering batches with `model.generate`.
+
+    `batch_size` bounds the sequences decoded together (prompts x n), so memory stays flat when
+    n grows. Each prompt is tokenized once; `num_return_sequences` draws its n samples.
+    """
+
+    def __init__(
+        self,
+        model_dir: str | Path,
+        device: str = "cpu",
+        dtype: str = "float32",
+        batch_size: int = 16,
+        torch_threads: int | None = None,
+    ) -> None:
+        started = time.monotonic()
+        self.model_dir = Path(model_dir)
+        self.name = self.model_dir.name
+        self.batch_size = max(1, batch_size)
+        if torch_threads:
+            torch.set_num_threads(torch_threads)
+        self.device = torch.device(_resolve_device(device))
+        if not (self.model_dir / "config.json").is_file():
+            raise InvalidConfigError(f"{self.model_dir} holds no config.json: it is not a transformers model directory")
+
+        self.tokenizer = AutoTokenizer.from_pretrained(self.model_dir, padding_side="left")
+        self.model = AutoModelForCausalLM.from_pretrained(self.model_dir, dtype=_resolve_dtype(dtype, self.device))
+        self.model.to(self.device).eval()
+
+        generation_config = self.model.generation_config
+        eos = (
+            generation_config.eos_token_id
+            if generation_config.eos_token_id is not None
+            else self.tokenizer.eos_token_id
+        )
+        self.eos_token_ids: set[int] = set(eos if isinstance(eos, list) else [eos]) - {None}
+        pad = generation_config.pad_token_id
+        if pad is None:
+            pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else min(self.eos_token_ids)
+        self.pad_token_id: int = pad
+        if self.tokenizer.pad_token_id is None:
+            self.tokenizer.pad_token_id = pad
+        self.load_seconds = time.monotonic() - started
+
+    # -- LLMBackend -------------------------------------------------------------------------------
+
+    def chat(self, conversations: Sequence[Conversation], params: SamplingParams) -> list[list[Completion]]:
+        if not self.tokenizer.chat_template:
+            raise InvalidConfigError(
+                f"model {self.name} has no chat template; use a raw-completion prompt or a model with one"
+            )
+        prompts = [
+            self.tokenizer.apply_chat_template(list(conversation), tokenize=False, add_generation_prompt=True)
+            for conversation in conversations
+        ]
+        # The template already writes any special tokens the model expects.
+        return self._generate(prompts, params, add_special_tokens=False)
+
+    def complete(self, prompts: Sequence[str], params: SamplingParams) -> list[list[Completion]]:
+        return self._generate(list(prompts), params, add_special_tokens=True)
+
+    def close(self) -> None:
+        self.model = None  # type: ignore[assignment]
+        if self.device.type == "cuda":
+            torch.cuda.empty_cache()
+
+    # -- generation -------------------------------------------------------------------------------
+
+    def _generate(
+        self, prompts: list[str], params: SamplingParams, *, add_special_tokens: bool
+    ) -> list[list[Completion]]:
+        if not prompts:
+            return []
+        encoded: list[list[int]] = self.tokenizer(prompts, add_special_tokens=add_special_tokens)["input_ids"]
+        greedy = params.temperature == 0
+        # Greedy decoding gives the same text for every sample: decode once, copy n times.
+        samples_per_prompt = 1 if greedy else params.n
+        prompts_per_batch = max(1, self.batch_size // samples_per_prompt)
+        # Longest first: similar lengths share a batch (little padding), and memory peaks at the start.
+        order = sorted(range(len(prompts)), key=lambda index: len(encoded[index]), reverse=True)
+        generation_config = self._generation_config(params, greedy)
+
+        results: list[list[Completion]] = [[] for _ in prompts]
+        with torch.inference_mode(), torch.random.fork_rng(devices=self._rng_devices()):
+            for batch_number, start in enumerate(range(0, len(order), prompts_per_batch)):
+                indices = order[start : start + prompts_per_batch]
+                if params.seed is not None:
+                    # Per-batch seeds keep a call reproducible whatever ran in this process before it.
+                    torch.manual_seed(params.seed * 100_003 + batch_number)
+                completions = self._generate_batch([encoded[index] for index in indices], generation_config, params)
+                for position, index in enumerate(indices):
+                    drawn = completions[position * samples_per_prompt : (position + 1) * samples_per_prompt]
+                    results[index] = drawn if not greedy else [_copy(drawn[0]) for _ in range(params.n)]
+        return results
+
+    def _generation_config(self, params: SamplingParams, greedy: bool) -> GenerationConfig:
+        common: dict[str, Any] = {
+            "max_new_tokens": params.max_tokens,
+            "eos_token_id": sorted(self.eos_token_ids),
+            "pad_token_id": self.pad_token_id,
+            "stop_strings": list(params.stop) or None,
+        }
+        if greedy:
+            return GenerationConfig(do_sample=False, num_return_sequences=1, **common)
+        return GenerationConfig(
+            do_sample=True,
+            temperature=params.temperature,
+            top_p=params.top_p,
+            top_k=0,
+            num_return_sequences=params.n,
+            **common,
+        )
+
+    def _generate_batch(
+        self, token_lists: list[list[int]], generation_config: GenerationConfig, params: SamplingParams
+    ) -> list[Completion]:
+        padded = self.tokenizer.pad({"input_ids": token_lists}, padding=True, return_tensors="pt").to(self.device)
+        output = self.model.generate(
+            **padded,
+            generation_config=generation_config,
+            tokenizer=self.tokenizer if params.stop else None,
+        )
+        prompt_width = padded["input_ids"].shape[1]
+        generated = output[:, prompt_width:].tolist()
+        repeats = generation_config.num_return_sequences or 1
+        return [
+            self._completion(tokens, len(token_lists[row // repeats]), params) for row, tokens in enumerate(generated)
+        ]
+
+    def _completion(self, tokens: list[int], prompt_tokens: int, params: SamplingParams) -> Completion:
+        # After a sequence finishes, generate() fills its row with pad tokens (often the eos token).
+        end = next(
+            (i for i, token in enumerate(tokens) if token in self.eos_token_ids or token == self.pad_token_id), None
+        )
+        kept = tokens if end is None else tokens[:end]
+        text = self.tokenizer.decode(kept, skip_special_tokens=True)
+        stop_at = min((text.find(stop) for stop in params.stop if stop in text), default=-1)
+        finish_reason: FinishReason
+        if stop_at >= 0:
+            text, finish_reason = text[:stop_at], "stop"
+            completion_tokens = len(kept)
+        elif end is not None:
+            finish_reason = "stop"
+            completion_tokens = end + 1 if tokens[end] in self.eos_token_ids else end
+        else:
+            finish_reason = "length"
+            completion_tokens = len(tokens)
+        return Completion(
+            text=text, prompt_tokens=prompt_tokens, completion_tokens=completion_tokens, finish_reason=finish_reason
+        )
+
+    def _rng_devices(self) -> list[int]:
+        return [self.device.index or 0] if self.device.type == "cuda" else []
+
+
+def _copy(completion: Completion) -> Completion:
+    return Completion(
+        text=completion.text,
+        prompt_tokens=completion.prompt_tokens,
+        completion_tokens=completion.completion_tokens,
+        finish_reason=completion.finish_reason,
+        meta=dict(completion.meta),
+    )
+
+
+def _resolve_device(device: str) -> str:
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise InvalidConfigError(f"device {device!r} was asked for but this machine has no CUDA GPU; use device 'cpu'")
+    return device
+
+
+def _resolve_dtype(dtype: str, device: torch.device) -> Any:
+    if dtype == "auto":
+        return "auto" if device.type == "cuda" else torch.float32
+    if dtype not in DTYPES:
+        raise InvalidConfigError(f"dtype {dtype!r} is not one of {', '.join(['auto', *DTYPES])}")
+    return DTYPES[dtype]

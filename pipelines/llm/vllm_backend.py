@@ -1,0 +1,100 @@
+"""Generation with in-process vLLM (GPU): the whole batch goes to the engine, which schedules it itself."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from pipelines.errors import InvalidConfigError
+from pipelines.llm.types import Completion, Conversation, FinishReason, SamplingParams
+
+
+class VLLMBackend:
+    """A `vllm.LLM` with prefix caching on, so the n samples and shared system prompts reuse their KV cache."""
+
+    def __init__(
+        self,
+        model_dir: str | Path,
+        dtype: str = "auto",
+        gpu_memory_utilization: float = 0.85,
+        max_model_len: int | None = None,
+        **engine_options: Any,
+    ) -> None:
+        started = time.monotonic()
+        try:
+            import vllm
+        except ImportError as error:
+            raise InvalidConfigError(
+                "the vllm backend needs the `vllm` package and a CUDA GPU; install requirements-gpu.txt "
+                "on a GPU worker, or pick the transformers backend"
+            ) from error
+        self._vllm = vllm
+        self.model_dir = Path(model_dir)
+        self.name = self.model_dir.name
+        self.llm = vllm.LLM(
+            model=str(self.model_dir),
+            dtype=dtype,
+            enable_prefix_caching=True,
+            gpu_memory_utilization=gpu_memory_utilization,
+            max_model_len=max_model_len,
+            **engine_options,
+        )
+        self.load_seconds = time.monotonic() - started
+
+    def chat(self, conversations: Sequence[Conversation], params: SamplingParams) -> list[list[Completion]]:
+        if not conversations:
+            return []
+        outputs = self.llm.chat(
+            [list(conversation) for conversation in conversations],
+            sampling_params=self._sampling_params(params),
+            add_generation_prompt=True,
+            use_tqdm=False,
+        )
+        return [_completions(output) for output in outputs]
+
+    def complete(self, prompts: Sequence[str], params: SamplingParams) -> list[list[Completion]]:
+        if not prompts:
+            return []
+        outputs = self.llm.generate(list(prompts), sampling_params=self._sampling_params(params), use_tqdm=False)
+        return [_completions(output) for output in outputs]
+
+    def close(self) -> None:
+        self.llm = None  # type: ignore[assignment]
+        import gc
+
+        gc.collect()
+        try:
+            import torch
+
+            torch.cuda.empty_cache()
+        except ImportError:
+            pass
+
+    def _sampling_params(self, params: SamplingParams) -> Any:
+        return self._vllm.SamplingParams(
+            n=params.n,
+            temperature=params.temperature,
+            top_p=params.top_p,
+            max_tokens=params.max_tokens,
+            seed=params.seed,
+            stop=list(params.stop) or None,
+        )
+
+
+def _completions(output: Any) -> list[Completion]:
+    prompt_tokens = len(output.prompt_token_ids or [])
+    return [
+        Completion(
+            text=sample.text,
+            prompt_tokens=prompt_tokens,
+            completion_tokens=len(sample.token_ids),
+            finish_reason=_finish_reason(sample.finish_reason),
+        )
+        for sample in sorted(output.outputs, key=lambda sample: sample.index)
+    ]
+
+
+def _finish_reason(reason: str | None) -> FinishReason:
+    return "length" if reason == "length" else "stop"

@@ -1,0 +1,497 @@
+"""Configs of the training layer (SFT, preference, reward model), presets, and checks made before queueing.
+
+Nothing here imports torch: the web process validates a config, the dataset's fields and the memory
+estimate with this module alone.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+from pipelines.errors import InvalidConfigError, InvalidInputError
+
+DEEPSPEED_DIR = Path(__file__).resolve().parent / "deepspeed"
+ZERO3_CONFIG_PATH = DEEPSPEED_DIR / "zero3.json"
+
+PREFERENCE_LOSSES = ("sigmoid", "spin", "ipo", "hinge")
+OPTIMIZERS = ("adamw", "rmsprop", "sgd", "adafactor")
+SCHEDULERS = ("linear", "cosine", "constant", "constant_with_warmup")
+DTYPES = ("auto", "float32", "bfloat16", "float16")
+DEVICES = ("auto", "cpu", "cuda")
+ADAPTERS = ("lora", "full")
+
+
+@dataclass(frozen=True)
+class LoraSettings:
+    """A LoRA adapter's shape (PEFT `LoraConfig`)."""
+
+    r: int = 16
+    """Rank of the low-rank update matrices."""
+    alpha: int = 32
+    """Scaling numerator: the update is multiplied by alpha / r."""
+    dropout: float = 0.05
+    """Dropout on the adapter's input."""
+    target_modules: str | list[str] = "all-linear"
+    """Which linear layers get an adapter: "all-linear" or a list of module names such as ["q_proj", "v_proj"]."""
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.r <= 1024:
+            raise InvalidConfigError(f"lora.r must be between 1 and 1024, got {self.r}")
+        if self.alpha <= 0:
+            raise InvalidConfigError(f"lora.alpha must be positive, got {self.alpha}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise InvalidConfigError(f"lora.dropout must be in [0, 1), got {self.dropout}")
+        if isinstance(self.target_modules, str):
+            if not self.target_modules:
+                raise InvalidConfigError('lora.target_modules is empty; use "all-linear" or a list of module names')
+        elif not self.target_modules or not all(isinstance(name, str) and name for name in self.target_modules):
+            raise InvalidConfigError("lora.target_modules must be a non-empty list of module names")
+
+
+@dataclass(frozen=True)
+class TrainingArgs:
+    """Optimisation and hardware settings shared by every trainer."""
+
+    learning_rate: float = 2e-5
+    """Peak learning rate after warmup."""
+    num_epochs: float = 1.0
+    """Passes over the dataset; ignored when `max_steps` is positive."""
+    max_steps: int = -1
+    """Optimizer steps to run; -1 runs `num_epochs` epochs."""
+    per_device_batch_size: int = 4
+    """Examples (pairs, for preference and reward training) per device per forward pass."""
+    gradient_accumulation_steps: int = 1
+    """Forward passes summed into one optimizer step; effective batch = per-device batch x this x devices."""
+    warmup_ratio: float = 0.0
+    """Fraction of the total steps over which the learning rate rises linearly from 0."""
+    lr_scheduler: str = "linear"
+    """Learning-rate schedule after warmup: linear, cosine, constant or constant_with_warmup."""
+    optimizer: str = "adamw"
+    """adamw, rmsprop (SPIN's choice), sgd or adafactor."""
+    weight_decay: float = 0.0
+    """Decoupled weight decay (AdamW) or L2 penalty (the others)."""
+    max_grad_norm: float = 1.0
+    """Gradients are clipped to this global norm; 0 disables clipping."""
+    max_length: int = 512
+    """Longest tokenized example (prompt + completion); longer completions are cut at the end."""
+    max_prompt_length: int = 256
+    """Longest prompt; longer prompts keep their last tokens (the question is usually at the end)."""
+    seed: int = 42
+    """Seed for weight init of new heads, data order and dropout."""
+    save_steps: int = 50
+    """A checkpoint every this many optimizer steps (and always at the end or on cancel)."""
+    save_total_limit: int = 2
+    """Checkpoints kept; older ones are deleted. 0 keeps them all."""
+    logging_steps: int = 1
+    """Metrics (loss, learning rate, grad norm ...) every this many optimizer steps."""
+    adapter: str = "lora"
+    """"lora": train a LoRA adapter and merge it at the end; "full": train every weight."""
+    lora: LoraSettings = field(default_factory=LoraSettings)
+    """The adapter's shape when `adapter` is "lora"."""
+    qlora: bool = False
+    """Load the frozen base in 4-bit (bitsandbytes NF4) under the LoRA adapter; needs CUDA and bitsandbytes."""
+    gradient_checkpointing: bool = False
+    """Recompute activations in the backward pass: less memory, about a third more compute."""
+    deepspeed_config: str = ""
+    """Path of a DeepSpeed JSON config (e.g. the shipped ZeRO-3 one); empty for none. GPU hosts only."""
+    trainer_overrides: dict[str, Any] = field(default_factory=dict)
+    """Extra `transformers.TrainingArguments` fields passed through as is (accelerate/FSDP/DDP settings)."""
+    dtype: str = "auto"
+    """Compute dtype: auto (bfloat16 on a CUDA GPU that supports it, else float32), float32, bfloat16, float16."""
+    device: str = "auto"
+    """auto (CUDA when present, else CPU), cpu or cuda."""
+    torch_threads: int = 0
+    """CPU threads for torch; 0 uses every core."""
+
+    def __post_init__(self) -> None:
+        if not 0 < self.learning_rate <= 1e-2:
+            raise InvalidConfigError(f"learning_rate must be in (0, 0.01], got {self.learning_rate}")
+        if self.max_steps == -1 and not self.num_epochs > 0:
+            raise InvalidConfigError(f"num_epochs must be positive when max_steps is -1, got {self.num_epochs}")
+        if self.max_steps == 0 or self.max_steps < -1:
+            raise InvalidConfigError(f"max_steps must be positive or -1 (run num_epochs), got {self.max_steps}")
+        if not 1 <= self.per_device_batch_size <= 4096:
+            raise InvalidConfigError(
+                f"per_device_batch_size must be between 1 and 4096, got {self.per_device_batch_size}"
+            )
+        if not 1 <= self.gradient_accumulation_steps <= 4096:
+            raise InvalidConfigError(
+                f"gradient_accumulation_steps must be between 1 and 4096, got {self.gradient_accumulation_steps}"
+            )
+        if not 0.0 <= self.warmup_ratio < 1.0:
+            raise InvalidConfigError(f"warmup_ratio must be in [0, 1), got {self.warmup_ratio}")
+        _check_choice("lr_scheduler", self.lr_scheduler, SCHEDULERS)
+        _check_choice("optimizer", self.optimizer, OPTIMIZERS)
+        if self.weight_decay < 0:
+            raise InvalidConfigError(f"weight_decay must not be negative, got {self.weight_decay}")
+        if self.max_grad_norm < 0:
+            raise InvalidConfigError(f"max_grad_norm must not be negative, got {self.max_grad_norm}")
+        if not 8 <= self.max_length <= 1_000_000:
+            raise InvalidConfigError(f"max_length must be between 8 and 1000000, got {self.max_length}")
+        if not 1 <= self.max_prompt_length < self.max_length:
+            raise InvalidConfigError(
+                f"max_prompt_length must be at least 1 and below max_length ({self.max_length}), "
+                f"got {self.max_prompt_length}"
+            )
+        if self.save_steps < 1:
+            raise InvalidConfigError(f"save_steps must be at least 1, got {self.save_steps}")
+        if self.save_total_limit < 0:
+            raise InvalidConfigError(f"save_total_limit must not be negative, got {self.save_total_limit}")
+        if self.logging_steps < 1:
+            raise InvalidConfigError(f"logging_steps must be at least 1, got {self.logging_steps}")
+        _check_choice("adapter", self.adapter, ADAPTERS)
+        if self.qlora and self.adapter != "lora":
+            raise InvalidConfigError('qlora trains a LoRA adapter on a 4-bit base: set adapter to "lora"')
+        _check_choice("dtype", self.dtype, DTYPES)
+        _check_choice("device", self.device, DEVICES)
+        if self.deepspeed_config and self.device == "cpu":
+            raise InvalidConfigError("deepspeed_config needs CUDA GPUs; clear it or set device to cuda")
+        if self.torch_threads < 0:
+            raise InvalidConfigError(f"torch_threads must be 0 (all cores) or positive, got {self.torch_threads}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrainingArgs:
+        values = _known_fields(cls, data, "training")
+        if isinstance(values.get("lora"), dict):
+            values["lora"] = LoraSettings(**_known_fields(LoraSettings, values["lora"], "training.lora"))
+        return cls(**values)
+
+
+def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise InvalidConfigError(f"{name} must be one of {', '.join(choices)}; got {value!r}")
+
+
+def _known_fields(cls: type, data: dict[str, Any], where: str) -> dict[str, Any]:
+    if not isinstance(data, dict):
+        raise InvalidConfigError(f"{where} must be a JSON object, got {type(data).__name__}")
+    unknown = set(data) - {f.name for f in fields(cls)}
+    if unknown:
+        raise InvalidConfigError(f"unknown {where} field(s): {', '.join(sorted(unknown))}")
+    return dict(data)
+
+
+def _from_dict_with_training(cls: type, data: dict[str, Any], where: str) -> Any:
+    values = _known_fields(cls, data, where)
+    if isinstance(values.get("training"), dict):
+        values["training"] = TrainingArgs.from_dict(values["training"])
+    return cls(**values)
+
+
+def _sft_training_defaults() -> TrainingArgs:
+    # ALMoST's SFT on RM-selected demonstrations: lr 2e-5, 3 epochs, max length 512.
+    return TrainingArgs(learning_rate=2e-5, num_epochs=3.0, max_length=512, max_prompt_length=384)
+
+
+def _preference_training_defaults() -> TrainingArgs:
+    # SPIN's zephyr-7b config (also DPO's usual one): lr 5e-7, linear, warmup 0.1, RMSprop, 3 epochs,
+    # max length 1024, max prompt length 512.
+    return TrainingArgs(
+        learning_rate=5e-7,
+        num_epochs=3.0,
+        warmup_ratio=0.1,
+        lr_scheduler="linear",
+        optimizer="rmsprop",
+        max_length=1024,
+        max_prompt_length=512,
+        per_device_batch_size=8,
+    )
+
+
+def _reward_training_defaults() -> TrainingArgs:
+    # ALMoST's reward model: lr 2e-5, weight decay 0.1, 1 epoch, cosine, 3% warmup, max length 1024.
+    return TrainingArgs(
+        learning_rate=2e-5,
+        num_epochs=1.0,
+        weight_decay=0.1,
+        lr_scheduler="cosine",
+        warmup_ratio=0.03,
+        max_length=1024,
+        max_prompt_length=512,
+    )
+
+
+@dataclass(frozen=True)
+class SFTConfig:
+    """Supervised fine-tuning on prompt -> completion examples, loss on the completion tokens only."""
+
+    training: TrainingArgs = field(default_factory=_sft_training_defaults)
+    """Optimisation and hardware settings."""
+    packing: bool = False
+    """Pack several examples into each `max_length` row (no padding); attention stays within an example."""
+    include_context: bool = False
+    """For question/answer rows with a `context`: put the context before the question in the prompt.
+    AugCon trains question -> answer without the context, hence off."""
+    merge_adapter: bool = True
+    """With LoRA, also save the adapter merged into the base as a full model under final/merged."""
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.training, TrainingArgs):
+            raise InvalidConfigError("training must be a TrainingArgs or a JSON object of its fields")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> SFTConfig:
+        return _from_dict_with_training(cls, data, "sft config")
+
+
+@dataclass(frozen=True)
+class PreferenceConfig:
+    """Pairwise preference training against a frozen reference: DPO and its variants, and SPIN.
+
+    SPIN (METHODS.md) is the DPO logistic loss with real = chosen, generated = rejected and the
+    reference = the model that generated the rejected answers (p_t), frozen:
+    mean(log(1 + exp(-(beta*log(p(y_real|x)/p_t(y_real|x)) - beta*log(p(y_gen|x)/p_t(y_gen|x)))))).
+    """
+
+    training: TrainingArgs = field(default_factory=_preference_training_defaults)
+    """Optimisation and hardware settings (defaults: SPIN's zephyr-7b config)."""
+    loss: str = "sigmoid"
+    """sigmoid (DPO), spin (the same logistic loss, rows as real/generated), ipo, or hinge (SLiC)."""
+    beta: float = 0.1
+    """Strength of the pull towards the reference; for ipo the regularisation tau."""
+    reference_batch_size: int = 8
+    """Pairs per forward pass in the one reference pass made before training."""
+    eval_fraction: float = 0.0
+    """Share of the pairs held out to report implicit-reward accuracy and margins (at the start, the end
+    and every `eval_steps`); 0 trains on every pair."""
+    eval_steps: int = 0
+    """Held-out metrics every this many steps; 0 evaluates at the start and at the end only."""
+    merge_adapter: bool = True
+    """With LoRA, also save the merged model (SPIN's next iteration needs the merged model as its reference)."""
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.training, TrainingArgs):
+            raise InvalidConfigError("training must be a TrainingArgs or a JSON object of its fields")
+        _check_choice("loss", self.loss, PREFERENCE_LOSSES)
+        if not 0 < self.beta <= 100:
+            raise InvalidConfigError(f"beta must be in (0, 100], got {self.beta}")
+        if not 1 <= self.reference_batch_size <= 4096:
+            raise InvalidConfigError(
+                f"reference_batch_size must be between 1 and 4096, got {self.reference_batch_size}"
+            )
+        if not 0.0 <= self.eval_fraction < 1.0:
+            raise InvalidConfigError(f"eval_fraction must be in [0, 1), got {self.eval_fraction}")
+        if self.eval_steps < 0:
+            raise InvalidConfigError(f"eval_steps must be 0 or positive, got {self.eval_steps}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> PreferenceConfig:
+        return _from_dict_with_training(cls, data, "preference config")
+
+
+@dataclass(frozen=True)
+class RewardConfig:
+    """A scalar reward model trained with the Bradley-Terry loss -log sigmoid(r_chosen - r_rejected)."""
+
+    training: TrainingArgs = field(default_factory=_reward_training_defaults)
+    """Optimisation and hardware settings (defaults: ALMoST's reward model)."""
+    eval_fraction: float = 0.1
+    """Share of the pairs held out to measure pairwise accuracy (how often r_chosen > r_rejected)."""
+    eval_steps: int = 0
+    """Held-out accuracy every this many steps; 0 evaluates at the start and at the end only."""
+    merge_adapter: bool = True
+    """With LoRA, also save the merged reward model (what `RewardScorer` loads fastest)."""
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.training, TrainingArgs):
+            raise InvalidConfigError("training must be a TrainingArgs or a JSON object of its fields")
+        if not 0.0 <= self.eval_fraction < 1.0:
+            raise InvalidConfigError(f"eval_fraction must be in [0, 1), got {self.eval_fraction}")
+        if self.eval_steps < 0:
+            raise InvalidConfigError(f"eval_steps must be 0 or positive, got {self.eval_steps}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> RewardConfig:
+        return _from_dict_with_training(cls, data, "reward config")
+
+
+@dataclass(frozen=True)
+class TrainingResult:
+    """What a finished training run produced."""
+
+    output_dir: str
+    """The model to use next: the merged model with LoRA (or the adapter when not merged), else the full model."""
+    adapter_dir: str | None
+    """The LoRA adapter, when one was trained."""
+    merged_dir: str | None
+    """The adapter merged into the base, when merged."""
+    metrics: dict[str, Any]
+    """Last logged metrics plus the run summary (train_loss, runtime) and held-out metrics."""
+    steps: int
+    """Optimizer steps taken in total (across resumes)."""
+    parameter_count: int
+    """Parameters of the trained model (base plus adapter)."""
+    trainable_parameter_count: int = 0
+    """Parameters that received gradients."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrainingResult:
+        return cls(**data)
+
+
+# Presets are data: overrides of TrainingArgs fields, applied over the trainer's own defaults.
+PRESETS: dict[str, dict[str, Any]] = {
+    "tiny-cpu-demo": {
+        "max_steps": 20,
+        "per_device_batch_size": 2,
+        "gradient_accumulation_steps": 1,
+        "max_length": 256,
+        "max_prompt_length": 128,
+        "save_steps": 10,
+        "logging_steps": 1,
+        "adapter": "lora",
+        "lora": {"r": 8, "alpha": 16, "dropout": 0.0, "target_modules": "all-linear"},
+        "dtype": "float32",
+        "device": "cpu",
+    },
+    "7b-lora-1gpu": {
+        "per_device_batch_size": 4,
+        "gradient_accumulation_steps": 4,
+        "save_steps": 200,
+        "logging_steps": 10,
+        "adapter": "lora",
+        "lora": {"r": 16, "alpha": 32, "dropout": 0.05, "target_modules": "all-linear"},
+        "gradient_checkpointing": True,
+        "dtype": "bfloat16",
+        "device": "cuda",
+    },
+    "7b-full-8gpu-zero3": {
+        "per_device_batch_size": 8,
+        "gradient_accumulation_steps": 1,
+        "save_steps": 500,
+        "logging_steps": 10,
+        "adapter": "full",
+        "gradient_checkpointing": True,
+        "deepspeed_config": str(ZERO3_CONFIG_PATH),
+        "dtype": "bfloat16",
+        "device": "cuda",
+    },
+}
+PRESET_DESCRIPTIONS = {
+    "tiny-cpu-demo": "20 LoRA steps on CPU in float32; for the embedded 135M model and demos.",
+    "7b-lora-1gpu": "LoRA r=16 on all linear layers, bf16, gradient checkpointing, effective batch 16 on one GPU.",
+    "7b-full-8gpu-zero3": "Full fine-tuning, bf16, DeepSpeed ZeRO-3 across 8 GPUs (launch with accelerate/deepspeed).",
+}
+
+
+def apply_preset(config: SFTConfig | PreferenceConfig | RewardConfig, preset: str) -> Any:
+    """The config with the preset's training settings laid over its current ones."""
+    if preset not in PRESETS:
+        raise InvalidConfigError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
+    merged = {**config.training.to_dict(), **PRESETS[preset]}
+    return replace(config, training=TrainingArgs.from_dict(merged))
+
+
+# Which columns each trainer accepts, as alternatives; the first is the one named in errors.
+DATASET_LAYOUTS: dict[str, list[tuple[str, ...]]] = {
+    "sft": [("prompt", "response"), ("messages",), ("question", "answer"), ("prompt", "completion")],
+    "preference": [("prompt", "chosen", "rejected"), ("real", "generated"), ("chosen", "rejected")],
+}
+DATASET_LAYOUTS["reward"] = DATASET_LAYOUTS["preference"]
+_LAYOUT_DESCRIPTIONS = {
+    "sft": "SFT needs prompt, response (or chat `messages`, or question, answer)",
+    "preference": "preference training needs prompt, chosen, rejected (or SPIN's real, generated)",
+    "reward": "reward-model training needs prompt, chosen, rejected",
+}
+
+
+def validate_dataset_fields(kind: str, columns: list[str] | set[str] | tuple[str, ...]) -> tuple[str, ...]:
+    """Return the layout the columns match, or raise InvalidInputError naming the first missing field."""
+    if kind not in DATASET_LAYOUTS:
+        raise InvalidConfigError(f"unknown training kind {kind!r}; choose sft, preference or reward")
+    present = set(columns)
+    for layout in DATASET_LAYOUTS[kind]:
+        if present.issuperset(layout):
+            return layout
+    # Name the missing field of the layout the dataset comes closest to (ties: the primary layout).
+    closest = max(DATASET_LAYOUTS[kind], key=lambda layout: len(present & set(layout)) / len(layout))
+    missing = next(name for name in closest if name not in present)
+    found = ", ".join(sorted(present)) or "none"
+    raise InvalidInputError(f"the dataset has no `{missing}` field; {_LAYOUT_DESCRIPTIONS[kind]} (found: {found})")
+
+
+_BYTES_PER_PARAMETER = {"float32": 4, "bfloat16": 2, "float16": 2}
+
+
+@dataclass(frozen=True)
+class MemoryEstimate:
+    """Rough memory a training run needs on one device, against what the device has."""
+
+    required_bytes: int
+    available_bytes: int
+    fits: bool
+    message: str
+
+
+def estimate_memory_fits(
+    model_parameter_count: int,
+    dtype: str,
+    device: str,
+    lora: bool,
+    *,
+    qlora: bool = False,
+    available_bytes: int | None = None,
+    devices: int = 1,
+) -> MemoryEstimate:
+    """Estimate weights + gradients + optimizer state (+ 25% for activations) and compare with the device.
+
+    Full training with AdamW keeps fp32 master weights, gradients and two moments: about 16 bytes a
+    parameter (plus the half-precision copy in mixed precision), divided across `devices` under ZeRO-3.
+    LoRA keeps the frozen base in `dtype` (4-bit with QLoRA) and trains ~1% of the parameters.
+    `available_bytes` defaults to this host's RAM (cpu) or free memory of CUDA device 0 (cuda).
+    """
+    if model_parameter_count <= 0:
+        raise InvalidConfigError(f"model_parameter_count must be positive, got {model_parameter_count}")
+    dtype = "float32" if dtype == "auto" and device == "cpu" else ("bfloat16" if dtype == "auto" else dtype)
+    if dtype not in _BYTES_PER_PARAMETER:
+        raise InvalidConfigError(f"dtype must be one of {', '.join(DTYPES)}; got {dtype!r}")
+    weight_bytes = _BYTES_PER_PARAMETER[dtype]
+    if lora:
+        base_bytes = model_parameter_count * (0.55 if qlora else weight_bytes)
+        trainable = 0.01 * model_parameter_count
+        required = base_bytes + trainable * 16
+    else:
+        mixed_precision_copy = weight_bytes if dtype != "float32" else 0
+        required = model_parameter_count * (16 + mixed_precision_copy) / max(devices, 1)
+    required = int(required * 1.25)
+    if available_bytes is None:
+        available_bytes = _available_bytes(device)
+    fits = required <= available_bytes
+    gib = 1024**3
+    mode = "QLoRA" if qlora else ("LoRA" if lora else "full fine-tuning")
+    message = (
+        f"{mode} of {model_parameter_count / 1e9:.2f}B parameters in {dtype} needs about {required / gib:.1f} GiB "
+        f"per device; {device} has {available_bytes / gib:.1f} GiB"
+    )
+    if not fits:
+        message += "; use LoRA/QLoRA, more devices with ZeRO-3, or a smaller model"
+    return MemoryEstimate(required_bytes=required, available_bytes=int(available_bytes), fits=fits, message=message)
+
+
+def _available_bytes(device: str) -> int:
+    if device == "cuda":
+        import torch  # only when asked about a GPU, which the web process never is
+
+        if not torch.cuda.is_available():
+            raise InvalidConfigError("device is cuda but this host has no CUDA device")
+        free, _total = torch.cuda.mem_get_info(0)
+        return int(free)
+    return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))

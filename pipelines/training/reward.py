@@ -1,0 +1,244 @@
+"""Reward models: a scalar head on the LM trained with the Bradley-Terry loss, and a scorer for them.
+
+The model is `AutoModelForSequenceClassification` with one label: the score of the last token of
+"chat-formatted prompt + response". Loss -log sigmoid(r_chosen - r_rejected); held-out pairwise
+accuracy = share of held-out pairs with r_chosen > r_rejected. `RewardScorer` serves ALMoST's
+RM-guided self-play (best-of-n) and reward filters.
+"""
+
+from __future__ import annotations
+
+import json
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F  # noqa: N812
+
+from pipelines.common.progress import Progress
+from pipelines.common.store import RunStore
+from pipelines.training.common import (
+    CHECKPOINTS_DIR,
+    AtomicCheckpoints,
+    ProgressCallback,
+    apply_lora,
+    finished_result,
+    latest_checkpoint,
+    load_model,
+    load_tokenizer,
+    parameter_counts,
+    quiet,
+    resolve_runtime,
+    save_final,
+    train_with_resume,
+    training_arguments,
+    write_config,
+)
+from pipelines.training.config import RewardConfig, TrainingResult
+from pipelines.training.data import (
+    Messages,
+    collate_pairs,
+    encode_preference,
+    encode_prompt_completions,
+    load_preference_pairs,
+    split_held_out,
+)
+
+
+def bradley_terry_loss(chosen_rewards: torch.Tensor, rejected_rewards: torch.Tensor) -> torch.Tensor:
+    """Mean of -log sigmoid(r_chosen - r_rejected) over the pairs."""
+    return -F.logsigmoid(chosen_rewards - rejected_rewards).mean()
+
+
+def _pair_rewards(model: Any, inputs: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
+    rewards = model(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"]).logits.squeeze(-1)
+    return rewards.float().chunk(2)
+
+
+class RewardTrainer(AtomicCheckpoints):
+    """A transformers Trainer with the Bradley-Terry loss over [chosen; rejected] batches."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.model_accepts_loss_kwargs = False
+        self._metric_sums: dict[str, float] = {}
+        self._metric_batches = 0
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):  # type: ignore[no-untyped-def]
+        chosen, rejected = _pair_rewards(model, inputs)
+        loss = bradley_terry_loss(chosen, rejected)
+        if model.training:
+            for name, value in _pair_metrics(chosen.detach(), rejected.detach()).items():
+                self._metric_sums[name] = self._metric_sums.get(name, 0.0) + value
+            self._metric_batches += 1
+        return (loss, {"chosen": chosen, "rejected": rejected}) if return_outputs else loss
+
+    def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
+        if self._metric_batches and "loss" in logs:
+            logs.update({name: total / self._metric_batches for name, total in self._metric_sums.items()})
+            self._metric_sums, self._metric_batches = {}, 0
+        super().log(logs, start_time)
+
+    def evaluate(self, eval_dataset=None, ignore_keys=None, metric_key_prefix="eval"):  # type: ignore[no-untyped-def]
+        """Pairwise accuracy, mean margin and loss on the held-out pairs."""
+        dataset = eval_dataset if eval_dataset is not None else self.eval_dataset
+        if not dataset:
+            return {}
+        model = self.model
+        was_training = model.training
+        model.eval()
+        chosen_all, rejected_all = [], []
+        size = self.args.per_device_eval_batch_size
+        with torch.inference_mode():
+            for start in range(0, len(dataset), size):
+                batch = self._prepare_inputs(self.data_collator(dataset[start : start + size]))
+                chosen, rejected = _pair_rewards(model, batch)
+                chosen_all.append(chosen)
+                rejected_all.append(rejected)
+        model.train(was_training)
+        chosen, rejected = torch.cat(chosen_all), torch.cat(rejected_all)
+        metrics = {f"{metric_key_prefix}/{name}": value for name, value in _pair_metrics(chosen, rejected).items()}
+        metrics[f"{metric_key_prefix}/loss"] = bradley_terry_loss(chosen, rejected).item()
+        self.log(dict(metrics))
+        return metrics
+
+
+def _pair_metrics(chosen: torch.Tensor, rejected: torch.Tensor) -> dict[str, float]:
+    return {
+        "accuracy": (chosen > rejected).float().mean().item(),
+        "rewards/chosen": chosen.mean().item(),
+        "rewards/rejected": rejected.mean().item(),
+        "rewards/margins": (chosen - rejected).mean().item(),
+    }
+
+
+def run_reward(
+    config: RewardConfig,
+    model_dir: str | Path,
+    dataset_path: str | Path,
+    store: RunStore,
+    progress: Progress,
+) -> TrainingResult:
+    """Train a reward model from `model_dir` on (prompt, chosen, rejected) comparisons.
+
+    `eval_fraction` of the pairs is held out; `eval/accuracy` is reported at the start, every
+    `eval_steps` and at the end. A rerun with the same store resumes, or returns the finished result.
+    """
+    from transformers import set_seed
+
+    done = finished_result(store)
+    if done is not None:
+        return done
+    args = config.training
+    runtime = resolve_runtime(args)
+    pairs = load_preference_pairs(dataset_path)
+    write_config(store, "reward", config, model_dir, dataset_path)
+
+    tokenizer = load_tokenizer(model_dir)
+    features = encode_preference(tokenizer, pairs, max_length=args.max_length, max_prompt_length=args.max_prompt_length)
+    train_features, eval_features = split_held_out(features, config.eval_fraction, args.seed)
+    progress.log(f"{len(train_features)} training pairs, {len(eval_features)} held out")
+
+    set_seed(args.seed)  # the new score head's initial weights
+    model = load_model(model_dir, args, runtime, reward_head=True)
+    model.config.pad_token_id = tokenizer.pad_token_id
+    if args.adapter == "lora":
+        model = apply_lora(model, args, task_type="SEQ_CLS")
+    counts = parameter_counts(model)
+    evaluating = bool(eval_features)
+    overrides: dict[str, Any] = {}
+    if evaluating and config.eval_steps:
+        overrides = {"eval_strategy": "steps", "eval_steps": config.eval_steps}
+    callback = ProgressCallback(progress, "train")
+    trainer = RewardTrainer(
+        model=model,
+        args=training_arguments(args, runtime, store.path(CHECKPOINTS_DIR), **overrides),
+        train_dataset=train_features,
+        eval_dataset=eval_features or None,
+        data_collator=partial(collate_pairs, pad_token_id=tokenizer.pad_token_id),
+        callbacks=[callback],
+    )
+    quiet(trainer)
+    if evaluating and latest_checkpoint(store.path(CHECKPOINTS_DIR)) is None:
+        store.write_json(trainer.evaluate(), "eval_at_start.json")
+    steps = train_with_resume(trainer, callback, store.path(CHECKPOINTS_DIR), progress)
+    metrics = {**callback.last_metrics, **callback.summary}
+    if evaluating:
+        metrics.update(trainer.evaluate())
+        if store.exists("eval_at_start.json"):
+            metrics.update({f"start_{k}": v for k, v in store.read_json("eval_at_start.json").items()})
+    return save_final(
+        trainer=trainer,
+        tokenizer=tokenizer,
+        store=store,
+        args=args,
+        base_dir=model_dir,
+        merge=config.merge_adapter,
+        metrics=metrics,
+        steps=steps,
+        counts=counts,
+        progress=progress,
+    )
+
+
+class RewardScorer:
+    """Scores (prompt, response) pairs with a trained reward model; higher is better.
+
+    `model_dir` is a full or merged reward model, or a LoRA reward adapter (its base is read from
+    adapter_config.json and the adapter merged in memory).
+    """
+
+    def __init__(self, model_dir: str | Path, *, device: str = "cpu", batch_size: int = 8, max_length: int = 1024):
+        from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+        model_dir = Path(model_dir)
+        self.tokenizer = AutoTokenizer.from_pretrained(model_dir)
+        if self.tokenizer.pad_token_id is None:
+            self.tokenizer.pad_token = self.tokenizer.eos_token
+        adapter_config = model_dir / "adapter_config.json"
+        if adapter_config.is_file():
+            from peft import PeftModel
+
+            base_dir = json.loads(adapter_config.read_text())["base_model_name_or_path"]
+            base = AutoModelForSequenceClassification.from_pretrained(base_dir, num_labels=1, dtype=torch.float32)
+            base.config.pad_token_id = self.tokenizer.pad_token_id
+            model = PeftModel.from_pretrained(base, model_dir).merge_and_unload()
+        else:
+            model = AutoModelForSequenceClassification.from_pretrained(model_dir, num_labels=1, dtype=torch.float32)
+        if model.config.pad_token_id is None:
+            model.config.pad_token_id = self.tokenizer.pad_token_id
+        self.model = model.to(device).eval()
+        self.device = device
+        self.batch_size = batch_size
+        self.max_length = max_length
+
+    def score(self, prompts: list[str | Messages], responses: list[str]) -> list[float]:
+        """One reward per (prompt, response); prompts are text (one user turn) or chat messages."""
+        if len(prompts) != len(responses):
+            raise ValueError(f"{len(prompts)} prompts but {len(responses)} responses")
+        conversations = [[{"role": "user", "content": p}] if isinstance(p, str) else list(p) for p in prompts]
+        encoded = encode_prompt_completions(
+            self.tokenizer,
+            conversations,
+            list(responses),
+            max_length=self.max_length,
+            max_prompt_length=self.max_length // 2,
+        )
+        sequences = [prompt_ids + completion_ids for prompt_ids, completion_ids in encoded]
+        pad = self.tokenizer.pad_token_id
+        scores: list[float] = []
+        with torch.inference_mode():
+            for start in range(0, len(sequences), self.batch_size):
+                chunk = sequences[start : start + self.batch_size]
+                longest = max(len(sequence) for sequence in chunk)
+                input_ids = torch.full((len(chunk), longest), pad, dtype=torch.long)
+                attention_mask = torch.zeros((len(chunk), longest), dtype=torch.long)
+                for row, sequence in enumerate(chunk):
+                    input_ids[row, : len(sequence)] = torch.tensor(sequence)
+                    attention_mask[row, : len(sequence)] = 1
+                logits = self.model(
+                    input_ids=input_ids.to(self.device), attention_mask=attention_mask.to(self.device)
+                ).logits
+                scores.extend(logits.squeeze(-1).float().cpu().tolist())
+        return scores

@@ -1,0 +1,83 @@
+"""Supervised fine-tuning: prompt -> completion examples, loss on completion tokens only, full or LoRA."""
+
+from __future__ import annotations
+
+from functools import partial
+from pathlib import Path
+
+from pipelines.common.progress import Progress
+from pipelines.common.store import RunStore
+from pipelines.training.common import (
+    CHECKPOINTS_DIR,
+    AtomicCheckpoints,
+    ProgressCallback,
+    apply_lora,
+    finished_result,
+    load_model,
+    load_tokenizer,
+    parameter_counts,
+    quiet,
+    resolve_runtime,
+    save_final,
+    train_with_resume,
+    training_arguments,
+    write_config,
+)
+from pipelines.training.config import SFTConfig, TrainingResult
+from pipelines.training.data import collate_sft, encode_sft, load_sft_examples, pack_sft
+
+
+def run_sft(
+    config: SFTConfig,
+    model_dir: str | Path,
+    dataset_path: str | Path,
+    store: RunStore,
+    progress: Progress,
+) -> TrainingResult:
+    """Fine-tune `model_dir` on the SFT artifact at `dataset_path`; outputs and checkpoints go to `store`.
+
+    A rerun with the same store resumes from the newest checkpoint, or returns the finished result.
+    """
+    done = finished_result(store)
+    if done is not None:
+        return done
+    args = config.training
+    runtime = resolve_runtime(args)
+    examples = load_sft_examples(dataset_path, include_context=config.include_context)
+    write_config(store, "sft", config, model_dir, dataset_path)
+
+    progress.stage("tokenize", total=len(examples))
+    tokenizer = load_tokenizer(model_dir)
+    features = encode_sft(tokenizer, examples, max_length=args.max_length, max_prompt_length=args.max_prompt_length)
+    if config.packing:
+        features = pack_sft(features, max_length=args.max_length)
+    progress.advance(len(examples))
+    progress.log(f"{len(examples)} examples -> {len(features)} training rows")
+
+    model = load_model(model_dir, args, runtime)
+    if args.adapter == "lora":
+        model = apply_lora(model, args)
+    counts = parameter_counts(model)
+
+    callback = ProgressCallback(progress, "train")
+    trainer = AtomicCheckpoints(
+        model=model,
+        args=training_arguments(args, runtime, store.path(CHECKPOINTS_DIR)),
+        train_dataset=features,
+        data_collator=partial(collate_sft, pad_token_id=tokenizer.pad_token_id),
+        callbacks=[callback],
+    )
+    quiet(trainer)
+    steps = train_with_resume(trainer, callback, store.path(CHECKPOINTS_DIR), progress)
+    return save_final(
+        trainer=trainer,
+        tokenizer=tokenizer,
+        store=store,
+        args=args,
+        base_dir=model_dir,
+        merge=config.merge_adapter,
+        metrics={**callback.last_metrics, **callback.summary},
+        steps=steps,
+        counts=counts,
+        progress=progress,
+    )

@@ -1,0 +1,132 @@
+"""TransformersBackend: n samples per prompt, seeds, stop strings, token counts, chat template, real answers."""
+
+from __future__ import annotations
+
+import pytest
+
+from pipelines.llm.types import SamplingParams
+
+QUESTION = [{"role": "user", "content": "What is the capital of France?"}]
+
+
+@pytest.fixture(scope="module")
+def tiny_backend(tiny_model_dir):
+    from pipelines.llm.transformers_backend import TransformersBackend
+
+    backend = TransformersBackend(tiny_model_dir, device="cpu", batch_size=8)
+    yield backend
+    backend.close()
+
+
+@pytest.fixture(scope="module")
+def real_backend(embedded_model_dir):
+    from pipelines.llm.transformers_backend import TransformersBackend
+
+    backend = TransformersBackend(embedded_model_dir, device="cpu")
+    yield backend
+    backend.close()
+
+
+def _texts(results):
+    return [[completion.text for completion in samples] for samples in results]
+
+
+def test_every_prompt_gets_n_samples_drawn_from_one_encoding_per_prompt(tiny_backend, monkeypatch):
+    calls = []
+    generate = tiny_backend.model.generate
+
+    def recording_generate(**kwargs):
+        calls.append((kwargs["input_ids"].shape[0], kwargs["generation_config"].num_return_sequences))
+        return generate(**kwargs)
+
+    monkeypatch.setattr(tiny_backend.model, "generate", recording_generate)
+    conversations = [[{"role": "user", "content": f"Question {i}?" + " more" * i}] for i in range(3)]
+    results = tiny_backend.chat(conversations, SamplingParams(n=4, temperature=1.0, max_tokens=5, seed=1))
+
+    assert [len(samples) for samples in results] == [4, 4, 4]
+    # batch_size=8 sequences -> 2 prompts per generate call, each encoded once and sampled 4 times.
+    assert calls == [(2, 4), (1, 4)]
+    assert all(0 < completion.completion_tokens <= 5 for samples in results for completion in samples)
+    assert len({text for text in _texts(results)[0]}) > 1, "sampling should give different samples"
+
+
+def test_same_seed_and_inputs_give_the_same_text_and_another_seed_differs(tiny_backend):
+    prompts = ["Once upon a time", "The weather today"]
+    first = tiny_backend.complete(prompts, SamplingParams(n=3, temperature=1.0, max_tokens=8, seed=11))
+    # Something else runs in between: the seed alone must fix the draw.
+    tiny_backend.complete(["unrelated"], SamplingParams(n=2, temperature=1.0, max_tokens=4))
+    again = tiny_backend.complete(prompts, SamplingParams(n=3, temperature=1.0, max_tokens=8, seed=11))
+    other = tiny_backend.complete(prompts, SamplingParams(n=3, temperature=1.0, max_tokens=8, seed=12))
+    assert _texts(first) == _texts(again)
+    assert _texts(first) != _texts(other)
+
+
+def test_temperature_zero_is_greedy_and_deterministic_without_a_seed(tiny_backend):
+    params = SamplingParams(n=3, temperature=0, max_tokens=6)
+    first = tiny_backend.complete(["Hello there", "A"], params)
+    second = tiny_backend.complete(["A", "Hello there"], params)
+    assert _texts(first) == _texts(second)[::-1]
+    assert all(len(set(samples)) == 1 for samples in _texts(first))
+
+
+def test_prompt_and_completion_token_counts_are_exact(tiny_backend):
+    prompts = ["one", "one two three four five six"]
+    results = tiny_backend.complete(prompts, SamplingParams(n=2, temperature=1.0, max_tokens=7, seed=3))
+    for prompt, samples in zip(prompts, results, strict=True):
+        expected_prompt_tokens = len(tiny_backend.tokenizer(prompt)["input_ids"])
+        for completion in samples:
+            assert completion.prompt_tokens == expected_prompt_tokens
+            # A random model rarely emits the end token: these run to the limit.
+            if completion.finish_reason == "length":
+                assert completion.completion_tokens == 7
+                assert len(tiny_backend.tokenizer(completion.text, add_special_tokens=False)["input_ids"]) <= 7
+
+
+def test_stop_string_truncates_the_text_and_finishes_with_stop(tiny_backend):
+    params = SamplingParams(n=2, temperature=1.0, max_tokens=12, seed=5)
+    unstopped = tiny_backend.complete(["Tell me"], params)[0][0]
+    assert unstopped.finish_reason == "length" and len(unstopped.text) > 4
+    # Stop on a piece of what the model is going to say anyway (same seed, same first sample).
+    stop = unstopped.text[len(unstopped.text) // 2 : len(unstopped.text) // 2 + 2]
+    stopped = tiny_backend.complete(["Tell me"], SamplingParams(**{**params.to_dict(), "stop": (stop,)}))[0][0]
+    assert stopped.finish_reason == "stop"
+    assert stop not in stopped.text
+    assert unstopped.text.startswith(stopped.text)
+    assert stopped.completion_tokens < unstopped.completion_tokens
+
+
+def test_chat_applies_the_chat_template_with_the_generation_prompt(tiny_backend):
+    template_text = tiny_backend.tokenizer.apply_chat_template(QUESTION, tokenize=False, add_generation_prompt=True)
+    assert template_text.endswith("<|im_start|>assistant\n")
+    greedy = SamplingParams(temperature=0, max_tokens=6)
+    via_chat = tiny_backend.chat([QUESTION], greedy)[0][0]
+    via_complete = tiny_backend.complete([template_text], greedy)[0][0]
+    assert via_chat.prompt_tokens == len(tiny_backend.tokenizer(template_text, add_special_tokens=False)["input_ids"])
+    assert via_chat.text == via_complete.text
+
+
+def test_backend_reports_its_name_and_load_time(tiny_backend, tiny_model_dir):
+    assert tiny_backend.name == tiny_model_dir.name
+    assert tiny_backend.load_seconds > 0
+
+
+@pytest.mark.slow
+def test_real_embedded_model_answers_a_question(real_backend):
+    answer = real_backend.chat([QUESTION], SamplingParams(temperature=0, max_tokens=12))[0][0]
+    assert "Paris" in answer.text
+    assert answer.completion_tokens <= 12 and answer.prompt_tokens > 10
+
+
+@pytest.mark.slow
+def test_real_embedded_model_samples_n_answers_that_end_by_eos_with_exact_counts(real_backend):
+    samples = real_backend.chat(
+        [[{"role": "user", "content": "Say just the word yes."}]],
+        SamplingParams(n=3, temperature=0.7, max_tokens=16, seed=0),
+    )[0]
+    assert len(samples) == 3 and all(sample.text.strip() for sample in samples)
+    for sample in samples:
+        if sample.finish_reason == "stop":  # ended with <|im_end|>, which counts as a generated token
+            assert (
+                sample.completion_tokens
+                == len(real_backend.tokenizer(sample.text, add_special_tokens=False)["input_ids"]) + 1
+            )

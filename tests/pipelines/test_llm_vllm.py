@@ -1,0 +1,51 @@
+"""VLLMBackend on a GPU with vLLM installed: the same interface guarantees as the other backends."""
+
+from __future__ import annotations
+
+import pytest
+
+from pipelines.llm.types import SamplingParams
+
+pytestmark = [pytest.mark.gpu, pytest.mark.slow]
+
+QUESTION = [{"role": "user", "content": "What is the capital of France?"}]
+
+
+@pytest.fixture(scope="module")
+def vllm_backend(embedded_model_dir):
+    pytest.importorskip("vllm", reason="vLLM is not installed (requirements-gpu.txt on a GPU machine)")
+    import torch
+
+    if not torch.cuda.is_available():
+        pytest.skip("vLLM needs a CUDA GPU")
+    from pipelines.llm.vllm_backend import VLLMBackend
+
+    backend = VLLMBackend(embedded_model_dir, dtype="float16", gpu_memory_utilization=0.3, max_model_len=2048)
+    yield backend
+    backend.close()
+
+
+def test_chat_answers_n_samples_per_conversation_with_token_counts(vllm_backend):
+    results = vllm_backend.chat([QUESTION, QUESTION[:]], SamplingParams(n=3, temperature=1.0, max_tokens=16, seed=0))
+    assert [len(samples) for samples in results] == [3, 3]
+    assert all(
+        0 < sample.completion_tokens <= 16 and sample.prompt_tokens > 10 for samples in results for sample in samples
+    )
+
+
+def test_greedy_answer_is_correct_and_deterministic(vllm_backend):
+    first = vllm_backend.chat([QUESTION], SamplingParams(temperature=0, max_tokens=12))[0][0]
+    again = vllm_backend.chat([QUESTION], SamplingParams(temperature=0, max_tokens=12))[0][0]
+    assert "Paris" in first.text and first.text == again.text
+
+
+def test_same_seed_gives_the_same_samples(vllm_backend):
+    params = SamplingParams(n=2, temperature=1.0, max_tokens=12, seed=42)
+    first = vllm_backend.complete(["Once upon a time"], params)
+    again = vllm_backend.complete(["Once upon a time"], params)
+    assert [c.text for c in first[0]] == [c.text for c in again[0]]
+
+
+def test_stop_string_is_cut_and_finishes_with_stop(vllm_backend):
+    result = vllm_backend.complete(["1, 2, 3, 4, 5,"], SamplingParams(temperature=0, max_tokens=12, stop=(" 8",)))[0][0]
+    assert " 8" not in result.text and result.finish_reason == "stop"

@@ -1,0 +1,149 @@
+"""Each trainer a few steps on the tiny random model: loss finite and moving, checkpoints, outputs, refusals."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from pipelines.common.progress import NullProgress
+from pipelines.common.store import RunStore
+from pipelines.errors import InvalidConfigError, InvalidInputError
+from pipelines.training.config import PreferenceConfig, RewardConfig, SFTConfig
+from pipelines.training.preference import run_preference
+from pipelines.training.reward import RewardScorer, run_reward
+from pipelines.training.sft import run_sft
+
+from .conftest import tiny_training, write_jsonl
+
+
+def losses(progress: NullProgress) -> list[float]:
+    return [row["loss"] for row in progress.metric_rows if "loss" in row]
+
+
+def assert_trained(progress: NullProgress, store: RunStore, steps: int = 4) -> None:
+    values = losses(progress)
+    assert len(values) == steps
+    assert all(math.isfinite(value) for value in values)
+    assert values[-1] != values[0]
+    assert store.exists("checkpoints", f"checkpoint-{steps}")
+    assert not any(path.name.startswith(".staging") for path in store.path("checkpoints").iterdir())
+    for row in progress.metric_rows:
+        if "loss" in row:
+            assert {"loss", "learning_rate", "grad_norm", "epoch", "step"} <= set(row)
+
+
+def test_sft_with_lora_trains_checkpoints_and_merges(tiny_model_dir, sft_dataset, tmp_path):
+    store, progress = RunStore(tmp_path / "run"), NullProgress()
+    result = run_sft(SFTConfig(training=tiny_training()), tiny_model_dir, sft_dataset, store, progress)
+    assert_trained(progress, store)
+    assert result.steps == 4
+    assert result.adapter_dir and result.merged_dir and result.output_dir == result.merged_dir
+    assert 0 < result.trainable_parameter_count < result.parameter_count
+    assert store.exists("final", "merged", "model.safetensors")
+    # A finished run is not trained again.
+    assert run_sft(SFTConfig(training=tiny_training()), tiny_model_dir, sft_dataset, store, NullProgress()) == result
+
+
+def test_sft_full_with_packing(tiny_model_dir, sft_dataset, tmp_path):
+    store, progress = RunStore(tmp_path / "run"), NullProgress()
+    config = SFTConfig(packing=True, training=tiny_training(adapter="full", max_length=128, per_device_batch_size=1))
+    result = run_sft(config, tiny_model_dir, sft_dataset, store, progress)
+    assert_trained(progress, store)
+    assert result.adapter_dir is None and store.exists("final", "model", "model.safetensors")
+    assert result.trainable_parameter_count == result.parameter_count
+    assert any("training rows" in message for message in progress.messages)
+
+
+def test_sft_resumes_after_an_interrupt_with_the_step_count_continuing(tiny_model_dir, sft_dataset, tmp_path):
+    store = RunStore(tmp_path / "run")
+    config = SFTConfig(training=tiny_training(max_steps=6, save_steps=3))
+    with pytest.raises(Exception, match="checkpoint saved at .*checkpoint-2"):
+        run_sft(config, tiny_model_dir, sft_dataset, store, NullProgress(cancel_after=2))
+    resumed = NullProgress()
+    result = run_sft(config, tiny_model_dir, sft_dataset, store, resumed)
+    assert result.steps == 6
+    assert [row["step"] for row in resumed.metric_rows if "loss" in row] == [3, 4, 5, 6]
+    assert ("train", 6) in resumed.stages
+
+
+@pytest.mark.parametrize("loss_type", ["sigmoid", "ipo", "hinge"])
+def test_preference_variants_train(tiny_model_dir, preference_dataset, tmp_path, loss_type):
+    store, progress = RunStore(tmp_path / "run"), NullProgress()
+    config = PreferenceConfig(loss=loss_type, beta=0.5, training=tiny_training(adapter="full"))
+    result = run_preference(config, tiny_model_dir, None, preference_dataset, store, progress)
+    assert_trained(progress, store)
+    assert result.output_dir.endswith("final/model")
+
+
+def test_reward_model_trains_reports_held_out_accuracy_and_scores(tiny_model_dir, preference_dataset, tmp_path):
+    store, progress = RunStore(tmp_path / "run"), NullProgress()
+    config = RewardConfig(eval_fraction=0.34, training=tiny_training())
+    result = run_reward(config, tiny_model_dir, preference_dataset, store, progress)
+    assert_trained(progress, store)
+    eval_rows = [row for row in progress.metric_rows if "eval/accuracy" in row]
+    assert len(eval_rows) == 2  # at the start and at the end
+    assert 0.0 <= result.metrics["eval/accuracy"] <= 1.0
+    scores = RewardScorer(result.output_dir).score(["What is 2 + 2?"] * 2, ["2 + 2 is 4.", "2 + 2 is 7."])
+    assert len(scores) == 2 and all(math.isfinite(score) for score in scores)
+    assert RewardScorer(result.adapter_dir).score(["What is 2 + 2?"], ["2 + 2 is 4."])[0] == pytest.approx(
+        scores[0], abs=1e-4
+    )
+
+
+def test_wrong_fields_are_refused_before_any_model_loads(tiny_model_dir, tmp_path):
+    dataset = write_jsonl(tmp_path / "sft-shaped.jsonl", [{"prompt": "a", "response": "b"}])
+    with pytest.raises(
+        InvalidInputError, match="no `chosen` field; preference training needs prompt, chosen, rejected"
+    ):
+        run_preference(
+            PreferenceConfig(training=tiny_training()),
+            tiny_model_dir,
+            None,
+            dataset,
+            RunStore(tmp_path / "r"),
+            NullProgress(),
+        )
+    with pytest.raises(InvalidInputError, match="no `response` field"):
+        run_sft(
+            SFTConfig(training=tiny_training()),
+            tiny_model_dir,
+            write_jsonl(tmp_path / "x.jsonl", [{"prompt": "a"}]),
+            RunStore(tmp_path / "s"),
+            NullProgress(),
+        )
+
+
+def test_qlora_is_refused_on_a_host_without_cuda(tiny_model_dir, sft_dataset, tmp_path):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this host has CUDA")
+    config = SFTConfig(training=tiny_training(qlora=True, device="auto"))
+    with pytest.raises(InvalidConfigError, match="qlora needs a CUDA GPU"):
+        run_sft(config, tiny_model_dir, sft_dataset, RunStore(tmp_path / "run"), NullProgress())
+
+
+def test_merged_lora_model_loads_and_generates(tiny_model_dir, sft_dataset, tmp_path):
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from pipelines.training.merge import merge_lora
+
+    result = run_sft(
+        SFTConfig(merge_adapter=False, training=tiny_training(max_steps=2)),
+        tiny_model_dir,
+        sft_dataset,
+        RunStore(tmp_path / "run"),
+        NullProgress(),
+    )
+    assert result.merged_dir is None and result.output_dir == result.adapter_dir
+    merged_dir = merge_lora(tiny_model_dir, result.adapter_dir, tmp_path / "merged")
+    model = AutoModelForCausalLM.from_pretrained(merged_dir, dtype=torch.float32)
+    tokenizer = AutoTokenizer.from_pretrained(merged_dir)
+    assert not any("lora" in name for name, _ in model.named_parameters())
+    inputs = tokenizer.apply_chat_template(
+        [{"role": "user", "content": "Hi"}], add_generation_prompt=True, return_tensors="pt", return_dict=True
+    )
+    output = model.generate(**inputs, max_new_tokens=5, do_sample=False)
+    assert output.shape[1] == inputs["input_ids"].shape[1] + 5

@@ -1,0 +1,60 @@
+"""The worker's progress reporter: throttled writes, ETA, cancel flag, superseded attempts."""
+from __future__ import annotations
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from pipelines.errors import RunCancelled
+from webapp.runs.models import PipelineRun
+from workers.progress import DbProgress
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def run():
+    return PipelineRun.objects.create(kind=PipelineRun.Kind.GENERATE, status=PipelineRun.Status.RUNNING)
+
+
+def test_many_updates_in_a_second_cost_at_most_one_write(run):
+    progress = DbProgress(run_id=run.pk, attempt=1)
+    progress.stage("generate", total=1000)
+    with CaptureQueriesContext(connection) as queries:
+        for _ in range(500):
+            progress.advance(1)
+            progress.metrics({"loss": 1.0})
+    writes = [q for q in queries.captured_queries if q["sql"].startswith("UPDATE")]
+    assert len(writes) <= 2, writes
+    progress.flush()
+    run.refresh_from_db()
+    assert (run.stage, run.progress_done, run.progress_total) == ("generate", 500, 1000)
+    assert len(run.metrics) == 500 and run.metrics[-1]["loss"] == 1.0
+
+
+def test_eta_follows_the_rate_of_the_current_stage(run):
+    progress = DbProgress(run_id=run.pk, attempt=1)
+    progress.stage("generate", total=30, done=0)
+    progress._stage_started -= 10.0  # the stage began 10 s ago
+    progress.advance(10)  # 10 items in 10 s, 20 left -> about 20 s
+    progress.flush()
+    run.refresh_from_db()
+    assert run.eta_seconds == pytest.approx(20.0, abs=0.5)
+
+
+def test_cancel_flag_raises_between_batches(run):
+    progress = DbProgress(run_id=run.pk, attempt=1)
+    progress.check_cancelled()
+    PipelineRun.objects.filter(pk=run.pk).update(cancel_requested=True)
+    with pytest.raises(RunCancelled):
+        progress.check_cancelled()
+
+
+def test_log_tail_keeps_the_latest_lines(run):
+    progress = DbProgress(run_id=run.pk, attempt=1)
+    for index in range(300):
+        progress.log(f"line {index}")
+    progress.flush()
+    run.refresh_from_db()
+    lines = run.log_tail.splitlines()
+    assert len(lines) == 200 and lines[-1].endswith("line 299")

@@ -1,0 +1,137 @@
+"""The inputs every method starts from: corpora, seed prompts, few-shot examples, rubrics."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+
+
+class TimeStamped(models.Model):
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        abstract = True
+
+
+class Corpus(TimeStamped):
+    """A named collection of documents, imported from one or more uploads."""
+
+    name = models.CharField(max_length=200, unique=True)
+    description = models.TextField(blank=True)
+    source = models.CharField(max_length=500, blank=True, help_text="Where the documents came from.")
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    document_count = models.PositiveIntegerField(default=0)
+    character_count = models.PositiveBigIntegerField(default=0)
+
+    class Meta:
+        ordering = ["name"]
+        verbose_name_plural = "corpora"
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Document(models.Model):
+    corpus = models.ForeignKey(Corpus, related_name="documents", on_delete=models.CASCADE)
+    position = models.PositiveIntegerField(help_text="Order within the corpus, from 0.")
+    title = models.CharField(max_length=500, blank=True)
+    text = models.TextField()
+    source = models.CharField(max_length=500, blank=True, help_text="File and line it came from.")
+    meta = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["corpus", "position"]
+        constraints = [models.UniqueConstraint(fields=["corpus", "position"], name="document_position_unique")]
+
+    def __str__(self) -> str:
+        return self.title or f"document {self.position}"
+
+
+class SeedPromptSet(TimeStamped):
+    """Seed prompts as ALMoST's seed file holds them: an optional instruction, then one prompt each."""
+
+    name = models.CharField(max_length=200, unique=True)
+    description = models.TextField(blank=True)
+    instruction = models.TextField(blank=True, help_text="The optional '### Instruction:' line.")
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    prompt_count = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class SeedPrompt(models.Model):
+    prompt_set = models.ForeignKey(SeedPromptSet, related_name="prompts", on_delete=models.CASCADE)
+    position = models.PositiveIntegerField()
+    text = models.TextField()
+    meta = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["prompt_set", "position"]
+        constraints = [models.UniqueConstraint(fields=["prompt_set", "position"], name="seed_prompt_position_unique")]
+
+    def __str__(self) -> str:
+        return self.text[:80]
+
+
+class FewShotSet(TimeStamped):
+    """Examples shown to a model in its prompt: QA triples (AugCon) or demonstration dialogues (ALMoST)."""
+
+    class Kind(models.TextChoices):
+        QA = "qa", "Question answering (context, question, answer)"
+        DEMONSTRATION = "demonstration", "Demonstration prompt (dialogues)"
+
+    name = models.CharField(max_length=200, unique=True)
+    kind = models.CharField(max_length=20, choices=Kind.choices, default=Kind.QA)
+    description = models.TextField(blank=True)
+    preamble = models.TextField(
+        blank=True, help_text="Text that comes before the examples (a demonstration prompt's preamble)."
+    )
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    example_count = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class FewShotExample(models.Model):
+    """One example: a QA triple, or for demonstration sets one whole dialogue held in `context`."""
+
+    few_shot_set = models.ForeignKey(FewShotSet, related_name="examples", on_delete=models.CASCADE)
+    position = models.PositiveIntegerField()
+    context = models.TextField(blank=True, help_text="The passage of a QA example, or the dialogue of a demonstration.")
+    question = models.TextField(blank=True)
+    answer = models.TextField(blank=True)
+    meta = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["few_shot_set", "position"]
+        constraints = [models.UniqueConstraint(fields=["few_shot_set", "position"], name="few_shot_position_unique")]
+
+    def __str__(self) -> str:
+        return (self.question or self.context)[:80]
+
+
+class Rubric(TimeStamped):
+    """Judging criteria and guidelines, plus (for ALMoST) response configurations in quality order."""
+
+    name = models.CharField(max_length=200, unique=True)
+    criteria = models.TextField(blank=True, help_text="What makes one response better than another.")
+    guidelines = models.TextField(blank=True, help_text="Shown to annotators and LLM judges.")
+    configurations = models.JSONField(
+        default=list, blank=True, help_text="Ordered list, best first, of response configurations."
+    )
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name

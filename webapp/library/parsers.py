@@ -1,0 +1,475 @@
+"""Streaming readers for library uploads: corpora, seed prompts, few-shot examples (pure Python, no Django).
+
+Every reader yields plain records that carry their provenance (file name, line or row) and raises one
+`ImportProblem` at the first bad record, naming the file, the place and what is wrong. Files are read
+one line (or one parquet row batch) at a time, so memory stays bounded whatever the file size.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import zipfile
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Any, BinaryIO
+
+ProgressCallback = Callable[[int, int], None]
+"""Called with (bytes read so far, total bytes) while a file is read."""
+
+CORPUS_EXTENSIONS = (".jsonl", ".txt", ".zip", ".parquet")
+SEED_PROMPT_EXTENSIONS = (".txt", ".jsonl")
+QA_EXTENSIONS = (".jsonl",)
+DEMONSTRATION_EXTENSIONS = (".txt",)
+INSTRUCTION_PREFIX = "### Instruction:"
+DIALOGUE_SEPARATOR = "\n\n-----"
+PARQUET_BATCH_ROWS = 1024
+
+
+class ImportProblem(Exception):
+    """The first thing wrong with an uploaded file: which file, where in it, which field, what."""
+
+    def __init__(self, file: str, line: int | None, field: str | None, message: str, *, unit: str = "line") -> None:
+        self.file = file
+        self.line = line
+        self.field = field
+        self.message = message
+        self.unit = unit
+        super().__init__(str(self))
+
+    def __str__(self) -> str:
+        where = f"{self.file}, {self.unit} {self.line}" if self.line is not None else self.file
+        return f"{where}: {self.message}"
+
+
+@dataclass(frozen=True)
+class DocumentRecord:
+    text: str
+    title: str
+    source: str
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class InstructionRecord:
+    """The optional `### Instruction:` first line of a seed prompt file."""
+
+    text: str
+    source: str
+
+
+@dataclass(frozen=True)
+class PromptRecord:
+    text: str
+    source: str
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class QAExampleRecord:
+    context: str
+    question: str
+    answer: str
+    source: str
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class DemonstrationPrompt:
+    """A demonstration prompt in ALMoST's format: a preamble, then dialogues separated by `-----` lines."""
+
+    preamble: str
+    dialogues: list[PromptRecord]
+
+
+# ---------------------------------------------------------------- shared checks
+
+
+def check_extension(file_name: str, allowed: Iterable[str]) -> str:
+    """The lower-case extension of `file_name`, or an ImportProblem listing the supported ones."""
+    allowed = tuple(allowed)
+    extension = PurePosixPath(file_name).suffix.lower()
+    if extension not in allowed:
+        found = f'"{extension}"' if extension else "a file without an extension"
+        supported = ", ".join(allowed)
+        raise ImportProblem(file_name, None, None, f"unsupported file type {found}; upload one of: {supported}")
+    return extension
+
+
+def check_size(path: Path, file_name: str, max_bytes: int | None) -> int:
+    """The size of the file at `path`, refused before any of it is read when it is over `max_bytes`."""
+    size = os.path.getsize(path)
+    if max_bytes is not None and size > max_bytes:
+        raise ImportProblem(file_name, None, None, f"the file is {size:,} bytes, over the limit of {max_bytes:,} bytes")
+    return size
+
+
+def _type_name(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "an object"
+    return "a string"
+
+
+def _decode(raw: bytes, file_name: str, line_number: int) -> str:
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise ImportProblem(
+            file_name,
+            line_number,
+            None,
+            f"invalid UTF-8 (byte 0x{raw[error.start]:02x} at column {error.start + 1}); save the file as UTF-8",
+        ) from None
+
+
+def _decode_whole(raw: bytes, file_name: str) -> str:
+    """Decode a whole text file; a bad byte is reported with the line it is on."""
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        line_number = raw.count(b"\n", 0, error.start) + 1
+        raise ImportProblem(
+            file_name, line_number, None, f"invalid UTF-8 (byte 0x{raw[error.start]:02x}); save the file as UTF-8"
+        ) from None
+
+
+def _progress_lines(handle: BinaryIO, total: int, progress: ProgressCallback | None) -> Iterator[tuple[int, bytes]]:
+    """(line number, raw line) pairs, reporting bytes read at most every 1 MiB."""
+    read = 0
+    reported = 0
+    for line_number, raw in enumerate(handle, start=1):
+        read += len(raw)
+        if progress is not None and read - reported >= 1 << 20:
+            progress(read, total)
+            reported = read
+        yield line_number, raw
+    if progress is not None:
+        progress(read, total)
+
+
+def _jsonl_objects(
+    path: Path, file_name: str, expected: str, max_bytes: int | None, progress: ProgressCallback | None
+) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(line number, object) for each non-blank line of a JSONL file; `expected` describes a record."""
+    total = check_size(path, file_name, max_bytes)
+    with open(path, "rb") as handle:
+        for line_number, raw in _progress_lines(handle, total, progress):
+            text = _decode(raw, file_name, line_number)
+            if line_number == 1:
+                text = text.removeprefix("\ufeff")
+            if not text.strip():
+                continue
+            try:
+                value = json.loads(text.rstrip("\r\n"))
+            except json.JSONDecodeError as error:
+                raise ImportProblem(
+                    file_name,
+                    line_number,
+                    None,
+                    f"not valid JSON ({error.msg} at column {error.colno}); each line must be one JSON object",
+                ) from None
+            if not isinstance(value, dict):
+                raise ImportProblem(
+                    file_name, line_number, None, f"expected a JSON object with {expected}, found {_type_name(value)}"
+                )
+            yield line_number, value
+
+
+def _required_string(
+    record: dict[str, Any], names: tuple[str, ...], file_name: str, line_number: int, *, unit: str = "line"
+) -> tuple[str, str]:
+    """(field name, value) of the first of `names` present in `record`; it must be a non-empty string."""
+    for name in names:
+        if name in record:
+            value = record[name]
+            if not isinstance(value, str):
+                raise ImportProblem(
+                    file_name,
+                    line_number,
+                    name,
+                    f'the "{name}" field must be a string, found {_type_name(value)}',
+                    unit=unit,
+                )
+            if not value.strip():
+                raise ImportProblem(file_name, line_number, name, f'the "{name}" field is empty', unit=unit)
+            return name, value
+    wanted = " or ".join(f'"{name}"' for name in names)
+    raise ImportProblem(file_name, line_number, names[0], f"missing the {wanted} field", unit=unit)
+
+
+def _optional_string(record: dict[str, Any], name: str, file_name: str, line_number: int, *, unit: str = "line") -> str:
+    value = record.get(name)
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise ImportProblem(
+            file_name, line_number, name, f'the "{name}" field must be a string, found {_type_name(value)}', unit=unit
+        )
+    return value
+
+
+def _nothing_found(file_name: str, what: str) -> ImportProblem:
+    return ImportProblem(file_name, None, None, f"the file is empty: no {what} found")
+
+
+# ---------------------------------------------------------------- corpora
+
+TEXT_FIELDS = ("text", "article")
+
+
+def read_corpus(
+    path: Path, *, file_name: str, max_bytes: int | None = None, progress: ProgressCallback | None = None
+) -> Iterator[DocumentRecord]:
+    """Documents from a .jsonl, .txt, .zip (of .txt files) or .parquet file, by the extension of `file_name`."""
+    extension = check_extension(file_name, CORPUS_EXTENSIONS)
+    check_size(path, file_name, max_bytes)
+    readers = {".jsonl": _corpus_jsonl, ".txt": _corpus_txt, ".zip": _corpus_zip, ".parquet": _corpus_parquet}
+    count = 0
+    for record in readers[extension](Path(path), file_name, max_bytes, progress):
+        count += 1
+        yield record
+    if count == 0:
+        raise _nothing_found(file_name, "documents")
+
+
+def _corpus_jsonl(
+    path: Path, file_name: str, max_bytes: int | None, progress: ProgressCallback | None
+) -> Iterator[DocumentRecord]:
+    expected = 'a "text" or "article" field'
+    for line_number, record in _jsonl_objects(path, file_name, expected, max_bytes, progress):
+        text_field, text = _required_string(record, TEXT_FIELDS, file_name, line_number)
+        title = _optional_string(record, "title", file_name, line_number)
+        meta = {key: value for key, value in record.items() if key not in (text_field, "title")}
+        yield DocumentRecord(text=text, title=title, source=f"{file_name}, line {line_number}", meta=meta)
+
+
+def _corpus_txt(
+    path: Path, file_name: str, max_bytes: int | None, progress: ProgressCallback | None
+) -> Iterator[DocumentRecord]:
+    raw = path.read_bytes()  # one file is one document, so the document is in memory anyway
+    if progress is not None:
+        progress(len(raw), len(raw))
+    text = _decode_whole(raw, file_name)
+    if text.strip():
+        yield DocumentRecord(text=text, title=file_name, source=file_name)
+
+
+def _zip_entry_problem(info: zipfile.ZipInfo) -> str | None:
+    """Why an archive entry may not be imported, or None."""
+    name = info.filename
+    if name.startswith(("/", "\\")) or (len(name) > 1 and name[1] == ":"):
+        return f'entry "{name}" has an absolute path; archive entries must be relative paths'
+    if ".." in name.replace("\\", "/").split("/"):
+        return f'entry "{name}" escapes the archive with ".."; archive entries must stay inside it'
+    if stat.S_ISLNK(info.external_attr >> 16):
+        return f'entry "{name}" is a symbolic link; only regular .txt files are imported'
+    return None
+
+
+def _corpus_zip(
+    path: Path, file_name: str, max_bytes: int | None, progress: ProgressCallback | None
+) -> Iterator[DocumentRecord]:
+    try:
+        archive = zipfile.ZipFile(path)
+    except zipfile.BadZipFile as error:
+        raise ImportProblem(file_name, None, None, f"not a readable zip archive ({error})") from None
+    with archive:
+        entries = archive.infolist()
+        # Check every entry before reading any, so a bad archive is refused as a whole.
+        uncompressed_total = 0
+        for info in entries:
+            problem = _zip_entry_problem(info)
+            if problem:
+                raise ImportProblem(file_name, None, None, problem)
+            uncompressed_total += info.file_size
+        if max_bytes is not None and uncompressed_total > max_bytes:
+            raise ImportProblem(
+                file_name,
+                None,
+                None,
+                f"the archive unpacks to {uncompressed_total:,} bytes, over the limit of {max_bytes:,} bytes",
+            )
+        done = 0
+        for info in entries:
+            name = info.filename
+            parts = PurePosixPath(name).parts
+            if info.is_dir() or parts[0] == "__MACOSX" or parts[-1].startswith("."):
+                continue
+            entry_label = f"{file_name}:{name}"
+            if PurePosixPath(name).suffix.lower() != ".txt":
+                raise ImportProblem(entry_label, None, None, "only .txt files can be imported from a zip archive")
+            try:
+                raw = archive.read(info)
+            except (zipfile.BadZipFile, OSError) as error:
+                raise ImportProblem(entry_label, None, None, f"cannot be read from the archive ({error})") from None
+            done += info.compress_size
+            if progress is not None:
+                progress(done, os.path.getsize(path))
+            text = _decode_whole(raw, entry_label)
+            if not text.strip():
+                raise ImportProblem(entry_label, None, None, "the file is empty: no text found")
+            yield DocumentRecord(text=text, title=PurePosixPath(name).name, source=entry_label, meta={"path": name})
+
+
+def _corpus_parquet(
+    path: Path, file_name: str, max_bytes: int | None, progress: ProgressCallback | None
+) -> Iterator[DocumentRecord]:
+    import pyarrow.parquet as pq
+
+    try:
+        parquet = pq.ParquetFile(path)
+    except Exception as error:  # pyarrow raises several types for a file that is not parquet
+        raise ImportProblem(file_name, None, None, f"not a readable parquet file ({error})") from None
+    columns = parquet.schema_arrow.names
+    text_column = next((name for name in TEXT_FIELDS if name in columns), None)
+    if text_column is None:
+        found = ", ".join(columns) or "none"
+        raise ImportProblem(file_name, None, "text", f'missing the "text" or "article" column (columns found: {found})')
+    total_rows = parquet.metadata.num_rows or 1
+    total_bytes = os.path.getsize(path)
+    row_number = 0
+    for batch in parquet.iter_batches(batch_size=PARQUET_BATCH_ROWS):
+        for row in batch.to_pylist():
+            row_number += 1
+            _, text = _required_string(row, (text_column,), file_name, row_number, unit="row")
+            title = _optional_string(row, "title", file_name, row_number, unit="row")
+            meta = {key: value for key, value in row.items() if key not in (text_column, "title") and value is not None}
+            yield DocumentRecord(text=text, title=title, source=f"{file_name}, row {row_number}", meta=_json_safe(meta))
+        if progress is not None:
+            progress(total_bytes * row_number // total_rows, total_bytes)
+
+
+def _json_safe(value: Any) -> Any:
+    """Parquet values (dates, decimals, bytes) turned into what a JSON field can hold."""
+    if isinstance(value, dict):
+        return {str(key): _json_safe(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_safe(item) for item in value]
+    if value is None or isinstance(value, str | int | float | bool):
+        return value
+    if isinstance(value, bytes):
+        return value.decode("utf-8", errors="replace")
+    return str(value)
+
+
+# ---------------------------------------------------------------- seed prompts
+
+
+def read_seed_prompts(
+    path: Path, *, file_name: str, max_bytes: int | None = None, progress: ProgressCallback | None = None
+) -> Iterator[InstructionRecord | PromptRecord]:
+    """Seed prompts from .txt (optional `### Instruction:` first line, then one prompt a line) or .jsonl."""
+    extension = check_extension(file_name, SEED_PROMPT_EXTENSIONS)
+    check_size(path, file_name, max_bytes)
+    reader = _seed_prompts_txt if extension == ".txt" else _seed_prompts_jsonl
+    count = 0
+    instruction_seen = False
+    for record in reader(Path(path), file_name, max_bytes, progress):
+        count += isinstance(record, PromptRecord)
+        instruction_seen = instruction_seen or isinstance(record, InstructionRecord)
+        yield record
+    if count == 0 and instruction_seen:
+        raise ImportProblem(
+            file_name, None, None, "no prompts after the instruction line; put one prompt on each following line"
+        )
+    if count == 0:
+        raise _nothing_found(file_name, "prompts")
+
+
+def _seed_prompts_txt(
+    path: Path, file_name: str, max_bytes: int | None, progress: ProgressCallback | None
+) -> Iterator[InstructionRecord | PromptRecord]:
+    total = check_size(path, file_name, max_bytes)
+    seen_text = False
+    with open(path, "rb") as handle:
+        for line_number, raw in _progress_lines(handle, total, progress):
+            text = _decode(raw, file_name, line_number)
+            if line_number == 1:
+                text = text.removeprefix("\ufeff")
+            text = text.strip()
+            if not text:
+                continue
+            if not seen_text and text.startswith(INSTRUCTION_PREFIX):
+                seen_text = True
+                instruction = text.removeprefix(INSTRUCTION_PREFIX).strip()
+                if not instruction:
+                    raise ImportProblem(
+                        file_name,
+                        line_number,
+                        "instruction",
+                        f'the "{INSTRUCTION_PREFIX}" line has no instruction after it',
+                    )
+                yield InstructionRecord(text=instruction, source=f"{file_name}, line {line_number}")
+                continue
+            seen_text = True
+            yield PromptRecord(text=text, source=f"{file_name}, line {line_number}")
+
+
+def _seed_prompts_jsonl(
+    path: Path, file_name: str, max_bytes: int | None, progress: ProgressCallback | None
+) -> Iterator[PromptRecord]:
+    for line_number, record in _jsonl_objects(path, file_name, 'a "prompt" or "text" field', max_bytes, progress):
+        prompt_field, text = _required_string(record, ("prompt", "text"), file_name, line_number)
+        meta = {key: value for key, value in record.items() if key != prompt_field}
+        yield PromptRecord(text=text, source=f"{file_name}, line {line_number}", meta=meta)
+
+
+# ---------------------------------------------------------------- few-shot examples
+
+QA_FIELDS = ("context", "question", "answer")
+
+
+def read_qa_examples(
+    path: Path, *, file_name: str, max_bytes: int | None = None, progress: ProgressCallback | None = None
+) -> Iterator[QAExampleRecord]:
+    """QA triples from JSONL: "context", "question" and "answer", all non-empty strings; other keys go to meta."""
+    check_extension(file_name, QA_EXTENSIONS)
+    expected = '"context", "question" and "answer" fields'
+    count = 0
+    for line_number, record in _jsonl_objects(Path(path), file_name, expected, max_bytes, progress):
+        values = {name: _required_string(record, (name,), file_name, line_number)[1] for name in QA_FIELDS}
+        meta = {key: value for key, value in record.items() if key not in QA_FIELDS}
+        count += 1
+        yield QAExampleRecord(**values, source=f"{file_name}, line {line_number}", meta=meta)
+    if count == 0:
+        raise _nothing_found(file_name, "examples")
+
+
+def read_demonstration_prompt(path: Path, *, file_name: str, max_bytes: int | None = None) -> DemonstrationPrompt:
+    """A demonstration prompt file: preamble, then dialogues each introduced by a `-----` line (as ALMoST's)."""
+    check_extension(file_name, DEMONSTRATION_EXTENSIONS)
+    check_size(path, file_name, max_bytes)
+    text = _decode_whole(Path(path).read_bytes(), file_name).replace("\r\n", "\n")
+    if not text.strip():
+        raise _nothing_found(file_name, "text")
+    separator_at = text.find(DIALOGUE_SEPARATOR)
+    if separator_at == -1:
+        raise ImportProblem(
+            file_name, None, None, 'no dialogues found; put a blank line and a "-----" line before each dialogue'
+        )
+    preamble = text[:separator_at].strip()
+    dialogues = []
+    while separator_at != -1:
+        chunk_start = separator_at + len(DIALOGUE_SEPARATOR)
+        separator_at = text.find(DIALOGUE_SEPARATOR, chunk_start)
+        chunk = text[chunk_start : separator_at if separator_at != -1 else len(text)]
+        # The separator line may be longer than five dashes; the dashes are not dialogue.
+        body = chunk.lstrip("-")
+        dialogue = body.strip()
+        dialogue_at = chunk_start + (len(chunk) - len(body)) + (len(body) - len(body.lstrip()))
+        line_number = text.count("\n", 0, dialogue_at) + 1
+        if not dialogue:
+            line_number = text.count("\n", 0, chunk_start) + 1
+            raise ImportProblem(file_name, line_number, None, 'empty dialogue after the "-----" separator on this line')
+        dialogues.append(PromptRecord(text=dialogue, source=f"{file_name}, line {line_number}"))
+    return DemonstrationPrompt(preamble=preamble, dialogues=dialogues)

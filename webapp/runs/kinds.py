@@ -1,0 +1,56 @@
+"""Per-kind config building: turns form input into a validated run config, and snapshots inputs."""
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.exceptions import ValidationError
+
+from pipelines.common.store import RunStore
+from pipelines.errors import InvalidConfigError
+from pipelines.generate.config import GenerateConfig
+from pipelines.generate.run import PROMPTS_FILE
+from pipelines.llm.types import SamplingParams
+from webapp.library.models import SeedPromptSet
+from webapp.registry.models import ModelEntry
+
+from .models import PipelineRun
+
+
+def generate_config_build(
+    *,
+    model: ModelEntry,
+    prompt_set: SeedPromptSet,
+    n: int,
+    max_tokens: int,
+    temperature: float,
+    top_p: float,
+    seed: int | None,
+    batch_size: int,
+    system_prompt: str = "",
+) -> dict[str, Any]:
+    """Validate through the pipeline's own config so the worker never sees a config it would reject."""
+    if not prompt_set.prompts.exists():
+        raise ValidationError({"prompt_set": f"Prompt set “{prompt_set.name}” has no prompts."})
+    try:
+        sampling = SamplingParams(n=n, max_tokens=max_tokens, temperature=temperature, top_p=top_p, seed=seed)
+        generate = GenerateConfig(sampling=sampling, batch_size=batch_size, system_prompt=system_prompt)
+    except InvalidConfigError as error:
+        raise ValidationError(str(error)) from error
+    return {"model_id": model.pk, "prompt_set_id": prompt_set.pk, "generate": generate.to_dict()}
+
+
+def generate_cost_estimate(*, prompt_count: int, n: int, max_tokens: int) -> dict[str, int]:
+    """Upper bound of what a generate run asks of the model, shown before it is queued."""
+    return {"model_calls": prompt_count, "samples": prompt_count * n, "max_new_tokens": prompt_count * n * max_tokens}
+
+
+def write_prompt_snapshot(*, run: PipelineRun, store: RunStore) -> None:
+    """Copy the prompt set into the run directory once, so resumes answer exactly the same prompts."""
+    if store.exists(PROMPTS_FILE):
+        return
+    prompt_set = SeedPromptSet.objects.get(pk=run.config["prompt_set_id"])
+    rows = (
+        {"prompt_id": f"p{prompt.position:06d}", "prompt": prompt.text}
+        for prompt in prompt_set.prompts.order_by("position").iterator()
+    )
+    store.write_jsonl(rows, PROMPTS_FILE)

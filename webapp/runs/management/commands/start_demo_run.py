@@ -1,0 +1,56 @@
+"""Queue the demo generate run (demo prompts, bundled model) and optionally wait for it to finish."""
+from __future__ import annotations
+
+import time
+
+from django.core.management.base import BaseCommand, CommandError
+
+from webapp.accounts.models import User
+from webapp.library.models import SeedPromptSet
+from webapp.registry.services import model_ensure_embedded
+from webapp.runs import kinds, services
+from webapp.runs.models import PipelineRun
+
+DEMO_PROMPT_SET = "Demo seed prompts"
+
+
+class Command(BaseCommand):
+    help = "Queue a generate run over the demo prompts with the bundled model."
+
+    def add_arguments(self, parser) -> None:
+        parser.add_argument("--wait", action="store_true", help="Wait until the run finishes.")
+        parser.add_argument("--timeout", type=int, default=1800)
+        parser.add_argument("--max-tokens", type=int, default=48)
+        parser.add_argument("--base-url", default="http://127.0.0.1:8000")
+
+    def handle(self, *args, **options) -> None:
+        try:
+            prompt_set = SeedPromptSet.objects.get(name=DEMO_PROMPT_SET)
+        except SeedPromptSet.DoesNotExist as error:
+            raise CommandError(f"No prompt set named “{DEMO_PROMPT_SET}”; run `manage.py load_demo_data` first.") from error
+        model = model_ensure_embedded()
+        config = kinds.generate_config_build(
+            model=model, prompt_set=prompt_set, n=1, max_tokens=options["max_tokens"],
+            temperature=0.7, top_p=0.95, seed=0, batch_size=8,
+        )
+        owner = User.objects.filter(is_superuser=True).order_by("pk").first()
+        run = services.run_create(user=owner, kind=PipelineRun.Kind.GENERATE, config=config, name="Demo: answer the demo prompts")
+        url = f"{options['base_url'].rstrip('/')}{run.get_absolute_url()}"
+        self.stdout.write(f"Queued demo run #{run.pk}: {url}")
+        if not options["wait"]:
+            return
+        deadline = time.monotonic() + options["timeout"]
+        last = ""
+        while time.monotonic() < deadline:
+            services.runs_mark_lost()
+            run.refresh_from_db()
+            line = f"  {run.get_status_display()} · {run.stage} {run.progress_done}/{run.progress_total}"
+            if line != last:
+                self.stdout.write(line)
+                last = line
+            if not run.is_active:
+                break
+            time.sleep(2)
+        if run.status != PipelineRun.Status.SUCCEEDED:
+            raise CommandError(f"Demo run #{run.pk} ended as {run.get_status_display()}: {run.error or 'timed out'} ({url})")
+        self.stdout.write(self.style.SUCCESS(f"Demo run #{run.pk} succeeded: {run.summary} · {url}"))

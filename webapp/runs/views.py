@@ -1,0 +1,145 @@
+"""Run pages: list, start a generate run, live detail, cancel, resume, artifact browser and download."""
+from __future__ import annotations
+
+import json
+
+from django.contrib import messages
+from django.core.exceptions import ValidationError
+from django.core.paginator import Paginator
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from webapp.accounts.permissions import research_required
+
+from . import kinds, selectors, services
+from .forms import GenerateRunForm
+from .models import PipelineRun
+
+ARTIFACT_PAGE_SIZE = 25
+
+
+@require_GET
+@research_required
+def run_list(request: HttpRequest) -> HttpResponse:
+    services.runs_mark_lost()
+    status = request.GET.get("status", "")
+    page = Paginator(selectors.run_list(status=status), 50).get_page(request.GET.get("page"))
+    return render(
+        request, "runs/run_list.html", {"page": page, "status": status, "statuses": PipelineRun.Status.choices}
+    )
+
+
+@require_http_methods(["GET", "POST"])
+@research_required
+def run_new_generate(request: HttpRequest) -> HttpResponse:
+    form = GenerateRunForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        try:
+            config = kinds.generate_config_build(
+                model=data["model"],
+                prompt_set=data["prompt_set"],
+                n=data["n"],
+                max_tokens=data["max_tokens"],
+                temperature=data["temperature"],
+                top_p=data["top_p"],
+                seed=data["seed"],
+                batch_size=data["batch_size"],
+                system_prompt=data["system_prompt"],
+            )
+        except ValidationError as error:
+            form.add_error(None, error)
+        else:
+            run = services.run_create(
+                user=request.user, kind=PipelineRun.Kind.GENERATE, config=config, name=data["name"]
+            )
+            messages.success(request, f"Run #{run.pk} queued.")
+            return redirect(run)
+    estimate = _generate_estimate(form)
+    return render(request, "runs/run_new_generate.html", {"form": form, "estimate": estimate}, status=400 if form.errors else 200)
+
+
+@require_GET
+@research_required
+def run_cost_estimate(request: HttpRequest) -> HttpResponse:
+    form = GenerateRunForm(request.GET)
+    return render(request, "runs/partials/_cost_estimate.html", {"estimate": _generate_estimate(form)})
+
+
+def _generate_estimate(form: GenerateRunForm) -> dict[str, int] | None:
+    data = form.data
+    try:
+        from webapp.library.models import SeedPromptSet
+
+        prompt_set = SeedPromptSet.objects.get(pk=int(data.get("prompt_set") or 0))
+        return kinds.generate_cost_estimate(
+            prompt_count=prompt_set.prompts.count(), n=int(data.get("n") or 1), max_tokens=int(data.get("max_tokens") or 128)
+        )
+    except (ValueError, SeedPromptSet.DoesNotExist):
+        return None
+
+
+@require_GET
+@research_required
+def run_detail(request: HttpRequest, run_id: int) -> HttpResponse:
+    services.runs_mark_lost()
+    run = selectors.run_get(run_id=run_id)
+    template = "runs/partials/_run_live.html" if request.htmx else "runs/run_detail.html"
+    return render(request, template, {"run": run})
+
+
+@require_POST
+@research_required
+def run_cancel(request: HttpRequest, run_id: int) -> HttpResponse:
+    return _transition(request, run_id, services.run_request_cancel, "Cancel requested.")
+
+
+@require_POST
+@research_required
+def run_resume(request: HttpRequest, run_id: int) -> HttpResponse:
+    return _transition(request, run_id, services.run_resume, "Resumed: finished work is kept and skipped.")
+
+
+def _transition(request: HttpRequest, run_id: int, service, success_message: str) -> HttpResponse:  # type: ignore[no-untyped-def]
+    run = selectors.run_get(run_id=run_id)
+    try:
+        run = service(run=run)
+    except services.RunStateError as error:
+        messages.error(request, str(error))
+    else:
+        messages.success(request, success_message)
+    if request.htmx:
+        return render(request, "runs/partials/_run_live.html", {"run": selectors.run_get(run_id=run_id)})
+    return redirect(run)
+
+
+@require_GET
+@research_required
+def artifact_detail(request: HttpRequest, artifact_id: int) -> HttpResponse:
+    artifact = selectors.artifact_get(artifact_id=artifact_id)
+    paginator = Paginator(range(artifact.row_count), ARTIFACT_PAGE_SIZE)
+    page = paginator.get_page(request.GET.get("page"))
+    rows = selectors.artifact_rows(artifact=artifact, offset=page.start_index() - 1 if artifact.row_count else 0, limit=ARTIFACT_PAGE_SIZE)
+    cells = [[_cell_text(row.get(column, "")) for column in artifact.columns] for row in rows]
+    return render(request, "runs/artifact_detail.html", {"artifact": artifact, "page": page, "rows": cells})
+
+
+def _cell_text(value: object) -> str:
+    """Lists of answers are shown numbered, one per paragraph; other values as JSON."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, list) and all(isinstance(item, str) for item in value):
+        return "\n\n".join(f"[{index}] {item}" for index, item in enumerate(value, start=1)) if len(value) > 1 else "".join(value)
+    return json.dumps(value, ensure_ascii=False)
+
+
+@require_GET
+@research_required
+def artifact_download(request: HttpRequest, artifact_id: int, file_format: str) -> FileResponse:
+    artifact = selectors.artifact_get(artifact_id=artifact_id)
+    path = {"jsonl": artifact.jsonl_path, "parquet": artifact.parquet_path}.get(file_format)
+    if not path:
+        raise Http404("No such format for this artifact.")
+    filename = f"{artifact.run.run_dir_name if artifact.run else 'artifact'}-{artifact.name}.{file_format}"
+    return FileResponse(open(path, "rb"), as_attachment=True, filename=filename)  # noqa: SIM115 - FileResponse closes it

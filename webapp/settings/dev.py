@@ -1,0 +1,9 @@
+"""Local development: debug on, a throwaway secret unless one is given."""
+from __future__ import annotations
+
+import os
+
+from .base import *  # noqa: F403
+
+DEBUG = os.environ.get("DEBUG", "1") == "1"
+SECRET_KEY = os.environ.get("SECRET_KEY") or "dev-only-insecure-key-not-for-production"

@@ -1,0 +1,51 @@
+"""RQ entry points. A job takes a run id, loads everything from the database, and is safe to re-run."""
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import traceback
+
+from pipelines.errors import InvalidConfigError, InvalidInputError, RunCancelled
+from webapp.runs import services
+from webapp.runs.models import PipelineRun
+from workers.handlers import HANDLERS
+from workers.progress import DbProgress
+
+logger = logging.getLogger(__name__)
+
+
+def run_pipeline_job(run_id: int, attempt: int) -> str:
+    """Run one attempt of a pipeline run; a stale attempt (superseded by a resume) does nothing."""
+    run = PipelineRun.objects.get(pk=run_id)
+    if run.attempt != attempt or run.status != PipelineRun.Status.QUEUED:
+        logger.info("run %s attempt %s is %s (current attempt %s); skipping", run_id, attempt, run.status, run.attempt)
+        return "skipped"
+    run = services.run_mark_started(run=run, worker_name=_worker_name())
+    progress = DbProgress(run_id=run.pk, attempt=attempt)
+    progress.start_heartbeat()
+    try:
+        HANDLERS[run.kind](run, progress)
+    except RunCancelled:
+        progress.close()
+        services.run_mark_cancelled(run_id=run.pk)
+        return "cancelled"
+    except (InvalidConfigError, InvalidInputError) as error:
+        progress.close()
+        services.run_mark_failed(run_id=run.pk, error=str(error), traceback_text=traceback.format_exc())
+        return "failed"
+    except BaseException as error:
+        progress.close()
+        services.run_mark_failed(run_id=run.pk, error=f"{type(error).__name__}: {error}", traceback_text=traceback.format_exc())
+        raise
+    progress.close()
+    services.run_mark_succeeded(run_id=run.pk)
+    return "succeeded"
+
+
+def _worker_name() -> str:
+    from rq import get_current_job
+
+    job = get_current_job()
+    name = getattr(job, "worker_name", None) if job else None
+    return name or f"{socket.gethostname()}.{os.getpid()}"

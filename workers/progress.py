@@ -1,0 +1,117 @@
+"""Progress reporter that writes a run's stage, counts, ETA and heartbeat to the database.
+
+Writes are throttled to one per second (pipelines may call `advance` far more often), and a
+background thread beats the heartbeat so a long model call is not mistaken for a dead worker.
+"""
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from typing import Any
+
+from django.db import close_old_connections
+
+from pipelines.errors import RunCancelled
+from webapp.runs import services
+
+WRITE_INTERVAL_SECONDS = 1.0
+HEARTBEAT_INTERVAL_SECONDS = 3.0
+LOG_TAIL_LINES = 200
+
+
+class DbProgress:
+    """Implements `pipelines.common.progress.Progress` for one run."""
+
+    def __init__(self, run_id: int, attempt: int) -> None:
+        self.run_id = run_id
+        self.attempt = attempt
+        self._stage = ""
+        self._done = 0
+        self._total = 0
+        self._stage_started = time.monotonic()
+        self._stage_done_at_start = 0
+        self._last_write = 0.0
+        self._dirty = False
+        self._log: deque[str] = deque(maxlen=LOG_TAIL_LINES)
+        self._pending_metrics: list[dict[str, Any]] = []
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._heartbeat = threading.Thread(target=self._beat, name=f"heartbeat-run-{run_id}", daemon=True)
+
+    # Progress protocol -------------------------------------------------
+    def stage(self, name: str, total: int, done: int = 0) -> None:
+        with self._lock:
+            self._stage, self._total, self._done = name, total, done
+            self._stage_started, self._stage_done_at_start = time.monotonic(), done
+        self.log(f"stage {name}: {done}/{total}")
+        self.flush()
+
+    def advance(self, count: int = 1) -> None:
+        with self._lock:
+            self._done += count
+            self._dirty = True
+        self._maybe_write()
+
+    def log(self, message: str) -> None:
+        with self._lock:
+            self._log.append(f"{time.strftime('%H:%M:%S')} {message}")
+            self._dirty = True
+        self._maybe_write()
+
+    def metrics(self, values: dict[str, Any]) -> None:
+        with self._lock:
+            self._pending_metrics.append({"t": round(time.time(), 2), **values})
+            self._dirty = True
+        self._maybe_write()
+
+    def check_cancelled(self) -> None:
+        if services.run_cancel_requested(run_id=self.run_id):
+            self.flush()
+            raise RunCancelled("cancelled by user")
+
+    # lifecycle ---------------------------------------------------------
+    def start_heartbeat(self) -> None:
+        self._heartbeat.start()
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._heartbeat.is_alive():
+            self._heartbeat.join(timeout=5)
+        self.flush()
+
+    def flush(self) -> None:
+        with self._lock:
+            fields = {
+                "stage": self._stage,
+                "progress_done": self._done,
+                "progress_total": self._total,
+                "eta_seconds": self._eta(),
+                "log_tail": "\n".join(self._log),
+            }
+            metric_rows, self._pending_metrics = self._pending_metrics, []
+            self._dirty = False
+            self._last_write = time.monotonic()
+        services.run_write_progress(run_id=self.run_id, attempt=self.attempt, **fields)
+        if metric_rows:
+            services.run_append_metrics(run_id=self.run_id, rows=metric_rows)
+
+    # internals ---------------------------------------------------------
+    def _maybe_write(self) -> None:
+        if self._dirty and time.monotonic() - self._last_write >= WRITE_INTERVAL_SECONDS:
+            self.flush()
+
+    def _eta(self) -> float | None:
+        finished_in_stage = self._done - self._stage_done_at_start
+        remaining = self._total - self._done
+        elapsed = time.monotonic() - self._stage_started
+        if finished_in_stage <= 0 or remaining <= 0:
+            return None if remaining > 0 else 0.0
+        return round(elapsed / finished_in_stage * remaining, 1)
+
+    def _beat(self) -> None:
+        try:
+            while not self._stop.wait(HEARTBEAT_INTERVAL_SECONDS):
+                services.run_heartbeat(run_id=self.run_id, attempt=self.attempt)
+        finally:
+            close_old_connections()
