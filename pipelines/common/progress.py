@@ -29,6 +29,8 @@ class NullProgress:
 
     def __init__(self, cancel_after: int | None = None) -> None:
         self.stages: list[tuple[str, int]] = []
+        self.done_by_stage: dict[str, int] = {}
+        """Items finished in each stage, kept after the next stage starts (tests read it at the end)."""
         self.done = 0
         self.total = 0
         self.messages: list[str] = []
@@ -38,9 +40,12 @@ class NullProgress:
     def stage(self, name: str, total: int, done: int = 0) -> None:
         self.stages.append((name, total))
         self.total, self.done = total, done
+        self.done_by_stage[name] = done
 
     def advance(self, count: int = 1) -> None:
         self.done += count
+        if self.stages:
+            self.done_by_stage[self.stages[-1][0]] = self.done
 
     def log(self, message: str) -> None:
         self.messages.append(message)

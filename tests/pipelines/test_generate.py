@@ -42,7 +42,7 @@ def test_every_prompt_gets_n_answers_in_jsonl_and_parquet(tmp_path, tiny_backend
     assert all(0 < tokens <= 6 for row in rows for tokens in row["completion_tokens"])
     assert pq.read_table(result.parquet_path).num_rows == 7
     assert result.row_count == 7 and result.generated_this_attempt == 3
-    assert ("generate", 7) in progress.stages and progress.done >= 7
+    assert ("generate", 7) in progress.stages and progress.done_by_stage["generate"] == 7
 
 
 def test_output_loads_with_datasets(tmp_path, tiny_backend):
