@@ -16,6 +16,7 @@ urlpatterns = [
     path("library/", include("webapp.library.urls")),
     path("models/", include("webapp.registry.urls")),
     path("runs/", include("webapp.runs.urls")),
+    path("training/", include("webapp.training.urls")),
     path("admin/rq/", include("django_rq.urls")),
     path("admin/", admin.site.urls),
 ]

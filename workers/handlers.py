@@ -40,6 +40,81 @@ def handle_generate(run: PipelineRun, progress: Progress) -> None:
     )
 
 
+def handle_train(run: PipelineRun, progress: Progress) -> None:
+    """Fine-tune the run's model on its dataset; the result is a registry entry with its lineage.
+
+    The run directory holds the checkpoints, so a resumed attempt continues from the newest one
+    (the step count goes on) and a rerun of a finished run only re-registers its result.
+    """
+    from pipelines.llm.factory import model_directory
+    from webapp.registry.models import ModelEntry
+    from webapp.registry.services import model_register_trained
+
+    config = run.config
+    trainer = config["trainer"]
+    model = ModelEntry.objects.get(pk=config["model_id"])
+    dataset = Artifact.objects.get(pk=config["dataset_artifact_id"])
+    store = RunStore(services.run_directory(run))
+    progress.stage("load model", total=1)
+    model_dir = model_directory(model.backend_spec(), settings.MODEL_CACHE_DIR)
+    progress.advance(1)
+    if trainer == "sft":
+        from pipelines.training.config import SFTConfig
+        from pipelines.training.sft import run_sft
+
+        result = run_sft(SFTConfig.from_dict(config["config"]), model_dir, dataset.jsonl_path, store, progress)
+    elif trainer == "preference":
+        from pipelines.training.config import PreferenceConfig
+        from pipelines.training.preference import run_preference
+
+        reference_id = config.get("reference_model_id")
+        reference_dir = (
+            model_directory(ModelEntry.objects.get(pk=reference_id).backend_spec(), settings.MODEL_CACHE_DIR)
+            if reference_id
+            else None
+        )
+        preference_config = PreferenceConfig.from_dict(config["config"])
+        result = run_preference(preference_config, model_dir, reference_dir, dataset.jsonl_path, store, progress)
+    else:
+        from pipelines.training.config import RewardConfig
+        from pipelines.training.reward import run_reward
+
+        result = run_reward(RewardConfig.from_dict(config["config"]), model_dir, dataset.jsonl_path, store, progress)
+
+    entry = model_register_trained(
+        run=run,
+        parent=model,
+        output_dir=result.output_dir,
+        dataset=dataset,
+        training_config=config["config"],
+        metrics=_final_metrics(result.metrics),
+        parameter_count=result.parameter_count,
+        task=ModelEntry.Task.REWARD if trainer == "reward" else ModelEntry.Task.GENERATION,
+    )
+    services.run_update_summary(
+        run_id=run.pk,
+        values={
+            "steps": result.steps,
+            "model": entry.name,
+            "output_dir": result.output_dir,
+            "adapter_dir": result.adapter_dir or "",
+            "trainable_parameters": result.trainable_parameter_count,
+            **_final_metrics(result.metrics),
+        },
+    )
+
+
+def _final_metrics(metrics: dict) -> dict:  # type: ignore[type-arg]
+    """The figures worth keeping on a registry entry: losses, accuracies, margins, runtime; rounded."""
+    kept = {}
+    for name, value in metrics.items():
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            continue
+        if any(word in name for word in ("loss", "accurac", "margin", "runtime")):
+            kept[name] = round(float(value), 5)
+    return kept
+
+
 def load_backend(run: PipelineRun, progress: Progress):  # type: ignore[no-untyped-def]
     """Load (or reuse) the run's model; the load time and cache hit go on the run page."""
     from pipelines.llm.factory import get_backend
@@ -58,4 +133,7 @@ def load_backend(run: PipelineRun, progress: Progress):  # type: ignore[no-untyp
 
 HANDLERS: dict[str, Callable[[PipelineRun, Progress], None]] = {
     PipelineRun.Kind.GENERATE: handle_generate,
+    PipelineRun.Kind.TRAIN_SFT: handle_train,
+    PipelineRun.Kind.TRAIN_PREFERENCE: handle_train,
+    PipelineRun.Kind.TRAIN_REWARD: handle_train,
 }

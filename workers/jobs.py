@@ -26,8 +26,11 @@ def run_pipeline_job(run_id: int, attempt: int) -> str:
     progress.start_heartbeat()
     try:
         HANDLERS[run.kind](run, progress)
-    except RunCancelled:
+    except RunCancelled as cancelled:
+        # The pipeline's message says where it stopped (a trainer names its last checkpoint).
+        progress.log(str(cancelled))
         progress.close()
+        services.run_update_summary(run_id=run.pk, values={"stopped": str(cancelled)})
         services.run_mark_cancelled(run_id=run.pk)
         return "cancelled"
     except (InvalidConfigError, InvalidInputError) as error:

@@ -31,11 +31,11 @@ def build_backend(spec: dict[str, Any], *, model_cache_dir: Path) -> LLMBackend:
     if kind == "transformers":
         from pipelines.llm.transformers_backend import TransformersBackend
 
-        return TransformersBackend(_model_dir(spec, model_cache_dir), device="auto", dtype=dtype)
+        return TransformersBackend(model_directory(spec, model_cache_dir), device="auto", dtype=dtype)
     if kind == "vllm":
         from pipelines.llm.vllm_backend import VLLMBackend
 
-        return VLLMBackend(_model_dir(spec, model_cache_dir), dtype=dtype)
+        return VLLMBackend(model_directory(spec, model_cache_dir), dtype=dtype)
     raise InvalidConfigError(f"backend kind {kind!r} is not one of {', '.join(KINDS)}")
 
 
@@ -93,7 +93,8 @@ def cache_key(spec: dict[str, Any], *, model_cache_dir: Path) -> tuple[str, ...]
     return (kind, str(Path(spec.get("path") or "").resolve()), dtype)
 
 
-def _model_dir(spec: dict[str, Any], model_cache_dir: Path) -> Path:
+def model_directory(spec: dict[str, Any], model_cache_dir: Path) -> Path:
+    """The local weights directory a spec names (the bundled model is converted on first use)."""
     source = spec.get("source") or "local"
     if source == "embedded":
         from pipelines.llm.embedded import ensure_embedded_model

@@ -59,6 +59,24 @@ class FewShotSetUploadForm(UploadForm):
     field_order = ["name", "kind", "description", "file"]
 
 
+class DatasetUploadForm(forms.Form):
+    """A training dataset (SFT or preference pairs) imported as an artifact the trainers can use."""
+
+    name = forms.CharField(max_length=200)
+    purpose = forms.ChoiceField(
+        choices=[("sft", "SFT (prompt → response)"), ("preference", "Preference pairs (prompt, chosen, rejected)")],
+        initial="sft",
+    )
+    file = forms.FileField(
+        allow_empty_file=True,  # the importer names an empty file itself, with its name
+        help_text=(
+            'JSONL. SFT: "prompt" and "response" (or "messages", or "question" and "answer") on every line. '
+            'Preference: "prompt", "chosen" and "rejected" (or SPIN\'s "real" and "generated").'
+        ),
+        widget=forms.ClearableFileInput(attrs={"accept": ",".join(parsers.DATASET_EXTENSIONS)}),
+    )
+
+
 class RubricForm(forms.Form):
     name = forms.CharField(max_length=200)
     criteria = forms.CharField(

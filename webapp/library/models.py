@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.db import models
+from django.urls import reverse
 
 
 class TimeStamped(models.Model):
@@ -30,6 +31,9 @@ class Corpus(TimeStamped):
 
     def __str__(self) -> str:
         return self.name
+
+    def get_absolute_url(self) -> str:
+        return reverse("library:corpus-detail", args=[self.pk])
 
 
 class Document(models.Model):
@@ -62,6 +66,9 @@ class SeedPromptSet(TimeStamped):
 
     def __str__(self) -> str:
         return self.name
+
+    def get_absolute_url(self) -> str:
+        return reverse("library:seedset-detail", args=[self.pk])
 
 
 class SeedPrompt(models.Model):
@@ -100,6 +107,9 @@ class FewShotSet(TimeStamped):
     def __str__(self) -> str:
         return self.name
 
+    def get_absolute_url(self) -> str:
+        return reverse("library:fewshot-detail", args=[self.pk])
+
 
 class FewShotExample(models.Model):
     """One example: a QA triple, or for demonstration sets one whole dialogue held in `context`."""
@@ -135,3 +145,6 @@ class Rubric(TimeStamped):
 
     def __str__(self) -> str:
         return self.name
+
+    def get_absolute_url(self) -> str:
+        return reverse("library:rubric-detail", args=[self.pk])

@@ -157,7 +157,7 @@ def _progress_lines(handle: BinaryIO, total: int, progress: ProgressCallback | N
         progress(read, total)
 
 
-def _jsonl_objects(
+def jsonl_objects(
     path: Path, file_name: str, expected: str, max_bytes: int | None, progress: ProgressCallback | None
 ) -> Iterator[tuple[int, dict[str, Any]]]:
     """(line number, object) for each non-blank line of a JSONL file; `expected` describes a record."""
@@ -246,7 +246,7 @@ def _corpus_jsonl(
     path: Path, file_name: str, max_bytes: int | None, progress: ProgressCallback | None
 ) -> Iterator[DocumentRecord]:
     expected = 'a "text" or "article" field'
-    for line_number, record in _jsonl_objects(path, file_name, expected, max_bytes, progress):
+    for line_number, record in jsonl_objects(path, file_name, expected, max_bytes, progress):
         text_field, text = _required_string(record, TEXT_FIELDS, file_name, line_number)
         title = _optional_string(record, "title", file_name, line_number)
         meta = {key: value for key, value in record.items() if key not in (text_field, "title")}
@@ -418,7 +418,7 @@ def _seed_prompts_txt(
 def _seed_prompts_jsonl(
     path: Path, file_name: str, max_bytes: int | None, progress: ProgressCallback | None
 ) -> Iterator[PromptRecord]:
-    for line_number, record in _jsonl_objects(path, file_name, 'a "prompt" or "text" field', max_bytes, progress):
+    for line_number, record in jsonl_objects(path, file_name, 'a "prompt" or "text" field', max_bytes, progress):
         prompt_field, text = _required_string(record, ("prompt", "text"), file_name, line_number)
         meta = {key: value for key, value in record.items() if key != prompt_field}
         yield PromptRecord(text=text, source=f"{file_name}, line {line_number}", meta=meta)
@@ -436,7 +436,7 @@ def read_qa_examples(
     check_extension(file_name, QA_EXTENSIONS)
     expected = '"context", "question" and "answer" fields'
     count = 0
-    for line_number, record in _jsonl_objects(Path(path), file_name, expected, max_bytes, progress):
+    for line_number, record in jsonl_objects(Path(path), file_name, expected, max_bytes, progress):
         values = {name: _required_string(record, (name,), file_name, line_number)[1] for name in QA_FIELDS}
         meta = {key: value for key, value in record.items() if key not in QA_FIELDS}
         count += 1
@@ -473,3 +473,68 @@ def read_demonstration_prompt(path: Path, *, file_name: str, max_bytes: int | No
             raise ImportProblem(file_name, line_number, None, 'empty dialogue after the "-----" separator on this line')
         dialogues.append(PromptRecord(text=dialogue, source=f"{file_name}, line {line_number}"))
     return DemonstrationPrompt(preamble=preamble, dialogues=dialogues)
+
+
+# ---------------------------------------------------------------- training datasets
+
+DATASET_EXTENSIONS = (".jsonl",)
+DATASET_PURPOSES = ("sft", "preference")
+
+
+def read_training_rows(
+    path: Path,
+    *,
+    file_name: str,
+    purpose: str,
+    max_bytes: int | None = None,
+    progress: ProgressCallback | None = None,
+) -> Iterator[dict[str, Any]]:
+    """Rows of an SFT or preference dataset; the first row picks the layout and every row must follow it.
+
+    The layouts are the training layer's own (`pipelines.training.config.DATASET_LAYOUTS`), so an
+    imported dataset is one the trainers accept. Each layout field must be a non-empty string or a
+    list of {"role", "content"} chat messages. Extra keys are kept (provenance, scores).
+    """
+    from pipelines.training.config import DATASET_LAYOUTS  # configs only: no torch
+
+    check_extension(file_name, DATASET_EXTENSIONS)
+    if purpose not in DATASET_PURPOSES:
+        raise ValueError(f"unknown dataset purpose {purpose!r}")
+    layouts = DATASET_LAYOUTS[purpose]
+    described = " or ".join("(" + ", ".join(f'"{name}"' for name in layout) + ")" for layout in layouts)
+    layout: tuple[str, ...] | None = None
+    count = 0
+    for line_number, record in jsonl_objects(Path(path), file_name, f"the fields {described}", max_bytes, progress):
+        if layout is None:
+            layout = next((candidate for candidate in layouts if set(candidate) <= set(record)), None)
+            if layout is None:
+                closest = max(layouts, key=lambda candidate: len(set(candidate) & set(record)) / len(candidate))
+                missing = next(name for name in closest if name not in record)
+                raise ImportProblem(
+                    file_name, line_number, missing, f'missing the "{missing}" field; a {purpose} dataset needs {described}'
+                )
+        for name in layout:
+            _check_text_or_messages(record, name, file_name, line_number)
+        count += 1
+        yield record
+    if count == 0:
+        raise _nothing_found(file_name, "rows")
+
+
+def _check_text_or_messages(record: dict[str, Any], name: str, file_name: str, line_number: int) -> None:
+    if name not in record:
+        raise ImportProblem(file_name, line_number, name, f'missing the "{name}" field (line 1 had it)')
+    value = record[name]
+    if isinstance(value, str):
+        if not value.strip():
+            raise ImportProblem(file_name, line_number, name, f'the "{name}" field is empty')
+        return
+    if not isinstance(value, list) or not value:
+        raise ImportProblem(
+            file_name, line_number, name, f'the "{name}" field must be text or a list of chat messages, found {_type_name(value)}'
+        )
+    for index, message in enumerate(value, start=1):
+        if not (isinstance(message, dict) and isinstance(message.get("role"), str) and isinstance(message.get("content"), str)):
+            raise ImportProblem(
+                file_name, line_number, name, f'message {index} of "{name}" must be an object with string "role" and "content"'
+            )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from django.db.models import Q, QuerySet
 from django.db.models.functions import Substr
@@ -25,6 +26,7 @@ class LibraryOverview:
     recent_seed_prompt_sets: list[SeedPromptSet]
     recent_few_shot_sets: list[FewShotSet]
     recent_rubrics: list[Rubric]
+    dataset_count: int
 
 
 def library_overview(*, recent: int = 5) -> LibraryOverview:
@@ -43,6 +45,7 @@ def library_overview(*, recent: int = 5) -> LibraryOverview:
         recent_seed_prompt_sets=list(seed_sets.order_by("-created_at")[:recent]),
         recent_few_shot_sets=list(few_shot_sets.order_by("-created_at")[:recent]),
         recent_rubrics=list(Rubric.objects.order_by("-updated_at")[:recent]),
+        dataset_count=dataset_list().count(),
     )
 
 
@@ -75,3 +78,10 @@ def few_shot_set_list() -> QuerySet[FewShotSet]:
 
 def rubric_list() -> QuerySet[Rubric]:
     return Rubric.objects.select_related("created_by").order_by("name")
+
+
+def dataset_list() -> QuerySet[Any]:
+    """Every dataset a trainer could use: imported ones and those runs produced, newest first."""
+    from webapp.runs.models import Artifact
+
+    return Artifact.objects.select_related("run").order_by("-created_at")

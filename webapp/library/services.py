@@ -7,6 +7,7 @@ a path on disk, not an upload, so the same function can run in a web request or 
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Iterator
 from itertools import islice
 from pathlib import Path
@@ -25,6 +26,7 @@ __all__ = [
     "ImportProblem",
     "corpus_append",
     "corpus_import",
+    "dataset_import",
     "few_shot_set_import",
     "rubric_create",
     "rubric_update",
@@ -295,3 +297,70 @@ def rubric_update(
     rubric.full_clean()
     rubric.save()
     return rubric
+
+
+# ---------------------------------------------------------------- training datasets
+
+
+def dataset_import(
+    *,
+    name: str,
+    purpose: str,
+    uploaded_file_path: str | Path,
+    original_name: str,
+    batch_size: int = 1000,
+    progress: ProgressCallback | None = None,
+) -> Any:
+    """Import an SFT or preference dataset as an artifact (JSONL + parquet) that training runs can use.
+
+    Rows stream from the upload into the artifact files in batches; a bad row anywhere removes the
+    partly written files and raises ImportProblem, so nothing is registered and nothing is left behind.
+    """
+    import shutil
+    import uuid
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from webapp.runs.models import Artifact
+
+    _check_batch_size(batch_size)
+    kind = Artifact.Kind.SFT if purpose == "sft" else Artifact.Kind.PREFERENCES
+    if Artifact.objects.filter(run=None, name=name).exists():
+        raise ValidationError({"name": f"A dataset named “{name}” already exists; choose another name."})
+    directory = Path(settings.ARTIFACT_ROOT) / "datasets" / uuid.uuid4().hex
+    directory.mkdir(parents=True)
+    jsonl_path, parquet_path = directory / "data.jsonl", directory / "data.parquet"
+    records = parsers.read_training_rows(
+        Path(uploaded_file_path), file_name=original_name, purpose=purpose, max_bytes=_max_upload_bytes(), progress=progress
+    )
+    writer: pq.ParquetWriter | None = None
+    row_count = 0
+    try:
+        with jsonl_path.open("w", encoding="utf-8") as jsonl:
+            for batch in _batches(records, batch_size):
+                for record in batch:
+                    jsonl.write(json.dumps(record, ensure_ascii=False) + "\n")
+                try:
+                    table = pa.Table.from_pylist(batch, schema=writer.schema if writer else None)
+                except (pa.ArrowInvalid, pa.ArrowTypeError) as error:
+                    raise ImportProblem(
+                        original_name, None, None,
+                        f"rows {row_count + 1}-{row_count + len(batch)} change a field's type from earlier rows ({error})",
+                    ) from None
+                if writer is None:
+                    writer = pq.ParquetWriter(parquet_path, table.schema)
+                writer.write_table(table)
+                row_count += len(batch)
+        if writer is not None:
+            writer.close()
+            writer = None
+        with transaction.atomic():
+            from webapp.runs.services import artifact_register
+
+            return artifact_register(run=None, name=name, kind=kind, jsonl_path=jsonl_path, parquet_path=parquet_path)
+    except BaseException:
+        if writer is not None:
+            writer.close()
+        shutil.rmtree(directory, ignore_errors=True)
+        raise

@@ -31,7 +31,14 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from webapp.accounts.permissions import research_required
 
 from . import selectors, services
-from .forms import CorpusAppendForm, CorpusUploadForm, FewShotSetUploadForm, RubricForm, SeedPromptSetUploadForm
+from .forms import (
+    CorpusAppendForm,
+    CorpusUploadForm,
+    DatasetUploadForm,
+    FewShotSetUploadForm,
+    RubricForm,
+    SeedPromptSetUploadForm,
+)
 from .models import Corpus, Document, FewShotSet, Rubric, SeedPromptSet
 from .parsers import ImportProblem
 
@@ -157,17 +164,8 @@ def _upload_checked(
                 _add_validation_error(form, error)
             else:
                 messages.success(request, f"Imported {uploaded.name} into “{saved}”.")
-                return redirect(_detail_url_name(saved), pk=saved.pk)
+                return redirect(saved.get_absolute_url())
     return render(request, template, {**context, "form": form, "problem": problem}, status=400)
-
-
-def _detail_url_name(saved: Model) -> str:
-    names = {
-        Corpus: "library:corpus-detail",
-        SeedPromptSet: "library:seedset-detail",
-        FewShotSet: "library:fewshot-detail",
-    }
-    return names[type(saved)]
 
 
 # ---------------------------------------------------------------- overview
@@ -410,3 +408,26 @@ def rubric_edit(request: HttpRequest, pk: int) -> HttpResponse:
             return redirect("library:rubric-detail", pk=rubric.pk)
     status = 400 if request.method == "POST" else 200
     return render(request, "library/rubric_form.html", {"form": form, "rubric": rubric}, status=status)
+
+
+# ---------------------------------------------------------------- training datasets
+
+
+@require_GET
+@research_required
+def dataset_list(request: HttpRequest) -> HttpResponse:
+    return render(request, "library/dataset_list.html", {"datasets": selectors.dataset_list()})
+
+
+@require_http_methods(["GET", "POST"])
+@research_required
+@csrf_exempt
+def dataset_upload(request: HttpRequest) -> HttpResponse:
+    def importer(data: dict[str, Any], path: Path, original_name: str, user: Any) -> Model:
+        return services.dataset_import(
+            name=data["name"], purpose=data["purpose"], uploaded_file_path=path, original_name=original_name
+        )
+
+    return _upload(
+        request, form_class=DatasetUploadForm, template="library/dataset_upload.html", context={}, importer=importer
+    )

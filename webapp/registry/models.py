@@ -18,7 +18,12 @@ class ModelEntry(models.Model):
         ENDPOINT = "endpoint", "Remote endpoint"
         RUN = "run", "Produced by a run"
 
+    class Task(models.TextChoices):
+        GENERATION = "generation", "Text generation"
+        REWARD = "reward", "Reward model (scores responses)"
+
     name = models.CharField(max_length=200, unique=True)
+    task = models.CharField(max_length=20, choices=Task.choices, default=Task.GENERATION)
     backend = models.CharField(max_length=20, choices=Backend.choices, default=Backend.TRANSFORMERS)
     source = models.CharField(max_length=20, choices=Source.choices, default=Source.LOCAL)
     path = models.CharField(max_length=1000, blank=True, help_text="Directory with config and weights.")
@@ -32,6 +37,11 @@ class ModelEntry(models.Model):
     produced_by_run = models.ForeignKey(
         "runs.PipelineRun", null=True, blank=True, related_name="produced_models", on_delete=models.SET_NULL
     )
+    trained_on = models.ForeignKey(
+        "runs.Artifact", null=True, blank=True, related_name="trained_models", on_delete=models.SET_NULL,
+        help_text="The dataset this checkpoint was trained on.",
+    )
+    training_config = models.JSONField(default=dict, blank=True, help_text="The training config that produced it.")
     parameter_count = models.BigIntegerField(null=True, blank=True)
     metrics = models.JSONField(default=dict, blank=True)
     notes = models.TextField(blank=True)

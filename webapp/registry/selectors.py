@@ -15,7 +15,7 @@ class LineageNode:
 
 def model_lineage_rows() -> list[LineageNode]:
     """Depth-first rows of the lineage forest, so a template can indent by depth."""
-    entries = list(ModelEntry.objects.select_related("parent", "produced_by_run").order_by("created_at", "name"))
+    entries = list(ModelEntry.objects.select_related("parent", "produced_by_run", "trained_on").order_by("created_at", "name"))
     children: dict[int | None, list[ModelEntry]] = {}
     known = {entry.pk for entry in entries}
     for entry in entries:

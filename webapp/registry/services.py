@@ -1,7 +1,10 @@
 """Writes to the model registry: the bundled default, local directories, remote endpoints."""
 from __future__ import annotations
 
+import json
+import struct
 from pathlib import Path
+from typing import Any
 
 from django.core.exceptions import ValidationError
 
@@ -31,7 +34,15 @@ def model_register_local(*, name: str, path: str, backend: str = ModelEntry.Back
         raise ValidationError({"path": f"{path}: no such directory on this host."})
     if not (directory / "config.json").is_file():
         raise ValidationError({"path": f"{path}: no config.json; expected a transformers model directory."})
-    entry = ModelEntry(name=name, backend=backend, source=ModelEntry.Source.LOCAL, path=str(directory.resolve()), dtype=dtype, parent=parent)
+    entry = ModelEntry(
+        name=name,
+        backend=backend,
+        source=ModelEntry.Source.LOCAL,
+        path=str(directory.resolve()),
+        dtype=dtype,
+        parent=parent,
+        parameter_count=safetensors_parameter_count(directory),
+    )
     entry.full_clean()
     entry.save()
     return entry
@@ -51,4 +62,57 @@ def model_register_endpoint(*, name: str, base_url: str, served_model_name: str,
     )
     entry.full_clean()
     entry.save()
+    return entry
+
+
+def safetensors_parameter_count(directory: Path) -> int | None:
+    """Parameters stored in a directory's `*.safetensors` files, read from their JSON headers only.
+
+    The training form's memory check needs the model's size, and the web process must never load
+    torch or the weights to learn it; None when the directory has no safetensors files.
+    """
+    total = 0
+    files = sorted(Path(directory).glob("*.safetensors"))
+    for path in files:
+        with path.open("rb") as handle:
+            (header_length,) = struct.unpack("<Q", handle.read(8))
+            header = json.loads(handle.read(header_length))
+        for name, tensor in header.items():
+            if name == "__metadata__":
+                continue
+            count = 1
+            for size in tensor["shape"]:
+                count *= size
+            total += count
+    return total or None
+
+
+def model_register_trained(
+    *,
+    run: Any,
+    parent: ModelEntry,
+    output_dir: str,
+    dataset: Any,
+    training_config: dict[str, Any],
+    metrics: dict[str, Any],
+    parameter_count: int,
+    task: str = ModelEntry.Task.GENERATION,
+) -> ModelEntry:
+    """The checkpoint a training run produced, with its lineage; a rerun of the same run updates it."""
+    entry, _ = ModelEntry.objects.update_or_create(
+        produced_by_run=run,
+        defaults={
+            "name": f"{parent.name} → {run.get_kind_display().removeprefix('Train: ')} #{run.pk}",
+            "backend": ModelEntry.Backend.TRANSFORMERS,
+            "source": ModelEntry.Source.RUN,
+            "task": task,
+            "path": output_dir,
+            "dtype": parent.dtype,
+            "parent": parent,
+            "trained_on": dataset,
+            "training_config": training_config,
+            "metrics": metrics,
+            "parameter_count": parameter_count,
+        },
+    )
     return entry

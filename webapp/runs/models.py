@@ -15,6 +15,11 @@ class PipelineRun(models.Model):
 
     class Kind(models.TextChoices):
         GENERATE = "generate", "Generate answers"
+        TRAIN_SFT = "train_sft", "Train: SFT"
+        TRAIN_PREFERENCE = "train_preference", "Train: preference (DPO/SPIN)"
+        TRAIN_REWARD = "train_reward", "Train: reward model"
+
+    TRAINING_KINDS = (Kind.TRAIN_SFT, Kind.TRAIN_PREFERENCE, Kind.TRAIN_REWARD)
 
     class Status(models.TextChoices):
         QUEUED = "queued", "Queued"
@@ -73,6 +78,10 @@ class PipelineRun(models.Model):
         if not self.progress_total:
             return 0
         return min(100, round(100 * self.progress_done / self.progress_total))
+
+    @property
+    def is_training(self) -> bool:
+        return self.kind in self.TRAINING_KINDS
 
     @property
     def run_dir_name(self) -> str:

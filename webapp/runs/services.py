@@ -206,7 +206,7 @@ def _queued_runs_without_job(*, older_than) -> list[int]:  # type: ignore[no-unt
 
 
 def artifact_register(
-    *, run: PipelineRun, name: str, kind: str, jsonl_path: Path, parquet_path: Path | None = None
+    *, run: PipelineRun | None, name: str, kind: str, jsonl_path: Path, parquet_path: Path | None = None
 ) -> Artifact:
     """Record a finished dataset; counting rows streams the file, the preview keeps the first rows."""
     preview: list[dict[str, Any]] = []

@@ -13,6 +13,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from webapp.accounts.permissions import research_required
 
 from . import kinds, selectors, services
+from .charts import metric_charts
 from .forms import GenerateRunForm
 from .models import PipelineRun
 
@@ -86,7 +87,11 @@ def run_detail(request: HttpRequest, run_id: int) -> HttpResponse:
     services.runs_mark_lost()
     run = selectors.run_get(run_id=run_id)
     template = "runs/partials/_run_live.html" if request.htmx else "runs/run_detail.html"
-    return render(request, template, {"run": run})
+    return render(request, template, _live_context(run))
+
+
+def _live_context(run: PipelineRun) -> dict[str, object]:
+    return {"run": run, "charts": metric_charts(run.metrics)}
 
 
 @require_POST
@@ -110,7 +115,7 @@ def _transition(request: HttpRequest, run_id: int, service, success_message: str
     else:
         messages.success(request, success_message)
     if request.htmx:
-        return render(request, "runs/partials/_run_live.html", {"run": selectors.run_get(run_id=run_id)})
+        return render(request, "runs/partials/_run_live.html", _live_context(selectors.run_get(run_id=run_id)))
     return redirect(run)
 
 

@@ -29,6 +29,7 @@ INSTALLED_APPS = [
     "webapp.library",
     "webapp.registry",
     "webapp.runs",
+    "webapp.training",
 ]
 
 MIDDLEWARE = [
@@ -118,6 +119,9 @@ RQ_QUEUES = {
     "gpu": {"URL": REDIS_URL, "DEFAULT_TIMEOUT": 7 * 24 * 3600},
     "default": {"URL": REDIS_URL, "DEFAULT_TIMEOUT": 6 * 3600},
 }
+# Memory of one GPU on the training workers, for the check made before a training job is queued
+# (the web host may have no GPU, and the web process never imports torch to ask).
+TRAINING_GPU_MEMORY_GIB = float(os.environ.get("TRAINING_GPU_MEMORY_GIB", 80))
 # A running run whose heartbeat is older than this is shown as lost (its worker died).
 RUN_HEARTBEAT_STALE_SECONDS = int(os.environ.get("RUN_HEARTBEAT_STALE_SECONDS", 30))
 

@@ -21,6 +21,7 @@ PASSWORD_VARIABLES = ("REFINERY_ADMIN_PASSWORD", "REFINERY_RESEARCHER_PASSWORD",
 def var_dir(settings, tmp_path, monkeypatch):
     """Password files go to a scratch var/ directory, and no password comes from the environment."""
     settings.VAR_DIR = tmp_path
+    settings.ARTIFACT_ROOT = tmp_path / "artifacts"
     for variable in PASSWORD_VARIABLES:
         monkeypatch.delenv(variable, raising=False)
     return tmp_path
@@ -49,6 +50,10 @@ def test_running_twice_loads_everything_once_and_prints_the_same_logins(var_dir)
     }
     assert FewShotSet.objects.get(name="Python reference QA").example_count == 8
     assert all(few_shot_set.preamble for few_shot_set in FewShotSet.objects.filter(kind="demonstration"))
+    from webapp.runs.models import Artifact
+
+    dataset = Artifact.objects.get()
+    assert (dataset.name, dataset.kind, dataset.row_count, dataset.run) == ("Python reference QA (SFT)", "sft", 8, None)
     rubric = Rubric.objects.get()
     assert (
         rubric.name == "Helpful, honest, harmless" and rubric.criteria and rubric.guidelines and rubric.configurations

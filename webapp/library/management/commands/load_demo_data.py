@@ -26,6 +26,7 @@ QA_SET_NAME = "Python reference QA"
 HHH_SET_NAME = "HHH demonstration prompt"
 FAITHFUL_SET_NAME = "Faithful demonstration prompt"
 RUBRIC_NAME = "Helpful, honest, harmless"
+SFT_DATASET_NAME = "Python reference QA (SFT)"
 
 RUBRIC_CRITERIA = """\
 1. Helpful: answers the question that was asked, completely and correctly, at a useful level of detail.
@@ -79,6 +80,7 @@ class Command(BaseCommand):
         self._load_seed_prompts(admin)
         self._load_few_shot_sets(admin)
         self._load_rubric(admin)
+        self._load_sft_dataset()
         for line in logins:
             self.stdout.write(line)
 
@@ -109,6 +111,19 @@ class Command(BaseCommand):
         return user, password
 
     # ------------------------------------------------------------ library
+
+    def _load_sft_dataset(self) -> None:
+        """The few-shot QA file again, as a training dataset, so a fresh install can try SFT at once."""
+        from webapp.runs.models import Artifact
+
+        if Artifact.objects.filter(run=None, name=SFT_DATASET_NAME).exists():
+            self.stdout.write(f"Dataset “{SFT_DATASET_NAME}” is already loaded.")
+            return
+        path = DEMO_DIR / "fewshot_qa.jsonl"
+        dataset = services.dataset_import(
+            name=SFT_DATASET_NAME, purpose="sft", uploaded_file_path=path, original_name=path.name
+        )
+        self.stdout.write(f"Loaded dataset “{dataset.name}”: {dataset.row_count} question/answer rows.")
 
     def _load_corpus(self, owner: User) -> None:
         if Corpus.objects.filter(name=CORPUS_NAME).exists():

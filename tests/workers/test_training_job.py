@@ -1,0 +1,147 @@
+"""Training jobs end to end: the site's config -> Redis -> a real rqworker -> the training layer -> the registry.
+
+A tiny random model keeps these to seconds of training; the mechanics (checkpoints, resume after
+SIGKILL, lineage, live metrics) are the same as for a real model.
+"""
+from __future__ import annotations
+
+import json
+import math
+import time
+from pathlib import Path
+
+import pytest
+
+from pipelines.training.common import CHECKPOINTS_DIR, latest_checkpoint
+from webapp.registry.models import ModelEntry
+from webapp.runs import services as run_services
+from webapp.runs.models import Artifact, PipelineRun
+from webapp.training import services
+
+pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
+
+QUESTIONS = [
+    ("What is 2 + 2?", "2 + 2 is 4.", "2 + 2 is 7."),
+    ("What is the capital of France?", "Paris.", "Berlin."),
+    ("Is ice cold or hot?", "Ice is cold.", "Ice is hot."),
+    ("How many legs does a spider have?", "Eight.", "Three."),
+]
+
+
+def _dataset(directory: Path, name: str, rows: list[dict]) -> Artifact:
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / f"{name}.jsonl"
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    return run_services.artifact_register(run=None, name=name, kind=Artifact.Kind.SFT, jsonl_path=path)
+
+
+def _start(user, *, trainer: str, model: ModelEntry, dataset: Artifact, overrides: dict, options: dict | None = None):
+    config = services.training_config_build(
+        trainer=trainer, model=model, dataset=dataset, preset="tiny-cpu-demo",
+        training_overrides={"lora": {"r": 4}, "torch_threads": 1, **overrides}, method_options=options or {},
+    )
+    return services.training_run_create(user=user, config=config, name=f"test {trainer}")
+
+
+def _wait(run: PipelineRun, predicate, timeout: float, what: str, poll: float = 0.3) -> PipelineRun:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        run_services.runs_mark_lost()
+        run.refresh_from_db()
+        if predicate(run):
+            return run
+        time.sleep(poll)
+    raise AssertionError(f"timed out waiting for {what}; run is {run.status} at {run.stage}: {run.error}\n{run.log_tail}")
+
+
+@pytest.fixture
+def tiny_entry(tiny_model_dir) -> ModelEntry:
+    return ModelEntry.objects.create(name="tiny", source=ModelEntry.Source.LOCAL, path=str(tiny_model_dir))
+
+
+def test_sft_then_spin_training_through_a_worker_builds_a_registry_chain_with_metrics(
+    live_settings, rq_worker, researcher, tiny_entry, client
+):
+    root = Path(live_settings.ARTIFACT_ROOT) / "inputs"
+    sft_data = _dataset(root, "sft", [{"prompt": q, "response": right} for q, right, _ in QUESTIONS])
+    pairs = _dataset(root, "pairs", [{"prompt": q, "chosen": right, "rejected": wrong} for q, right, wrong in QUESTIONS])
+    worker = rq_worker()
+
+    sft_run = _start(researcher, trainer="sft", model=tiny_entry, dataset=sft_data, overrides={"max_steps": 4, "save_steps": 2})
+    sft_run = _wait(sft_run, lambda r: not r.is_active, 300, "SFT to finish")
+    assert sft_run.status == PipelineRun.Status.SUCCEEDED, sft_run.error + sft_run.traceback + worker.log_text()
+    sft_model = ModelEntry.objects.get(produced_by_run=sft_run)
+    assert (sft_model.parent, sft_model.trained_on, sft_model.task) == (tiny_entry, sft_data, ModelEntry.Task.GENERATION)
+    assert (Path(sft_model.path) / "config.json").is_file(), "the merged model must be loadable on its own"
+    assert sft_model.training_config["training"]["max_steps"] == 4
+    losses = [row["loss"] for row in sft_run.metrics if "loss" in row]
+    assert len(losses) >= 2 and all(math.isfinite(loss) for loss in losses)
+    assert sft_run.summary["steps"] == 4
+
+    spin_run = _start(
+        researcher, trainer="preference", model=sft_model, dataset=pairs,
+        overrides={"max_steps": 2, "learning_rate": 1e-4}, options={"loss": "spin", "beta": 0.1},
+    )
+    spin_run = _wait(spin_run, lambda r: not r.is_active, 300, "SPIN training to finish")
+    assert spin_run.status == PipelineRun.Status.SUCCEEDED, spin_run.error + spin_run.traceback + worker.log_text()
+    spin_model = ModelEntry.objects.get(produced_by_run=spin_run)
+    assert spin_model.parent == sft_model
+    assert any("rewards/margins" in row for row in spin_run.metrics)
+
+    client.force_login(researcher)
+    registry = client.get("/models/").content.decode()
+    assert f'id="model-{sft_model.pk}" data-depth="1"' in registry
+    assert f'id="model-{spin_model.pk}" data-depth="2"' in registry
+    run_page = client.get(spin_run.get_absolute_url()).content.decode()
+    assert 'data-metric="loss"' in run_page and 'data-metric="rewards/margins"' in run_page
+
+
+def test_a_killed_training_worker_resumes_from_its_last_checkpoint_with_the_step_count_going_on(
+    live_settings, rq_worker, researcher, tiny_entry
+):
+    rows = [{"prompt": q, "response": right} for q, right, _ in QUESTIONS] * 4
+    dataset = _dataset(Path(live_settings.ARTIFACT_ROOT) / "inputs", "sft", rows)
+    run = _start(researcher, trainer="sft", model=tiny_entry, dataset=dataset,
+                 overrides={"max_steps": 300, "save_steps": 5, "save_total_limit": 0})
+    first = rq_worker()
+    checkpoints = run_services.run_directory(run) / CHECKPOINTS_DIR
+    deadline = time.monotonic() + 300
+    while latest_checkpoint(checkpoints) is None:
+        assert time.monotonic() < deadline, "no checkpoint appeared\n" + first.log_text()
+        time.sleep(0.1)
+    first.kill()
+    killed_at = int(latest_checkpoint(checkpoints).name.split("-")[1])
+    assert killed_at < 300, "training finished before the kill; the test needs more steps"
+
+    run = _wait(run, lambda r: r.status == PipelineRun.Status.LOST, 60, "the run to be detected as lost")
+    rq_worker()
+    run_services.run_resume(run=run)
+    run = _wait(run, lambda r: not r.is_active, 300, "the resumed run to finish")
+
+    assert run.status == PipelineRun.Status.SUCCEEDED, run.error + run.traceback
+    assert run.summary["steps"] == 300
+    resumed_from = latest_step_in_log(run.log_tail)
+    assert resumed_from is not None and resumed_from >= killed_at
+    steps_logged_after_resume = [row["step"] for row in run.metrics if row["t"] > run.started_at.timestamp()]
+    assert steps_logged_after_resume and min(steps_logged_after_resume) > resumed_from
+
+
+def latest_step_in_log(log_tail: str) -> int | None:
+    import re
+
+    found = re.findall(r"resumed from step (\d+) of", log_tail)
+    return int(found[-1]) if found else None
+
+
+def test_cancel_keeps_the_last_checkpoint_and_says_where_it_is(live_settings, rq_worker, researcher, tiny_entry):
+    rows = [{"prompt": q, "response": right} for q, right, _ in QUESTIONS] * 4
+    dataset = _dataset(Path(live_settings.ARTIFACT_ROOT) / "inputs", "sft", rows)
+    run = _start(researcher, trainer="sft", model=tiny_entry, dataset=dataset, overrides={"max_steps": 300, "save_steps": 50})
+    rq_worker()
+    run = _wait(run, lambda r: r.stage == "train" and r.progress_done >= 3, 300, "training to start", poll=0.1)
+    run_services.run_request_cancel(run=run)
+    run = _wait(run, lambda r: not r.is_active, 120, "the cancel to land")
+    assert run.status == PipelineRun.Status.CANCELLED
+    saved = latest_checkpoint(run_services.run_directory(run) / CHECKPOINTS_DIR)
+    assert saved is not None and str(saved) in run.summary["stopped"]
+    assert int(saved.name.split("-")[1]) < 300

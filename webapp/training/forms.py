@@ -1,0 +1,107 @@
+"""The training form: which trainer, model and dataset, a preset, and the settings worth changing.
+
+Blank fields keep the preset's value (or, without a preset, the trainer's paper defaults); the
+services module resolves the layers and checks the result.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+
+from pipelines.training.config import ADAPTERS, DEVICES, DTYPES, PREFERENCE_LOSSES, PRESETS
+from webapp.registry.models import ModelEntry
+from webapp.runs.models import Artifact
+
+TRAINER_CHOICES = [
+    ("sft", "SFT: prompt → response"),
+    ("preference", "Preference: DPO family and SPIN (prompt, chosen, rejected)"),
+    ("reward", "Reward model: Bradley-Terry on comparisons"),
+]
+# Form fields that map one to one onto TrainingArgs fields.
+TRAINING_FIELDS = (
+    "learning_rate",
+    "num_epochs",
+    "max_steps",
+    "per_device_batch_size",
+    "gradient_accumulation_steps",
+    "max_length",
+    "save_steps",
+    "adapter",
+    "device",
+    "dtype",
+)
+
+
+def _blank_first(values: tuple[str, ...]) -> list[tuple[str, str]]:
+    return [("", "(preset)")] + [(value, value) for value in values]
+
+
+class TrainingRunForm(forms.Form):
+    name = forms.CharField(max_length=200, required=False, help_text="Optional label for the run list.")
+    trainer = forms.ChoiceField(choices=TRAINER_CHOICES, initial="sft")
+    model = forms.ModelChoiceField(
+        queryset=ModelEntry.objects.filter(backend=ModelEntry.Backend.TRANSFORMERS, task=ModelEntry.Task.GENERATION),
+        help_text="The model to fine-tune (local transformers weights).",
+    )
+    reference_model = forms.ModelChoiceField(
+        queryset=ModelEntry.objects.filter(backend=ModelEntry.Backend.TRANSFORMERS, task=ModelEntry.Task.GENERATION),
+        required=False,
+        help_text="Preference only: the frozen reference. Empty means the model itself (DPO's SFT model; SPIN's p_t).",
+    )
+    dataset = forms.ModelChoiceField(
+        queryset=Artifact.objects.order_by("-created_at"), help_text="An imported or produced dataset artifact."
+    )
+    preset = forms.ChoiceField(
+        choices=[("", "none: the trainer's paper defaults")] + [(name, name) for name in PRESETS],
+        required=False,
+        initial="tiny-cpu-demo",
+    )
+    learning_rate = forms.FloatField(required=False, min_value=0)
+    num_epochs = forms.FloatField(required=False, min_value=0)
+    max_steps = forms.IntegerField(required=False, help_text="-1 runs num_epochs epochs.")
+    per_device_batch_size = forms.IntegerField(required=False, min_value=1)
+    gradient_accumulation_steps = forms.IntegerField(required=False, min_value=1)
+    max_length = forms.IntegerField(required=False, min_value=8)
+    save_steps = forms.IntegerField(required=False, min_value=1, help_text="A checkpoint every this many steps.")
+    adapter = forms.ChoiceField(choices=_blank_first(ADAPTERS), required=False)
+    lora_r = forms.IntegerField(required=False, min_value=1, max_value=1024, label="LoRA rank")
+    device = forms.ChoiceField(choices=_blank_first(DEVICES), required=False)
+    dtype = forms.ChoiceField(choices=_blank_first(DTYPES), required=False)
+    devices = forms.IntegerField(min_value=1, max_value=1024, initial=1, help_text="GPUs the job spans (memory check).")
+    loss = forms.ChoiceField(choices=[("", "(default: sigmoid)")] + [(v, v) for v in PREFERENCE_LOSSES], required=False,
+                             help_text="Preference only: spin is SPIN's objective (real = chosen, generated = rejected).")
+    beta = forms.FloatField(required=False, min_value=0, help_text="Preference only (default 0.1).")
+    eval_fraction = forms.FloatField(required=False, min_value=0, max_value=0.99,
+                                     help_text="Preference and reward: share of pairs held out for accuracy.")
+    packing = forms.BooleanField(required=False, help_text="SFT only: pack examples into max_length rows.")
+    extra_settings = forms.JSONField(
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 3}),
+        help_text='Any other training field as JSON, e.g. {"warmup_ratio": 0.1, "optimizer": "rmsprop"}.',
+    )
+
+    def clean_extra_settings(self) -> dict[str, Any]:
+        value = self.cleaned_data.get("extra_settings") or {}
+        if not isinstance(value, dict):
+            raise forms.ValidationError("Give a JSON object of training fields, e.g. {\"warmup_ratio\": 0.1}.")
+        return value
+
+    def training_overrides(self) -> dict[str, Any]:
+        data = self.cleaned_data
+        overrides = {name: data[name] for name in TRAINING_FIELDS if data.get(name) not in (None, "")}
+        if data.get("lora_r"):
+            overrides["lora"] = {"r": data["lora_r"], "alpha": 2 * data["lora_r"]}
+        return {**overrides, **data.get("extra_settings", {})}
+
+    def method_options(self) -> dict[str, Any]:
+        data = self.cleaned_data
+        trainer = data["trainer"]
+        options: dict[str, Any] = {}
+        if trainer == "preference":
+            options.update({"loss": data.get("loss") or None, "beta": data.get("beta")})
+        if trainer in ("preference", "reward"):
+            options["eval_fraction"] = data.get("eval_fraction")
+        if trainer == "sft" and data.get("packing"):
+            options["packing"] = True
+        return options

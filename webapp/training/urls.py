@@ -1,0 +1,10 @@
+"""URLs of the training app."""
+from django.urls import path
+
+from . import views
+
+app_name = "training"
+urlpatterns = [
+    path("new/", views.training_new, name="new"),
+    path("new/preview/", views.training_preview, name="preview"),
+]
