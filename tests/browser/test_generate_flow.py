@@ -93,9 +93,9 @@ def test_researcher_uploads_data_starts_a_generate_run_and_sees_its_dataset(
     tmp_path,
     settings,
 ):
-    from pipelines.llm.embedded import ensure_embedded_model
     from playwright.sync_api import expect
 
+    from pipelines.llm.embedded import ensure_embedded_model
     from webapp.library.models import SeedPromptSet
     from webapp.registry.services import model_ensure_embedded
 

@@ -5,6 +5,7 @@ attempt, so a superseded attempt (a worker thought dead that comes back) cannot 
 """
 from __future__ import annotations
 
+import contextlib
 import json
 from datetime import timedelta
 from pathlib import Path
@@ -139,10 +140,8 @@ def _cancel_rq_job(queue_name: str, job_id: str) -> None:
     from rq.exceptions import InvalidJobOperation, NoSuchJobError
     from rq.job import Job
 
-    try:
+    with contextlib.suppress(NoSuchJobError, InvalidJobOperation):
         Job.fetch(job_id, connection=django_rq.get_connection(queue_name)).cancel()
-    except (NoSuchJobError, InvalidJobOperation):
-        pass
 
 
 @transaction.atomic

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
@@ -31,7 +32,7 @@ def test_an_sft_dataset_becomes_an_artifact_in_jsonl_and_parquet(write_file, art
     assert artifact.kind == Artifact.Kind.SFT and artifact.run is None and artifact.row_count == 5
     assert artifact.columns == ["prompt", "response", "source"]
     assert pq.read_table(artifact.parquet_path).to_pylist() == rows
-    assert [json.loads(line) for line in open(artifact.jsonl_path)] == rows
+    assert [json.loads(line) for line in Path(artifact.jsonl_path).read_text().splitlines()] == rows
 
 
 def test_chat_messages_and_spin_rows_are_accepted(write_file, artifact_root):
