@@ -56,3 +56,30 @@ class NullProgress:
     def check_cancelled(self) -> None:
         if self._cancel_after is not None and self.done >= self._cancel_after:
             raise RunCancelled(f"cancelled after {self.done} items")
+
+
+class StagePrefix:
+    """Passes everything through to `inner`, naming each stage with a prefix (e.g. "iter 1 · train").
+
+    Multi-step methods (SPIN's iterations) reuse whole pipelines as steps; the prefix keeps the run
+    page's stage telling which step the counts belong to.
+    """
+
+    def __init__(self, inner: Progress, prefix: str) -> None:
+        self.inner = inner
+        self.prefix = prefix
+
+    def stage(self, name: str, total: int, done: int = 0) -> None:
+        self.inner.stage(f"{self.prefix}{name}", total, done)
+
+    def advance(self, count: int = 1) -> None:
+        self.inner.advance(count)
+
+    def log(self, message: str) -> None:
+        self.inner.log(f"{self.prefix}{message}")
+
+    def metrics(self, values: dict[str, Any]) -> None:
+        self.inner.metrics(values)
+
+    def check_cancelled(self) -> None:
+        self.inner.check_cancelled()

@@ -1,0 +1,186 @@
+"""SPIN's outer loop: for t = 0 .. iterations-1, generate with p_t, pair, train p_{t+1} against p_t.
+
+Run directory layout (every file appears atomically, so a restart skips what is finished):
+
+    prompts.jsonl                    the SFT data as SPIN sees it: prompt_id, prompt, real answer
+    iter-<t>/generate/               p_t's answers, batch by batch (pipelines.generate)
+    iter-<t>/pairs.jsonl             SPIN rows of iteration t (also prompt/chosen/rejected)
+    iter-<t>/train.jsonl             what p_{t+1} trains on: pairs of t (+ t-1 when mixing)
+    iter-<t>/train/                  the training layer's store: reference log-probs, checkpoints, final/
+    iter-<t>/summary.json            the iteration's result; its presence means the iteration is done
+"""
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pipelines.common.progress import Progress, StagePrefix
+from pipelines.common.store import RunStore
+from pipelines.errors import InvalidInputError
+from pipelines.generate import GenerateConfig, run_generate
+from pipelines.generate.run import PROMPTS_FILE
+from pipelines.llm.types import LLMBackend
+from pipelines.spin.config import SpinConfig
+
+SPIN_PROMPTS_FILE = "prompts.jsonl"
+PAIRS_FILE = "pairs.jsonl"
+TRAIN_FILE = "train.jsonl"
+SUMMARY_FILE = "summary.json"
+
+BackendFactory = Callable[[Path], LLMBackend]
+IterationCallback = Callable[[int, dict[str, Any]], None]
+
+
+@dataclass
+class SpinResult:
+    iterations: list[dict[str, Any]] = field(default_factory=list)
+    """Each iteration's summary (model_dir, pairs_path, metrics, seconds), in order."""
+
+    @property
+    def final_model_dir(self) -> str:
+        return self.iterations[-1]["model_dir"]
+
+
+def spin_prompts(sft_rows: list[dict[str, Any]], max_prompts: int = 0) -> list[dict[str, Any]]:
+    """SFT rows -> SPIN's first-turn view: the user's message and the ground-truth ("real") answer."""
+    from pipelines.training.data import sft_examples
+
+    examples = sft_examples(sft_rows)
+    rows = []
+    for index, example in enumerate(examples):
+        user_turns = [message["content"] for message in example.prompt if message["role"] == "user"]
+        if not user_turns or not example.completion.strip():
+            raise InvalidInputError(f"row {index + 1}: SPIN needs a user message and a non-empty real answer")
+        rows.append({"prompt_id": f"p{index:06d}", "prompt": user_turns[-1], "real_answer": example.completion})
+        if max_prompts and len(rows) >= max_prompts:
+            break
+    return rows
+
+
+def spin_pair(prompt_row: dict[str, Any], generated_answer: str, iteration: int) -> dict[str, Any]:
+    """One SPIN row: real and generated as [user, assistant] conversations, plus the flat preference view."""
+    user = {"role": "user", "content": prompt_row["prompt"]}
+    return {
+        "prompt_id": prompt_row["prompt_id"],
+        "iteration": iteration,
+        "prompt": prompt_row["prompt"],
+        "chosen": prompt_row["real_answer"],
+        "rejected": generated_answer,
+        "real": [user, {"role": "assistant", "content": prompt_row["real_answer"]}],
+        "generated": [user, {"role": "assistant", "content": generated_answer}],
+    }
+
+
+def run_spin(
+    config: SpinConfig,
+    model_dir: str | Path,
+    sft_path: str | Path,
+    store: RunStore,
+    progress: Progress,
+    *,
+    backend_for: BackendFactory,
+    on_iteration: IterationCallback | None = None,
+) -> SpinResult:
+    """Run (or resume) every iteration; `on_iteration(t, summary)` is called for finished ones, old and new.
+
+    `backend_for(model_dir)` loads a generation backend for p_t; it is closed after generation so
+    training gets the memory.
+    """
+    from pipelines.training.data import read_rows
+
+    if not store.exists(SPIN_PROMPTS_FILE):
+        store.write_jsonl(spin_prompts(read_rows(sft_path), config.max_prompts), SPIN_PROMPTS_FILE)
+    prompts = list(store.read_jsonl(SPIN_PROMPTS_FILE))
+    result = SpinResult()
+    current = Path(model_dir)
+    for iteration in range(config.iterations):
+        iteration_store = RunStore(store.path(f"iter-{iteration}"))
+        step_progress = StagePrefix(progress, f"iter {iteration} · ")
+        if iteration_store.exists(SUMMARY_FILE):
+            summary = iteration_store.read_json(SUMMARY_FILE)
+            progress.log(f"iteration {iteration} already finished: {summary['model_dir']}")
+        else:
+            summary = _run_iteration(config, iteration, current, prompts, store, iteration_store, step_progress, backend_for)
+        result.iterations.append(summary)
+        if on_iteration is not None:
+            on_iteration(iteration, summary)
+        current = Path(summary["model_dir"])
+    return result
+
+
+def _run_iteration(
+    config: SpinConfig,
+    iteration: int,
+    model_dir: Path,
+    prompts: list[dict[str, Any]],
+    store: RunStore,
+    iteration_store: RunStore,
+    progress: Progress,
+    backend_for: BackendFactory,
+) -> dict[str, Any]:
+    from pipelines.training.preference import run_preference
+
+    started = time.monotonic()
+    generation_seconds = 0.0
+    if not iteration_store.exists(PAIRS_FILE):
+        generation_started = time.monotonic()
+        generated = _generate(config, iteration, model_dir, prompts, iteration_store, progress, backend_for)
+        pairs = [spin_pair(row, generated[row["prompt_id"]], iteration) for row in prompts]
+        iteration_store.write_jsonl(pairs, PAIRS_FILE)
+        generation_seconds = time.monotonic() - generation_started
+    if not iteration_store.exists(TRAIN_FILE):
+        rows = list(iteration_store.read_jsonl(PAIRS_FILE))
+        if config.mix_previous and iteration > 0:
+            rows += list(store.read_jsonl(f"iter-{iteration - 1}", PAIRS_FILE))
+        iteration_store.write_jsonl(rows, TRAIN_FILE)
+    training = config.training_for(iteration)
+    training_result = run_preference(
+        training, model_dir, None, iteration_store.path(TRAIN_FILE), RunStore(iteration_store.path("train")), progress
+    )
+    train_rows = sum(1 for _ in iteration_store.read_jsonl(TRAIN_FILE))
+    summary = {
+        "iteration": iteration,
+        "generator_dir": str(model_dir),
+        "model_dir": training_result.output_dir,
+        "pairs_path": str(iteration_store.path(PAIRS_FILE)),
+        "pairs": len(prompts),
+        "train_pairs": train_rows,
+        "learning_rate": training.training.learning_rate,
+        "beta": training.beta,
+        "steps": training_result.steps,
+        "metrics": training_result.metrics,
+        "parameter_count": training_result.parameter_count,
+        "generation_seconds": round(generation_seconds, 2),
+        "seconds": round(time.monotonic() - started, 2),
+    }
+    iteration_store.write_json(summary, SUMMARY_FILE)
+    return summary
+
+
+def _generate(
+    config: SpinConfig,
+    iteration: int,
+    model_dir: Path,
+    prompts: list[dict[str, Any]],
+    iteration_store: RunStore,
+    progress: Progress,
+    backend_for: BackendFactory,
+) -> dict[str, str]:
+    """p_t's one answer per prompt, through the generate pipeline (batched, resumable by batch)."""
+    generate_store = RunStore(iteration_store.path("generate"))
+    if not generate_store.exists(PROMPTS_FILE):
+        generate_store.write_jsonl(({"prompt_id": row["prompt_id"], "prompt": row["prompt"]} for row in prompts), PROMPTS_FILE)
+    sampling = config.generation
+    if sampling.seed is not None:  # a fresh draw each iteration, the same one on a resume
+        sampling = type(sampling).from_dict({**sampling.to_dict(), "seed": sampling.seed + 1000 * iteration})
+    backend = backend_for(model_dir)
+    try:
+        generated = run_generate(
+            GenerateConfig(sampling=sampling, batch_size=config.generation_batch_size), backend, generate_store, progress
+        )
+    finally:
+        backend.close()
+    return {row["prompt_id"]: row["responses"][0].lstrip() for row in generate_store.read_jsonl(generated.jsonl_path.name)}
