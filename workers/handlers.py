@@ -131,9 +131,31 @@ def load_backend(run: PipelineRun, progress: Progress):  # type: ignore[no-untyp
     return backend
 
 
-HANDLERS: dict[str, Callable[[PipelineRun, Progress], None]] = {
+Handler = Callable[[PipelineRun, Progress], None]
+
+# Method handlers live in workers/methods/<method>.py as `handle(run, progress)`, imported when a job
+# of their kind runs, so one method's imports never slow down (or break) another's jobs.
+METHOD_HANDLERS: dict[str, str] = {
+    PipelineRun.Kind.SPIN: "workers.methods.spin",
+    PipelineRun.Kind.AUGCON: "workers.methods.augcon",
+    PipelineRun.Kind.AFT_INFERENCE: "workers.methods.aft",
+    PipelineRun.Kind.AFT_DATA: "workers.methods.aft",
+    PipelineRun.Kind.ALMOST: "workers.methods.almost",
+    PipelineRun.Kind.EVALUATION: "workers.methods.evaluation",
+}
+
+HANDLERS: dict[str, Handler] = {
     PipelineRun.Kind.GENERATE: handle_generate,
     PipelineRun.Kind.TRAIN_SFT: handle_train,
     PipelineRun.Kind.TRAIN_PREFERENCE: handle_train,
     PipelineRun.Kind.TRAIN_REWARD: handle_train,
 }
+
+
+def handler_for(kind: str) -> Handler:
+    """The function that runs a job of `kind`."""
+    if kind in HANDLERS:
+        return HANDLERS[kind]
+    import importlib
+
+    return importlib.import_module(METHOD_HANDLERS[kind]).handle

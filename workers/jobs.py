@@ -9,7 +9,7 @@ import traceback
 from pipelines.errors import InvalidConfigError, InvalidInputError, RunCancelled
 from webapp.runs import services
 from webapp.runs.models import PipelineRun
-from workers.handlers import HANDLERS
+from workers.handlers import handler_for
 from workers.progress import DbProgress
 
 logger = logging.getLogger(__name__)
@@ -25,7 +25,7 @@ def run_pipeline_job(run_id: int, attempt: int) -> str:
     progress = DbProgress(run_id=run.pk, attempt=attempt)
     progress.start_heartbeat()
     try:
-        HANDLERS[run.kind](run, progress)
+        handler_for(run.kind)(run, progress)
     except RunCancelled as cancelled:
         # The pipeline's message says where it stopped (a trainer names its last checkpoint).
         progress.log(str(cancelled))

@@ -18,6 +18,12 @@ class PipelineRun(models.Model):
         TRAIN_SFT = "train_sft", "Train: SFT"
         TRAIN_PREFERENCE = "train_preference", "Train: preference (DPO/SPIN)"
         TRAIN_REWARD = "train_reward", "Train: reward model"
+        SPIN = "spin", "SPIN: self-play fine-tuning"
+        AUGCON = "augcon", "AugCon: SFT data from a corpus"
+        AFT_INFERENCE = "aft_inference", "AFT: propose-and-aggregate answers"
+        AFT_DATA = "aft_data", "AFT: aggregation training data"
+        ALMOST = "almost", "ALMoST: synthetic comparisons"
+        EVALUATION = "evaluation", "Win-rate evaluation"
 
     TRAINING_KINDS = (Kind.TRAIN_SFT, Kind.TRAIN_PREFERENCE, Kind.TRAIN_REWARD)
 
@@ -99,6 +105,8 @@ class Artifact(models.Model):
         COMPARISONS = "comparisons", "Comparisons"
         PREFERENCES = "preferences", "Preferences"
         JUDGMENTS = "judgments", "Judgments"
+        SCORER_PAIRS = "scorer_pairs", "Scorer pairs"
+        AGGREGATIONS = "aggregations", "Aggregations (proposals, layers, final answers)"
 
     run = models.ForeignKey(PipelineRun, related_name="artifacts", null=True, blank=True, on_delete=models.SET_NULL)
     name = models.CharField(max_length=200)

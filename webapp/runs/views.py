@@ -14,6 +14,7 @@ from webapp.accounts.permissions import research_required
 
 from . import kinds, selectors, services
 from .charts import metric_charts
+from .kind_pages import kind_section
 from .forms import GenerateRunForm
 from .models import PipelineRun
 
@@ -91,7 +92,7 @@ def run_detail(request: HttpRequest, run_id: int) -> HttpResponse:
 
 
 def _live_context(run: PipelineRun) -> dict[str, object]:
-    return {"run": run, "charts": metric_charts(run.metrics)}
+    return {"run": run, "charts": metric_charts(run.metrics), "section": kind_section(run)}
 
 
 @require_POST
