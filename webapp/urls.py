@@ -17,6 +17,12 @@ urlpatterns = [
     path("models/", include("webapp.registry.urls")),
     path("runs/", include("webapp.runs.urls")),
     path("training/", include("webapp.training.urls")),
+    path("spin/", include("webapp.spin.urls")),
+    path("augcon/", include("webapp.augcon.urls")),
+    path("aft/", include("webapp.aft.urls")),
+    path("almost/", include("webapp.almost.urls")),
+    path("evaluations/", include("webapp.evaluation.urls")),
+    path("annotation/", include("webapp.annotation.urls")),
     path("admin/rq/", include("django_rq.urls")),
     path("admin/", admin.site.urls),
 ]

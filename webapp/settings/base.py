@@ -30,6 +30,12 @@ INSTALLED_APPS = [
     "webapp.registry",
     "webapp.runs",
     "webapp.training",
+    "webapp.spin",
+    "webapp.augcon",
+    "webapp.aft",
+    "webapp.almost",
+    "webapp.evaluation",
+    "webapp.annotation",
 ]
 
 MIDDLEWARE = [

@@ -1,0 +1,5 @@
+from django.apps import AppConfig
+
+
+class AftConfig(AppConfig):
+    name = "webapp.aft"
