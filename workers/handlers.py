@@ -87,7 +87,7 @@ def handle_train(run: PipelineRun, progress: Progress) -> None:
         output_dir=result.output_dir,
         dataset=dataset,
         training_config=config["config"],
-        metrics=_final_metrics(result.metrics),
+        metrics=final_metrics(result.metrics),
         parameter_count=result.parameter_count,
         task=ModelEntry.Task.REWARD if trainer == "reward" else ModelEntry.Task.GENERATION,
     )
@@ -99,12 +99,12 @@ def handle_train(run: PipelineRun, progress: Progress) -> None:
             "output_dir": result.output_dir,
             "adapter_dir": result.adapter_dir or "",
             "trainable_parameters": result.trainable_parameter_count,
-            **_final_metrics(result.metrics),
+            **final_metrics(result.metrics),
         },
     )
 
 
-def _final_metrics(metrics: dict) -> dict:  # type: ignore[type-arg]
+def final_metrics(metrics: dict) -> dict:  # type: ignore[type-arg]
     """The figures worth keeping on a registry entry: losses, accuracies, margins, runtime; rounded."""
     kept = {}
     for name, value in metrics.items():

@@ -97,12 +97,17 @@ def model_register_trained(
     metrics: dict[str, Any],
     parameter_count: int,
     task: str = ModelEntry.Task.GENERATION,
+    name: str = "",
 ) -> ModelEntry:
-    """The checkpoint a training run produced, with its lineage; a rerun of the same run updates it."""
+    """A checkpoint a run produced, with its lineage; registering it again (a rerun) updates it.
+
+    `name` tells apart several checkpoints of one run (SPIN's iterations); by default the run's kind.
+    """
+    name = name or f"{parent.name} → {run.get_kind_display().removeprefix('Train: ')} #{run.pk}"
     entry, _ = ModelEntry.objects.update_or_create(
         produced_by_run=run,
+        name=name,
         defaults={
-            "name": f"{parent.name} → {run.get_kind_display().removeprefix('Train: ')} #{run.pk}",
             "backend": ModelEntry.Backend.TRANSFORMERS,
             "source": ModelEntry.Source.RUN,
             "task": task,

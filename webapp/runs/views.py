@@ -88,11 +88,11 @@ def run_detail(request: HttpRequest, run_id: int) -> HttpResponse:
     services.runs_mark_lost()
     run = selectors.run_get(run_id=run_id)
     template = "runs/partials/_run_live.html" if request.htmx else "runs/run_detail.html"
-    return render(request, template, _live_context(run))
+    return render(request, template, _live_context(run, request))
 
 
-def _live_context(run: PipelineRun) -> dict[str, object]:
-    return {"run": run, "charts": metric_charts(run.metrics), "section": kind_section(run)}
+def _live_context(run: PipelineRun, request: HttpRequest) -> dict[str, object]:
+    return {"run": run, "charts": metric_charts(run.metrics), "section_html": kind_section(run, request)}
 
 
 @require_POST
@@ -116,7 +116,7 @@ def _transition(request: HttpRequest, run_id: int, service, success_message: str
     else:
         messages.success(request, success_message)
     if request.htmx:
-        return render(request, "runs/partials/_run_live.html", _live_context(selectors.run_get(run_id=run_id)))
+        return render(request, "runs/partials/_run_live.html", _live_context(selectors.run_get(run_id=run_id), request))
     return redirect(run)
 
 

@@ -1,5 +1,9 @@
-"""URLs of the spin app."""
-from django.urls import path  # noqa: F401
+"""URLs of the SPIN app."""
+from django.urls import path
+
+from . import views
 
 app_name = "spin"
-urlpatterns: list = []
+urlpatterns = [
+    path("new/", views.spin_new, name="new"),
+]

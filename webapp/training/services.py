@@ -60,11 +60,11 @@ def training_config_build(
     """
     if trainer not in TRAINERS:
         raise ValidationError({"trainer": f"Unknown trainer {trainer!r}; choose one of {', '.join(TRAINERS)}."})
-    _check_trainable(model, "model")
+    check_trainable(model, "model")
     if reference_model is not None:
         if trainer != "preference":
             raise ValidationError({"reference_model": "Only preference training uses a reference model."})
-        _check_trainable(reference_model, "reference_model")
+        check_trainable(reference_model, "reference_model")
     try:
         validate_dataset_fields(trainer, dataset.columns)
     except InvalidInputError as error:
@@ -85,7 +85,7 @@ def training_config_build(
     except InvalidConfigError as error:
         raise ValidationError(f"Invalid training settings: {error}.") from error
 
-    _check_fits(config.training, model, devices)
+    check_fits(config.training, model, devices)
     return {
         "trainer": trainer,
         "model_id": model.pk,
@@ -105,14 +105,15 @@ def _merge(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
     return merged
 
 
-def _check_trainable(model: ModelEntry, field: str) -> None:
+def check_trainable(model: ModelEntry, field: str) -> None:
+    """Refuse models a trainer cannot load: remote endpoints and reward models."""
     if model.backend != ModelEntry.Backend.TRANSFORMERS or model.source == ModelEntry.Source.ENDPOINT:
         raise ValidationError({field: f"{model.name} is served by {model.get_backend_display()}; training needs local transformers weights."})
     if model.task != ModelEntry.Task.GENERATION:
         raise ValidationError({field: f"{model.name} is a reward model; train from a text-generation model."})
 
 
-def _check_fits(args: TrainingArgs, model: ModelEntry, devices: int) -> None:
+def check_fits(args: TrainingArgs, model: ModelEntry, devices: int) -> None:
     """Refuse a run whose weights, gradients and optimizer state cannot fit the device it asks for."""
     if not model.parameter_count:
         return  # unknown size (e.g. a directory without safetensors): the worker finds out

@@ -1,0 +1,17 @@
+"""SPIN's section of the run page: one row per iteration and a few real-vs-generated pairs side by side."""
+from __future__ import annotations
+
+from typing import Any
+
+from webapp.runs.models import PipelineRun
+
+TEMPLATE = "spin/partials/_run_section.html"
+SAMPLE_PAIRS = 3
+
+
+def context(run: PipelineRun) -> dict[str, Any]:
+    iterations = run.summary.get("iterations", [])
+    samples = []
+    for artifact in run.artifacts.filter(name__startswith="pairs-iter").order_by("name"):
+        samples.append({"artifact": artifact, "pairs": artifact.preview[:SAMPLE_PAIRS]})
+    return {"iterations": iterations, "samples": samples, "planned": run.config.get("spin", {}).get("iterations")}
