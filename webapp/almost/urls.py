@@ -1,5 +1,10 @@
-"""URLs of the almost app."""
-from django.urls import path  # noqa: F401
+"""URLs of the almost app: the run form (with the rubric editor) and its live cost estimate."""
+from django.urls import path
+
+from . import views
 
 app_name = "almost"
-urlpatterns: list = []
+urlpatterns = [
+    path("new/", views.almost_new, name="new"),
+    path("new/estimate/", views.almost_estimate, name="estimate"),
+]

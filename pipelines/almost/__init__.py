@@ -1,0 +1,6 @@
+"""ALMoST (synthetic feedback): synthetic prompts, rubric-ranked responses, comparisons, a reward model, RMSP."""
+
+from pipelines.almost.config import FILTERS, AlmostConfig, ResponseConfiguration, estimate_cost
+from pipelines.almost.prompts import AlmostInputs, DemonstrationPrompt
+
+__all__ = ["FILTERS", "AlmostConfig", "AlmostInputs", "DemonstrationPrompt", "ResponseConfiguration", "estimate_cost"]

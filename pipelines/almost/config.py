@@ -1,0 +1,322 @@
+"""ALMoST's configuration: the rubric of response configurations and the settings of each step.
+
+Defaults are the official code's (naver-ai/ALMoST, `synthetic_feedback.py` and `train.py`):
+prompt generation with 10 in-context seeds at temperature 1.2, top_p 0.9, 64 new tokens, rejecting
+prompts with ROUGE-L >= 0.5 to an earlier one; responses at temperature 1.0, top_p 0.9, 384 new
+tokens (768 for the Faithful prompt); a response is "bad" when shorter than 50 characters, ending
+in ? or :, starting with "well", not ending in . or !, saying it does not know, or holding "Human:"
+or "<Image>"; comparisons pair each better configuration with the best-ranked worse one and skip a
+pair whose chosen response is shorter than the rejected one and than mean - std/2; the reward model
+trains with lr 2e-5, weight decay 0.1, 1 epoch, cosine, 3% warmup, max length 1024. The RMSP sample
+count is not in the released code (RMSP was never released): 4 here.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+from pipelines.errors import InvalidConfigError
+from pipelines.training.config import RewardConfig
+
+RESPONSE_RULES = (
+    "empty",
+    "too_short",
+    "ends_with_question",
+    "starts_with_well",
+    "no_final_punctuation",
+    "dont_know",
+    "contains_human_turn",
+    "contains_image",
+)
+"""Rules on one response (the original's `check_bad`, plus "empty"); a pair fails when either side does."""
+PAIR_RULES = ("length", "identical")
+"""Rules on a pair: the original's `check_length` heuristic, and chosen == rejected (the original RM drops those)."""
+FILTERS = RESPONSE_RULES + PAIR_RULES
+"""Every named filter, in the order the summary counts pairs before/after each."""
+FILTER_DESCRIPTIONS = {
+    "empty": "a response is empty (the model stopped at once)",
+    "too_short": "a response is shorter than min_response_chars (50)",
+    "ends_with_question": "a response ends with ? or : (it asks back or trails off)",
+    "starts_with_well": "a response starts with “well” (a hedge)",
+    "no_final_punctuation": "a response does not end with . or ! (cut off)",
+    "dont_know": "a response says “don't know” / “do not know”",
+    "contains_human_turn": "a response holds “Human:” (it wrote the user's next turn)",
+    "contains_image": "a response holds “<Image>”",
+    "length": "chosen is shorter than rejected and shorter than mean - std/2 of the prompt's responses",
+    "identical": "chosen and rejected are the same text",
+}
+
+
+def _check_range(name: str, value: float, low: float, high: float) -> None:
+    if not low <= value <= high:
+        raise InvalidConfigError(f"{name} must be between {low} and {high}, got {value}")
+
+
+def _known(cls: type, data: Any, where: str) -> dict[str, Any]:
+    if not isinstance(data, dict):
+        raise InvalidConfigError(f"{where} must be a JSON object, got {type(data).__name__}")
+    unknown = set(data) - {f.name for f in fields(cls)}
+    if unknown:
+        raise InvalidConfigError(f"unknown {where} field(s): {', '.join(sorted(unknown))}")
+    return dict(data)
+
+
+@dataclass(frozen=True)
+class ResponseConfiguration:
+    """One rubric entry: a model prompted with `shots` demonstration dialogues of prompt set `prompt`."""
+
+    model: str
+    """The model's label: names the configuration and is what the backend provider loads."""
+    shots: int
+    """Demonstration dialogues placed before the user's prompt (the original uses 1, 3 or 5)."""
+    prompt: str = ""
+    """Label of the demonstration prompt (preamble + dialogues), e.g. "hhh" or "faithful"; "" for none."""
+    max_tokens: int = 384
+    """New tokens for a response (the original: 768 with the Faithful prompt, else 384)."""
+
+    def __post_init__(self) -> None:
+        if not self.model or "/" in self.model:
+            raise InvalidConfigError(f"configuration model label {self.model!r} must be non-empty and hold no '/'")
+        _check_range(f"configuration {self.model}: shots", self.shots, 0, 64)
+        if self.shots and not self.prompt:
+            raise InvalidConfigError(
+                f"configuration {self.model} with {self.shots} shots needs a demonstration prompt to take them from"
+            )
+        _check_range(f"configuration {self.name}: max_tokens", self.max_tokens, 1, 32768)
+
+    @property
+    def name(self) -> str:
+        """`<model>-<prompt>-<k>shot`, as the original names its response files."""
+        return f"{self.model}-{self.prompt or 'none'}-{self.shots}shot"
+
+
+@dataclass(frozen=True)
+class PromptGenerationConfig:
+    """Step pg: new user prompts written by a model shown a few seed prompts."""
+
+    num_generation: int = 100
+    """New prompts to produce."""
+    in_context: int = 10
+    """Prompts (seeds and already accepted ones) sampled as in-context examples per generation."""
+    temperature: float = 1.2
+    top_p: float = 0.9
+    max_tokens: int = 64
+    batch_size: int = 4
+    """Generations per model call; one call's candidates are one resumable round."""
+    min_chars: int = 30
+    """A prompt shorter than this that does not end in punctuation is rejected ("too_short")."""
+    max_chars: int = 250
+    """A prompt longer than this is rejected ("too_long"; the original's test is inverted, see the docs)."""
+    rouge_l_threshold: float | None = 0.5
+    """Reject a prompt whose ROUGE-L F to any seed or accepted prompt is at least this; None switches it off."""
+    embedding_threshold: float | None = 0.9
+    """Reject a prompt whose MiniLM cosine similarity to any seed or accepted prompt is at least this; None: off."""
+    max_candidates_per_prompt: int = 10
+    """Give up after num_generation x this many candidates (a model that only repeats itself would loop forever)."""
+    model: str = ""
+    """Label of the model that writes prompts; "" uses the rubric's first (best) configuration's model."""
+    seed: int = 42
+
+    def __post_init__(self) -> None:
+        _check_range("prompt_generation.num_generation", self.num_generation, 1, 1_000_000)
+        _check_range("prompt_generation.in_context", self.in_context, 1, 100)
+        _check_range("prompt_generation.temperature", self.temperature, 0, 5)
+        if not 0 < self.top_p <= 1:
+            raise InvalidConfigError(f"prompt_generation.top_p must be in (0, 1], got {self.top_p}")
+        _check_range("prompt_generation.max_tokens", self.max_tokens, 1, 4096)
+        _check_range("prompt_generation.batch_size", self.batch_size, 1, 1024)
+        _check_range("prompt_generation.min_chars", self.min_chars, 0, 10_000)
+        if self.max_chars <= self.min_chars:
+            raise InvalidConfigError(
+                f"prompt_generation.max_chars ({self.max_chars}) must be above min_chars ({self.min_chars})"
+            )
+        for name in ("rouge_l_threshold", "embedding_threshold"):
+            value = getattr(self, name)
+            if value is not None:
+                _check_range(f"prompt_generation.{name}", value, 0.01, 1.0)
+        _check_range("prompt_generation.max_candidates_per_prompt", self.max_candidates_per_prompt, 1, 1000)
+
+
+@dataclass(frozen=True)
+class ResponseGenerationConfig:
+    """Step rg: sampling of one response per prompt and configuration."""
+
+    temperature: float = 1.0
+    top_p: float = 0.9
+    batch_size: int = 4
+    """Prompts per model call; one finished batch of one configuration is the unit of resume."""
+    seed: int = 42
+
+    def __post_init__(self) -> None:
+        _check_range("response_generation.temperature", self.temperature, 0, 5)
+        if not 0 < self.top_p <= 1:
+            raise InvalidConfigError(f"response_generation.top_p must be in (0, 1], got {self.top_p}")
+        _check_range("response_generation.batch_size", self.batch_size, 1, 1024)
+
+
+@dataclass(frozen=True)
+class ComparisonConfig:
+    """Step cs: pairs by rubric order and the heuristic filters, each switchable by name."""
+
+    filters: dict[str, bool] = field(default_factory=lambda: dict.fromkeys(FILTERS, True))
+    """Filter name -> on/off; names not given keep their default (on)."""
+    min_response_chars: int = 50
+    """The "too_short" rule's bound (the original's min_length)."""
+    length_std_factor: float = 0.5
+    """The "length" rule's bound is mean - this x std of the prompt's response lengths."""
+    one_pair_per_chosen: bool = True
+    """As the original: each configuration is chosen at most once per prompt, against the best-ranked worse
+    configuration whose pair passes the filters. Off: every passing rubric-ordered pair is kept."""
+
+    def __post_init__(self) -> None:
+        unknown = set(self.filters) - set(FILTERS)
+        if unknown:
+            raise InvalidConfigError(
+                f"unknown comparison filter(s) {', '.join(sorted(unknown))}; the filters are {', '.join(FILTERS)}"
+            )
+        object.__setattr__(self, "filters", {name: bool(self.filters.get(name, True)) for name in FILTERS})
+        _check_range("comparisons.min_response_chars", self.min_response_chars, 0, 100_000)
+        _check_range("comparisons.length_std_factor", self.length_std_factor, 0, 10)
+
+    def enabled(self, name: str) -> bool:
+        return self.filters[name]
+
+
+@dataclass(frozen=True)
+class RMSPConfig:
+    """Step RMSP: the rubric's best configuration samples n responses per prompt; the reward model keeps one."""
+
+    n: int = 4
+    """Samples per prompt (not released by the authors; 4 is our choice)."""
+    configuration: int = 0
+    """Index in the rubric of the configuration that samples (0: the best, as the paper's "prompted strong" model)."""
+    temperature: float = 1.0
+    top_p: float = 0.9
+    batch_size: int = 4
+    max_prompts: int = 0
+    """Use the first this many generated prompts (0: all)."""
+    scorer_batch_size: int = 8
+    enabled: bool = True
+    seed: int = 7
+
+    def __post_init__(self) -> None:
+        _check_range("rmsp.n", self.n, 1, 64)
+        _check_range("rmsp.configuration", self.configuration, 0, 1000)
+        _check_range("rmsp.temperature", self.temperature, 0, 5)
+        if not 0 < self.top_p <= 1:
+            raise InvalidConfigError(f"rmsp.top_p must be in (0, 1], got {self.top_p}")
+        _check_range("rmsp.batch_size", self.batch_size, 1, 1024)
+        _check_range("rmsp.max_prompts", self.max_prompts, 0, 10_000_000)
+        _check_range("rmsp.scorer_batch_size", self.scorer_batch_size, 1, 4096)
+
+
+def _almost_reward_defaults() -> RewardConfig:
+    return RewardConfig()  # the training layer's reward defaults are ALMoST's
+
+
+@dataclass(frozen=True)
+class AlmostConfig:
+    """A whole ALMoST run: pg -> rg (one output per configuration) -> cs -> reward model -> RMSP."""
+
+    configurations: list[ResponseConfiguration]
+    """The rubric: response configurations in descending assumed quality (best first)."""
+    prompt_generation: PromptGenerationConfig = field(default_factory=PromptGenerationConfig)
+    response_generation: ResponseGenerationConfig = field(default_factory=ResponseGenerationConfig)
+    comparisons: ComparisonConfig = field(default_factory=ComparisonConfig)
+    reward: RewardConfig = field(default_factory=_almost_reward_defaults)
+    rmsp: RMSPConfig = field(default_factory=RMSPConfig)
+
+    def __post_init__(self) -> None:
+        if len(self.configurations) < 2:
+            raise InvalidConfigError(
+                f"the rubric needs at least two configurations to compare, got {len(self.configurations)}"
+            )
+        seen: dict[str, int] = {}
+        for index, configuration in enumerate(self.configurations, start=1):
+            if configuration.name in seen:
+                raise InvalidConfigError(
+                    f"rubric entries {seen[configuration.name]} and {index} are the same configuration "
+                    f"{configuration.name}; each rank needs a different configuration"
+                )
+            seen[configuration.name] = index
+        if self.rmsp.enabled and self.rmsp.configuration >= len(self.configurations):
+            raise InvalidConfigError(
+                f"rmsp.configuration is {self.rmsp.configuration} but the rubric has "
+                f"{len(self.configurations)} configurations (0 is the best)"
+            )
+        models = {configuration.model for configuration in self.configurations}
+        if self.prompt_generation.model and self.prompt_generation.model not in models:
+            raise InvalidConfigError(
+                f"prompt_generation.model {self.prompt_generation.model!r} is not a model of the rubric "
+                f"({', '.join(sorted(models))})"
+            )
+
+    @property
+    def prompt_model(self) -> str:
+        return self.prompt_generation.model or self.configurations[0].model
+
+    @property
+    def models(self) -> list[str]:
+        """Distinct model labels, in rubric order: one backend each."""
+        return list(dict.fromkeys(configuration.model for configuration in self.configurations))
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["reward"] = self.reward.to_dict()
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> AlmostConfig:
+        values = _known(cls, data, "ALMoST config")
+        configurations = values.get("configurations")
+        if not isinstance(configurations, list):
+            raise InvalidConfigError("configurations must be a list (the rubric, best first)")
+        values["configurations"] = [
+            ResponseConfiguration(**_known(ResponseConfiguration, item, f"configurations[{index}]"))
+            for index, item in enumerate(configurations)
+        ]
+        nested = {
+            "prompt_generation": PromptGenerationConfig,
+            "response_generation": ResponseGenerationConfig,
+            "comparisons": ComparisonConfig,
+            "rmsp": RMSPConfig,
+        }
+        for name, nested_class in nested.items():
+            if name in values:
+                values[name] = nested_class(**_known(nested_class, values[name], name))
+        if "reward" in values:
+            values["reward"] = RewardConfig.from_dict(values["reward"])
+        return cls(**values)
+
+
+def estimate_cost(config: AlmostConfig, *, reward_pairs_estimate: int | None = None) -> dict[str, int]:
+    """What a run asks of the models, before it runs: generations and new tokens per step (upper bounds)."""
+    pg = config.prompt_generation
+    prompts = pg.num_generation
+    candidates_max = prompts * pg.max_candidates_per_prompt
+    response_tokens = sum(configuration.max_tokens for configuration in config.configurations)
+    pairs_max = prompts * (len(config.configurations) - 1)
+    if not config.comparisons.one_pair_per_chosen:
+        pairs_max = prompts * len(config.configurations) * (len(config.configurations) - 1) // 2
+    pairs = reward_pairs_estimate if reward_pairs_estimate is not None else pairs_max
+    training = config.reward.training
+    per_step = training.per_device_batch_size * training.gradient_accumulation_steps
+    train_pairs = max(0, pairs - math.ceil(pairs * config.reward.eval_fraction))
+    steps = training.max_steps if training.max_steps > 0 else math.ceil(training.num_epochs * train_pairs / per_step)
+    rmsp_prompts = min(prompts, config.rmsp.max_prompts) if config.rmsp.max_prompts else prompts
+    rmsp_samples = rmsp_prompts * config.rmsp.n if config.rmsp.enabled else 0
+    rmsp_tokens = rmsp_samples * config.configurations[config.rmsp.configuration].max_tokens if config.rmsp.enabled else 0
+    return {
+        "prompt_candidates_min": prompts,
+        "prompt_candidates_max": candidates_max,
+        "prompt_tokens_max": candidates_max * pg.max_tokens,
+        "responses": prompts * len(config.configurations),
+        "response_tokens_max": prompts * response_tokens,
+        "pairs_max": pairs_max,
+        "reward_steps": steps,
+        "rmsp_samples": rmsp_samples,
+        "rmsp_tokens_max": rmsp_tokens,
+        "generations_max": candidates_max + prompts * len(config.configurations) + rmsp_samples,
+        "new_tokens_max": candidates_max * pg.max_tokens + prompts * response_tokens + rmsp_tokens,
+    }

@@ -1,0 +1,151 @@
+"""ALMoST end to end on the tiny model: prompts, two configurations, comparisons, a reward model, RMSP; and resume."""
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+
+from pipelines.almost.config import (
+    FILTERS,
+    AlmostConfig,
+    ComparisonConfig,
+    PromptGenerationConfig,
+    ResponseConfiguration,
+    ResponseGenerationConfig,
+    RMSPConfig,
+)
+from pipelines.almost.prompts import AlmostInputs, DemonstrationPrompt, response_prompt_text
+from pipelines.almost.rmsp import _pick_best
+from pipelines.almost.run import run_almost
+from pipelines.common.progress import NullProgress
+from pipelines.common.store import RunStore
+from pipelines.errors import InvalidInputError, RunCancelled
+from pipelines.training.config import RewardConfig, TrainingArgs, apply_preset
+
+HHH = DemonstrationPrompt(
+    preamble="Below are dialogues between people and a helpful, honest and harmless AI assistant.",
+    dialogues=[
+        "Human: What is 2 + 2?\n\nAssistant: 2 + 2 is 4.",
+        "Human: Name a primary colour.\n\nAssistant: Red is a primary colour.",
+    ],
+)
+INPUTS = AlmostInputs(
+    seed_prompts=["How do I boil an egg?", "What is a tuple in Python?", "Why is the sea salty?"],
+    instruction="### Instruction: Please generate initial query to start conversation with bot.",
+    demonstrations={"hhh": HHH},
+)
+
+
+def _config() -> AlmostConfig:
+    reward = apply_preset(RewardConfig(eval_fraction=0.34), "tiny-cpu-demo")
+    training = TrainingArgs.from_dict({**reward.training.to_dict(), "max_steps": 2, "save_steps": 1, "torch_threads": 1})
+    # The tiny model writes noise: every response rule would remove every pair, so only "identical" stays on.
+    filters = {name: name == "identical" for name in FILTERS}
+    return AlmostConfig(
+        configurations=[
+            ResponseConfiguration("tiny", 2, "hhh", max_tokens=12),
+            ResponseConfiguration("tiny", 1, "hhh", max_tokens=12),
+        ],
+        prompt_generation=PromptGenerationConfig(num_generation=3, in_context=2, max_tokens=10, batch_size=2, min_chars=0),
+        response_generation=ResponseGenerationConfig(batch_size=2),
+        comparisons=ComparisonConfig(filters=filters),
+        reward=replace(reward, training=training),
+        rmsp=RMSPConfig(n=2, batch_size=2),
+    )
+
+
+def test_the_response_prompt_shows_the_preamble_k_dialogues_then_the_users_turn():
+    text = response_prompt_text(HHH, 1, "Why is the sea salty?")
+    assert text == (
+        f"{HHH.preamble}\n\n-----\n\n{HHH.dialogues[0]}\n\n-----\n\nHuman: Why is the sea salty?\n\nAssistant:"
+    )
+    assert response_prompt_text(None, 0, "Hi?") == "Human: Hi?\n\nAssistant:"
+
+
+def test_rmsp_keeps_the_highest_scoring_sample_of_each_prompt():
+    class LengthScorer:  # a stand-in reward: longer is better, so the expected pick is plain
+        def score(self, prompts, responses):
+            return [float(len(response)) for response in responses]
+
+    sampled = [
+        {"prompt_id": "a", "prompt": "p", "samples": ["short.", "the longest one.", "", "mid one."]},
+        {"prompt_id": "b", "prompt": "q", "samples": ["", ""]},
+    ]
+    rows = _pick_best(sampled, LengthScorer(), "cfg")
+    assert rows[0]["response"] == "the longest one." and rows[0]["score"] == 16.0
+    assert len(rows[0]["candidates"]) == 3  # empty samples are not scored
+    assert rows[1]["response"] == "" and rows[1]["score"] is None
+
+
+def test_almost_runs_end_to_end_on_the_tiny_model_and_a_cancelled_run_resumes_without_duplicates(
+    tmp_path, backend_pool, tiny_model_dir, embedder
+):
+    config = _config()
+    store = RunStore(tmp_path / "run")
+    common = {
+        "backend_for": backend_pool,
+        "reward_base_dir": tiny_model_dir,
+        "release_backends": backend_pool.release,
+        "embedder_loader": lambda: embedder,
+    }
+    # Cancelled during the first configuration's responses (after its first batch of 2 prompts).
+    with pytest.raises(RunCancelled):
+        run_almost(config, INPUTS, store, _CancelInStage("rg · tiny-hhh-2shot", after=2), **common)
+    assert store.exists("pg", "prompts.jsonl") and not store.exists("rg", "tiny-hhh-2shot.jsonl")
+    calls_first_attempt = backend_pool.calls
+
+    steps: dict[str, dict] = {}
+    progress = NullProgress()
+    result = run_almost(config, None, store, progress, on_step=steps.__setitem__, **common)  # inputs come from the snapshot
+
+    prompts = list(store.read_jsonl("pg", "prompts.jsonl"))
+    assert len(prompts) == 3 and len({row["prompt"] for row in prompts}) == 3
+    for name in ("tiny-hhh-2shot", "tiny-hhh-1shot"):
+        rows = list(store.read_jsonl("rg", f"{name}.jsonl"))
+        assert [row["prompt_id"] for row in rows] == [row["prompt_id"] for row in prompts]  # once each, in order
+    assert calls_first_attempt >= 1
+
+    comparisons = list(store.read_jsonl("cs", "comparisons.jsonl"))
+    assert comparisons and all(
+        (row["chosen_config"], row["rejected_config"]) == ("tiny-hhh-2shot", "tiny-hhh-1shot") for row in comparisons
+    )
+    assert result.summary["cs"]["kept"] == len(comparisons)
+    assert list(steps) == ["pg", "rg", "cs", "rm", "rmsp"]
+    rm = result.summary["rm"]
+    assert rm["steps"] == 2 and 0.0 <= rm["held_out_accuracy"] <= 1.0 and rm["held_out_pairs"] == 1
+
+    demonstrations = list(store.read_jsonl("rmsp", "demonstrations.jsonl"))
+    assert {row["prompt_id"] for row in demonstrations} <= {row["prompt_id"] for row in prompts}
+    for row in demonstrations:
+        assert row["score"] == max(candidate["score"] for candidate in row["candidates"])
+        assert row["response"] in [candidate["response"] for candidate in row["candidates"]]
+    assert result.summary["rmsp"]["scores"]["count"] == len(demonstrations)
+    assert (tmp_path / "run" / "cs" / "comparisons.parquet").is_file()
+
+    # A finished run read again does no model work at all.
+    backend_pool.release()
+    backend_pool.loads.clear()
+    again = run_almost(config, None, store, NullProgress(), **common)
+    assert again.summary == result.summary and backend_pool.loads == []
+
+
+def test_a_rubric_asking_for_more_dialogues_than_the_prompt_has_fails_before_any_generation(tmp_path, backend_pool, tiny_model_dir):
+    config = replace(
+        _config(),
+        configurations=[ResponseConfiguration("tiny", 5, "hhh"), ResponseConfiguration("tiny", 1, "hhh")],
+    )
+    with pytest.raises(InvalidInputError, match="tiny-hhh-5shot: 5 shots, but demonstration prompt 'hhh' holds 2"):
+        run_almost(config, INPUTS, RunStore(tmp_path), NullProgress(), backend_for=backend_pool, reward_base_dir=tiny_model_dir)
+    assert backend_pool.loads == []
+
+
+class _CancelInStage(NullProgress):
+    """Cancels once `after` items of the named stage are done: a kill at a known point, for resume tests."""
+
+    def __init__(self, stage_name: str, after: int) -> None:
+        super().__init__()
+        self.stage_name, self.after = stage_name, after
+
+    def check_cancelled(self) -> None:
+        if self.stages and self.stages[-1][0] == self.stage_name and self.done >= self.after:
+            raise RunCancelled(f"cancelled in {self.stage_name}")

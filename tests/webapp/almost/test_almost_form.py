@@ -1,0 +1,218 @@
+"""ALMoST runs from the site: the rubric editor, the cost estimate, and every refusal made before anything is queued."""
+from __future__ import annotations
+
+import pytest
+from django.core.exceptions import ValidationError
+
+from webapp.almost import run_page, services
+from webapp.almost.services import ConfigurationChoice
+from webapp.library.models import FewShotExample, FewShotSet, SeedPrompt, SeedPromptSet
+from webapp.registry.models import ModelEntry
+from webapp.runs.models import PipelineRun
+
+pytestmark = pytest.mark.django_db
+
+INSTRUCTION = "### Instruction: Please generate initial query to start conversation with bot."
+
+
+def _demonstrations(name: str, dialogues: list[str], kind: str = FewShotSet.Kind.DEMONSTRATION) -> FewShotSet:
+    few_shot_set = FewShotSet.objects.create(name=name, kind=kind, preamble="Dialogues with an AI assistant.",
+                                             example_count=len(dialogues))
+    for position, dialogue in enumerate(dialogues):
+        FewShotExample.objects.create(few_shot_set=few_shot_set, position=position, context=dialogue)
+    return few_shot_set
+
+
+@pytest.fixture
+def seeds() -> SeedPromptSet:
+    prompt_set = SeedPromptSet.objects.create(name="seeds", instruction=INSTRUCTION, prompt_count=2)
+    for position, text in enumerate(["How do I boil an egg?", "What is a tuple?"]):
+        SeedPrompt.objects.create(prompt_set=prompt_set, position=position, text=text)
+    return prompt_set
+
+
+@pytest.fixture
+def hhh() -> FewShotSet:
+    return _demonstrations("HHH demonstration prompt", [f"Human: q{i}?\n\nAssistant: a{i}." for i in range(4)])
+
+
+@pytest.fixture
+def faithful() -> FewShotSet:
+    long_dialogue = "Human: Explain it.\n\nAssistant: " + "A careful, detailed and well-formatted answer. " * 8
+    return _demonstrations("Faithful demonstration prompt", [long_dialogue] * 3)
+
+
+@pytest.fixture
+def small() -> ModelEntry:
+    return ModelEntry.objects.create(name="Small-135M", source=ModelEntry.Source.LOCAL, path="/m/s", parameter_count=135_000_000)
+
+
+@pytest.fixture
+def large() -> ModelEntry:
+    return ModelEntry.objects.create(name="Large-1.7B", source=ModelEntry.Source.LOCAL, path="/m/l", parameter_count=1_700_000_000)
+
+
+def _build(seeds, configurations, reward_model, **options):
+    return services.almost_config_build(
+        seed_prompt_set=seeds, configurations=configurations, reward_model=reward_model, preset="tiny-cpu-demo", **options
+    )
+
+
+def test_a_rubric_becomes_named_configurations_in_order_with_the_originals_token_budgets(seeds, hhh, faithful, small, large):
+    config = _build(
+        seeds,
+        [ConfigurationChoice(large, 3, faithful), ConfigurationChoice(small, 3, hhh), ConfigurationChoice(small, 0, None)],
+        small,
+        num_generation=20,
+        filters={"dont_know": False},
+    )
+    rubric = config["almost"]["configurations"]
+    names = [f"{c['model']}-{c['prompt'] or 'none'}-{c['shots']}shot" for c in rubric]
+    assert names == ["large-17b-faithful-3shot", "small-135m-hhh-3shot", "small-135m-none-0shot"]
+    assert [c["max_tokens"] for c in rubric] == [768, 384, 384]
+    assert config["model_ids"] == {"large-17b": large.pk, "small-135m": small.pk}
+    assert config["demonstration_set_ids"] == {"faithful": faithful.pk, "hhh": hhh.pk}
+    assert config["almost"]["comparisons"]["filters"]["dont_know"] is False
+    assert config["almost"]["prompt_generation"]["temperature"] == 1.2  # the paper's defaults stay
+    estimate = services.almost_cost_estimate(config)
+    assert estimate["responses"] == 60 and estimate["pairs_max"] == 40 and estimate["rmsp_samples"] == 80
+
+
+def test_the_rules_of_thumb_order_larger_model_then_more_shots_then_richer_demonstrations(hhh, faithful, small, large):
+    choices = [
+        ConfigurationChoice(small, 1, hhh),
+        ConfigurationChoice(small, 3, hhh),
+        ConfigurationChoice(small, 3, faithful),
+        ConfigurationChoice(large, 1, hhh),
+    ]
+    ordered = services.rubric_default_order(choices)
+    assert [services.configuration_name(c) for c in ordered] == [
+        "large-17b-hhh-1shot", "small-135m-faithful-3shot", "small-135m-hhh-3shot", "small-135m-hhh-1shot"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("case", "message"),
+    [
+        ("one_configuration", "at least two configurations"),
+        ("too_many_shots", "5 shots, but “HHH demonstration prompt” holds only 4 dialogues"),
+        ("shots_without_set", "3 shots need a demonstration set"),
+        ("qa_set", "is a QA set"),
+        ("same_configuration_twice", "are the same configuration"),
+        ("reward_model_is_a_reward_model", "is a reward model"),
+        ("empty_seed_set", "has no prompts"),
+    ],
+)
+def test_refusals_name_the_problem_and_queue_nothing(case, message, seeds, hhh, small):
+    reward_model = small
+    rubric = [ConfigurationChoice(small, 3, hhh), ConfigurationChoice(small, 1, hhh)]
+    if case == "one_configuration":
+        rubric = rubric[:1]
+    elif case == "too_many_shots":
+        rubric[0] = ConfigurationChoice(small, 5, hhh)
+    elif case == "shots_without_set":
+        rubric[0] = ConfigurationChoice(small, 3, None)
+    elif case == "qa_set":
+        rubric[0] = ConfigurationChoice(small, 1, _demonstrations("QA", ["q"], kind=FewShotSet.Kind.QA))
+    elif case == "same_configuration_twice":
+        rubric[1] = ConfigurationChoice(small, 3, hhh)
+    elif case == "reward_model_is_a_reward_model":
+        reward_model = ModelEntry.objects.create(name="rm", source=ModelEntry.Source.RUN, path="/r", task=ModelEntry.Task.REWARD)
+    elif case == "empty_seed_set":
+        seeds = SeedPromptSet.objects.create(name="empty")
+    with pytest.raises(ValidationError) as caught:
+        _build(seeds, rubric, reward_model)
+    assert message in " ".join(caught.value.messages)
+    assert PipelineRun.objects.count() == 0
+
+
+def _post(seeds, small, rows, **extra):
+    data = {
+        "seed_prompt_set": seeds.pk, "num_generation": "5", "in_context": "2", "reward_model": small.pk,
+        "preset": "tiny-cpu-demo", "rmsp_enabled": "on", "rmsp_n": "2", "name": "demo",
+        "rubric-TOTAL_FORMS": str(len(rows)), "rubric-INITIAL_FORMS": "0",
+        "rubric-MIN_NUM_FORMS": "0", "rubric-MAX_NUM_FORMS": "32",
+        **{f"filter_{name}": "on" for name in ("empty", "too_short", "identical")},
+        **extra,
+    }
+    for index, row in enumerate(rows):
+        for field, value in row.items():
+            data[f"rubric-{index}-{field}"] = value
+    return data
+
+
+def test_the_form_queues_an_almost_run_with_its_config(researcher_client, seeds, hhh, small):
+    rows = [{"model": small.pk, "shots": "3", "demonstration_set": hhh.pk}, {"model": small.pk, "shots": "1", "demonstration_set": hhh.pk}]
+    response = researcher_client.post("/almost/new/", _post(seeds, small, rows, action="start"))
+    assert response.status_code == 302, response.content.decode()[:3000]
+    run = PipelineRun.objects.get()
+    assert run.kind == PipelineRun.Kind.ALMOST and run.queue_name == "gpu" and run.name == "demo"
+    assert run.config["almost"]["comparisons"]["filters"]["dont_know"] is False  # unticked box
+    assert run.config["almost"]["rmsp"]["n"] == 2
+
+
+def test_a_refused_form_says_why_and_queues_nothing(researcher_client, seeds, hhh, small):
+    rows = [{"model": small.pk, "shots": "9", "demonstration_set": hhh.pk}, {"model": small.pk, "shots": "1", "demonstration_set": hhh.pk}]
+    response = researcher_client.post("/almost/new/", _post(seeds, small, rows, action="start"))
+    assert response.status_code == 400
+    assert "holds only 4 dialogues" in response.content.decode()
+    assert PipelineRun.objects.count() == 0
+
+
+def test_the_editor_moves_sorts_adds_and_removes_configurations_without_queueing(researcher_client, seeds, hhh, small, large):
+    rows = [{"model": small.pk, "shots": "1", "demonstration_set": hhh.pk}, {"model": large.pk, "shots": "3", "demonstration_set": hhh.pk}]
+
+    def models_in_order(response) -> list[int]:
+        rubric = response.context["rubric"]
+        return [int(form.initial["model"]) for form in rubric.forms]
+
+    moved = researcher_client.post("/almost/new/", _post(seeds, small, rows, action="up-1"))
+    assert moved.status_code == 200 and models_in_order(moved) == [large.pk, small.pk]
+    sorted_ = researcher_client.post("/almost/new/", _post(seeds, small, rows, action="sort"))
+    assert models_in_order(sorted_) == [large.pk, small.pk]
+    added = researcher_client.post("/almost/new/", _post(seeds, small, rows, action="add"))
+    assert len(added.context["rubric"].forms) == 3
+    removed = researcher_client.post("/almost/new/", _post(seeds, small, rows, action="remove-0"))
+    assert models_in_order(removed) == [large.pk]
+    assert PipelineRun.objects.count() == 0
+
+
+def test_the_estimate_shows_the_cost_or_the_problems(researcher_client, seeds, hhh, small):
+    rows = [{"model": small.pk, "shots": "3", "demonstration_set": hhh.pk}, {"model": small.pk, "shots": "1", "demonstration_set": hhh.pk}]
+    page = researcher_client.post("/almost/new/estimate/", _post(seeds, small, rows)).content.decode()
+    assert 'id="almost-cost"' in page and "Responses" in page
+    page = researcher_client.post("/almost/new/estimate/", _post(seeds, small, rows[:1])).content.decode()
+    assert "at least two configurations" in page
+    assert PipelineRun.objects.count() == 0
+
+
+def test_the_new_page_offers_a_default_rubric_and_annotators_are_refused(researcher_client, client, annotator, seeds, hhh, small):
+    page = researcher_client.get("/almost/new/")
+    assert page.status_code == 200
+    assert len(page.context["rubric"].forms) == 2 and "Order by the rules of thumb" in page.content.decode()
+    client.force_login(annotator)
+    assert client.get("/almost/new/").status_code == 403
+
+
+def test_the_run_section_shows_counts_accuracy_and_scores(researcher):
+    run = PipelineRun.objects.create(
+        kind=PipelineRun.Kind.ALMOST,
+        config={"almost": {"configurations": [{"model": "m", "prompt": "hhh", "shots": 3}, {"model": "m", "prompt": "hhh", "shots": 1}]}},
+        summary={
+            "pg": {"prompts": 3, "requested": 4, "candidates": 9, "rejected": {"exact": 6}},
+            "cs": {"candidates": 3, "filters": [{"filter": "empty", "enabled": True, "before": 3, "after": 2, "failed": 1}],
+                   "after_filters": 2, "kept": 2},
+            "rm": {"held_out_accuracy": 0.75, "steps": 2, "train_pairs": 1, "held_out_pairs": 1},
+            "rmsp": {"configuration": "m-hhh-3shot", "n": 2, "demonstrations": 3,
+                     "scores": {"count": 3, "mean": 0.1, "median": 0.1, "min": 0.0, "max": 0.2,
+                                "histogram": [{"low": 0.0, "high": 0.1, "count": 1}, {"low": 0.1, "high": 0.2, "count": 2}]},
+                     "all_sample_scores": {"mean": 0.05}},
+        },
+    )
+    context = run_page.context(run)["almost"]
+    assert context["rubric"] == ["m-hhh-3shot", "m-hhh-1shot"]
+    assert [bin_["percent"] for bin_ in context["histogram"]] == [50, 100]
+    from django.template.loader import render_to_string
+
+    html = render_to_string(run_page.TEMPLATE, {"almost": context})
+    assert "0.750" in html and "3 of 4" in html and "m-hhh-3shot" in html

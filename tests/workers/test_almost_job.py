@@ -1,0 +1,94 @@
+"""An ALMoST run through the queue: the site's config -> Redis -> a real rqworker -> pipeline -> artifacts and registry."""
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from webapp.almost import services
+from webapp.almost.services import ConfigurationChoice
+from webapp.library.models import FewShotExample, FewShotSet, SeedPrompt, SeedPromptSet
+from webapp.registry.models import ModelEntry
+from webapp.runs import services as run_services
+from webapp.runs.models import Artifact, PipelineRun
+
+pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
+
+SEEDS = ["How do I boil an egg?", "What is a tuple in Python?", "Why is the sea salty?", "Name a good book to read."]
+NO_RESPONSE_RULES = {
+    name: False
+    for name in ("empty", "too_short", "ends_with_question", "starts_with_well", "no_final_punctuation",
+                 "dont_know", "contains_human_turn", "contains_image", "length")
+}
+
+
+def _wait(run: PipelineRun, predicate, timeout: float, what: str) -> PipelineRun:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        run_services.runs_mark_lost()
+        run.refresh_from_db()
+        if predicate(run):
+            return run
+        time.sleep(0.3)
+    raise AssertionError(f"timed out waiting for {what}; run is {run.status} at {run.stage}: {run.error}\n{run.log_tail}")
+
+
+def test_an_almost_run_through_a_worker_produces_comparisons_a_reward_model_and_demonstrations(
+    live_settings, rq_worker, researcher, tiny_model_dir
+):
+    tiny = ModelEntry.objects.create(name="tiny", source=ModelEntry.Source.LOCAL, path=str(tiny_model_dir), parameter_count=1)
+    seeds = SeedPromptSet.objects.create(name="seeds", instruction="### Instruction: Write a user's first question.")
+    for position, text in enumerate(SEEDS):
+        SeedPrompt.objects.create(prompt_set=seeds, position=position, text=text)
+    hhh = FewShotSet.objects.create(name="HHH demonstration prompt", kind=FewShotSet.Kind.DEMONSTRATION,
+                                    preamble="Dialogues with a helpful AI assistant.")
+    for position in range(3):
+        FewShotExample.objects.create(few_shot_set=hhh, position=position,
+                                      context=f"Human: What is {position} + 1?\n\nAssistant: It is {position + 1}.")
+    config = services.almost_config_build(
+        seed_prompt_set=seeds,
+        configurations=[ConfigurationChoice(tiny, 2, hhh), ConfigurationChoice(tiny, 1, hhh)],
+        reward_model=tiny,
+        num_generation=3,
+        in_context=2,
+        rmsp_n=2,
+        filters=NO_RESPONSE_RULES,  # the tiny model writes noise: keep only the "identical" rule
+        preset="tiny-cpu-demo",
+        reward_max_steps=2,
+        response_max_tokens=10,
+        prompt_max_tokens=10,
+        reward_overrides={"torch_threads": 1, "save_steps": 1, "lora": {"r": 4, "alpha": 8, "dropout": 0.0, "target_modules": "all-linear"}},
+    )
+    config["almost"]["prompt_generation"]["min_chars"] = 0
+    config["almost"]["reward"]["eval_fraction"] = 0.34
+    worker = rq_worker().wait_ready()
+    run = services.almost_run_create(user=researcher, config=config, name="almost on tiny")
+
+    run = _wait(run, lambda r: not r.is_active, 240, "the ALMoST run to finish")
+    assert run.status == PipelineRun.Status.SUCCEEDED, run.error + run.traceback + worker.log_text()[-3000:]
+
+    comparisons = Artifact.objects.get(run=run, name="comparisons")
+    assert comparisons.kind == Artifact.Kind.COMPARISONS and comparisons.row_count == run.summary["cs"]["kept"] >= 2
+    assert {"prompt", "chosen", "rejected", "chosen_config", "rejected_config", "verdicts"} <= set(comparisons.columns)
+    assert all(row["chosen_config"] == "tiny-hhh-2shot" for row in comparisons.preview)
+    everything = Artifact.objects.get(run=run, name="comparisons-all")
+    assert everything.row_count == run.summary["cs"]["candidates"] == 3
+    demonstrations = Artifact.objects.get(run=run, name="rmsp-demonstrations")
+    assert demonstrations.kind == Artifact.Kind.SFT and {"prompt", "response", "score"} <= set(demonstrations.columns)
+
+    reward = ModelEntry.objects.get(produced_by_run=run)
+    assert (reward.task, reward.parent, reward.trained_on) == (ModelEntry.Task.REWARD, tiny, comparisons)
+    summary = run.summary
+    assert summary["pg"]["prompts"] == 3
+    assert [row["configuration"] for row in summary["rg"]["configurations"]] == ["tiny-hhh-2shot", "tiny-hhh-1shot"]
+    assert 0.0 <= summary["rm"]["held_out_accuracy"] <= 1.0 and summary["reward_model"] == reward.name
+    assert summary["rmsp"]["scores"]["count"] == demonstrations.row_count
+
+    # A resumed (re-queued) finished run re-registers without duplicating anything.
+    PipelineRun.objects.filter(pk=run.pk).update(status=PipelineRun.Status.FAILED)
+    run.refresh_from_db()
+    run_services.run_resume(run=run)
+    run = _wait(run, lambda r: not r.is_active, 120, "the resumed run to finish")
+    assert run.status == PipelineRun.Status.SUCCEEDED, run.error + run.traceback
+    assert Artifact.objects.filter(run=run).count() == 3 and ModelEntry.objects.filter(produced_by_run=run).count() == 1
+    assert Artifact.objects.get(run=run, name="comparisons").row_count == comparisons.row_count

@@ -1,0 +1,189 @@
+"""ALMoST runs from the site: build and check the rubric and the run config, estimate the cost, queue.
+
+Everything a worker would trip over is refused here, before anything is queued: a seed set without
+prompts, a rubric of fewer than two configurations, a configuration whose demonstration set is
+missing or too short for its shots, two entries that are the same configuration, a reward base
+model that cannot be trained. The pipeline's own config classes (no torch) do the numeric checks.
+"""
+from __future__ import annotations
+
+import statistics
+from dataclasses import dataclass
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.utils.text import slugify
+
+from pipelines.almost.config import FILTERS, AlmostConfig, estimate_cost
+from pipelines.errors import InvalidConfigError
+from pipelines.training.config import PRESETS, RewardConfig, TrainingArgs, apply_preset
+from webapp.library.models import FewShotSet, SeedPromptSet
+from webapp.registry.models import ModelEntry
+from webapp.runs import services as run_services
+from webapp.runs.models import PipelineRun
+from webapp.training.services import check_trainable
+
+LONG_DEMONSTRATION_MAX_TOKENS = 768
+"""The original gives the Faithful prompt's (long, detailed) responses 768 new tokens, the others 384."""
+DEFAULT_MAX_TOKENS = 384
+_LABEL_NOISE = {"demonstration", "demonstrations", "prompt", "prompts", "set", "style"}
+
+
+@dataclass(frozen=True)
+class ConfigurationChoice:
+    """One rubric entry as the form gives it: a model, a number of shots, a demonstration set (or none)."""
+
+    model: ModelEntry
+    shots: int
+    demonstration_set: FewShotSet | None = None
+
+
+def model_label(model: ModelEntry) -> str:
+    """The model part of a configuration's name (the original lower-cases the model's directory name)."""
+    return slugify(model.name) or f"model-{model.pk}"
+
+
+def prompt_label(few_shot_set: FewShotSet) -> str:
+    """The prompt part: "HHH demonstration prompt" -> "hhh", "Faithful demonstration prompt" -> "faithful"."""
+    words = [word for word in slugify(few_shot_set.name).split("-") if word and word not in _LABEL_NOISE]
+    return "-".join(words) or f"prompt-{few_shot_set.pk}"
+
+
+def configuration_name(choice: ConfigurationChoice) -> str:
+    prompt = prompt_label(choice.demonstration_set) if choice.demonstration_set else "none"
+    return f"{model_label(choice.model)}-{prompt}-{choice.shots}shot"
+
+
+def demonstration_richness(few_shot_set: FewShotSet | None) -> float:
+    """Mean characters per dialogue: the "better demonstrations" proxy (ALMoST's Faithful prompt has
+    fewer, longer and more detailed dialogues than its HHH prompt, and ranks above it)."""
+    if few_shot_set is None:
+        return -1.0
+    lengths = [len(text) for text in few_shot_set.examples.values_list("context", flat=True)]
+    return statistics.fmean(lengths) if lengths else 0.0
+
+
+def rubric_default_order(choices: list[ConfigurationChoice]) -> list[ConfigurationChoice]:
+    """The rules of thumb, best first: larger model, then more shots, then better demonstrations."""
+    richness = {id(choice): demonstration_richness(choice.demonstration_set) for choice in choices}
+    return sorted(
+        choices,
+        key=lambda choice: (-(choice.model.parameter_count or 0), -choice.shots, -richness[id(choice)]),
+    )
+
+
+def _check_choice(index: int, choice: ConfigurationChoice) -> None:
+    where = f"Configuration {index} ({configuration_name(choice)})"
+    if choice.model.task != ModelEntry.Task.GENERATION:
+        raise ValidationError({"configurations": f"{where}: {choice.model.name} is a reward model; choose a text-generation model."})
+    if choice.shots < 0:
+        raise ValidationError({"configurations": f"{where}: shots cannot be negative."})
+    if choice.demonstration_set is None:
+        if choice.shots:
+            raise ValidationError(
+                {"configurations": f"{where}: {choice.shots} shots need a demonstration set to take the dialogues from."}
+            )
+        return
+    if choice.demonstration_set.kind != FewShotSet.Kind.DEMONSTRATION:
+        raise ValidationError(
+            {"configurations": f"{where}: “{choice.demonstration_set.name}” is a QA set; choose a demonstration prompt set."}
+        )
+    available = choice.demonstration_set.examples.count()
+    if choice.shots > available:
+        raise ValidationError(
+            {"configurations": f"{where}: {choice.shots} shots, but “{choice.demonstration_set.name}” holds only "
+             f"{available} dialogues. Lower the shots or add dialogues to the set."}
+        )
+
+
+def almost_config_build(
+    *,
+    seed_prompt_set: SeedPromptSet,
+    configurations: list[ConfigurationChoice],
+    reward_model: ModelEntry,
+    num_generation: int = 100,
+    in_context: int = 10,
+    rmsp_n: int = 4,
+    rmsp_enabled: bool = True,
+    filters: dict[str, bool] | None = None,
+    preset: str = "",
+    reward_max_steps: int | None = None,
+    response_max_tokens: int | None = None,
+    prompt_max_tokens: int | None = None,
+    reward_overrides: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The run config of an ALMoST run, or a ValidationError naming the field and the fix."""
+    if not seed_prompt_set.prompts.exists():
+        raise ValidationError({"seed_prompt_set": f"Seed prompt set “{seed_prompt_set.name}” has no prompts."})
+    if len(configurations) < 2:
+        raise ValidationError(
+            {"configurations": f"The rubric needs at least two configurations to compare; it has {len(configurations)}."}
+        )
+    model_ids: dict[str, int] = {}
+    set_ids: dict[str, int] = {}
+    for index, choice in enumerate(configurations, start=1):
+        _check_choice(index, choice)
+        label = model_label(choice.model)
+        if model_ids.setdefault(label, choice.model.pk) != choice.model.pk:
+            raise ValidationError({"configurations": f"Two different models are both labelled {label!r}; rename one in the registry."})
+        if choice.demonstration_set is not None:
+            label = prompt_label(choice.demonstration_set)
+            if set_ids.setdefault(label, choice.demonstration_set.pk) != choice.demonstration_set.pk:
+                raise ValidationError(
+                    {"configurations": f"Two different demonstration sets are both labelled {label!r}; rename one."}
+                )
+    check_trainable(reward_model, "reward_model")
+    if preset and preset not in PRESETS:
+        raise ValidationError({"preset": f"Unknown preset {preset!r}; choose one of {', '.join(PRESETS)}."})
+    unknown_filters = set(filters or {}) - set(FILTERS)
+    if unknown_filters:
+        raise ValidationError({"filters": f"Unknown filter(s) {', '.join(sorted(unknown_filters))}."})
+
+    rubric = []
+    for choice in configurations:
+        prompt = prompt_label(choice.demonstration_set) if choice.demonstration_set else ""
+        default_tokens = LONG_DEMONSTRATION_MAX_TOKENS if prompt == "faithful" else DEFAULT_MAX_TOKENS
+        rubric.append(
+            {"model": model_label(choice.model), "shots": choice.shots, "prompt": prompt,
+             "max_tokens": response_max_tokens or default_tokens}
+        )
+    try:
+        reward = RewardConfig()
+        if preset:
+            reward = apply_preset(reward, preset)
+        training = {**reward.training.to_dict(), **(reward_overrides or {})}
+        if reward_max_steps:
+            training["max_steps"] = reward_max_steps
+        reward = RewardConfig.from_dict({**reward.to_dict(), "training": TrainingArgs.from_dict(training).to_dict()})
+        pg: dict[str, Any] = {"num_generation": num_generation, "in_context": in_context}
+        if prompt_max_tokens:
+            pg["max_tokens"] = prompt_max_tokens
+        config = AlmostConfig.from_dict(
+            {
+                "configurations": rubric,
+                "prompt_generation": pg,
+                "comparisons": {"filters": dict(filters or {})},
+                "reward": reward.to_dict(),
+                "rmsp": {"n": rmsp_n, "enabled": rmsp_enabled},
+            }
+        )
+    except InvalidConfigError as error:
+        raise ValidationError(f"Invalid ALMoST settings: {error}.") from error
+    return {
+        "almost": config.to_dict(),
+        "seed_prompt_set_id": seed_prompt_set.pk,
+        "model_ids": model_ids,
+        "demonstration_set_ids": set_ids,
+        "reward_model_id": reward_model.pk,
+        "preset": preset,
+    }
+
+
+def almost_cost_estimate(config: dict[str, Any]) -> dict[str, int]:
+    """Generations, new tokens and reward-model steps the run implies (upper bounds), shown before queueing."""
+    return estimate_cost(AlmostConfig.from_dict(config["almost"]))
+
+
+def almost_run_create(*, user: Any, config: dict[str, Any], name: str = "") -> PipelineRun:
+    """Queue a config built by `almost_config_build` on the gpu queue."""
+    return run_services.run_create(user=user, kind=PipelineRun.Kind.ALMOST, config=config, name=name, queue_name="gpu")
