@@ -1,0 +1,368 @@
+"""AFT's configurations: propose-and-aggregate inference, and aggregation training data construction.
+
+Inference accepts both formats of the official repository (Linzwcs/AFT):
+
+- the first release (`src/openmoa`, the README's format): `proposal_params`, `aggregation_params`
+  (each `temperature`, `top_p`, `max_tokens`, `n`: vLLM SamplingParams), `hidden_layer` (aggregation
+  layers before the final one, default 0), `final_aggregation` (add a final n = 1 layer),
+  `vllm_seed`, `model_name`;
+- the current code (`src/aft`): `generation_params` (the four fields plus `final_layer_temperature`,
+  `final_layer_top_p`) and `num_aggregation`, which counts every aggregation step *including* the
+  final one (the YAML comment says otherwise; the code builds `num_aggregation - 1` hidden layers).
+
+Defaults are the paper's: temperature 0.7, top_p 0.95, max_tokens 4096, n 5, seed 2024; the first
+release's final aggregation is greedy (temperature 0) with n = 1.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from pipelines.errors import InvalidConfigError
+from pipelines.llm.types import SamplingParams
+
+MODES = ("aggregate", "single")
+"""`aggregate`: proposals -> aggregation layers -> final answer; `single`: one plain sample (the baseline)."""
+TARGET_RULES = ("aggregator", "best_response")
+SAMPLING_KEYS = ("temperature", "top_p", "max_tokens", "n")
+MAX_HIDDEN_LAYERS = 16
+
+
+def paper_sampling() -> SamplingParams:
+    """Proposal and aggregation sampling of the paper: T 0.7, top_p 0.95, 4096 new tokens, 5 samples."""
+    return SamplingParams(n=5, temperature=0.7, top_p=0.95, max_tokens=4096)
+
+
+def greedy_final(max_tokens: int = 4096) -> SamplingParams:
+    """The first release's final aggregation: greedy, one answer."""
+    return SamplingParams(n=1, temperature=0.0, top_p=1.0, max_tokens=max_tokens)
+
+
+@dataclass(frozen=True)
+class LayerPlan:
+    """One layer of the network: what it is called, its role, and how it samples."""
+
+    name: str
+    role: str
+    """`proposal`, `aggregation`, `final` or `single`."""
+    sampling: SamplingParams
+
+
+@dataclass(frozen=True)
+class AftConfig:
+    """Propose-and-aggregate over a prompt set; one model plays proposer and aggregator."""
+
+    proposal: SamplingParams = field(default_factory=paper_sampling)
+    """Proposal layer: `n` drafts of the user's message (system message "\\n")."""
+    aggregation: SamplingParams = field(default_factory=paper_sampling)
+    """Each hidden aggregation layer: `n` new responses, each seeing all of the previous layer's."""
+    final: SamplingParams = field(default_factory=greedy_final)
+    """Final aggregation: one answer (n must be 1); greedy in the first release."""
+    hidden_layer: int = 0
+    """Aggregation layers between the proposals and the final aggregation."""
+    final_aggregation: bool = True
+    """Add the final n = 1 aggregation; without it the answer is the last layer's first response."""
+    seed: int | None = 2024
+    """Base seed; each batch and layer derives its own, so a resumed run draws the same text."""
+    batch_size: int = 8
+    """Prompts per model call and per resume unit (a finished batch is a file)."""
+    mode: str = "aggregate"
+    """`aggregate`, or `single`: one sample per prompt with the proposal settings (the baseline)."""
+    model_name: str = ""
+    """The YAML's `model_name`, kept for the record; the run's registered model is what runs."""
+
+    def __post_init__(self) -> None:
+        if self.mode not in MODES:
+            raise InvalidConfigError(f"mode must be one of {', '.join(MODES)}, got {self.mode!r}")
+        if not 0 <= self.hidden_layer <= MAX_HIDDEN_LAYERS:
+            raise InvalidConfigError(f"hidden_layer must be between 0 and {MAX_HIDDEN_LAYERS}, got {self.hidden_layer}")
+        if self.final.n != 1:
+            raise InvalidConfigError(f"final_params.n must be 1 (the final aggregation gives one answer), got {self.final.n}")
+        if not 1 <= self.batch_size <= 1024:
+            raise InvalidConfigError(f"batch_size must be between 1 and 1024, got {self.batch_size}")
+
+    # -- the network -------------------------------------------------------------------------------
+
+    def layers(self) -> list[LayerPlan]:
+        """The layers in order; `single` mode is one layer of one sample."""
+        if self.mode == "single":
+            return [LayerPlan("single sample", "single", _replace_sampling(self.proposal, n=1))]
+        plan = [LayerPlan("proposals", "proposal", self.proposal)]
+        plan += [LayerPlan(f"aggregation {index}", "aggregation", self.aggregation) for index in range(1, self.hidden_layer + 1)]
+        if self.final_aggregation:
+            plan.append(LayerPlan("final aggregation", "final", self.final))
+        return plan
+
+    def generations_per_prompt(self) -> int:
+        return sum(layer.sampling.n for layer in self.layers())
+
+    def max_new_tokens_per_prompt(self) -> int:
+        return sum(layer.sampling.n * layer.sampling.max_tokens for layer in self.layers())
+
+    def cost_estimate(self, prompt_count: int) -> dict[str, Any]:
+        """What a run over `prompt_count` prompts asks of the model, at most; shown before queueing."""
+        return {
+            "prompts": prompt_count,
+            "layers": [
+                {"name": layer.name, "samples": layer.sampling.n, "max_tokens": layer.sampling.max_tokens}
+                for layer in self.layers()
+            ],
+            "generations_per_prompt": self.generations_per_prompt(),
+            "generations": prompt_count * self.generations_per_prompt(),
+            "max_new_tokens_per_prompt": self.max_new_tokens_per_prompt(),
+            "max_new_tokens": prompt_count * self.max_new_tokens_per_prompt(),
+            "model_calls": -(-prompt_count // self.batch_size) * len(self.layers()),
+        }
+
+    # -- serialisation -----------------------------------------------------------------------------
+
+    def to_dict(self) -> dict[str, Any]:
+        """The canonical form (first-release keys plus ours); `from_dict` reads it back."""
+        return {
+            "proposal_params": _sampling_dict(self.proposal),
+            "aggregation_params": _sampling_dict(self.aggregation),
+            "final_params": _sampling_dict(self.final),
+            "hidden_layer": self.hidden_layer,
+            "final_aggregation": self.final_aggregation,
+            "seed": self.seed,
+            "batch_size": self.batch_size,
+            "mode": self.mode,
+            "model_name": self.model_name,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Any) -> AftConfig:
+        """Read either repository format (or ours); errors name the field."""
+        if not isinstance(data, dict):
+            raise InvalidConfigError(f"an AFT config must be a mapping of fields, found {type(data).__name__}")
+        known = {
+            "model_name", "proposal_params", "aggregation_params", "final_params", "hidden_layer", "final_aggregation",
+            "vllm_seed", "seed", "batch_size", "mode", "generation_params", "num_aggregation",
+        }
+        unknown = set(data) - known
+        if unknown:
+            raise InvalidConfigError(
+                f"unknown AFT config field(s): {', '.join(sorted(unknown))}; known fields: {', '.join(sorted(known))}"
+            )
+        if "generation_params" in data and {"proposal_params", "aggregation_params", "hidden_layer"} & set(data):
+            raise InvalidConfigError(
+                "generation_params/num_aggregation (current code) and proposal_params/aggregation_params/hidden_layer "
+                "(first release) are two formats; use one"
+            )
+        if "seed" in data and "vllm_seed" in data and data["seed"] != data["vllm_seed"]:
+            raise InvalidConfigError("seed and vllm_seed are the same setting; give one")
+        values: dict[str, Any] = {
+            "seed": _optional_int("seed" if "seed" in data else "vllm_seed", data.get("seed", data.get("vllm_seed", 2024))),
+            "batch_size": _int("batch_size", data.get("batch_size", 8)),
+            "mode": _str("mode", data.get("mode", "aggregate")),
+            "model_name": _str("model_name", data.get("model_name") or ""),
+        }
+        if "generation_params" in data:
+            values.update(_current_format(data))
+        else:
+            proposal = _sampling("proposal_params", data.get("proposal_params", {}), paper_sampling())
+            aggregation = _sampling("aggregation_params", data.get("aggregation_params", {}), paper_sampling())
+            final = _sampling("final_params", data.get("final_params", {}), greedy_final(aggregation.max_tokens))
+            values.update(
+                proposal=proposal,
+                aggregation=aggregation,
+                final=final,
+                hidden_layer=_int("hidden_layer", data.get("hidden_layer", 0)),
+                final_aggregation=_bool("final_aggregation", data.get("final_aggregation", True)),
+            )
+        return cls(**values)
+
+    @classmethod
+    def from_yaml(cls, text: str, source: str = "config.yaml") -> AftConfig:
+        """Parse a YAML file in the repository's format; a syntax error names the line."""
+        import yaml
+
+        try:
+            data = yaml.safe_load(text)
+        except yaml.YAMLError as error:
+            mark = getattr(error, "problem_mark", None)
+            where = f"{source}, line {mark.line + 1}" if mark is not None else source
+            problem = getattr(error, "problem", None) or str(error)
+            raise InvalidConfigError(f"{where}: not valid YAML ({problem})") from error
+        if data is None:
+            raise InvalidConfigError(f"{source} is empty")
+        try:
+            return cls.from_dict(data)
+        except InvalidConfigError as error:
+            raise InvalidConfigError(f"{source}: {error}") from error
+
+
+def _current_format(data: dict[str, Any]) -> dict[str, Any]:
+    """`generation_params` + `num_aggregation`: shared sampling, a separate final temperature/top_p."""
+    raw = data["generation_params"]
+    if not isinstance(raw, dict):
+        raise InvalidConfigError(f"generation_params must be a mapping, found {type(raw).__name__}")
+    final_keys = {"final_layer_temperature", "final_layer_top_p"}
+    shared = _sampling("generation_params", {k: v for k, v in raw.items() if k not in final_keys}, paper_sampling())
+    final_temperature = _number("generation_params.final_layer_temperature", raw.get("final_layer_temperature", 0.7))
+    final_top_p = _number("generation_params.final_layer_top_p", raw.get("final_layer_top_p", 1.0))
+    final = _sampling(
+        "generation_params",
+        {"temperature": final_temperature, "top_p": final_top_p, "max_tokens": shared.max_tokens, "n": 1},
+        shared,
+        label={"temperature": "final_layer_temperature", "top_p": "final_layer_top_p"},
+    )
+    num_aggregation = _int("num_aggregation", data.get("num_aggregation", 2))
+    if num_aggregation < 0:
+        raise InvalidConfigError(f"num_aggregation must be 0 or more, got {num_aggregation}")
+    # The code builds range(num_aggregation - 1) hidden layers and always a final one: 0 and 1 are alike.
+    return {
+        "proposal": shared,
+        "aggregation": shared,
+        "final": final,
+        "hidden_layer": max(num_aggregation - 1, 0),
+        "final_aggregation": True,
+    }
+
+
+def _sampling(
+    section: str, raw: Any, defaults: SamplingParams, label: dict[str, str] | None = None
+) -> SamplingParams:
+    """A sampling section: the four fields, each checked, missing ones from `defaults`."""
+    if not isinstance(raw, dict):
+        raise InvalidConfigError(f"{section} must be a mapping of {', '.join(SAMPLING_KEYS)}, found {type(raw).__name__}")
+    unknown = set(raw) - set(SAMPLING_KEYS)
+    if unknown:
+        raise InvalidConfigError(f"{section}: unknown field(s) {', '.join(sorted(unknown))}; known: {', '.join(SAMPLING_KEYS)}")
+    label = label or {}
+    values = {
+        "temperature": _number(f"{section}.temperature", raw.get("temperature", defaults.temperature)),
+        "top_p": _number(f"{section}.top_p", raw.get("top_p", defaults.top_p)),
+        "max_tokens": _int(f"{section}.max_tokens", raw.get("max_tokens", defaults.max_tokens)),
+        "n": _int(f"{section}.n", raw.get("n", defaults.n)),
+    }
+    try:
+        return SamplingParams(**values)
+    except InvalidConfigError as error:
+        message = str(error)
+        for key in SAMPLING_KEYS:
+            message = message.replace(f"sampling.{key}", f"{section}.{label.get(key, key)}")
+        raise InvalidConfigError(message) from error
+
+
+def _sampling_dict(sampling: SamplingParams) -> dict[str, Any]:
+    return {key: getattr(sampling, key) for key in SAMPLING_KEYS}
+
+
+def _replace_sampling(sampling: SamplingParams, **changes: Any) -> SamplingParams:
+    return SamplingParams.from_dict({**sampling.to_dict(), **changes})
+
+
+def _number(name: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise InvalidConfigError(f"{name} must be a number, got {value!r}")
+    return float(value)
+
+
+def _int(name: str, value: Any) -> int:
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidConfigError(f"{name} must be a whole number, got {value!r}")
+    return value
+
+
+def _optional_int(name: str, value: Any) -> int | None:
+    return None if value is None else _int(name, value)
+
+
+def _bool(name: str, value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise InvalidConfigError(f"{name} must be true or false, got {value!r}")
+    return value
+
+
+def _str(name: str, value: Any) -> str:
+    if not isinstance(value, str):
+        raise InvalidConfigError(f"{name} must be text, got {value!r}")
+    return value
+
+
+# -- aggregation training data -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AggregationDataConfig:
+    """How to turn prompts with several responses into aggregation SFT rows.
+
+    Each row is `[system: aggregator instruction + numbered proposals, user: query] -> assistant:
+    target`, the inference format, so a model trained on it aggregates the way inference asks.
+    """
+
+    target_rule: str = "aggregator"
+    """`aggregator` (the paper's): a model, ideally stronger, writes the aggregation of the
+    proposals; `best_response`: the highest-rated response of the group (a preference dataset's
+    `chosen`, or the best of `scores`), no model needed."""
+    aggregator: SamplingParams = field(default_factory=greedy_final)
+    """How the aggregator model writes targets (`aggregator` rule): greedy, one answer."""
+    max_proposals: int = 5
+    """Proposals per example, at most (the paper's n = 5; UltraFeedback has 4 responses per prompt)."""
+    min_proposals: int = 1
+    """Groups with fewer proposals (after the target is set aside) are skipped and counted."""
+    include_target_in_proposals: bool = False
+    """`best_response` only: also show the target among the proposals. Off by default, so the model
+    learns to write a better answer than its drafts rather than to copy one of them."""
+    shuffle_proposals: bool = True
+    """Shuffle each group's proposals (seeded), so a response's position says nothing about its quality."""
+    plain_rows: bool = False
+    """Also add one plain `[system: "\\n", user: query] -> target` row per prompt, so the trained model
+    stays a good proposer (the proposal layer's format)."""
+    seed: int = 2024
+    batch_size: int = 8
+    """Groups per aggregator call and per resume unit."""
+    max_examples: int = 0
+    """Use at most this many prompt groups (0: all), in dataset order."""
+
+    def __post_init__(self) -> None:
+        if self.target_rule not in TARGET_RULES:
+            raise InvalidConfigError(f"target_rule must be one of {', '.join(TARGET_RULES)}, got {self.target_rule!r}")
+        if self.aggregator.n != 1:
+            raise InvalidConfigError(f"aggregator.n must be 1 (one target per example), got {self.aggregator.n}")
+        if not 1 <= self.min_proposals <= self.max_proposals <= 32:
+            raise InvalidConfigError(
+                f"need 1 <= min_proposals <= max_proposals <= 32, got min_proposals {self.min_proposals}, "
+                f"max_proposals {self.max_proposals}"
+            )
+        if not 1 <= self.batch_size <= 1024:
+            raise InvalidConfigError(f"batch_size must be between 1 and 1024, got {self.batch_size}")
+        if self.max_examples < 0:
+            raise InvalidConfigError(f"max_examples must be 0 (all) or positive, got {self.max_examples}")
+
+    @property
+    def needs_model(self) -> bool:
+        return self.target_rule == "aggregator"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "target_rule": self.target_rule,
+            "aggregator": _sampling_dict(self.aggregator),
+            "max_proposals": self.max_proposals,
+            "min_proposals": self.min_proposals,
+            "include_target_in_proposals": self.include_target_in_proposals,
+            "shuffle_proposals": self.shuffle_proposals,
+            "plain_rows": self.plain_rows,
+            "seed": self.seed,
+            "batch_size": self.batch_size,
+            "max_examples": self.max_examples,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> AggregationDataConfig:
+        unknown = set(data) - set(cls.__dataclass_fields__)
+        if unknown:
+            raise InvalidConfigError(f"unknown aggregation data field(s): {', '.join(sorted(unknown))}")
+        values = dict(data)
+        if "aggregator" in values:
+            values["aggregator"] = _sampling("aggregator", values["aggregator"], greedy_final())
+        for name in ("max_proposals", "min_proposals", "seed", "batch_size", "max_examples"):
+            if name in values:
+                values[name] = _int(name, values[name])
+        for name in ("include_target_in_proposals", "shuffle_proposals", "plain_rows"):
+            if name in values:
+                values[name] = _bool(name, values[name])
+        return cls(**values)

@@ -1,0 +1,191 @@
+"""Propose-and-aggregate over a prompt file, batch by batch; each finished batch is a file, so a rerun resumes.
+
+Run directory:
+
+    prompts.jsonl                    the prompts (`prompt_id`, `prompt`), written once by the caller
+    batches/batch-<i>.jsonl          one row per prompt of batch i, every layer in it
+    aggregations.jsonl / .parquet    all rows, at the end
+
+A row keeps every layer so a reader can watch the drafts turn into the answer: `proposals`,
+`hidden_layers` (one list per aggregation layer), `final_answer` (also as `responses: [answer]`,
+the generate artifact's column, so evaluation compares it with plain sampling), and `layers`: per
+layer its name, role, system message, responses, prompt tokens and completion tokens.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pipelines.aft.config import AftConfig
+from pipelines.aft.export import export_batches
+from pipelines.aft.layers import LayerRecord, aggregate, propose
+from pipelines.common.progress import Progress
+from pipelines.common.store import RunStore
+from pipelines.generate.run import PROMPTS_FILE, load_prompts
+from pipelines.llm.types import LLMBackend, SamplingParams
+
+OUTPUT_STEM = "aggregations"
+STAGE = "propose and aggregate"
+
+__all__ = ["PROMPTS_FILE", "AftResult", "answer_batch", "find_row", "finished_rows", "run_aft", "summarize_rows"]
+
+
+@dataclass
+class AftResult:
+    jsonl_path: Path
+    parquet_path: Path
+    row_count: int
+    generated_this_attempt: int
+    """Batches answered by this call; the rest were found finished on disk (resume)."""
+    summary: dict[str, Any] = field(default_factory=dict)
+    """Token counts per layer, generations, seconds: see `summarize_rows`."""
+
+
+def run_aft(config: AftConfig, backend: LLMBackend, store: RunStore, progress: Progress) -> AftResult:
+    """Answer every prompt of `prompts.jsonl` with the config's layers, skipping batches already on disk."""
+    prompts = load_prompts(store)
+    batches = [prompts[i : i + config.batch_size] for i in range(0, len(prompts), config.batch_size)]
+    finished = {index for index in range(len(batches)) if store.exists(batch_name(index))}
+    progress.stage(STAGE, total=len(prompts), done=sum(len(batches[i]) for i in finished))
+    if finished:
+        progress.log(f"resuming: {len(finished)} of {len(batches)} batches already finished")
+    progress.log(
+        f"{config.mode}: {' -> '.join(f'{layer.name} (n={layer.sampling.n})' for layer in config.layers())}; "
+        f"{config.generations_per_prompt()} generations per prompt"
+    )
+
+    generated = 0
+    for index, batch in enumerate(batches):
+        if index in finished:
+            continue
+        progress.check_cancelled()
+        started = time.monotonic()
+        rows = answer_batch(config, backend, batch, index, progress)
+        store.write_jsonl(rows, batch_name(index))
+        generated += 1
+        elapsed = time.monotonic() - started
+        tokens = sum(row["completion_tokens"] for row in rows)
+        progress.metrics({"batch": index, "tokens_per_second": round(tokens / elapsed, 2) if elapsed else 0.0})
+        progress.advance(len(batch))
+
+    progress.stage("export", total=1)
+    names = [batch_name(index) for index in range(len(batches))]
+    jsonl_path, parquet_path, row_count = export_batches(store, names, OUTPUT_STEM)
+    progress.advance(1)
+    summary = summarize_rows(list(store.read_jsonl(jsonl_path.name)))
+    return AftResult(jsonl_path, parquet_path, row_count, generated, summary)
+
+
+def batch_name(index: int) -> str:
+    return f"batches/batch-{index:06d}.jsonl"
+
+
+def answer_batch(
+    config: AftConfig, backend: LLMBackend, batch: list[dict[str, Any]], batch_index: int, progress: Progress | None = None
+) -> list[dict[str, Any]]:
+    """Run every layer over one batch of prompts; one row per prompt."""
+    started = time.monotonic()
+    queries = [row["prompt"] for row in batch]
+    layers_by_prompt: list[list[LayerRecord]] = [[] for _ in batch]
+    previous: list[list[str]] = []
+    for layer_index, plan in enumerate(config.layers()):
+        if progress is not None and layer_index:
+            progress.check_cancelled()
+        sampling = _seeded(plan.sampling, config.seed, batch_index, layer_index)
+        if plan.role in ("proposal", "single"):
+            records = propose(backend, queries, sampling, name=plan.name, role=plan.role)
+        else:
+            records = aggregate(backend, queries, previous, sampling, name=plan.name, role=plan.role)
+        for prompt_layers, record in zip(layers_by_prompt, records, strict=True):
+            prompt_layers.append(record)
+        previous = [record["responses"] for record in records]
+    seconds_per_prompt = (time.monotonic() - started) / max(len(batch), 1)
+    return [
+        _row(config, row, layers, backend.name, seconds_per_prompt) for row, layers in zip(batch, layers_by_prompt, strict=True)
+    ]
+
+
+def _seeded(sampling: SamplingParams, seed: int | None, batch_index: int, layer_index: int) -> SamplingParams:
+    """A seed per (batch, layer), so a resumed run draws what the uninterrupted one would have."""
+    if seed is None:
+        return sampling
+    return SamplingParams.from_dict({**sampling.to_dict(), "seed": seed + 1000 * batch_index + layer_index})
+
+
+def _row(
+    config: AftConfig, prompt: dict[str, Any], layers: list[LayerRecord], model: str, seconds: float
+) -> dict[str, Any]:
+    last = layers[-1]
+    final_answer = last["responses"][0] if last["responses"] else ""
+    completion_per_layer = [sum(layer["completion_tokens"]) for layer in layers]
+    return {
+        "prompt_id": prompt["prompt_id"],
+        "prompt": prompt["prompt"],
+        "mode": config.mode,
+        "proposals": layers[0]["responses"],
+        "hidden_layers": [layer["responses"] for layer in layers if layer["role"] == "aggregation"],
+        "final_answer": final_answer,
+        "responses": [final_answer],
+        "layers": layers,
+        "layer_names": [layer["name"] for layer in layers],
+        "completion_tokens_per_layer": completion_per_layer,
+        "prompt_tokens_per_layer": [layer["prompt_tokens"] for layer in layers],
+        "completion_tokens": sum(completion_per_layer),
+        "answer_tokens": last["completion_tokens"][0] if last["completion_tokens"] else 0,
+        "generations": sum(len(layer["responses"]) for layer in layers),
+        "seconds": round(seconds, 3),
+        "model": model,
+    }
+
+
+def finished_rows(store: RunStore, limit: int | None = None) -> list[dict[str, Any]]:
+    """Rows of the finished batches, in order (the live view of a running run)."""
+    rows: list[dict[str, Any]] = []
+    batch_dir = store.path("batches")
+    if not batch_dir.is_dir():
+        return rows
+    for path in sorted(batch_dir.glob("batch-*.jsonl")):
+        rows.extend(store.read_jsonl("batches", path.name))
+        if limit is not None and len(rows) >= limit:
+            return rows[:limit]
+    return rows
+
+
+def find_row(store: RunStore, prompt_id: str | None = None) -> dict[str, Any] | None:
+    """The finished row of `prompt_id` (default: the first finished one), reading batches until found."""
+    batch_dir = store.path("batches")
+    if not batch_dir.is_dir():
+        return None
+    for path in sorted(batch_dir.glob("batch-*.jsonl")):
+        for row in store.read_jsonl("batches", path.name):
+            if prompt_id is None or row["prompt_id"] == prompt_id:
+                return row
+    return None
+
+
+def summarize_rows(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Cost per layer and per answer: what "aggregation vs a single sample, per extra token" needs."""
+    if not rows:
+        return {"prompts": 0}
+    names = rows[0]["layer_names"]
+    per_layer = [0] * len(names)
+    prompt_per_layer = [0] * len(names)
+    for row in rows:
+        for position, tokens in enumerate(row["completion_tokens_per_layer"]):
+            per_layer[position] += tokens
+        for position, tokens in enumerate(row["prompt_tokens_per_layer"]):
+            prompt_per_layer[position] += tokens  # the n samples share one encoding of the prompt
+    total = sum(per_layer)
+    return {
+        "prompts": len(rows),
+        "mode": rows[0]["mode"],
+        "generations": sum(row["generations"] for row in rows),
+        "completion_tokens": total,
+        "completion_tokens_per_answer": round(total / len(rows), 1),
+        "answer_tokens_per_answer": round(sum(row["answer_tokens"] for row in rows) / len(rows), 1),
+        "completion_tokens_per_layer": dict(zip(names, per_layer, strict=True)),
+        "prompt_tokens_per_layer": dict(zip(names, prompt_per_layer, strict=True)),
+        "seconds": round(sum(row["seconds"] for row in rows), 2),
+    }

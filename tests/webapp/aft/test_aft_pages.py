@@ -1,0 +1,204 @@
+"""AFT pages: the forms queue validated configs, refusals queue nothing, the cost preview, the run section."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+
+from webapp.library.models import SeedPrompt, SeedPromptSet
+from webapp.registry.services import model_ensure_embedded
+from webapp.runs import services as run_services
+from webapp.runs.models import Artifact, PipelineRun
+
+pytestmark = pytest.mark.django_db
+
+ORIGINAL_YAML = """\
+model_name: /mnt/petrelfs/share_data/harold/llama_onp
+
+proposal_params:
+    temperature: 0.7
+    top_p: 0.95
+    max_tokens: 64
+    n: 3
+
+aggregation_params:
+    temperature: 0.7
+    top_p: 0.95
+    max_tokens: 64
+    n: 3
+
+vllm_seed: 2019
+
+hidden_layer: 1  # Number of aggregation layers, excluding the final layer
+final_aggregation: True # Indicates whether this is the final aggregation step
+"""
+
+
+@pytest.fixture
+def prompt_set():
+    prompt_set = SeedPromptSet.objects.create(name="two", prompt_count=2)
+    SeedPrompt.objects.bulk_create(SeedPrompt(prompt_set=prompt_set, position=i, text=f"prompt {i}") for i in range(2))
+    return prompt_set
+
+
+@pytest.fixture
+def model():
+    return model_ensure_embedded()
+
+
+def _fields(model, prompt_set, **overrides):
+    values = {
+        "model": model.pk, "prompt_set": prompt_set.pk, "mode": "aggregate", "n": 3, "hidden_layer": 1,
+        "final_aggregation": "on", "proposal_temperature": 0.7, "proposal_top_p": 0.95, "aggregation_temperature": 0.7,
+        "aggregation_top_p": 0.95, "final_temperature": 0.0, "max_tokens": 16, "seed": 2024, "batch_size": 4,
+    }
+    values.update(overrides)
+    return {key: value for key, value in values.items() if value is not None}
+
+
+def test_the_form_page_shows_the_papers_defaults(researcher_client):
+    page = researcher_client.get("/aft/new/")
+    assert page.status_code == 200
+    html = page.content.decode()
+    assert 'name="proposal_top_p" value="0.95"' in html and 'name="seed" value="2024"' in html and 'name="n" value="5"' in html
+
+
+def test_a_valid_form_queues_an_inference_run_with_the_original_keys(researcher_client, model, prompt_set):
+    response = researcher_client.post("/aft/new/", _fields(model, prompt_set, name="agg"))
+    run = PipelineRun.objects.get()
+    assert response.status_code == 302 and response["Location"] == run.get_absolute_url()
+    assert (run.kind, run.queue_name, run.name) == (PipelineRun.Kind.AFT_INFERENCE, "gpu", "agg")
+    config = run.config["aft"]
+    assert config["proposal_params"] == {"temperature": 0.7, "top_p": 0.95, "max_tokens": 16, "n": 3}
+    assert config["hidden_layer"] == 1 and config["final_params"]["n"] == 1 and config["seed"] == 2024
+    assert run.config["model_id"] == model.pk and run.config["prompt_set_id"] == prompt_set.pk
+
+
+def test_plain_sampling_is_the_same_form_in_single_mode(researcher_client, model, prompt_set):
+    researcher_client.post("/aft/new/", _fields(model, prompt_set, mode="single"))
+    assert PipelineRun.objects.get().config["aft"]["mode"] == "single"
+
+
+def test_a_pasted_or_uploaded_yaml_in_the_original_format_replaces_the_fields(researcher_client, model, prompt_set):
+    researcher_client.post("/aft/new/", _fields(model, prompt_set, yaml_config=ORIGINAL_YAML, n=9))
+    pasted = PipelineRun.objects.get().config["aft"]
+    assert pasted["proposal_params"]["n"] == 3 and pasted["seed"] == 2019 and pasted["hidden_layer"] == 1
+    assert pasted["model_name"] == "/mnt/petrelfs/share_data/harold/llama_onp"
+    upload = SimpleUploadedFile("default.yaml", ORIGINAL_YAML.replace("vllm_seed: 2019", "vllm_seed: 7").encode())
+    researcher_client.post("/aft/new/", {**_fields(model, prompt_set), "yaml_file": upload})
+    assert PipelineRun.objects.order_by("-pk").first().config["aft"]["seed"] == 7
+
+
+@pytest.mark.parametrize(
+    ("overrides", "field", "message"),
+    [
+        ({"proposal_top_p": 0}, "proposal_top_p", "proposal_params.top_p"),
+        ({"n": 0}, "n", ""),
+        ({"yaml_config": "proposal_params:\n  temprature: 0.5\n"}, "yaml_config", "temprature"),
+        ({"yaml_config": "hidden_layer: [1\n"}, "yaml_config", "not valid YAML"),
+        ({"yaml_config": "final_params:\n  n: 3\n"}, "yaml_config", "final_params.n"),
+    ],
+)
+def test_a_refused_form_names_the_field_and_queues_nothing(researcher_client, model, prompt_set, overrides, field, message):
+    response = researcher_client.post("/aft/new/", _fields(model, prompt_set, **overrides))
+    assert response.status_code == 400
+    errors = response.context["form"].errors
+    assert field in errors and message in " ".join(errors[field])
+    assert PipelineRun.objects.count() == 0
+
+
+def test_an_empty_prompt_set_is_refused(researcher_client, model):
+    empty = SeedPromptSet.objects.create(name="empty")
+    response = researcher_client.post("/aft/new/", _fields(model, empty))
+    assert response.status_code == 400 and "has no prompts" in response.content.decode()
+    assert PipelineRun.objects.count() == 0
+
+
+def test_the_cost_preview_counts_every_generation_and_token(researcher_client, model, prompt_set):
+    page = researcher_client.get("/aft/new/estimate/", _fields(model, prompt_set, hidden_layer=1, n=3, max_tokens=16))
+    estimate = page.context["estimate"]
+    assert estimate["generations_per_prompt"] == 3 + 3 + 1 and estimate["generations"] == 14
+    assert estimate["max_new_tokens"] == 2 * 7 * 16 and estimate["single_sample_max_new_tokens"] == 2 * 16
+    assert 'id="aft-generations">14<' in page.content.decode()
+    refused = researcher_client.get("/aft/new/estimate/", _fields(model, prompt_set, yaml_config="hidden_layer: -2\n"))
+    assert refused.context["estimate"] is None and "hidden_layer" in refused.content.decode()
+
+
+def _artifact(tmp_path: Path, name: str, rows: list[dict]) -> Artifact:
+    path = tmp_path / f"{name}.jsonl"
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    return run_services.artifact_register(run=None, name=name, kind=Artifact.Kind.GENERATIONS, jsonl_path=path)
+
+
+def test_aggregation_data_form_queues_a_run_and_refuses_what_cannot_run(researcher_client, tmp_path, model):
+    pairs = _artifact(tmp_path, "pairs", [{"prompt": "2+2?", "chosen": "4.", "rejected": "5."}] * 2)
+    generations = _artifact(tmp_path, "gen", [{"prompt": "2+2?", "responses": ["4.", "5.", "four"]}])
+    plain = _artifact(tmp_path, "plain", [{"prompt": "2+2?", "response": "4."}])
+    base = {"max_proposals": 5, "min_proposals": 1, "seed": 2024, "max_examples": 0, "max_tokens": 32, "aggregator_temperature": 0}
+
+    refusals = [
+        ({"source": generations.pk, "target_rule": "aggregator"}, "model"),  # the aggregator needs a model
+        ({"source": generations.pk, "target_rule": "best_response"}, "target_rule"),  # nothing ranks the responses
+        ({"source": plain.pk, "target_rule": "best_response"}, "source"),  # one response per prompt
+        ({"source": pairs.pk, "target_rule": "best_response", "min_proposals": 3, "max_proposals": 2}, "min_proposals"),
+    ]
+    for values, field in refusals:
+        response = researcher_client.post("/aft/data/new/", {**base, **values})
+        assert response.status_code == 400 and field in response.context["form"].errors, (values, response.context["form"].errors)
+    assert PipelineRun.objects.count() == 0
+
+    response = researcher_client.post("/aft/data/new/", {**base, "source": pairs.pk, "target_rule": "best_response", "plain_rows": "on"})
+    run = PipelineRun.objects.get()
+    assert response.status_code == 302 and run.kind == PipelineRun.Kind.AFT_DATA and run.queue_name == "default"
+    assert run.config["data"]["target_rule"] == "best_response" and run.config["data"]["plain_rows"] is True
+    assert run.config["model_id"] is None
+
+    researcher_client.post("/aft/data/new/", {**base, "source": generations.pk, "target_rule": "aggregator", "model": model.pk})
+    with_model = PipelineRun.objects.order_by("-pk").first()
+    assert with_model.config["model_id"] == model.pk and with_model.queue_name == "gpu"
+    assert with_model.config["data"]["aggregator"] == {"temperature": 0.0, "top_p": 1.0, "max_tokens": 32, "n": 1}
+
+
+def test_the_run_page_shows_a_prompts_layers_and_the_data_run_links_to_training(
+    researcher_client, researcher, model, prompt_set, tiny_model_dir, settings, tmp_path
+):
+    """A real (tiny-model) AFT output in the run directory, shown by the run page and the prompt view."""
+    from pipelines.aft import AftConfig, run_aft
+    from pipelines.common.progress import NullProgress
+    from pipelines.common.store import RunStore
+    from pipelines.llm.transformers_backend import TransformersBackend
+    from webapp.aft import services
+    from webapp.runs.kinds import write_prompt_snapshot
+
+    settings.ARTIFACT_ROOT = tmp_path / "artifacts"
+    aft = AftConfig.from_dict({"proposal_params": {"n": 3, "max_tokens": 3}, "aggregation_params": {"n": 3, "max_tokens": 3}, "hidden_layer": 1})
+    run = services.inference_run_create(user=researcher, config=services.inference_config_build(model=model, prompt_set=prompt_set, aft=aft))
+    assert "No finished prompt yet" in researcher_client.get(run.get_absolute_url()).content.decode()
+    assert not run_services.run_directory(run).exists()  # viewing a queued run creates nothing
+
+    store = RunStore(run_services.run_directory(run))
+    write_prompt_snapshot(run=run, store=store)
+    backend = TransformersBackend(tiny_model_dir, device="cpu", torch_threads=1)
+    try:
+        run_aft(aft, backend, store, NullProgress())
+    finally:
+        backend.close()
+    rows = list(store.read_jsonl("aggregations.jsonl"))
+    page = researcher_client.get(run.get_absolute_url()).content.decode()
+    assert page.count('class="aft-layer"') == 3
+    assert 'data-layer="proposals"' in page and 'data-layer="aggregation 1"' in page and 'data-layer="final aggregation"' in page
+    assert 'id="aft-layer-costs"' in page and "Responses from models:" in page
+
+    second = researcher_client.get(f"/aft/runs/{run.pk}/prompt/", {"prompt_id": rows[1]["prompt_id"]}, HTTP_HX_REQUEST="true")
+    html = second.content.decode()
+    assert second.status_code == 200 and "<html" not in html and f"<strong>Prompt {rows[1]['prompt_id']}</strong>" in html
+    assert researcher_client.get(f"/aft/runs/{run.pk}/prompt/", {"prompt_id": "nope"}).status_code == 200
+
+    data_run = PipelineRun.objects.create(kind=PipelineRun.Kind.AFT_DATA, config={"data": {"target_rule": "best_response"}})
+    path = tmp_path / "sft.jsonl"
+    path.write_text(json.dumps({"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}]}) + "\n")
+    artifact = run_services.artifact_register(run=data_run, name="aggregation sft", kind=Artifact.Kind.SFT, jsonl_path=path)
+    data_page = researcher_client.get(data_run.get_absolute_url()).content.decode()
+    assert f'href="/training/new/?dataset={artifact.pk}&amp;trainer=sft"' in data_page

@@ -1,0 +1,116 @@
+"""AFT forms: a propose-and-aggregate run (fields or a YAML in the original format), and aggregation data.
+
+Forms check shape only; `webapp.aft.services` builds the pipeline config and enforces the rules.
+Initial values are the paper's defaults except `max_tokens`, which starts small because the
+bundled model runs on CPU; the help text gives the paper's value.
+"""
+from __future__ import annotations
+
+from django import forms
+
+from webapp.library.models import SeedPromptSet
+from webapp.registry.models import ModelEntry
+from webapp.runs.models import Artifact
+
+MODE_CHOICES = [
+    ("aggregate", "Propose and aggregate"),
+    ("single", "Plain sampling: one sample per prompt (the baseline)"),
+]
+TARGET_RULE_CHOICES = [
+    ("aggregator", "Aggregator model writes the target (the paper's rule)"),
+    ("best_response", "Best-ranked response is the target (chosen / highest score)"),
+]
+
+
+def _generation_models():  # type: ignore[no-untyped-def]
+    return ModelEntry.objects.filter(task=ModelEntry.Task.GENERATION)
+
+
+class AftInferenceForm(forms.Form):
+    name = forms.CharField(max_length=200, required=False, help_text="Optional label for the run list.")
+    model = forms.ModelChoiceField(queryset=_generation_models(), help_text="Plays both roles: proposer and aggregator.")
+    prompt_set = forms.ModelChoiceField(queryset=SeedPromptSet.objects.all(), help_text="Each prompt is answered.")
+    mode = forms.ChoiceField(choices=MODE_CHOICES, initial="aggregate",
+                             help_text="Run both on the same prompts to compare aggregation with a single sample.")
+    n = forms.IntegerField(min_value=1, max_value=64, initial=5, required=False,
+                           help_text="Samples per proposal and hidden aggregation layer (paper: 5).")
+    hidden_layer = forms.IntegerField(min_value=0, max_value=16, initial=0, required=False,
+                                      help_text="Aggregation layers before the final one (paper default: 0).")
+    final_aggregation = forms.BooleanField(initial=True, required=False,
+                                           help_text="End with one aggregated answer (n = 1).")
+    proposal_temperature = forms.FloatField(min_value=0, max_value=2, initial=0.7, required=False, help_text="Paper: 0.7.")
+    proposal_top_p = forms.FloatField(initial=0.95, required=False, help_text="Paper: 0.95.")
+    aggregation_temperature = forms.FloatField(min_value=0, max_value=2, initial=0.7, required=False, help_text="Paper: 0.7.")
+    aggregation_top_p = forms.FloatField(initial=0.95, required=False, help_text="Paper: 0.95.")
+    final_temperature = forms.FloatField(min_value=0, max_value=2, initial=0.0, required=False,
+                                         help_text="0 is greedy, as in the first release; the current code uses 0.7.")
+    max_tokens = forms.IntegerField(min_value=1, max_value=32768, initial=128, required=False,
+                                    help_text="New tokens per sample, every layer (paper: 4096).")
+    seed = forms.IntegerField(initial=2024, required=False, help_text="Paper: 2024; empty for random.")
+    batch_size = forms.IntegerField(min_value=1, max_value=1024, initial=8, required=False,
+                                    help_text="Prompts per model call; the unit of resume.")
+    yaml_config = forms.CharField(
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 8, "placeholder": "proposal_params:\n    temperature: 0.7\n    ..."}),
+        label="YAML config",
+        help_text="Optional: a config in the original repository's format (proposal_params, aggregation_params, "
+        "hidden_layer, final_aggregation, vllm_seed; or generation_params, num_aggregation). It replaces the fields above.",
+    )
+    yaml_file = forms.FileField(required=False, label="or upload the YAML file")
+
+    def clean(self):  # type: ignore[no-untyped-def]
+        cleaned = super().clean()
+        upload = cleaned.get("yaml_file")
+        if upload is not None:
+            if upload.size > 64 * 1024:
+                self.add_error("yaml_file", "A config file is at most 64 KiB.")
+            else:
+                try:
+                    cleaned["yaml_config"] = upload.read().decode("utf-8")
+                    cleaned["yaml_source"] = upload.name
+                except UnicodeDecodeError:
+                    self.add_error("yaml_file", f"{upload.name} is not UTF-8 text.")
+        return cleaned
+
+    def sampling_fields(self) -> dict[str, object]:
+        data = self.cleaned_data
+        names = ("mode", "n", "hidden_layer", "final_aggregation", "proposal_temperature", "proposal_top_p",
+                 "aggregation_temperature", "aggregation_top_p", "final_temperature", "max_tokens", "seed", "batch_size")
+        return {name: data.get(name) for name in names}
+
+
+class AggregationDataForm(forms.Form):
+    name = forms.CharField(max_length=200, required=False, help_text="Optional label for the run list.")
+    source = forms.ModelChoiceField(
+        queryset=Artifact.objects.order_by("-created_at"),
+        help_text="Several responses per prompt: a generate run (n > 1), an AFT run's proposals, preference pairs, "
+        "or UltraFeedback-style completions.",
+    )
+    target_rule = forms.ChoiceField(choices=TARGET_RULE_CHOICES, initial="aggregator")
+    model = forms.ModelChoiceField(queryset=_generation_models(), required=False,
+                                   help_text="Aggregator rule only: the model that writes the targets, ideally stronger than the one you train.")
+    max_proposals = forms.IntegerField(min_value=1, max_value=32, initial=5, help_text="Proposals per example, at most (paper: 5).")
+    min_proposals = forms.IntegerField(min_value=1, max_value=32, initial=1, help_text="Prompts with fewer are skipped.")
+    include_target_in_proposals = forms.BooleanField(required=False,
+                                                     help_text="Best-response rule: also show the target among the proposals.")
+    plain_rows = forms.BooleanField(required=False, help_text="Also add a plain prompt → target row per prompt (keeps the proposer role).")
+    aggregator_temperature = forms.FloatField(min_value=0, max_value=2, initial=0.0, required=False, help_text="0 is greedy.")
+    max_tokens = forms.IntegerField(min_value=1, max_value=32768, initial=256, required=False,
+                                    help_text="Aggregator rule: new tokens per target (paper: 4096).")
+    seed = forms.IntegerField(initial=2024, help_text="Shuffles the proposals' order and seeds the aggregator.")
+    max_examples = forms.IntegerField(min_value=0, initial=0, help_text="0: every prompt of the dataset.")
+
+    def options(self) -> dict[str, object]:
+        data = self.cleaned_data
+        aggregator = {key: value for key, value in (("temperature", data.get("aggregator_temperature")),
+                                                     ("max_tokens", data.get("max_tokens"))) if value is not None}
+        return {
+            "target_rule": data["target_rule"],
+            "aggregator": {**aggregator, "n": 1},
+            "max_proposals": data["max_proposals"],
+            "min_proposals": data["min_proposals"],
+            "include_target_in_proposals": data["include_target_in_proposals"],
+            "plain_rows": data["plain_rows"],
+            "seed": data["seed"],
+            "max_examples": data["max_examples"],
+        }
