@@ -6,6 +6,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET
 
 from webapp.accounts.permissions import ALL_ROLES, research_required, role_required
+from webapp.annotation import selectors as annotation_selectors
 from webapp.runs import selectors as run_selectors
 from webapp.runs import services as run_services
 
@@ -15,7 +16,8 @@ from webapp.runs import services as run_services
 def home(request: HttpRequest) -> HttpResponse:
     if request.user.is_researcher_role:
         return redirect("dashboard")
-    return render(request, "core/annotator_home.html")
+    campaigns = annotation_selectors.campaigns_for_annotator(user=request.user)
+    return render(request, "core/annotator_home.html", {"campaigns": campaigns})
 
 
 @require_GET
