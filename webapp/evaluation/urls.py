@@ -1,5 +1,13 @@
 """URLs of the evaluation app."""
-from django.urls import path  # noqa: F401
+from django.urls import path
+
+from . import views
 
 app_name = "evaluation"
-urlpatterns: list = []
+urlpatterns = [
+    path("", views.evaluation_list, name="list"),
+    path("new/", views.evaluation_new, name="new"),
+    path("leaderboard/", views.leaderboard, name="leaderboard"),
+    path("<int:pk>/", views.evaluation_detail, name="detail"),
+    path("<int:pk>/export/<str:fmt>/", views.evaluation_export, name="export"),
+]

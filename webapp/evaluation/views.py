@@ -1,0 +1,132 @@
+"""Evaluation pages: the list, the new-evaluation form, a result page, exports and the leaderboard."""
+from __future__ import annotations
+
+from django.contrib import messages
+from django.core.exceptions import ValidationError
+from django.core.paginator import Paginator
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_GET, require_http_methods
+
+from webapp.accounts.permissions import research_required
+from webapp.registry.models import ModelEntry
+
+from . import selectors, services
+from .forms import EvaluationForm
+from .models import Evaluation
+
+ROWS_PER_PAGE = 25
+
+
+@require_GET
+@research_required
+def evaluation_list(request: HttpRequest) -> HttpResponse:
+    evaluations = Evaluation.objects.select_related("judge", "run", "prompt_set").order_by("-created_at")[:200]
+    return render(request, "evaluation/list.html", {"evaluations": evaluations})
+
+
+def _add_errors(form: EvaluationForm, error: ValidationError) -> None:
+    if hasattr(error, "error_dict"):
+        for field, field_messages in error.message_dict.items():
+            form.add_error(field if field in form.fields else None, field_messages)
+    else:
+        form.add_error(None, error.messages)
+
+
+@require_http_methods(["GET", "POST"])
+@research_required
+def evaluation_new(request: HttpRequest) -> HttpResponse:
+    form = EvaluationForm(request.POST or None, request.FILES or None)
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        try:
+            imported: list[str] = []
+            upload = data.get("prompts_file")
+            if upload is not None:
+                imported = services.parse_imported_prompts(upload.read(), file_name=upload.name)
+            config, candidates, baseline = services.evaluation_config_build(
+                candidate_models=list(data["candidate_models"]),
+                candidate_artifacts=list(data["candidate_artifacts"]),
+                baseline_model=data.get("baseline_model"),
+                baseline_artifact=data.get("baseline_artifact"),
+                judge=data["judge"],
+                rubric=data.get("rubric"),
+                max_tokens=data["max_tokens"],
+                candidate_temperature=data["candidate_temperature"],
+                baseline_temperature=data["baseline_temperature"],
+                seed=data.get("seed"),
+                judge_max_tokens=data["judge_max_tokens"],
+                judge_retries=data["judge_retries"],
+                bootstrap_rounds=data["bootstrap_rounds"],
+            )
+            evaluation = services.evaluation_create(
+                user=request.user,
+                config=config,
+                candidates=candidates,
+                baseline=baseline,
+                judge=data["judge"],
+                prompt_set=data.get("prompt_set"),
+                imported_prompts=imported,
+                prompt_source=upload.name if upload is not None else "",
+                rubric=data.get("rubric"),
+                name=data["name"],
+            )
+        except ValidationError as error:
+            _add_errors(form, error)
+        else:
+            messages.success(request, f"Evaluation #{evaluation.pk} queued as run #{evaluation.run_id}.")
+            return redirect(evaluation)
+    return render(request, "evaluation/new.html", {"form": form}, status=400 if form.errors else 200)
+
+
+@require_GET
+@research_required
+def evaluation_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    evaluation = get_object_or_404(Evaluation.objects.select_related("judge", "run", "rubric", "comparisons"), pk=pk)
+    row_filter = request.GET.get("filter", "all")
+    if row_filter not in selectors.ROW_FILTERS:
+        row_filter = "all"
+    candidate_id = request.GET.get("candidate", "")
+    rows = selectors.filtered_rows(evaluation, row_filter=row_filter, candidate_id=candidate_id)
+    page = Paginator(rows, ROWS_PER_PAGE).get_page(request.GET.get("page"))
+    bars = selectors.win_rate_bars(evaluation.results)
+    context = {
+        "evaluation": evaluation,
+        "candidates": (evaluation.results.get("candidates") or {}),
+        "bars": bars,
+        "chart_width": selectors.CHART_WIDTH,
+        "chart_height": selectors.chart_height(bars),
+        "row_filters": selectors.ROW_FILTERS,
+        "row_filter": row_filter,
+        "candidate_id": candidate_id,
+        "page": page,
+        "row_count": len(rows),
+    }
+    return render(request, "evaluation/detail.html", context)
+
+
+@require_GET
+@research_required
+def evaluation_export(request: HttpRequest, pk: int, fmt: str) -> HttpResponse:
+    evaluation = get_object_or_404(Evaluation.objects.select_related("judge", "comparisons"), pk=pk)
+    if fmt == "csv":
+        response = HttpResponse(selectors.export_csv(evaluation), content_type="text/csv; charset=utf-8")
+    elif fmt == "json":
+        response = HttpResponse(selectors.export_json(evaluation), content_type="application/json")
+    else:
+        raise Http404(f"no export format {fmt!r}; use csv or json")
+    response["Content-Disposition"] = f'attachment; filename="evaluation-{evaluation.pk}.{fmt}"'
+    return response
+
+
+@require_GET
+@research_required
+def leaderboard(request: HttpRequest) -> HttpResponse:
+    judges = selectors.leaderboard_judges()
+    judge = None
+    if request.GET.get("judge"):
+        judge = ModelEntry.objects.filter(pk=request.GET["judge"]).first() if request.GET["judge"].isdigit() else None
+    elif judges:
+        judge = judges[0]
+    board = selectors.leaderboard(judge=judge) if judge is not None else {"rows": [], "evaluations": 0, "comparisons": 0, "reference": ""}
+    return render(request, "evaluation/leaderboard.html", {"board": board, "judges": judges, "judge": judge})
