@@ -10,6 +10,7 @@ from django import forms
 
 from webapp.library.models import SeedPromptSet
 from webapp.registry.models import ModelEntry
+from webapp.registry.selectors import default_model_pk
 from webapp.runs.models import Artifact
 
 MODE_CHOICES = [
@@ -28,7 +29,9 @@ def _generation_models():  # type: ignore[no-untyped-def]
 
 class AftInferenceForm(forms.Form):
     name = forms.CharField(max_length=200, required=False, help_text="Optional label for the run list.")
-    model = forms.ModelChoiceField(queryset=_generation_models(), help_text="Plays both roles: proposer and aggregator.")
+    model = forms.ModelChoiceField(
+        initial=default_model_pk,
+        queryset=_generation_models(), help_text="Plays both roles: proposer and aggregator.")
     prompt_set = forms.ModelChoiceField(queryset=SeedPromptSet.objects.all(), help_text="Each prompt is answered.")
     mode = forms.ChoiceField(choices=MODE_CHOICES, initial="aggregate",
                              help_text="Run both on the same prompts to compare aggregation with a single sample.")

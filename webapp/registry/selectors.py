@@ -31,3 +31,10 @@ def model_lineage_rows() -> list[LineageNode]:
     for root in children.get(None, []):
         visit(root, 0)
     return rows
+
+
+def default_model_pk() -> int | None:
+    """The bundled model, preselected on run forms so a fresh install can start a run in one click."""
+    from .services import EMBEDDED_MODEL_NAME
+
+    return ModelEntry.objects.filter(name=EMBEDDED_MODEL_NAME).values_list("pk", flat=True).first()

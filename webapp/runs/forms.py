@@ -5,11 +5,14 @@ from django import forms
 
 from webapp.library.models import SeedPromptSet
 from webapp.registry.models import ModelEntry
+from webapp.registry.selectors import default_model_pk
 
 
 class GenerateRunForm(forms.Form):
     name = forms.CharField(max_length=200, required=False, help_text="Optional label for the run list.")
-    model = forms.ModelChoiceField(queryset=ModelEntry.objects.filter(task=ModelEntry.Task.GENERATION), help_text="Any registered text-generation model.")
+    model = forms.ModelChoiceField(
+        initial=default_model_pk,
+        queryset=ModelEntry.objects.filter(task=ModelEntry.Task.GENERATION), help_text="Any registered text-generation model.")
     prompt_set = forms.ModelChoiceField(queryset=SeedPromptSet.objects.all(), help_text="Each prompt is answered.")
     n = forms.IntegerField(min_value=1, max_value=64, initial=1, help_text="Answers per prompt (share one prompt encoding).")
     max_tokens = forms.IntegerField(min_value=1, max_value=8192, initial=128, help_text="New tokens per answer, at most.")

@@ -5,12 +5,14 @@ from django import forms
 
 from pipelines.spin import SPIN_PRESETS
 from webapp.registry.models import ModelEntry
+from webapp.registry.selectors import default_model_pk
 from webapp.runs.models import Artifact
 
 
 class SpinRunForm(forms.Form):
     name = forms.CharField(max_length=200, required=False)
     model = forms.ModelChoiceField(
+        initial=default_model_pk,
         queryset=ModelEntry.objects.filter(backend=ModelEntry.Backend.TRANSFORMERS, task=ModelEntry.Task.GENERATION),
         help_text="p_0: the SFT model SPIN starts from (local transformers weights).",
     )

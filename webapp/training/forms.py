@@ -11,6 +11,7 @@ from django import forms
 
 from pipelines.training.config import ADAPTERS, DEVICES, DTYPES, PREFERENCE_LOSSES, PRESETS
 from webapp.registry.models import ModelEntry
+from webapp.registry.selectors import default_model_pk
 from webapp.runs.models import Artifact
 
 TRAINER_CHOICES = [
@@ -41,6 +42,7 @@ class TrainingRunForm(forms.Form):
     name = forms.CharField(max_length=200, required=False, help_text="Optional label for the run list.")
     trainer = forms.ChoiceField(choices=TRAINER_CHOICES, initial="sft")
     model = forms.ModelChoiceField(
+        initial=default_model_pk,
         queryset=ModelEntry.objects.filter(backend=ModelEntry.Backend.TRANSFORMERS, task=ModelEntry.Task.GENERATION),
         help_text="The model to fine-tune (local transformers weights).",
     )
