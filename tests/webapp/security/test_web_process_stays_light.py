@@ -14,6 +14,10 @@ django.setup()
 from django.urls import get_resolver
 get_resolver().url_patterns  # imports every view module
 import webapp.runs.kinds, webapp.runs.services, workers.jobs, workers.handlers
+import importlib
+from webapp.runs.kind_pages import KIND_PAGES
+for module in sorted(set(KIND_PAGES.values())):  # the run-page sections of every method
+    importlib.import_module(module)
 heavy = sorted(name for name in ("torch", "transformers", "trl", "peft", "vllm", "sentence_transformers") if name in sys.modules)
 print("HEAVY:" + ",".join(heavy))
 """
