@@ -1,0 +1,201 @@
+"""AugCon's contrastive query scorer: the LM with LoRA and a scalar value head, sigmoid output.
+
+The value head reads the last non-pad token of "Context: {context}\n\nQuestion: {query}\n\n"
+(`AutoModelForSequenceClassification` with one label is exactly that: a linear head on the last
+non-pad position). A batch holds B positives then B negatives; the loss is
+mean(score(neg)) - mean(score(pos)) on the sigmoid scores, a linear margin and not Bradley-Terry,
+as in the paper's `step2_scorer.py`. Training reuses the training layer's atomic checkpoints, so a
+killed run resumes from its last checkpoint. Imports torch: workers only.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from pipelines.common.progress import Progress
+from pipelines.common.store import RunStore
+from pipelines.errors import InvalidInputError
+from pipelines.training.common import (
+    CHECKPOINTS_DIR,
+    AtomicCheckpoints,
+    ProgressCallback,
+    apply_lora,
+    finished_result,
+    load_model,
+    parameter_counts,
+    quiet,
+    resolve_runtime,
+    save_final,
+    train_with_resume,
+    training_arguments,
+)
+from pipelines.training.config import TrainingArgs, TrainingResult
+from pipelines.training.data import collate_pairs
+
+SCORER_TEXT = "Context: {context}\n\nQuestion: {query}\n\n"
+
+
+def scorer_text(context: str, query: str) -> str:
+    return SCORER_TEXT.format(context=context, query=query)
+
+
+def contrastive_loss(positive_scores: torch.Tensor, negative_scores: torch.Tensor) -> torch.Tensor:
+    """mean(score(neg)) - mean(score(pos)): falls as positives score above negatives."""
+    return negative_scores.mean() - positive_scores.mean()
+
+
+def load_scorer_tokenizer(model_dir: str | Path) -> Any:
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer
+
+
+def encode_texts(tokenizer: Any, texts: list[str], max_length: int) -> list[list[int]]:
+    """Token ids without special tokens; a long text keeps its end, where the question is."""
+    encoded = tokenizer(texts, add_special_tokens=False)["input_ids"]
+    return [ids[-max_length:] for ids in encoded]
+
+
+def _scores(model: Any, inputs: dict[str, Any]) -> torch.Tensor:
+    logits = model(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"]).logits
+    return torch.sigmoid(logits.squeeze(-1).float())
+
+
+class ContrastiveScorerTrainer(AtomicCheckpoints):
+    """A Trainer whose loss is AugCon's contrastive margin over [positives; negatives] batches."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.model_accepts_loss_kwargs = False
+        self._sums: dict[str, float] = {}
+        self._batches = 0
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):  # type: ignore[no-untyped-def]
+        positive, negative = _scores(model, inputs).chunk(2)
+        loss = contrastive_loss(positive, negative)
+        if model.training:
+            for name, value in {
+                "scores/positive": positive.detach().mean().item(),
+                "scores/negative": negative.detach().mean().item(),
+                "accuracy": (positive.detach() > negative.detach()).float().mean().item(),
+            }.items():
+                self._sums[name] = self._sums.get(name, 0.0) + value
+            self._batches += 1
+        return (loss, {"positive": positive, "negative": negative}) if return_outputs else loss
+
+    def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
+        if self._batches and "loss" in logs:
+            logs.update({name: total / self._batches for name, total in self._sums.items()})
+            self._sums, self._batches = {}, 0
+        super().log(logs, start_time)
+
+
+def pair_features(tokenizer: Any, pairs: list[dict[str, Any]], max_length: int) -> list[dict[str, Any]]:
+    """Per pair: the positive's and the negative's tokens, in the training layer's pair layout."""
+    positives = encode_texts(tokenizer, [scorer_text(p["context"], p["pos_query"]) for p in pairs], max_length)
+    negatives = encode_texts(tokenizer, [scorer_text(p["context"], p["neg_query"]) for p in pairs], max_length)
+    return [
+        {"index": index, "prompt_ids": [], "chosen_ids": positive, "rejected_ids": negative}
+        for index, (positive, negative) in enumerate(zip(positives, negatives, strict=True))
+    ]
+
+
+def train_scorer(
+    args: TrainingArgs, model_dir: str | Path, pairs: list[dict[str, Any]], store: RunStore, progress: Progress
+) -> TrainingResult:
+    """Train the scorer on (context, pos_query, neg_query) pairs; a rerun resumes or returns the result."""
+    from transformers import set_seed
+
+    done = finished_result(store)
+    if done is not None:
+        return done
+    if not pairs:
+        raise InvalidInputError("the scorer needs at least one (context, pos_query, neg_query) pair")
+    runtime = resolve_runtime(args)
+    tokenizer = load_scorer_tokenizer(model_dir)
+    features = pair_features(tokenizer, pairs, args.max_length)
+    set_seed(args.seed)  # the value head's initial weights
+    model = load_model(model_dir, args, runtime, reward_head=True)
+    model.config.pad_token_id = tokenizer.pad_token_id
+    if args.adapter == "lora":
+        model = apply_lora(model, args, task_type="SEQ_CLS")
+    counts = parameter_counts(model)
+    callback = ProgressCallback(progress, "train")
+    trainer = ContrastiveScorerTrainer(
+        model=model,
+        args=training_arguments(args, runtime, store.path(CHECKPOINTS_DIR)),
+        train_dataset=features,
+        data_collator=partial(collate_pairs, pad_token_id=tokenizer.pad_token_id),
+        callbacks=[callback],
+    )
+    quiet(trainer)
+    steps = train_with_resume(trainer, callback, store.path(CHECKPOINTS_DIR), progress)
+    return save_final(
+        trainer=trainer,
+        tokenizer=tokenizer,
+        store=store,
+        args=args,
+        base_dir=model_dir,
+        merge=False,
+        metrics={**callback.last_metrics, **callback.summary},
+        steps=steps,
+        counts=counts,
+        progress=progress,
+    )
+
+
+class QueryScorer:
+    """Scores (context, query) pairs in (0, 1) with a trained scorer (LoRA adapter or full model)."""
+
+    def __init__(
+        self, base_dir: str | Path, result: TrainingResult, *, batch_size: int = 16, max_length: int = 512
+    ) -> None:
+        from transformers import AutoModelForSequenceClassification
+
+        self.tokenizer = load_scorer_tokenizer(base_dir)
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+        if result.adapter_dir:
+            from peft import PeftModel
+
+            base = AutoModelForSequenceClassification.from_pretrained(base_dir, num_labels=1, dtype=torch.float32)
+            base.config.pad_token_id = self.tokenizer.pad_token_id
+            model = PeftModel.from_pretrained(base, result.adapter_dir).merge_and_unload()
+        else:
+            model = AutoModelForSequenceClassification.from_pretrained(
+                result.output_dir, num_labels=1, dtype=torch.float32
+            )
+        model.config.pad_token_id = self.tokenizer.pad_token_id
+        self.model = model.to(device).eval()
+        self.device = device
+        self.batch_size = batch_size
+        self.max_length = max_length
+
+    def score(self, contexts: list[str], queries: list[str]) -> list[float]:
+        texts = [scorer_text(context, query) for context, query in zip(contexts, queries, strict=True)]
+        sequences = encode_texts(self.tokenizer, texts, self.max_length)
+        pad = self.tokenizer.pad_token_id
+        scores: list[float] = []
+        with torch.inference_mode():
+            for start in range(0, len(sequences), self.batch_size):
+                chunk = sequences[start : start + self.batch_size]
+                longest = max(len(sequence) for sequence in chunk)
+                input_ids = torch.full((len(chunk), longest), pad, dtype=torch.long)
+                attention_mask = torch.zeros((len(chunk), longest), dtype=torch.long)
+                for row, sequence in enumerate(chunk):
+                    input_ids[row, : len(sequence)] = torch.tensor(sequence, dtype=torch.long)
+                    attention_mask[row, : len(sequence)] = 1
+                batch = {"input_ids": input_ids.to(self.device), "attention_mask": attention_mask.to(self.device)}
+                scores.extend(_scores(self.model, batch).cpu().tolist())
+        return scores
+
+    def close(self) -> None:
+        self.model = None
+        if self.device == "cuda":
+            torch.cuda.empty_cache()

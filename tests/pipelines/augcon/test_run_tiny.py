@@ -1,0 +1,115 @@
+"""AugCon's mechanics on the tiny random model, whose output is noise: the parser fails, so failures are
+counted and retried, the outer loop stops at its cap, and the run still finishes; resume re-asks nothing."""
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+
+import pytest
+
+from pipelines.augcon.config import AugConConfig
+from pipelines.augcon.corpus import cst_demonstrations, document_chunks
+from pipelines.augcon.cst import build_document_trees
+from pipelines.augcon.run import cst_file, run_augcon
+from pipelines.common.progress import NullProgress
+from pipelines.errors import InvalidInputError, RunCancelled
+
+from .conftest import DOCUMENTS, FEW_SHOT, CountingBackend, seeded_store
+
+
+def tiny_config(**overrides) -> AugConConfig:
+    values = dict(
+        length_scale=0.5, max_rounds_per_chunk=1, max_attempts=2, question_max_tokens=8, answer_max_tokens=8,
+        judge_max_tokens=2, batch_size=8, seed=7, cst_demonstrations=1, max_chunks_per_document=1,
+    )
+    values.update(overrides)
+    return AugConConfig(**values)
+
+
+def test_noise_fails_to_parse_every_failure_is_counted_and_retried_and_rounds_stop_at_the_cap(tiny_backend):
+    config = tiny_config(max_rounds_per_chunk=2, max_chunks_per_document=0)
+    chunks = document_chunks(DOCUMENTS[0], config)
+    assert chunks and all(chunk.target > 0 for chunk in chunks)
+    counting = CountingBackend(tiny_backend)
+    trees = build_document_trees(counting, chunks, cst_demonstrations(FEW_SHOT, 3), config, NullProgress())
+    roots = [node for node in trees.nodes if node.depth == 0]
+    assert len(roots) == len(chunks) * config.max_rounds_per_chunk  # every round found nothing, so all rounds ran
+    assert all(node.status == "parse_failed" and node.attempts == config.max_attempts and node.raw for node in roots)
+    calls = len(chunks) * config.max_rounds_per_chunk * config.max_attempts
+    assert len(counting.completion_prompts) == trees.stats.calls == calls
+    assert trees.stats.parse_failures == calls and trees.stats.gave_up == len(roots)
+    assert trees.stats.retries == calls - len(roots)
+    assert trees.stats.completion_tokens > 0
+
+
+def test_a_run_on_noise_finishes_and_a_resumed_run_reasks_nothing_finished_and_gives_the_same_rows(
+    tmp_path, tiny_backend
+):
+    config = tiny_config(max_attempts=1)  # retries are covered above; each generate call costs seconds
+    uninterrupted = seeded_store(tmp_path / "whole")
+    result = run_augcon(config, tiny_backend, uninterrupted, NullProgress(), scorer_model_dir=None)
+    summary = result.summary
+    assert summary["documents"] == 2 and summary["questions_generated"] == 0 and summary["sft_rows"] == 0
+    assert summary["parse_failures"] == summary["cst_calls"] == 2 and summary["retries"] == 0
+    assert summary["scorer_skipped"] == "no local scorer model was given"
+    assert summary["bootstrap_calls"] == 2 * 3  # 3 answers and 3 yes/no judgements
+    assert summary["demos"] == 3 and summary["bootstrapped_demos"] == 0  # filled with plain examples
+    assert result.sft_path.read_text() == "" and result.sft_parquet.is_file()
+    assert json.loads(uninterrupted.path("summary.json").read_text())["cst_calls"] == summary["cst_calls"]
+
+    store = seeded_store(tmp_path / "stopped")
+    first = CountingBackend(tiny_backend)
+    with pytest.raises(RunCancelled):
+        run_augcon(config, first, store, NullProgress(cancel_after=1), scorer_model_dir=None)
+    assert store.exists(cst_file("while")) and not store.exists(cst_file("pass"))
+    finished_contexts = {node["context"] for node in store.read_json(cst_file("while"))["nodes"]}
+
+    second = CountingBackend(tiny_backend)
+    run_augcon(config, second, store, NullProgress(), scorer_model_dir=None)
+    asked_again = [prompt for prompt in second.completion_prompts if any(c in prompt for c in finished_contexts)]
+    assert not asked_again, "the finished document was asked again"
+    for name in ("cst/while.json", "cst/pass.json"):
+        assert store.read_json(name)["nodes"] == uninterrupted.read_json(name)["nodes"]
+    assert store.path("queries.jsonl").read_text() == uninterrupted.path("queries.jsonl").read_text()
+
+    third = CountingBackend(tiny_backend)
+    run_augcon(config, third, store, NullProgress(), scorer_model_dir=None)
+    assert not third.completion_prompts and not third.chat_conversations  # a finished run asks nothing
+
+
+def test_bad_inputs_are_refused_naming_the_file_and_line(tmp_path, tiny_backend):
+    store = seeded_store(tmp_path / "a", documents=[{"document_id": "x", "text": "t"}, {"document_id": "x", "text": "u"}])
+    with pytest.raises(InvalidInputError, match="documents.jsonl, line 2: duplicate document_id"):
+        run_augcon(tiny_config(), tiny_backend, store, NullProgress(), scorer_model_dir=None)
+    store = seeded_store(tmp_path / "b", few_shot=[{"context": "c", "question": "", "answer": "a"}])
+    with pytest.raises(InvalidInputError, match="fewshot.jsonl, line 1: field `question`"):
+        run_augcon(tiny_config(), tiny_backend, store, NullProgress(), scorer_model_dir=None)
+    one_sentence = [dict(example, context="No split here") for example in FEW_SHOT[:2]]
+    store = seeded_store(tmp_path / "c", few_shot=one_sentence)
+    with pytest.raises(InvalidInputError, match="two or more sentences"):
+        run_augcon(tiny_config(), tiny_backend, store, NullProgress(), scorer_model_dir=None)
+    assert not store.exists("chunks.jsonl") or not store.exists("cst")
+
+
+def test_gen_count_caps_what_ranking_keeps_per_chunk(tmp_path, tiny_backend):
+    """Trees on disk (as if CST had finished) with more questions than the quota: ranking keeps gen_count."""
+    config = tiny_config(max_bootstrapped_demos=0)
+    store = seeded_store(tmp_path / "run", documents=[DOCUMENTS[1]])
+    chunk = document_chunks(DOCUMENTS[1], config)[0]
+    questions = [f"Question number {index} about {word}?" for index, word in enumerate("abcdefghijklmnopqrstuvwxyz")]
+    nodes = [
+        {"node_id": f"{chunk.chunk_id}-r0-{index}", "chunk_id": chunk.chunk_id, "document_id": "pass", "round": 0,
+         "depth": 0, "parent_id": None, "context": chunk.text, "question": question, "status": "question",
+         "reason": "", "attempts": 1, "raw": "", "children": []}
+        for index, question in enumerate(questions[: chunk.target + 3])
+    ]
+    store.write_json({"document_id": "pass", "nodes": nodes, "stats": {"calls": len(nodes)},
+                      "rounds_by_chunk": {}, "questions_by_chunk": {}}, cst_file("pass"))
+    config = replace(config, negatives_per_variant=0)
+    result = run_augcon(config, tiny_backend, store, NullProgress(), scorer_model_dir=None)
+    rows = [json.loads(line) for line in result.queries_path.read_text().splitlines()]
+    kept = [row for row in rows if row["kept"]]
+    assert len(kept) == chunk.gen_count < len(rows)
+    assert [row["query_id"] for row in kept] == [node["node_id"] for node in nodes[: chunk.gen_count]]
+    assert all("quota" in row["drop_reason"] for row in rows if not row["kept"])
+    assert result.summary["answer_calls"] == chunk.gen_count

@@ -1,0 +1,128 @@
+"""The AugCon run form: corpus, documents, few-shot set, models, a preset, and every setting of the method.
+
+A blank setting keeps the preset's value (or, without a preset, the paper's default, shown as the
+field's placeholder and in its explanation); the services module resolves the layers and checks them.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+
+from pipelines.augcon.config import AUGCON_PRESETS, AugConConfig
+from webapp.library.models import Corpus, FewShotSet
+from webapp.registry.models import ModelEntry
+
+from .services import config_field_docs
+
+# AugConConfig fields the form shows one to one (name -> form field class).
+INTEGER_SETTINGS = (
+    "max_length", "min_length", "character_per_piece", "min_paragraph_length", "max_chunks_per_document",
+    "max_attempts", "min_question_length", "max_rounds_per_chunk", "question_max_tokens", "cst_demonstrations",
+    "negatives_per_variant", "min_scorer_pairs", "scorer_batch_size", "answer_max_tokens", "judge_max_tokens",
+    "max_bootstrapped_demos", "max_labeled_demos", "batch_size", "seed",
+)
+FLOAT_SETTINGS = (
+    "length_scale", "over_generation", "question_temperature", "question_top_p", "rouge_threshold",
+    "answer_temperature",
+)
+# Scorer training fields (form name -> TrainingArgs field), with their explanations.
+SCORER_SETTINGS: dict[str, tuple[str, type[forms.Field], str]] = {
+    "scorer_learning_rate": ("learning_rate", forms.FloatField, "Peak learning rate (paper: transformers' default 5e-5)."),
+    "scorer_num_epochs": ("num_epochs", forms.FloatField, "Passes over the scorer pairs (paper: 4)."),
+    "scorer_max_steps": ("max_steps", forms.IntegerField, "Optimizer steps; -1 runs the epochs (paper: -1)."),
+    "scorer_per_device_batch_size": ("per_device_batch_size", forms.IntegerField, "Pairs per step (paper: 4)."),
+    "scorer_weight_decay": ("weight_decay", forms.FloatField, "AdamW weight decay (paper: 0.01)."),
+    "scorer_lora_r": ("lora.r", forms.IntegerField, "LoRA rank of the scorer (paper: 32)."),
+    "scorer_lora_alpha": ("lora.alpha", forms.IntegerField, "LoRA alpha (paper: 32)."),
+    "scorer_device": ("device", forms.ChoiceField, "Where the scorer trains: auto (CUDA when present), cpu or cuda."),
+}
+SCORER_WARMUP_HELP = "Learning-rate warmup in optimizer steps (paper: 50)."
+
+
+def _generation_models():  # type: ignore[no-untyped-def]
+    return ModelEntry.objects.filter(task=ModelEntry.Task.GENERATION)
+
+
+class AugConRunForm(forms.Form):
+    name = forms.CharField(max_length=200, required=False, help_text="Optional label for the run list.")
+    corpus = forms.ModelChoiceField(queryset=Corpus.objects.all(), help_text="The documents to turn into SFT data.")
+    documents = forms.CharField(
+        required=False,
+        help_text="Document positions to use, e.g. 0-9, 12 (blank: every document, in order).",
+    )
+    max_documents = forms.IntegerField(
+        required=False, min_value=1, initial=10, help_text="Use at most this many of them (blank: no limit)."
+    )
+    few_shot_set = forms.ModelChoiceField(
+        queryset=FewShotSet.objects.filter(kind=FewShotSet.Kind.QA),
+        help_text="QA examples (context, question, answer): the question-and-split prompt shows 3 of them as splits, "
+        "and answers bootstrap their demonstrations from all of them.",
+    )
+    model = forms.ModelChoiceField(
+        queryset=_generation_models(), help_text="Writes the questions, splits and answers (any backend)."
+    )
+    scorer_model = forms.ModelChoiceField(
+        queryset=_generation_models(),
+        required=False,
+        help_text="The scorer's base (local weights). Blank: the model above, as in the paper.",
+    )
+    preset = forms.ChoiceField(
+        choices=[("", "none: the paper's defaults")] + [(name, name) for name in AUGCON_PRESETS],
+        required=False,
+        initial="tiny-cpu-demo",
+        help_text="Starting values; any setting filled in below wins over it.",
+    )
+    scorer_warmup_steps = forms.IntegerField(required=False, min_value=0, help_text=SCORER_WARMUP_HELP,
+                                             widget=forms.NumberInput(attrs={"placeholder": "50"}))
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        defaults = AugConConfig()
+        docs = config_field_docs()
+        for name in INTEGER_SETTINGS + FLOAT_SETTINGS:
+            default = getattr(defaults, name)
+            field_class = forms.IntegerField if name in INTEGER_SETTINGS else forms.FloatField
+            self.fields[name] = field_class(
+                required=False,
+                help_text=f"{docs.get(name, '')} Paper default: {default}.",
+                widget=forms.NumberInput(attrs={"placeholder": str(default), "step": "any"}),
+            )
+        scorer = defaults.scorer
+        for form_name, (target, field_class, help_text) in SCORER_SETTINGS.items():
+            if field_class is forms.ChoiceField:
+                self.fields[form_name] = forms.ChoiceField(
+                    choices=[("", "(preset)"), ("auto", "auto"), ("cpu", "cpu"), ("cuda", "cuda")],
+                    required=False, help_text=help_text,
+                )
+                continue
+            value: Any = scorer
+            for part in target.split("."):
+                value = getattr(value, part)
+            self.fields[form_name] = field_class(
+                required=False, help_text=help_text,
+                widget=forms.NumberInput(attrs={"placeholder": str(value), "step": "any"}),
+            )
+        self.order_fields(["name", "corpus", "documents", "max_documents", "few_shot_set", "model", "scorer_model",
+                           "preset", *INTEGER_SETTINGS[:5], *FLOAT_SETTINGS[:1]])
+
+    def overrides(self) -> dict[str, Any]:
+        """The settings the user filled in, as AugConConfig fields (scorer fields nested)."""
+        data = self.cleaned_data
+        values: dict[str, Any] = {
+            name: data[name] for name in INTEGER_SETTINGS + FLOAT_SETTINGS if data.get(name) is not None
+        }
+        scorer: dict[str, Any] = {}
+        for form_name, (target, _field, _help) in SCORER_SETTINGS.items():
+            value = data.get(form_name)
+            if value in (None, ""):
+                continue
+            if target.startswith("lora."):
+                scorer.setdefault("lora", {})[target.split(".", 1)[1]] = value
+            else:
+                scorer[target] = value
+        if data.get("scorer_warmup_steps") is not None:
+            scorer["trainer_overrides"] = {"warmup_steps": data["scorer_warmup_steps"]}
+        if scorer:
+            values["scorer"] = scorer
+        return values

@@ -1,0 +1,211 @@
+"""AugCon runs: turn the form's choices into a validated config, estimate its cost, and queue it.
+
+Everything is checked here, in the web process and before anything is queued, with the pipeline's
+own config class (it imports no torch): the documents exist, the few-shot set is a QA set with an
+example that can show a split, the scorer has local weights to train, every setting is in range.
+"""
+from __future__ import annotations
+
+import ast
+import functools
+import re
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from django.core.exceptions import ValidationError
+
+from pipelines.augcon.budget import Budget, estimate_budget
+from pipelines.augcon.config import AUGCON_PRESETS, PRESET_DESCRIPTIONS, AugConConfig
+from pipelines.augcon.corpus import cst_demonstrations
+from pipelines.errors import InvalidConfigError
+from pipelines.training.config import TrainingArgs
+from webapp.library.models import Corpus, FewShotSet
+from webapp.registry.models import ModelEntry
+from webapp.runs import services as run_services
+from webapp.runs.models import PipelineRun
+
+MAX_DOCUMENTS = 100_000
+_RANGE = re.compile(r"^\s*(\d+)\s*(?:-\s*(\d+)\s*)?$")
+
+
+def parse_positions(text: str) -> list[int]:
+    """"0-9, 12, 15-16" -> sorted unique positions; blank -> []; a bad part is named."""
+    positions: set[int] = set()
+    for part in (text or "").split(","):
+        if not part.strip():
+            continue
+        match = _RANGE.match(part)
+        if match is None:
+            raise ValidationError({"documents": f"“{part.strip()}” is not a position or a range like 0-9."})
+        first, last = int(match.group(1)), int(match.group(2) or match.group(1))
+        if last < first:
+            raise ValidationError({"documents": f"Range “{part.strip()}” ends before it starts."})
+        if last - first > MAX_DOCUMENTS:
+            raise ValidationError({"documents": f"Range “{part.strip()}” is longer than {MAX_DOCUMENTS} documents."})
+        positions.update(range(first, last + 1))
+    return sorted(positions)
+
+
+def select_positions(*, corpus: Corpus, documents: str, max_documents: int | None) -> list[int]:
+    """The corpus positions a run will use: the listed ones (or all), the first `max_documents` of them."""
+    available = list(corpus.documents.order_by("position").values_list("position", flat=True))
+    if not available:
+        raise ValidationError({"corpus": f"Corpus “{corpus.name}” has no documents."})
+    wanted = parse_positions(documents)
+    if wanted:
+        present = set(available)
+        missing = [position for position in wanted if position not in present]
+        if missing:
+            shown = ", ".join(str(position) for position in missing[:5])
+            raise ValidationError(
+                {"documents": f"Corpus “{corpus.name}” has no document at position {shown} "
+                 f"(positions run from {available[0]} to {available[-1]})."}
+            )
+        chosen = wanted
+    else:
+        chosen = available
+    if max_documents:
+        chosen = chosen[:max_documents]
+    return chosen
+
+
+def check_scorer_model(model: ModelEntry, field: str) -> None:
+    """The scorer is trained in the worker: it needs local transformers weights of a generation model."""
+    if model.backend == ModelEntry.Backend.OPENAI or model.source == ModelEntry.Source.ENDPOINT:
+        raise ValidationError(
+            {field: f"{model.name} is a remote endpoint; the scorer trains LoRA on local weights. "
+             "Choose a scorer model with local transformers weights."}
+        )
+    if model.task != ModelEntry.Task.GENERATION:
+        raise ValidationError({field: f"{model.name} is a reward model; the scorer starts from a language model."})
+
+
+def few_shot_examples(few_shot_set: FewShotSet) -> list[dict[str, Any]]:
+    return [
+        {"context": e.context, "question": e.question, "answer": e.answer,
+         **({"context_1": e.meta["context_1"], "context_2": e.meta["context_2"]}
+            if isinstance(e.meta, dict) and e.meta.get("context_1") and e.meta.get("context_2") else {})}
+        for e in few_shot_set.examples.order_by("position")
+    ]
+
+
+def augcon_settings(*, preset: str = "", overrides: dict[str, Any] | None = None) -> AugConConfig:
+    """Layers, later wins: the paper's defaults, the preset, the form's fields (`scorer` merged by key)."""
+    config = AugConConfig()
+    if preset:
+        if preset not in AUGCON_PRESETS:
+            raise ValidationError({"preset": f"Unknown preset {preset!r}; choose one of {', '.join(AUGCON_PRESETS)}."})
+        config = AUGCON_PRESETS[preset](config)
+    values = dict(overrides or {})
+    scorer_values = values.pop("scorer", None) or {}
+    try:
+        if scorer_values:
+            scorer = config.scorer.to_dict()
+            for key, value in scorer_values.items():
+                scorer[key] = {**scorer[key], **value} if isinstance(value, dict) and isinstance(scorer.get(key), dict) else value
+            config = replace(config, scorer=TrainingArgs.from_dict(scorer))
+        return AugConConfig.from_dict({**config.to_dict(), **values})
+    except InvalidConfigError as error:
+        raise ValidationError(f"Invalid AugCon settings: {error}.") from error
+
+
+def augcon_config_build(
+    *,
+    model: ModelEntry,
+    corpus: Corpus,
+    few_shot_set: FewShotSet,
+    scorer_model: ModelEntry | None = None,
+    documents: str = "",
+    max_documents: int | None = None,
+    preset: str = "",
+    overrides: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The run config for an AugCon job, or a ValidationError naming the field that is wrong."""
+    config = augcon_settings(preset=preset, overrides=overrides)
+    if few_shot_set.kind != FewShotSet.Kind.QA:
+        raise ValidationError({"few_shot_set": f"“{few_shot_set.name}” is a demonstration prompt; AugCon needs a QA set (context, question, answer)."})
+    examples = few_shot_examples(few_shot_set)
+    if not examples:
+        raise ValidationError({"few_shot_set": f"“{few_shot_set.name}” has no examples."})
+    for position, example in enumerate(examples):
+        for name in ("context", "question", "answer"):
+            if not example[name].strip():
+                raise ValidationError({"few_shot_set": f"“{few_shot_set.name}”, example {position}: `{name}` is empty."})
+    if config.cst_demonstrations and not cst_demonstrations(examples, config.cst_demonstrations):
+        raise ValidationError(
+            {"few_shot_set": f"No example of “{few_shot_set.name}” has a context of two or more sentences to show "
+             "as a split; add one or give examples context_1/context_2 in their meta."}
+        )
+    check_scorer_model(scorer_model or model, "scorer_model" if scorer_model else "model")
+    positions = select_positions(corpus=corpus, documents=documents, max_documents=max_documents)
+    return {
+        "model_id": model.pk,
+        "scorer_model_id": scorer_model.pk if scorer_model else None,
+        "corpus_id": corpus.pk,
+        "document_positions": positions,
+        "few_shot_set_id": few_shot_set.pk,
+        "preset": preset,
+        "augcon": config.to_dict(),
+    }
+
+
+def augcon_budget(config: dict[str, Any]) -> Budget:
+    """The prompt budget (calls, tokens) a built config implies, from the chosen documents' texts."""
+    corpus = Corpus.objects.get(pk=config["corpus_id"])
+    texts = list(
+        corpus.documents.filter(position__in=config["document_positions"]).order_by("position").values_list("text", flat=True)
+    )
+    examples = few_shot_examples(FewShotSet.objects.get(pk=config["few_shot_set_id"]))
+    return estimate_budget(AugConConfig.from_dict(config["augcon"]), texts, examples)
+
+
+def augcon_run_create(*, user: Any, config: dict[str, Any], name: str = "") -> PipelineRun:
+    """Queue a validated AugCon config on the gpu queue (CPU workers listen there too)."""
+    return run_services.run_create(user=user, kind=PipelineRun.Kind.AUGCON, config=config, name=name, queue_name="gpu")
+
+
+@functools.cache
+def config_field_docs() -> dict[str, str]:
+    """Each AugConConfig field's docstring, read from the source: the form's explanations and the defaults table."""
+    import pipelines.augcon.config as module
+
+    tree = ast.parse(Path(module.__file__).read_text(encoding="utf-8"))
+    docs: dict[str, str] = {}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ClassDef) and node.name == "AugConConfig":
+            body = node.body
+            for current, following in zip(body, body[1:], strict=False):
+                if (
+                    isinstance(current, ast.AnnAssign)
+                    and isinstance(current.target, ast.Name)
+                    and isinstance(following, ast.Expr)
+                    and isinstance(following.value, ast.Constant)
+                    and isinstance(following.value.value, str)
+                ):
+                    docs[current.target.id] = " ".join(following.value.value.split())
+    return docs
+
+
+def defaults_table() -> list[dict[str, Any]]:
+    """The paper's defaults, one row per setting, with what each does."""
+    defaults = AugConConfig().to_dict()
+    docs = config_field_docs()
+    rows = [{"name": name, "default": value, "help": docs.get(name, "")} for name, value in defaults.items() if name != "scorer"]
+    scorer = AugConConfig().scorer
+    rows.append(
+        {
+            "name": "scorer",
+            "default": (
+                f"lr {scorer.learning_rate}, {scorer.num_epochs:g} epochs, batch {scorer.per_device_batch_size}, "
+                f"warmup {scorer.trainer_overrides.get('warmup_steps')} steps, weight decay {scorer.weight_decay}, "
+                f"LoRA r {scorer.lora.r} alpha {scorer.lora.alpha} dropout {scorer.lora.dropout} {scorer.lora.target_modules}"
+            ),
+            "help": docs.get("scorer", ""),
+        }
+    )
+    return rows
+
+
+def preset_table() -> list[dict[str, str]]:
+    return [{"name": name, "description": PRESET_DESCRIPTIONS.get(name, "")} for name in AUGCON_PRESETS]
