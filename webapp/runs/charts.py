@@ -33,7 +33,9 @@ class Chart:
     """One metric drawn against the step: SVG polyline points plus the numbers worth printing."""
 
     name: str
-    points: str
+    segments: list[str]
+    """SVG polyline points, one string per segment: a new segment starts where the step goes back
+    (a method that trains several times in one run, such as SPIN's iterations, restarts at step 1)."""
     last: float
     low: float
     high: float
@@ -74,13 +76,16 @@ def _chart(name: str, values: list[tuple[float, float]]) -> Chart:
     x_span = (x_high - x_low) or 1.0
     y_span = (y_high - y_low) or 1.0
     inner_w, inner_h = WIDTH - 2 * PAD, HEIGHT - 2 * PAD
-    points = " ".join(
-        f"{PAD + (x - x_low) / x_span * inner_w:.1f},{PAD + inner_h - (y - y_low) / y_span * inner_h:.1f}"
-        for x, y in values
-    )
+    segments: list[list[str]] = []
+    previous_x: float | None = None
+    for x, y in values:
+        if previous_x is None or x < previous_x:
+            segments.append([])
+        segments[-1].append(f"{PAD + (x - x_low) / x_span * inner_w:.1f},{PAD + inner_h - (y - y_low) / y_span * inner_h:.1f}")
+        previous_x = x
     return Chart(
         name=name,
-        points=points,
+        segments=[" ".join(points) for points in segments],
         last=ys[-1],
         low=y_low,
         high=y_high,

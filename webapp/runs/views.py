@@ -92,7 +92,14 @@ def run_detail(request: HttpRequest, run_id: int) -> HttpResponse:
 
 
 def _live_context(run: PipelineRun, request: HttpRequest) -> dict[str, object]:
-    return {"run": run, "charts": metric_charts(run.metrics), "section_html": kind_section(run, request)}
+    # Lists and objects in the summary (SPIN's iteration rows ...) belong to the method's own section.
+    summary_items = [(key, value) for key, value in run.summary.items() if not isinstance(value, list | dict)]
+    return {
+        "run": run,
+        "summary_items": summary_items,
+        "charts": metric_charts(run.metrics),
+        "section_html": kind_section(run, request),
+    }
 
 
 @require_POST

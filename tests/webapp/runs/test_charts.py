@@ -5,7 +5,7 @@ from webapp.runs.charts import HEIGHT, PAD, WIDTH, metric_charts
 
 
 def _points(chart):
-    return [tuple(float(v) for v in pair.split(",")) for pair in chart.points.split()]
+    return [tuple(float(v) for v in pair.split(",")) for segment in chart.segments for pair in segment.split()]
 
 
 def test_each_numeric_metric_gets_a_chart_with_loss_first():
@@ -35,3 +35,9 @@ def test_long_series_are_thinned_but_keep_their_latest_point():
 def test_non_finite_values_and_missing_metrics_give_no_chart():
     assert metric_charts([]) == []
     assert metric_charts([{"step": 1, "loss": float("nan")}]) == []
+
+
+def test_a_step_that_goes_back_starts_a_new_segment():
+    rows = [{"step": step, "loss": 1.0 / step} for step in (1, 2, 3)] + [{"step": step, "loss": 0.5} for step in (1, 2)]
+    chart = metric_charts(rows)[0]
+    assert [len(segment.split()) for segment in chart.segments] == [3, 2]
