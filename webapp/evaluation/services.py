@@ -324,16 +324,17 @@ def reference_preferences_for(evaluation: Evaluation) -> dict[str, list[float]]:
     return preferences
 
 
-# --- HUMAN-JUDGING HOOK ------------------------------------------------------------------------------
+# --- human judging ------------------------------------------------------------------------------
 
 
 def evaluation_pairs_artifact(*, evaluation: Evaluation) -> Artifact:
-    """HUMAN-JUDGING HOOK: the evaluation's pairs as an artifact an annotation campaign can be made from.
+    """The evaluation's pairs as an artifact an annotation campaign is made from (human judging).
 
     Rows: prompt, response_a (candidate), response_b (baseline), model_a, model_b, judge_verdict
     (the LLM judge's verdict over both orders: A, B, tie or null), plus judge_preference, prompt_id
     and candidate_id to join human judgments back to the LLM judge's. The annotation app randomizes
-    sides and hides model names; the lead connects campaign creation to this function.
+    sides and hides model names, and reports how often `judge_verdict` (the LLM judge) matches the
+    human majority.
     """
     if evaluation.comparisons is None:
         raise ValidationError(f"Evaluation #{evaluation.pk} has no results yet; human judging starts from finished pairs.")
@@ -348,3 +349,26 @@ def evaluation_pairs_artifact(*, evaluation: Evaluation) -> Artifact:
         run=evaluation.run, name="human-judging-pairs", kind=Artifact.Kind.COMPARISONS, jsonl_path=target
     )
 
+
+
+def human_judging_summaries(*, evaluation: Evaluation) -> list[dict[str, Any]]:
+    """Each human campaign over this evaluation's pairs, with how often the LLM judge agreed with the humans."""
+    from webapp.annotation.models import Campaign
+    from webapp.annotation.selectors import campaign_statistics
+
+    if evaluation.run_id is None:
+        return []
+    campaigns = Campaign.objects.filter(artifact__run_id=evaluation.run_id, artifact__name="human-judging-pairs")
+    summaries = []
+    for campaign in campaigns.order_by("-pk"):
+        statistics = campaign_statistics(campaign=campaign)
+        summaries.append(
+            {
+                "campaign": campaign,
+                "judged_items": statistics["judged_items"],
+                "items": statistics["items"],
+                "judge_agreement": statistics["synthetic"],
+                "human_verdicts": statistics["human_verdicts"],
+            }
+        )
+    return summaries

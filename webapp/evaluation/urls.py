@@ -10,4 +10,5 @@ urlpatterns = [
     path("leaderboard/", views.leaderboard, name="leaderboard"),
     path("<int:pk>/", views.evaluation_detail, name="detail"),
     path("<int:pk>/export/<str:fmt>/", views.evaluation_export, name="export"),
+    path("<int:pk>/human-judging/", views.evaluation_human_judging, name="human-judging"),
 ]

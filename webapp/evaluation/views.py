@@ -6,7 +6,8 @@ from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
-from django.views.decorators.http import require_GET, require_http_methods
+from django.urls import reverse
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from webapp.accounts.permissions import research_required
 from webapp.registry.models import ModelEntry
@@ -101,8 +102,22 @@ def evaluation_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "candidate_id": candidate_id,
         "page": page,
         "row_count": len(rows),
+        "human_judging": services.human_judging_summaries(evaluation=evaluation),
     }
     return render(request, "evaluation/detail.html", context)
+
+
+@require_POST
+@research_required
+def evaluation_human_judging(request: HttpRequest, pk: int) -> HttpResponse:
+    """Turn the evaluation's pairs into an artifact and open the campaign form on it."""
+    evaluation = get_object_or_404(Evaluation, pk=pk)
+    try:
+        artifact = services.evaluation_pairs_artifact(evaluation=evaluation)
+    except ValidationError as error:
+        messages.error(request, " ".join(error.messages))
+        return redirect("evaluation:detail", pk=pk)
+    return redirect(f"{reverse('annotation:new')}?artifact={artifact.pk}")
 
 
 @require_GET

@@ -310,3 +310,34 @@ def test_model_answers_are_recorded_in_the_answer_cache_table(researcher, prompt
     assert evaluation.run.summary["answers_reused"] == 2 * len(PROMPTS) and evaluation.run.summary["answers_generated"] == 0
     assert CachedAnswer.objects.filter(model=model).count() == len(PROMPTS)
     assert services.cached_answer_count(config=config, prompts=PROMPTS) == {contestant.label: len(PROMPTS)}
+
+
+def test_human_judges_from_the_result_page_and_their_agreement_with_the_llm_judge(
+    researcher, researcher_client, annotator, prompt_set, judge_model, tmp_path, monkeypatch, settings
+):
+    """Result page -> campaign over the evaluation's pairs -> an annotator's verdicts -> the agreement table."""
+    from webapp.annotation import services as annotation_services
+    from webapp.library.models import Rubric
+
+    evaluation = _create(researcher, prompt_set, judge_model, [_answers(tmp_path, "n", lambda p: p * 2)],
+                         _answers(tmp_path, "o", lambda p: p))
+    evaluation = _finish(evaluation, PreferLongerJudge(), monkeypatch, settings, tmp_path)
+    response = researcher_client.post(f"/evaluations/{evaluation.pk}/human-judging/")
+    artifact = Artifact.objects.get(name="human-judging-pairs")
+    assert response.status_code == 302 and response["Location"] == f"/annotation/new/?artifact={artifact.pk}"
+
+    campaign = annotation_services.campaign_create(
+        user=researcher, name="humans", artifact=artifact, rubric=Rubric.objects.create(name="r", criteria="c"),
+        sample_size=len(PROMPTS), overlap=1, assignees=[annotator], seed=1,
+    )
+    # The annotator agrees with the LLM judge (candidate "a" better) on every item but the first.
+    for index in range(len(PROMPTS)):
+        item = annotation_services.assignment_next(campaign=campaign, annotator=annotator)
+        wants_a = index > 0
+        choice = "left" if item.a_on_left == wants_a else "right"
+        annotation_services.judgment_submit(campaign=campaign, annotator=annotator, item_id=item.pk, choice=choice,
+                                            submission_key=f"key-{index:06d}")
+    page = researcher_client.get(f"/evaluations/{evaluation.pk}/").content.decode()
+    assert 'id="human-judging-results"' in page
+    agreed = len(PROMPTS) - 1
+    assert f"({agreed}/{len(PROMPTS)})" in page
