@@ -12,6 +12,7 @@ from webapp.runs import kinds, services
 from webapp.runs.models import PipelineRun
 
 DEMO_PROMPT_SET = "Demo seed prompts"
+DEMO_RUN_NAME = "Demo: answer the demo prompts"
 
 
 class Command(BaseCommand):
@@ -22,6 +23,7 @@ class Command(BaseCommand):
         parser.add_argument("--timeout", type=int, default=1800)
         parser.add_argument("--max-tokens", type=int, default=48)
         parser.add_argument("--base-url", default="http://127.0.0.1:8000")
+        parser.add_argument("--again", action="store_true", help="Queue a new run even if the demo run already exists.")
 
     def handle(self, *args, **options) -> None:
         try:
@@ -33,10 +35,22 @@ class Command(BaseCommand):
             model=model, prompt_set=prompt_set, n=1, max_tokens=options["max_tokens"],
             temperature=0.7, top_p=0.95, seed=0, batch_size=8,
         )
-        owner = User.objects.filter(is_superuser=True).order_by("pk").first()
-        run = services.run_create(user=owner, kind=PipelineRun.Kind.GENERATE, config=config, name="Demo: answer the demo prompts")
-        url = f"{options['base_url'].rstrip('/')}{run.get_absolute_url()}"
-        self.stdout.write(f"Queued demo run #{run.pk}: {url}")
+        # A repeated demo.sh reuses the demo run (finished, or still on its way) instead of queueing another.
+        candidates = (
+            PipelineRun.objects.filter(kind=PipelineRun.Kind.GENERATE, name=DEMO_RUN_NAME)
+            .exclude(status__in=(PipelineRun.Status.FAILED, PipelineRun.Status.CANCELLED, PipelineRun.Status.LOST))
+            .order_by("-pk")
+        )
+        existing = next((run for run in candidates if run.config == config), None)
+        if existing is not None and not options["again"]:
+            run = existing
+            url = f"{options['base_url'].rstrip('/')}{run.get_absolute_url()}"
+            self.stdout.write(f"Demo run #{run.pk} already exists ({run.get_status_display()}): {url}")
+        else:
+            owner = User.objects.filter(is_superuser=True).order_by("pk").first()
+            run = services.run_create(user=owner, kind=PipelineRun.Kind.GENERATE, config=config, name=DEMO_RUN_NAME)
+            url = f"{options['base_url'].rstrip('/')}{run.get_absolute_url()}"
+            self.stdout.write(f"Queued demo run #{run.pk}: {url}")
         if not options["wait"]:
             return
         deadline = time.monotonic() + options["timeout"]
