@@ -1,5 +1,5 @@
-"""An annotator judges pairs in Debian's Chromium with the keyboard only: choose, flag, comment, reload
-with a draft, undo; every judgment is in the database exactly once. Also checks the side-by-side
+"""An annotator judges ten pairs in Debian's Chromium with the keyboard only: choose, flag, comment,
+reload with a draft, undo; every judgment is in the database exactly once. Also checks the side-by-side
 layout at laptop width and the stacked layout at phone width.
 
 Real pieces only: pytest-django's `live_server`, the project's htmx and workspace script, the database.
@@ -107,11 +107,11 @@ def test_annotator_judges_with_the_keyboard_survives_a_reload_and_undoes(
     researcher = django_user_model.objects.create_user(username="rita", password=PASSWORD, role="researcher")
     ada = django_user_model.objects.create_user(username="ada", password=PASSWORD, role="annotator")
     artifact = artifact_register(
-        run=None, name=f"pairs-{uuid.uuid4().hex[:6]}", kind="comparisons", jsonl_path=_write_pairs(tmp_path / "p.jsonl", 4)
+        run=None, name=f"pairs-{uuid.uuid4().hex[:6]}", kind="comparisons", jsonl_path=_write_pairs(tmp_path / "p.jsonl", 11)
     )
     rubric = Rubric.objects.create(name="Browser rubric", guidelines="Prefer the answer that explains correctly.")
     campaign = services.campaign_create(
-        user=researcher, name="Browser spot check", artifact=artifact, rubric=rubric, sample_size=4, overlap=1,
+        user=researcher, name="Browser spot check", artifact=artifact, rubric=rubric, sample_size=11, overlap=1,
         assignees=[ada], flags=["factual error", "harmful"], seed=5,
     )
 
@@ -169,6 +169,16 @@ def test_annotator_judges_with_the_keyboard_survives_a_reload_and_undoes(
     assert sorted(current.values_list("item_id", flat=True)) == sorted(int(i) for i in (first, second, third))
     assert current.get(item_id=third).verdict == "both_bad"
     assert Judgment.objects.filter(item__campaign=campaign).count() == 4  # three current, one withdrawn
+
+    # Seven more by key alone: ten judgments in all, each stored exactly once.
+    shown = after
+    for number in range(7):
+        shown = _press_and_wait_for_next(page, "1234"[number % 4], shown)
+    expect(page.locator("#ws-judged")).to_have_text("10")
+    current = Judgment.objects.filter(item__campaign=campaign, withdrawn_at__isnull=True)
+    judged_items = list(current.values_list("item_id", flat=True))
+    assert len(judged_items) == 10 and len(set(judged_items)) == 10
+    assert Judgment.objects.filter(item__campaign=campaign).count() == 11  # ten current, one withdrawn
 
     # Phone width: the responses stack.
     page.set_viewport_size({"width": 390, "height": 844})
