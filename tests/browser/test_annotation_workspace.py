@@ -7,63 +7,22 @@ Real pieces only: pytest-django's `live_server`, the project's htmx and workspac
 
 from __future__ import annotations
 
-import os
 import uuid
 from pathlib import Path
 
 import pytest
 
-CHROMIUM = Path("/usr/bin/chromium")
-SCREENSHOTS = Path(__file__).resolve().parent.parent.parent / "docs" / "screenshots"
+from tests.browser.conftest import needs_chromium, screenshot
+
 PASSWORD = "an-annotator-password-42"
 
 pytestmark = [
     pytest.mark.browser,
     pytest.mark.slow,
-    pytest.mark.skipif(
-        not CHROMIUM.exists(),
-        reason="Debian's Chromium is not installed at /usr/bin/chromium (apt-get install chromium); "
-        "Refinery never downloads Playwright's own browsers",
-    ),
+    needs_chromium,
 ]
 
 
-@pytest.fixture
-def browser_page(live_server):
-    previous = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
-    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=str(CHROMIUM),
-            args=[
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                "--no-first-run",
-            ],
-        )
-        context = browser.new_context(viewport={"width": 1280, "height": 900})
-        page = context.new_page()
-        page.set_default_timeout(20_000)
-        try:
-            yield page
-        finally:
-            context.close()
-            browser.close()
-            if previous is None:
-                os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
-            else:
-                os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = previous
-
-
-def _screenshot(page, name: str) -> None:
-    if os.environ.get("REFINERY_SCREENSHOTS") == "1":
-        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
 
 
 def _current_item(page) -> str:
@@ -122,7 +81,7 @@ def test_annotator_judges_with_the_keyboard_survives_a_reload_and_undoes(
     page.get_by_role("link", name="Start").click()
     expect(page.locator("#ws-form")).to_be_visible()
     expect(page.locator(".ws-guidelines")).to_contain_text("Prefer the answer that explains correctly.")
-    _screenshot(page, "annotation-workspace")
+    screenshot(page, "annotation-workspace")
 
     # Laptop width: the two responses sit side by side.
     left, right = page.locator("#ws-left").bounding_box(), page.locator("#ws-right").bounding_box()
@@ -184,4 +143,4 @@ def test_annotator_judges_with_the_keyboard_survives_a_reload_and_undoes(
     page.set_viewport_size({"width": 390, "height": 844})
     left, right = page.locator("#ws-left").bounding_box(), page.locator("#ws-right").bounding_box()
     assert right["y"] >= left["y"] + left["height"]
-    _screenshot(page, "annotation-workspace-phone")
+    screenshot(page, "annotation-workspace-phone")

@@ -7,26 +7,20 @@ Everything is real: pytest-django's `live_server`, a Redis, an `rqworker` subpro
 
 from __future__ import annotations
 
-import os
 import re
-from pathlib import Path
 
 import pytest
 from django.urls import reverse
 
-CHROMIUM = Path("/usr/bin/chromium")
-SCREENSHOTS = Path(__file__).resolve().parent.parent.parent / "docs" / "screenshots"
+from tests.browser.conftest import needs_chromium, screenshot
+
 RUN_FINISH_TIMEOUT_MS = 240_000
 PASSWORD = "a-browser-test-password-42"
 
 pytestmark = [
     pytest.mark.browser,
     pytest.mark.slow,
-    pytest.mark.skipif(
-        not CHROMIUM.exists(),
-        reason="Debian's Chromium is not installed at /usr/bin/chromium (apt-get install chromium); "
-        "Refinery never downloads Playwright's own browsers",
-    ),
+    needs_chromium,
 ]
 
 CORPUS_JSONL = (
@@ -37,44 +31,6 @@ CORPUS_JSONL = (
 SEED_PROMPTS_TXT = "What is a Python list?\nName one difference between a tuple and a list.\n"
 
 
-@pytest.fixture
-def browser_page(live_server):
-    # Playwright's sync API runs an event loop in this thread; Django's ORM refuses to run in a thread
-    # with an event loop unless told it is safe, and the test still reads the database directly.
-    previous = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
-    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=str(CHROMIUM),
-            args=[
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                "--no-first-run",
-            ],
-        )
-        context = browser.new_context(viewport={"width": 1280, "height": 900})
-        page = context.new_page()
-        page.set_default_timeout(30_000)
-        try:
-            yield page
-        finally:
-            context.close()
-            browser.close()
-            if previous is None:
-                os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
-            else:
-                os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = previous
-
-
-def _screenshot(page, name: str) -> None:
-    if os.environ.get("REFINERY_SCREENSHOTS") == "1":
-        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
 
 
 def _fill_if_present(page, selector: str, value: str) -> None:
@@ -158,7 +114,7 @@ def test_researcher_uploads_data_starts_a_generate_run_and_sees_its_dataset(
         expect(status).to_have_text("Succeeded", timeout=RUN_FINISH_TIMEOUT_MS)
     except AssertionError as error:
         raise AssertionError(f"{error}\n--- worker log ---\n{worker.log_text()[-4000:]}") from error
-    _screenshot(page, "run-detail")
+    screenshot(page, "run-detail")
 
     # The generated dataset is browsable.
     page.get_by_role("link", name=re.compile(r"^Open artifact")).first.click()
@@ -170,4 +126,4 @@ def test_researcher_uploads_data_starts_a_generate_run_and_sees_its_dataset(
 
     response = page.goto(f"{base}/dashboard/")
     assert response is not None and response.ok, f"dashboard answered {response and response.status}"
-    _screenshot(page, "dashboard")
+    screenshot(page, "dashboard")

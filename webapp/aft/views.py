@@ -3,26 +3,18 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.core.exceptions import ValidationError
-from django.forms import Form
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods
 
 from pipelines.aft.config import AftConfig
 from webapp.accounts.permissions import research_required
+from webapp.core.forms import add_validation_error
 from webapp.runs import selectors as run_selectors
 from webapp.runs.models import PipelineRun
 
 from . import run_page, services
 from .forms import AftInferenceForm, AggregationDataForm
-
-
-def _add_errors(form: Form, error: ValidationError) -> None:
-    if hasattr(error, "error_dict"):
-        for field, field_messages in error.message_dict.items():
-            form.add_error(field if field in form.fields else None, field_messages)
-    else:
-        form.add_error(None, error.messages)
 
 
 def _inference_config(form: AftInferenceForm) -> AftConfig | None:
@@ -37,7 +29,7 @@ def _inference_config(form: AftInferenceForm) -> AftConfig | None:
             )
         return services.inference_config_from_fields(**form.sampling_fields())  # type: ignore[arg-type]
     except ValidationError as error:
-        _add_errors(form, error)
+        add_validation_error(form, error)
         return None
 
 
@@ -62,7 +54,7 @@ def aft_new(request: HttpRequest) -> HttpResponse:
                     model=form.cleaned_data["model"], prompt_set=form.cleaned_data["prompt_set"], aft=config
                 )
             except ValidationError as error:
-                _add_errors(form, error)
+                add_validation_error(form, error)
             else:
                 run = services.inference_run_create(user=request.user, config=run_config, name=form.cleaned_data["name"])
                 messages.success(request, f"AFT run #{run.pk} queued.")
@@ -91,7 +83,7 @@ def aft_data_new(request: HttpRequest) -> HttpResponse:
                 source=form.cleaned_data["source"], model=form.cleaned_data.get("model"), options=form.options()
             )
         except ValidationError as error:
-            _add_errors(form, error)
+            add_validation_error(form, error)
         else:
             run = services.data_run_create(user=request.user, config=config, name=form.cleaned_data["name"])
             messages.success(request, f"Aggregation data run #{run.pk} queued.")

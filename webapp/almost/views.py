@@ -10,6 +10,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 
 from webapp.accounts.permissions import research_required
+from webapp.core.forms import add_validation_error
 from webapp.library.models import FewShotSet, SeedPromptSet
 from webapp.registry.models import ModelEntry
 
@@ -39,11 +40,7 @@ def _build(form: AlmostRunForm, rubric: Any) -> dict[str, Any] | None:
             prompt_max_tokens=data.get("prompt_max_tokens"),
         )
     except ValidationError as error:
-        if hasattr(error, "error_dict"):
-            for field, field_messages in error.message_dict.items():
-                form.add_error(field if field in form.fields else None, field_messages)
-        else:
-            form.add_error(None, error.messages)
+        add_validation_error(form, error)
         return None
 
 

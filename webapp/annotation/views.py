@@ -17,6 +17,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from webapp.accounts.permissions import ALL_ROLES, research_required, role_required
+from webapp.core.forms import add_validation_error
 
 from . import selectors, services
 from .forms import CampaignForm, JudgmentForm, WriteBackForm
@@ -30,13 +31,6 @@ def _side_names(campaign: Campaign) -> dict[str, str]:
         return {"a": "chosen", "b": "rejected", "tie": "tie", "both_bad": "both bad", "": "—"}
     return {"a": "response_a", "b": "response_b", "tie": "tie", "both_bad": "both bad", "": "—"}
 
-
-def _add_errors(form: CampaignForm, error: ValidationError) -> None:
-    if hasattr(error, "error_dict"):
-        for field, field_messages in error.message_dict.items():
-            form.add_error(field if field in form.fields else None, field_messages)
-    else:
-        form.add_error(None, error.messages)
 
 
 # ---------------------------------------------------------------- researchers
@@ -71,7 +65,7 @@ def campaign_new(request: HttpRequest) -> HttpResponse:
                 seed=data["seed"],
             )
         except ValidationError as error:
-            _add_errors(form, error)
+            add_validation_error(form, error)
         else:
             messages.success(request, f"Campaign “{campaign.name}” created with {campaign.items.count()} items.")
             return redirect(campaign)

@@ -10,6 +10,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from webapp.accounts.permissions import research_required
+from webapp.core.forms import add_validation_error
 from webapp.registry.models import ModelEntry
 
 from . import selectors, services
@@ -25,13 +26,6 @@ def evaluation_list(request: HttpRequest) -> HttpResponse:
     evaluations = Evaluation.objects.select_related("judge", "run", "prompt_set").order_by("-created_at")[:200]
     return render(request, "evaluation/list.html", {"evaluations": evaluations})
 
-
-def _add_errors(form: EvaluationForm, error: ValidationError) -> None:
-    if hasattr(error, "error_dict"):
-        for field, field_messages in error.message_dict.items():
-            form.add_error(field if field in form.fields else None, field_messages)
-    else:
-        form.add_error(None, error.messages)
 
 
 @require_http_methods(["GET", "POST"])
@@ -73,7 +67,7 @@ def evaluation_new(request: HttpRequest) -> HttpResponse:
                 name=data["name"],
             )
         except ValidationError as error:
-            _add_errors(form, error)
+            add_validation_error(form, error)
         else:
             messages.success(request, f"Evaluation #{evaluation.pk} queued as run #{evaluation.run_id}.")
             return redirect(evaluation)

@@ -29,6 +29,7 @@ from django.views.decorators.csrf import csrf_exempt, csrf_protect
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from webapp.accounts.permissions import research_required
+from webapp.core.forms import add_validation_error
 
 from . import selectors, services
 from .forms import (
@@ -106,13 +107,6 @@ def _upload_on_disk(uploaded: UploadedFile) -> Iterator[Path]:
         os.unlink(name)
 
 
-def _add_validation_error(form: forms.Form, error: ValidationError) -> None:
-    if hasattr(error, "error_dict"):
-        for field, field_messages in error.message_dict.items():
-            form.add_error(field if field in form.fields else None, field_messages)
-    else:
-        form.add_error(None, error.messages)
-
 
 def _upload(
     request: HttpRequest, *, form_class: type[forms.Form], template: str, context: dict[str, Any], importer: Importer
@@ -161,7 +155,7 @@ def _upload_checked(
             except ImportProblem as import_problem:
                 problem = str(import_problem)
             except ValidationError as error:
-                _add_validation_error(form, error)
+                add_validation_error(form, error)
             else:
                 messages.success(request, f"Imported {uploaded.name} into “{saved}”.")
                 return redirect(saved.get_absolute_url())
@@ -372,7 +366,7 @@ def rubric_create(request: HttpRequest) -> HttpResponse:
         try:
             rubric = services.rubric_create(user=request.user, **form.cleaned_data)
         except ValidationError as error:
-            _add_validation_error(form, error)
+            add_validation_error(form, error)
         else:
             messages.success(request, f"Saved rubric “{rubric}”.")
             return redirect("library:rubric-detail", pk=rubric.pk)
@@ -402,7 +396,7 @@ def rubric_edit(request: HttpRequest, pk: int) -> HttpResponse:
             services.rubric_update(rubric=rubric, **form.cleaned_data)
         except ValidationError as error:
             rubric.refresh_from_db()
-            _add_validation_error(form, error)
+            add_validation_error(form, error)
         else:
             messages.success(request, f"Saved rubric “{rubric}”.")
             return redirect("library:rubric-detail", pk=rubric.pk)

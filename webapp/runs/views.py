@@ -14,8 +14,8 @@ from webapp.accounts.permissions import research_required
 
 from . import kinds, selectors, services
 from .charts import metric_charts
-from .kind_pages import kind_section
 from .forms import GenerateRunForm
+from .kind_pages import kind_section
 from .models import PipelineRun
 
 ARTIFACT_PAGE_SIZE = 25

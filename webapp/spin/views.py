@@ -8,6 +8,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods
 
 from webapp.accounts.permissions import research_required
+from webapp.core.forms import add_validation_error
 
 from . import services
 from .forms import SpinRunForm
@@ -31,11 +32,7 @@ def _build(form: SpinRunForm) -> dict | None:  # type: ignore[type-arg]
             devices=data["devices"],
         )
     except ValidationError as error:
-        if hasattr(error, "error_dict"):
-            for field, field_messages in error.message_dict.items():
-                form.add_error(field if field in form.fields else None, field_messages)
-        else:
-            form.add_error(None, error.messages)
+        add_validation_error(form, error)
         return None
 
 
