@@ -12,6 +12,7 @@ from django import forms
 from pipelines.augcon.config import AUGCON_PRESETS, AugConConfig
 from webapp.library.models import Corpus, FewShotSet
 from webapp.registry.models import ModelEntry
+from webapp.registry.selectors import default_model_pk
 
 from .services import config_field_docs
 
@@ -60,7 +61,9 @@ class AugConRunForm(forms.Form):
         "and answers bootstrap their demonstrations from all of them.",
     )
     model = forms.ModelChoiceField(
-        queryset=_generation_models(), help_text="Writes the questions, splits and answers (any backend)."
+        initial=default_model_pk,
+        queryset=_generation_models(),
+        help_text="Writes the questions, splits and answers (any backend).",
     )
     scorer_model = forms.ModelChoiceField(
         queryset=_generation_models(),
