@@ -19,8 +19,12 @@ RETRIED_STATUS_CODES = {429, 502, 503, 504}
 class OpenAIBackend:
     """Sends one request per prompt (asking for all n samples), at most `max_concurrency` at a time.
 
-    Servers that ignore `n` (transformers serve does) get follow-up requests until each prompt
-    has n samples; follow-ups shift the seed so a seeded run does not draw the same sample n times.
+    Many requests in flight keep a remote `vllm serve` busy: it batches whatever is in flight, so a
+    client that waits for each answer before sending the next leaves the GPU mostly idle. Answers
+    keep the order of the inputs. Servers that ignore `n` (transformers serve does) get further
+    requests until each prompt has n samples; once a server is seen ignoring `n`, the n samples of
+    a prompt go out as n concurrent one-sample requests. Request k of a prompt uses seed + k, so a
+    seeded run does not draw the same sample n times and draws the same samples either way.
     """
 
     def __init__(
@@ -51,17 +55,19 @@ class OpenAIBackend:
         )
         self._pool = ThreadPoolExecutor(max_workers=self.max_concurrency, thread_name_prefix="openai-backend")
         self._closed = threading.Event()
+        # None until a response tells: does the server answer `n` choices when asked for n > 1?
+        self.server_honours_n: bool | None = None
         self.load_seconds = time.monotonic() - started
 
     # -- LLMBackend -------------------------------------------------------------------------------
 
     def chat(self, conversations: Sequence[Conversation], params: SamplingParams) -> list[list[Completion]]:
         bodies = [{"messages": [dict(message) for message in conversation]} for conversation in conversations]
-        return list(self._pool.map(lambda body: self._sample(body, "/chat/completions", params), bodies))
+        return self._sample_all(bodies, "/chat/completions", params)
 
     def complete(self, prompts: Sequence[str], params: SamplingParams) -> list[list[Completion]]:
         bodies = [{"prompt": prompt} for prompt in prompts]
-        return list(self._pool.map(lambda body: self._sample(body, "/completions", params), bodies))
+        return self._sample_all(bodies, "/completions", params)
 
     def close(self) -> None:
         if not self._closed.is_set():
@@ -71,18 +77,42 @@ class OpenAIBackend:
 
     # -- requests ---------------------------------------------------------------------------------
 
-    def _sample(self, prompt_body: dict[str, Any], path: str, params: SamplingParams) -> list[Completion]:
-        completions: list[Completion] = []
-        request_number = 0
-        while len(completions) < params.n:
-            body = {**prompt_body, **self._sampling_fields(params, params.n - len(completions), request_number)}
-            data = self._post(path, body)
-            drawn = self._parse(data, chat=path == "/chat/completions", stop=params.stop)
-            if not drawn:
-                raise PipelineError(f"{self.base_url}{path} answered with no choices: {str(data)[:300]}")
-            completions.extend(drawn)
-            request_number += 1
-        return completions[: params.n]
+    def _sample_all(self, bodies: list[dict[str, Any]], path: str, params: SamplingParams) -> list[list[Completion]]:
+        """Draw n samples for every prompt body, in rounds of concurrent requests, in input order."""
+        results: list[list[Completion]] = [[] for _ in bodies]
+        requests_sent = [0] * len(bodies)
+        while True:
+            # (prompt index, samples asked for, request number of that prompt)
+            requests: list[tuple[int, int, int]] = []
+            for index in range(len(bodies)):
+                missing = params.n - len(results[index])
+                if missing <= 0:
+                    continue
+                if self.server_honours_n is False:
+                    requests += [(index, 1, requests_sent[index] + k) for k in range(missing)]
+                    requests_sent[index] += missing
+                else:
+                    requests.append((index, missing, requests_sent[index]))
+                    requests_sent[index] += 1
+            if not requests:
+                return [completions[: params.n] for completions in results]
+            answers = self._pool.map(
+                lambda request: self._request(bodies[request[0]], path, params, n=request[1], number=request[2]),
+                requests,
+            )
+            for (index, asked, _), drawn in zip(requests, answers, strict=True):
+                if asked > 1:
+                    self.server_honours_n = len(drawn) >= asked
+                results[index].extend(drawn)
+
+    def _request(
+        self, prompt_body: dict[str, Any], path: str, params: SamplingParams, *, n: int, number: int
+    ) -> list[Completion]:
+        data = self._post(path, {**prompt_body, **self._sampling_fields(params, n, number)})
+        drawn = self._parse(data, chat=path == "/chat/completions", stop=params.stop)
+        if not drawn:
+            raise PipelineError(f"{self.base_url}{path} answered with no choices: {str(data)[:300]}")
+        return drawn
 
     def _sampling_fields(self, params: SamplingParams, n: int, request_number: int) -> dict[str, Any]:
         fields: dict[str, Any] = {

@@ -1,14 +1,26 @@
-"""Generation with Hugging Face transformers on CPU or GPU: left-padded, length-sorted batches."""
+"""Generation with Hugging Face transformers on CPU or GPU: left-padded, length-sorted batches.
+
+What makes it fast (each measured by `bench/generation.py`, see docs/operators.md):
+- prompts are sorted by length and decoded together, `batch_size` sequences per `generate` call;
+- the n samples of a prompt share one prefill: the prompt runs through the model once, its KV cache
+  is copied n times, and only decoding is done per sample (`num_return_sequences` alone would run
+  the whole prompt n times, which dominates when prompts are long, as AFT's aggregation prompts are);
+- the stop-string check (a tokenizer pass per step) is only set up when stop strings are given;
+- the torch thread count is applied on every call, so a training job in the same worker process
+  (which sets its own) cannot leave generation on a bad setting.
+"""
 
 from __future__ import annotations
 
+import copy
+import inspect
 import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
-from transformers import AutoModelForCausalLM, AutoTokenizer, GenerationConfig
+from transformers import AutoModelForCausalLM, AutoTokenizer, DynamicCache, GenerationConfig
 
 from pipelines.errors import InvalidConfigError
 from pipelines.llm.types import Completion, Conversation, FinishReason, SamplingParams
@@ -20,7 +32,8 @@ class TransformersBackend:
     """A causal LM loaded from a local directory, answering batches with `model.generate`.
 
     `batch_size` bounds the sequences decoded together (prompts x n), so memory stays flat when
-    n grows. Each prompt is tokenized once; `num_return_sequences` draws its n samples.
+    n grows. Each prompt is tokenized and prefilled once; its n samples decode from copies of its
+    KV cache. `torch_threads` (None: leave torch's setting alone) is set before every call.
     """
 
     def __init__(
@@ -35,9 +48,9 @@ class TransformersBackend:
         self.model_dir = Path(model_dir)
         self.name = self.model_dir.name
         self.batch_size = max(1, batch_size)
-        if torch_threads:
-            torch.set_num_threads(torch_threads)
+        self.torch_threads = torch_threads or None
         self.device = torch.device(_resolve_device(device))
+        self._apply_threads()
         if not (self.model_dir / "config.json").is_file():
             raise InvalidConfigError(f"{self.model_dir} holds no config.json: it is not a transformers model directory")
 
@@ -51,6 +64,13 @@ class TransformersBackend:
             if generation_config.eos_token_id is not None
             else self.tokenizer.eos_token_id
         )
+        # Decoder-only models whose forward can stop at the last position can hand generate() a
+        # prefilled cache; anything else falls back to generate()'s own num_return_sequences.
+        self._shares_prefill = not getattr(self.model.config, "is_encoder_decoder", False) and (
+            "logits_to_keep" in inspect.signature(self.model.forward).parameters
+        )
+        # What the worker's backend cache counts against its memory budget.
+        self.memory_bytes = sum(p.numel() * p.element_size() for p in self.model.parameters())
         self.eos_token_ids: set[int] = set(eos if isinstance(eos, list) else [eos]) - {None}
         pad = generation_config.pad_token_id
         if pad is None:
@@ -97,6 +117,7 @@ class TransformersBackend:
         # Longest first: similar lengths share a batch (little padding), and memory peaks at the start.
         order = sorted(range(len(prompts)), key=lambda index: len(encoded[index]), reverse=True)
         generation_config = self._generation_config(params, greedy)
+        self._apply_threads()
 
         results: list[list[Completion]] = [[] for _ in prompts]
         with torch.inference_mode(), torch.random.fork_rng(devices=self._rng_devices()):
@@ -133,17 +154,47 @@ class TransformersBackend:
         self, token_lists: list[list[int]], generation_config: GenerationConfig, params: SamplingParams
     ) -> list[Completion]:
         padded = self.tokenizer.pad({"input_ids": token_lists}, padding=True, return_tensors="pt").to(self.device)
+        input_ids, attention_mask = padded["input_ids"], padded["attention_mask"]
+        prompt_width = input_ids.shape[1]
+        repeats = generation_config.num_return_sequences or 1
+        cache: DynamicCache | None = None
+        if repeats > 1 and prompt_width > 1 and self._shares_prefill:
+            cache = self._prefill_once(input_ids, attention_mask, repeats)
+            input_ids = input_ids.repeat_interleave(repeats, dim=0)
+            attention_mask = attention_mask.repeat_interleave(repeats, dim=0)
+            generation_config = _with(generation_config, num_return_sequences=1)
         output = self.model.generate(
-            **padded,
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            past_key_values=cache,
             generation_config=generation_config,
+            # Stop strings need the tokenizer and cost a check per step: only when asked for.
             tokenizer=self.tokenizer if params.stop else None,
         )
-        prompt_width = padded["input_ids"].shape[1]
         generated = output[:, prompt_width:].tolist()
-        repeats = generation_config.num_return_sequences or 1
         return [
             self._completion(tokens, len(token_lists[row // repeats]), params) for row, tokens in enumerate(generated)
         ]
+
+    def _prefill_once(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, repeats: int) -> DynamicCache:
+        """Run each prompt but its last token through the model once, and copy the KV cache `repeats` times.
+
+        `generate` then sees a cache covering all but the last prompt token, feeds only that token
+        (one decoding-sized step for all samples) and samples from there: the prompt's prefill is
+        paid once instead of n times. Position ids follow the left padding as `generate` sets them.
+        """
+        positions = (attention_mask.long().cumsum(-1) - 1).masked_fill(attention_mask == 0, 0)
+        cache = DynamicCache(config=self.model.config)
+        self.model(
+            input_ids=input_ids[:, :-1],
+            attention_mask=attention_mask[:, :-1],
+            position_ids=positions[:, :-1],
+            past_key_values=cache,
+            use_cache=True,
+            logits_to_keep=1,
+        )
+        cache.batch_repeat_interleave(repeats)
+        return cache
 
     def _completion(self, tokens: list[int], prompt_tokens: int, params: SamplingParams) -> Completion:
         # After a sequence finishes, generate() fills its row with pad tokens (often the eos token).
@@ -167,8 +218,19 @@ class TransformersBackend:
             text=text, prompt_tokens=prompt_tokens, completion_tokens=completion_tokens, finish_reason=finish_reason
         )
 
+    def _apply_threads(self) -> None:
+        if self.torch_threads and self.device.type == "cpu" and torch.get_num_threads() != self.torch_threads:
+            torch.set_num_threads(self.torch_threads)
+
     def _rng_devices(self) -> list[int]:
         return [self.device.index or 0] if self.device.type == "cuda" else []
+
+
+def _with(generation_config: GenerationConfig, **changes: Any) -> GenerationConfig:
+    changed = copy.deepcopy(generation_config)
+    for key, value in changes.items():
+        setattr(changed, key, value)
+    return changed
 
 
 def _copy(completion: Completion) -> Completion:

@@ -12,7 +12,12 @@ from pipelines.llm.types import Completion, Conversation, FinishReason, Sampling
 
 
 class VLLMBackend:
-    """A `vllm.LLM` with prefix caching on, so the n samples and shared system prompts reuse their KV cache."""
+    """A `vllm.LLM` with prefix caching on, so the n samples and shared system prompts reuse their KV cache.
+
+    A thin adapter: the whole batch goes to the engine in one call (it schedules continuously), n
+    samples are the engine's own `SamplingParams(n=...)` from one prefill, and a seed is passed per
+    request so a rerun of the same batch draws the same text.
+    """
 
     def __init__(
         self,
@@ -41,6 +46,8 @@ class VLLMBackend:
             max_model_len=max_model_len,
             **engine_options,
         )
+        # The engine reserves this share of the GPU whatever the model's size: that is what it holds.
+        self.memory_bytes = int(gpu_memory_utilization * _gpu_total_bytes())
         self.load_seconds = time.monotonic() - started
 
     def chat(self, conversations: Sequence[Conversation], params: SamplingParams) -> list[list[Completion]]:
@@ -81,6 +88,15 @@ class VLLMBackend:
             seed=params.seed,
             stop=list(params.stop) or None,
         )
+
+
+def _gpu_total_bytes() -> int:
+    try:
+        import torch
+
+        return torch.cuda.get_device_properties(torch.cuda.current_device()).total_memory
+    except (ImportError, RuntimeError, AssertionError):
+        return 0
 
 
 def _completions(output: Any) -> list[Completion]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import threading
 import time
 
@@ -105,6 +106,55 @@ def test_backend_cache_reuses_the_loaded_model_and_closes_the_evicted_one(tiny_m
     cache.clear()
 
 
+def test_backend_cache_keeps_models_within_its_memory_budget_and_evicts_the_least_recently_used(
+    tiny_model_dir, model_cache_dir
+):
+    spec = {"kind": "transformers", "source": "local", "path": str(tiny_model_dir), "dtype": "float32"}
+    probe = BackendCache(max_bytes=0)
+    float32_bytes = probe.get(spec, model_cache_dir=model_cache_dir)[0].memory_bytes
+    probe.clear()
+    # Room for one float32 copy and two half-size copies (plus the weight files' headers in the
+    # size guessed before loading), but not for more.
+    cache = BackendCache(max_entries=10, max_bytes=int(float32_bytes * 2.05))
+    try:
+        full, _ = cache.get(spec, model_cache_dir=model_cache_dir)
+        half, _ = cache.get({**spec, "dtype": "bfloat16"}, model_cache_dir=model_cache_dir)
+        assert half.memory_bytes * 2 == full.memory_bytes and cache.used_bytes == float32_bytes * 1.5
+        assert cache.get(dict(spec), model_cache_dir=model_cache_dir) == (full, True)  # float32 is now most recent
+        other_half, _ = cache.get({**spec, "dtype": "float16"}, model_cache_dir=model_cache_dir)
+        # Adding 0.5 would make 2.0: still fits.
+        assert len(cache) == 3 and cache.used_bytes == float32_bytes * 2
+        again, was_cached = cache.get({**spec, "dtype": "auto"}, model_cache_dir=model_cache_dir)
+        # "auto" is float32 on CPU but a key of its own: loading it must first close the least
+        # recently used (bfloat16), then float32 (used before float16), to fit 1.0 more.
+        assert not was_cached and half.model is None and full.model is None and other_half.model is not None
+        assert cache.used_bytes <= cache.max_bytes and [key[2] for key in cache.cached_keys()] == ["float16", "auto"]
+    finally:
+        cache.clear()
+    assert cache.used_bytes == 0 and again.model is None
+
+
+def test_backend_cache_always_keeps_the_model_a_job_asked_for_even_over_budget(tiny_model_dir, model_cache_dir):
+    cache = BackendCache(max_bytes=1)
+    spec = {"kind": "transformers", "source": "local", "path": str(tiny_model_dir), "dtype": "float32"}
+    try:
+        first, _ = cache.get(spec, model_cache_dir=model_cache_dir)
+        assert cache.get(spec, model_cache_dir=model_cache_dir) == (first, True)
+        second, _ = cache.get({**spec, "dtype": "bfloat16"}, model_cache_dir=model_cache_dir)
+        assert first.model is None and second.model is not None and len(cache) == 1
+    finally:
+        cache.clear()
+
+
+def test_backend_cache_budget_comes_from_the_environment(monkeypatch):
+    from pipelines.llm.factory import default_cache_bytes
+
+    monkeypatch.setenv("REFINERY_BACKEND_CACHE_BYTES", "3e9")
+    assert BackendCache().max_bytes == 3_000_000_000 == default_cache_bytes()
+    monkeypatch.delenv("REFINERY_BACKEND_CACHE_BYTES")
+    assert 0 < default_cache_bytes() < os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+
+
 def test_cache_keys_tell_backends_apart_without_loading_anything(tmp_path):
     local = {"kind": "transformers", "source": "local", "path": "/models/a", "dtype": "float32"}
     endpoint = {"kind": "openai", "source": "endpoint", "base_url": "http://h:1/v1", "served_model_name": "m"}
@@ -134,6 +184,18 @@ def test_factory_errors_name_the_missing_setting_and_the_fix(tmp_path, monkeypat
         build_backend({"kind": "transformers", "source": "endpoint"}, model_cache_dir=tmp_path)
     with pytest.raises(InvalidConfigError, match="not one of"):
         build_backend({"kind": "llamafile", "source": "local"}, model_cache_dir=tmp_path)
+
+
+def test_a_vllm_model_on_a_host_without_vllm_is_a_config_error_saying_what_to_install(tiny_model_dir, tmp_path):
+    try:
+        import vllm  # noqa: F401
+    except ImportError:
+        pass
+    else:
+        pytest.skip("vllm is installed here")
+    spec = {"kind": "vllm", "source": "local", "path": str(tiny_model_dir)}
+    with pytest.raises(InvalidConfigError, match="vllm"):
+        build_backend(spec, model_cache_dir=tmp_path)
 
 
 def test_factory_builds_an_openai_backend_with_the_key_from_the_environment(tmp_path, monkeypatch):

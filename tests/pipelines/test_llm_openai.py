@@ -102,6 +102,68 @@ def test_a_server_that_ignores_n_still_gets_n_distinct_seeded_samples_per_prompt
     assert any(samples[0].text != samples[1].text for samples in results)
 
 
+def _record_request_times(backend, monkeypatch) -> list[tuple[float, float, dict]]:
+    """Wrap the backend's HTTP call to note when each request went out and when its answer came back."""
+    spans: list[tuple[float, float, dict]] = []
+    post = backend._post
+
+    def timed_post(path, body):
+        started = time.monotonic()
+        try:
+            return post(path, body)
+        finally:
+            spans.append((started, time.monotonic(), body))
+
+    monkeypatch.setattr(backend, "_post", timed_post)
+    return spans
+
+
+def _overlapping_pairs(spans) -> int:
+    return sum(
+        1 for i, (start, end, _) in enumerate(spans) for other_start, other_end, _ in spans[i + 1 :]
+        if start < other_end and other_start < end
+    )
+
+
+@pytest.mark.slow
+def test_requests_go_out_concurrently_and_answers_keep_the_input_order(served_model, monkeypatch):
+    base_url, model_name = served_model
+    backend = OpenAIBackend(base_url, model_name, max_concurrency=2, timeout=120)
+    spans = _record_request_times(backend, monkeypatch)
+    starts = [10, 20, 30, 40]
+    try:
+        results = backend.complete(
+            [", ".join(str(start + i) for i in range(5)) + "," for start in starts],
+            SamplingParams(temperature=0, max_tokens=4),  # " 15," is four tokens: digits split
+        )
+    finally:
+        backend.close()
+    assert [samples[0].text.split(",")[0].strip() for samples in results] == [str(start + 5) for start in starts]
+    assert len(spans) == 4 and _overlapping_pairs(spans) >= 1, "requests should be in flight together"
+    # Never more than max_concurrency at once.
+    assert all(sum(1 for s, e, _ in spans if s <= start < e) <= 2 for start, _, _ in spans)
+
+
+@pytest.mark.slow
+def test_once_n_is_seen_ignored_the_missing_samples_go_out_as_concurrent_one_sample_requests(
+    served_model, monkeypatch
+):
+    base_url, model_name = served_model
+    backend = OpenAIBackend(base_url, model_name, max_concurrency=3, timeout=120)
+    spans = _record_request_times(backend, monkeypatch)
+    try:
+        samples = backend.chat([QUESTION], SamplingParams(n=4, temperature=1.0, max_tokens=3, seed=7))[0]
+    finally:
+        backend.close()
+    assert len(samples) == 4 and backend.server_honours_n is False
+    # First one request asking for all 4; transformers serve answers one, so the other 3 go out
+    # together, request k of the prompt with seed 7 + k.
+    first, *rest = sorted(spans, key=lambda span: span[0])
+    assert (first[2]["n"], first[2]["seed"]) == (4, 7)
+    assert sorted((body["n"], body["seed"]) for _, _, body in rest) == [(1, 8), (1, 9), (1, 10)]
+    assert all(start >= first[1] for start, _, _ in rest) and _overlapping_pairs(rest) >= 1
+
+
 @pytest.mark.slow
 def test_raw_completion_stops_at_a_stop_string_which_is_left_out(backend):
     result = backend.complete(["1, 2, 3, 4, 5,"], SamplingParams(temperature=0, max_tokens=12, stop=(" 8",)))[0][0]

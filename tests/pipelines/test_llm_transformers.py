@@ -31,23 +31,82 @@ def _texts(results):
     return [[completion.text for completion in samples] for samples in results]
 
 
-def test_every_prompt_gets_n_samples_drawn_from_one_encoding_per_prompt(tiny_backend, monkeypatch):
-    calls = []
-    generate = tiny_backend.model.generate
+def test_every_prompt_gets_n_samples_from_one_encoding_and_one_prefill(tiny_backend, monkeypatch):
+    generate_calls, prompt_forwards = [], []
+    generate, forward = tiny_backend.model.generate, tiny_backend.model.forward
 
     def recording_generate(**kwargs):
-        calls.append((kwargs["input_ids"].shape[0], kwargs["generation_config"].num_return_sequences))
+        cached_tokens = kwargs["past_key_values"].get_seq_length()
+        generate_calls.append((kwargs["input_ids"].shape, kwargs["generation_config"].num_return_sequences, cached_tokens))
         return generate(**kwargs)
 
+    def recording_forward(*args, **kwargs):
+        if kwargs["input_ids"].shape[1] > 1:  # a prompt (prefill), not a one-token decoding step
+            prompt_forwards.append(tuple(kwargs["input_ids"].shape))
+        return forward(*args, **kwargs)
+
     monkeypatch.setattr(tiny_backend.model, "generate", recording_generate)
+    monkeypatch.setattr(tiny_backend.model, "forward", recording_forward)
     conversations = [[{"role": "user", "content": f"Question {i}?" + " more" * i}] for i in range(3)]
     results = tiny_backend.chat(conversations, SamplingParams(n=4, temperature=1.0, max_tokens=5, seed=1))
 
     assert [len(samples) for samples in results] == [4, 4, 4]
-    # batch_size=8 sequences -> 2 prompts per generate call, each encoded once and sampled 4 times.
-    assert calls == [(2, 4), (1, 4)]
+    # batch_size=8 sequences -> 2 prompts per generate call; each prompt runs through the model once
+    # (all but its last token), and its 4 samples decode from copies of that cache.
+    assert [(shape[0], repeats) for shape, repeats, _ in generate_calls] == [(8, 1), (4, 1)]
+    widths = [shape[1] for shape, _, _ in generate_calls]
+    assert prompt_forwards == [(2, widths[0] - 1), (1, widths[1] - 1)]
+    assert [cached_tokens for _, _, cached_tokens in generate_calls] == [width - 1 for width in widths]
     assert all(0 < completion.completion_tokens <= 5 for samples in results for completion in samples)
     assert len({text for text in _texts(results)[0]}) > 1, "sampling should give different samples"
+
+
+def test_shared_prefill_gives_the_logits_of_a_full_forward_pass_under_left_padding(tiny_backend):
+    import torch
+
+    prompts = [tiny_backend.tokenizer(text)["input_ids"] for text in ("a much longer prompt than the other", "short")]
+    padded = tiny_backend.tokenizer.pad({"input_ids": prompts}, padding=True, return_tensors="pt")
+    with torch.inference_mode():
+        cache = tiny_backend._prefill_once(padded["input_ids"], padded["attention_mask"], repeats=3)
+        assert cache.get_seq_length() == padded["input_ids"].shape[1] - 1
+        mask = padded["attention_mask"].repeat_interleave(3, dim=0)
+        positions = (mask.cumsum(-1) - 1)[:, -1:]
+        last = tiny_backend.model(
+            input_ids=padded["input_ids"][:, -1:].repeat_interleave(3, dim=0),
+            attention_mask=mask,
+            position_ids=positions,
+            past_key_values=cache,
+        ).logits[:, -1]
+        for index, tokens in enumerate(prompts):
+            alone = tiny_backend.model(input_ids=torch.tensor([tokens])).logits[0, -1]
+            for sample in range(3):
+                torch.testing.assert_close(last[index * 3 + sample], alone, atol=1e-4, rtol=1e-4)
+
+
+def test_stop_strings_are_only_checked_when_given_and_threads_are_set_on_every_call(tiny_model_dir, monkeypatch):
+    import torch
+
+    from pipelines.llm.transformers_backend import TransformersBackend
+
+    backend = TransformersBackend(tiny_model_dir, batch_size=4, torch_threads=1)
+    seen = []
+    generate = backend.model.generate
+
+    def recording_generate(**kwargs):
+        seen.append((kwargs["tokenizer"], kwargs["generation_config"].stop_strings, torch.get_num_threads()))
+        return generate(**kwargs)
+
+    monkeypatch.setattr(backend.model, "generate", recording_generate)
+    threads_before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)  # what a training job in the same worker would leave behind
+        backend.complete(["Hi"], SamplingParams(max_tokens=2, seed=0))
+        backend.complete(["Hi"], SamplingParams(max_tokens=2, seed=0, stop=("\n",)))
+    finally:
+        torch.set_num_threads(threads_before)
+        backend.close()
+    assert seen[0] == (None, None, 1)
+    assert seen[1][0] is backend.tokenizer and seen[1][1:] == (["\n"], 1)
 
 
 def test_same_seed_and_inputs_give_the_same_text_and_another_seed_differs(tiny_backend):

@@ -33,6 +33,18 @@ def test_chat_answers_n_samples_per_conversation_with_token_counts(vllm_backend)
     )
 
 
+def test_the_engine_reports_the_gpu_share_it_reserves_for_the_worker_cache(vllm_backend):
+    import torch
+
+    total = torch.cuda.get_device_properties(0).total_memory
+    assert vllm_backend.memory_bytes == int(0.3 * total)
+
+
+def test_n_samples_with_a_seed_differ_from_each_other(vllm_backend):
+    samples = vllm_backend.complete(["Once upon a time"], SamplingParams(n=4, temperature=1.0, max_tokens=12, seed=1))[0]
+    assert len({sample.text for sample in samples}) > 1
+
+
 def test_greedy_answer_is_correct_and_deterministic(vllm_backend):
     first = vllm_backend.chat([QUESTION], SamplingParams(temperature=0, max_tokens=12))[0][0]
     again = vllm_backend.chat([QUESTION], SamplingParams(temperature=0, max_tokens=12))[0][0]

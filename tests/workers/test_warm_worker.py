@@ -1,0 +1,57 @@
+"""A worker keeps its model between jobs: the second job on the same model reuses it and says so on its run page.
+
+A real `rqworker` process and the real 135M model; committed rows, hence `transactional_db`.
+"""
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from webapp.library.models import SeedPrompt, SeedPromptSet
+from webapp.registry.services import model_ensure_embedded
+from webapp.runs import kinds, services
+from webapp.runs.models import PipelineRun
+
+pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
+
+
+def _generate_run(user, prompt_set: SeedPromptSet, name: str) -> PipelineRun:
+    config = kinds.generate_config_build(
+        model=model_ensure_embedded(), prompt_set=prompt_set, n=1, max_tokens=4,
+        temperature=0.7, top_p=0.95, seed=1, batch_size=2,
+    )
+    return services.run_create(user=user, kind=PipelineRun.Kind.GENERATE, config=config, name=name)
+
+
+def _wait_finished(run: PipelineRun, timeout: float) -> PipelineRun:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        run.refresh_from_db()
+        if not run.is_active:
+            return run
+        time.sleep(0.3)
+    raise AssertionError(f"run {run.pk} still {run.status} at {run.stage}: {run.log_tail}")
+
+
+def test_a_second_job_on_the_same_model_reuses_it_and_starts_generating_within_two_seconds(
+    live_settings, rq_worker, researcher, client, embedded_model_dir
+):
+    prompt_set = SeedPromptSet.objects.create(name="two", prompt_count=2)
+    SeedPrompt.objects.bulk_create(
+        SeedPrompt(prompt_set=prompt_set, position=i, text=text) for i, text in enumerate(["Hi.", "Name a color."])
+    )
+    first = _generate_run(researcher, prompt_set, "cold")
+    second = _generate_run(researcher, prompt_set, "warm")
+    worker = rq_worker()
+
+    first, second = _wait_finished(first, 300), _wait_finished(second, 120)
+
+    assert first.status == second.status == PipelineRun.Status.SUCCEEDED, worker.log_text()[-3000:]
+    assert first.summary["model_cache_hit"] is False
+    assert second.summary["model_cache_hit"] is True
+    assert second.summary["model_load_seconds"] < 2
+    assert "reused from memory" in second.log_tail
+    client.force_login(researcher)
+    page = client.get(f"/runs/{second.pk}/").content.decode()
+    assert "model_cache_hit" in page and "model_load_seconds" in page
