@@ -2,7 +2,9 @@
 
 Chunking follows the paper's `load_data.py`: split a document into paragraphs at line breaks, skip
 short paragraphs, and pack each paragraph's sentences greedily into chunks of at most `max_length`
-characters. The paper splits sentences at Chinese end marks only; we split after . ? ! and their
+characters. The paper's articles hold one paragraph per line; hard-wrapped text (the Python reference,
+most plain-text English) separates paragraphs by blank lines instead, so a text with blank lines is
+split at those and its wrapped lines are joined. The paper splits sentences at Chinese end marks only; we split after . ? ! and their
 Chinese forms, and cut a sentence longer than a chunk at word boundaries so no chunk exceeds it.
 """
 
@@ -19,6 +21,7 @@ from pipelines.errors import InvalidInputError
 
 _SENTENCE_END = re.compile(r"(?<=[.?!。？！])\s+|(?<=[。？！])")
 _WHITESPACE = re.compile(r"\s+")
+_BLANK_LINE = re.compile(r"\n[ \t]*\n")
 
 
 @dataclass(frozen=True)
@@ -66,10 +69,16 @@ def _cut_long(sentence: str, limit: int) -> list[str]:
     return pieces
 
 
+def paragraphs(text: str) -> list[str]:
+    """Blank-line separated blocks when the text has any (hard-wrapped prose), else one per line."""
+    text = text.replace("\r\n", "\n")
+    return _BLANK_LINE.split(text) if _BLANK_LINE.search(text) else text.split("\n")
+
+
 def chunk_text(text: str, *, max_length: int, min_paragraph_length: int) -> list[str]:
     """The root chunks of one document, in reading order."""
     chunks: list[str] = []
-    for raw_paragraph in text.split("\n"):
+    for raw_paragraph in paragraphs(text):
         paragraph = normalise(raw_paragraph)
         if len(paragraph) <= min_paragraph_length:
             continue

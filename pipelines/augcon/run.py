@@ -128,6 +128,14 @@ def run_augcon(
 def _chunks(config: AugConConfig, documents: list[dict[str, Any]], store: RunStore) -> list[RootChunk]:
     if not store.exists(CHUNKS_FILE):
         chunks = [chunk for document in documents for chunk in document_chunks(document, config)]
+        if not chunks:
+            # Nothing to ask questions about: say why instead of "succeeding" with an empty dataset.
+            raise InvalidInputError(
+                f"none of the {len(documents)} documents has a paragraph longer than "
+                f"{config.paragraph_characters} characters (min_paragraph_length x length_scale), so there is "
+                "nothing to build a Context-Split-Tree from; lower min_paragraph_length or length_scale, or pick "
+                "longer documents"
+            )
         store.write_jsonl((chunk.to_dict() for chunk in chunks), CHUNKS_FILE)
     return [RootChunk.from_dict(row) for row in store.read_jsonl(CHUNKS_FILE)]
 

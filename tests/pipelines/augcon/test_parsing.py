@@ -179,6 +179,25 @@ def test_config_defaults_are_the_papers_and_bad_values_are_refused():
         AugConConfig.from_dict({"scorer": {"learning_rate": 1.0}})
 
 
+def test_hard_wrapped_paragraphs_separated_by_blank_lines_are_joined_before_chunking():
+    wrapped = "\n".join(["The for statement iterates over the elements of a sequence,"] * 6)
+    text = "Title\n*****\n\n" + wrapped + "\n\n" + wrapped + "\n"
+    chunks = chunk_text(text, max_length=2000, min_paragraph_length=300)
+    assert len(chunks) == 2 and all(chunk.count("for statement") == 6 for chunk in chunks)
+    # One paragraph per line (the paper's articles) still splits at every line.
+    assert len(chunk_text(wrapped.replace(",", "." + "x" * 300), max_length=2000, min_paragraph_length=300)) == 6
+
+
+def test_the_demo_corpus_yields_root_chunks_with_the_tiny_preset():
+    from pydoc_data.topics import topics
+
+    from pipelines.augcon.config import tiny_cpu_preset
+
+    config = tiny_cpu_preset(AugConConfig())
+    documents = [{"document_id": key, "text": topics[key]} for key in sorted(topics)[:10]]
+    assert sum(len(document_chunks(document, config)) for document in documents) >= 10
+
+
 def test_the_budget_counts_calls_from_the_chunks_and_quotas():
     text = ("The while statement repeats a suite while an expression is true. " * 20).strip()
     config = AugConConfig(max_length=300)
