@@ -1,6 +1,7 @@
 """An ALMoST run through the queue: the site's config -> Redis -> a real rqworker -> pipeline -> artifacts and registry."""
 from __future__ import annotations
 
+import json
 import time
 
 import pytest
@@ -92,3 +93,84 @@ def test_an_almost_run_through_a_worker_produces_comparisons_a_reward_model_and_
     assert run.status == PipelineRun.Status.SUCCEEDED, run.error + run.traceback
     assert Artifact.objects.filter(run=run).count() == 3 and ModelEntry.objects.filter(produced_by_run=run).count() == 1
     assert Artifact.objects.get(run=run, name="comparisons").row_count == comparisons.row_count
+
+
+def test_two_configurations_of_the_real_model_survive_a_killed_worker_without_duplicate_rows(
+    live_settings, rq_worker, researcher, embedded_model_dir
+):
+    """1-shot vs 3-shot of SmolLM2-135M through the queue; SIGKILL during rg, resume, and count every row once."""
+    from webapp.registry.services import model_ensure_embedded
+
+    smol = model_ensure_embedded()
+    seeds = SeedPromptSet.objects.create(name="seeds", instruction="### Instruction: Write a user's first question.")
+    for position, text in enumerate(SEEDS):
+        SeedPrompt.objects.create(prompt_set=seeds, position=position, text=text)
+    hhh = FewShotSet.objects.create(name="HHH demonstration prompt", kind=FewShotSet.Kind.DEMONSTRATION,
+                                    preamble="Dialogues with a helpful AI assistant.")
+    for position, (question, answer) in enumerate(
+        [("What is 2 + 2?", "2 + 2 is 4."), ("Name a primary colour.", "Red is a primary colour."),
+         ("What does a thermometer measure?", "A thermometer measures temperature.")]
+    ):
+        FewShotExample.objects.create(few_shot_set=hhh, position=position, context=f"Human: {question}\n\nAssistant: {answer}")
+    config = services.almost_config_build(
+        seed_prompt_set=seeds,
+        configurations=[ConfigurationChoice(smol, 3, hhh), ConfigurationChoice(smol, 1, hhh)],
+        reward_model=smol,
+        num_generation=6,
+        in_context=2,
+        rmsp_n=2,
+        filters=NO_RESPONSE_RULES,  # 16-token answers are cut mid-sentence: keep only the "identical" rule
+        preset="tiny-cpu-demo",
+        reward_max_steps=2,
+        response_max_tokens=16,
+        prompt_max_tokens=24,
+        reward_overrides={"torch_threads": 1, "save_steps": 1, "lora": {"r": 4, "alpha": 8, "dropout": 0.0, "target_modules": "all-linear"}},
+    )
+    config["almost"]["prompt_generation"]["min_chars"] = 5
+    config["almost"]["response_generation"]["batch_size"] = 2  # three batches per configuration: room to kill between them
+    config["almost"]["reward"]["eval_fraction"] = 0.34
+    config["almost"]["rmsp"]["max_prompts"] = 3
+    first = rq_worker().wait_ready()
+    run = services.almost_run_create(user=researcher, config=config, name="almost on the 135M model")
+    label = services.model_label(smol)
+    names = [f"{label}-hhh-3shot", f"{label}-hhh-1shot"]
+
+    run = _wait(run, lambda r: r.stage.startswith("rg") and r.progress_done >= 2, 600, "the first rg batch")
+    first.kill()
+    rg_dir = run_services.run_directory(run) / "rg"
+    batches_before_kill = {path.relative_to(rg_dir): path.stat().st_mtime_ns for path in rg_dir.rglob("batch-*.jsonl")}
+    prompts_before_kill = (run_services.run_directory(run) / "pg" / "prompts.jsonl").read_bytes()
+    assert batches_before_kill and len(batches_before_kill) < 6
+    run = _wait(run, lambda r: r.status == PipelineRun.Status.LOST, 90, "the run to be detected as lost")
+
+    second = rq_worker()
+    run_services.run_resume(run=run)
+    run = _wait(run, lambda r: not r.is_active, 900, "the resumed run to finish")
+    assert run.status == PipelineRun.Status.SUCCEEDED, run.error + run.traceback + second.log_text()[-3000:]
+    assert run.attempt == 2
+
+    directory = run_services.run_directory(run)
+    assert (directory / "pg" / "prompts.jsonl").read_bytes() == prompts_before_kill, "pg ran again after the kill"
+    for path, mtime in batches_before_kill.items():
+        assert (rg_dir / path).stat().st_mtime_ns == mtime, f"rg/{path} was generated twice"
+    prompt_ids = [row["prompt_id"] for row in _jsonl(directory / "pg" / "prompts.jsonl")]
+    assert len(prompt_ids) == len(set(prompt_ids)) == run.summary["pg"]["prompts"] > 0
+    for name in names:
+        answered = [row["prompt_id"] for row in _jsonl(rg_dir / f"{name}.jsonl")]
+        assert answered == prompt_ids, f"{name}: every prompt answered exactly once, in prompt order"
+
+    everything = [json.loads(line) for line in (directory / "cs" / "comparisons-all.jsonl").read_text().splitlines()]
+    assert len(everything) == len({row["prompt_id"] for row in everything}) == len(prompt_ids)
+    assert all((row["chosen_config"], row["rejected_config"]) == tuple(names) for row in everything)
+    comparisons = Artifact.objects.get(run=run, name="comparisons")
+    assert comparisons.row_count == run.summary["cs"]["kept"] >= 2
+    assert [row["configuration"] for row in run.summary["rg"]["configurations"]] == names
+    assert 0.0 <= run.summary["rm"]["held_out_accuracy"] <= 1.0
+    demonstrations = Artifact.objects.get(run=run, name="rmsp-demonstrations")
+    assert demonstrations.row_count == 3 == run.summary["rmsp"]["scores"]["count"]
+    assert Artifact.objects.filter(run=run).count() == 3
+    assert ModelEntry.objects.filter(produced_by_run=run, task=ModelEntry.Task.REWARD).count() == 1
+
+
+def _jsonl(path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
