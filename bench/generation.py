@@ -19,6 +19,7 @@ measured copy bandwidth, shared by the batch's rows), whichever is lower.
 Usage:
     .venv/bin/python bench/generation.py --quick          # minutes: 16 new tokens, batches 1 and 8, AFT
     .venv/bin/python bench/generation.py                  # 64 new tokens, batches 1, 8, 32 and AFT
+    .venv/bin/python bench/generation.py --top-p 0.95     # nucleus sampling, as the pipelines sample
     .venv/bin/python bench/generation.py --out bench/results/generation-cpu.json
 """
 
@@ -192,7 +193,7 @@ def generated_tokens(rows: list[list[int]], stop_ids: set[int]) -> int:
     return total
 
 
-def naive_batched(model, tokenizer, texts: list[str], samples: int, max_tokens: int) -> int:
+def naive_batched(model, tokenizer, texts: list[str], samples: int, max_tokens: int, top_p: float) -> int:
     import torch
 
     torch.manual_seed(SEED)
@@ -204,6 +205,7 @@ def naive_batched(model, tokenizer, texts: list[str], samples: int, max_tokens: 
             temperature=TEMPERATURE,
             top_k=0,
             max_new_tokens=max_tokens,
+            top_p=top_p,
             num_return_sequences=samples,
             pad_token_id=tokenizer.pad_token_id,
         )
@@ -211,7 +213,7 @@ def naive_batched(model, tokenizer, texts: list[str], samples: int, max_tokens: 
     return generated_tokens(output[:, encoded["input_ids"].shape[1] :].tolist(), stop_ids)
 
 
-def naive_sequential(model, tokenizer, texts: list[str], samples: int, max_tokens: int) -> int:
+def naive_sequential(model, tokenizer, texts: list[str], samples: int, max_tokens: int, top_p: float) -> int:
     import torch
 
     torch.manual_seed(SEED)
@@ -225,6 +227,7 @@ def naive_sequential(model, tokenizer, texts: list[str], samples: int, max_token
                     do_sample=True,
                     temperature=TEMPERATURE,
                     top_k=0,
+                    top_p=top_p,
                     max_new_tokens=max_tokens,
                     pad_token_id=tokenizer.pad_token_id,
                 )
@@ -241,7 +244,14 @@ def _eos_ids(model) -> list[int]:
 
 
 def bench_case(
-    backend, case: tuple[str, int, int], *, max_tokens: int, repeats: int, naive_threads: int, skip_sequential: bool
+    backend,
+    case: tuple[str, int, int],
+    *,
+    max_tokens: int,
+    top_p: float,
+    repeats: int,
+    naive_threads: int,
+    skip_sequential: bool,
 ) -> dict[str, Any]:
     import torch
 
@@ -252,7 +262,7 @@ def bench_case(
         backend.tokenizer.apply_chat_template(conversation, tokenize=False, add_generation_prompt=True)
         for conversation in conversations
     ]
-    params = SamplingParams(n=samples, temperature=TEMPERATURE, top_p=1.0, max_tokens=max_tokens, seed=SEED)
+    params = SamplingParams(n=samples, temperature=TEMPERATURE, top_p=top_p, max_tokens=max_tokens, seed=SEED)
     model, tokenizer = backend.model, backend.tokenizer
 
     def ours() -> int:
@@ -261,7 +271,7 @@ def bench_case(
     def with_naive_threads(run: Callable[..., int]) -> Callable[[], int]:
         def timed() -> int:
             torch.set_num_threads(naive_threads)
-            return run(model, tokenizer, texts, samples, max_tokens)
+            return run(model, tokenizer, texts, samples, max_tokens, top_p)
 
         return timed
 
@@ -299,6 +309,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="16 new tokens, one round, no batch of 32")
     parser.add_argument("--max-tokens", type=int, default=None, help="new tokens per answer (64; 16 with --quick)")
+    parser.add_argument(
+        "--top-p", type=float, default=1.0,
+        help="nucleus sampling for every runner (1.0: off; the pipelines' defaults are 0.9-0.95)",
+    )
     parser.add_argument("--repeats", type=int, default=None, help="alternating rounds per case (2; 1 with --quick)")
     parser.add_argument("--cases", default="", help="comma-separated subset of " + ",".join(c[0] for c in FULL_CASES))
     parser.add_argument("--skip-sequential", action="store_true", help="leave out the one-at-a-time loop")
@@ -336,6 +350,7 @@ def main() -> None:
             backend,
             case,
             max_tokens=max_tokens,
+            top_p=args.top_p,
             repeats=repeats,
             naive_threads=naive_threads,
             skip_sequential=args.skip_sequential,
@@ -370,6 +385,7 @@ def main() -> None:
         "dtype": str(next(backend.model.parameters()).dtype),
         "max_tokens": max_tokens,
         "temperature": TEMPERATURE,
+        "top_p": args.top_p,
         "repeats": repeats,
         "threads": {"naive": naive_threads, "ours": ours_threads, "torch_default": default_threads},
         "settings": {key: value for key, value in os.environ.items() if key.startswith(("REFINERY_", "OMP_"))},

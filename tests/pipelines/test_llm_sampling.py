@@ -1,0 +1,80 @@
+"""InverseCDFSampler draws from the distribution generate's temperature + top-p warpers + multinomial define."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from transformers import TemperatureLogitsWarper, TopPLogitsWarper
+
+from pipelines.llm.sampling import InverseCDFSampler
+
+ROWS = 40_000
+
+
+def _frequencies(sampler: InverseCDFSampler, logits: torch.Tensor, seed: int = 0) -> torch.Tensor:
+    torch.manual_seed(seed)
+    tokens = sampler.draw(torch.softmax(logits.repeat(ROWS, 1) / sampler.temperature, dim=-1)).squeeze(1)
+    return torch.bincount(tokens, minlength=logits.shape[-1]).double() / ROWS
+
+
+def _reference(logits: torch.Tensor, temperature: float, top_p: float) -> torch.Tensor:
+    """transformers' own warpers: the probabilities `multinomial` would sample from."""
+    scores = TemperatureLogitsWarper(temperature)(None, logits.clone().unsqueeze(0))
+    if top_p < 1.0:
+        scores = TopPLogitsWarper(top_p)(None, scores)
+    return torch.softmax(scores, dim=-1).squeeze(0).double()
+
+
+@pytest.mark.parametrize("temperature", [0.3, 0.7, 1.0, 1.5])
+def test_without_top_p_the_frequencies_are_the_softmax_at_the_temperature(temperature):
+    logits = torch.tensor([2.0, 1.0, 0.5, 0.0, -1.0, -3.0])
+    frequencies = _frequencies(InverseCDFSampler(temperature), logits)
+    expected = _reference(logits, temperature, 1.0)
+    assert torch.allclose(frequencies, expected, atol=0.01), (frequencies, expected)
+
+
+@pytest.mark.parametrize("top_p", [0.5, 0.8, 0.9, 0.95])
+def test_top_p_keeps_the_same_tokens_as_transformers_and_samples_them_in_proportion(top_p):
+    torch.manual_seed(3)
+    logits = torch.randn(50) * 2
+    frequencies = _frequencies(InverseCDFSampler(0.8, top_p), logits)
+    expected = _reference(logits, 0.8, top_p)
+    assert set(frequencies.nonzero().flatten().tolist()) <= set(expected.nonzero().flatten().tolist())
+    assert torch.allclose(frequencies, expected, atol=0.012), (frequencies, expected)
+
+
+def test_a_nucleus_wider_than_the_candidates_falls_back_to_the_full_sort():
+    logits = torch.zeros(20)  # flat: the 0.9 nucleus holds 18 tokens, far more than 4 candidates
+    frequencies = _frequencies(InverseCDFSampler(1.0, 0.9, candidates=4), logits)
+    assert (frequencies > 0).sum() == 18
+    assert torch.allclose(frequencies[frequencies > 0], torch.full((18,), 1 / 18, dtype=torch.float64), atol=0.01)
+
+
+def test_a_token_of_probability_zero_is_never_drawn_even_at_the_end_of_the_vocabulary():
+    logits = torch.tensor([0.0, 1.0, float("-inf"), 0.5, float("-inf")])
+    for top_p in (1.0, 0.99):
+        frequencies = _frequencies(InverseCDFSampler(1.0, top_p), logits, seed=5)
+        assert frequencies[2] == 0 and frequencies[4] == 0
+
+
+def test_the_processor_leaves_one_finite_score_per_row_for_generates_argmax():
+    torch.manual_seed(0)
+    scores = torch.randn(8, 100)
+    processed = InverseCDFSampler(0.7, 0.9)(None, scores)
+    assert processed.shape == scores.shape
+    assert torch.isfinite(processed).sum(dim=-1).tolist() == [1] * 8
+
+
+def test_the_same_seed_draws_the_same_tokens():
+    logits = torch.randn(4, 1000)
+    draws = []
+    for _ in range(2):
+        torch.manual_seed(11)
+        draws.append(InverseCDFSampler(1.0, 0.95)(None, logits).argmax(dim=-1))
+    assert torch.equal(draws[0], draws[1])
+
+
+@pytest.mark.parametrize("temperature, top_p", [(0.0, 1.0), (-1.0, 1.0), (1.0, 0.0), (1.0, 1.5)])
+def test_settings_outside_their_range_are_refused_by_name(temperature, top_p):
+    with pytest.raises(ValueError, match="temperature|top_p"):
+        InverseCDFSampler(temperature, top_p)
