@@ -27,10 +27,8 @@ from pipelines.training.common import (
     finished_result,
     load_model,
     parameter_counts,
-    quiet,
     resolve_runtime,
-    save_final,
-    train_with_resume,
+    train_and_save,
     training_arguments,
 )
 from pipelines.training.config import TrainingArgs, TrainingResult
@@ -135,17 +133,14 @@ def train_scorer(
         data_collator=partial(collate_pairs, pad_token_id=tokenizer.pad_token_id),
         callbacks=[callback],
     )
-    quiet(trainer)
-    steps = train_with_resume(trainer, callback, store.path(CHECKPOINTS_DIR), progress)
-    return save_final(
+    return train_and_save(
         trainer=trainer,
+        callback=callback,
         tokenizer=tokenizer,
         store=store,
         args=args,
         base_dir=model_dir,
         merge=False,
-        metrics={**callback.last_metrics, **callback.summary},
-        steps=steps,
         counts=counts,
         progress=progress,
     )

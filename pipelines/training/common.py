@@ -25,6 +25,7 @@ from pipelines.training.config import TrainingArgs, TrainingResult
 CHECKPOINTS_DIR = "checkpoints"
 FINAL_DIR = "final"
 RESULT_FILE = "result.json"
+EVAL_AT_START_FILE = "eval_at_start.json"
 _CHECKPOINT_NAME = re.compile(r"^checkpoint-(\d+)$")
 _OPTIMIZER_NAMES = {"adamw": "adamw_torch", "rmsprop": "rmsprop", "sgd": "sgd", "adafactor": "adafactor"}
 
@@ -300,6 +301,49 @@ def train_with_resume(trainer: Trainer, callback: ProgressCallback, checkpoints_
             "run again with the same run directory to resume from it"
         )
     return step
+
+
+def train_and_save(
+    *,
+    trainer: Trainer,
+    callback: ProgressCallback,
+    tokenizer: Any,
+    store: RunStore,
+    args: TrainingArgs,
+    base_dir: str | Path,
+    merge: bool,
+    counts: tuple[int, int],
+    progress: Progress,
+    evaluate: bool = False,
+) -> TrainingResult:
+    """The recipe every trainer here shares: train (resuming), gather the metrics, save under final/.
+
+    With `evaluate`, the held-out set is scored before the first step (once: a resumed run reads the
+    first score back from eval_at_start.json, reported as `start_*`) and after the last, so a run
+    reports how far training moved the held-out metrics.
+    """
+    quiet(trainer)
+    checkpoints_dir = store.path(CHECKPOINTS_DIR)
+    if evaluate and latest_checkpoint(checkpoints_dir) is None:
+        store.write_json(trainer.evaluate(), EVAL_AT_START_FILE)
+    steps = train_with_resume(trainer, callback, checkpoints_dir, progress)
+    metrics = {**callback.last_metrics, **callback.summary}
+    if evaluate:
+        metrics.update(trainer.evaluate())
+        if store.exists(EVAL_AT_START_FILE):
+            metrics.update({f"start_{key}": value for key, value in store.read_json(EVAL_AT_START_FILE).items()})
+    return save_final(
+        trainer=trainer,
+        tokenizer=tokenizer,
+        store=store,
+        args=args,
+        base_dir=base_dir,
+        merge=merge,
+        metrics=metrics,
+        steps=steps,
+        counts=counts,
+        progress=progress,
+    )
 
 
 # --- final output -------------------------------------------------------------------------------

@@ -26,14 +26,11 @@ from pipelines.training.common import (
     apply_lora,
     dataset_fingerprint,
     finished_result,
-    latest_checkpoint,
     load_model,
     load_tokenizer,
     parameter_counts,
-    quiet,
     resolve_runtime,
-    save_final,
-    train_with_resume,
+    train_and_save,
     training_arguments,
     write_config,
 )
@@ -344,25 +341,15 @@ def run_preference(
         beta=config.beta,
         loss_type=config.loss,
     )
-    quiet(trainer)
-    if evaluating and latest_checkpoint(store.path(CHECKPOINTS_DIR)) is None:
-        start_metrics = trainer.evaluate()
-        store.write_json(start_metrics, "eval_at_start.json")
-    steps = train_with_resume(trainer, callback, store.path(CHECKPOINTS_DIR), progress)
-    metrics = {**callback.last_metrics, **callback.summary}
-    if evaluating:
-        metrics.update(trainer.evaluate())
-        if store.exists("eval_at_start.json"):
-            metrics.update({f"start_{k}": v for k, v in store.read_json("eval_at_start.json").items()})
-    return save_final(
+    return train_and_save(
         trainer=trainer,
+        callback=callback,
         tokenizer=tokenizer,
         store=store,
         args=args,
         base_dir=model_dir,
         merge=config.merge_adapter,
-        metrics=metrics,
-        steps=steps,
         counts=counts,
         progress=progress,
+        evaluate=evaluating,
     )

@@ -24,14 +24,11 @@ from pipelines.training.common import (
     ProgressCallback,
     apply_lora,
     finished_result,
-    latest_checkpoint,
     load_model,
     load_tokenizer,
     parameter_counts,
-    quiet,
     resolve_runtime,
-    save_final,
-    train_with_resume,
+    train_and_save,
     training_arguments,
     write_config,
 )
@@ -159,26 +156,17 @@ def run_reward(
         data_collator=partial(collate_pairs, pad_token_id=tokenizer.pad_token_id),
         callbacks=[callback],
     )
-    quiet(trainer)
-    if evaluating and latest_checkpoint(store.path(CHECKPOINTS_DIR)) is None:
-        store.write_json(trainer.evaluate(), "eval_at_start.json")
-    steps = train_with_resume(trainer, callback, store.path(CHECKPOINTS_DIR), progress)
-    metrics = {**callback.last_metrics, **callback.summary}
-    if evaluating:
-        metrics.update(trainer.evaluate())
-        if store.exists("eval_at_start.json"):
-            metrics.update({f"start_{k}": v for k, v in store.read_json("eval_at_start.json").items()})
-    return save_final(
+    return train_and_save(
         trainer=trainer,
+        callback=callback,
         tokenizer=tokenizer,
         store=store,
         args=args,
         base_dir=model_dir,
         merge=config.merge_adapter,
-        metrics=metrics,
-        steps=steps,
         counts=counts,
         progress=progress,
+        evaluate=evaluating,
     )
 
 

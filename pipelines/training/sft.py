@@ -16,10 +16,8 @@ from pipelines.training.common import (
     load_model,
     load_tokenizer,
     parameter_counts,
-    quiet,
     resolve_runtime,
-    save_final,
-    train_with_resume,
+    train_and_save,
     training_arguments,
     write_config,
 )
@@ -67,17 +65,14 @@ def run_sft(
         data_collator=partial(collate_sft, pad_token_id=tokenizer.pad_token_id),
         callbacks=[callback],
     )
-    quiet(trainer)
-    steps = train_with_resume(trainer, callback, store.path(CHECKPOINTS_DIR), progress)
-    return save_final(
+    return train_and_save(
         trainer=trainer,
+        callback=callback,
         tokenizer=tokenizer,
         store=store,
         args=args,
         base_dir=model_dir,
         merge=config.merge_adapter,
-        metrics={**callback.last_metrics, **callback.summary},
-        steps=steps,
         counts=counts,
         progress=progress,
     )
