@@ -34,7 +34,7 @@ from pipelines.augcon.corpus import (
     cst_demonstrations,
     document_chunks,
 )
-from pipelines.augcon.cst import CallStats, ask_split, build_document_trees
+from pipelines.augcon.cst import CallStats, ask_split, build_trees_together
 from pipelines.augcon.prompts import NEGATIVE_VARIANTS
 from pipelines.augcon.rouge import greedy_dedup
 from pipelines.common.progress import Progress, StagePrefix
@@ -151,33 +151,66 @@ def build_trees(
     chunks_by_document: dict[str, list[RootChunk]],
     demonstrations: list[Any],
 ) -> None:
-    """Grow each document's trees; one file per finished document."""
+    """Grow each document's trees, a group of documents per batched call; one file per document.
+
+    A group whose every file exists is done. A group cut short (a kill between its files) is grown
+    again whole, so its seeds and batches are those of the first attempt, and only its missing files
+    are written.
+    """
     document_ids = list(chunks_by_document)
-    finished = [document_id for document_id in document_ids if store.exists(cst_file(document_id))]
+    finished = {document_id for document_id in document_ids if store.exists(cst_file(document_id))}
     progress.stage("questions", total=len(document_ids), done=len(finished))
     if finished:
         progress.log(f"questions: {len(finished)} of {len(document_ids)} documents already finished")
-    for document_id in document_ids:
-        if document_id in finished:
+    for group in document_groups(chunks_by_document, config.batch_size):
+        if all(document_id in finished for document_id in group):
             continue
         progress.check_cancelled()
         started = time.monotonic()
-        chunks = chunks_by_document[document_id]
-        trees = build_document_trees(backend, chunks, demonstrations, config, progress) if chunks else None
-        nodes = [node.to_dict() for node in trees.nodes] if trees else []
-        stats = trees.stats.to_dict() if trees else CallStats().to_dict()
-        record = {
-            "document_id": document_id,
-            "nodes": nodes,
-            "stats": stats,
-            "rounds_by_chunk": trees.rounds_by_chunk if trees else {},
-            "questions_by_chunk": trees.questions_by_chunk if trees else {},
-            "seconds": round(time.monotonic() - started, 2),
-        }
-        store.write_json(record, cst_file(document_id))
-        questions = sum(record["questions_by_chunk"].values())
-        progress.metrics({"questions": questions, "cst_calls": stats["calls"], "parse_failures": stats["parse_failures"]})
-        progress.advance(1)
+        chunks = [chunk for document_id in group for chunk in chunks_by_document[document_id]]
+        grown = build_trees_together(backend, chunks, demonstrations, config, progress) if chunks else {}
+        seconds = round(time.monotonic() - started, 2)
+        for document_id in group:
+            if document_id in finished:
+                continue
+            trees = grown.get(document_id)
+            record = {
+                "document_id": document_id,
+                "nodes": [node.to_dict() for node in trees.nodes] if trees else [],
+                "stats": trees.stats.to_dict() if trees else CallStats().to_dict(),
+                "rounds_by_chunk": trees.rounds_by_chunk if trees else {},
+                "questions_by_chunk": trees.questions_by_chunk if trees else {},
+                "seconds": seconds,
+                "grown_with": group,
+            }
+            store.write_json(record, cst_file(document_id))
+            finished.add(document_id)
+            progress.advance(1)
+        totals = CallStats()
+        for trees in grown.values():
+            totals.add(trees.stats)
+        questions = sum(sum(trees.questions_by_chunk.values()) for trees in grown.values())
+        progress.metrics({"questions": questions, "cst_calls": totals.calls, "parse_failures": totals.parse_failures})
+        progress.log(f"questions: {len(group)} documents grown together in {seconds:.0f}s, {totals.calls} calls")
+
+
+def document_groups(chunks_by_document: dict[str, list[RootChunk]], batch_size: int) -> list[list[str]]:
+    """Consecutive documents whose root chunks together fill one batch (at least one document a group).
+
+    Fixed by the document order and the chunks alone, so a resumed run forms the same groups.
+    """
+    groups: list[list[str]] = []
+    current: list[str] = []
+    filled = 0
+    for document_id, chunks in chunks_by_document.items():
+        if current and filled + len(chunks) > batch_size:
+            groups.append(current)
+            current, filled = [], 0
+        current.append(document_id)
+        filled += len(chunks)
+    if current:
+        groups.append(current)
+    return groups
 
 
 def _trees(store: RunStore, document_id: str) -> dict[str, Any]:

@@ -40,10 +40,13 @@ class CountingBackend:
         self.inner = inner
         self.name = inner.name
         self.completion_prompts: list[str] = []
+        self.completion_calls: list[int] = []
+        """Prompts per `complete` call, in order."""
         self.chat_conversations: list[Conversation] = []
 
     def complete(self, prompts: Sequence[str], params: SamplingParams) -> list[list[Completion]]:
         self.completion_prompts.extend(prompts)
+        self.completion_calls.append(len(prompts))
         return self.inner.complete(prompts, params)
 
     def chat(self, conversations: Sequence[Conversation], params: SamplingParams) -> list[list[Completion]]:

@@ -10,7 +10,7 @@ import pytest
 from pipelines.augcon.config import AugConConfig
 from pipelines.augcon.corpus import cst_demonstrations, document_chunks
 from pipelines.augcon.cst import build_document_trees
-from pipelines.augcon.run import cst_file, run_augcon
+from pipelines.augcon.run import build_trees, cst_file, document_groups, run_augcon
 from pipelines.common.progress import NullProgress
 from pipelines.errors import InvalidInputError, RunCancelled
 
@@ -45,7 +45,9 @@ def test_noise_fails_to_parse_every_failure_is_counted_and_retried_and_rounds_st
 def test_a_run_on_noise_finishes_and_a_resumed_run_reasks_nothing_finished_and_gives_the_same_rows(
     tmp_path, tiny_backend
 ):
-    config = tiny_config(max_attempts=1)  # retries are covered above; each generate call costs seconds
+    # Retries are covered above; each generate call costs seconds. batch_size=1 puts each document in
+    # a group of its own, so the stop falls between the two documents' trees.
+    config = tiny_config(max_attempts=1, batch_size=1)
     uninterrupted = seeded_store(tmp_path / "whole")
     result = run_augcon(config, tiny_backend, uninterrupted, NullProgress(), scorer_model_dir=None)
     summary = result.summary
@@ -113,3 +115,33 @@ def test_gen_count_caps_what_ranking_keeps_per_chunk(tmp_path, tiny_backend):
     assert [row["query_id"] for row in kept] == [node["node_id"] for node in nodes[: chunk.gen_count]]
     assert all("quota" in row["drop_reason"] for row in rows if not row["kept"])
     assert result.summary["answer_calls"] == chunk.gen_count
+
+
+def test_documents_share_calls_in_groups_that_fill_a_batch_and_keep_their_own_trees_and_counts(tmp_path, tiny_backend):
+    config = tiny_config(max_attempts=2, batch_size=8)
+    chunks_by_document = {document["document_id"]: document_chunks(document, config) for document in DOCUMENTS}
+    assert [len(chunks) for chunks in chunks_by_document.values()] == [1, 1]
+    assert document_groups(chunks_by_document, 8) == [["while", "pass"]]
+    assert document_groups({f"d{i}": [object()] * size for i, size in enumerate([3, 4, 2, 5, 9])}, 8) == [
+        ["d0", "d1"], ["d2", "d3"], ["d4"]  # a document larger than a batch is a group of its own
+    ]
+
+    store = seeded_store(tmp_path / "run")
+    counting = CountingBackend(tiny_backend)
+    demonstrations = cst_demonstrations(FEW_SHOT, 1)
+    build_trees(config, counting, store, NullProgress(), chunks_by_document, demonstrations)
+    assert counting.completion_calls == [2, 2], "both documents' roots go in one call, and so do their retries"
+    records = {document_id: store.read_json(cst_file(document_id)) for document_id in chunks_by_document}
+    for document_id, record in records.items():
+        assert {node["document_id"] for node in record["nodes"]} == {document_id}
+        assert record["stats"]["calls"] == 2 and record["grown_with"] == ["while", "pass"]
+
+    # A group cut short between its files is grown again whole: the same seeds give the same tree,
+    # and the file that was written is left alone.
+    kept = store.path(cst_file("while")).stat().st_mtime_ns
+    store.path(cst_file("pass")).unlink()
+    again = CountingBackend(tiny_backend)
+    build_trees(config, again, store, NullProgress(), chunks_by_document, demonstrations)
+    assert again.completion_calls == [2, 2]
+    assert store.read_json(cst_file("pass"))["nodes"] == records["pass"]["nodes"]
+    assert store.path(cst_file("while")).stat().st_mtime_ns == kept
