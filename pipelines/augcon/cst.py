@@ -269,6 +269,11 @@ def build_trees_together(
             for node in frontier:
                 if len(node.context) <= config.leaf_characters:
                     node.status, node.reason = "leaf", f"{len(node.context)} characters, not above min_length"
+            if splittable:
+                progress.log(
+                    f"questions: {len(document_ids)} document(s), round {round_number}, level {depth}: "
+                    f"asking {len(splittable)} context(s)"
+                )
             outcomes = ask_split(
                 backend,
                 [node.context for node in splittable],
