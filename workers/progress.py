@@ -1,7 +1,9 @@
 """Progress reporter that writes a run's stage, counts, ETA and heartbeat to the database.
 
 Writes are throttled to one per second (pipelines may call `advance` far more often), and a
-background thread beats the heartbeat so a long model call is not mistaken for a dead worker.
+background thread beats the heartbeat so a long model call is not mistaken for a dead worker; it
+also writes what was reported but held back by the throttle, so the page never lags by more than
+a beat.
 """
 from __future__ import annotations
 
@@ -112,6 +114,11 @@ class DbProgress:
     def _beat(self) -> None:
         try:
             while not self._stop.wait(HEARTBEAT_INTERVAL_SECONDS):
-                services.run_heartbeat(run_id=self.run_id, attempt=self.attempt)
+                if self._dirty:
+                    # A line logged just before a long model call would otherwise wait for the
+                    # call to end; the flush carries the heartbeat with it.
+                    self.flush()
+                else:
+                    services.run_heartbeat(run_id=self.run_id, attempt=self.attempt)
         finally:
             close_old_connections()

@@ -58,3 +58,28 @@ def test_log_tail_keeps_the_latest_lines(run):
     run.refresh_from_db()
     lines = run.log_tail.splitlines()
     assert len(lines) == 200 and lines[-1].endswith("line 299")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_line_held_back_by_the_throttle_reaches_the_page_with_the_next_heartbeat(run, monkeypatch):
+    """A log line written just before a long model call must not wait for the call to end."""
+    import time
+
+    import workers.progress as progress_module
+
+    monkeypatch.setattr(progress_module, "HEARTBEAT_INTERVAL_SECONDS", 0.2)
+    progress = DbProgress(run_id=run.pk, attempt=1)
+    progress.stage("questions", total=10)  # writes now, so the next line falls inside the throttle
+    progress.log("asking 12 contexts")
+    run.refresh_from_db()
+    assert "asking 12 contexts" not in run.log_tail
+    progress.start_heartbeat()
+    try:
+        deadline = time.monotonic() + 5
+        while "asking 12 contexts" not in run.log_tail and time.monotonic() < deadline:
+            time.sleep(0.1)  # the "model call": nothing else reports meanwhile
+            run.refresh_from_db()
+    finally:
+        progress._stop.set()
+        progress._heartbeat.join(timeout=5)
+    assert "asking 12 contexts" in run.log_tail
