@@ -45,6 +45,12 @@ class AlmostRunForm(forms.Form):
                                required=False, initial="tiny-cpu-demo")
     reward_max_steps = forms.IntegerField(min_value=1, required=False,
                                           help_text="Reward-model optimizer steps; blank: the preset's (or 1 epoch).")
+    reward_eval_fraction = forms.FloatField(
+        min_value=0.0, max_value=0.9, required=False, label="Reward-model held-out fraction",
+        widget=forms.NumberInput(attrs={"placeholder": "0.1", "step": "any"}),
+        help_text="Comparisons kept aside to measure the reward model's accuracy (blank: 0.1; at least one "
+        "pair when above 0). Small runs need a larger share for the accuracy to mean anything.",
+    )
     rmsp_enabled = forms.BooleanField(required=False, initial=True, label="Run RMSP",
                                       help_text="Sample n responses per prompt with the best configuration; keep the RM's favourite.")
     rmsp_n = forms.IntegerField(min_value=1, max_value=64, initial=4, label="RMSP samples per prompt")

@@ -108,6 +108,7 @@ def almost_config_build(
     filters: dict[str, bool] | None = None,
     preset: str = "",
     reward_max_steps: int | None = None,
+    reward_eval_fraction: float | None = None,
     response_max_tokens: int | None = None,
     prompt_max_tokens: int | None = None,
     reward_overrides: dict[str, Any] | None = None,
@@ -154,7 +155,10 @@ def almost_config_build(
         training = {**reward.training.to_dict(), **(reward_overrides or {})}
         if reward_max_steps:
             training["max_steps"] = reward_max_steps
-        reward = RewardConfig.from_dict({**reward.to_dict(), "training": TrainingArgs.from_dict(training).to_dict()})
+        reward_values = {**reward.to_dict(), "training": TrainingArgs.from_dict(training).to_dict()}
+        if reward_eval_fraction is not None:
+            reward_values["eval_fraction"] = reward_eval_fraction
+        reward = RewardConfig.from_dict(reward_values)
         pg: dict[str, Any] = {"num_generation": num_generation, "in_context": in_context}
         if prompt_max_tokens:
             pg["max_tokens"] = prompt_max_tokens

@@ -36,6 +36,7 @@ def _build(form: AlmostRunForm, rubric: Any) -> dict[str, Any] | None:
             filters=form.filters(),
             preset=data["preset"],
             reward_max_steps=data.get("reward_max_steps"),
+            reward_eval_fraction=data.get("reward_eval_fraction"),
             response_max_tokens=data.get("response_max_tokens"),
             prompt_max_tokens=data.get("prompt_max_tokens"),
         )

@@ -149,6 +149,17 @@ def test_the_form_queues_an_almost_run_with_its_config(researcher_client, seeds,
     assert run.kind == PipelineRun.Kind.ALMOST and run.queue_name == "gpu" and run.name == "demo"
     assert run.config["almost"]["comparisons"]["filters"]["dont_know"] is False  # unticked box
     assert run.config["almost"]["rmsp"]["n"] == 2
+    assert run.config["almost"]["reward"]["eval_fraction"] == 0.1  # blank: the default
+
+
+def test_the_held_out_fraction_reaches_the_reward_config_and_a_bad_one_is_refused(researcher_client, seeds, hhh, small):
+    rows = [{"model": small.pk, "shots": "3", "demonstration_set": hhh.pk}, {"model": small.pk, "shots": "1", "demonstration_set": hhh.pk}]
+    response = researcher_client.post("/almost/new/", _post(seeds, small, rows, action="start", reward_eval_fraction="0.3"))
+    assert response.status_code == 302
+    assert PipelineRun.objects.get().config["almost"]["reward"]["eval_fraction"] == 0.3
+    refused = researcher_client.post("/almost/new/", _post(seeds, small, rows, action="start", reward_eval_fraction="0.95"))
+    assert refused.status_code == 400 and "less than or equal to 0.9" in refused.content.decode()
+    assert PipelineRun.objects.count() == 1
 
 
 def test_a_refused_form_says_why_and_queues_nothing(researcher_client, seeds, hhh, small):
