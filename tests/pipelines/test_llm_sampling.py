@@ -44,10 +44,21 @@ def test_top_p_keeps_the_same_tokens_as_transformers_and_samples_them_in_proport
 
 
 def test_a_nucleus_wider_than_the_candidates_falls_back_to_the_full_sort():
-    logits = torch.zeros(20)  # flat: the 0.9 nucleus holds 18 tokens, far more than 4 candidates
-    frequencies = _frequencies(InverseCDFSampler(1.0, 0.9, candidates=4), logits)
+    logits = torch.zeros(20)  # flat: the 0.9 nucleus holds 18 tokens; the tiers are 1, 16, then the sort
+    frequencies = _frequencies(InverseCDFSampler(1.0, 0.9, candidates=1), logits)
     assert (frequencies > 0).sum() == 18
     assert torch.allclose(frequencies[frequencies > 0], torch.full((18,), 1 / 18, dtype=torch.float64), atol=0.01)
+
+
+def test_rows_that_need_different_tiers_in_one_batch_each_get_their_own_distribution():
+    torch.manual_seed(2)
+    peaked, flat, middle = torch.randn(20) * 6, torch.linspace(0.0, 0.5, 20), torch.randn(20)  # no ties
+    logits = torch.stack([peaked, flat, middle]).repeat(ROWS // 3, 1)
+    sampler = InverseCDFSampler(1.0, 0.9, candidates=2)  # tiers 2, 32 (> 20: the sort)
+    tokens = sampler.draw(torch.softmax(logits, dim=-1)).squeeze(1).view(-1, 3)
+    for column, row_logits in enumerate((peaked, flat, middle)):
+        frequencies = torch.bincount(tokens[:, column], minlength=20).double() / tokens.shape[0]
+        assert torch.allclose(frequencies, _reference(row_logits, 1.0, 0.9), atol=0.015), column
 
 
 def test_a_token_of_probability_zero_is_never_drawn_even_at_the_end_of_the_vocabulary():
