@@ -26,6 +26,7 @@ def context(run: PipelineRun) -> dict[str, Any]:
             "cs": summary.get("cs"),
             "rm": summary.get("rm"),
             "rmsp": rmsp or None,
+            "rmsp_enabled": ((run.config.get("almost") or {}).get("rmsp") or {}).get("enabled", True),
             "histogram": [
                 {**bin_, "percent": round(100 * bin_["count"] / tallest) if tallest else 0} for bin_ in histogram
             ],

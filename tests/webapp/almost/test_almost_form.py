@@ -227,3 +227,15 @@ def test_the_run_section_shows_counts_accuracy_and_scores(researcher):
 
     html = render_to_string(run_page.TEMPLATE, {"almost": context})
     assert "0.750" in html and "3 of 4" in html and "m-hhh-3shot" in html
+
+
+def test_a_run_without_rmsp_says_it_was_switched_off_rather_than_unfinished(researcher):
+    from django.template.loader import render_to_string
+
+    run = PipelineRun.objects.create(
+        kind=PipelineRun.Kind.ALMOST,
+        config={"almost": {"configurations": [], "rmsp": {"enabled": False}}},
+        summary={"rm": {"held_out_accuracy": 0.5, "steps": 2, "train_pairs": 1, "held_out_pairs": 1}},
+    )
+    html = render_to_string(run_page.TEMPLATE, run_page.context(run))
+    assert "Switched off for this run." in html
