@@ -81,7 +81,7 @@ def _inverse_cdf(weights: torch.Tensor) -> torch.Tensor:
     cumulative = weights.cumsum(dim=-1)
     uniform = torch.rand((weights.shape[0], 1), device=weights.device, dtype=cumulative.dtype)
     # side="right": the first index whose cumulative weight exceeds u, so a zero weight is never drawn.
-    total = cumulative[:, -1:]
+    total = cumulative[:, -1:].contiguous()
     index = torch.searchsorted(cumulative, uniform * total, right=True)
     # u * total can round up to total in float32: fall back on the row's last positive weight, the
     # first place the cumulative sum reaches the total (a binary search, not a pass over the row).
