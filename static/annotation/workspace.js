@@ -103,6 +103,8 @@
     if (ticker) window.clearInterval(ticker);
     ticker = window.setInterval(function () { tick(); if (judgeForm() && itemSeconds() % 5 < 1) saveDraft(); }, 1000);
     tick();
+    // Keys pressed before this point are dropped (busy): say when the new item takes them.
+    if (form) form.dataset.ready = "true";
   }
 
   document.addEventListener("keydown", function (event) {
@@ -168,7 +170,13 @@
     pendingDraftKey = null;
     if (!event.detail.successful) busy = false;
   });
-  document.addEventListener("htmx:afterSwap", function () { if (workspace()) init(); });
+  // Set up the new item after htmx has settled it, not after the swap: while settling, htmx puts back
+  // the attributes of the new content on elements whose id it kept (#ws-flags among them), which
+  // would wipe a flag mode opened in the ~20 ms between. Keys stay dropped (busy) until then.
+  document.addEventListener("htmx:afterSettle", function () {
+    var form = judgeForm();
+    if (workspace() && !(form && form.dataset.ready === "true")) init();
+  });
   document.addEventListener("htmx:responseError", function () { busy = false; });
   document.addEventListener("htmx:sendError", function () { busy = false; });
 

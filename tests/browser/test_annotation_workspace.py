@@ -32,7 +32,9 @@ def _current_item(page) -> str:
 def _press_and_wait_for_next(page, key: str, shown: str) -> str:
     page.keyboard.press(key)
     page.wait_for_function(
-        "shown => { const f = document.querySelector('#ws-form'); return !f || f.dataset.item !== shown; }", arg=shown
+        # The new item is shown and its keys are live (the workspace drops keys until it is ready).
+        "shown => { const f = document.querySelector('#ws-form'); return !f || (f.dataset.item !== shown && f.dataset.ready === 'true'); }",
+        arg=shown,
     )
     return _current_item(page) if page.locator("#ws-form").count() else ""
 
@@ -106,6 +108,7 @@ def test_annotator_judges_with_the_keyboard_survives_a_reload_and_undoes(
     page.keyboard.press("Escape")
     page.reload()
     expect(page.locator("#ws-form")).to_have_attribute("data-item", second)
+    expect(page.locator("#ws-form")).to_have_attribute("data-ready", "true")
     expect(page.locator("#ws-comment")).to_have_value("needs a source")
     expect(page.locator("input[name=flags][value='factual error']")).to_be_checked()
     expect(page.locator("input[name=flags][value='harmful']")).not_to_be_checked()
