@@ -5,12 +5,11 @@ summary, aggregation data from the inference artifact) are those of a real model
 """
 from __future__ import annotations
 
-import time
-
 import pytest
 
 from pipelines.aft import AftConfig
 from pipelines.training.data import load_sft_examples
+from tests.fixtures.runs import wait_for_run
 from webapp.aft import services
 from webapp.library.models import SeedPrompt, SeedPromptSet
 from webapp.registry.models import ModelEntry
@@ -19,15 +18,6 @@ from webapp.runs.models import Artifact, PipelineRun
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
-
-def _wait(run: PipelineRun, timeout: float = 240) -> PipelineRun:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        run.refresh_from_db()
-        if not run.is_active:
-            return run
-        time.sleep(0.3)
-    raise AssertionError(f"run {run.pk} still {run.status} at {run.stage}\n{run.log_tail}")
 
 
 def test_inference_then_aggregation_data_through_a_worker(live_settings, rq_worker, researcher, tiny_model_dir, client):
@@ -40,7 +30,7 @@ def test_inference_then_aggregation_data_through_a_worker(live_settings, rq_work
         {"proposal_params": {"n": 3, "max_tokens": 4}, "aggregation_params": {"n": 3, "max_tokens": 4}, "hidden_layer": 1, "batch_size": 2}
     )
     run = services.inference_run_create(user=researcher, config=services.inference_config_build(model=tiny, prompt_set=prompt_set, aft=aft))
-    run = _wait(run)
+    run = wait_for_run(run, timeout=240)
     assert run.status == PipelineRun.Status.SUCCEEDED, run.error + run.traceback + worker.log_text()
     artifact = run.artifacts.get()
     assert artifact.kind == Artifact.Kind.AGGREGATIONS and artifact.row_count == 3
@@ -53,7 +43,7 @@ def test_inference_then_aggregation_data_through_a_worker(live_settings, rq_work
     data_config = services.data_config_build(
         source=artifact, model=tiny, options={"target_rule": "aggregator", "aggregator": {"max_tokens": 5, "temperature": 0.7}, "plain_rows": True}
     )
-    data_run = _wait(services.data_run_create(user=researcher, config=data_config))
+    data_run = wait_for_run(services.data_run_create(user=researcher, config=data_config), timeout=240)
     assert data_run.status == PipelineRun.Status.SUCCEEDED, data_run.error + data_run.traceback + worker.log_text()
     sft = data_run.artifacts.get()
     assert sft.kind == Artifact.Kind.SFT and sft.row_count == data_run.summary["rows"] == 2 * data_run.summary["aggregation_rows"]

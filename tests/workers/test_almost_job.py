@@ -2,10 +2,10 @@
 from __future__ import annotations
 
 import json
-import time
 
 import pytest
 
+from tests.fixtures.runs import wait_for_run
 from webapp.almost import services
 from webapp.almost.services import ConfigurationChoice
 from webapp.library.models import FewShotExample, FewShotSet, SeedPrompt, SeedPromptSet
@@ -23,29 +23,24 @@ NO_RESPONSE_RULES = {
 }
 
 
-def _wait(run: PipelineRun, predicate, timeout: float, what: str) -> PipelineRun:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        run_services.runs_mark_lost()
-        run.refresh_from_db()
-        if predicate(run):
-            return run
-        time.sleep(0.3)
-    raise AssertionError(f"timed out waiting for {what}; run is {run.status} at {run.stage}: {run.error}\n{run.log_tail}")
+
+def _library(dialogues: list[tuple[str, str]]) -> tuple[SeedPromptSet, FewShotSet]:
+    """The seed prompts (with an instruction line) and an HHH-style demonstration set of these dialogues."""
+    seeds = SeedPromptSet.objects.create(name="seeds", instruction="### Instruction: Write a user's first question.")
+    for position, text in enumerate(SEEDS):
+        SeedPrompt.objects.create(prompt_set=seeds, position=position, text=text)
+    hhh = FewShotSet.objects.create(name="HHH demonstration prompt", kind=FewShotSet.Kind.DEMONSTRATION,
+                                    preamble="Dialogues with a helpful AI assistant.")
+    for position, (question, answer) in enumerate(dialogues):
+        FewShotExample.objects.create(few_shot_set=hhh, position=position, context=f"Human: {question}\n\nAssistant: {answer}")
+    return seeds, hhh
 
 
 def test_an_almost_run_through_a_worker_produces_comparisons_a_reward_model_and_demonstrations(
     live_settings, rq_worker, researcher, tiny_model_dir
 ):
     tiny = ModelEntry.objects.create(name="tiny", source=ModelEntry.Source.LOCAL, path=str(tiny_model_dir), parameter_count=1)
-    seeds = SeedPromptSet.objects.create(name="seeds", instruction="### Instruction: Write a user's first question.")
-    for position, text in enumerate(SEEDS):
-        SeedPrompt.objects.create(prompt_set=seeds, position=position, text=text)
-    hhh = FewShotSet.objects.create(name="HHH demonstration prompt", kind=FewShotSet.Kind.DEMONSTRATION,
-                                    preamble="Dialogues with a helpful AI assistant.")
-    for position in range(3):
-        FewShotExample.objects.create(few_shot_set=hhh, position=position,
-                                      context=f"Human: What is {position} + 1?\n\nAssistant: It is {position + 1}.")
+    seeds, hhh = _library([(f"What is {position} + 1?", f"It is {position + 1}.") for position in range(3)])
     config = services.almost_config_build(
         seed_prompt_set=seeds,
         configurations=[ConfigurationChoice(tiny, 2, hhh), ConfigurationChoice(tiny, 1, hhh)],
@@ -65,7 +60,7 @@ def test_an_almost_run_through_a_worker_produces_comparisons_a_reward_model_and_
     worker = rq_worker().wait_ready()
     run = services.almost_run_create(user=researcher, config=config, name="almost on tiny")
 
-    run = _wait(run, lambda r: not r.is_active, 240, "the ALMoST run to finish")
+    run = wait_for_run(run, timeout=240, what="the ALMoST run to finish")
     assert run.status == PipelineRun.Status.SUCCEEDED, run.error + run.traceback + worker.log_text()[-3000:]
 
     comparisons = Artifact.objects.get(run=run, name="comparisons")
@@ -89,7 +84,7 @@ def test_an_almost_run_through_a_worker_produces_comparisons_a_reward_model_and_
     PipelineRun.objects.filter(pk=run.pk).update(status=PipelineRun.Status.FAILED)
     run.refresh_from_db()
     run_services.run_resume(run=run)
-    run = _wait(run, lambda r: not r.is_active, 120, "the resumed run to finish")
+    run = wait_for_run(run, timeout=120, what="the resumed run to finish")
     assert run.status == PipelineRun.Status.SUCCEEDED, run.error + run.traceback
     assert Artifact.objects.filter(run=run).count() == 3 and ModelEntry.objects.filter(produced_by_run=run).count() == 1
     assert Artifact.objects.get(run=run, name="comparisons").row_count == comparisons.row_count
@@ -102,16 +97,10 @@ def test_two_configurations_of_the_real_model_survive_a_killed_worker_without_du
     from webapp.registry.services import model_ensure_embedded
 
     smol = model_ensure_embedded()
-    seeds = SeedPromptSet.objects.create(name="seeds", instruction="### Instruction: Write a user's first question.")
-    for position, text in enumerate(SEEDS):
-        SeedPrompt.objects.create(prompt_set=seeds, position=position, text=text)
-    hhh = FewShotSet.objects.create(name="HHH demonstration prompt", kind=FewShotSet.Kind.DEMONSTRATION,
-                                    preamble="Dialogues with a helpful AI assistant.")
-    for position, (question, answer) in enumerate(
+    seeds, hhh = _library(
         [("What is 2 + 2?", "2 + 2 is 4."), ("Name a primary colour.", "Red is a primary colour."),
          ("What does a thermometer measure?", "A thermometer measures temperature.")]
-    ):
-        FewShotExample.objects.create(few_shot_set=hhh, position=position, context=f"Human: {question}\n\nAssistant: {answer}")
+    )
     config = services.almost_config_build(
         seed_prompt_set=seeds,
         configurations=[ConfigurationChoice(smol, 3, hhh), ConfigurationChoice(smol, 1, hhh)],
@@ -135,17 +124,17 @@ def test_two_configurations_of_the_real_model_survive_a_killed_worker_without_du
     label = services.model_label(smol)
     names = [f"{label}-hhh-3shot", f"{label}-hhh-1shot"]
 
-    run = _wait(run, lambda r: r.stage.startswith("rg") and r.progress_done >= 2, 600, "the first rg batch")
+    run = wait_for_run(run, lambda r: r.stage.startswith("rg") and r.progress_done >= 2, 600, "the first rg batch")
     first.kill()
     rg_dir = run_services.run_directory(run) / "rg"
     batches_before_kill = {path.relative_to(rg_dir): path.stat().st_mtime_ns for path in rg_dir.rglob("batch-*.jsonl")}
     prompts_before_kill = (run_services.run_directory(run) / "pg" / "prompts.jsonl").read_bytes()
     assert batches_before_kill and len(batches_before_kill) < 6
-    run = _wait(run, lambda r: r.status == PipelineRun.Status.LOST, 90, "the run to be detected as lost")
+    run = wait_for_run(run, lambda r: r.status == PipelineRun.Status.LOST, 90, "the run to be detected as lost")
 
     second = rq_worker()
     run_services.run_resume(run=run)
-    run = _wait(run, lambda r: not r.is_active, 900, "the resumed run to finish")
+    run = wait_for_run(run, timeout=900, what="the resumed run to finish")
     assert run.status == PipelineRun.Status.SUCCEEDED, run.error + run.traceback + second.log_text()[-3000:]
     assert run.attempt == 2
 

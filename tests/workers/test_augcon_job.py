@@ -5,28 +5,16 @@ failures are counted and retried, the run still finishes, and its artifacts and 
 """
 from __future__ import annotations
 
-import time
-
 import pytest
 
+from tests.fixtures.runs import wait_for_run
 from tests.webapp.augcon.conftest import corpus, qa_set  # noqa: F401 - fixtures
 from webapp.augcon import services
 from webapp.registry.models import ModelEntry
-from webapp.runs import services as run_services
 from webapp.runs.models import Artifact, PipelineRun
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
-
-def _wait(run: PipelineRun, timeout: float) -> PipelineRun:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        run_services.runs_mark_lost()
-        run.refresh_from_db()
-        if not run.is_active:
-            return run
-        time.sleep(0.3)
-    raise AssertionError(f"run still {run.status} at {run.stage}: {run.log_tail}")
 
 
 def test_an_augcon_run_on_two_documents_finishes_through_a_worker_with_its_failures_counted(
@@ -42,7 +30,7 @@ def test_an_augcon_run_on_two_documents_finishes_through_a_worker_with_its_failu
     assert config["document_positions"] == [0, 1]
     worker = rq_worker()
     run = services.augcon_run_create(user=researcher, config=config, name="augcon test")
-    run = _wait(run, 300)
+    run = wait_for_run(run, timeout=300)
     assert run.status == PipelineRun.Status.SUCCEEDED, run.error + run.traceback + worker.log_text()
 
     summary = run.summary

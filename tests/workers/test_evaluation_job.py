@@ -10,6 +10,7 @@ import time
 
 import pytest
 
+from tests.fixtures.runs import wait_for_run
 from webapp.evaluation import services
 from webapp.evaluation.models import CachedAnswer, Evaluation
 from webapp.library.models import SeedPrompt, SeedPromptSet
@@ -31,15 +32,6 @@ def _prompt_set() -> SeedPromptSet:
         SeedPrompt.objects.create(prompt_set=prompt_set, position=position, text=text)
     return prompt_set
 
-
-def _wait(run: PipelineRun, timeout: float) -> PipelineRun:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        run.refresh_from_db()
-        if not run.is_active:
-            return run
-        time.sleep(0.3)
-    raise AssertionError(f"timed out; run is {run.status} at {run.stage}: {run.error}\n{run.log_tail}")
 
 
 def _evaluate(user, model: ModelEntry, *, max_tokens: int, judge_max_tokens: int) -> Evaluation:
@@ -80,7 +72,7 @@ def test_tiny_model_evaluation_through_a_worker_counts_every_unreadable_verdict(
     model = ModelEntry.objects.create(name="tiny", source=ModelEntry.Source.LOCAL, path=str(tiny_model_dir))
     worker = rq_worker()
     evaluation = _evaluate(researcher, model, max_tokens=8, judge_max_tokens=4)
-    run = _wait(evaluation.run, 240)
+    run = wait_for_run(evaluation.run, timeout=240)
     assert run.status == PipelineRun.Status.SUCCEEDED, run.error + run.traceback + worker.log_text()[-3000:]
     evaluation.refresh_from_db()
     assert evaluation.status == Evaluation.Status.SUCCEEDED
@@ -89,7 +81,7 @@ def test_tiny_model_evaluation_through_a_worker_counts_every_unreadable_verdict(
 
     # The same comparison again: every answer comes from the cache; only judging runs.
     again = _evaluate(researcher, model, max_tokens=8, judge_max_tokens=4)
-    again_run = _wait(again.run, 240)
+    again_run = wait_for_run(again.run, timeout=240)
     assert again_run.status == PipelineRun.Status.SUCCEEDED, again_run.error + worker.log_text()[-3000:]
     assert (again_run.summary["answers_generated"], again_run.summary["answers_reused"]) == (0, 2 * len(PROMPTS))
     assert run_services.run_directory(again_run) != run_services.run_directory(run)
@@ -101,7 +93,7 @@ def test_the_135m_model_against_itself_at_another_temperature_judged_by_itself_g
     worker = rq_worker()
     started = time.monotonic()
     evaluation = _evaluate(researcher, model_ensure_embedded(), max_tokens=12, judge_max_tokens=4)
-    run = _wait(evaluation.run, 400)
+    run = wait_for_run(evaluation.run, timeout=400)
     assert run.status == PipelineRun.Status.SUCCEEDED, run.error + run.traceback + worker.log_text()[-3000:]
     evaluation.refresh_from_db()
     statistics = _check_result_page(client, researcher, evaluation)

@@ -5,12 +5,12 @@ These tests need committed rows (the worker is another process), hence `transact
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
 
+from tests.fixtures.runs import wait_for_run
 from webapp.library.models import SeedPrompt, SeedPromptSet
 from webapp.registry.services import model_ensure_embedded
 from webapp.runs import kinds, services
@@ -36,16 +36,6 @@ def _start_run(user, prompt_set: SeedPromptSet, *, max_tokens: int, batch_size: 
     return services.run_create(user=user, kind=PipelineRun.Kind.GENERATE, config=config, name="test")
 
 
-def _wait(run: PipelineRun, predicate, timeout: float, what: str) -> PipelineRun:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        services.runs_mark_lost()
-        run.refresh_from_db()
-        if predicate(run):
-            return run
-        time.sleep(0.5)
-    raise AssertionError(f"timed out waiting for {what}; run is {run.status} at {run.stage} {run.progress_done}/{run.progress_total}: {run.error}\n{run.log_tail}")
-
 
 def _rows(run: PipelineRun) -> list[dict]:
     artifact = run.artifacts.get(name="generations")
@@ -59,7 +49,7 @@ def test_generate_job_runs_end_to_end_through_redis_and_a_worker_process(
     run = _start_run(researcher, prompt_set, max_tokens=12, batch_size=4)
     worker = rq_worker()
 
-    run = _wait(run, lambda r: not r.is_active, 300, "the run to finish")
+    run = wait_for_run(run, timeout=300, what="the run to finish")
 
     assert run.status == PipelineRun.Status.SUCCEEDED, run.error + run.traceback + worker.log_text()
     rows = _rows(run)
@@ -77,18 +67,18 @@ def test_a_killed_worker_is_detected_and_resume_answers_every_prompt_exactly_onc
     prompt_set = _prompt_set(24)
     run = _start_run(researcher, prompt_set, max_tokens=12, batch_size=2)
     first = rq_worker()
-    run = _wait(run, lambda r: r.stage == "generate" and r.progress_done >= 4, 300, "a few batches to finish")
+    run = wait_for_run(run, lambda r: r.stage == "generate" and r.progress_done >= 4, 300, "a few batches to finish")
     first.kill()
     batch_dir = services.run_directory(run) / "batches"
     finished_before_kill = {path.name: path.stat().st_mtime_ns for path in batch_dir.iterdir()}
     assert finished_before_kill
 
-    run = _wait(run, lambda r: r.status == PipelineRun.Status.LOST, 60, "the run to be detected as lost")
+    run = wait_for_run(run, lambda r: r.status == PipelineRun.Status.LOST, 60, "the run to be detected as lost")
     assert "heartbeat" in run.error
 
     rq_worker()
     services.run_resume(run=run)
-    run = _wait(run, lambda r: not r.is_active, 300, "the resumed run to finish")
+    run = wait_for_run(run, timeout=300, what="the resumed run to finish")
 
     assert run.status == PipelineRun.Status.SUCCEEDED, run.error + run.traceback
     assert run.attempt == 2
@@ -106,14 +96,14 @@ def test_cancel_stops_a_running_job_between_batches_and_resume_finishes_it(
     prompt_set = _prompt_set(16)
     run = _start_run(researcher, prompt_set, max_tokens=12, batch_size=2)
     rq_worker()
-    run = _wait(run, lambda r: r.stage == "generate" and r.progress_done >= 2, 300, "generation to start")
+    run = wait_for_run(run, lambda r: r.stage == "generate" and r.progress_done >= 2, 300, "generation to start")
     services.run_request_cancel(run=run)
-    run = _wait(run, lambda r: not r.is_active, 120, "the cancel to land")
+    run = wait_for_run(run, timeout=120, what="the cancel to land")
     assert run.status == PipelineRun.Status.CANCELLED
     assert run.progress_done < 16
 
     services.run_resume(run=run)
-    run = _wait(run, lambda r: not r.is_active, 300, "the resumed run to finish")
+    run = wait_for_run(run, timeout=300, what="the resumed run to finish")
     assert run.status == PipelineRun.Status.SUCCEEDED
     assert len(_rows(run)) == 16
 
@@ -128,7 +118,7 @@ def test_a_failing_job_is_marked_failed_with_its_traceback(live_settings, rq_wor
     )
     run = services.run_create(user=researcher, kind=PipelineRun.Kind.GENERATE, config=config)
     rq_worker()
-    run = _wait(run, lambda r: not r.is_active, 120, "the run to fail")
+    run = wait_for_run(run, timeout=120, what="the run to fail")
     assert run.status == PipelineRun.Status.FAILED
     assert "/nonexistent/model" in run.error + run.traceback
     assert "Traceback" in run.traceback

@@ -2,11 +2,11 @@
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
 import pytest
 
+from tests.fixtures.runs import wait_for_run
 from webapp.registry.models import ModelEntry
 from webapp.runs import services as run_services
 from webapp.runs.models import Artifact, PipelineRun
@@ -14,16 +14,6 @@ from webapp.spin import services
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
-
-def _wait(run, predicate, timeout, what):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        run_services.runs_mark_lost()
-        run.refresh_from_db()
-        if predicate(run):
-            return run
-        time.sleep(0.3)
-    raise AssertionError(f"timed out waiting for {what}; run is {run.status} at {run.stage}: {run.error}\n{run.log_tail}")
 
 
 def test_two_spin_iterations_register_iter0_then_iter1_with_mixed_data(live_settings, rq_worker, researcher, tiny_model_dir, client):
@@ -38,7 +28,7 @@ def test_two_spin_iterations_register_iter0_then_iter1_with_mixed_data(live_sett
     )
     run = services.spin_run_create(user=researcher, config=config, name="spin test")
     worker = rq_worker()
-    run = _wait(run, lambda r: not r.is_active, 300, "SPIN to finish")
+    run = wait_for_run(run, timeout=300, what="SPIN to finish")
     assert run.status == PipelineRun.Status.SUCCEEDED, run.error + run.traceback + worker.log_text()
 
     iter0, iter1 = ModelEntry.objects.filter(produced_by_run=run).order_by("created_at")

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from pipelines.training.common import CHECKPOINTS_DIR, latest_checkpoint
+from tests.fixtures.runs import wait_for_run
 from webapp.registry.models import ModelEntry
 from webapp.runs import services as run_services
 from webapp.runs.models import Artifact, PipelineRun
@@ -43,16 +44,6 @@ def _start(user, *, trainer: str, model: ModelEntry, dataset: Artifact, override
     return services.training_run_create(user=user, config=config, name=f"test {trainer}")
 
 
-def _wait(run: PipelineRun, predicate, timeout: float, what: str, poll: float = 0.3) -> PipelineRun:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        run_services.runs_mark_lost()
-        run.refresh_from_db()
-        if predicate(run):
-            return run
-        time.sleep(poll)
-    raise AssertionError(f"timed out waiting for {what}; run is {run.status} at {run.stage}: {run.error}\n{run.log_tail}")
-
 
 @pytest.fixture
 def tiny_entry(tiny_model_dir) -> ModelEntry:
@@ -68,7 +59,7 @@ def test_sft_then_spin_training_through_a_worker_builds_a_registry_chain_with_me
     worker = rq_worker()
 
     sft_run = _start(researcher, trainer="sft", model=tiny_entry, dataset=sft_data, overrides={"max_steps": 4, "save_steps": 2})
-    sft_run = _wait(sft_run, lambda r: not r.is_active, 300, "SFT to finish")
+    sft_run = wait_for_run(sft_run, timeout=300, what="SFT to finish")
     assert sft_run.status == PipelineRun.Status.SUCCEEDED, sft_run.error + sft_run.traceback + worker.log_text()
     sft_model = ModelEntry.objects.get(produced_by_run=sft_run)
     assert (sft_model.parent, sft_model.trained_on, sft_model.task) == (tiny_entry, sft_data, ModelEntry.Task.GENERATION)
@@ -82,7 +73,7 @@ def test_sft_then_spin_training_through_a_worker_builds_a_registry_chain_with_me
         researcher, trainer="preference", model=sft_model, dataset=pairs,
         overrides={"max_steps": 2, "learning_rate": 1e-4}, options={"loss": "spin", "beta": 0.1},
     )
-    spin_run = _wait(spin_run, lambda r: not r.is_active, 300, "SPIN training to finish")
+    spin_run = wait_for_run(spin_run, timeout=300, what="SPIN training to finish")
     assert spin_run.status == PipelineRun.Status.SUCCEEDED, spin_run.error + spin_run.traceback + worker.log_text()
     spin_model = ModelEntry.objects.get(produced_by_run=spin_run)
     assert spin_model.parent == sft_model
@@ -113,10 +104,10 @@ def test_a_killed_training_worker_resumes_from_its_last_checkpoint_with_the_step
     killed_at = int(latest_checkpoint(checkpoints).name.split("-")[1])
     assert killed_at < 300, "training finished before the kill; the test needs more steps"
 
-    run = _wait(run, lambda r: r.status == PipelineRun.Status.LOST, 60, "the run to be detected as lost")
+    run = wait_for_run(run, lambda r: r.status == PipelineRun.Status.LOST, 60, "the run to be detected as lost")
     rq_worker()
     run_services.run_resume(run=run)
-    run = _wait(run, lambda r: not r.is_active, 300, "the resumed run to finish")
+    run = wait_for_run(run, timeout=300, what="the resumed run to finish")
 
     assert run.status == PipelineRun.Status.SUCCEEDED, run.error + run.traceback
     assert run.summary["steps"] == 300
@@ -138,9 +129,9 @@ def test_cancel_keeps_the_last_checkpoint_and_says_where_it_is(live_settings, rq
     dataset = _dataset(Path(live_settings.ARTIFACT_ROOT) / "inputs", "sft", rows)
     run = _start(researcher, trainer="sft", model=tiny_entry, dataset=dataset, overrides={"max_steps": 300, "save_steps": 50})
     rq_worker()
-    run = _wait(run, lambda r: r.stage == "train" and r.progress_done >= 3, 300, "training to start", poll=0.1)
+    run = wait_for_run(run, lambda r: r.stage == "train" and r.progress_done >= 3, 300, "training to start", poll=0.1)
     run_services.run_request_cancel(run=run)
-    run = _wait(run, lambda r: not r.is_active, 120, "the cancel to land")
+    run = wait_for_run(run, timeout=120, what="the cancel to land")
     assert run.status == PipelineRun.Status.CANCELLED
     saved = latest_checkpoint(run_services.run_directory(run) / CHECKPOINTS_DIR)
     assert saved is not None and str(saved) in run.summary["stopped"]

@@ -4,10 +4,9 @@ A real `rqworker` process and the real 135M model; committed rows, hence `transa
 """
 from __future__ import annotations
 
-import time
-
 import pytest
 
+from tests.fixtures.runs import wait_for_run
 from webapp.library.models import SeedPrompt, SeedPromptSet
 from webapp.registry.services import model_ensure_embedded
 from webapp.runs import kinds, services
@@ -24,15 +23,6 @@ def _generate_run(user, prompt_set: SeedPromptSet, name: str) -> PipelineRun:
     return services.run_create(user=user, kind=PipelineRun.Kind.GENERATE, config=config, name=name)
 
 
-def _wait_finished(run: PipelineRun, timeout: float) -> PipelineRun:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        run.refresh_from_db()
-        if not run.is_active:
-            return run
-        time.sleep(0.3)
-    raise AssertionError(f"run {run.pk} still {run.status} at {run.stage}: {run.log_tail}")
-
 
 def test_a_second_job_on_the_same_model_reuses_it_and_starts_generating_within_two_seconds(
     live_settings, rq_worker, researcher, client, embedded_model_dir
@@ -45,7 +35,7 @@ def test_a_second_job_on_the_same_model_reuses_it_and_starts_generating_within_t
     second = _generate_run(researcher, prompt_set, "warm")
     worker = rq_worker()
 
-    first, second = _wait_finished(first, 300), _wait_finished(second, 120)
+    first, second = wait_for_run(first, timeout=300), wait_for_run(second, timeout=120)
 
     assert first.status == second.status == PipelineRun.Status.SUCCEEDED, worker.log_text()[-3000:]
     assert first.summary["model_cache_hit"] is False
