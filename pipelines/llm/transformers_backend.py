@@ -7,6 +7,8 @@ What makes it fast (each measured by `bench/generation.py`, see docs/operators.m
   run the whole prompt n times, which dominates when prompts are long, as AFT's aggregation prompts are);
 - sampling (temperature, top-p and the draw) is one logits processor, `InverseCDFSampler`, several
   times cheaper per step than generate's own warpers and `multinomial` over a large vocabulary;
+- on the CPU, linear weights are prepacked for oneDNN and the KV cache grows in place instead of by
+  concatenation (`pipelines.llm.cpu_decoding`);
 - the stop-string check (a tokenizer pass per step) is only set up when stop strings are given;
 - the torch thread count is applied on every call, so a training job in the same worker process
   (which sets its own) cannot leave generation on a bad setting.
@@ -24,6 +26,7 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, DynamicCache, GenerationConfig, LogitsProcessorList
 
 from pipelines.errors import InvalidConfigError
+from pipelines.llm.cpu_decoding import PackedLinear, growing_cache, pack_linear_weights
 from pipelines.llm.sampling import InverseCDFSampler
 from pipelines.llm.types import Completion, Conversation, FinishReason, SamplingParams
 
@@ -36,6 +39,8 @@ class TransformersBackend:
     `batch_size` bounds the sequences decoded together (prompts x n), so memory stays flat when
     n grows. Each prompt is tokenized and prefilled once; its n samples decode from copies of its
     KV cache. `torch_threads` (None: leave torch's setting alone) is set before every call.
+    `cpu_decoding_tricks` (on a CPU only) packs the linear weights and grows the KV cache in place;
+    off, the model decodes exactly as transformers does by default (the benchmark's comparison).
     """
 
     def __init__(
@@ -45,6 +50,7 @@ class TransformersBackend:
         dtype: str = "float32",
         batch_size: int = 16,
         torch_threads: int | None = None,
+        cpu_decoding_tricks: bool = True,
     ) -> None:
         started = time.monotonic()
         self.model_dir = Path(model_dir)
@@ -71,8 +77,15 @@ class TransformersBackend:
         self._shares_prefill = not getattr(self.model.config, "is_encoder_decoder", False) and (
             "logits_to_keep" in inspect.signature(self.model.forward).parameters
         )
+        self._cpu_decoding_tricks = cpu_decoding_tricks and self.device.type == "cpu"
+        # How many linear layers were packed (0: plain nn.Linear), shown by the benchmark.
+        self.packed_linears = pack_linear_weights(self.model, self.batch_size) if self._cpu_decoding_tricks else 0
         # What the worker's backend cache counts against its memory budget.
-        self.memory_bytes = sum(p.numel() * p.element_size() for p in self.model.parameters())
+        self.memory_bytes = sum(p.numel() * p.element_size() for p in self.model.parameters()) + sum(
+            module.packed_weight.numel() * module.packed_weight.element_size()
+            for module in self.model.modules()
+            if isinstance(module, PackedLinear)
+        )
         self.eos_token_ids: set[int] = set(eos if isinstance(eos, list) else [eos]) - {None}
         pad = generation_config.pad_token_id
         if pad is None:
@@ -155,10 +168,12 @@ class TransformersBackend:
         prompt_width = input_ids.shape[1]
         sampling = params.temperature > 0
         repeats = params.n if sampling else 1
-        cache: DynamicCache | None = None
+        cache = self._new_cache(prompt_width + params.max_tokens)
         if repeats > 1:
             if prompt_width > 1 and self._shares_prefill:
-                cache = self._prefill_once(input_ids, attention_mask, repeats)
+                cache = self._prefill_once(
+                    input_ids, attention_mask, repeats, cache or DynamicCache(config=self.model.config)
+                )
             input_ids = input_ids.repeat_interleave(repeats, dim=0)
             attention_mask = attention_mask.repeat_interleave(repeats, dim=0)
         output = self.model.generate(
@@ -177,15 +192,20 @@ class TransformersBackend:
             self._completion(tokens, len(token_lists[row // repeats]), params) for row, tokens in enumerate(generated)
         ]
 
-    def _prefill_once(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, repeats: int) -> DynamicCache:
-        """Run each prompt but its last token through the model once, and copy the KV cache `repeats` times.
+    def _new_cache(self, capacity: int) -> DynamicCache | None:
+        """A cache that grows in place up to `capacity` positions on the CPU; None (generate's own) elsewhere."""
+        return growing_cache(self.model.config, capacity) if self._cpu_decoding_tricks else None
+
+    def _prefill_once(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor, repeats: int, cache: DynamicCache
+    ) -> DynamicCache:
+        """Run each prompt but its last token through `cache` once, and copy the KV cache `repeats` times.
 
         `generate` then sees a cache covering all but the last prompt token, feeds only that token
         (one decoding-sized step for all samples) and samples from there: the prompt's prefill is
         paid once instead of n times. Position ids follow the left padding as `generate` sets them.
         """
         positions = (attention_mask.long().cumsum(-1) - 1).masked_fill(attention_mask == 0, 0)
-        cache = DynamicCache(config=self.model.config)
         self.model(
             input_ids=input_ids[:, :-1],
             attention_mask=attention_mask[:, :-1],

@@ -37,7 +37,9 @@ def test_every_prompt_gets_n_samples_from_one_encoding_and_one_prefill(tiny_back
 
     def recording_generate(**kwargs):
         cached_tokens = kwargs["past_key_values"].get_seq_length()
-        generate_calls.append((kwargs["input_ids"].shape, kwargs["generation_config"].num_return_sequences, cached_tokens))
+        generate_calls.append(
+            (kwargs["input_ids"].shape, kwargs["generation_config"].num_return_sequences, cached_tokens)
+        )
         return generate(**kwargs)
 
     def recording_forward(*args, **kwargs):
@@ -67,8 +69,10 @@ def test_shared_prefill_gives_the_logits_of_a_full_forward_pass_under_left_paddi
     prompts = [tiny_backend.tokenizer(text)["input_ids"] for text in ("a much longer prompt than the other", "short")]
     padded = tiny_backend.tokenizer.pad({"input_ids": prompts}, padding=True, return_tensors="pt")
     with torch.inference_mode():
-        cache = tiny_backend._prefill_once(padded["input_ids"], padded["attention_mask"], repeats=3)
-        assert cache.get_seq_length() == padded["input_ids"].shape[1] - 1
+        width = padded["input_ids"].shape[1]
+        cache = tiny_backend._new_cache(capacity=width + 4)  # grows in place on the CPU
+        cache = tiny_backend._prefill_once(padded["input_ids"], padded["attention_mask"], 3, cache)
+        assert cache.get_seq_length() == width - 1
         mask = padded["attention_mask"].repeat_interleave(3, dim=0)
         positions = (mask.cumsum(-1) - 1)[:, -1:]
         last = tiny_backend.model(
