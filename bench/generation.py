@@ -1,20 +1,22 @@
 """Generation throughput: our TransformersBackend against naive `generate`, next to this machine's hardware bound.
 
 Runs in one process on the real embedded SmolLM2-135M-Instruct, on the same prompts, and prints one
-JSON object (also written to --out). For each case (batch of 1, 8 and 32 prompts, and the AFT pattern:
+JSON object (also written to --out). For each case (batch of 1, 8 and 32 prompts; the AFT pattern:
 n=5 samples of one prompt, once with a short question and once with an aggregation-sized prompt of
-~500 tokens) it times
+~500 tokens; and 32 questions behind the same ~300-token few-shot prefix, the way ALMoST and AugCon
+prompt) it times
 
 - `naive_batched`: one plain `model.generate` over the whole left-padded batch (for the AFT pattern:
   `num_return_sequences=5`) on the model as transformers loads it, torch's default thread count, no
   other tricks;
 - `naive_sequential`: one `generate` call per prompt and per sample, one after another (the loop a
-  script without batching writes; the issue's reference for its targets);
+  script without batching writes; the issue's reference for its targets; not for the few-shot case);
 - `ours`: the backend exactly as the pipelines get it (`pipelines.llm.factory.build_backend` on the
   embedded model's spec, so the `REFINERY_*` settings of the environment apply),
 
 and reports tokens/s for each, the ratios, and the hardware bound: compute (2 x parameters FLOPs per
-token at the measured matmul FLOP/s) and memory (all weights read once per decoding step at the
+token that any implementation must compute (a prefix all prompts share counted once, each
+distinct prompt once) at the measured matmul FLOP/s) and memory (all weights read once per decoding step at the
 measured copy bandwidth, shared by the batch's rows), whichever is lower. The machine is measured
 before and after the cases and the higher figures kept: on a shared host whose speed drifts, that
 is the more demanding bound.
@@ -43,6 +45,7 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from pipelines.llm.embedded import default_model_cache_dir, ensure_embedded_model  # noqa: E402
+from pipelines.llm.prompt_batches import shared_prefix_length  # noqa: E402
 from pipelines.llm.types import SamplingParams  # noqa: E402
 
 QUESTIONS = [
@@ -92,6 +95,24 @@ AGGREGATION_PROMPT = (
     + "".join(f"Proposed answer {k}: {PROPOSAL}\n\n" for k in range(1, 6))
     + "Using the proposed answers above, write the single best answer to the question."
 )
+# How ALMoST and AugCon ask: every prompt opens with the same instructions and demonstrations.
+FEW_SHOT_PREFIX = (
+    "You answer questions for curious readers. Here are three answers in the style we want: "
+    "accurate, friendly, a few sentences long.\n\n"
+    "Question: Why do we have day and night?\n"
+    "Answer: The Earth spins on its axis once every 24 hours. The half facing the sun has day, and the "
+    "half facing away has night. As the planet turns, places move from one half to the other, which is "
+    "why the sun seems to rise in the east and set in the west.\n\n"
+    "Question: How do plants drink water?\n"
+    "Answer: Roots take up water from the soil through tiny root hairs. The water then travels up thin "
+    "tubes called xylem to the stem and leaves. As water evaporates from small pores in the leaves, it "
+    "pulls more water up behind it, a bit like sipping through a straw.\n\n"
+    "Question: Why does ice float?\n"
+    "Answer: When water freezes, its molecules lock into an open crystal pattern that takes up more "
+    "space than liquid water. Ice is therefore less dense than the water around it, so it floats. This "
+    "is why lakes freeze from the top down and fish can survive the winter below.\n\n"
+    "Question: "
+)
 TEMPERATURE = 0.7
 SEED = 0
 # (name, prompts, samples per prompt)
@@ -101,6 +122,7 @@ FULL_CASES = [
     ("batch_32", 32, 1),
     ("aft_n5_one_prompt", 1, 5),
     ("aft_n5_long_prompt", 1, 5),
+    ("few_shot_32", 32, 1),
 ]
 QUICK_CASES = [("batch_1", 1, 1), ("batch_8", 8, 1), ("aft_n5_one_prompt", 1, 5), ("aft_n5_long_prompt", 1, 5)]
 
@@ -173,8 +195,9 @@ def hardware_bound(
     """Generated tokens/s no implementation can beat on this machine for this case.
 
     Compute: each token through the model, prompt or generated, costs ~2 FLOPs per parameter
-    (attention over these short contexts adds a few percent); the distinct prompts are counted
-    once, since their n samples can share the prefill. Memory: each decoding step reads every
+    (attention over these short contexts adds a few percent). `prompt_tokens` is the prompt work
+    that cannot be shared: a prefix common to all prompts once, each distinct prompt once (its n
+    samples can share the prefill). Memory: each decoding step reads every
     weight once, whatever the batch, so a step of `rows` sequences yields `rows` tokens per full
     weight read. The slower of the two limits the case; all rows are taken to run `new_tokens`.
     """
@@ -186,7 +209,7 @@ def hardware_bound(
     return {
         "flops_per_token_g": round(flops_per_token / 1e9, 3),
         "weight_bytes_per_step_mb": round(weight_bytes / 1e6, 1),
-        "prompt_tokens_prefilled_once": prompt_tokens,
+        "prompt_tokens_computed_once": prompt_tokens,
         "compute_bound_tokens_per_s": round(generated / compute_seconds, 1),
         "memory_bound_tokens_per_s": round(generated / memory_seconds, 1),
         "bound_tokens_per_s": round(generated / max(compute_seconds, memory_seconds), 1),
@@ -270,6 +293,8 @@ def bench_case(
 
     name, prompt_count, samples = case
     questions = [AGGREGATION_PROMPT] if "long_prompt" in name else QUESTIONS
+    if name.startswith("few_shot"):
+        questions = [FEW_SHOT_PREFIX + question + "\nAnswer:" for question in QUESTIONS]
     conversations = [[{"role": "user", "content": questions[i % len(questions)]}] for i in range(prompt_count)]
     texts = [
         backend.tokenizer.apply_chat_template(conversation, tokenize=False, add_generation_prompt=True)
@@ -289,7 +314,8 @@ def bench_case(
         return timed
 
     runners: dict[str, Callable[[], int]] = {"naive_batched": with_naive_threads(naive_batched), "ours": ours}
-    if not skip_sequential:
+    # The one-at-a-time loop over 32 long prompts would take minutes and says nothing new.
+    if not skip_sequential and not name.startswith("few_shot"):
         runners["naive_sequential"] = with_naive_threads(naive_sequential)
     # Alternate the runners and keep each one's best time: other processes on a shared machine slow
     # whichever run they overlap, and the least disturbed run is the closest to what the code costs.
@@ -301,12 +327,18 @@ def bench_case(
             started = time.perf_counter()
             tokens[key] = runners[key]()
             timings[key].append(time.perf_counter() - started)
-    prompt_tokens = sum(len(tokenizer(text, add_special_tokens=False)["input_ids"]) for text in texts)
+    encoded = [tokenizer(text, add_special_tokens=False)["input_ids"] for text in texts]
+    # The least prompt work any implementation must do: the prefix all prompts share once, then the rest
+    # of each distinct prompt once (its n samples can share it).
+    shared = shared_prefix_length(encoded, minimum=1)
+    prompt_tokens_to_compute = shared + sum(len(tokens) - shared for tokens in encoded)
     result: dict[str, Any] = {
         "case": name,
         "prompts": prompt_count,
         "samples_per_prompt": samples,
-        "prompt_tokens": prompt_tokens,
+        "prompt_tokens": sum(len(tokens) for tokens in encoded),
+        "shared_prefix_tokens": shared,
+        "prompt_tokens_to_compute": prompt_tokens_to_compute,
     }
     for key in runners:
         best = min(timings[key])
@@ -386,7 +418,7 @@ def main() -> None:
             hardware,
             rows=case[1] * case[2],
             new_tokens=max_tokens,
-            prompt_tokens=result["prompt_tokens"],
+            prompt_tokens=result["prompt_tokens_to_compute"],
         )
         result["hardware_bound"] = bound
         result["ours_fraction_of_bound"] = round(result["ours"]["tokens_per_s"] / bound["bound_tokens_per_s"], 3)

@@ -5,10 +5,14 @@ What makes it fast (each measured by `bench/generation.py`, see docs/operators.m
 - the n samples of a prompt share one prefill: the prompt runs through the model once, its KV cache
   is copied n times, and only decoding is done per sample (generate's `num_return_sequences` would
   run the whole prompt n times, which dominates when prompts are long, as AFT's aggregation prompts are);
+- the prompts of a batch share the prefix they have in common (chat template, instructions, few-shot
+  demonstrations): it runs through the model once and its KV cache is copied to every row
+  (`pipelines.llm.prompt_batches`);
 - sampling (temperature, top-p and the draw) is one logits processor, `InverseCDFSampler`, several
   times cheaper per step than generate's own warpers and `multinomial` over a large vocabulary;
-- on the CPU, linear weights are prepacked for oneDNN and the KV cache grows in place instead of by
-  concatenation (`pipelines.llm.cpu_decoding`);
+- on the CPU, linear weights are prepacked for oneDNN, the KV cache grows in place instead of by
+  concatenation, and prompts attend to grouped key/value heads without copying them
+  (`pipelines.llm.cpu_decoding`);
 - the stop-string check (a tokenizer pass per step) is only set up when stop strings are given;
 - the torch thread count is applied on every call, so a training job in the same worker process
   (which sets its own) cannot leave generation on a bad setting.
@@ -26,7 +30,13 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, DynamicCache, GenerationConfig, LogitsProcessorList
 
 from pipelines.errors import InvalidConfigError
-from pipelines.llm.cpu_decoding import PackedLinear, growing_cache, pack_linear_weights
+from pipelines.llm.cpu_decoding import (
+    PackedLinear,
+    growing_cache,
+    pack_linear_weights,
+    use_grouped_prompt_attention,
+)
+from pipelines.llm.prompt_batches import pad_behind_prefix, positions_from_mask, shared_prefix_length
 from pipelines.llm.sampling import InverseCDFSampler
 from pipelines.llm.types import Completion, Conversation, FinishReason, SamplingParams
 
@@ -39,7 +49,8 @@ class TransformersBackend:
     `batch_size` bounds the sequences decoded together (prompts x n), so memory stays flat when
     n grows. Each prompt is tokenized and prefilled once; its n samples decode from copies of its
     KV cache. `torch_threads` (None: leave torch's setting alone) is set before every call.
-    `cpu_decoding_tricks` (on a CPU only) packs the linear weights and grows the KV cache in place;
+    `cpu_decoding_tricks` (on a CPU only) packs the linear weights, grows the KV cache in place and
+    runs prompts' grouped-query attention in torch's kernel;
     off, the model decodes exactly as transformers does by default (the benchmark's comparison).
     """
 
@@ -80,6 +91,8 @@ class TransformersBackend:
         self._cpu_decoding_tricks = cpu_decoding_tricks and self.device.type == "cpu"
         # How many linear layers were packed (0: plain nn.Linear), shown by the benchmark.
         self.packed_linears = pack_linear_weights(self.model, self.batch_size) if self._cpu_decoding_tricks else 0
+        if self._cpu_decoding_tricks:
+            use_grouped_prompt_attention(self.model)
         # What the worker's backend cache counts against its memory budget.
         self.memory_bytes = sum(p.numel() * p.element_size() for p in self.model.parameters()) + sum(
             module.packed_weight.numel() * module.packed_weight.element_size()
@@ -163,17 +176,18 @@ class TransformersBackend:
     def _generate_batch(
         self, token_lists: list[list[int]], generation_config: GenerationConfig, params: SamplingParams
     ) -> list[Completion]:
-        padded = self.tokenizer.pad({"input_ids": token_lists}, padding=True, return_tensors="pt").to(self.device)
-        input_ids, attention_mask = padded["input_ids"], padded["attention_mask"]
-        prompt_width = input_ids.shape[1]
         sampling = params.temperature > 0
         repeats = params.n if sampling else 1
+        shared = shared_prefix_length(token_lists) if self._shares_prefill else 0
+        input_ids, attention_mask = pad_behind_prefix(token_lists, shared, self.pad_token_id)
+        input_ids, attention_mask = input_ids.to(self.device), attention_mask.to(self.device)
+        prompt_width = input_ids.shape[1]
         cache = self._new_cache(prompt_width + params.max_tokens)
+        if (shared or repeats > 1) and prompt_width > 1 and self._shares_prefill:
+            cache = self._prefill(
+                input_ids, attention_mask, shared, repeats, cache or DynamicCache(config=self.model.config)
+            )
         if repeats > 1:
-            if prompt_width > 1 and self._shares_prefill:
-                cache = self._prefill_once(
-                    input_ids, attention_mask, repeats, cache or DynamicCache(config=self.model.config)
-                )
             input_ids = input_ids.repeat_interleave(repeats, dim=0)
             attention_mask = attention_mask.repeat_interleave(repeats, dim=0)
         output = self.model.generate(
@@ -196,25 +210,40 @@ class TransformersBackend:
         """A cache that grows in place up to `capacity` positions on the CPU; None (generate's own) elsewhere."""
         return growing_cache(self.model.config, capacity) if self._cpu_decoding_tricks else None
 
-    def _prefill_once(
-        self, input_ids: torch.Tensor, attention_mask: torch.Tensor, repeats: int, cache: DynamicCache
+    def _prefill(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor, shared: int, repeats: int, cache: DynamicCache
     ) -> DynamicCache:
-        """Run each prompt but its last token through `cache` once, and copy the KV cache `repeats` times.
+        """Fill `cache` with every prompt but its last token, computing the shared prefix and each prompt once.
 
-        `generate` then sees a cache covering all but the last prompt token, feeds only that token
-        (one decoding-sized step for all samples) and samples from there: the prompt's prefill is
-        paid once instead of n times. Position ids follow the left padding as `generate` sets them.
+        The first `shared` columns (the same tokens in every row, see `prompt_batches`) run as one
+        row and their cache is copied to every row; the rest of each prompt but its last token runs
+        for all rows; then the cache is copied `repeats` times, once per sample. `generate` sees a
+        cache covering all but the last column, feeds only that column (one decoding-sized step) and
+        samples from there: a common prefix is paid once per batch and a prompt once per n samples.
         """
-        positions = (attention_mask.long().cumsum(-1) - 1).masked_fill(attention_mask == 0, 0)
-        self.model(
-            input_ids=input_ids[:, :-1],
-            attention_mask=attention_mask[:, :-1],
-            position_ids=positions[:, :-1],
-            past_key_values=cache,
-            use_cache=True,
-            logits_to_keep=1,
-        )
-        cache.batch_repeat_interleave(repeats)
+        positions = positions_from_mask(attention_mask)
+        rows, width = input_ids.shape
+        if shared:
+            self.model(
+                input_ids=input_ids[:1, :shared],
+                position_ids=positions[:1, :shared],
+                past_key_values=cache,
+                use_cache=True,
+                logits_to_keep=1,
+            )
+            if rows > 1:
+                cache.batch_repeat_interleave(rows)
+        if width - 1 > shared:
+            self.model(
+                input_ids=input_ids[:, shared:-1],
+                attention_mask=attention_mask[:, :-1],
+                position_ids=positions[:, shared:-1],
+                past_key_values=cache,
+                use_cache=True,
+                logits_to_keep=1,
+            )
+        if repeats > 1:
+            cache.batch_repeat_interleave(repeats)
         return cache
 
     def _completion(self, tokens: list[int], prompt_tokens: int, params: SamplingParams) -> Completion:

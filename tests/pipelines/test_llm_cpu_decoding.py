@@ -5,20 +5,29 @@ from __future__ import annotations
 import pytest
 import torch
 
-from pipelines.llm.cpu_decoding import GrowingCacheLayer, PackedLinear, growing_cache, pack_linear_weights
+from pipelines.llm.cpu_decoding import (
+    GROUPED_SDPA,
+    GrowingCacheLayer,
+    PackedLinear,
+    growing_cache,
+    pack_linear_weights,
+    use_grouped_prompt_attention,
+)
 
 pytestmark = pytest.mark.skipif(not torch.backends.mkldnn.is_available(), reason="torch built without oneDNN")
 
 
 @pytest.fixture(scope="module")
 def plain_and_packed(tiny_model_dir):
-    """The tiny random model twice: as transformers loads it, and with its linear layers packed."""
+    """The tiny random model twice: as transformers loads it, and with every CPU decoding trick applied."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     plain = AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.float32).eval()
     packed = AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.float32).eval()
     linear_count = sum(type(module) is torch.nn.Linear for module in packed.modules())
     assert pack_linear_weights(packed, batch_hint=8) == linear_count > 0
+    assert use_grouped_prompt_attention(packed) and packed.config._attn_implementation == GROUPED_SDPA
+    assert packed.config.num_key_value_heads < packed.config.num_attention_heads, "the tiny model must use GQA"
     tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir, padding_side="left")
     return plain, packed, tokenizer
 
@@ -50,7 +59,7 @@ def test_packing_leaves_half_precision_models_alone(tiny_model_dir):
     assert any(type(module) is torch.nn.Linear for module in model.modules())
 
 
-def test_packed_model_with_growing_cache_generates_what_the_plain_model_generates(plain_and_packed):
+def test_packed_model_with_growing_cache_and_grouped_prompt_attention_matches_the_plain_model(plain_and_packed):
     plain, packed, tokenizer = plain_and_packed
     batch = tokenizer(
         ["a much longer prompt than the others here", "short", "mid sized one"], padding=True, return_tensors="pt"

@@ -32,6 +32,8 @@ def _texts(results):
 
 
 def test_every_prompt_gets_n_samples_from_one_encoding_and_one_prefill(tiny_backend, monkeypatch):
+    from pipelines.llm.prompt_batches import shared_prefix_length
+
     generate_calls, prompt_forwards = [], []
     generate, forward = tiny_backend.model.generate, tiny_backend.model.forward
 
@@ -43,7 +45,7 @@ def test_every_prompt_gets_n_samples_from_one_encoding_and_one_prefill(tiny_back
         return generate(**kwargs)
 
     def recording_forward(*args, **kwargs):
-        if kwargs["input_ids"].shape[1] > 1:  # a prompt (prefill), not a one-token decoding step
+        if kwargs["past_key_values"].get_seq_length() == 0 or kwargs["input_ids"].shape[1] > 1:  # not a decoding step
             prompt_forwards.append(tuple(kwargs["input_ids"].shape))
         return forward(*args, **kwargs)
 
@@ -53,30 +55,52 @@ def test_every_prompt_gets_n_samples_from_one_encoding_and_one_prefill(tiny_back
     results = tiny_backend.chat(conversations, SamplingParams(n=4, temperature=1.0, max_tokens=5, seed=1))
 
     assert [len(samples) for samples in results] == [4, 4, 4]
-    # batch_size=8 sequences -> 2 prompts per generate call; each prompt runs through the model once
-    # (all but its last token), and its 4 samples decode from copies of that cache.
+    # batch_size=8 sequences -> 2 prompts per generate call (the two longest first); each prompt runs
+    # through the model once (all but its last token), and its 4 samples decode from copies of that cache.
     assert [(shape[0], repeats) for shape, repeats, _ in generate_calls] == [(8, 1), (4, 1)]
     widths = [shape[1] for shape, _, _ in generate_calls]
-    assert prompt_forwards == [(2, widths[0] - 1), (1, widths[1] - 1)]
+    # The chat template's system prompt opens both prompts of the first batch: it runs once, as one row.
+    encoded = [tiny_backend.tokenizer.apply_chat_template(c, add_generation_prompt=True) for c in conversations]
+    encoded = [list(getattr(tokens, "input_ids", tokens)) for tokens in encoded]
+    shared = shared_prefix_length([encoded[2], encoded[1]])
+    assert shared >= 8
+    assert prompt_forwards == [(1, shared), (2, widths[0] - 1 - shared), (1, widths[1] - 1)]
     assert [cached_tokens for _, _, cached_tokens in generate_calls] == [width - 1 for width in widths]
     assert all(0 < completion.completion_tokens <= 5 for samples in results for completion in samples)
     assert len({text for text in _texts(results)[0]}) > 1, "sampling should give different samples"
 
 
-def test_shared_prefill_gives_the_logits_of_a_full_forward_pass_under_left_padding(tiny_backend):
+@pytest.mark.parametrize(
+    "texts",
+    [
+        ("a much longer prompt than the other", "short"),
+        # A common prefix of more than 8 tokens, then rests of different lengths (padding in the middle).
+        (
+            "You are a careful assistant. Answer briefly and exactly. Question: why is the sky blue today?",
+            "You are a careful assistant. Answer briefly and exactly. Question: why?",
+            "You are a careful assistant. Answer briefly and exactly. Question: what is two plus two, and why?",
+        ),
+    ],
+    ids=["no-shared-prefix", "shared-prefix"],
+)
+def test_prefill_gives_each_prompt_the_logits_of_its_own_full_forward_pass(tiny_backend, texts):
     import torch
 
-    prompts = [tiny_backend.tokenizer(text)["input_ids"] for text in ("a much longer prompt than the other", "short")]
-    padded = tiny_backend.tokenizer.pad({"input_ids": prompts}, padding=True, return_tensors="pt")
+    from pipelines.llm.prompt_batches import pad_behind_prefix, shared_prefix_length
+
+    prompts = [tiny_backend.tokenizer(text)["input_ids"] for text in texts]
+    shared = shared_prefix_length(prompts)
+    assert (shared > 0) == (len(texts) == 3)
+    input_ids, mask = pad_behind_prefix(prompts, shared, tiny_backend.pad_token_id)
+    width = input_ids.shape[1]
     with torch.inference_mode():
-        width = padded["input_ids"].shape[1]
         cache = tiny_backend._new_cache(capacity=width + 4)  # grows in place on the CPU
-        cache = tiny_backend._prefill_once(padded["input_ids"], padded["attention_mask"], 3, cache)
+        cache = tiny_backend._prefill(input_ids, mask, shared, 3, cache)
         assert cache.get_seq_length() == width - 1
-        mask = padded["attention_mask"].repeat_interleave(3, dim=0)
+        mask = mask.repeat_interleave(3, dim=0)
         positions = (mask.cumsum(-1) - 1)[:, -1:]
         last = tiny_backend.model(
-            input_ids=padded["input_ids"][:, -1:].repeat_interleave(3, dim=0),
+            input_ids=input_ids[:, -1:].repeat_interleave(3, dim=0),
             attention_mask=mask,
             position_ids=positions,
             past_key_values=cache,
@@ -85,6 +109,16 @@ def test_shared_prefill_gives_the_logits_of_a_full_forward_pass_under_left_paddi
             alone = tiny_backend.model(input_ids=torch.tensor([tokens])).logits[0, -1]
             for sample in range(3):
                 torch.testing.assert_close(last[index * 3 + sample], alone, atol=1e-4, rtol=1e-4)
+
+
+def test_greedy_answers_do_not_depend_on_the_prompts_batched_with_them(tiny_backend):
+    """A shared prefix, padding in the middle and the batch's other rows change nothing: same greedy text alone."""
+    prefix = "You are a careful assistant. Answer briefly and exactly. Question: "
+    prompts = [prefix + "why is the sky blue?", prefix + "what is 2+2?", prefix + "name a color that rhymes."]
+    params = SamplingParams(temperature=0, max_tokens=8)
+    together = _texts(tiny_backend.complete(prompts, params))
+    alone = [_texts(tiny_backend.complete([prompt], params))[0] for prompt in prompts]
+    assert together == alone
 
 
 def test_stop_strings_are_only_checked_when_given_and_threads_are_set_on_every_call(tiny_model_dir, monkeypatch):
