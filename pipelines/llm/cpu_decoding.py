@@ -85,7 +85,21 @@ def pack_linear_weights(model: torch.nn.Module, batch_hint: int) -> int:
         return 0
     for parent, name, packed in replacements:
         setattr(parent, name, packed)
+    _copy_out_of_the_weights_file(model)
     return len(replacements)
+
+
+def _copy_out_of_the_weights_file(model: torch.nn.Module) -> None:
+    """Give the parameters and buffers that stay (embeddings, norms) memory of their own.
+
+    transformers maps the safetensors file and its tensors point into that mapping; once the
+    linear weights were read for packing, all of the file counts in the process's RSS for as long as
+    any tensor still points into it. Copying the few tensors left lets the mapping go: for
+    SmolLM2-135M that is ~540 MB less resident memory in every worker holding the model.
+    """
+    with torch.no_grad():
+        for tensor in [*model.parameters(), *model.buffers()]:
+            tensor.data = tensor.data.clone()
 
 
 class GrowingCacheLayer(DynamicLayer):

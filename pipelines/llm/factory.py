@@ -8,6 +8,8 @@ Worker settings read from the environment (see docs/operators.md):
   core; set 1 on hosts where other processes share the cores: see the benchmark in the docs);
 - `REFINERY_GENERATION_BATCH_SIZE`: sequences decoded together by the transformers backend (32 on
   CPU, 16 on a GPU);
+- `REFINERY_KV_CACHE_BYTES`: KV cache one transformers batch may hold (768 MiB on CPU, where it
+  shares RAM with everything else; no limit on a GPU); batches of long prompts get fewer rows;
 - `REFINERY_OPENAI_MAX_CONCURRENCY`: requests one job keeps in flight to an OpenAI-compatible
   server (8); raise it for a large `vllm serve`, which batches whatever is in flight.
 """
@@ -58,6 +60,9 @@ def build_backend(spec: dict[str, Any], *, model_cache_dir: Path) -> LLMBackend:
             # on a GPU, 16 keeps the KV cache of long prompts on large models within memory.
             batch_size=_env_int("REFINERY_GENERATION_BATCH_SIZE", 16 if _has_cuda() else 32),
             torch_threads=_env_int("REFINERY_TORCH_THREADS", 0) or None,
+            # 768 MiB keeps a CPU worker holding SmolLM2-135M under 2 GB resident even for 32 rows of
+            # 660-token prompts (AFT aggregation), which would otherwise cache ~970 MB at once.
+            kv_cache_bytes=_env_int("REFINERY_KV_CACHE_BYTES", 0 if _has_cuda() else 768 * 2**20) or None,
         )
     if kind == "vllm":
         from pipelines.llm.vllm_backend import VLLMBackend

@@ -61,3 +61,31 @@ def pad_behind_prefix(
 def positions_from_mask(attention_mask: torch.Tensor) -> torch.Tensor:
     """Each token's position in its unpadded prompt (padding gets 0), the way `generate` derives them."""
     return (attention_mask.long().cumsum(-1) - 1).masked_fill(attention_mask == 0, 0)
+
+
+def plan_batches(
+    order: list[int],
+    lengths: list[int],
+    *,
+    samples: int,
+    max_rows: int,
+    max_new_tokens: int,
+    cache_positions_budget: int | None = None,
+) -> list[list[int]]:
+    """Split prompts (indices, longest first) into batches of at most `max_rows` sequences (prompts x samples).
+
+    With `cache_positions_budget` (rows x positions the KV cache may hold at once, from the memory
+    budget), a batch of long prompts gets fewer rows: each row holds its batch's longest prompt
+    plus `max_new_tokens` positions. Every batch has at least one prompt.
+    """
+    per_batch = max(1, max_rows // samples)
+    batches: list[list[int]] = []
+    start = 0
+    while start < len(order):
+        count = per_batch
+        if cache_positions_budget is not None:
+            positions_per_row = lengths[order[start]] + max_new_tokens
+            count = max(1, min(count, cache_positions_budget // (samples * positions_per_row)))
+        batches.append(order[start : start + count])
+        start += count
+    return batches

@@ -36,7 +36,7 @@ from pipelines.llm.cpu_decoding import (
     pack_linear_weights,
     use_grouped_prompt_attention,
 )
-from pipelines.llm.prompt_batches import pad_behind_prefix, positions_from_mask, shared_prefix_length
+from pipelines.llm.prompt_batches import pad_behind_prefix, plan_batches, positions_from_mask, shared_prefix_length
 from pipelines.llm.sampling import InverseCDFSampler
 from pipelines.llm.types import Completion, Conversation, FinishReason, SamplingParams
 
@@ -50,7 +50,8 @@ class TransformersBackend:
     n grows. Each prompt is tokenized and prefilled once; its n samples decode from copies of its
     KV cache. `torch_threads` (None: leave torch's setting alone) is set before every call.
     `cpu_decoding_tricks` (on a CPU only) packs the linear weights, grows the KV cache in place and
-    runs prompts' grouped-query attention in torch's kernel;
+    runs prompts' grouped-query attention in torch's kernel; `kv_cache_bytes` (None: no limit) caps
+    the KV cache of one batch: batches of long prompts get fewer rows so a worker's memory stays flat.
     off, the model decodes exactly as transformers does by default (the benchmark's comparison).
     """
 
@@ -62,6 +63,7 @@ class TransformersBackend:
         batch_size: int = 16,
         torch_threads: int | None = None,
         cpu_decoding_tricks: bool = True,
+        kv_cache_bytes: int | None = None,
     ) -> None:
         started = time.monotonic()
         self.model_dir = Path(model_dir)
@@ -93,6 +95,12 @@ class TransformersBackend:
         self.packed_linears = pack_linear_weights(self.model, self.batch_size) if self._cpu_decoding_tricks else 0
         if self._cpu_decoding_tricks:
             use_grouped_prompt_attention(self.model)
+        bytes_per_position = kv_cache_bytes_per_position(
+            self.model.config, next(self.model.parameters()).element_size()
+        )
+        self._cache_positions_budget = (
+            kv_cache_bytes // bytes_per_position if kv_cache_bytes and bytes_per_position else None
+        )
         # What the worker's backend cache counts against its memory budget.
         self.memory_bytes = sum(p.numel() * p.element_size() for p in self.model.parameters()) + sum(
             module.packed_weight.numel() * module.packed_weight.element_size()
@@ -141,16 +149,22 @@ class TransformersBackend:
         greedy = params.temperature == 0
         # Greedy decoding gives the same text for every sample: decode once, copy n times.
         samples_per_prompt = 1 if greedy else params.n
-        prompts_per_batch = max(1, self.batch_size // samples_per_prompt)
         # Longest first: similar lengths share a batch (little padding), and memory peaks at the start.
         order = sorted(range(len(prompts)), key=lambda index: len(encoded[index]), reverse=True)
+        batches = plan_batches(
+            order,
+            [len(tokens) for tokens in encoded],
+            samples=samples_per_prompt,
+            max_rows=self.batch_size,
+            max_new_tokens=params.max_tokens,
+            cache_positions_budget=self._cache_positions_budget,
+        )
         generation_config = self._generation_config(params)
         self._apply_threads()
 
         results: list[list[Completion]] = [[] for _ in prompts]
         with torch.inference_mode(), torch.random.fork_rng(devices=self._rng_devices()):
-            for batch_number, start in enumerate(range(0, len(order), prompts_per_batch)):
-                indices = order[start : start + prompts_per_batch]
+            for batch_number, indices in enumerate(batches):
                 if params.seed is not None:
                     # Per-batch seeds keep a call reproducible whatever ran in this process before it.
                     torch.manual_seed(params.seed * 100_003 + batch_number)
@@ -274,6 +288,20 @@ class TransformersBackend:
 
     def _rng_devices(self) -> list[int]:
         return [self.device.index or 0] if self.device.type == "cuda" else []
+
+
+def kv_cache_bytes_per_position(config: Any, element_size: int) -> int | None:
+    """Bytes one sequence's KV cache grows by per token (keys and values, every layer); None if unknown."""
+    text_config = config.get_text_config() if hasattr(config, "get_text_config") else config
+    layers = getattr(text_config, "num_hidden_layers", None)
+    heads = getattr(text_config, "num_attention_heads", None)
+    kv_heads = getattr(text_config, "num_key_value_heads", None) or heads
+    head_dim = getattr(text_config, "head_dim", None) or (
+        text_config.hidden_size // heads if heads and getattr(text_config, "hidden_size", None) else None
+    )
+    if not (layers and kv_heads and head_dim):
+        return None
+    return 2 * layers * kv_heads * head_dim * element_size
 
 
 def _copy(completion: Completion) -> Completion:

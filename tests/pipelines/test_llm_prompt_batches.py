@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from pipelines.llm.prompt_batches import pad_behind_prefix, positions_from_mask, shared_prefix_length
+from pipelines.llm.prompt_batches import pad_behind_prefix, plan_batches, positions_from_mask, shared_prefix_length
 
 PREFIX = list(range(100, 110))  # 10 tokens
 
@@ -37,3 +37,23 @@ def test_without_a_shared_prefix_rows_are_left_padded():
     input_ids, mask = pad_behind_prefix([[1, 2, 3], [4]], 0, pad_token_id=9)
     assert input_ids.tolist() == [[1, 2, 3], [9, 9, 4]]
     assert mask.tolist() == [[1, 1, 1], [0, 0, 1]]
+
+
+def test_batches_hold_at_most_max_rows_sequences_counting_samples():
+    order, lengths = [0, 1, 2, 3, 4], [10, 9, 8, 7, 6]
+    assert plan_batches(order, lengths, samples=1, max_rows=2, max_new_tokens=4) == [[0, 1], [2, 3], [4]]
+    assert plan_batches(order, lengths, samples=3, max_rows=8, max_new_tokens=4) == [[0, 1], [2, 3], [4]]
+    assert plan_batches(order, lengths, samples=16, max_rows=8, max_new_tokens=4) == [[0], [1], [2], [3], [4]]
+
+
+def test_a_cache_budget_gives_batches_of_long_prompts_fewer_rows():
+    order, lengths = [0, 1, 2, 3, 4, 5], [96, 90, 30, 20, 10, 8]
+    # 2 samples x (96 + 4) positions per prompt: a 450-position budget holds 2 long prompts (400);
+    # the short ones (2 x (30 + 4) = 68 each) fit 6 at a time, capped by max_rows=8 -> 4 prompts.
+    batches = plan_batches(order, lengths, samples=2, max_rows=8, max_new_tokens=4, cache_positions_budget=450)
+    assert batches == [[0, 1], [2, 3, 4, 5]]
+    # A prompt alone over budget still runs, alone.
+    assert plan_batches([0, 1], [500, 5], samples=1, max_rows=8, max_new_tokens=4, cache_positions_budget=100) == [
+        [0],
+        [1],
+    ]

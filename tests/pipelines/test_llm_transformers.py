@@ -111,6 +111,33 @@ def test_prefill_gives_each_prompt_the_logits_of_its_own_full_forward_pass(tiny_
                 torch.testing.assert_close(last[index * 3 + sample], alone, atol=1e-4, rtol=1e-4)
 
 
+def test_kv_cache_budget_splits_long_prompts_into_smaller_batches_with_the_same_answers(tiny_model_dir, monkeypatch):
+    from pipelines.llm.transformers_backend import TransformersBackend, kv_cache_bytes_per_position
+
+    prompts = ["word " * 60, "word " * 50, "a b", "c d"]
+    params = SamplingParams(temperature=0, max_tokens=4)
+    unbounded = TransformersBackend(tiny_model_dir, batch_size=8)
+    config = unbounded.model.config
+    per_position = kv_cache_bytes_per_position(config, 4)
+    assert per_position == 2 * config.num_hidden_layers * config.num_key_value_heads * config.head_dim * 4
+    # Room for one row of the longest prompt (~61 tokens + 4 new) but not two.
+    bounded = TransformersBackend(tiny_model_dir, batch_size=8, kv_cache_bytes=per_position * 100)
+    rows_per_call = []
+    generate = bounded.model.generate
+
+    def recording_generate(**kwargs):
+        rows_per_call.append(kwargs["input_ids"].shape[0])
+        return generate(**kwargs)
+
+    monkeypatch.setattr(bounded.model, "generate", recording_generate)
+    try:
+        assert _texts(bounded.complete(prompts, params)) == _texts(unbounded.complete(prompts, params))
+    finally:
+        bounded.close()
+        unbounded.close()
+    assert rows_per_call == [1, 1, 2]
+
+
 def test_greedy_answers_do_not_depend_on_the_prompts_batched_with_them(tiny_backend):
     """A shared prefix, padding in the middle and the batch's other rows change nothing: same greedy text alone."""
     prefix = "You are a careful assistant. Answer briefly and exactly. Question: "
