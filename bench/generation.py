@@ -3,7 +3,7 @@
 Runs in one process on the real embedded SmolLM2-135M-Instruct, on the same prompts, and prints one
 JSON object (also written to --out). For each case (batch of 1, 8 and 32 prompts; the AFT pattern:
 n=5 samples of one prompt, once with a short question and once with an aggregation-sized prompt of
-~500 tokens; and 32 questions behind the same ~300-token few-shot prefix, the way ALMoST and AugCon
+~500 tokens; and 32 questions behind the same ~260-token few-shot prefix, the way ALMoST and AugCon
 prompt) it times
 
 - `naive_batched`: one plain `model.generate` over the whole left-padded batch (for the AFT pattern:
@@ -15,11 +15,11 @@ prompt) it times
   embedded model's spec, so the `REFINERY_*` settings of the environment apply),
 
 and reports tokens/s for each, the ratios, and the hardware bound: compute (2 x parameters FLOPs per
-token that any implementation must compute (a prefix all prompts share counted once, each
-distinct prompt once) at the measured matmul FLOP/s) and memory (all weights read once per decoding step at the
-measured copy bandwidth, shared by the batch's rows), whichever is lower. The machine is measured
-before and after the cases and the higher figures kept: on a shared host whose speed drifts, that
-is the more demanding bound.
+token that any implementation must run through the model, a prefix all prompts share counted once
+and each distinct prompt once, at the measured matmul FLOP/s) and memory (all weights read once per
+decoding step at the measured copy bandwidth, shared by the batch's rows), whichever is lower. The
+machine is measured before and after the cases and the higher figures kept: on a shared host whose
+speed drifts, that is the more demanding bound.
 
 Usage:
     .venv/bin/python bench/generation.py --quick          # minutes: 16 new tokens, batches 1 and 8, AFT

@@ -1,4 +1,4 @@
-"""Faster decoding on CPU for a model loaded for inference: prepacked linear weights and a KV cache grown in place.
+"""Faster CPU inference: prepacked linear weights, a KV cache grown in place, grouped attention for prompts.
 
 Why (measured by `bench/generation.py` and a profile of a batch-32 decoding step of SmolLM2-135M on
 the 2-core CPU; figures in docs/operators.md):
@@ -11,7 +11,6 @@ the 2-core CPU; figures in docs/operators.md):
   the page faults of the fresh allocations). `GrowingCacheLayer` writes each step into a buffer
   sized for the prompt and its new tokens and hands attention a view of the filled part, so
   attention still reads only what is there (a static cache makes it read the whole capacity).
-
 - For a prompt (more than one query position) with a padding mask, transformers' SDPA path copies
   every key/value head once per query head of its group (`repeat_kv`) before attention: for a batch
   of 32 few-shot prompts of ~300 tokens that copying was a quarter of the prefill. Torch's kernel
@@ -210,7 +209,8 @@ def grouped_prompt_sdpa(
     to transformers' `sdpa_attention_forward` unchanged.
     """
     groups = getattr(module, "num_key_value_groups", 1)
-    if query.shape[2] == 1 or groups == 1 or attention_mask is None or kwargs.get("position_bias") is not None:
+    special = kwargs.get("position_bias") is not None or kwargs.get("cache") is not None
+    if query.shape[2] == 1 or groups == 1 or attention_mask is None or special:
         return sdpa_attention_forward(
             module, query, key, value, attention_mask, dropout=dropout, scaling=scaling, is_causal=is_causal, **kwargs
         )

@@ -50,9 +50,9 @@ class TransformersBackend:
     n grows. Each prompt is tokenized and prefilled once; its n samples decode from copies of its
     KV cache. `torch_threads` (None: leave torch's setting alone) is set before every call.
     `cpu_decoding_tricks` (on a CPU only) packs the linear weights, grows the KV cache in place and
-    runs prompts' grouped-query attention in torch's kernel; `kv_cache_bytes` (None: no limit) caps
-    the KV cache of one batch: batches of long prompts get fewer rows so a worker's memory stays flat.
-    off, the model decodes exactly as transformers does by default (the benchmark's comparison).
+    runs prompts' grouped-query attention in torch's kernel; off, the model runs as transformers
+    loads it. `kv_cache_bytes` (None: no limit) caps the KV cache of one batch: batches of long
+    prompts get fewer rows, so a worker's memory stays flat.
     """
 
     def __init__(
