@@ -148,9 +148,7 @@ class GrowingCacheLayer(DynamicLayer):
     ) -> None:
         # Past the planned capacity (a caller decoding longer than it said): double, like a list.
         capacity = self.capacity if needed <= self.capacity else max(needed, 2 * length)
-        batch, heads, _, key_dim = key_states.shape
-        key_buffer = key_states.new_empty((batch, heads, capacity, key_dim))
-        value_buffer = value_states.new_empty((batch, value_states.shape[1], capacity, value_states.shape[-1]))
+        key_buffer, value_buffer = _empty_buffers(key_states, value_states, key_states.shape[0], capacity)
         if length:
             key_buffer[:, :, :length] = self.keys
             value_buffer[:, :, :length] = self.values
@@ -162,10 +160,8 @@ class GrowingCacheLayer(DynamicLayer):
         length = self.get_seq_length()
         if length == 0 or repeats == 1:
             return
-        batch, heads, _, key_dim = self.keys.shape
-        capacity = max(self.capacity, length)
-        key_buffer = self.keys.new_empty((batch * repeats, heads, capacity, key_dim))
-        value_buffer = self.values.new_empty((batch * repeats, self.values.shape[1], capacity, self.values.shape[-1]))
+        batch = self.keys.shape[0]
+        key_buffer, value_buffer = _empty_buffers(self.keys, self.values, batch * repeats, max(self.capacity, length))
         # Row b of the old cache becomes rows b*repeats .. b*repeats+repeats-1: a broadcast copy.
         key_buffer.view(batch, repeats, *key_buffer.shape[1:])[:, :, :, :length] = self.keys[:, None]
         value_buffer.view(batch, repeats, *value_buffer.shape[1:])[:, :, :, :length] = self.values[:, None]
@@ -175,6 +171,16 @@ class GrowingCacheLayer(DynamicLayer):
     def reset(self) -> None:
         self._key_buffer = self._value_buffer = None
         super().reset()
+
+
+def _empty_buffers(
+    keys: torch.Tensor, values: torch.Tensor, rows: int, capacity: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Uninitialized key and value buffers of `rows` x `capacity` positions, heads and dims as `keys`/`values`."""
+    return (
+        keys.new_empty((rows, keys.shape[1], capacity, keys.shape[-1])),
+        values.new_empty((rows, values.shape[1], capacity, values.shape[-1])),
+    )
 
 
 def growing_cache(config, capacity: int) -> DynamicCache:

@@ -9,7 +9,7 @@ Worker settings read from the environment (see docs/operators.md):
 - `REFINERY_GENERATION_BATCH_SIZE`: sequences decoded together by the transformers backend (32 on
   CPU, 16 on a GPU);
 - `REFINERY_KV_CACHE_BYTES`: KV cache one transformers batch may hold (768 MiB on CPU, where it
-  shares RAM with everything else; no limit on a GPU); batches of long prompts get fewer rows;
+  shares RAM with everything else; no limit on a GPU; 0: no limit); batches of long prompts get fewer rows;
 - `REFINERY_OPENAI_MAX_CONCURRENCY`: requests one job keeps in flight to an OpenAI-compatible
   server (8); raise it for a large `vllm serve`, which batches whatever is in flight.
 """

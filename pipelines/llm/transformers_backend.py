@@ -99,7 +99,9 @@ class TransformersBackend:
             self.model.config, next(self.model.parameters()).element_size()
         )
         self._cache_positions_budget = (
-            kv_cache_bytes // bytes_per_position if kv_cache_bytes and bytes_per_position else None
+            kv_cache_bytes // bytes_per_position
+            if kv_cache_bytes and kv_cache_bytes > 0 and bytes_per_position
+            else None
         )
         # What the worker's backend cache counts against its memory budget.
         self.memory_bytes = sum(p.numel() * p.element_size() for p in self.model.parameters()) + sum(
@@ -198,9 +200,7 @@ class TransformersBackend:
         prompt_width = input_ids.shape[1]
         cache = self._new_cache(prompt_width + params.max_tokens)
         if (shared or repeats > 1) and prompt_width > 1 and self._shares_prefill:
-            cache = self._prefill(
-                input_ids, attention_mask, shared, repeats, cache or DynamicCache(config=self.model.config)
-            )
+            cache = self._prefill(input_ids, attention_mask, shared, repeats, cache)
         if repeats > 1:
             input_ids = input_ids.repeat_interleave(repeats, dim=0)
             attention_mask = attention_mask.repeat_interleave(repeats, dim=0)
@@ -220,9 +220,11 @@ class TransformersBackend:
             self._completion(tokens, len(token_lists[row // repeats]), params) for row, tokens in enumerate(generated)
         ]
 
-    def _new_cache(self, capacity: int) -> DynamicCache | None:
-        """A cache that grows in place up to `capacity` positions on the CPU; None (generate's own) elsewhere."""
-        return growing_cache(self.model.config, capacity) if self._cpu_decoding_tricks else None
+    def _new_cache(self, capacity: int) -> DynamicCache:
+        """A cache that grows in place up to `capacity` positions on the CPU; transformers' own elsewhere."""
+        if self._cpu_decoding_tricks:
+            return growing_cache(self.model.config, capacity)
+        return DynamicCache(config=self.model.config)
 
     def _prefill(
         self, input_ids: torch.Tensor, attention_mask: torch.Tensor, shared: int, repeats: int, cache: DynamicCache

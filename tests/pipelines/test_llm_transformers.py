@@ -60,8 +60,9 @@ def test_every_prompt_gets_n_samples_from_one_encoding_and_one_prefill(tiny_back
     assert [(shape[0], repeats) for shape, repeats, _ in generate_calls] == [(8, 1), (4, 1)]
     widths = [shape[1] for shape, _, _ in generate_calls]
     # The chat template's system prompt opens both prompts of the first batch: it runs once, as one row.
-    encoded = [tiny_backend.tokenizer.apply_chat_template(c, add_generation_prompt=True) for c in conversations]
-    encoded = [list(getattr(tokens, "input_ids", tokens)) for tokens in encoded]
+    tokenizer = tiny_backend.tokenizer
+    texts = [tokenizer.apply_chat_template(c, tokenize=False, add_generation_prompt=True) for c in conversations]
+    encoded = tokenizer(texts, add_special_tokens=False)["input_ids"]  # as the backend encodes them
     shared = shared_prefix_length([encoded[2], encoded[1]])
     assert shared >= 8
     assert prompt_forwards == [(1, shared), (2, widths[0] - 1 - shared), (1, widths[1] - 1)]

@@ -19,7 +19,6 @@ from webapp.runs.models import Artifact, PipelineRun
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
 
-
 def test_inference_then_aggregation_data_through_a_worker(live_settings, rq_worker, researcher, tiny_model_dir, client):
     tiny = ModelEntry.objects.create(name="tiny", source=ModelEntry.Source.LOCAL, path=str(tiny_model_dir))
     prompt_set = SeedPromptSet.objects.create(name="three", prompt_count=3)

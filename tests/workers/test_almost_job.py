@@ -23,7 +23,6 @@ NO_RESPONSE_RULES = {
 }
 
 
-
 def _library(dialogues: list[tuple[str, str]]) -> tuple[SeedPromptSet, FewShotSet]:
     """The seed prompts (with an instruction line) and an HHH-style demonstration set of these dialogues."""
     seeds = SeedPromptSet.objects.create(name="seeds", instruction="### Instruction: Write a user's first question.")

@@ -16,7 +16,6 @@ from webapp.runs.models import Artifact, PipelineRun
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
 
-
 def test_an_augcon_run_on_two_documents_finishes_through_a_worker_with_its_failures_counted(
     live_settings, rq_worker, researcher, client, tiny_model_dir, corpus, qa_set  # noqa: F811
 ):

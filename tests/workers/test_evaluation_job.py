@@ -33,7 +33,6 @@ def _prompt_set() -> SeedPromptSet:
     return prompt_set
 
 
-
 def _evaluate(user, model: ModelEntry, *, max_tokens: int, judge_max_tokens: int) -> Evaluation:
     config, candidates, baseline = services.evaluation_config_build(
         candidate_models=[model], candidate_artifacts=[], baseline_model=model, baseline_artifact=None, judge=model,

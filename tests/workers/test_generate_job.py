@@ -36,7 +36,6 @@ def _start_run(user, prompt_set: SeedPromptSet, *, max_tokens: int, batch_size: 
     return services.run_create(user=user, kind=PipelineRun.Kind.GENERATE, config=config, name="test")
 
 
-
 def _rows(run: PipelineRun) -> list[dict]:
     artifact = run.artifacts.get(name="generations")
     return [json.loads(line) for line in Path(artifact.jsonl_path).read_text().splitlines()]

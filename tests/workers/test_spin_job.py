@@ -15,7 +15,6 @@ from webapp.spin import services
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
 
-
 def test_two_spin_iterations_register_iter0_then_iter1_with_mixed_data(live_settings, rq_worker, researcher, tiny_model_dir, client):
     base = ModelEntry.objects.create(name="tiny", source=ModelEntry.Source.LOCAL, path=str(tiny_model_dir))
     path = Path(live_settings.ARTIFACT_ROOT) / "qa.jsonl"

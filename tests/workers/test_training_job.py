@@ -44,7 +44,6 @@ def _start(user, *, trainer: str, model: ModelEntry, dataset: Artifact, override
     return services.training_run_create(user=user, config=config, name=f"test {trainer}")
 
 
-
 @pytest.fixture
 def tiny_entry(tiny_model_dir) -> ModelEntry:
     return ModelEntry.objects.create(name="tiny", source=ModelEntry.Source.LOCAL, path=str(tiny_model_dir))

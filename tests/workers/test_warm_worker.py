@@ -23,7 +23,6 @@ def _generate_run(user, prompt_set: SeedPromptSet, name: str) -> PipelineRun:
     return services.run_create(user=user, kind=PipelineRun.Kind.GENERATE, config=config, name=name)
 
 
-
 def test_a_second_job_on_the_same_model_reuses_it_and_starts_generating_within_two_seconds(
     live_settings, rq_worker, researcher, client, embedded_model_dir
 ):
