@@ -25,6 +25,7 @@ Usage:
     .venv/bin/python bench/generation.py --quick          # minutes: 16 new tokens, batches 1 and 8, AFT
     .venv/bin/python bench/generation.py                  # 64 new tokens, batches 1, 8, 32 and AFT
     .venv/bin/python bench/generation.py --top-p 0.95     # nucleus sampling, as the pipelines sample
+    .venv/bin/python bench/generation.py --dtype bfloat16 # a bfloat16 model, against a bfloat16 bound
     .venv/bin/python bench/generation.py --out bench/results/generation-cpu.json
 """
 
@@ -141,42 +142,73 @@ def _best_seconds(run: Callable[[], Any], repeats: int, warmup: int = 2) -> floa
     return min(timings)
 
 
-def measure_hardware(thread_counts: list[int]) -> dict[str, Any]:
-    """Matmul FLOP/s (fp32) and copy bandwidth of this machine, best over the given thread counts.
+def measure_hardware(thread_counts: list[int], dtype_name: str = "float32") -> dict[str, Any]:
+    """Matmul FLOP/s (in `dtype_name`) and copy bandwidth of this machine, best over the given thread counts.
 
     The matmul is a large GEMM (the most a core can do, the compute ceiling) and the model's own MLP
-    shape at batch 32 (what decoding actually runs); the bandwidth is a 256 MiB copy (read + write
-    bytes), far larger than the caches, like the weights a decoding step streams.
+    shape at batch 32 (what decoding actually runs), each through torch's matmul (MKL) and through
+    oneDNN with the weight packed once (the kernel our backend uses): on AMD CPUs MKL takes a path
+    that reaches about half of what oneDNN does, and a ceiling our own kernels beat would be no
+    bound. The bandwidth is a 256 MiB copy (read + write bytes), far larger than the caches, like
+    the weights a decoding step streams.
     """
     import torch
 
+    dtype = getattr(torch, dtype_name)
     previous_threads = torch.get_num_threads()
     per_threads: dict[str, dict[str, float]] = {}
-    large_a, large_b = torch.randn(1024, 2048), torch.randn(2048, 2048)
-    mlp_x, mlp_w = torch.randn(32, 576), torch.randn(1536, 576)
+    large_a, large_b = torch.randn(1024, 2048, dtype=dtype), torch.randn(2048, 2048, dtype=dtype)
+    mlp_x, mlp_w = torch.randn(32, 576, dtype=dtype), torch.randn(1536, 576, dtype=dtype)
     source = torch.empty(64 * 2**20)  # 256 MiB of float32
     target = torch.empty_like(source)
+    packed = _onednn_packed(large_b, 1024), _onednn_packed(mlp_w, 32)
     for threads in sorted(set(thread_counts)):
         torch.set_num_threads(threads)
         large = _best_seconds(lambda: large_a @ large_b, repeats=5)
         mlp = _best_seconds(lambda: torch.nn.functional.linear(mlp_x, mlp_w), repeats=50)
         copy = _best_seconds(lambda: target.copy_(source), repeats=5)
-        per_threads[str(threads)] = {
+        figures = {
             "gemm_2048_gflops": round(2 * 1024 * 2048 * 2048 / large / 1e9, 1),
             "mlp_shape_b32_gflops": round(2 * 32 * 576 * 1536 / mlp / 1e9, 1),
             "copy_gb_per_s": round(2 * source.numel() * 4 / copy / 1e9, 1),
         }
+        if packed[0] is not None:
+            large_packed = _best_seconds(lambda: _onednn_linear(large_a, packed[0]), repeats=5)
+            mlp_packed = _best_seconds(lambda: _onednn_linear(mlp_x, packed[1]), repeats=50)
+            figures["gemm_2048_onednn_packed_gflops"] = round(2 * 1024 * 2048 * 2048 / large_packed / 1e9, 1)
+            figures["mlp_shape_b32_onednn_packed_gflops"] = round(2 * 32 * 576 * 1536 / mlp_packed / 1e9, 1)
+        per_threads[str(threads)] = figures
     torch.set_num_threads(previous_threads)
     return {
+        "dtype": dtype_name,
         "by_thread_count": per_threads,
-        "matmul_gflops": max(max(v["gemm_2048_gflops"], v["mlp_shape_b32_gflops"]) for v in per_threads.values()),
+        "matmul_gflops": max(
+            value for figures in per_threads.values() for key, value in figures.items() if key.endswith("gflops")
+        ),
         "copy_gb_per_s": max(v["copy_gb_per_s"] for v in per_threads.values()),
     }
+
+
+def _onednn_packed(weight, rows: int):
+    """`weight` ([out, in]) reordered for oneDNN as `PackedLinear` does; None where this torch or CPU cannot."""
+    import torch
+
+    try:
+        return torch.ops.mkldnn._reorder_linear_weight(weight, rows)
+    except (AttributeError, RuntimeError):
+        return None
+
+
+def _onednn_linear(inputs, packed_weight):
+    import torch
+
+    return torch.ops.mkldnn._linear_pointwise(inputs, packed_weight, None, "none", [], "")
 
 
 def fastest_hardware(*measurements: dict[str, Any]) -> dict[str, Any]:
     """The highest of each figure over several measurements, each measurement kept for the record."""
     return {
+        "dtype": measurements[0]["dtype"],
         "measurements": [m["by_thread_count"] for m in measurements],
         "matmul_gflops": max(m["matmul_gflops"] for m in measurements),
         "copy_gb_per_s": max(m["copy_gb_per_s"] for m in measurements),
@@ -364,6 +396,12 @@ def main() -> None:
     parser.add_argument("--cases", default="", help="comma-separated subset of " + ",".join(c[0] for c in FULL_CASES))
     parser.add_argument("--skip-sequential", action="store_true", help="leave out the one-at-a-time loop")
     parser.add_argument("--naive-threads", type=int, default=0, help="torch threads for the naive runs (0: default)")
+    parser.add_argument(
+        "--dtype",
+        choices=["float32", "bfloat16"],
+        default="float32",
+        help="the model's dtype for every runner, and the bound's (bfloat16: where the CPU has bfloat16 kernels)",
+    )
     parser.add_argument("--model-cache-dir", type=Path, default=default_model_cache_dir())
     parser.add_argument("--out", type=Path, default=None, help="also write the JSON here")
     args = parser.parse_args()
@@ -382,11 +420,11 @@ def main() -> None:
     default_threads = torch.get_num_threads()
     naive_threads = args.naive_threads or default_threads
     ensure_embedded_model(args.model_cache_dir)
-    spec = {"kind": "transformers", "source": "embedded", "dtype": "float32"}
+    spec = {"kind": "transformers", "source": "embedded", "dtype": args.dtype}
     backend = build_backend(spec, model_cache_dir=args.model_cache_dir)
     ours_threads = getattr(backend, "torch_threads", None) or default_threads
     # The naive runners get the model exactly as transformers loads it (the backend packs its own copy).
-    plain_model = AutoModelForCausalLM.from_pretrained(backend.model_dir, dtype=torch.float32).eval()
+    plain_model = AutoModelForCausalLM.from_pretrained(backend.model_dir, dtype=getattr(torch, args.dtype)).eval()
     # Warm-up: the first calls pay for kernel selection and allocator growth.
     backend.chat([[{"role": "user", "content": "Hi"}]], SamplingParams(n=2, max_tokens=4, seed=0))
     naive_batched(plain_model, backend.tokenizer, ["Hi"], 2, 4, 1.0)
@@ -395,7 +433,7 @@ def main() -> None:
 
     load_before = os.getloadavg()
     thread_counts = [1, default_threads, ours_threads]
-    hardware_before = measure_hardware(thread_counts)
+    hardware_before = measure_hardware(thread_counts, args.dtype)
     results = []
     for case in cases:
         result = bench_case(
@@ -410,7 +448,7 @@ def main() -> None:
         )
         results.append(result)
         print(json.dumps(result), file=sys.stderr, flush=True)
-    hardware = fastest_hardware(hardware_before, measure_hardware(thread_counts))
+    hardware = fastest_hardware(hardware_before, measure_hardware(thread_counts, args.dtype))
     for case, result in zip(cases, results, strict=True):
         bound = hardware_bound(
             parameters,

@@ -3,9 +3,12 @@
 Why: profiling `generate` at batch 32 on the 2-core CPU (SmolLM2-135M, 49,152-token vocabulary)
 put 10% of all time in `torch.multinomial` (an exponential draw for every vocabulary entry of every
 row, ~40 ms a step) and, with top-p, a full sort of the vocabulary per row on top. Here the draw is
-inverse-CDF sampling (one uniform number per row, a cumulative sum and a binary search), and the
+inverse-CDF sampling (a uniform number per row and a binary search in cumulative sums), and the
 nucleus comes from `topk` over a few hundred candidates, widened (16x, then a full sort) only for
-the rows whose candidates hold less than `top_p` of the mass.
+the rows whose candidates hold less than `top_p` of the mass. Probabilities stay unnormalized
+(exp((score - max) / T), one pass, in place), and a large vocabulary is searched in two levels:
+a block of 256 tokens in proportion to its mass, then a token within it, so no pass builds the
+cumulative sum of the whole vocabulary (a sequential scan, the slowest op of the old sampler).
 
 The processor leaves a single finite score per row (the drawn token), so `generate` runs it in its
 greedy mode (`do_sample=False`) and the argmax picks the draw. The distribution is the one
@@ -38,46 +41,80 @@ class InverseCDFSampler(LogitsProcessor):
         self.candidates = max(1, int(candidates))
 
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
-        probabilities = torch.softmax(scores.float() / self.temperature, dim=-1)
-        tokens = self.draw(probabilities)
+        tokens = self.draw(unnormalized_probabilities(scores, self.temperature))
         chosen = torch.full_like(scores, float("-inf"))
         return chosen.scatter_(1, tokens, 0.0)
 
-    def draw(self, probabilities: torch.Tensor) -> torch.Tensor:
-        """One token id per row, shape (rows, 1)."""
+    def draw(self, weights: torch.Tensor) -> torch.Tensor:
+        """One token id per row, shape (rows, 1), drawn in proportion to `weights` (non-negative, any scale)."""
         if self.top_p >= 1.0:
-            return _inverse_cdf(probabilities)
-        rows, width = probabilities.shape
-        tokens = torch.empty((rows, 1), dtype=torch.long, device=probabilities.device)
-        pending = torch.arange(rows, device=probabilities.device)
+            return _inverse_cdf(weights)
+        rows, width = weights.shape
+        nucleus_mass = self.top_p * weights.sum(dim=-1, keepdim=True)
+        tokens = torch.empty((rows, 1), dtype=torch.long, device=weights.device)
+        pending = torch.arange(rows, device=weights.device)
         # Widen the candidates only for the rows whose nucleus they do not yet hold: most rows of a
         # small model at T<=1 are done at the first tier; a flat row (T>1) costs one row's sort.
         for tier in (self.candidates, self.candidates * 16, width):
-            subset = probabilities if len(pending) == rows else probabilities.index_select(0, pending)
+            every_row = len(pending) == rows
+            subset = weights if every_row else weights.index_select(0, pending)
+            mass = nucleus_mass if every_row else nucleus_mass.index_select(0, pending)
             if tier < width:
                 top, ids = subset.topk(tier, dim=-1)  # sorted, descending
-                covered = top.sum(dim=-1) >= self.top_p
+                covered = top.sum(dim=-1) >= mass.squeeze(1)
             else:
                 top, ids = subset.sort(dim=-1, descending=True)
-                covered = torch.ones(len(pending), dtype=torch.bool, device=probabilities.device)
+                covered = torch.ones(len(pending), dtype=torch.bool, device=weights.device)
             if bool(covered.all()):
-                tokens[pending] = _nucleus_draw(top, ids, self.top_p)
+                tokens[pending] = _nucleus_draw(top, ids, mass)
                 break
             if bool(covered.any()):
-                tokens[pending[covered]] = _nucleus_draw(top[covered], ids[covered], self.top_p)
+                tokens[pending[covered]] = _nucleus_draw(top[covered], ids[covered], mass[covered])
             pending = pending[~covered]
         return tokens
 
 
-def _nucleus_draw(top: torch.Tensor, ids: torch.Tensor, top_p: float) -> torch.Tensor:
-    """Draw from descending-sorted candidates holding the nucleus: keep a token while the mass before it is under top_p."""
+def unnormalized_probabilities(scores: torch.Tensor, temperature: float) -> torch.Tensor:
+    """exp((scores - row max) / temperature) in float32: softmax's numerator, proportional to its
+    probabilities, in one new tensor (the scores are left as they are)."""
+    scores = scores.float()
+    weights = torch.sub(scores, scores.amax(dim=-1, keepdim=True))
+    return weights.mul_(1.0 / temperature).exp_()
+
+
+def _nucleus_draw(top: torch.Tensor, ids: torch.Tensor, nucleus_mass: torch.Tensor) -> torch.Tensor:
+    """Draw from descending-sorted candidates holding the nucleus: keep a token while the mass before
+    it is under `nucleus_mass` (top_p times the row's total, shape (rows, 1))."""
     before = top.cumsum(dim=-1) - top
-    kept = top.masked_fill(before >= top_p, 0.0)
+    kept = top.masked_fill(before >= nucleus_mass, 0.0)
     return ids.gather(1, _inverse_cdf(kept))
 
 
+CDF_BLOCK = 256
+"""Tokens per block of the two-level search; vocabularies under 4 blocks are searched in one level."""
+
+
 def _inverse_cdf(weights: torch.Tensor) -> torch.Tensor:
-    """Index drawn in proportion to each row's (unnormalized, non-negative) weights."""
+    """Index drawn in proportion to each row's (unnormalized, non-negative) weights.
+
+    A block of CDF_BLOCK entries is drawn in proportion to its sum, then an entry within it in
+    proportion to its weight: P(entry) = block sum / total x weight / block sum, as one level would
+    draw, for a pass of block sums and two small cumulative sums instead of one over every entry.
+    """
+    rows, width = weights.shape
+    if width < 4 * CDF_BLOCK:
+        return _inverse_cdf_one_level(weights)
+    blocks = -(-width // CDF_BLOCK)
+    if blocks * CDF_BLOCK != width:  # zero weights past the end are never drawn
+        weights = torch.nn.functional.pad(weights, (0, blocks * CDF_BLOCK - width))
+    grouped = weights.view(rows, blocks, CDF_BLOCK)
+    block = _inverse_cdf_one_level(grouped.sum(dim=-1))
+    inside = grouped.gather(1, block[:, :, None].expand(rows, 1, CDF_BLOCK)).squeeze(1)
+    return block * CDF_BLOCK + _inverse_cdf_one_level(inside)
+
+
+def _inverse_cdf_one_level(weights: torch.Tensor) -> torch.Tensor:
+    """Index drawn in proportion to each row's weights, by a binary search in their cumulative sum."""
     cumulative = weights.cumsum(dim=-1)
     uniform = torch.rand((weights.shape[0], 1), device=weights.device, dtype=cumulative.dtype)
     # side="right": the first index whose cumulative weight exceeds u, so a zero weight is never drawn.

@@ -51,12 +51,30 @@ def test_packing_replaces_every_linear_keeps_the_tied_embedding_and_releases_the
     assert sum(p.numel() for p in packed.parameters()) < sum(p.numel() for p in plain.parameters())
 
 
-def test_packing_leaves_half_precision_models_alone(tiny_model_dir):
+def test_packing_leaves_float16_models_alone(tiny_model_dir):
     from transformers import AutoModelForCausalLM
 
-    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.bfloat16)
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.float16)
     assert pack_linear_weights(model, batch_hint=8) == 0
     assert any(type(module) is torch.nn.Linear for module in model.modules())
+
+
+def test_bfloat16_models_are_packed_where_the_cpu_has_bfloat16_kernels_and_compute_the_same(tiny_model_dir):
+    from transformers import AutoModelForCausalLM
+
+    plain = AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.bfloat16).eval()
+    packed = AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.bfloat16).eval()
+    packed_count = pack_linear_weights(packed, batch_hint=8)
+    if not torch.ops.mkldnn._is_mkldnn_bf16_supported():
+        assert packed_count == 0
+        return
+    assert packed_count == sum(type(module) is torch.nn.Linear for module in plain.modules()) > 0
+    assert isinstance(packed.lm_head, PackedLinear) and packed.lm_head.packed_weight.dtype == torch.bfloat16
+    tokens = torch.randint(0, plain.config.vocab_size, (3, 9), generator=torch.Generator().manual_seed(0))
+    with torch.inference_mode():
+        logits_plain, logits_packed = plain(input_ids=tokens).logits, packed(input_ids=tokens).logits
+    # Both accumulate in float32 and round to bfloat16: the same up to bfloat16's ~3 significant digits.
+    torch.testing.assert_close(logits_packed.float(), logits_plain.float(), atol=0.05, rtol=0.02)
 
 
 def test_packed_model_with_growing_cache_and_grouped_prompt_attention_matches_the_plain_model(plain_and_packed):
@@ -74,6 +92,12 @@ def test_packed_model_with_growing_cache_and_grouped_prompt_attention_matches_th
         logits_packed = packed(**batch).logits
     assert torch.equal(got, expected)
     torch.testing.assert_close(logits_packed, logits_plain, atol=1e-4, rtol=1e-4)
+    # One prompt, no padding: decoding steps attend without any mask.
+    single = tokenizer(["one prompt without padding"], return_tensors="pt")
+    with torch.inference_mode():
+        expected_single = plain.generate(**single, **settings)
+        got_single = packed.generate(**single, past_key_values=growing_cache(packed.config, 64), **settings)
+    assert torch.equal(got_single, expected_single)
     assert all(isinstance(layer, GrowingCacheLayer) for layer in cache.layers)
     # Every step wrote into the one buffer planned for the prompt and its new tokens.
     assert all(layer.capacity == capacity for layer in cache.layers)

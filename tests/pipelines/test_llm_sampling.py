@@ -44,8 +44,10 @@ def test_top_p_keeps_the_same_tokens_as_transformers_and_samples_them_in_proport
 
 
 def test_a_nucleus_wider_than_the_candidates_falls_back_to_the_full_sort():
-    logits = torch.zeros(20)  # flat: the 0.9 nucleus holds 18 tokens; the tiers are 1, 16, then the sort
-    frequencies = _frequencies(InverseCDFSampler(1.0, 0.9, candidates=1), logits)
+    # Flat: the 0.88 nucleus holds 18 tokens (17 hold 0.85, 18 hold 0.90; a top_p of exactly 0.90
+    # would put the cut on a float rounding); the tiers are 1, 16, then the sort.
+    logits = torch.zeros(20)
+    frequencies = _frequencies(InverseCDFSampler(1.0, 0.88, candidates=1), logits)
     assert (frequencies > 0).sum() == 18
     assert torch.allclose(frequencies[frequencies > 0], torch.full((18,), 1 / 18, dtype=torch.float64), atol=0.01)
 
@@ -89,3 +91,36 @@ def test_the_same_seed_draws_the_same_tokens():
 def test_settings_outside_their_range_are_refused_by_name(temperature, top_p):
     with pytest.raises(ValueError, match="temperature|top_p"):
         InverseCDFSampler(temperature, top_p)
+
+
+@pytest.mark.parametrize("width", [1024, 1300, 3000])
+def test_a_large_vocabulary_is_searched_in_two_levels_with_the_same_distribution(width):
+    """Mass spread over several 256-token blocks, zeros between and at the very end (1300, 3000: padded)."""
+    logits = torch.full((width,), float("-inf"))
+    chosen = torch.tensor([0, 255, 256, 700, width - 2])
+    logits[chosen] = torch.tensor([0.0, 1.0, -0.5, 0.7, 0.2])
+    torch.manual_seed(1)
+    rows = 10_000  # a std of at most 0.005 per frequency
+    tokens = InverseCDFSampler(1.0).draw(torch.softmax(logits, dim=-1).repeat(rows, 1)).squeeze(1)
+    frequencies = torch.bincount(tokens, minlength=width).double() / rows
+    expected = torch.softmax(logits, dim=-1).double()
+    assert set(frequencies.nonzero().flatten().tolist()) <= set(chosen.tolist())
+    assert torch.allclose(frequencies, expected, atol=0.02), frequencies[chosen]
+
+
+def test_draw_takes_unnormalized_weights_as_the_processor_hands_them():
+    torch.manual_seed(4)
+    logits = torch.randn(30) * 2
+    weights = torch.softmax(logits, dim=-1).repeat(ROWS, 1) * 37.5
+    for top_p in (1.0, 0.8):
+        torch.manual_seed(0)
+        tokens = InverseCDFSampler(1.0, top_p).draw(weights).squeeze(1)
+        frequencies = torch.bincount(tokens, minlength=30).double() / ROWS
+        assert torch.allclose(frequencies, _reference(logits, 1.0, top_p), atol=0.012), top_p
+
+
+def test_the_processor_leaves_its_input_scores_unchanged():
+    scores = torch.randn(3, 2000)
+    before = scores.clone()
+    InverseCDFSampler(0.7, 0.95)(None, scores)
+    assert torch.equal(scores, before)
