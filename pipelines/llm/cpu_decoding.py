@@ -22,7 +22,7 @@ the 2-core CPU; figures in docs/operators.md):
 All of it only changes how the same arithmetic is laid out: outputs match the plain model to
 float32 rounding (tested). Packing is for inference only: the packed weights have no gradient.
 bfloat16 models are packed too where the CPU has bfloat16 kernels: on AVX512-BF16 (measured on a
-2-core AMD EPYC) their products run at twice the float32 rate and stream half the bytes, ~1.35x
+2-core AMD EPYC) their products run at twice the float32 rate and stream half the bytes, ~1.5x
 the float32 tokens/s at batch 32, at bfloat16's precision (a per-model choice: the registry's dtype).
 """
 
@@ -218,10 +218,11 @@ def grouped_prompt_sdpa(
     several query positions with a mask, folded query heads for one position (a decoding step).
 
     Everything else (models without groups, masks left to `is_causal`, per-head masks, position
-    biases, paged caches) goes to transformers' `sdpa_attention_forward` unchanged.
+    biases, soft-capping, paged caches) goes to transformers' `sdpa_attention_forward` unchanged.
     """
     groups = getattr(module, "num_key_value_groups", 1)
-    special = kwargs.get("position_bias") is not None or kwargs.get("cache") is not None
+    # Logit soft-capping (refused by transformers' SDPA), position biases and paged caches: transformers decides.
+    special = any(kwargs.get(name) is not None for name in ("softcap", "position_bias", "cache"))
     one_mask_for_all_heads = attention_mask is None or attention_mask.shape[1] == 1
     if query.shape[2] == 1 and groups > 1 and one_mask_for_all_heads and not special:
         return grouped_decoding_step(query, key, value, attention_mask, dropout, scaling), None

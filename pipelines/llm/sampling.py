@@ -107,7 +107,7 @@ def _inverse_cdf(weights: torch.Tensor) -> torch.Tensor:
     blocks = -(-width // CDF_BLOCK)
     if blocks * CDF_BLOCK != width:  # zero weights past the end are never drawn
         weights = torch.nn.functional.pad(weights, (0, blocks * CDF_BLOCK - width))
-    grouped = weights.view(rows, blocks, CDF_BLOCK)
+    grouped = weights.reshape(rows, blocks, CDF_BLOCK)
     block = _inverse_cdf_one_level(grouped.sum(dim=-1))
     inside = grouped.gather(1, block[:, :, None].expand(rows, 1, CDF_BLOCK)).squeeze(1)
     return block * CDF_BLOCK + _inverse_cdf_one_level(inside)

@@ -9,6 +9,7 @@ from pipelines.llm.cpu_decoding import (
     GROUPED_SDPA,
     GrowingCacheLayer,
     PackedLinear,
+    grouped_prompt_sdpa,
     growing_cache,
     pack_linear_weights,
     use_grouped_prompt_attention,
@@ -155,3 +156,14 @@ def test_growing_layer_survives_crop_batch_selection_repetition_and_reset():
     fresh = torch.randn(1, 3, 2, 4)
     layer.update(fresh, fresh)
     torch.testing.assert_close(layer.values, fresh)
+
+
+@pytest.mark.parametrize("positions", [1, 4])
+def test_grouped_attention_leaves_what_it_does_not_handle_to_transformers(positions):
+    """Soft-capping is refused by transformers' SDPA: it must not be silently dropped on our paths."""
+    module = torch.nn.Module()
+    module.num_key_value_groups, module.is_causal = 3, True
+    query, key = torch.randn(2, 6, positions, 8), torch.randn(2, 2, 5, 8)
+    mask = torch.ones(2, 1, positions, 5, dtype=torch.bool)
+    with pytest.raises(ValueError, match="softcap"):
+        grouped_prompt_sdpa(module, query, key, key, mask, softcap=30.0)
