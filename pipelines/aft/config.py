@@ -18,6 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from pipelines.common.config_fields import known_fields
 from pipelines.errors import InvalidConfigError
 from pipelines.llm.types import SamplingParams
 
@@ -353,10 +354,7 @@ class AggregationDataConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> AggregationDataConfig:
-        unknown = set(data) - set(cls.__dataclass_fields__)
-        if unknown:
-            raise InvalidConfigError(f"unknown aggregation data field(s): {', '.join(sorted(unknown))}")
-        values = dict(data)
+        values = known_fields(cls, data, "aggregation data")
         if "aggregator" in values:
             values["aggregator"] = _sampling("aggregator", values["aggregator"], greedy_final())
         for name in ("max_proposals", "min_proposals", "seed", "batch_size", "max_examples"):

@@ -13,9 +13,10 @@ count is not in the released code (RMSP was never released): 4 here.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from pipelines.common.config_fields import known_fields
 from pipelines.errors import InvalidConfigError
 from pipelines.training.config import RewardConfig
 
@@ -51,15 +52,6 @@ FILTER_DESCRIPTIONS = {
 def _check_range(name: str, value: float, low: float, high: float) -> None:
     if not low <= value <= high:
         raise InvalidConfigError(f"{name} must be between {low} and {high}, got {value}")
-
-
-def _known(cls: type, data: Any, where: str) -> dict[str, Any]:
-    if not isinstance(data, dict):
-        raise InvalidConfigError(f"{where} must be a JSON object, got {type(data).__name__}")
-    unknown = set(data) - {f.name for f in fields(cls)}
-    if unknown:
-        raise InvalidConfigError(f"unknown {where} field(s): {', '.join(sorted(unknown))}")
-    return dict(data)
 
 
 @dataclass(frozen=True)
@@ -268,12 +260,12 @@ class AlmostConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> AlmostConfig:
-        values = _known(cls, data, "ALMoST config")
+        values = known_fields(cls, data, "ALMoST config")
         configurations = values.get("configurations")
         if not isinstance(configurations, list):
             raise InvalidConfigError("configurations must be a list (the rubric, best first)")
         values["configurations"] = [
-            ResponseConfiguration(**_known(ResponseConfiguration, item, f"configurations[{index}]"))
+            ResponseConfiguration(**known_fields(ResponseConfiguration, item, f"configurations[{index}]"))
             for index, item in enumerate(configurations)
         ]
         nested = {
@@ -284,7 +276,7 @@ class AlmostConfig:
         }
         for name, nested_class in nested.items():
             if name in values:
-                values[name] = nested_class(**_known(nested_class, values[name], name))
+                values[name] = nested_class(**known_fields(nested_class, values[name], name))
         if "reward" in values:
             values["reward"] = RewardConfig.from_dict(values["reward"])
         return cls(**values)

@@ -15,9 +15,10 @@ character does) without changing the paper's numbers.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
+from pipelines.common.config_fields import known_fields
 from pipelines.errors import InvalidConfigError
 from pipelines.training.config import LoraSettings, TrainingArgs
 
@@ -176,12 +177,7 @@ class AugConConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> AugConConfig:
-        if not isinstance(data, dict):
-            raise InvalidConfigError(f"the AugCon config must be a JSON object, got {type(data).__name__}")
-        unknown = set(data) - {f.name for f in fields(cls)}
-        if unknown:
-            raise InvalidConfigError(f"unknown AugCon config field(s): {', '.join(sorted(unknown))}")
-        values = dict(data)
+        values = known_fields(cls, data, "AugCon config")
         if isinstance(values.get("scorer"), dict):
             values["scorer"] = TrainingArgs.from_dict(values["scorer"])
         try:

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from pipelines.common.config_fields import known_fields
 from pipelines.errors import InvalidConfigError
 from pipelines.evaluation.judge import JudgeConfig
 from pipelines.llm.types import SamplingParams
@@ -74,10 +75,7 @@ class Contestant:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Contestant:
-        unknown = set(data) - set(cls.__dataclass_fields__)
-        if unknown:
-            raise InvalidConfigError(f"unknown contestant field(s): {', '.join(sorted(unknown))}")
-        values = dict(data)
+        values = known_fields(cls, data, "contestant")
         values["sampling"] = SamplingParams.from_dict(values.get("sampling") or DEFAULT_ANSWER_SAMPLING.to_dict())
         return cls(**values)
 
@@ -144,10 +142,7 @@ class EvaluationConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> EvaluationConfig:
-        unknown = set(data) - set(cls.__dataclass_fields__)
-        if unknown:
-            raise InvalidConfigError(f"unknown evaluation config field(s): {', '.join(sorted(unknown))}")
-        values = dict(data)
+        values = known_fields(cls, data, "evaluation config")
         values["candidates"] = tuple(Contestant.from_dict(c) for c in values.get("candidates") or ())
         if "baseline" not in values:
             raise InvalidConfigError("an evaluation needs a baseline")

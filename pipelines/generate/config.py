@@ -4,6 +4,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from pipelines.common.config_fields import known_fields
 from pipelines.errors import InvalidConfigError
 from pipelines.llm.types import SamplingParams
 
@@ -30,9 +31,6 @@ class GenerateConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> GenerateConfig:
-        unknown = set(data) - set(cls.__dataclass_fields__)
-        if unknown:
-            raise InvalidConfigError(f"unknown generate config field(s): {', '.join(sorted(unknown))}")
-        values = dict(data)
+        values = known_fields(cls, data, "generate config")
         values["sampling"] = SamplingParams.from_dict(values.get("sampling") or {})
         return cls(**values)

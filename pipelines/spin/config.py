@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
+from pipelines.common.config_fields import known_fields
 from pipelines.errors import InvalidConfigError
 from pipelines.llm.types import SamplingParams
 from pipelines.training.config import PreferenceConfig, TrainingArgs
@@ -87,10 +88,7 @@ class SpinConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> SpinConfig:
-        unknown = set(data) - set(cls.__dataclass_fields__)
-        if unknown:
-            raise InvalidConfigError(f"unknown SPIN config field(s): {', '.join(sorted(unknown))}")
-        values = dict(data)
+        values = known_fields(cls, data, "SPIN config")
         if isinstance(values.get("generation"), dict):
             values["generation"] = SamplingParams.from_dict(values["generation"])
         if isinstance(values.get("training"), dict):

@@ -7,10 +7,11 @@ estimate with this module alone.
 from __future__ import annotations
 
 import os
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from pipelines.common.config_fields import known_fields
 from pipelines.errors import InvalidConfigError, InvalidInputError
 
 DEEPSPEED_DIR = Path(__file__).resolve().parent / "deepspeed"
@@ -157,9 +158,9 @@ class TrainingArgs:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TrainingArgs:
-        values = _known_fields(cls, data, "training")
+        values = known_fields(cls, data, "training")
         if isinstance(values.get("lora"), dict):
-            values["lora"] = LoraSettings(**_known_fields(LoraSettings, values["lora"], "training.lora"))
+            values["lora"] = LoraSettings(**known_fields(LoraSettings, values["lora"], "training.lora"))
         return cls(**values)
 
 
@@ -168,17 +169,8 @@ def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
         raise InvalidConfigError(f"{name} must be one of {', '.join(choices)}; got {value!r}")
 
 
-def _known_fields(cls: type, data: dict[str, Any], where: str) -> dict[str, Any]:
-    if not isinstance(data, dict):
-        raise InvalidConfigError(f"{where} must be a JSON object, got {type(data).__name__}")
-    unknown = set(data) - {f.name for f in fields(cls)}
-    if unknown:
-        raise InvalidConfigError(f"unknown {where} field(s): {', '.join(sorted(unknown))}")
-    return dict(data)
-
-
 def _from_dict_with_training(cls: type, data: dict[str, Any], where: str) -> Any:
-    values = _known_fields(cls, data, where)
+    values = known_fields(cls, data, where)
     if isinstance(values.get("training"), dict):
         values["training"] = TrainingArgs.from_dict(values["training"])
     return cls(**values)
