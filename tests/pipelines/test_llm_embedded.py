@@ -8,6 +8,7 @@ import threading
 import time
 
 import pytest
+import torch
 
 from pipelines.errors import InvalidConfigError
 from pipelines.llm.embedded import (
@@ -111,25 +112,29 @@ def test_backend_cache_keeps_models_within_its_memory_budget_and_evicts_the_leas
 ):
     spec = {"kind": "transformers", "source": "local", "path": str(tiny_model_dir), "dtype": "float32"}
     probe = BackendCache(max_bytes=0)
-    float32_bytes = probe.get(spec, model_cache_dir=model_cache_dir)[0].memory_bytes
-    half_bytes = probe.get({**spec, "dtype": "bfloat16"}, model_cache_dir=model_cache_dir)[0].memory_bytes
+    sizes = {
+        dtype: probe.get({**spec, "dtype": dtype}, model_cache_dir=model_cache_dir)[0].memory_bytes
+        for dtype in ("float32", "bfloat16", "float16")
+    }
     probe.clear()
-    # float32 on the CPU also holds the packed copy of the output head tied to the embeddings.
-    assert float32_bytes > 2 * half_bytes
-    # Room for one float32 copy and two half-precision copies (plus the weight files' headers in the
-    # size guessed before loading), but not for more.
-    cache = BackendCache(max_entries=10, max_bytes=float32_bytes + 2 * half_bytes + int(0.05 * float32_bytes))
+    # float32 also holds the packed copy of the output head tied to the embeddings; so does
+    # bfloat16 where the CPU has bfloat16 kernels; float16 is never packed.
+    packs_bfloat16 = torch.backends.mkldnn.is_available() and bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    assert sizes["float32"] == 2 * sizes["bfloat16"] if packs_bfloat16 else sizes["float32"] > 2 * sizes["bfloat16"]
+    assert sizes["bfloat16"] >= sizes["float16"]
+    # Room for the three (plus the weight files' headers in the size guessed before loading), not for more.
+    cache = BackendCache(max_entries=10, max_bytes=sum(sizes.values()) + int(0.05 * sizes["float32"]))
     try:
         full, _ = cache.get(spec, model_cache_dir=model_cache_dir)
         half, _ = cache.get({**spec, "dtype": "bfloat16"}, model_cache_dir=model_cache_dir)
-        assert cache.used_bytes == float32_bytes + half_bytes
+        assert cache.used_bytes == sizes["float32"] + sizes["bfloat16"]
         assert cache.get(dict(spec), model_cache_dir=model_cache_dir) == (full, True)  # float32 is now most recent
         other_half, _ = cache.get({**spec, "dtype": "float16"}, model_cache_dir=model_cache_dir)
-        # One more half-precision copy still fits.
-        assert len(cache) == 3 and cache.used_bytes == float32_bytes + 2 * half_bytes
+        # The float16 copy still fits.
+        assert len(cache) == 3 and cache.used_bytes == sum(sizes.values())
         again, was_cached = cache.get({**spec, "dtype": "auto"}, model_cache_dir=model_cache_dir)
         # "auto" is float32 on CPU but a key of its own: loading it must first close the least
-        # recently used (bfloat16), then float32 (used before float16), to fit 1.0 more.
+        # recently used (bfloat16), then float32 (used before float16), to fit one more float32.
         assert not was_cached and half.model is None and full.model is None and other_half.model is not None
         assert cache.used_bytes <= cache.max_bytes and [key[2] for key in cache.cached_keys()] == ["float16", "auto"]
     finally:
