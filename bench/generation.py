@@ -161,7 +161,7 @@ def measure_hardware(thread_counts: list[int], dtype_name: str = "float32") -> d
     mlp_x, mlp_w = torch.randn(32, 576, dtype=dtype), torch.randn(1536, 576, dtype=dtype)
     source = torch.empty(64 * 2**20)  # 256 MiB of float32
     target = torch.empty_like(source)
-    packed = _onednn_packed(large_b, 1024), _onednn_packed(mlp_w, 32)
+    packed_large, packed_mlp = _packed_linear(large_b, 1024), _packed_linear(mlp_w, 32)
     for threads in sorted(set(thread_counts)):
         torch.set_num_threads(threads)
         large = _best_seconds(lambda: large_a @ large_b, repeats=5)
@@ -172,9 +172,9 @@ def measure_hardware(thread_counts: list[int], dtype_name: str = "float32") -> d
             "mlp_shape_b32_gflops": round(2 * 32 * 576 * 1536 / mlp / 1e9, 1),
             "copy_gb_per_s": round(2 * source.numel() * 4 / copy / 1e9, 1),
         }
-        if packed[0] is not None:
-            large_packed = _best_seconds(lambda: _onednn_linear(large_a, packed[0]), repeats=5)
-            mlp_packed = _best_seconds(lambda: _onednn_linear(mlp_x, packed[1]), repeats=50)
+        if packed_large is not None and packed_mlp is not None:
+            large_packed = _best_seconds(lambda: packed_large(large_a), repeats=5)
+            mlp_packed = _best_seconds(lambda: packed_mlp(mlp_x), repeats=50)
             figures["gemm_2048_onednn_packed_gflops"] = round(2 * 1024 * 2048 * 2048 / large_packed / 1e9, 1)
             figures["mlp_shape_b32_onednn_packed_gflops"] = round(2 * 32 * 576 * 1536 / mlp_packed / 1e9, 1)
         per_threads[str(threads)] = figures
@@ -189,20 +189,18 @@ def measure_hardware(thread_counts: list[int], dtype_name: str = "float32") -> d
     }
 
 
-def _onednn_packed(weight, rows: int):
-    """`weight` ([out, in]) reordered for oneDNN as `PackedLinear` does; None where this torch or CPU cannot."""
+def _packed_linear(weight, rows: int):
+    """The product our backend runs for `weight` ([out, in]): a `PackedLinear`; None where oneDNN cannot pack it."""
     import torch
 
+    from pipelines.llm.cpu_decoding import PackedLinear
+
+    linear = torch.nn.Linear(weight.shape[1], weight.shape[0], bias=False, dtype=weight.dtype)
+    linear.weight.data = weight
     try:
-        return torch.ops.mkldnn._reorder_linear_weight(weight, rows)
-    except (AttributeError, RuntimeError):
+        return PackedLinear(linear, rows)
+    except RuntimeError:
         return None
-
-
-def _onednn_linear(inputs, packed_weight):
-    import torch
-
-    return torch.ops.mkldnn._linear_pointwise(inputs, packed_weight, None, "none", [], "")
 
 
 def fastest_hardware(*measurements: dict[str, Any]) -> dict[str, Any]:

@@ -199,11 +199,12 @@ def growing_cache(config, capacity: int) -> DynamicCache:
 
 
 GROUPED_SDPA = "refinery_grouped_sdpa"
-"""The attention implementation `use_grouped_prompt_attention` gives a model: transformers' SDPA, with
-grouped-query attention done by torch's kernel for prompts."""
+"""The attention implementation `use_grouped_attention` gives a model: transformers' SDPA, with grouped
+key/value heads read in place (torch's grouped-query attention for prompts, folded query heads for
+decoding steps)."""
 
 
-def grouped_prompt_sdpa(
+def grouped_sdpa(
     module: torch.nn.Module,
     query: torch.Tensor,
     key: torch.Tensor,
@@ -260,11 +261,11 @@ def grouped_decoding_step(
     return output.reshape(batch, 1, heads, head_dim)
 
 
-def use_grouped_prompt_attention(model: torch.nn.Module) -> bool:
+def use_grouped_attention(model: torch.nn.Module) -> bool:
     """Switch a model that runs transformers' SDPA to `GROUPED_SDPA`; True if it did."""
     if getattr(model.config, "_attn_implementation", None) != "sdpa":
         return False
-    AttentionInterface.register(GROUPED_SDPA, grouped_prompt_sdpa)
+    AttentionInterface.register(GROUPED_SDPA, grouped_sdpa)
     AttentionMaskInterface.register(GROUPED_SDPA, sdpa_mask)
     model.set_attn_implementation(GROUPED_SDPA)
     return True

@@ -11,7 +11,7 @@ What makes it fast (each measured by `bench/generation.py`, see docs/operators.m
 - sampling (temperature, top-p and the draw) is one logits processor, `InverseCDFSampler`, several
   times cheaper per step than generate's own warpers and `multinomial` over a large vocabulary;
 - on the CPU, linear weights are prepacked for oneDNN, the KV cache grows in place instead of by
-  concatenation, and prompts attend to grouped key/value heads without copying them
+  concatenation, and attention reads grouped key/value heads in place instead of copying them
   (`pipelines.llm.cpu_decoding`);
 - the stop-string check (a tokenizer pass per step) is only set up when stop strings are given;
 - the torch thread count is applied on every call, so a training job in the same worker process
@@ -34,7 +34,7 @@ from pipelines.llm.cpu_decoding import (
     PackedLinear,
     growing_cache,
     pack_linear_weights,
-    use_grouped_prompt_attention,
+    use_grouped_attention,
 )
 from pipelines.llm.prompt_batches import pad_behind_prefix, plan_batches, positions_from_mask, shared_prefix_length
 from pipelines.llm.sampling import InverseCDFSampler
@@ -50,7 +50,7 @@ class TransformersBackend:
     n grows. Each prompt is tokenized and prefilled once; its n samples decode from copies of its
     KV cache. `torch_threads` (None: leave torch's setting alone) is set before every call.
     `cpu_decoding_tricks` (on a CPU only) packs the linear weights, grows the KV cache in place and
-    runs prompts' grouped-query attention in torch's kernel; off, the model runs as transformers
+    reads grouped key/value heads in place; off, the model runs as transformers
     loads it. `kv_cache_bytes` (None: no limit) caps the KV cache of one batch: batches of long
     prompts get fewer rows, so a worker's memory stays flat.
     """
@@ -94,7 +94,7 @@ class TransformersBackend:
         # How many linear layers were packed (0: plain nn.Linear), shown by the benchmark.
         self.packed_linears = pack_linear_weights(self.model, self.batch_size) if self._cpu_decoding_tricks else 0
         if self._cpu_decoding_tricks:
-            use_grouped_prompt_attention(self.model)
+            use_grouped_attention(self.model)
         bytes_per_position = kv_cache_bytes_per_position(
             self.model.config, next(self.model.parameters()).element_size()
         )

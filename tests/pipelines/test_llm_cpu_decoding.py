@@ -9,10 +9,10 @@ from pipelines.llm.cpu_decoding import (
     GROUPED_SDPA,
     GrowingCacheLayer,
     PackedLinear,
-    grouped_prompt_sdpa,
+    grouped_sdpa,
     growing_cache,
     pack_linear_weights,
-    use_grouped_prompt_attention,
+    use_grouped_attention,
 )
 
 pytestmark = pytest.mark.skipif(not torch.backends.mkldnn.is_available(), reason="torch built without oneDNN")
@@ -27,7 +27,7 @@ def plain_and_packed(tiny_model_dir):
     packed = AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.float32).eval()
     linear_count = sum(type(module) is torch.nn.Linear for module in packed.modules())
     assert pack_linear_weights(packed, batch_hint=8) == linear_count > 0
-    assert use_grouped_prompt_attention(packed) and packed.config._attn_implementation == GROUPED_SDPA
+    assert use_grouped_attention(packed) and packed.config._attn_implementation == GROUPED_SDPA
     assert packed.config.num_key_value_heads < packed.config.num_attention_heads, "the tiny model must use GQA"
     tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir, padding_side="left")
     return plain, packed, tokenizer
@@ -166,4 +166,4 @@ def test_grouped_attention_leaves_what_it_does_not_handle_to_transformers(positi
     query, key = torch.randn(2, 6, positions, 8), torch.randn(2, 2, 5, 8)
     mask = torch.ones(2, 1, positions, 5, dtype=torch.bool)
     with pytest.raises(ValueError, match="softcap"):
-        grouped_prompt_sdpa(module, query, key, key, mask, softcap=30.0)
+        grouped_sdpa(module, query, key, key, mask, softcap=30.0)
