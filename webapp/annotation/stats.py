@@ -3,6 +3,7 @@
 No Django here: the selectors turn a campaign into `ItemVotes` records and `summarize` does the rest,
 so every figure on the statistics page can be checked against a hand computation.
 """
+
 from __future__ import annotations
 
 import math
@@ -71,7 +72,9 @@ def krippendorff_alpha_nominal(units: Iterable[Sequence[Hashable | None]]) -> fl
     for (c, _k), value in coincidence.items():
         marginals[c] += value
     observed_disagreement = sum(v for (c, k), v in coincidence.items() if c != k)
-    expected_disagreement = sum(marginals[c] * marginals[k] for c in marginals for k in marginals if c != k) / (total - 1)
+    expected_disagreement = sum(marginals[c] * marginals[k] for c in marginals for k in marginals if c != k) / (
+        total - 1
+    )
     if expected_disagreement == 0:
         return None
     return 1 - observed_disagreement / expected_disagreement
@@ -126,22 +129,45 @@ def _proportion(successes: int, trials: int) -> dict[str, Any]:
     }
 
 
-def synthetic_agreement(items: Sequence[ItemVotes]) -> dict[str, Any]:
-    """How often the machine's label equals the human majority, with a 95% Wilson interval.
+MAJORITY_MIN_JUDGMENTS = 2
+"""An item needs at least this many human judgments before its most common verdict is a majority."""
 
-    Counted over items that have a synthetic label and a human majority; items whose humans split
-    evenly are reported separately (`no_majority`), never silently counted as agreement or not.
+
+def synthetic_agreement(items: Sequence[ItemVotes]) -> dict[str, Any]:
+    """How often the machine's label equals a real human majority, with a 95% Wilson interval.
+
+    The headline (`agree`, `n`, `rate`, `low`, `high`) counts items with at least two human
+    judgments and a unique most common verdict: one annotator's verdict is not a majority, so
+    items judged once are reported apart (`single_judgment`: agreement with that one human, the
+    weaker evidence). Items whose humans split evenly are counted in `no_majority`, never as
+    agreement or not.
     """
     labelled = [item for item in items if item.synthetic_label and item.votes]
-    decided = [item for item in labelled if item.human_majority is not None]
+    single = [item for item in labelled if len(item.votes) < MAJORITY_MIN_JUDGMENTS]
+    several = [item for item in labelled if len(item.votes) >= MAJORITY_MIN_JUDGMENTS]
+    decided = [item for item in several if item.human_majority is not None]
     agree = sum(1 for item in decided if item.human_majority == item.synthetic_label)
-    outcome = Counter(
-        "confirmed" if item.human_majority == item.synthetic_label
-        else "reversed" if {item.human_majority, item.synthetic_label} == {"a", "b"}
-        else f"human_{item.human_majority}"
-        for item in decided
+    single_agree = sum(1 for item in single if item.human_majority == item.synthetic_label)
+    return {
+        **_proportion(agree, len(decided)),
+        "no_majority": len(several) - len(decided),
+        "outcomes": _outcomes(decided),
+        "single_judgment": {**_proportion(single_agree, len(single)), "outcomes": _outcomes(single)},
+    }
+
+
+def _outcomes(items: Sequence[ItemVotes]) -> dict[str, int]:
+    """Confirmed, reversed (a <-> b) or what the humans said instead, per item."""
+    return dict(
+        Counter(
+            "confirmed"
+            if item.human_majority == item.synthetic_label
+            else "reversed"
+            if {item.human_majority, item.synthetic_label} == {"a", "b"}
+            else f"human_{item.human_majority}"
+            for item in items
+        )
     )
-    return {**_proportion(agree, len(decided)), "no_majority": len(labelled) - len(decided), "outcomes": dict(outcome)}
 
 
 def annotator_agreement(items: Sequence[ItemVotes]) -> dict[str, Any]:
@@ -151,13 +177,17 @@ def annotator_agreement(items: Sequence[ItemVotes]) -> dict[str, Any]:
     pairwise = []
     for first, second in combinations(annotators, 2):
         shared = [item for item in items if first in item.votes and second in item.votes]
-        pairwise.append({
-            "first": first,
-            "second": second,
-            "n": len(shared),
-            "kappa": cohen_kappa([i.votes[first] for i in shared], [i.votes[second] for i in shared]),
-            "raw_agreement": (sum(1 for i in shared if i.votes[first] == i.votes[second]) / len(shared)) if shared else None,
-        })
+        pairwise.append(
+            {
+                "first": first,
+                "second": second,
+                "n": len(shared),
+                "kappa": cohen_kappa([i.votes[first] for i in shared], [i.votes[second] for i in shared]),
+                "raw_agreement": (sum(1 for i in shared if i.votes[first] == i.votes[second]) / len(shared))
+                if shared
+                else None,
+            }
+        )
     multi = [item for item in items if len(item.votes) >= 2]
     fleiss = None
     fleiss_items = 0
@@ -188,12 +218,16 @@ def summarize(items: Sequence[ItemVotes]) -> dict[str, Any]:
     judged = [item for item in items if item.votes]
     groups = sorted({item.group for item in judged if item.group})
     by_group = [
-        {"group": group, **synthetic_agreement([i for i in judged if i.group == group]),
-         "judged_items": sum(1 for i in judged if i.group == group)}
+        {
+            "group": group,
+            **synthetic_agreement([i for i in judged if i.group == group]),
+            "judged_items": sum(1 for i in judged if i.group == group),
+        }
         for group in groups
     ]
     disagreements = [
-        item for item in judged
+        item
+        for item in judged
         if not item.unanimous or (item.synthetic_label and item.human_majority != item.synthetic_label)
     ]
     return {

@@ -1,5 +1,8 @@
 """The agreement statistics against textbook examples with published values."""
+
 from __future__ import annotations
+
+import re
 
 import pytest
 
@@ -22,8 +25,16 @@ def test_cohen_kappa_is_one_for_identical_raters_and_undefined_without_variation
 def test_fleiss_kappa_matches_fleiss_1971_worked_example():
     # Wikipedia's "Fleiss' kappa" worked example: 10 subjects, 14 raters, 5 categories -> kappa 0.210.
     table = [
-        [0, 0, 0, 0, 14], [0, 2, 6, 4, 2], [0, 0, 3, 5, 6], [0, 3, 9, 2, 0], [2, 2, 8, 1, 1],
-        [7, 7, 0, 0, 0], [3, 2, 6, 3, 0], [2, 5, 3, 2, 2], [6, 5, 2, 1, 0], [0, 2, 2, 3, 7],
+        [0, 0, 0, 0, 14],
+        [0, 2, 6, 4, 2],
+        [0, 0, 3, 5, 6],
+        [0, 3, 9, 2, 0],
+        [2, 2, 8, 1, 1],
+        [7, 7, 0, 0, 0],
+        [3, 2, 6, 3, 0],
+        [2, 5, 3, 2, 2],
+        [6, 5, 2, 1, 0],
+        [0, 2, 2, 3, 7],
     ]
     assert stats.fleiss_kappa(table) == pytest.approx(0.20993, abs=1e-5)
 
@@ -81,3 +92,40 @@ def test_summarize_counts_confirmations_reversals_and_even_splits():
     assert [item.item_id for item in summary["disagreements"]] == [2, 3]
     # ann: a, b, a ; bob: a, b, tie -> observed 2/3, chance (2*1 + 1*1)/9 = 1/3 -> kappa 0.5
     assert summary["agreement"]["cohen"]["kappa"] == pytest.approx(0.5)
+
+
+def test_a_single_judgment_is_not_a_majority_and_is_reported_apart():
+    # Items 1-2 judged by two annotators who agree; items 3-5 judged by one annotator each.
+    items = [
+        stats.ItemVotes(1, 1, "a", "", {"ann": "a", "bob": "a"}),
+        stats.ItemVotes(2, 2, "a", "", {"ann": "b", "bob": "b"}),
+        stats.ItemVotes(3, 3, "a", "", {"ann": "a"}),
+        stats.ItemVotes(4, 4, "a", "", {"bob": "a"}),
+        stats.ItemVotes(5, 5, "b", "", {"ann": "b"}),
+    ]
+    synthetic = stats.summarize(items)["synthetic"]
+    # Headline: only the two items with a real majority (1 agrees, 1 reversed), not 4 of 5.
+    assert (synthetic["agree"], synthetic["n"]) == (1, 2)
+    assert synthetic["rate"] == pytest.approx(0.5)
+    assert synthetic["outcomes"] == {"confirmed": 1, "reversed": 1}
+    single = synthetic["single_judgment"]
+    assert (single["agree"], single["n"]) == (3, 3)
+    assert single["outcomes"] == {"confirmed": 3}
+    assert synthetic["no_majority"] == 0
+
+
+def test_the_statistics_page_headline_leaves_out_items_judged_once(make_campaign, make_user, researcher_client):
+    from django.urls import reverse
+
+    from tests.webapp.annotation.conftest import judge_next, preference_rows
+
+    ann, bob = make_user("annotator"), make_user("annotator")
+    campaign = make_campaign(assignees=[ann, bob], rows=preference_rows(3), overlap=1)
+    while judge_next(campaign, ann, "a") is not None:
+        pass
+    html = researcher_client.get(reverse("annotation:detail", args=[campaign.pk])).content.decode()
+    text = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", html))
+    # Three items, each judged by one annotator who agrees with the machine: no majority yet, so no 100%.
+    assert not re.search(r'id="stat-synthetic">100\.0%<', html)
+    assert "no item with a majority of 2+ judgments yet" in text
+    assert "not counted: 3 items judged once (100.0% agree with that one annotator)" in text
