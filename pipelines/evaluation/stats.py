@@ -11,7 +11,9 @@ a logistic GLM without intercept whose columns are tanh(std_delta_len), an instr
 column and a constant "model" column, fitted with L1 `LogisticRegressionCV` (liblinear, 5-fold
 GroupKFold, random_state 123) on continuous preferences (each row duplicated with labels 1 and 0,
 weighted p and 1 - p), scored by the continuous log loss. The win rate is the mean predicted
-preference with the length term at zero. Two parts of the reference need AlpacaEval's own data and
+preference with the length term at zero. Its standard error and interval come from a bootstrap over
+prompts that refits the GLM each round (AlpacaEval reports the spread of the fitted per-prompt
+predictions instead, which is 0 without an instruction-difficulty term; see `LengthControlledSummary`). Two parts of the reference need AlpacaEval's own data and
 are not reproduced: the "gamed baseline" rows (its verbose/concise GPT-4 baselines, weight lambda/2)
 and the precomputed instruction difficulty of its 805 instructions; here the difficulty is an
 optional per-prompt input (see `instruction_difficulty_from_preferences`), and without it the term is
@@ -190,10 +192,18 @@ class LengthControlledSummary:
     win_rate: float
     """Mean predicted preference with the length term at zero, x 100."""
     standard_error: float
-    """AlpacaEval's `lc_standard_error`: the standard error of the per-prompt predicted preferences."""
+    """Bootstrap standard error: the standard deviation (ddof=1) of the LC win rate over the bootstrap
+    resamples (prompts resampled, the GLM refitted each round). AlpacaEval's own `lc_standard_error`
+    is the spread of the fitted per-prompt predictions, which measures how much the instruction-difficulty
+    term varies between prompts, not how uncertain the win rate is (without that term it is exactly 0);
+    it is kept as `prediction_spread`."""
     ci_low: float
     ci_high: float
     """Bootstrap interval: prompts resampled, the GLM refitted at the C chosen on the full data."""
+    bootstrap_rounds: int = 0
+    """Resamples behind `standard_error`, `ci_low` and `ci_high` (0: none, the uncertainty is unknown)."""
+    prediction_spread: float = math.nan
+    """AlpacaEval's `lc_standard_error`: standard error of the per-prompt predictions (not an uncertainty)."""
     coefficients: dict[str, float] = field(default_factory=dict)
     """Fitted weights: model (constant), length (tanh(std_delta_len)), instruction_difficulty."""
     regularization_c: float = math.nan
@@ -293,8 +303,11 @@ def length_controlled_win_rate(
     if np.all(values == values[0]):
         # Every prompt the same outcome: the GLM's best fit is that constant, whatever the lengths.
         constant = float(values[0] * 100)
-        return LengthControlledSummary(constant, 0.0, constant, constant, prompts=count, uses_instruction_difficulty=difficulty is not None,
-                                       note="every prompt has the same preference")
+        return LengthControlledSummary(
+            constant, 0.0, constant, constant, prompts=count, uses_instruction_difficulty=difficulty is not None,
+            prediction_spread=0.0,
+            note="every prompt has the same preference: every resample would be the same, so the uncertainty is 0",
+        )
     std_delta_len = standardized_length_difference(candidate_lengths, baseline_lengths)
     design, names = glm_design(std_delta_len, difficulty)
     model = fit_preference_glm(design, values, n_splits=min(GLM_SPLITS, count))
@@ -314,11 +327,14 @@ def length_controlled_win_rate(
         estimates.append(float(refit.predict_proba(at_equal_length[sample])[:, 1].mean()))
     tail = (1 - confidence) / 2
     low, high = (np.quantile(estimates, [tail, 1 - tail]) if estimates else (math.nan, math.nan))
+    spread = float(np.std(estimates, ddof=1)) if len(estimates) > 1 else math.nan
     return LengthControlledSummary(
         win_rate=float(predicted.mean() * 100),
-        standard_error=standard_error(predicted) * 100,
+        standard_error=spread * 100,
         ci_low=float(low) * 100,
         ci_high=float(high) * 100,
+        bootstrap_rounds=len(estimates),
+        prediction_spread=standard_error(predicted) * 100,
         coefficients={name: float(weight) for name, weight in zip(names, model.coef_[0], strict=True)},
         regularization_c=chosen_c,
         uses_instruction_difficulty=difficulty is not None,

@@ -89,6 +89,25 @@ def test_lc_win_rate_uses_the_instruction_term_when_given():
     assert lc.win_rate == pytest.approx(100 * np.mean(_sigmoid(0.5 - 1.2 * difficulty)), abs=0.5)
 
 
+def test_lc_standard_error_is_the_bootstrap_spread_not_the_spread_of_predictions():
+    # Without an instruction-difficulty term every prompt's prediction at equal length is the same,
+    # so AlpacaEval's lc_standard_error (the spread of those predictions) is exactly 0 whatever the data.
+    generator = np.random.default_rng(5)
+    count = 200
+    preferences = (generator.random(count) < 0.6).astype(float)  # independent of length
+    baseline = generator.integers(200, 400, size=count)
+    candidate = baseline + generator.integers(-150, 150, size=count)
+    lc = stats.length_controlled_win_rate(preferences, candidate, baseline, bootstrap_rounds=100)
+    plain = stats.win_rate_summary(preferences, bootstrap_rounds=100)
+    assert lc.prediction_spread == pytest.approx(0.0, abs=1e-9)
+    assert lc.bootstrap_rounds == 100
+    # A binomial proportion of 200 prompts near 0.6: about 3.5 points; the LC rate's is of that size.
+    assert 0.6 * plain.standard_error < lc.standard_error < 1.6 * plain.standard_error
+    half_width = (lc.ci_high - lc.ci_low) / 2
+    assert half_width == pytest.approx(1.96 * lc.standard_error, rel=0.35)
+    assert lc.to_dict()["standard_error"] > 0
+
+
 def test_lc_needs_two_prompts_and_reports_a_constant_outcome_as_is():
     assert math.isnan(stats.length_controlled_win_rate([1.0], [10], [20]).win_rate)
     constant = stats.length_controlled_win_rate([0.5, 0.5, 0.5], [10, 30, 5], [20, 20, 20])
