@@ -10,6 +10,7 @@ pair whose chosen response is shorter than the rejected one and than mean - std/
 trains with lr 2e-5, weight decay 0.1, 1 epoch, cosine, 3% warmup, max length 1024. The RMSP sample
 count is not in the released code (RMSP was never released): 4 here.
 """
+
 from __future__ import annotations
 
 import math
@@ -32,7 +33,8 @@ RESPONSE_RULES = (
 )
 """Rules on one response (the original's `check_bad`, plus "empty"); a pair fails when either side does."""
 PAIR_RULES = ("length", "identical")
-"""Rules on a pair: the original's `check_length` heuristic, and chosen == rejected (the original RM drops those)."""
+"""Rules on a pair: the original's `check_length` heuristic, and chosen == rejected (the original's reward-model
+loader drops those, after pairing: see `cs`)."""
 FILTERS = RESPONSE_RULES + PAIR_RULES
 """Every named filter, in the order the summary counts pairs before/after each."""
 FILTER_DESCRIPTIONS = {
@@ -42,10 +44,11 @@ FILTER_DESCRIPTIONS = {
     "starts_with_well": "a response starts with “well” (a hedge)",
     "no_final_punctuation": "a response does not end with . or ! (cut off)",
     "dont_know": "a response says “don't know” / “do not know”",
-    "contains_human_turn": "a response holds “Human:” (it wrote the user's next turn)",
-    "contains_image": "a response holds “<Image>”",
+    "contains_human_turn": "a response holds “Human:” in any case (it wrote the user's next turn)",
+    "contains_image": "a response holds “<Image>” in any case",
     "length": "chosen is shorter than rejected and shorter than mean - std/2 of the prompt's responses",
-    "identical": "chosen and rejected are the same text",
+    "identical": "chosen and rejected are the same text (checked after pairing, as the original's reward-model "
+    "loader: the pair still uses up the chosen configuration's one pair)",
 }
 
 
@@ -298,7 +301,9 @@ def estimate_cost(config: AlmostConfig, *, reward_pairs_estimate: int | None = N
     steps = training.max_steps if training.max_steps > 0 else math.ceil(training.num_epochs * train_pairs / per_step)
     rmsp_prompts = min(prompts, config.rmsp.max_prompts) if config.rmsp.max_prompts else prompts
     rmsp_samples = rmsp_prompts * config.rmsp.n if config.rmsp.enabled else 0
-    rmsp_tokens = rmsp_samples * config.configurations[config.rmsp.configuration].max_tokens if config.rmsp.enabled else 0
+    rmsp_tokens = (
+        rmsp_samples * config.configurations[config.rmsp.configuration].max_tokens if config.rmsp.enabled else 0
+    )
     return {
         "prompt_candidates_min": prompts,
         "prompt_candidates_max": candidates_max,

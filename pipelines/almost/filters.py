@@ -2,10 +2,11 @@
 
 Response rules come from the original's `check_bad` (a response it marks "BAD" never enters a
 pair); pair rules from its `check_length` and its reward-model loader (which drops chosen ==
-rejected). Rules are independent, so a table of cases can say which rule removes which pair:
+rejected, after the pairs were chosen: see `cs.compare_prompt`). Rules are independent, so a table of cases can say which rule removes which pair:
 "no_final_punctuation" fires on endings other than . ! ? : because "ends_with_question" owns ? and
 : (together they reject exactly what the original's two tests reject).
 """
+
 from __future__ import annotations
 
 import re
@@ -15,6 +16,9 @@ from collections.abc import Callable
 from pipelines.almost.config import ComparisonConfig
 
 _DONT_KNOW = re.compile(r"(don('|’)t|do not)\s+know", re.IGNORECASE)
+# The original's check_bad matches `Human[:]` and `[<]Image[>]` with re.IGNORECASE: "human:" and "<IMAGE>" count too.
+_HUMAN_TURN = re.compile(r"Human:", re.IGNORECASE)
+_IMAGE = re.compile(r"<Image>", re.IGNORECASE)
 
 
 def _too_short(text: str, config: ComparisonConfig) -> bool:
@@ -38,11 +42,11 @@ def _dont_know(text: str, config: ComparisonConfig) -> bool:
 
 
 def _contains_human_turn(text: str, config: ComparisonConfig) -> bool:
-    return "Human:" in text
+    return bool(_HUMAN_TURN.search(text))
 
 
 def _contains_image(text: str, config: ComparisonConfig) -> bool:
-    return "<Image>" in text
+    return bool(_IMAGE.search(text))
 
 
 RESPONSE_RULE_TESTS: dict[str, Callable[[str, ComparisonConfig], bool]] = {
@@ -75,6 +79,8 @@ def pair_failures(chosen: str, rejected: str, bound: float) -> set[str]:
     failures = set()
     if len(chosen) < len(rejected) and len(chosen) < bound:
         failures.add("length")
-    if chosen.strip() == rejected.strip():
+    # Exact equality, as the original's reward-model loader (`x['chosen'] != x['rejected']`); both
+    # responses were already stripped of newlines and spaces by `prompts.clean_response`.
+    if chosen == rejected:
         failures.add("identical")
     return failures

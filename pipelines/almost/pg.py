@@ -5,9 +5,11 @@ Each model call is a round of `batch_size` candidates, saved with every candidat
 the novelty index are what they were) and goes on with the next round. `pg/prompts.jsonl` appears
 when the step is done.
 """
+
 from __future__ import annotations
 
 import random
+import string
 from collections import Counter
 from collections.abc import Callable
 from typing import Any
@@ -23,7 +25,8 @@ from pipelines.llm.types import LLMBackend, SamplingParams
 PG_PROMPTS_FILE = "pg/prompts.jsonl"
 PG_SUMMARY_FILE = "pg/summary.json"
 ACCEPTED = "accepted"
-PUNCTUATION = tuple(".?!\"')")
+PUNCTUATION = tuple(string.punctuation)
+"""Endings that exempt a short prompt from "too_short": every ASCII punctuation mark, as the original's check_bad."""
 
 
 def _round_name(index: int) -> str:
@@ -31,7 +34,7 @@ def _round_name(index: int) -> str:
 
 
 def length_verdict(prompt: str, config: PromptGenerationConfig) -> str | None:
-    """"empty", "too_short" (short and not ending in punctuation, as the original) or "too_long"; None if fine."""
+    """ "empty", "too_short" (short and not ending in punctuation, as the original) or "too_long"; None if fine."""
     if not prompt:
         return "empty"
     if len(prompt) < config.min_chars and not prompt.endswith(PUNCTUATION):
@@ -85,7 +88,9 @@ def generate_prompts(
     candidate_cap = config.num_generation * config.max_candidates_per_prompt
     while len(accepted) < config.num_generation and sum(verdicts.values()) < candidate_cap:
         progress.check_cancelled()
-        rows = _run_round(config, inputs.instruction, backend, pool, index, round_index, config.num_generation - len(accepted))
+        rows = _run_round(
+            config, inputs.instruction, backend, pool, index, round_index, config.num_generation - len(accepted)
+        )
         store.write_jsonl(rows, _round_name(round_index))
         new = [row["prompt"] for row in rows if row["verdict"] == ACCEPTED]
         verdicts.update(row["verdict"] for row in rows)
@@ -156,6 +161,13 @@ def _run_round(
             else:
                 verdict = "not_needed"
         rows.append(
-            {"round": round_index, "candidate": position, "prompt": text, "verdict": verdict, "score": score, "in_context": examples}
+            {
+                "round": round_index,
+                "candidate": position,
+                "prompt": text,
+                "verdict": verdict,
+                "score": score,
+                "in_context": examples,
+            }
         )
     return rows

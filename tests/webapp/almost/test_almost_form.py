@@ -1,9 +1,12 @@
 """ALMoST runs from the site: the rubric editor, the cost estimate, and every refusal made before anything is queued."""
+
 from __future__ import annotations
 
 import pytest
 from django.core.exceptions import ValidationError
 
+from pipelines.almost.config import ComparisonConfig
+from pipelines.almost.cs import compare_prompt, count_pairs
 from webapp.almost import run_page, services
 from webapp.almost.services import ConfigurationChoice
 from webapp.library.models import FewShotExample, FewShotSet, SeedPrompt, SeedPromptSet
@@ -16,8 +19,9 @@ INSTRUCTION = "### Instruction: Please generate initial query to start conversat
 
 
 def _demonstrations(name: str, dialogues: list[str], kind: str = FewShotSet.Kind.DEMONSTRATION) -> FewShotSet:
-    few_shot_set = FewShotSet.objects.create(name=name, kind=kind, preamble="Dialogues with an AI assistant.",
-                                             example_count=len(dialogues))
+    few_shot_set = FewShotSet.objects.create(
+        name=name, kind=kind, preamble="Dialogues with an AI assistant.", example_count=len(dialogues)
+    )
     for position, dialogue in enumerate(dialogues):
         FewShotExample.objects.create(few_shot_set=few_shot_set, position=position, context=dialogue)
     return few_shot_set
@@ -44,24 +48,38 @@ def faithful() -> FewShotSet:
 
 @pytest.fixture
 def small() -> ModelEntry:
-    return ModelEntry.objects.create(name="Small-135M", source=ModelEntry.Source.LOCAL, path="/m/s", parameter_count=135_000_000)
+    return ModelEntry.objects.create(
+        name="Small-135M", source=ModelEntry.Source.LOCAL, path="/m/s", parameter_count=135_000_000
+    )
 
 
 @pytest.fixture
 def large() -> ModelEntry:
-    return ModelEntry.objects.create(name="Large-1.7B", source=ModelEntry.Source.LOCAL, path="/m/l", parameter_count=1_700_000_000)
+    return ModelEntry.objects.create(
+        name="Large-1.7B", source=ModelEntry.Source.LOCAL, path="/m/l", parameter_count=1_700_000_000
+    )
 
 
 def _build(seeds, configurations, reward_model, **options):
     return services.almost_config_build(
-        seed_prompt_set=seeds, configurations=configurations, reward_model=reward_model, preset="tiny-cpu-demo", **options
+        seed_prompt_set=seeds,
+        configurations=configurations,
+        reward_model=reward_model,
+        preset="tiny-cpu-demo",
+        **options,
     )
 
 
-def test_a_rubric_becomes_named_configurations_in_order_with_the_originals_token_budgets(seeds, hhh, faithful, small, large):
+def test_a_rubric_becomes_named_configurations_in_order_with_the_originals_token_budgets(
+    seeds, hhh, faithful, small, large
+):
     config = _build(
         seeds,
-        [ConfigurationChoice(large, 3, faithful), ConfigurationChoice(small, 3, hhh), ConfigurationChoice(small, 0, None)],
+        [
+            ConfigurationChoice(large, 3, faithful),
+            ConfigurationChoice(small, 3, hhh),
+            ConfigurationChoice(small, 0, None),
+        ],
         small,
         num_generation=20,
         filters={"dont_know": False},
@@ -87,7 +105,10 @@ def test_the_rules_of_thumb_order_larger_model_then_more_shots_then_richer_demon
     ]
     ordered = services.rubric_default_order(choices)
     assert [services.configuration_name(c) for c in ordered] == [
-        "large-17b-hhh-1shot", "small-135m-faithful-3shot", "small-135m-hhh-3shot", "small-135m-hhh-1shot"
+        "large-17b-hhh-1shot",
+        "small-135m-faithful-3shot",
+        "small-135m-hhh-3shot",
+        "small-135m-hhh-1shot",
     ]
 
 
@@ -117,7 +138,9 @@ def test_refusals_name_the_problem_and_queue_nothing(case, message, seeds, hhh, 
     elif case == "same_configuration_twice":
         rubric[1] = ConfigurationChoice(small, 3, hhh)
     elif case == "reward_model_is_a_reward_model":
-        reward_model = ModelEntry.objects.create(name="rm", source=ModelEntry.Source.RUN, path="/r", task=ModelEntry.Task.REWARD)
+        reward_model = ModelEntry.objects.create(
+            name="rm", source=ModelEntry.Source.RUN, path="/r", task=ModelEntry.Task.REWARD
+        )
     elif case == "empty_seed_set":
         seeds = SeedPromptSet.objects.create(name="empty")
     with pytest.raises(ValidationError) as caught:
@@ -128,10 +151,18 @@ def test_refusals_name_the_problem_and_queue_nothing(case, message, seeds, hhh, 
 
 def _post(seeds, small, rows, **extra):
     data = {
-        "seed_prompt_set": seeds.pk, "num_generation": "5", "in_context": "2", "reward_model": small.pk,
-        "preset": "tiny-cpu-demo", "rmsp_enabled": "on", "rmsp_n": "2", "name": "demo",
-        "rubric-TOTAL_FORMS": str(len(rows)), "rubric-INITIAL_FORMS": "0",
-        "rubric-MIN_NUM_FORMS": "0", "rubric-MAX_NUM_FORMS": "32",
+        "seed_prompt_set": seeds.pk,
+        "num_generation": "5",
+        "in_context": "2",
+        "reward_model": small.pk,
+        "preset": "tiny-cpu-demo",
+        "rmsp_enabled": "on",
+        "rmsp_n": "2",
+        "name": "demo",
+        "rubric-TOTAL_FORMS": str(len(rows)),
+        "rubric-INITIAL_FORMS": "0",
+        "rubric-MIN_NUM_FORMS": "0",
+        "rubric-MAX_NUM_FORMS": "32",
         **{f"filter_{name}": "on" for name in ("empty", "too_short", "identical")},
         **extra,
     }
@@ -142,7 +173,10 @@ def _post(seeds, small, rows, **extra):
 
 
 def test_the_form_queues_an_almost_run_with_its_config(researcher_client, seeds, hhh, small):
-    rows = [{"model": small.pk, "shots": "3", "demonstration_set": hhh.pk}, {"model": small.pk, "shots": "1", "demonstration_set": hhh.pk}]
+    rows = [
+        {"model": small.pk, "shots": "3", "demonstration_set": hhh.pk},
+        {"model": small.pk, "shots": "1", "demonstration_set": hhh.pk},
+    ]
     response = researcher_client.post("/almost/new/", _post(seeds, small, rows, action="start"))
     assert response.status_code == 302, response.content.decode()[:3000]
     run = PipelineRun.objects.get()
@@ -153,25 +187,40 @@ def test_the_form_queues_an_almost_run_with_its_config(researcher_client, seeds,
 
 
 def test_the_held_out_fraction_reaches_the_reward_config_and_a_bad_one_is_refused(researcher_client, seeds, hhh, small):
-    rows = [{"model": small.pk, "shots": "3", "demonstration_set": hhh.pk}, {"model": small.pk, "shots": "1", "demonstration_set": hhh.pk}]
-    response = researcher_client.post("/almost/new/", _post(seeds, small, rows, action="start", reward_eval_fraction="0.3"))
+    rows = [
+        {"model": small.pk, "shots": "3", "demonstration_set": hhh.pk},
+        {"model": small.pk, "shots": "1", "demonstration_set": hhh.pk},
+    ]
+    response = researcher_client.post(
+        "/almost/new/", _post(seeds, small, rows, action="start", reward_eval_fraction="0.3")
+    )
     assert response.status_code == 302
     assert PipelineRun.objects.get().config["almost"]["reward"]["eval_fraction"] == 0.3
-    refused = researcher_client.post("/almost/new/", _post(seeds, small, rows, action="start", reward_eval_fraction="0.95"))
+    refused = researcher_client.post(
+        "/almost/new/", _post(seeds, small, rows, action="start", reward_eval_fraction="0.95")
+    )
     assert refused.status_code == 400 and "less than or equal to 0.9" in refused.content.decode()
     assert PipelineRun.objects.count() == 1
 
 
 def test_a_refused_form_says_why_and_queues_nothing(researcher_client, seeds, hhh, small):
-    rows = [{"model": small.pk, "shots": "9", "demonstration_set": hhh.pk}, {"model": small.pk, "shots": "1", "demonstration_set": hhh.pk}]
+    rows = [
+        {"model": small.pk, "shots": "9", "demonstration_set": hhh.pk},
+        {"model": small.pk, "shots": "1", "demonstration_set": hhh.pk},
+    ]
     response = researcher_client.post("/almost/new/", _post(seeds, small, rows, action="start"))
     assert response.status_code == 400
     assert "holds only 4 dialogues" in response.content.decode()
     assert PipelineRun.objects.count() == 0
 
 
-def test_the_editor_moves_sorts_adds_and_removes_configurations_without_queueing(researcher_client, seeds, hhh, small, large):
-    rows = [{"model": small.pk, "shots": "1", "demonstration_set": hhh.pk}, {"model": large.pk, "shots": "3", "demonstration_set": hhh.pk}]
+def test_the_editor_moves_sorts_adds_and_removes_configurations_without_queueing(
+    researcher_client, seeds, hhh, small, large
+):
+    rows = [
+        {"model": small.pk, "shots": "1", "demonstration_set": hhh.pk},
+        {"model": large.pk, "shots": "3", "demonstration_set": hhh.pk},
+    ]
 
     def models_in_order(response) -> list[int]:
         rubric = response.context["rubric"]
@@ -189,7 +238,10 @@ def test_the_editor_moves_sorts_adds_and_removes_configurations_without_queueing
 
 
 def test_the_estimate_shows_the_cost_or_the_problems(researcher_client, seeds, hhh, small):
-    rows = [{"model": small.pk, "shots": "3", "demonstration_set": hhh.pk}, {"model": small.pk, "shots": "1", "demonstration_set": hhh.pk}]
+    rows = [
+        {"model": small.pk, "shots": "3", "demonstration_set": hhh.pk},
+        {"model": small.pk, "shots": "1", "demonstration_set": hhh.pk},
+    ]
     page = researcher_client.post("/almost/new/estimate/", _post(seeds, small, rows)).content.decode()
     assert 'id="almost-cost"' in page and "Responses" in page
     page = researcher_client.post("/almost/new/estimate/", _post(seeds, small, rows[:1])).content.decode()
@@ -197,7 +249,9 @@ def test_the_estimate_shows_the_cost_or_the_problems(researcher_client, seeds, h
     assert PipelineRun.objects.count() == 0
 
 
-def test_the_new_page_offers_a_default_rubric_and_annotators_are_refused(researcher_client, client, annotator, seeds, hhh, small):
+def test_the_new_page_offers_a_default_rubric_and_annotators_are_refused(
+    researcher_client, client, annotator, seeds, hhh, small
+):
     page = researcher_client.get("/almost/new/")
     assert page.status_code == 200
     assert len(page.context["rubric"].forms) == 2 and "Order by the rules of thumb" in page.content.decode()
@@ -205,19 +259,42 @@ def test_the_new_page_offers_a_default_rubric_and_annotators_are_refused(researc
     assert client.get("/almost/new/").status_code == 403
 
 
+SAME = "Slicing with items[::-1] makes a reversed copy and keeps the original list as it was."
+ANSWER = "Use items[::-1] to get a reversed copy of the list."
+
+
 def test_the_run_section_shows_counts_accuracy_and_scores(researcher):
     run = PipelineRun.objects.create(
         kind=PipelineRun.Kind.ALMOST,
-        config={"almost": {"configurations": [{"model": "m", "prompt": "hhh", "shots": 3}, {"model": "m", "prompt": "hhh", "shots": 1}]}},
+        config={
+            "almost": {
+                "configurations": [
+                    {"model": "m", "prompt": "hhh", "shots": 3},
+                    {"model": "m", "prompt": "hhh", "shots": 1},
+                ]
+            }
+        },
         summary={
             "pg": {"prompts": 3, "requested": 4, "candidates": 9, "rejected": {"exact": 6}},
-            "cs": {"candidates": 3, "filters": [{"filter": "empty", "enabled": True, "before": 3, "after": 2, "failed": 1}],
-                   "after_filters": 2, "kept": 2},
+            "cs": count_pairs(
+                compare_prompt("p0", "q", [("a", SAME), ("b", SAME), ("c", ANSWER)], ComparisonConfig()),
+                ComparisonConfig(),
+            ),
             "rm": {"held_out_accuracy": 0.75, "steps": 2, "train_pairs": 1, "held_out_pairs": 1},
-            "rmsp": {"configuration": "m-hhh-3shot", "n": 2, "demonstrations": 3,
-                     "scores": {"count": 3, "mean": 0.1, "median": 0.1, "min": 0.0, "max": 0.2,
-                                "histogram": [{"low": 0.0, "high": 0.1, "count": 1}, {"low": 0.1, "high": 0.2, "count": 2}]},
-                     "all_sample_scores": {"mean": 0.05}},
+            "rmsp": {
+                "configuration": "m-hhh-3shot",
+                "n": 2,
+                "demonstrations": 3,
+                "scores": {
+                    "count": 3,
+                    "mean": 0.1,
+                    "median": 0.1,
+                    "min": 0.0,
+                    "max": 0.2,
+                    "histogram": [{"low": 0.0, "high": 0.1, "count": 1}, {"low": 0.1, "high": 0.2, "count": 2}],
+                },
+                "all_sample_scores": {"mean": 0.05},
+            },
         },
     )
     context = run_page.context(run)["almost"]
@@ -227,6 +304,9 @@ def test_the_run_section_shows_counts_accuracy_and_scores(researcher):
 
     html = render_to_string(run_page.TEMPLATE, {"almost": context})
     assert "0.750" in html and "3 of 4" in html and "m-hhh-3shot" in html
+    # The table lists the steps in the order they act: the pairing rule comes before "identical".
+    table = html[html.index('id="almost-filter-counts"') :]
+    assert table.index("one pair per chosen configuration") < table.index("<td>identical</td>")
 
 
 def test_a_run_without_rmsp_says_it_was_switched_off_rather_than_unfinished(researcher):
