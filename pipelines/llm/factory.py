@@ -41,8 +41,10 @@ def build_backend(spec: dict[str, Any], *, model_cache_dir: Path) -> LLMBackend:
     kind = spec.get("kind") or "transformers"
     dtype = spec.get("dtype") or "auto"
     if kind == "openai":
+        from pipelines.llm.endpoint_policy import check_endpoint
         from pipelines.llm.openai_backend import OpenAIBackend
 
+        check_endpoint(_base_url(spec), spec.get("api_key_env") or "")  # the operator's policy, checked in the worker
         return OpenAIBackend(
             _base_url(spec),
             _served_model_name(spec),

@@ -11,6 +11,7 @@ from typing import Any
 import httpx
 
 from pipelines.errors import BackendUnavailableError, InvalidConfigError, PipelineError
+from pipelines.llm.endpoint_policy import check_endpoint_url
 from pipelines.llm.types import Completion, Conversation, FinishReason, SamplingParams
 
 RETRIED_STATUS_CODES = {429, 502, 503, 504}
@@ -130,6 +131,7 @@ class OpenAIBackend:
 
     def _post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
         url = f"{self.base_url}{path}"
+        check_endpoint_url(self.base_url)  # before every request: DNS may have changed since the backend was built
         last_problem = ""
         for attempt in range(self.retries + 1):
             if attempt:

@@ -207,14 +207,14 @@ def test_a_vllm_model_on_a_host_without_vllm_is_a_config_error_saying_what_to_in
 
 
 def test_factory_builds_an_openai_backend_with_the_key_from_the_environment(tmp_path, monkeypatch):
-    monkeypatch.setenv("REFINERY_TEST_KEY", "sk-test")
+    monkeypatch.setenv("REFINERY_ENDPOINT_KEY_TEST", "sk-test")
     backend = build_backend(
         {
             "kind": "openai",
             "source": "endpoint",
             "base_url": "http://127.0.0.1:9/v1/",
             "served_model_name": "m",
-            "api_key_env": "REFINERY_TEST_KEY",
+            "api_key_env": "REFINERY_ENDPOINT_KEY_TEST",
         },
         model_cache_dir=tmp_path,
     )

@@ -54,6 +54,13 @@ class ModelEntry(models.Model):
     def __str__(self) -> str:
         return self.name
 
+    def clean(self) -> None:
+        """An endpoint edited in the admin passes the same policy as one registered on the page."""
+        if self.source == self.Source.ENDPOINT or self.backend == self.Backend.OPENAI:
+            from .services import endpoint_check
+
+            endpoint_check(base_url=self.base_url, api_key_env=self.api_key_env)
+
     def backend_spec(self) -> dict[str, str]:
         """What `pipelines.llm.factory.build_backend` needs; resolved inside the worker."""
         return {

@@ -1,4 +1,5 @@
 """Writes to the model registry: the bundled default, local directories, remote endpoints."""
+
 from __future__ import annotations
 
 import json
@@ -6,7 +7,15 @@ import struct
 from pathlib import Path
 from typing import Any
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
+
+from pipelines.llm.endpoint_policy import (
+    EndpointPolicy,
+    EndpointRefusedError,
+    check_api_key_variable,
+    check_endpoint_url,
+)
 
 from .models import ModelEntry
 
@@ -27,7 +36,14 @@ def model_ensure_embedded() -> ModelEntry:
     return entry
 
 
-def model_register_local(*, name: str, path: str, backend: str = ModelEntry.Backend.TRANSFORMERS, dtype: str = "float32", parent: ModelEntry | None = None) -> ModelEntry:
+def model_register_local(
+    *,
+    name: str,
+    path: str,
+    backend: str = ModelEntry.Backend.TRANSFORMERS,
+    dtype: str = "float32",
+    parent: ModelEntry | None = None,
+) -> ModelEntry:
     """Register a directory with a transformers config and weights; checked before it is saved."""
     directory = Path(path).expanduser()
     if not directory.is_dir():
@@ -48,43 +64,108 @@ def model_register_local(*, name: str, path: str, backend: str = ModelEntry.Back
     return entry
 
 
+def endpoint_policy() -> EndpointPolicy:
+    """The operator's endpoint policy as settings give it now (read per call, so tests can override it)."""
+    return EndpointPolicy(
+        allow_loopback=settings.REFINERY_ENDPOINT_ALLOW_LOOPBACK,
+        allow_private=settings.REFINERY_ENDPOINT_ALLOW_PRIVATE,
+        api_key_prefix=settings.REFINERY_ENDPOINT_KEY_PREFIX,
+        api_key_variables=frozenset(settings.REFINERY_ENDPOINT_KEY_VARIABLES),
+    )
+
+
+def endpoint_check(*, base_url: str, api_key_env: str) -> None:
+    """ValidationError per field when the URL or key variable is outside the policy (the worker checks again)."""
+    problems: dict[str, str] = {}
+    policy = endpoint_policy()
+    try:
+        check_api_key_variable(api_key_env, policy)
+    except EndpointRefusedError as refused:
+        problems["api_key_env"] = str(refused)
+    try:
+        check_endpoint_url(base_url, policy)
+    except EndpointRefusedError as refused:
+        problems["base_url"] = str(refused)
+    if problems:
+        raise ValidationError(problems)
+
+
 def model_register_endpoint(*, name: str, base_url: str, served_model_name: str, api_key_env: str = "") -> ModelEntry:
     """Register an OpenAI-compatible server (vllm serve, transformers serve, llama.cpp server)."""
-    if api_key_env and not api_key_env.replace("_", "").isalnum():
-        raise ValidationError({"api_key_env": "Give the name of an environment variable (letters, digits, _), not the key itself."})
     entry = ModelEntry(
         name=name,
         backend=ModelEntry.Backend.OPENAI,
         source=ModelEntry.Source.ENDPOINT,
         base_url=base_url.rstrip("/"),
         served_model_name=served_model_name,
-        api_key_env=api_key_env,
+        api_key_env=api_key_env.strip(),
     )
-    entry.full_clean()
+    entry.full_clean()  # ModelEntry.clean applies the endpoint policy (endpoint_check)
     entry.save()
     return entry
+
+
+# The safetensors format's own bound (the `safetensors` library refuses larger headers): a header
+# length read from an untrusted file must never become the size of one read.
+SAFETENSORS_MAX_HEADER_BYTES = 100_000_000
 
 
 def safetensors_parameter_count(directory: Path) -> int | None:
     """Parameters stored in a directory's `*.safetensors` files, read from their JSON headers only.
 
     The training form's memory check needs the model's size, and the web process must never load
-    torch or the weights to learn it; None when the directory has no safetensors files.
+    torch or the weights to learn it; None when the directory has no safetensors files. A file whose
+    header is not a well-formed safetensors header raises ValidationError naming the file, so a
+    truncated or foreign file is a form error and its claimed header length is never trusted for a read.
     """
     total = 0
-    files = sorted(Path(directory).glob("*.safetensors"))
-    for path in files:
-        with path.open("rb") as handle:
-            (header_length,) = struct.unpack("<Q", handle.read(8))
-            header = json.loads(handle.read(header_length))
-        for name, tensor in header.items():
-            if name == "__metadata__":
-                continue
-            count = 1
-            for size in tensor["shape"]:
-                count *= size
-            total += count
+    for path in sorted(Path(directory).glob("*.safetensors")):
+        total += _safetensors_file_parameters(path)
     return total or None
+
+
+def _safetensors_file_parameters(path: Path) -> int:
+    def refuse(problem: str) -> ValidationError:
+        return ValidationError({"path": f"{path}: not a valid safetensors file ({problem})."})
+
+    try:
+        file_size = path.stat().st_size
+        with path.open("rb") as handle:
+            prefix = handle.read(8)
+            if len(prefix) < 8:
+                raise refuse(f"{len(prefix)} bytes; a safetensors file starts with an 8-byte header length")
+            (header_length,) = struct.unpack("<Q", prefix)
+            if header_length > SAFETENSORS_MAX_HEADER_BYTES:
+                raise refuse(
+                    f"header length {header_length:,} bytes exceeds the format's limit of {SAFETENSORS_MAX_HEADER_BYTES:,}"
+                )
+            if 8 + header_length > file_size:
+                raise refuse(f"header length {header_length:,} bytes but the file has only {file_size - 8:,} after it")
+            raw_header = handle.read(header_length)
+    except OSError as error:
+        raise ValidationError({"path": f"{path}: cannot be read ({error.strerror or error})."}) from None
+    try:
+        header = json.loads(raw_header.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as error:
+        raise refuse(f"the header is not JSON: {error}") from None
+    except RecursionError:
+        raise refuse("the header's JSON is nested too deeply") from None
+    if not isinstance(header, dict):
+        raise refuse(f"the header is a JSON {type(header).__name__}, not an object")
+    count_in_file = 0
+    for name, tensor in header.items():
+        if name == "__metadata__":
+            continue
+        shape = tensor.get("shape") if isinstance(tensor, dict) else None
+        if not isinstance(shape, list) or not all(
+            isinstance(size, int) and not isinstance(size, bool) and size >= 0 for size in shape
+        ):
+            raise refuse(f"tensor {name!r} has no shape as a list of non-negative whole numbers")
+        count = 1
+        for size in shape:
+            count *= size
+        count_in_file += count
+    return count_in_file
 
 
 def model_register_trained(

@@ -47,6 +47,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "webapp.accounts.middleware.LoginRequiredEverywhereMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    "webapp.core.submissions.SubmissionKeyMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
 ]
@@ -72,7 +73,9 @@ TEMPLATES = [
 
 DATABASES = {
     "default": dj_database_url.config(
-        default=f"sqlite:///{VAR_DIR / 'refinery.sqlite3'}", conn_max_age=60
+        # Health checks: a process that kept its connection across a database restart reconnects on
+        # its next request or job instead of failing it (tests/faults/test_postgres_restart.py).
+        default=f"sqlite:///{VAR_DIR / 'refinery.sqlite3'}", conn_max_age=60, conn_health_checks=True
     )
 }
 if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
@@ -113,6 +116,10 @@ MODEL_CACHE_DIR = Path(os.environ.get("MODEL_CACHE_DIR", VAR_DIR / "models"))
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
 DATA_UPLOAD_MAX_MEMORY_SIZE = 10_485_760
 LIBRARY_MAX_UPLOAD_BYTES = int(os.environ.get("LIBRARY_MAX_UPLOAD_BYTES", 2 * 1024**3))
+# One document (a JSONL line, a .txt file, an archive entry, a parquet cell) is refused above this.
+LIBRARY_MAX_DOCUMENT_BYTES = int(os.environ.get("LIBRARY_MAX_DOCUMENT_BYTES", 16 * 1024**2))
+# An archive entry that unpacks to more than this many times its compressed size is refused (zip bombs).
+LIBRARY_MAX_COMPRESSION_RATIO = float(os.environ.get("LIBRARY_MAX_COMPRESSION_RATIO", 100))
 
 REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
 RQ = {
@@ -130,6 +137,16 @@ RQ_QUEUES = {
 TRAINING_GPU_MEMORY_GIB = float(os.environ.get("TRAINING_GPU_MEMORY_GIB", 80))
 # A running run whose heartbeat is older than this is shown as lost (its worker died).
 RUN_HEARTBEAT_STALE_SECONDS = int(os.environ.get("RUN_HEARTBEAT_STALE_SECONDS", 30))
+
+# Model endpoints (pipelines/llm/endpoint_policy.py): which URLs workers may call and which environment
+# variables may be sent as their API key. Link-local and cloud metadata addresses are always refused;
+# loopback and private ranges only when allowed here (dev and test allow loopback for a local server).
+REFINERY_ENDPOINT_ALLOW_LOOPBACK = os.environ.get("REFINERY_ENDPOINT_ALLOW_LOOPBACK", "0") == "1"
+REFINERY_ENDPOINT_ALLOW_PRIVATE = os.environ.get("REFINERY_ENDPOINT_ALLOW_PRIVATE", "0") == "1"
+REFINERY_ENDPOINT_KEY_PREFIX = os.environ.get("REFINERY_ENDPOINT_KEY_PREFIX", "REFINERY_ENDPOINT_KEY_")
+REFINERY_ENDPOINT_KEY_VARIABLES = [
+    name.strip() for name in os.environ.get("REFINERY_ENDPOINT_KEY_VARIABLES", "").split(",") if name.strip()
+]
 
 LOGGING = {
     "version": 1,

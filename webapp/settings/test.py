@@ -16,3 +16,5 @@ if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
     # A file, not :memory:, so worker subprocesses can open the same test database.
     DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test-refinery.sqlite3")}
 RUN_HEARTBEAT_STALE_SECONDS = int(os.environ.get("RUN_HEARTBEAT_STALE_SECONDS", 8))
+# The tests' OpenAI-compatible servers listen on 127.0.0.1.
+REFINERY_ENDPOINT_ALLOW_LOOPBACK = True
