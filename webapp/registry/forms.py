@@ -14,6 +14,15 @@ class LocalModelForm(forms.Form):
 
 class EndpointModelForm(forms.Form):
     name = forms.CharField(max_length=200)
-    base_url = forms.URLField(help_text="e.g. http://gpu-host:8000/v1")
+    base_url = forms.URLField(
+        assume_scheme="https",
+        help_text="e.g. https://gpu-host:8000/v1. Checked against this site's endpoint policy: link-local and cloud "
+        "metadata addresses are never allowed; loopback and private addresses only where the operator allows them.",
+    )
     served_model_name = forms.CharField(max_length=300, help_text="The model name the server expects.")
-    api_key_env = forms.CharField(max_length=100, required=False, help_text="Environment variable on the workers holding the key.")
+    api_key_env = forms.CharField(
+        max_length=100,
+        required=False,
+        help_text="Environment variable on the workers holding the key; only names the operator set aside for "
+        "endpoint keys (by default starting with REFINERY_ENDPOINT_KEY_).",
+    )
