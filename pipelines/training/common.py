@@ -20,7 +20,7 @@ from transformers import Trainer, TrainerCallback, TrainingArguments
 from pipelines.common.progress import Progress
 from pipelines.common.store import RunStore
 from pipelines.errors import InvalidConfigError, RunCancelled
-from pipelines.training.config import TrainingArgs, TrainingResult
+from pipelines.training.config import TRAINING_FORMAT_FILE, TrainingArgs, TrainingResult
 
 CHECKPOINTS_DIR = "checkpoints"
 FINAL_DIR = "final"
@@ -76,15 +76,39 @@ def resolve_runtime(args: TrainingArgs) -> Runtime:
     return Runtime(device=device, dtype=dtype)
 
 
-def load_tokenizer(model_dir: str | Path) -> Any:
+def load_tokenizer(model_dir: str | Path, prompt_format: str = "chat_template") -> Any:
+    """The model's tokenizer, checked against how examples will be formatted.
+
+    A base model without a chat template trains with `prompt_format` "raw_assistant" (ALMoST's
+    `prompt\n\nAssistant: reply<eos>`), which needs an end-of-sequence token to end the reply.
+    """
     from transformers import AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
-    if tokenizer.chat_template is None:
-        raise InvalidConfigError(f"{model_dir} has no chat template; training formats every example as a chat")
+    if prompt_format == "chat_template" and tokenizer.chat_template is None:
+        raise InvalidConfigError(
+            f"{model_dir} has no chat template; set prompt_format to raw_assistant to train this base model on "
+            "`prompt\n\nAssistant: reply<eos>` text (ALMoST's format)"
+        )
+    if prompt_format == "raw_assistant" and tokenizer.eos_token_id is None:
+        raise InvalidConfigError(f"{model_dir} has no end-of-sequence token to end a raw_assistant reply with")
     return tokenizer
+
+
+def disable_dropout(model: Any) -> int:
+    """Set every dropout probability of `model` (its own and LoRA's) to 0; returns how many were set.
+
+    TRL's DPOTrainer does this to the policy (`disable_dropout=True`): the reference log-probs are
+    taken in eval mode, and a policy trained with dropout would be compared with them through noise.
+    """
+    changed = 0
+    for module in model.modules():
+        if isinstance(module, torch.nn.Dropout) and module.p > 0:
+            module.p = 0.0
+            changed += 1
+    return changed
 
 
 def load_model(model_dir: str | Path, args: TrainingArgs, runtime: Runtime, *, reward_head: bool = False) -> Any:
@@ -315,6 +339,7 @@ def train_and_save(
     counts: tuple[int, int],
     progress: Progress,
     evaluate: bool = False,
+    lengths: dict[str, Any] | None = None,
 ) -> TrainingResult:
     """The recipe every trainer here shares: train (resuming), gather the metrics, save under final/.
 
@@ -343,6 +368,7 @@ def train_and_save(
         steps=steps,
         counts=counts,
         progress=progress,
+        lengths=lengths,
     )
 
 
@@ -369,6 +395,7 @@ def save_final(
     counts: tuple[int, int],
     progress: Progress,
     merge_fn: Callable[[Path, Path, Path], Path] | None = None,
+    lengths: dict[str, Any] | None = None,
 ) -> TrainingResult:
     """Save the model (full) or the adapter and its merge (LoRA) under final/, each folder atomically."""
     final_root = store.path(FINAL_DIR)
@@ -376,7 +403,7 @@ def save_final(
     progress.stage("save", total=2 if args.adapter == "lora" and merge else 1)
     adapter_dir = merged_dir = None
     if args.adapter == "lora":
-        adapter_dir = _save_atomically(final_root / "adapter", trainer, tokenizer)
+        adapter_dir = _save_atomically(final_root / "adapter", trainer, tokenizer, args.prompt_format)
         progress.advance()
         if merge:
             from pipelines.training.merge import merge_lora
@@ -385,7 +412,7 @@ def save_final(
             progress.advance()
         output_dir = merged_dir or adapter_dir
     else:
-        output_dir = _save_atomically(final_root / "model", trainer, tokenizer)
+        output_dir = _save_atomically(final_root / "model", trainer, tokenizer, args.prompt_format)
         progress.advance()
     result = TrainingResult(
         output_dir=str(output_dir),
@@ -395,17 +422,19 @@ def save_final(
         steps=steps,
         parameter_count=counts[0],
         trainable_parameter_count=counts[1],
+        lengths=dict(lengths or {}),
     )
     store.write_json(result.to_dict(), FINAL_DIR, RESULT_FILE)
     progress.log(f"saved {output_dir}")
     return result
 
 
-def _save_atomically(target: Path, trainer: Trainer, tokenizer: Any) -> Path:
+def _save_atomically(target: Path, trainer: Trainer, tokenizer: Any, prompt_format: str) -> Path:
     staging = target.with_name(f".staging-{target.name}")
     shutil.rmtree(staging, ignore_errors=True)
     trainer.save_model(str(staging))
     tokenizer.save_pretrained(str(staging))
+    (staging / TRAINING_FORMAT_FILE).write_text(json.dumps({"prompt_format": prompt_format}))
     if target.exists():
         shutil.rmtree(target)
     os.replace(staging, target)

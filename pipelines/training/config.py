@@ -23,6 +23,17 @@ SCHEDULERS = ("linear", "cosine", "constant", "constant_with_warmup")
 DTYPES = ("auto", "float32", "bfloat16", "float16")
 DEVICES = ("auto", "cpu", "cuda")
 ADAPTERS = ("lora", "full")
+OVER_LENGTH_RULES = ("cut", "refuse", "drop")
+PROMPT_FORMATS = ("chat_template", "raw_assistant")
+RAW_ASSISTANT_SEPARATOR = "\n\nAssistant:"
+"""What `raw_assistant` puts between the prompt and the reply (ALMoST: `prompt\n\nAssistant: reply<eos>`)."""
+
+TRAINING_FORMAT_FILE = "refinery_training_format.json"
+"""Written beside every saved model: how its examples were formatted, so a scorer formats alike."""
+
+MAX_TRAINING_STEPS = 10_000_000
+MAX_EPOCHS = 1000
+MAX_SEED = 2**32 - 1
 
 
 @dataclass(frozen=True)
@@ -39,6 +50,12 @@ class LoraSettings:
     """Which linear layers get an adapter: "all-linear" or a list of module names such as ["q_proj", "v_proj"]."""
 
     def __post_init__(self) -> None:
+        for name in ("r", "alpha"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise InvalidConfigError(f"lora.{name} must be a whole number, got {value!r}")
+        if isinstance(self.dropout, bool) or not isinstance(self.dropout, int | float):
+            raise InvalidConfigError(f"lora.dropout must be a number, got {self.dropout!r}")
         if not 1 <= self.r <= 1024:
             raise InvalidConfigError(f"lora.r must be between 1 and 1024, got {self.r}")
         if self.alpha <= 0:
@@ -77,9 +94,18 @@ class TrainingArgs:
     max_grad_norm: float = 1.0
     """Gradients are clipped to this global norm; 0 disables clipping."""
     max_length: int = 512
-    """Longest tokenized example (prompt + completion); longer completions are cut at the end."""
+    """Longest tokenized example (prompt + completion)."""
     max_prompt_length: int = 256
-    """Longest prompt; longer prompts keep their last tokens (the question is usually at the end)."""
+    """Longest prompt (chat header, instructions and turns before the reply)."""
+    over_length: str = "cut"
+    """What happens to an example over `max_prompt_length` or `max_length`, always counted in the run's
+    summary: "cut" (an aggregation prompt loses the ends of its proposals, never its header,
+    instruction or question; another prompt keeps its last tokens, as TRL and ALMoST truncate; a
+    reply loses its end), "refuse" (the run stops before training, naming the rows and the lengths
+    that would fit) or "drop" (the example is left out)."""
+    prompt_format: str = "chat_template"
+    """How an example becomes text: "chat_template" (the tokenizer's chat template) or "raw_assistant",
+    the paper format of ALMoST for base models without one: `prompt\n\nAssistant: reply<eos>`, no BOS."""
     seed: int = 42
     """Seed for weight init of new heads, data order and dropout."""
     save_steps: int = 50
@@ -108,12 +134,19 @@ class TrainingArgs:
     """CPU threads for torch; 0 uses every core."""
 
     def __post_init__(self) -> None:
+        _check_types(self)
         if not 0 < self.learning_rate <= 1e-2:
             raise InvalidConfigError(f"learning_rate must be in (0, 0.01], got {self.learning_rate}")
         if self.max_steps == -1 and not self.num_epochs > 0:
             raise InvalidConfigError(f"num_epochs must be positive when max_steps is -1, got {self.num_epochs}")
-        if self.max_steps == 0 or self.max_steps < -1:
-            raise InvalidConfigError(f"max_steps must be positive or -1 (run num_epochs), got {self.max_steps}")
+        if not self.num_epochs <= MAX_EPOCHS:
+            raise InvalidConfigError(f"num_epochs must be at most {MAX_EPOCHS}, got {self.num_epochs}")
+        if self.max_steps == 0 or self.max_steps < -1 or self.max_steps > MAX_TRAINING_STEPS:
+            raise InvalidConfigError(
+                f"max_steps must be -1 (run num_epochs) or between 1 and {MAX_TRAINING_STEPS}, got {self.max_steps}"
+            )
+        if not 0 <= self.seed <= MAX_SEED:
+            raise InvalidConfigError(f"seed must be between 0 and {MAX_SEED}, got {self.seed}")
         if not 1 <= self.per_device_batch_size <= 4096:
             raise InvalidConfigError(
                 f"per_device_batch_size must be between 1 and 4096, got {self.per_device_batch_size}"
@@ -137,6 +170,8 @@ class TrainingArgs:
                 f"max_prompt_length must be at least 1 and below max_length ({self.max_length}), "
                 f"got {self.max_prompt_length}"
             )
+        _check_choice("over_length", self.over_length, OVER_LENGTH_RULES)
+        _check_choice("prompt_format", self.prompt_format, PROMPT_FORMATS)
         if self.save_steps < 1:
             raise InvalidConfigError(f"save_steps must be at least 1, got {self.save_steps}")
         if self.save_total_limit < 0:
@@ -162,6 +197,56 @@ class TrainingArgs:
         if isinstance(values.get("lora"), dict):
             values["lora"] = LoraSettings(**known_fields(LoraSettings, values["lora"], "training.lora"))
         return cls(**values)
+
+
+_INTEGER_FIELDS = (
+    "max_steps",
+    "per_device_batch_size",
+    "gradient_accumulation_steps",
+    "max_length",
+    "max_prompt_length",
+    "seed",
+    "save_steps",
+    "save_total_limit",
+    "logging_steps",
+    "torch_threads",
+)
+_NUMBER_FIELDS = ("learning_rate", "num_epochs", "warmup_ratio", "weight_decay", "max_grad_norm")
+_TEXT_FIELDS = (
+    "lr_scheduler",
+    "optimizer",
+    "over_length",
+    "prompt_format",
+    "adapter",
+    "dtype",
+    "device",
+    "deepspeed_config",
+)
+_SWITCH_FIELDS = ("qlora", "gradient_checkpointing")
+
+
+def _check_types(args: TrainingArgs) -> None:
+    """Refuse a value of the wrong JSON type by name (YAML and the form's JSON box bypass the form's fields)."""
+    for name in _INTEGER_FIELDS:
+        value = getattr(args, name)
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise InvalidConfigError(f"training.{name} must be a whole number, got {value!r}")
+    for name in _NUMBER_FIELDS:
+        value = getattr(args, name)
+        if isinstance(value, bool) or not isinstance(value, int | float) or value != value:
+            raise InvalidConfigError(f"training.{name} must be a number, got {value!r}")
+    for name in _TEXT_FIELDS:
+        if not isinstance(getattr(args, name), str):
+            raise InvalidConfigError(f"training.{name} must be text, got {getattr(args, name)!r}")
+    for name in _SWITCH_FIELDS:
+        if not isinstance(getattr(args, name), bool):
+            raise InvalidConfigError(f"training.{name} must be true or false, got {getattr(args, name)!r}")
+    if not isinstance(args.lora, LoraSettings):
+        raise InvalidConfigError(
+            "training.lora must be a JSON object of LoRA fields (r, alpha, dropout, target_modules)"
+        )
+    if not isinstance(args.trainer_overrides, dict):
+        raise InvalidConfigError("training.trainer_overrides must be a JSON object of TrainingArguments fields")
 
 
 def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
@@ -196,8 +281,14 @@ def _preference_training_defaults() -> TrainingArgs:
     )
 
 
+REWARD_EFFECTIVE_BATCH = 128
+"""ALMoST's reward model steps on 128 pairs: 4 per device x 8 accumulation x 4 GPUs."""
+
+
 def _reward_training_defaults() -> TrainingArgs:
-    # ALMoST's reward model: lr 2e-5, weight decay 0.1, 1 epoch, cosine, 3% warmup, max length 1024.
+    # ALMoST's reward model (naver-ai/ALMoST README): lr 2e-5, weight decay 0.1, 1 epoch, cosine, 3% warmup,
+    # max length 1024, full fine-tuning, 128 pairs a step. On one device that is 4 x 32 accumulation x 1;
+    # `accumulation_for_effective_batch` gives the accumulation for more devices.
     return TrainingArgs(
         learning_rate=2e-5,
         num_epochs=1.0,
@@ -206,7 +297,39 @@ def _reward_training_defaults() -> TrainingArgs:
         warmup_ratio=0.03,
         max_length=1024,
         max_prompt_length=512,
+        per_device_batch_size=4,
+        gradient_accumulation_steps=REWARD_EFFECTIVE_BATCH // 4,
+        adapter="full",
     )
+
+
+def effective_batch(args: TrainingArgs, devices: int = 1) -> int:
+    """Examples (pairs) per optimizer step: per-device batch x gradient accumulation x devices."""
+    return args.per_device_batch_size * args.gradient_accumulation_steps * max(devices, 1)
+
+
+def effective_batch_text(args: TrainingArgs, devices: int = 1) -> str:
+    """The effective batch spelt out, as the form and the run summary show it: "4 x 32 x 1 device = 128"."""
+    devices = max(devices, 1)
+    return (
+        f"{args.per_device_batch_size} per device x {args.gradient_accumulation_steps} accumulation x "
+        f"{devices} device{'s' if devices != 1 else ''} = {effective_batch(args, devices)}"
+    )
+
+
+def accumulation_for_effective_batch(target: int, per_device_batch_size: int, devices: int) -> int:
+    """The gradient accumulation that keeps `target` examples a step on `devices` devices (at least 1).
+
+    Refuses a target the per-device batch and devices cannot reach exactly, rather than stepping on a
+    different batch in silence.
+    """
+    per_pass = per_device_batch_size * max(devices, 1)
+    if target % per_pass:
+        raise InvalidConfigError(
+            f"an effective batch of {target} is not a whole number of {per_device_batch_size} per device x "
+            f"{devices} device(s); choose a per-device batch and device count that divide it"
+        )
+    return max(1, target // per_pass)
 
 
 @dataclass(frozen=True)
@@ -220,12 +343,18 @@ class SFTConfig:
     include_context: bool = False
     """For question/answer rows with a `context`: put the context before the question in the prompt.
     AugCon trains question -> answer without the context, hence off."""
+    completion_only_loss: bool = True
+    """Loss on the reply's tokens only (TRL's default, ALMoST's SFT). Off: on every token, the chat
+    header and prompt included, as AugCon's `finetune.py` trains (labels = all input ids)."""
     merge_adapter: bool = True
     """With LoRA, also save the adapter merged into the base as a full model under final/merged."""
 
     def __post_init__(self) -> None:
         if not isinstance(self.training, TrainingArgs):
             raise InvalidConfigError("training must be a TrainingArgs or a JSON object of its fields")
+        for name in ("packing", "include_context", "completion_only_loss", "merge_adapter"):
+            if not isinstance(getattr(self, name), bool):
+                raise InvalidConfigError(f"{name} must be true or false, got {getattr(self, name)!r}")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -259,6 +388,10 @@ class PreferenceConfig:
     """Held-out metrics every this many steps; 0 evaluates at the start and at the end only."""
     merge_adapter: bool = True
     """With LoRA, also save the merged model (SPIN's next iteration needs the merged model as its reference)."""
+    disable_dropout: bool = True
+    """Switch off every dropout of the policy (the model's and LoRA's) while it trains, as TRL's DPOTrainer
+    does: the reference log-probs are taken without dropout, so the policy's must be too, or the implicit
+    reward carries dropout noise from the first step."""
 
     def __post_init__(self) -> None:
         if not isinstance(self.training, TrainingArgs):
@@ -290,7 +423,8 @@ class RewardConfig:
     training: TrainingArgs = field(default_factory=_reward_training_defaults)
     """Optimisation and hardware settings (defaults: ALMoST's reward model)."""
     eval_fraction: float = 0.1
-    """Share of the pairs held out to measure pairwise accuracy (how often r_chosen > r_rejected)."""
+    """Share of the pairs held out to measure pairwise accuracy (how often r_chosen > r_rejected).
+    Ours: ALMoST trains on every comparison; 0 does the same."""
     eval_steps: int = 0
     """Held-out accuracy every this many steps; 0 evaluates at the start and at the end only."""
     merge_adapter: bool = True
@@ -330,6 +464,8 @@ class TrainingResult:
     """Parameters of the trained model (base plus adapter)."""
     trainable_parameter_count: int = 0
     """Parameters that received gradients."""
+    lengths: dict[str, Any] = field(default_factory=dict)
+    """The dataset's token lengths against the limits and what was cut or dropped (`LengthReport.summary`)."""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -377,19 +513,74 @@ PRESETS: dict[str, dict[str, Any]] = {
         "device": "cuda",
     },
 }
+_AUGCON_SFT = {
+    # quanshr/AugCon finetune.py: lr 5e-5, 4 epochs, batch 4, warmup 50 steps, weight decay 0.01, LoRA r 32
+    # alpha 32 all-linear dropout 0.05 on a 4-bit base, DeepSpeed ZeRO-2 whose WarmupLR warms up and then
+    # holds the rate (HF's constant_with_warmup).
+    "learning_rate": 5e-5,
+    "num_epochs": 4.0,
+    "max_steps": -1,
+    "per_device_batch_size": 4,
+    "gradient_accumulation_steps": 1,
+    "weight_decay": 0.01,
+    "warmup_ratio": 0.0,
+    "lr_scheduler": "constant_with_warmup",
+    "trainer_overrides": {"warmup_steps": 50},
+    "adapter": "lora",
+    "lora": {"r": 32, "alpha": 32, "dropout": 0.05, "target_modules": "all-linear"},
+}
+PRESETS["augcon-sft"] = {**_AUGCON_SFT, "qlora": False}
+PRESETS["augcon-sft-qlora"] = {**_AUGCON_SFT, "qlora": True, "device": "cuda"}
+PRESETS["aft-aggregation"] = {
+    # Aggregation prompts hold several full drafts: the lengths come from the dataset (see
+    # DATA_SIZED_PRESETS), and a prompt that must be cut loses the ends of its drafts only.
+    "over_length": "cut",
+}
+
 PRESET_DESCRIPTIONS = {
     "tiny-cpu-demo": "20 LoRA steps on CPU in float32; for the embedded 135M model and demos.",
     "7b-lora-1gpu": "LoRA r=16 on all linear layers, bf16, gradient checkpointing, effective batch 16 on one GPU.",
     "7b-full-8gpu-zero3": "Full fine-tuning, bf16, DeepSpeed ZeRO-3 across 8 GPUs (launch with accelerate/deepspeed).",
+    "augcon-sft": "AugCon's SFT (finetune.py): LoRA r32 alpha 32, lr 5e-5, 4 epochs, batch 4, 50 warmup steps then "
+    "constant, wd 0.01, loss on all tokens. Plain LoRA: the paper's 4-bit base needs a GPU (augcon-sft-qlora).",
+    "augcon-sft-qlora": "augcon-sft on a 4-bit NF4 base (QLoRA) as the paper; needs a CUDA worker with bitsandbytes.",
+    "aft-aggregation": "Aggregation SFT: max_length and max_prompt_length sized from the dataset's longest rows, "
+    "so no aggregation prompt is cut; where a cut is forced, drafts lose their ends, never the header or instruction.",
 }
+PRESET_OPTIONS: dict[str, dict[str, Any]] = {
+    "augcon-sft": {"completion_only_loss": False},
+    "augcon-sft-qlora": {"completion_only_loss": False},
+}
+"""Trainer-level fields (outside TrainingArgs) a preset also sets."""
+PRESET_TRAINERS: dict[str, tuple[str, ...]] = {
+    "augcon-sft": ("sft",),
+    "augcon-sft-qlora": ("sft",),
+    "aft-aggregation": ("sft",),
+}
+"""Presets made for one kind of training; the others suit every trainer."""
+DATA_SIZED_PRESETS = ("aft-aggregation",)
+"""Presets whose max_length / max_prompt_length are measured from the dataset when the run is built."""
+
+
+def _trainer_of(config: SFTConfig | PreferenceConfig | RewardConfig) -> str:
+    return {SFTConfig: "sft", PreferenceConfig: "preference", RewardConfig: "reward"}[type(config)]
 
 
 def apply_preset(config: SFTConfig | PreferenceConfig | RewardConfig, preset: str) -> Any:
-    """The config with the preset's training settings laid over its current ones."""
+    """The config with the preset's training settings (and trainer options) laid over its current ones."""
     if preset not in PRESETS:
         raise InvalidConfigError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
-    merged = {**config.training.to_dict(), **PRESETS[preset]}
-    return replace(config, training=TrainingArgs.from_dict(merged))
+    trainer = _trainer_of(config)
+    if trainer not in PRESET_TRAINERS.get(preset, (trainer,)):
+        raise InvalidConfigError(
+            f"preset {preset!r} is for {' or '.join(PRESET_TRAINERS[preset])} training, not {trainer}"
+        )
+    training = config.training.to_dict()
+    for key, value in PRESETS[preset].items():
+        training[key] = {**training[key], **value} if isinstance(value, dict) and key == "lora" else value
+    config = replace(config, training=TrainingArgs.from_dict(training))
+    options = PRESET_OPTIONS.get(preset, {})
+    return replace(config, **options) if options else config
 
 
 # Which columns each trainer accepts, as alternatives; the first is the one named in errors.

@@ -8,6 +8,7 @@ import shutil
 from pathlib import Path
 
 from pipelines.errors import InvalidInputError
+from pipelines.training.config import TRAINING_FORMAT_FILE
 
 
 def merge_lora(base_dir: str | Path, adapter_dir: str | Path, out_dir: str | Path) -> Path:
@@ -39,6 +40,8 @@ def merge_lora(base_dir: str | Path, adapter_dir: str | Path, out_dir: str | Pat
     shutil.rmtree(staging, ignore_errors=True)
     merged.save_pretrained(staging)
     tokenizer.save_pretrained(staging)
+    if (adapter_dir / TRAINING_FORMAT_FILE).is_file():
+        shutil.copyfile(adapter_dir / TRAINING_FORMAT_FILE, staging / TRAINING_FORMAT_FILE)
     if out_dir.exists():
         shutil.rmtree(out_dir)
     os.replace(staging, out_dir)

@@ -25,6 +25,7 @@ from pipelines.training.common import (
     ProgressCallback,
     apply_lora,
     dataset_fingerprint,
+    disable_dropout,
     finished_result,
     load_model,
     load_tokenizer,
@@ -38,7 +39,7 @@ from pipelines.training.config import PreferenceConfig, TrainingResult
 from pipelines.training.data import (
     IGNORE_INDEX,
     collate_pairs,
-    encode_preference,
+    encode_preference_with_report,
     load_preference_pairs,
     split_held_out,
 )
@@ -235,7 +236,13 @@ def reference_logps_for(
     fingerprint = dataset_fingerprint(
         dataset_path,
         _model_identity(ref_model_dir),
-        {"max_length": args.max_length, "max_prompt_length": args.max_prompt_length, "average": average},
+        {
+            "max_length": args.max_length,
+            "max_prompt_length": args.max_prompt_length,
+            "average": average,
+            "over_length": args.over_length,
+            "prompt_format": args.prompt_format,
+        },
     )
     if store.exists(REFERENCE_LOGPS_FILE):
         cached = store.read_json(REFERENCE_LOGPS_FILE)
@@ -301,8 +308,16 @@ def run_preference(
     pairs = load_preference_pairs(dataset_path)
     write_config(store, "preference", config, model_dir, dataset_path)
 
-    tokenizer = load_tokenizer(model_dir)
-    features = encode_preference(tokenizer, pairs, max_length=args.max_length, max_prompt_length=args.max_prompt_length)
+    tokenizer = load_tokenizer(model_dir, args.prompt_format)
+    features, lengths = encode_preference_with_report(
+        tokenizer,
+        pairs,
+        max_length=args.max_length,
+        max_prompt_length=args.max_prompt_length,
+        over_length=args.over_length,
+        prompt_format=args.prompt_format,
+    )
+    progress.log(f"token lengths: {lengths.message()}")
     model = load_model(model_dir, args, runtime)
     if runtime.device == "cuda" and not args.qlora:
         model.to("cuda")
@@ -325,6 +340,9 @@ def run_preference(
 
     if args.adapter == "lora":
         model = apply_lora(model, args)
+    if config.disable_dropout:
+        switched_off = disable_dropout(model)
+        progress.log(f"policy dropout off in {switched_off} modules (as TRL's DPOTrainer)")
     counts = parameter_counts(model)
     evaluating = bool(eval_features)
     overrides: dict[str, Any] = {}
@@ -352,4 +370,5 @@ def run_preference(
         counts=counts,
         progress=progress,
         evaluate=evaluating,
+        lengths=lengths.summary(),
     )

@@ -1,7 +1,8 @@
 """Reward models: a scalar head on the LM trained with the Bradley-Terry loss, and a scorer for them.
 
 The model is `AutoModelForSequenceClassification` with one label: the score of the last token of
-"chat-formatted prompt + response". Loss -log sigmoid(r_chosen - r_rejected); held-out pairwise
+"chat-formatted prompt + response" (or ALMoST's raw `prompt\n\nAssistant: response<eos>` for a base
+model, `prompt_format` "raw_assistant"). Loss -log sigmoid(r_chosen - r_rejected); held-out pairwise
 accuracy = share of held-out pairs with r_chosen > r_rejected. `RewardScorer` serves ALMoST's
 RM-guided self-play (best-of-n) and reward filters.
 """
@@ -32,11 +33,11 @@ from pipelines.training.common import (
     training_arguments,
     write_config,
 )
-from pipelines.training.config import RewardConfig, TrainingResult
+from pipelines.training.config import TRAINING_FORMAT_FILE, RewardConfig, TrainingResult, effective_batch_text
 from pipelines.training.data import (
     Messages,
     collate_pairs,
-    encode_preference,
+    encode_preference_with_report,
     encode_prompt_completions,
     load_preference_pairs,
     split_held_out,
@@ -132,10 +133,21 @@ def run_reward(
     pairs = load_preference_pairs(dataset_path)
     write_config(store, "reward", config, model_dir, dataset_path)
 
-    tokenizer = load_tokenizer(model_dir)
-    features = encode_preference(tokenizer, pairs, max_length=args.max_length, max_prompt_length=args.max_prompt_length)
+    tokenizer = load_tokenizer(model_dir, args.prompt_format)
+    features, lengths = encode_preference_with_report(
+        tokenizer,
+        pairs,
+        max_length=args.max_length,
+        max_prompt_length=args.max_prompt_length,
+        over_length=args.over_length,
+        prompt_format=args.prompt_format,
+    )
+    progress.log(f"token lengths: {lengths.message()}")
     train_features, eval_features = split_held_out(features, config.eval_fraction, args.seed)
-    progress.log(f"{len(train_features)} training pairs, {len(eval_features)} held out")
+    progress.log(
+        f"{len(train_features)} training pairs, {len(eval_features)} held out; "
+        f"effective batch {effective_batch_text(args)}"
+    )
 
     set_seed(args.seed)  # the new score head's initial weights
     model = load_model(model_dir, args, runtime, reward_head=True)
@@ -167,6 +179,7 @@ def run_reward(
         counts=counts,
         progress=progress,
         evaluate=evaluating,
+        lengths=lengths.summary(),
     )
 
 
@@ -177,13 +190,22 @@ class RewardScorer:
     adapter_config.json and the adapter merged in memory).
     """
 
-    def __init__(self, model_dir: str | Path, *, device: str = "cpu", batch_size: int = 8, max_length: int = 1024):
+    def __init__(
+        self,
+        model_dir: str | Path,
+        *,
+        device: str = "cpu",
+        batch_size: int = 8,
+        max_length: int = 1024,
+        prompt_format: str | None = None,
+    ):
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
         model_dir = Path(model_dir)
         self.tokenizer = AutoTokenizer.from_pretrained(model_dir)
         if self.tokenizer.pad_token_id is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
+        self.prompt_format = prompt_format or trained_prompt_format(model_dir, self.tokenizer)
         adapter_config = model_dir / "adapter_config.json"
         if adapter_config.is_file():
             from peft import PeftModel
@@ -212,6 +234,7 @@ class RewardScorer:
             list(responses),
             max_length=self.max_length,
             max_prompt_length=self.max_length // 2,
+            prompt_format=self.prompt_format,
         )
         sequences = [prompt_ids + completion_ids for prompt_ids, completion_ids in encoded]
         pad = self.tokenizer.pad_token_id
@@ -230,3 +253,12 @@ class RewardScorer:
                 ).logits
                 scores.extend(logits.squeeze(-1).float().cpu().tolist())
         return scores
+
+
+def trained_prompt_format(model_dir: Path, tokenizer: Any) -> str:
+    """How the model at `model_dir` was trained to read examples: what training recorded beside it, else
+    the chat template when the tokenizer has one, else ALMoST's raw format."""
+    recorded = model_dir / TRAINING_FORMAT_FILE
+    if recorded.is_file():
+        return json.loads(recorded.read_text())["prompt_format"]
+    return "chat_template" if tokenizer.chat_template is not None else "raw_assistant"

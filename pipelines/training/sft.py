@@ -1,4 +1,4 @@
-"""Supervised fine-tuning: prompt -> completion examples, loss on completion tokens only, full or LoRA."""
+"""Supervised fine-tuning: prompt -> completion examples, loss on completion tokens (or all tokens), full or LoRA."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from pathlib import Path
 
 from pipelines.common.progress import Progress
 from pipelines.common.store import RunStore
+from pipelines.errors import InvalidInputError
 from pipelines.training.common import (
     CHECKPOINTS_DIR,
     AtomicCheckpoints,
@@ -22,7 +23,7 @@ from pipelines.training.common import (
     write_config,
 )
 from pipelines.training.config import SFTConfig, TrainingResult
-from pipelines.training.data import collate_sft, encode_sft, load_sft_examples, pack_sft
+from pipelines.training.data import collate_sft, encode_sft_with_report, load_sft_examples, pack_sft
 
 
 def run_sft(
@@ -45,8 +46,19 @@ def run_sft(
     write_config(store, "sft", config, model_dir, dataset_path)
 
     progress.stage("tokenize", total=len(examples))
-    tokenizer = load_tokenizer(model_dir)
-    features = encode_sft(tokenizer, examples, max_length=args.max_length, max_prompt_length=args.max_prompt_length)
+    tokenizer = load_tokenizer(model_dir, args.prompt_format)
+    features, lengths = encode_sft_with_report(
+        tokenizer,
+        examples,
+        max_length=args.max_length,
+        max_prompt_length=args.max_prompt_length,
+        over_length=args.over_length,
+        prompt_format=args.prompt_format,
+        completion_only_loss=config.completion_only_loss,
+    )
+    progress.log(f"token lengths: {lengths.message()}")
+    if not features:
+        raise InvalidInputError(f"no example is left to train on: {lengths.message()}")
     if config.packing:
         features = pack_sft(features, max_length=args.max_length)
     progress.advance(len(examples))
@@ -75,4 +87,5 @@ def run_sft(
         merge=config.merge_adapter,
         counts=counts,
         progress=progress,
+        lengths=lengths.summary(),
     )

@@ -14,7 +14,10 @@ from pipelines.training.config import (
     PreferenceConfig,
     RewardConfig,
     SFTConfig,
+    accumulation_for_effective_batch,
     apply_preset,
+    effective_batch,
+    effective_batch_text,
     estimate_memory_fits,
     validate_dataset_fields,
 )
@@ -38,6 +41,56 @@ def test_spin_defaults_follow_the_paper():
 def test_reward_defaults_follow_almost():
     training = RewardConfig().training
     assert (training.learning_rate, training.weight_decay, training.lr_scheduler) == (2e-5, 0.1, "cosine")
+    assert (training.num_epochs, training.warmup_ratio, training.max_length) == (1.0, 0.03, 1024)
+    # ALMoST steps on 128 pairs (4 x 8 x 4 GPUs) and fine-tunes every weight.
+    assert effective_batch(training) == 128
+    assert effective_batch_text(training) == "4 per device x 32 accumulation x 1 device = 128"
+    assert training.adapter == "full"
+    assert accumulation_for_effective_batch(128, 4, 4) == 8
+    with pytest.raises(InvalidConfigError, match="effective batch of 128"):
+        accumulation_for_effective_batch(128, 3, 1)
+
+
+@pytest.mark.parametrize(
+    ("training", "fragment"),
+    [
+        ({"max_steps": 10**12}, "max_steps must be -1 .run num_epochs. or between 1 and 10000000"),
+        ({"num_epochs": 1e9}, "num_epochs must be at most 1000"),
+        ({"seed": -1}, "seed must be between 0 and 4294967295"),
+        ({"seed": 2**40}, "seed must be between 0"),
+        ({"max_steps": "many"}, "training.max_steps must be a whole number"),
+        ({"learning_rate": "fast"}, "training.learning_rate must be a number"),
+        ({"qlora": "yes"}, "training.qlora must be true or false"),
+        ({"lora": {"r": "8"}}, "lora.r must be a whole number"),
+        ({"over_length": "squeeze"}, "over_length must be one of cut, refuse, drop"),
+        ({"prompt_format": "alpaca"}, "prompt_format must be one of chat_template, raw_assistant"),
+    ],
+)
+def test_training_limits_live_in_the_config_so_yaml_and_json_cannot_bypass_them(training, fragment):
+    for config_class in (SFTConfig, PreferenceConfig, RewardConfig):
+        with pytest.raises(InvalidConfigError, match=fragment):
+            config_class.from_dict({"training": training})
+
+
+def test_the_augcon_sft_preset_is_augcons_finetune_settings():
+    config = apply_preset(SFTConfig(), "augcon-sft")
+    training = config.training
+    assert (training.learning_rate, training.num_epochs, training.per_device_batch_size) == (5e-5, 4.0, 4)
+    assert (training.weight_decay, training.trainer_overrides, training.lr_scheduler) == (
+        0.01,
+        {"warmup_steps": 50},
+        "constant_with_warmup",
+    )
+    assert (training.adapter, training.lora.r, training.lora.alpha, training.qlora) == ("lora", 32, 32, False)
+    assert config.completion_only_loss is False  # finetune.py: labels = every input id
+    qlora = apply_preset(SFTConfig(), "augcon-sft-qlora")
+    assert qlora.training.qlora and qlora.training.device == "cuda"
+    with pytest.raises(InvalidConfigError, match="preset 'augcon-sft' is for sft training, not reward"):
+        apply_preset(RewardConfig(), "augcon-sft")
+
+
+def test_preference_training_switches_policy_dropout_off_by_default():
+    assert PreferenceConfig().disable_dropout is True
 
 
 @pytest.mark.parametrize(
@@ -60,7 +113,7 @@ def test_invalid_preference_settings_are_refused_naming_the_field(data, field_na
 
 
 def test_presets_are_data_applied_over_a_config():
-    assert set(PRESETS) == {"tiny-cpu-demo", "7b-lora-1gpu", "7b-full-8gpu-zero3"}
+    assert {"tiny-cpu-demo", "7b-lora-1gpu", "7b-full-8gpu-zero3", "augcon-sft", "aft-aggregation"} <= set(PRESETS)
     tiny = apply_preset(SFTConfig(), "tiny-cpu-demo").training
     assert (tiny.device, tiny.adapter, tiny.max_steps) == ("cpu", "lora", 20)
     zero3 = apply_preset(PreferenceConfig(loss="spin"), "7b-full-8gpu-zero3")
