@@ -2,21 +2,39 @@
 
 Every prompt is judged twice, once with the candidate's answer as output A and once as output B, so
 a judge that prefers a position gives the candidate one win and one loss (a 50% preference) rather
-than a false result. A reply whose verdict cannot be read is asked again (up to `retries` more
-times, sampling with `retry_temperature` and a new seed so a greedy judge does not repeat itself);
-one that still cannot be read is kept as `unparsed`, counted, shown, and left out of the statistics
-of that order only.
+than a false result.
+
+Two ways to read a verdict (`JudgeConfig.method`):
+- `logprob` (the default, as AlpacaEval 2's weighted annotators): no text is generated; the
+  backend reports the next token's log-probabilities after the judge prompt, and the judgment is the
+  probability mass on the verdict tokens (`A`, `B`, `tie`, with or without a leading space),
+  normalized over those three. The candidate's preference is P(candidate's label) + P(tie) / 2, a
+  number in [0, 1]; the verdict shown is the most probable label. Where the backend sees the whole
+  distribution (transformers) every judgment is readable; a server that reports only its top k
+  tokens can miss all three, and that judgment is unreadable.
+- `text`: the judge writes a short reply that `parse_verdict` reads. A reply whose verdict cannot be
+  read is asked again (up to `retries` more times, sampling with `retry_temperature` and a new seed
+  so a greedy judge does not repeat itself); one that still cannot be read is kept as `unparsed`,
+  counted, shown, and left out of the statistics of that order only.
 """
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from pipelines.llm.types import Conversation, LLMBackend, SamplingParams
+from pipelines.errors import InvalidConfigError
+from pipelines.llm.types import Conversation, LLMBackend, SamplingParams, TokenLogprobs, supports_next_token_logprobs
 
 Verdict = Literal["A", "B", "tie"]
+JudgeMethod = Literal["logprob", "text"]
+JUDGE_METHODS: tuple[JudgeMethod, JudgeMethod] = ("logprob", "text")
+VERDICT_TOKENS: dict[str, tuple[str, ...]] = {"A": ("A",), "B": ("B",), "tie": ("tie", "Tie", "TIE")}
+"""The token texts (spaces stripped) that carry each verdict's probability in the log-prob judge."""
+LOGPROB_TOP_K = 20
+"""Most likely next tokens asked of the backend besides the verdict tokens (the OpenAI API's maximum)."""
 Order = Literal["candidate_first", "baseline_first"]
 ORDERS: tuple[Order, Order] = ("candidate_first", "baseline_first")
 
@@ -70,9 +88,17 @@ class JudgeConfig:
     retry_temperature: float = 0.7
     """Temperature of the retries (a greedy judge would repeat its unreadable reply)."""
     system_prompt: str = JUDGE_SYSTEM_PROMPT
+    method: JudgeMethod = "logprob"
+    """`logprob`: the probability mass on the verdict tokens (no text generated, `sampling` and the
+    retries unused); `text`: generate a reply and parse it."""
+
+    def __post_init__(self) -> None:
+        if self.method not in JUDGE_METHODS:
+            raise InvalidConfigError(f"judge.method must be one of {', '.join(JUDGE_METHODS)}, not {self.method!r}")
 
     def to_dict(self) -> dict[str, Any]:
         return {
+            "method": self.method,
             "criteria": self.criteria,
             "sampling": self.sampling.to_dict(),
             "retries": self.retries,
@@ -83,6 +109,8 @@ class JudgeConfig:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> JudgeConfig:
         values = {key: value for key, value in data.items() if key in cls.__dataclass_fields__}
+        # Configs stored before the log-prob judge existed were judged by parsing text.
+        values.setdefault("method", "text")
         if "sampling" in values:
             values["sampling"] = SamplingParams.from_dict(values["sampling"] or {})
         return cls(**values)
@@ -189,23 +217,107 @@ class JudgeResult:
     """win, tie or loss for the candidate; None when every attempt was unparsed."""
     attempts: int
     replies: list[str]
-    """Every reply the judge gave, the parsed one last."""
+    """Every reply the judge gave, the parsed one last (the text judge); the log-prob judge's most
+    likely next tokens, as `token: probability` lines."""
+    method: JudgeMethod = "text"
+    candidate_preference: float | None = None
+    """The candidate's score from this judgment in [0, 1]: 1, 0.5 or 0 from a parsed verdict; from
+    log-probabilities P(candidate's label) + P(tie) / 2 over the verdict tokens' normalized mass."""
+    verdict_probabilities: dict[str, float] | None = None
+    """Log-prob judge: A, B and tie normalized to sum to 1."""
+    verdict_mass: float | None = None
+    """Log-prob judge: the share of the next-token distribution the verdict tokens hold before normalizing."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "key": self.key,
             "order": self.order,
+            "method": self.method,
             "verdict": self.verdict,
             "outcome": self.outcome,
+            "candidate_preference": self.candidate_preference,
+            "verdict_probabilities": self.verdict_probabilities,
+            "verdict_mass": self.verdict_mass,
             "attempts": self.attempts,
             "replies": self.replies,
         }
 
 
+def verdict_from_logprobs(logprobs: TokenLogprobs) -> tuple[dict[str, float], float] | None:
+    """The verdicts' normalized probabilities and their total mass, or None when no verdict token was reported.
+
+    As AlpacaEval's `logprob_parser` (numerator / sum over the verdict tokens, a missing token
+    counting as probability 0), with a third label, tie. Tokens are matched after stripping spaces.
+    """
+    mass = {label: 0.0 for label in VERDICT_TOKENS}
+    for text, logprob in logprobs.items():
+        stripped = text.strip()
+        for label, texts in VERDICT_TOKENS.items():
+            if stripped in texts and math.isfinite(logprob):
+                mass[label] += math.exp(logprob)
+    total = sum(mass.values())
+    if total <= 0:
+        return None
+    return {label: value / total for label, value in mass.items()}, total
+
+
+def candidate_preference_from_probabilities(probabilities: dict[str, float], order: Order) -> float:
+    """P(the candidate's label) + P(tie) / 2: the candidate's expected score under the judge's distribution."""
+    candidate_label = "A" if order == "candidate_first" else "B"
+    return probabilities[candidate_label] + probabilities["tie"] / 2
+
+
 def judge_batch(
     config: JudgeConfig, backend: LLMBackend, requests: Sequence[JudgeRequest], *, seed: int = 0
 ) -> list[JudgeResult]:
-    """Ask the judge about every request; unreadable replies are asked again, up to `config.retries` times."""
+    """Judge every request with the configured method (see the module docstring)."""
+    if config.method == "logprob":
+        return judge_batch_logprob(config, backend, requests)
+    return judge_batch_text(config, backend, requests, seed=seed)
+
+
+def judge_batch_logprob(config: JudgeConfig, backend: LLMBackend, requests: Sequence[JudgeRequest]) -> list[JudgeResult]:
+    """Read each judgment from the next-token distribution after the judge prompt (one forward pass each)."""
+    if not supports_next_token_logprobs(backend):
+        raise InvalidConfigError(
+            f"the judge backend {getattr(backend, 'name', backend)!r} cannot report log-probabilities; "
+            "choose the parsed-text judge"
+        )
+    conversations = [judge_conversation(config, r.instruction, *r.responses) for r in requests]
+    always = tuple(text for texts in VERDICT_TOKENS.values() for text in texts)
+    distributions = backend.chat_next_token_logprobs(conversations, top_k=LOGPROB_TOP_K, always_include=always)  # type: ignore[attr-defined]
+    results = []
+    for request, logprobs in zip(requests, distributions, strict=True):
+        top = sorted(logprobs.items(), key=lambda item: item[1], reverse=True)[:5]
+        shown = [f"{text!r}: {math.exp(value):.4f}" for text, value in top]
+        read = verdict_from_logprobs(logprobs)
+        verdict: Verdict | None = None
+        preference = probabilities = mass = None
+        if read is not None:
+            probabilities, mass = read
+            verdict = max(("A", "B", "tie"), key=lambda label: probabilities[label])  # type: ignore[assignment]
+            preference = candidate_preference_from_probabilities(probabilities, request.order)
+        results.append(
+            JudgeResult(
+                key=request.key,
+                order=request.order,
+                verdict=verdict,
+                outcome=candidate_outcome(verdict, request.order),
+                attempts=1,
+                replies=["\n".join(shown)],
+                method="logprob",
+                candidate_preference=None if preference is None else round(preference, 6),
+                verdict_probabilities=None if probabilities is None else {k: round(v, 6) for k, v in probabilities.items()},
+                verdict_mass=None if mass is None else round(mass, 6),
+            )
+        )
+    return results
+
+
+def judge_batch_text(
+    config: JudgeConfig, backend: LLMBackend, requests: Sequence[JudgeRequest], *, seed: int = 0
+) -> list[JudgeResult]:
+    """Ask the judge for a reply; unreadable replies are asked again, up to `config.retries` times."""
     conversations = [judge_conversation(config, r.instruction, *r.responses) for r in requests]
     replies: list[list[str]] = [[] for _ in requests]
     verdicts: list[Verdict | None] = [None] * len(requests)
@@ -244,6 +356,12 @@ def judge_batch(
             outcome=candidate_outcome(verdicts[index], request.order),
             attempts=len(replies[index]),
             replies=replies[index],
+            method="text",
+            candidate_preference=_outcome_score(candidate_outcome(verdicts[index], request.order)),
         )
         for index, request in enumerate(requests)
     ]
+
+
+def _outcome_score(outcome: str | None) -> float | None:
+    return {"win": 1.0, "tie": 0.5, "loss": 0.0}.get(outcome) if outcome else None

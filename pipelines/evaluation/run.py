@@ -339,7 +339,8 @@ def _per_prompt_rows(
         prompt_id = prompt["prompt_id"]
         first, second = judgments[(prompt_id, "candidate_first")], judgments[(prompt_id, "baseline_first")]
         outcomes = [result["outcome"] for result in (first, second) if result["outcome"] is not None]
-        scores = [stats.judgment_score(outcome) for outcome in outcomes]
+        order_scores = [_judgment_preference(result) for result in (first, second)]
+        scores = [score for score in order_scores if score is not None]
         candidate_answer = candidate_answers[prompt_id]["answer"]
         baseline_answer = baseline_answers[prompt_id]["answer"]
         rows.append(
@@ -363,12 +364,27 @@ def _per_prompt_rows(
                 "judge_replies_candidate_first": first["replies"],
                 "judge_replies_baseline_first": second["replies"],
                 "judge_attempts": first["attempts"] + second["attempts"],
-                "unparsed_orders": 2 - len(outcomes),
+                "judge_method": first.get("method", "text"),
+                # Each order's score for the candidate (1/0.5/0 from text; a probability from log-probs).
+                "preference_candidate_first": order_scores[0],
+                "preference_baseline_first": order_scores[1],
+                "verdict_probabilities_candidate_first": first.get("verdict_probabilities"),
+                "verdict_probabilities_baseline_first": second.get("verdict_probabilities"),
+                "unparsed_orders": 2 - len(scores),
                 "preference": sum(scores) / len(scores) if scores else None,
+                # Read in one order only: that order's position bias is not cancelled by the other.
+                "single_order": len(scores) == 1,
                 "position_disagreement": len(outcomes) == 2 and outcomes[0] != outcomes[1],
             }
         )
     return rows
+
+
+def _judgment_preference(result: dict[str, Any]) -> float | None:
+    """One judgment's score for the candidate: the log-prob judge's probability, else 1/0.5/0 from the outcome."""
+    if result.get("candidate_preference") is not None:
+        return float(result["candidate_preference"])
+    return stats.judgment_score(result["outcome"]) if result["outcome"] is not None else None
 
 
 # --- statistics --------------------------------------------------------------------------------
@@ -381,10 +397,10 @@ def candidate_statistics(
     judged = [row for row in rows if row["preference"] is not None]
     preferences = [row["preference"] for row in judged]
     singles = [
-        stats.judgment_score(outcome)
+        score
         for row in judged
-        for outcome in (row["outcome_candidate_first"], row["outcome_baseline_first"])
-        if outcome is not None
+        for score in (_order_score(row, "candidate_first"), _order_score(row, "baseline_first"))
+        if score is not None
     ]
     candidate_lengths = [row["candidate_chars"] for row in judged]
     baseline_lengths = [row["baseline_chars"] for row in judged]
@@ -401,10 +417,20 @@ def candidate_statistics(
     )
     verdicts = [row[f"verdict_{order}"] for row in rows for order in ("candidate_first", "baseline_first")]
     parsed = [verdict for verdict in verdicts if verdict is not None]
+    single_order = [row for row in judged if row.get("single_order")]
+    both_orders = [row["preference"] for row in judged if not row.get("single_order")]
     return {
         "label": candidate.label,
         "leaderboard_key": candidate.leaderboard_key,
+        "judge_method": config.judge.method,
         "win_rate": win_rate.to_dict(),
+        # Prompts read in one order only enter with that order's position bias: counted and flagged,
+        # and the win rate over the prompts read in both orders is shown beside the headline.
+        "single_order_prompts": len(single_order),
+        "win_rate_both_orders": stats.win_rate_summary(
+            both_orders, bootstrap_rounds=config.bootstrap_rounds, seed=config.seed, confidence=config.confidence
+        ).to_dict(),
+        "position_bias": stats.position_bias(parsed),
         "length_controlled": length_controlled.to_dict(),
         "lengths": stats.length_summary(candidate_lengths, baseline_lengths),
         "prompts": len(rows),
@@ -418,3 +444,11 @@ def candidate_statistics(
         "first_position_share": round(sum(1 for v in parsed if v == "A") / len(parsed), 6) if parsed else None,
         "tie_share": round(sum(1 for v in parsed if v == "tie") / len(parsed), 6) if parsed else None,
     }
+
+
+def _order_score(row: dict[str, Any], order: str) -> float | None:
+    """A per-prompt row's score for one order (rows written before per-order scores fall back to the outcome)."""
+    if f"preference_{order}" in row:
+        return row[f"preference_{order}"]
+    outcome = row[f"outcome_{order}"]
+    return stats.judgment_score(outcome) if outcome is not None else None

@@ -147,6 +147,38 @@ def win_rate_summary(
     )
 
 
+# --- position bias --------------------------------------------------------------------------------
+
+POSITION_BIAS_THRESHOLD = 0.8
+"""Above this share of decided judgments for one position, the result page warns that the judge is
+choosing a position rather than an answer (both orders then cancel into ~50% whatever the answers)."""
+
+
+def position_bias(verdicts: Sequence[str], *, threshold: float = POSITION_BIAS_THRESHOLD) -> dict[str, Any]:
+    """How often the judge chose each position among its decided judgments (A or B; ties left out).
+
+    `same_position_share` is the larger of the first- and second-position shares; `warning` is set
+    when it exceeds `threshold`. Verdicts are as the judge gave them: A = the answer shown first.
+    """
+    first = sum(1 for verdict in verdicts if verdict == "A")
+    second = sum(1 for verdict in verdicts if verdict == "B")
+    decided = first + second
+    if not decided:
+        return {"decided": 0, "first_share": None, "same_position_share": None, "favoured": None,
+                "threshold": threshold, "warning": False}
+    share = max(first, second) / decided
+    return _rounded(
+        {
+            "decided": decided,
+            "first_share": first / decided,
+            "same_position_share": share,
+            "favoured": "first" if first >= second else "second",
+            "threshold": threshold,
+            "warning": share > threshold,
+        }
+    )
+
+
 # --- length ---------------------------------------------------------------------------------------
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections.abc import Sequence
@@ -12,9 +13,11 @@ import httpx
 
 from pipelines.errors import BackendUnavailableError, InvalidConfigError, PipelineError
 from pipelines.llm.endpoint_policy import check_endpoint_url
-from pipelines.llm.types import Completion, Conversation, FinishReason, SamplingParams
+from pipelines.llm.types import Completion, Conversation, FinishReason, SamplingParams, TokenLogprobs
 
 RETRIED_STATUS_CODES = {429, 502, 503, 504}
+MAX_TOP_LOGPROBS = 20
+"""The OpenAI API's limit on `top_logprobs` (vLLM's server default `max_logprobs` is the same)."""
 
 
 class OpenAIBackend:
@@ -69,6 +72,38 @@ class OpenAIBackend:
     def complete(self, prompts: Sequence[str], params: SamplingParams) -> list[list[Completion]]:
         bodies = [{"prompt": prompt} for prompt in prompts]
         return self._sample_all(bodies, "/completions", params)
+
+    def chat_next_token_logprobs(
+        self, conversations: Sequence[Conversation], *, top_k: int = 20, always_include: Sequence[str] = ()
+    ) -> list[TokenLogprobs]:
+        """The server's `top_logprobs` for the first token of a one-token greedy answer, per conversation.
+
+        Asks `/chat/completions` with `logprobs: true`, `top_logprobs: min(top_k, 20)`,
+        `max_tokens: 1`, `temperature: 0` (AlpacaEval 2's weighted annotators ask the same). A server
+        sees only its top k: `always_include` cannot widen it, and a text outside it is absent. A
+        server that refuses the fields or answers without them (`transformers serve` does) is a
+        configuration error naming the server: choose the parsed-text judge for it.
+        """
+        body = {
+            "model": self.model,
+            "n": 1,
+            "temperature": 0.0,
+            "max_tokens": 1,
+            "logprobs": True,
+            "top_logprobs": max(1, min(top_k, MAX_TOP_LOGPROBS)),
+        }
+
+        def ask(conversation: Conversation) -> TokenLogprobs:
+            try:
+                data = self._post("/chat/completions", {"messages": [dict(m) for m in conversation], **body})
+            except InvalidConfigError as error:
+                raise InvalidConfigError(
+                    f"the server at {self.base_url} refused a request for log-probabilities ({error}); "
+                    "judge with the parsed-text judge on this server"
+                ) from error
+            return next_token_logprobs_from_response(data, source=f"{self.base_url}/chat/completions")
+
+        return list(self._pool.map(ask, conversations))
 
     def close(self) -> None:
         if not self._closed.is_set():
@@ -199,3 +234,28 @@ def _split_tokens(total: int, texts: list[str]) -> list[int]:
     for index in range(total - sum(shares)):
         shares[index % len(shares)] += 1
     return shares
+
+
+def next_token_logprobs_from_response(data: dict[str, Any], *, source: str) -> TokenLogprobs:
+    """The first position's `top_logprobs` of a chat completion, token text -> logprob (duplicates added).
+
+    The OpenAI format: `choices[0].logprobs.content[0].top_logprobs` = [{"token", "logprob"}, ...].
+    Anything else means the server does not give log-probabilities: a configuration error.
+    """
+    choices = data.get("choices") or []
+    logprobs = (choices[0].get("logprobs") if choices else None) or {}
+    content = logprobs.get("content") or []
+    top = content[0].get("top_logprobs") if content and isinstance(content[0], dict) else None
+    if not top:
+        raise InvalidConfigError(
+            f"{source} answered without log-probabilities (no choices[0].logprobs.content[0].top_logprobs): "
+            "the server does not support them; judge with the parsed-text judge on this server"
+        )
+    reported: TokenLogprobs = {}
+    for entry in top:
+        text, value = str(entry.get("token", "")), float(entry.get("logprob", float("-inf")))
+        if text in reported:
+            high, low = max(reported[text], value), min(reported[text], value)
+            value = high + math.log1p(math.exp(low - high)) if math.isfinite(low) else high
+        reported[text] = value
+    return reported

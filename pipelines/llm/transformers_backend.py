@@ -26,6 +26,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, DynamicCache, GenerationConfig, LogitsProcessorList
 
@@ -38,7 +39,7 @@ from pipelines.llm.cpu_decoding import (
 )
 from pipelines.llm.prompt_batches import pad_behind_prefix, plan_batches, positions_from_mask, shared_prefix_length
 from pipelines.llm.sampling import InverseCDFSampler
-from pipelines.llm.types import Completion, Conversation, FinishReason, SamplingParams
+from pipelines.llm.types import Completion, Conversation, FinishReason, SamplingParams, TokenLogprobs
 
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 
@@ -116,6 +117,8 @@ class TransformersBackend:
         self.pad_token_id: int = pad
         if self.tokenizer.pad_token_id is None:
             self.tokenizer.pad_token_id = pad
+        # always_include texts -> the vocabulary ids that decode to them (one pass over the vocabulary each).
+        self._included_ids_cache: dict[tuple[str, ...], list[int]] = {}
         self.load_seconds = time.monotonic() - started
 
     # -- LLMBackend -------------------------------------------------------------------------------
@@ -134,6 +137,87 @@ class TransformersBackend:
 
     def complete(self, prompts: Sequence[str], params: SamplingParams) -> list[list[Completion]]:
         return self._generate(list(prompts), params, add_special_tokens=True)
+
+    # -- NextTokenScorer --------------------------------------------------------------------------
+
+    def chat_next_token_logprobs(
+        self, conversations: Sequence[Conversation], *, top_k: int = 20, always_include: Sequence[str] = ()
+    ) -> list[TokenLogprobs]:
+        """The next token's log-probabilities after each chat prompt (one forward pass, nothing sampled).
+
+        The model's whole distribution is computed, so `always_include` texts are reported exactly
+        whatever their rank (every vocabulary entry that decodes, spaces stripped, to one of them).
+        Batches, prefix sharing and the KV cache budget are the generation path's.
+        """
+        if not self.tokenizer.chat_template:
+            raise InvalidConfigError(f"model {self.name} has no chat template; it cannot judge a chat prompt")
+        if not conversations:
+            return []
+        prompts = [
+            self.tokenizer.apply_chat_template(list(conversation), tokenize=False, add_generation_prompt=True)
+            for conversation in conversations
+        ]
+        encoded: list[list[int]] = self.tokenizer(prompts, add_special_tokens=False)["input_ids"]
+        included_ids = self._token_ids_decoding_to(tuple(always_include))
+        order = sorted(range(len(prompts)), key=lambda index: len(encoded[index]), reverse=True)
+        batches = plan_batches(
+            order,
+            [len(tokens) for tokens in encoded],
+            samples=1,
+            max_rows=self.batch_size,
+            max_new_tokens=1,
+            cache_positions_budget=self._cache_positions_budget,
+        )
+        self._apply_threads()
+        results: list[TokenLogprobs] = [{} for _ in prompts]
+        with torch.inference_mode():
+            for indices in batches:
+                logprobs = self._next_token_logprobs([encoded[index] for index in indices])
+                for row, index in enumerate(indices):
+                    results[index] = self._reported_tokens(logprobs[row], top_k, included_ids)
+        return results
+
+    def _next_token_logprobs(self, token_lists: list[list[int]]) -> torch.Tensor:
+        """Log-softmax (float32) of the logits at each prompt's last position, one row per prompt."""
+        shared = shared_prefix_length(token_lists) if self._shares_prefill else 0
+        input_ids, attention_mask = pad_behind_prefix(token_lists, shared, self.pad_token_id)
+        input_ids, attention_mask = input_ids.to(self.device), attention_mask.to(self.device)
+        positions = positions_from_mask(attention_mask)
+        if self._shares_prefill and input_ids.shape[1] > 1:
+            # As generate's first step: the cache holds all but the last column, which runs alone.
+            cache = self._prefill(input_ids, attention_mask, shared, 1, self._new_cache(input_ids.shape[1] + 1))
+            output = self.model(
+                input_ids=input_ids[:, -1:],
+                attention_mask=attention_mask,
+                position_ids=positions[:, -1:],
+                past_key_values=cache,
+                use_cache=True,
+                logits_to_keep=1,
+            )
+        else:
+            output = self.model(input_ids=input_ids, attention_mask=attention_mask, position_ids=positions, use_cache=False)
+        return torch.log_softmax(output.logits[:, -1, :].float(), dim=-1).cpu()
+
+    def _reported_tokens(self, logprobs: torch.Tensor, top_k: int, included_ids: list[int]) -> TokenLogprobs:
+        """The top-k tokens plus the always-included ones, by decoded text (duplicates' probabilities added)."""
+        ids = set(torch.topk(logprobs, k=min(max(top_k, 0), logprobs.shape[0])).indices.tolist()) | set(included_ids)
+        reported: TokenLogprobs = {}
+        for token_id in sorted(ids):
+            text = self.tokenizer.decode([token_id])
+            value = float(logprobs[token_id])
+            reported[text] = float(np.logaddexp(reported[text], value)) if text in reported else value
+        return reported
+
+    def _token_ids_decoding_to(self, texts: tuple[str, ...]) -> list[int]:
+        """Vocabulary ids whose decoded text, spaces stripped, is one of `texts` (cached per set of texts)."""
+        if not texts:
+            return []
+        cache = self._included_ids_cache
+        if texts not in cache:
+            wanted = {text.strip() for text in texts}
+            decoded = self.tokenizer.batch_decode([[token_id] for token_id in range(len(self.tokenizer))])
+            cache[texts] = [token_id for token_id, text in enumerate(decoded) if text.strip() in wanted]
+        return cache[texts]
 
     def close(self) -> None:
         self.model = None  # type: ignore[assignment]

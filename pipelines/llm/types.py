@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, runtime_checkable
 
 from pipelines.errors import InvalidConfigError
 
@@ -80,3 +80,30 @@ class LLMBackend(Protocol):
     def complete(self, prompts: Sequence[str], params: SamplingParams) -> list[list[Completion]]: ...
 
     def close(self) -> None: ...
+
+
+TokenLogprobs = dict[str, float]
+"""One position's candidates for the next token: decoded token text (spaces kept) -> natural-log probability.
+Token ids that decode to the same text are merged (their probabilities added)."""
+
+
+@runtime_checkable
+class NextTokenScorer(Protocol):
+    """A backend that can say how likely each next token is after a chat prompt, instead of sampling one.
+
+    Used by judges that read a verdict from log-probabilities (AlpacaEval 2's weighted annotators):
+    the probability mass on the verdict tokens, so a small judge's verdict is never unreadable text.
+    `top_k` is how many of the most likely tokens to report; `always_include` are token texts
+    (compared after stripping spaces) the backend reports whether or not they are in the top k,
+    where it can see the whole distribution (the transformers backend); servers only return their
+    top k (OpenAI-compatible `top_logprobs` allows at most 20, vLLM its `max_logprobs`).
+    """
+
+    def chat_next_token_logprobs(
+        self, conversations: Sequence[Conversation], *, top_k: int = 20, always_include: Sequence[str] = ()
+    ) -> list[TokenLogprobs]: ...
+
+
+def supports_next_token_logprobs(backend: object) -> bool:
+    """Whether `backend` implements `NextTokenScorer` (every bundled backend does)."""
+    return isinstance(backend, NextTokenScorer)

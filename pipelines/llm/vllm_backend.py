@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from pipelines.errors import InvalidConfigError
-from pipelines.llm.types import Completion, Conversation, FinishReason, SamplingParams
+from pipelines.llm.types import Completion, Conversation, FinishReason, SamplingParams, TokenLogprobs
 
 
 class VLLMBackend:
@@ -67,6 +68,33 @@ class VLLMBackend:
         outputs = self.llm.generate(list(prompts), sampling_params=self._sampling_params(params), use_tqdm=False)
         return [_completions(output) for output in outputs]
 
+    def chat_next_token_logprobs(
+        self, conversations: Sequence[Conversation], *, top_k: int = 20, always_include: Sequence[str] = ()
+    ) -> list[TokenLogprobs]:
+        """The engine's top-k log-probabilities of the first generated token (one greedy token per prompt).
+
+        vLLM reports at most its `max_logprobs` (20 unless the engine was started with more) most
+        likely tokens plus the sampled one; `always_include` cannot widen that, so a text outside the
+        top k is simply absent (the caller counts it as probability 0).
+        """
+        if not conversations:
+            return []
+        outputs = self.llm.chat(
+            [list(conversation) for conversation in conversations],
+            sampling_params=self._vllm.SamplingParams(n=1, temperature=0.0, max_tokens=1, logprobs=max(1, top_k)),
+            add_generation_prompt=True,
+            use_tqdm=False,
+        )
+        results: list[TokenLogprobs] = []
+        for output in outputs:
+            positions = output.outputs[0].logprobs or []
+            reported: TokenLogprobs = {}
+            for entry in (positions[0] if positions else {}).values():
+                text, value = entry.decoded_token or "", float(entry.logprob)
+                reported[text] = _log_add(reported[text], value) if text in reported else value
+            results.append(reported)
+        return results
+
     def close(self) -> None:
         self.llm = None  # type: ignore[assignment]
         import gc
@@ -114,3 +142,9 @@ def _completions(output: Any) -> list[Completion]:
 
 def _finish_reason(reason: str | None) -> FinishReason:
     return "length" if reason == "length" else "stop"
+
+
+def _log_add(first: float, second: float) -> float:
+    """log(exp(first) + exp(second)) without overflow."""
+    high, low = max(first, second), min(first, second)
+    return high + math.log1p(math.exp(low - high))

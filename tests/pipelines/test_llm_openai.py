@@ -197,3 +197,42 @@ def test_an_unreachable_server_raises_backend_unavailable_naming_the_url():
 def test_a_base_url_without_a_scheme_is_rejected():
     with pytest.raises(InvalidConfigError, match="http://"):
         OpenAIBackend("localhost:8000/v1", "any")
+
+
+def test_next_token_logprobs_are_read_from_the_openai_top_logprobs_format():
+    from pipelines.llm.openai_backend import next_token_logprobs_from_response
+
+    # The response shape AlpacaEval 2's weighted annotator parses (alpaca_eval/completion_parsers.py).
+    response = {
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": "M"},
+                "logprobs": {
+                    "content": [
+                        {
+                            "token": "M",
+                            "logprob": -0.017597131,
+                            "top_logprobs": [
+                                {"token": "M", "logprob": -0.017597131},
+                                {"token": "m", "logprob": -4.048847},
+                                {"token": "Both", "logprob": -14.908222},
+                            ],
+                        }
+                    ]
+                },
+            }
+        ]
+    }
+    assert next_token_logprobs_from_response(response, source="test") == {
+        "M": -0.017597131, "m": -4.048847, "Both": -14.908222
+    }
+    with pytest.raises(InvalidConfigError, match="without log-probabilities"):
+        next_token_logprobs_from_response({"choices": [{"message": {"content": "A"}}]}, source="http://x/v1")
+
+
+@pytest.mark.slow
+def test_a_server_without_logprobs_is_a_config_error_that_names_the_text_judge(backend):
+    # transformers serve refuses `logprobs` / `top_logprobs` (it lists them as unsupported).
+    with pytest.raises(InvalidConfigError, match="parsed-text judge"):
+        backend.chat_next_token_logprobs([QUESTION], top_k=5, always_include=("A", "B"))

@@ -7,6 +7,7 @@ a judge's replies, not what a model says.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -110,7 +111,7 @@ def _evaluate(tmp_path: Path, judge: ScriptedJudge, retries: int = 2, judge_batc
         candidates=(Contestant("c0", "new", kind="answers", answers_path=str(_answers_file(tmp_path / "new.jsonl", "NEW"))),),
         baseline=Contestant("baseline", "old", kind="answers", answers_path=str(_answers_file(tmp_path / "old.jsonl", "OLD"))),
         judge_spec={"kind": "scripted"},
-        judge=JudgeConfig(retries=retries),
+        judge=JudgeConfig(method="text", retries=retries),
         judge_batch_size=judge_batch_size,
         bootstrap_rounds=200,
         lc_bootstrap_rounds=10,
@@ -164,5 +165,138 @@ def test_replies_that_stay_unreadable_are_counted_and_kept_out_of_the_statistics
 def test_judge_batch_gives_every_request_a_result_in_order():
     judge = ScriptedJudge(lambda a, b, call: "B")
     requests = [JudgeRequest(f"k{i}", "q", "cand", "base", order) for i, order in enumerate(["candidate_first", "baseline_first"])]
-    results = judge_batch(JudgeConfig(), judge, requests)
+    results = judge_batch(JudgeConfig(method="text"), judge, requests)
     assert [(r.key, r.outcome) for r in results] == [("k0", "loss"), ("k1", "win")]
+
+
+# --- position bias, single-order prompts, the log-prob judge ---------------------------------------
+
+
+def test_a_judge_that_always_picks_one_position_is_flagged_as_position_biased(tmp_path):
+    result, _ = _evaluate(tmp_path, ScriptedJudge(lambda a, b, call: "A"))
+    bias = result.results["candidates"]["c0"]["position_bias"]
+    assert bias["warning"] is True
+    assert (bias["favoured"], bias["same_position_share"], bias["decided"]) == ("first", 1.0, 2 * len(PROMPTS))
+
+
+def test_position_bias_counts_decided_judgments_only_and_warns_above_the_threshold():
+    from pipelines.evaluation.stats import position_bias
+
+    at_threshold = position_bias(["A"] * 8 + ["B"] * 2 + ["tie"] * 5)
+    assert (at_threshold["decided"], at_threshold["same_position_share"], at_threshold["warning"]) == (10, 0.8, False)
+    above = position_bias(["B"] * 9 + ["A"] + ["tie"] * 30)
+    assert (above["favoured"], above["same_position_share"], above["warning"]) == ("second", 0.9, True)
+    assert position_bias(["tie", "tie"])["warning"] is False
+
+
+def test_a_prompt_read_in_one_order_only_is_flagged_and_counted(tmp_path):
+    # Prompt 0 is unreadable whenever the baseline is shown first; everything else favours the candidate.
+    def decide(a, b, call):
+        if a.startswith("OLD") and "2 + 2" in a:
+            return "hmm"
+        return "A" if a.startswith("NEW") else "B"
+
+    result, rows = _evaluate(tmp_path, ScriptedJudge(decide), retries=0)
+    statistics = result.results["candidates"]["c0"]
+    assert rows[0]["single_order"] is True and rows[0]["unparsed_orders"] == 1
+    assert not any(row["single_order"] for row in rows[1:])
+    assert statistics["single_order_prompts"] == 1
+    # The headline keeps the prompt; the win rate over prompts read in both orders leaves it out.
+    assert statistics["win_rate"]["prompts"] == len(PROMPTS)
+    assert statistics["win_rate_both_orders"]["prompts"] == len(PROMPTS) - 1
+
+
+class ScriptedScorer(ScriptedJudge):
+    """A judge backend that reports next-token log-probabilities from a function of (response A, response B)."""
+
+    name = "scripted-scorer"
+
+    def __init__(self, distribution) -> None:
+        super().__init__(lambda a, b, call: "unused")
+        self.distribution = distribution
+        self.scored = 0
+
+    def chat_next_token_logprobs(self, conversations, *, top_k=20, always_include=()):
+        results = []
+        for conversation in conversations:
+            user = conversation[-1]["content"]
+            response_a = user.split("## Response A\n\n")[1].split("\n\n## Response B")[0]
+            response_b = user.split("## Response B\n\n")[1].split("\n\n## Criteria")[0]
+            self.scored += 1
+            results.append({text: math.log(p) for text, p in self.distribution(response_a, response_b).items()})
+        return results
+
+
+def _evaluate_logprob(tmp_path: Path, scorer: ScriptedScorer):
+    store = RunStore(tmp_path / "run")
+    store.write_jsonl(({"prompt_id": f"p{i}", "prompt": p} for i, p in enumerate(PROMPTS)), "prompts.jsonl")
+    config = EvaluationConfig(
+        candidates=(Contestant("c0", "new", kind="answers", answers_path=str(_answers_file(tmp_path / "new.jsonl", "NEW"))),),
+        baseline=Contestant("baseline", "old", kind="answers", answers_path=str(_answers_file(tmp_path / "old.jsonl", "OLD"))),
+        judge_spec={"kind": "scripted"},
+        judge=JudgeConfig(method="logprob"),
+        judge_batch_size=3,
+        bootstrap_rounds=200,
+        lc_bootstrap_rounds=10,
+    )
+    result = run_evaluation(config, store, NullProgress(), backend_for=lambda spec: scorer, cache_dir=tmp_path / "cache")
+    return result, list(store.read_jsonl("rows/c0.jsonl"))
+
+
+def test_the_logprob_judge_reads_the_probability_mass_on_the_verdict_tokens(tmp_path):
+    # The first position gets 0.3 + 0.1 (two tokens), the second 0.2, tie 0.1; the rest is other tokens.
+    scorer = ScriptedScorer(lambda a, b: {"A": 0.3, " A": 0.1, "B": 0.2, " tie": 0.1, "The": 0.25, "I": 0.05})
+    result, rows = _evaluate_logprob(tmp_path, scorer)
+    statistics = result.results["candidates"]["c0"]
+    assert scorer.calls == [], "nothing is generated"
+    assert scorer.scored == 2 * len(PROMPTS)
+    # Normalized over the verdict tokens (0.7): A 4/7, B 2/7, tie 1/7. Candidate first: 4/7 + 1/14 = 9/14.
+    assert rows[0]["preference_candidate_first"] == pytest.approx(9 / 14, abs=1e-6)
+    assert rows[0]["preference_baseline_first"] == pytest.approx(2 / 7 + 1 / 14, abs=1e-6)
+    assert rows[0]["preference"] == pytest.approx(0.5, abs=1e-6)
+    assert rows[0]["verdict_probabilities_candidate_first"] == pytest.approx({"A": 4 / 7, "B": 2 / 7, "tie": 1 / 7}, abs=1e-6)
+    assert statistics["parse_failures"] == 0 and statistics["judge_method"] == "logprob"
+    assert statistics["win_rate"]["win_rate"] == pytest.approx(50, abs=1e-4)
+    assert statistics["position_bias"]["warning"] is True  # the most probable label is always A
+
+
+def test_the_logprob_judge_without_any_verdict_token_reports_the_judgment_unreadable(tmp_path):
+    def distribution(a, b):
+        if a.startswith("OLD") and "2 + 2" in a:
+            return {"The": 0.6, "I": 0.4}
+        return {"A": 0.9, "B": 0.1} if a.startswith("NEW") else {"A": 0.1, "B": 0.9}
+
+    result, rows = _evaluate_logprob(tmp_path, ScriptedScorer(distribution))
+    statistics = result.results["candidates"]["c0"]
+    assert rows[0]["verdict_baseline_first"] is None and rows[0]["single_order"] is True
+    assert rows[0]["preference"] == pytest.approx(0.9)
+    assert statistics["parse_failures"] == 1 and statistics["single_order_prompts"] == 1
+
+
+def test_verdict_from_logprobs_matches_alpaca_evals_ratio_and_needs_a_verdict_token():
+    from pipelines.evaluation.judge import verdict_from_logprobs
+
+    # AlpacaEval's weighted annotator: P(m) / (P(m) + P(M)) from top_logprobs; here A / (A + B + tie).
+    probabilities, mass = verdict_from_logprobs({"A": math.log(0.75), " B": math.log(0.25), "Both": -20.0})
+    assert probabilities == pytest.approx({"A": 0.75, "B": 0.25, "tie": 0.0})
+    assert mass == pytest.approx(1.0, abs=1e-6)
+    assert verdict_from_logprobs({"The": -0.1, "a": -3.0}) is None  # lower-case a is the article
+
+
+def test_judge_config_defaults_to_logprob_reads_old_configs_as_text_and_refuses_other_methods():
+    from pipelines.errors import InvalidConfigError
+
+    assert JudgeConfig().method == "logprob"
+    assert JudgeConfig.from_dict(JudgeConfig(method="logprob").to_dict()).method == "logprob"
+    stored_before = {key: value for key, value in JudgeConfig().to_dict().items() if key != "method"}
+    assert JudgeConfig.from_dict(stored_before).method == "text"
+    with pytest.raises(InvalidConfigError, match="judge.method"):
+        JudgeConfig(method="vibes")
+
+
+def test_the_logprob_judge_refuses_a_backend_without_log_probabilities():
+    from pipelines.errors import InvalidConfigError
+
+    requests = [JudgeRequest("k0", "q", "cand", "base", "candidate_first")]
+    with pytest.raises(InvalidConfigError, match="parsed-text judge"):
+        judge_batch(JudgeConfig(method="logprob"), ScriptedJudge(lambda a, b, call: "A"), requests)
