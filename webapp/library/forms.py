@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
 from django import forms
+from django.core.exceptions import ValidationError
+from django.forms.fields import InvalidJSONInput
 
 from . import parsers
 from .models import FewShotSet
@@ -27,11 +32,24 @@ class CorpusUploadForm(UploadForm):
     )
 
 
+    drop_duplicates = forms.BooleanField(
+        required=False,
+        label="Drop duplicate documents",
+        help_text="A document whose text is exactly that of an earlier one in the file is counted either way; "
+        "ticked, it is also left out.",
+    )
+
+
 class CorpusAppendForm(forms.Form):
     file = forms.FileField(
         allow_empty_file=True,  # the importer names an empty file itself, with its name
         help_text="Another file in any corpus format; its documents go after the last one.",
         widget=forms.ClearableFileInput(attrs={"accept": ",".join(parsers.CORPUS_EXTENSIONS)}),
+    )
+    drop_duplicates = forms.BooleanField(
+        required=False,
+        label="Drop duplicate documents",
+        help_text="Duplicates within this file (same text as an earlier document of it) are counted; ticked, left out.",
     )
 
 
@@ -77,6 +95,41 @@ class DatasetUploadForm(forms.Form):
     )
 
 
+class NestingLimitedJSONField(forms.JSONField):
+    """A JSON form field that refuses values nested deeper than `parsers.MAX_JSON_NESTING` as a form error.
+
+    Django's own field lets `json.loads` raise RecursionError on a deeply nested value (an HTTP 500),
+    and a value a little shallower than the recursion limit would fail later, when saved or shown.
+    """
+
+    def to_python(self, value: Any) -> Any:
+        try:
+            converted = super().to_python(value)
+        except RecursionError:
+            raise ValidationError(self._too_deep_message(), code="too_deep") from None
+        if parsers.json_nesting_depth(converted) > parsers.MAX_JSON_NESTING:
+            raise ValidationError(self._too_deep_message(), code="too_deep")
+        return converted
+
+    def bound_data(self, data: Any, initial: Any) -> Any:
+        try:
+            return super().bound_data(data, initial)
+        except RecursionError:
+            return InvalidJSONInput(data)
+
+    def prepare_value(self, value: Any) -> Any:
+        try:
+            return super().prepare_value(value)
+        except RecursionError:
+            return InvalidJSONInput(json.dumps(None))
+
+    def _too_deep_message(self) -> str:
+        return (
+            f"The JSON is nested more than {parsers.MAX_JSON_NESTING} levels deep; "
+            "give a flat list of strings or simple objects."
+        )
+
+
 class RubricForm(forms.Form):
     name = forms.CharField(max_length=200)
     criteria = forms.CharField(
@@ -87,7 +140,7 @@ class RubricForm(forms.Form):
     guidelines = forms.CharField(
         widget=forms.Textarea(attrs={"rows": 8}), required=False, help_text="Shown to annotators and LLM judges."
     )
-    configurations = forms.JSONField(
+    configurations = NestingLimitedJSONField(
         required=False,
         initial=list,
         widget=forms.Textarea(attrs={"rows": 6}),

@@ -7,6 +7,43 @@ from django.db import models
 from django.urls import reverse
 
 
+class ImportStatus(models.TextChoices):
+    """Where an imported set stands: filled batch by batch while STAGING, shown everywhere once READY."""
+
+    STAGING = "staging", "Importing"
+    READY = "ready", "Ready"
+
+
+class ReadyManager(models.Manager):
+    """The default manager of imported sets: only READY ones, so a set still being imported (or one
+    left behind by an import that died) is invisible to every page, form and selector."""
+
+    def get_queryset(self) -> models.QuerySet:
+        return super().get_queryset().filter(status=ImportStatus.READY)
+
+
+class EveryImportManager(models.Manager):
+    """Staged and ready sets alike: for the import services, which create and finish staged sets."""
+
+
+class ImportedSet(models.Model):
+    """A set whose rows an import commits in batches: staged until the last batch, then made ready.
+
+    `objects` (the default manager) sees READY sets only; `all_objects` sees staged ones too and is
+    for the import services alone. Related lookups (`run.corpus`) use the plain base manager.
+    """
+
+    status = models.CharField(
+        max_length=10, choices=ImportStatus.choices, default=ImportStatus.READY, db_index=True, editable=False
+    )
+
+    objects = ReadyManager()
+    all_objects = EveryImportManager()
+
+    class Meta:
+        abstract = True
+
+
 class TimeStamped(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -15,7 +52,7 @@ class TimeStamped(models.Model):
         abstract = True
 
 
-class Corpus(TimeStamped):
+class Corpus(ImportedSet, TimeStamped):
     """A named collection of documents, imported from one or more uploads."""
 
     name = models.CharField(max_length=200, unique=True)
@@ -52,7 +89,7 @@ class Document(models.Model):
         return self.title or f"document {self.position}"
 
 
-class SeedPromptSet(TimeStamped):
+class SeedPromptSet(ImportedSet, TimeStamped):
     """Seed prompts as ALMoST's seed file holds them: an optional instruction, then one prompt each."""
 
     name = models.CharField(max_length=200, unique=True)
@@ -85,7 +122,7 @@ class SeedPrompt(models.Model):
         return self.text[:80]
 
 
-class FewShotSet(TimeStamped):
+class FewShotSet(ImportedSet, TimeStamped):
     """Examples shown to a model in its prompt: QA triples (AugCon) or demonstration dialogues (ALMoST)."""
 
     class Kind(models.TextChoices):

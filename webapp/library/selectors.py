@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 from django.db.models import Q, QuerySet
-from django.db.models.functions import Substr
+from django.db.models.functions import Length, Substr
 
-from .models import Corpus, Document, FewShotSet, Rubric, SeedPromptSet
+from .models import Corpus, Document, FewShotSet, ImportStatus, Rubric, SeedPromptSet
 
 
 @dataclass(frozen=True)
@@ -66,6 +67,47 @@ def document_search(*, corpus: Corpus, query: str = "") -> QuerySet[Document]:
     if query:
         documents = documents.filter(Q(title__icontains=query) | Q(text__icontains=query))
     return documents
+
+
+DOCUMENT_EXCERPT_CHARACTERS = 20_000
+DOCUMENT_DOWNLOAD_PIECE_CHARACTERS = 1 << 20
+
+
+def document_pages() -> QuerySet[Document]:
+    """Documents of ready corpora, each with its first DOCUMENT_EXCERPT_CHARACTERS as `excerpt` and its
+    length as `character_count`; the whole text is deferred, so a page never loads a whole document."""
+    return (
+        Document.objects.filter(corpus__status=ImportStatus.READY)
+        .select_related("corpus")
+        .annotate(excerpt=Substr("text", 1, DOCUMENT_EXCERPT_CHARACTERS), character_count=Length("text"))
+        .defer("text")
+    )
+
+
+def document_neighbour(document: Document, *, before: bool) -> Document | None:
+    """The document just before (or after) this one in its corpus, with only what a link needs."""
+    neighbours = Document.objects.filter(corpus_id=document.corpus_id).only("pk", "position")
+    if before:
+        return neighbours.filter(position__lt=document.position).order_by("-position").first()
+    return neighbours.filter(position__gt=document.position).order_by("position").first()
+
+
+def document_text_pieces(document: Document, *, piece_characters: int = DOCUMENT_DOWNLOAD_PIECE_CHARACTERS) -> Iterator[str]:
+    """A document's whole text in consecutive slices read one query each, for a streamed download."""
+    start = 1
+    while True:
+        piece = (
+            Document.objects.filter(pk=document.pk)
+            .annotate(piece=Substr("text", start, piece_characters))
+            .values_list("piece", flat=True)
+            .first()
+        )
+        if not piece:
+            return
+        yield piece
+        if len(piece) < piece_characters:
+            return
+        start += piece_characters
 
 
 def seed_prompt_set_list() -> QuerySet[SeedPromptSet]:

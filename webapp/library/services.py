@@ -1,28 +1,49 @@
 """Writes to the library: imports of corpora, seed prompts and few-shot sets, and the rubric editor.
 
-Each import is one transaction (a bad record anywhere leaves the database as it was), reads its file
-as a stream and inserts rows in batches, so memory stays bounded whatever the file size. Imports take
+An import reads its file as a stream and commits its rows in batches, each batch its own short
+transaction, into a set marked STAGING: the default managers hide staged sets, so nothing of an
+import is seen by any page, form or job until its last batch is in and the set is made READY in
+one small final write. A bad record anywhere removes the staged set and its rows again, so a
+refused file still changes nothing; and no import holds SQLite's single write lock for longer than
+one batch, so logins, judgments and worker heartbeats never wait for a whole upload. Imports take
 a path on disk, not an upload, so the same function can run in a web request or an RQ job.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import logging
+import uuid
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import timedelta
 from itertools import islice
 from pathlib import Path
 from typing import Any, TypeVar
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import connections, router, transaction
-from django.db.models import Max
+from django.db import IntegrityError, connections, models, router, transaction
+from django.db.models import F, Max
+from django.utils import timezone
 
 from . import parsers
-from .models import Corpus, Document, FewShotExample, FewShotSet, Rubric, SeedPrompt, SeedPromptSet
+from .models import (
+    Corpus,
+    Document,
+    FewShotExample,
+    FewShotSet,
+    ImportedSet,
+    ImportStatus,
+    Rubric,
+    SeedPrompt,
+    SeedPromptSet,
+)
 from .parsers import ImportProblem, ProgressCallback
 
 __all__ = [
+    "CorpusImportResult",
     "ImportProblem",
     "corpus_append",
     "corpus_import",
@@ -31,11 +52,18 @@ __all__ = [
     "rubric_create",
     "rubric_update",
     "seed_prompt_set_import",
+    "staged_imports_remove_abandoned",
 ]
+
+logger = logging.getLogger(__name__)
 
 Item = TypeVar("Item")
 TITLE_MAX = Document._meta.get_field("title").max_length
 SOURCE_MAX = Document._meta.get_field("source").max_length
+# A staged set whose last batch is older than this belongs to an import that died (its process was
+# killed); the next import removes it, so it neither holds its name nor its rows for ever.
+STAGING_ABANDONED_AFTER = timedelta(minutes=10)
+REMOVE_CHUNK_ROWS = 5000
 
 
 def _batches(items: Iterable[Item], size: int) -> Iterator[list[Item]]:
@@ -55,12 +83,123 @@ def _max_upload_bytes() -> int:
     return settings.LIBRARY_MAX_UPLOAD_BYTES
 
 
+def _max_document_bytes() -> int:
+    return settings.LIBRARY_MAX_DOCUMENT_BYTES
+
+
 def _check_batch_size(batch_size: int) -> None:
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, got {batch_size}")
 
 
+# ---------------------------------------------------------------- staging
+
+
+CHILDREN: dict[type[ImportedSet], tuple[type[models.Model], str]] = {
+    Corpus: (Document, "corpus"),
+    SeedPromptSet: (SeedPrompt, "prompt_set"),
+    FewShotSet: (FewShotExample, "few_shot_set"),
+}
+
+
+def _stage(staged: ImportedSet) -> None:
+    """Validate and save a new set as STAGING; its name is checked against staged sets too."""
+    model = type(staged)
+    staged.status = ImportStatus.STAGING
+    staged_imports_remove_abandoned()
+    staged.full_clean()  # the default manager's unique check sees READY sets only
+    if model.all_objects.filter(name=staged.name).exists():
+        raise ValidationError({"name": f"An import named “{staged.name}” is in progress; wait for it or choose another name."})
+    try:
+        with transaction.atomic():
+            staged.save()
+    except IntegrityError:
+        raise ValidationError({"name": f"“{staged.name}” was taken a moment ago; choose another name."}) from None
+
+
+def _insert_batches(staged: ImportedSet, rows: Iterable[models.Model], batch_size: int) -> int:
+    """Insert rows in batches, each committed on its own and marking the staged set as alive."""
+    child_model = CHILDREN[type(staged)][0]
+    count = 0
+    for batch in _batches(rows, batch_size):  # the file is read here, outside any transaction
+        with transaction.atomic():
+            child_model.objects.bulk_create(batch)
+            type(staged).all_objects.filter(pk=staged.pk).update(updated_at=timezone.now())
+        count += len(batch)
+        _forget_logged_queries(child_model)
+    return count
+
+
+def _publish(staged: ImportedSet, **fields: Any) -> None:
+    """Make a staged set READY with its final counts, in one short write."""
+    type(staged).all_objects.filter(pk=staged.pk).update(status=ImportStatus.READY, updated_at=timezone.now(), **fields)
+    staged.refresh_from_db()
+
+
+def _remove_staged(staged: ImportedSet) -> None:
+    """Delete a staged set and its rows, a chunk of rows per transaction so no lock is held for long."""
+    child_model, parent_field = CHILDREN[type(staged)]
+    while True:
+        with transaction.atomic():
+            ids = list(child_model.objects.filter(**{parent_field: staged.pk}).values_list("pk", flat=True)[:REMOVE_CHUNK_ROWS])
+            if not ids:
+                break
+            child_model.objects.filter(pk__in=ids).delete()
+    type(staged).all_objects.filter(pk=staged.pk, status=ImportStatus.STAGING).delete()
+
+
+def _remove_staged_after_failure(staged: ImportedSet) -> None:
+    """Undo a refused import; a failure to clean up is logged, never raised over the import's own error."""
+    try:
+        _remove_staged(staged)
+    except Exception:
+        logger.exception("could not remove staged %s #%s; it is removed once abandoned", type(staged).__name__, staged.pk)
+
+
+def staged_imports_remove_abandoned(*, older_than: timedelta = STAGING_ABANDONED_AFTER) -> int:
+    """Remove staged sets whose import stopped committing batches long ago (its process died); how many."""
+    cutoff = timezone.now() - older_than
+    removed = 0
+    for model in CHILDREN:
+        for staged in model.all_objects.filter(status=ImportStatus.STAGING, updated_at__lt=cutoff):
+            _remove_staged(staged)
+            removed += 1
+    return removed
+
+
 # ---------------------------------------------------------------- corpora
+
+
+@dataclass(frozen=True)
+class CorpusImportResult:
+    """What an import or append did: the corpus, the documents added and the duplicates it found.
+
+    A duplicate is a document whose text is exactly that of an earlier document of the same upload;
+    duplicates are kept unless the import was asked to drop them, and counted either way.
+    """
+
+    corpus: Corpus
+    added_documents: int
+    duplicate_documents: int
+    duplicates_dropped: bool
+
+    def summary(self, original_name: str) -> str:
+        """One sentence for the result page."""
+        text = f"Added {self.added_documents:,} documents from {original_name} to “{self.corpus}”."
+        if self.duplicate_documents:
+            plural = "s" if self.duplicate_documents != 1 else ""
+            if self.duplicates_dropped:
+                text += f" {self.duplicate_documents:,} duplicate document{plural} (same text as an earlier one) dropped."
+            else:
+                text += f" {self.duplicate_documents:,} duplicate document{plural} (same text as an earlier one) kept."
+        return text
+
+
+@dataclass
+class _DocumentCounts:
+    added: int = 0
+    characters: int = 0
+    duplicates: int = 0
 
 
 def corpus_import(
@@ -70,24 +209,28 @@ def corpus_import(
     original_name: str,
     user: Any,
     description: str = "",
+    drop_duplicates: bool = False,
     batch_size: int = 1000,
     progress: ProgressCallback | None = None,
-) -> Corpus:
-    """Create a corpus from one file (.jsonl, .txt, .zip of .txt, .parquet); nothing is saved if any record is bad."""
+) -> CorpusImportResult:
+    """Create a corpus from one file (.jsonl, .txt, .zip of .txt, .parquet); nothing is kept if any record is bad."""
     _check_batch_size(batch_size)
     corpus = Corpus(name=name, description=description, source=original_name, created_by=user)
-    corpus.full_clean()
-    with transaction.atomic():
-        corpus.save()
-        _corpus_add_documents(
+    _stage(corpus)
+    try:
+        counts = _corpus_add_documents(
             corpus=corpus,
             path=Path(uploaded_file_path),
             original_name=original_name,
             batch_size=batch_size,
             progress=progress,
-            first_position=0,
+            drop_duplicates=drop_duplicates,
         )
-    return corpus
+        _publish(corpus, document_count=counts.added, character_count=counts.characters)
+    except BaseException:
+        _remove_staged_after_failure(corpus)
+        raise
+    return CorpusImportResult(corpus, counts.added, counts.duplicates, drop_duplicates)
 
 
 def corpus_append(
@@ -95,29 +238,48 @@ def corpus_append(
     corpus: Corpus,
     uploaded_file_path: str | Path,
     original_name: str,
+    drop_duplicates: bool = False,
     batch_size: int = 1000,
     progress: ProgressCallback | None = None,
-) -> Corpus:
-    """Add the documents of one more file after the corpus's last document; all of them or none."""
+) -> CorpusImportResult:
+    """Add the documents of one more file after the corpus's last document; all of them or none.
+
+    The documents are staged under a hidden corpus of their own, then moved into this one (after its
+    last position at that moment) in one statement, so a refused file leaves the corpus as it was.
+    """
     _check_batch_size(batch_size)
-    with transaction.atomic():
-        # Lock the corpus row so two appends cannot pick the same positions.
-        locked = Corpus.objects.select_for_update().get(pk=corpus.pk)
-        last_position = locked.documents.aggregate(last=Max("position"))["last"]
-        first_position = 0 if last_position is None else last_position + 1
-        _corpus_add_documents(
-            corpus=locked,
+    staging = Corpus(
+        name=f"(appending {original_name} to corpus #{corpus.pk}, {uuid.uuid4().hex[:12]})"[-200:],
+        source=original_name,
+        created_by=corpus.created_by,
+    )
+    _stage(staging)
+    try:
+        counts = _corpus_add_documents(
+            corpus=staging,
             path=Path(uploaded_file_path),
             original_name=original_name,
             batch_size=batch_size,
             progress=progress,
-            first_position=first_position,
+            drop_duplicates=drop_duplicates,
         )
-        sources = [part for part in (locked.source, original_name) if part]
-        locked.source = "; ".join(sources)[: Corpus._meta.get_field("source").max_length]
-        locked.save(update_fields=["source", "updated_at"])
+        with transaction.atomic():
+            # Lock the corpus row so two appends cannot pick the same positions.
+            locked = Corpus.objects.select_for_update().get(pk=corpus.pk)
+            last_position = locked.documents.aggregate(last=Max("position"))["last"]
+            first_position = 0 if last_position is None else last_position + 1
+            Document.objects.filter(corpus=staging).update(corpus=locked, position=F("position") + first_position)
+            sources = [part for part in (locked.source, original_name) if part]
+            locked.source = "; ".join(sources)[: Corpus._meta.get_field("source").max_length]
+            locked.document_count += counts.added
+            locked.character_count += counts.characters
+            locked.save(update_fields=["source", "document_count", "character_count", "updated_at"])
+            Corpus.all_objects.filter(pk=staging.pk).delete()
+    except BaseException:
+        _remove_staged_after_failure(staging)
+        raise
     corpus.refresh_from_db()
-    return corpus
+    return CorpusImportResult(corpus, counts.added, counts.duplicates, drop_duplicates)
 
 
 def _corpus_add_documents(
@@ -127,33 +289,42 @@ def _corpus_add_documents(
     original_name: str,
     batch_size: int,
     progress: ProgressCallback | None,
-    first_position: int,
-) -> None:
-    records = parsers.read_corpus(path, file_name=original_name, max_bytes=_max_upload_bytes(), progress=progress)
-    position = first_position
-    added_documents = 0
-    added_characters = 0
-    for batch in _batches(records, batch_size):
-        documents = []
-        for record in batch:
-            documents.append(
-                Document(
-                    corpus=corpus,
-                    position=position,
-                    title=record.title[:TITLE_MAX],
-                    text=record.text,
-                    source=record.source[:SOURCE_MAX],
-                    meta=record.meta,
-                )
+    drop_duplicates: bool,
+) -> _DocumentCounts:
+    """Stream the file's documents into the (staged) corpus from position 0; duplicates counted, maybe dropped."""
+    records = parsers.read_corpus(
+        path,
+        file_name=original_name,
+        max_bytes=_max_upload_bytes(),
+        max_document_bytes=_max_document_bytes(),
+        max_compression_ratio=settings.LIBRARY_MAX_COMPRESSION_RATIO,
+        progress=progress,
+    )
+    counts = _DocumentCounts()
+    # 16-byte digests, not texts: about 80 bytes of memory per document, whatever its size.
+    seen_digests: set[bytes] = set()
+
+    def documents() -> Iterator[Document]:
+        for record in records:
+            digest = hashlib.blake2b(record.text.encode("utf-8"), digest_size=16).digest()
+            if digest in seen_digests:
+                counts.duplicates += 1
+                if drop_duplicates:
+                    continue
+            seen_digests.add(digest)
+            yield Document(
+                corpus=corpus,
+                position=counts.added,
+                title=record.title[:TITLE_MAX],
+                text=record.text,
+                source=record.source[:SOURCE_MAX],
+                meta=record.meta,
             )
-            position += 1
-            added_characters += len(record.text)
-        Document.objects.bulk_create(documents)
-        added_documents += len(documents)
-        _forget_logged_queries(Document)
-    corpus.document_count += added_documents
-    corpus.character_count += added_characters
-    corpus.save(update_fields=["document_count", "character_count", "updated_at"])
+            counts.added += 1
+            counts.characters += len(record.text)
+
+    _insert_batches(corpus, documents(), batch_size)
+    return counts
 
 
 # ---------------------------------------------------------------- seed prompts
@@ -172,25 +343,30 @@ def seed_prompt_set_import(
     """Create a seed prompt set from .txt (optional `### Instruction:` first line) or .jsonl; all or nothing."""
     _check_batch_size(batch_size)
     prompt_set = SeedPromptSet(name=name, description=description, created_by=user)
-    prompt_set.full_clean()
     records = parsers.read_seed_prompts(
-        Path(uploaded_file_path), file_name=original_name, max_bytes=_max_upload_bytes(), progress=progress
+        Path(uploaded_file_path),
+        file_name=original_name,
+        max_bytes=_max_upload_bytes(),
+        max_document_bytes=_max_document_bytes(),
+        progress=progress,
     )
-    with transaction.atomic():
-        prompt_set.save()
+    _stage(prompt_set)
+
+    def prompts() -> Iterator[SeedPrompt]:
         position = 0
-        for batch in _batches(records, batch_size):
-            prompts = []
-            for record in batch:
-                if isinstance(record, parsers.InstructionRecord):
-                    prompt_set.instruction = record.text
-                    continue
-                prompts.append(SeedPrompt(prompt_set=prompt_set, position=position, text=record.text, meta=record.meta))
-                position += 1
-            SeedPrompt.objects.bulk_create(prompts)
-            _forget_logged_queries(SeedPrompt)
-        prompt_set.prompt_count = position
-        prompt_set.save(update_fields=["instruction", "prompt_count", "updated_at"])
+        for record in records:
+            if isinstance(record, parsers.InstructionRecord):
+                prompt_set.instruction = record.text
+                continue
+            yield SeedPrompt(prompt_set=prompt_set, position=position, text=record.text, meta=record.meta)
+            position += 1
+
+    try:
+        count = _insert_batches(prompt_set, prompts(), batch_size)
+        _publish(prompt_set, instruction=prompt_set.instruction, prompt_count=count)
+    except BaseException:
+        _remove_staged_after_failure(prompt_set)
+        raise
     return prompt_set
 
 
@@ -211,12 +387,13 @@ def few_shot_set_import(
     """Create a few-shot set: QA triples from JSONL, or a demonstration prompt (.txt, dialogues split by `-----`)."""
     _check_batch_size(batch_size)
     few_shot_set = FewShotSet(name=name, kind=kind, description=description, created_by=user)
-    few_shot_set.full_clean()
     path = Path(uploaded_file_path)
-    with transaction.atomic():
-        few_shot_set.save()
+    _stage(few_shot_set)
+    try:
         if kind == FewShotSet.Kind.DEMONSTRATION:
-            prompt = parsers.read_demonstration_prompt(path, file_name=original_name, max_bytes=_max_upload_bytes())
+            prompt = parsers.read_demonstration_prompt(
+                path, file_name=original_name, max_bytes=_max_upload_bytes(), max_document_bytes=_max_document_bytes()
+            )
             few_shot_set.preamble = prompt.preamble
             examples: Iterable[FewShotExample] = (
                 FewShotExample(
@@ -229,7 +406,11 @@ def few_shot_set_import(
             )
         else:
             records = parsers.read_qa_examples(
-                path, file_name=original_name, max_bytes=_max_upload_bytes(), progress=progress
+                path,
+                file_name=original_name,
+                max_bytes=_max_upload_bytes(),
+                max_document_bytes=_max_document_bytes(),
+                progress=progress,
             )
             examples = (
                 FewShotExample(
@@ -242,13 +423,11 @@ def few_shot_set_import(
                 )
                 for position, record in enumerate(records)
             )
-        count = 0
-        for batch in _batches(examples, batch_size):
-            FewShotExample.objects.bulk_create(batch)
-            count += len(batch)
-            _forget_logged_queries(FewShotExample)
-        few_shot_set.example_count = count
-        few_shot_set.save(update_fields=["preamble", "example_count", "updated_at"])
+        count = _insert_batches(few_shot_set, examples, batch_size)
+        _publish(few_shot_set, preamble=few_shot_set.preamble, example_count=count)
+    except BaseException:
+        _remove_staged_after_failure(few_shot_set)
+        raise
     return few_shot_set
 
 
@@ -261,6 +440,10 @@ def _clean_configurations(configurations: Any) -> list[Any]:
         return []
     if not isinstance(configurations, list):
         raise ValidationError({"configurations": "Give a JSON list, best configuration first."})
+    if parsers.json_nesting_depth(configurations) > parsers.MAX_JSON_NESTING:
+        raise ValidationError(
+            {"configurations": f"The JSON is nested more than {parsers.MAX_JSON_NESTING} levels deep; flatten it."}
+        )
     for index, item in enumerate(configurations, start=1):
         if isinstance(item, str) and item.strip():
             continue
@@ -332,7 +515,12 @@ def dataset_import(
     directory.mkdir(parents=True)
     jsonl_path, parquet_path = directory / "data.jsonl", directory / "data.parquet"
     records = parsers.read_training_rows(
-        Path(uploaded_file_path), file_name=original_name, purpose=purpose, max_bytes=_max_upload_bytes(), progress=progress
+        Path(uploaded_file_path),
+        file_name=original_name,
+        purpose=purpose,
+        max_bytes=_max_upload_bytes(),
+        max_document_bytes=_max_document_bytes(),
+        progress=progress,
     )
     writer: pq.ParquetWriter | None = None
     row_count = 0

@@ -12,6 +12,7 @@ urlpatterns = [
     path("corpora/<int:pk>/", views.corpus_detail, name="corpus-detail"),
     path("corpora/<int:pk>/append/", views.corpus_append, name="corpus-append"),
     path("documents/<int:pk>/", views.document_detail, name="document-detail"),
+    path("documents/<int:pk>/text/", views.document_download, name="document-download"),
     path("seed-prompts/", views.seedset_list, name="seedset-list"),
     path("seed-prompts/upload/", views.seedset_upload, name="seedset-upload"),
     path("seed-prompts/<int:pk>/", views.seedset_detail, name="seedset-detail"),

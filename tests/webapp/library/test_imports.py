@@ -39,7 +39,7 @@ def test_corpus_import_saves_documents_counts_and_provenance(write_file, researc
         user=researcher,
         description="d",
         batch_size=2,
-    )
+    ).corpus
     corpus.refresh_from_db()
     assert (corpus.document_count, corpus.character_count, corpus.source, corpus.created_by) == (
         3,
@@ -65,14 +65,14 @@ def test_corpus_import_saves_documents_counts_and_provenance(write_file, researc
 def test_corpus_import_reads_every_format(write_file, researcher, original_name, content, expected_texts):
     corpus = services.corpus_import(
         name="C", uploaded_file_path=write_file(content), original_name=original_name, user=researcher
-    )
+    ).corpus
     assert list(corpus.documents.values_list("text", flat=True)) == expected_texts
 
 
 def test_corpus_append_adds_after_the_last_document(write_file, researcher):
     corpus = services.corpus_import(
         name="C", uploaded_file_path=write_file(_jsonl("a", "b")), original_name="one.jsonl", user=researcher
-    )
+    ).corpus
     services.corpus_append(corpus=corpus, uploaded_file_path=write_file(_jsonl("ccc")), original_name="two.jsonl")
     assert (corpus.document_count, corpus.character_count, corpus.source) == (3, 5, "one.jsonl; two.jsonl")
     assert list(corpus.documents.values_list("position", "text", "source")) == [
@@ -149,7 +149,7 @@ def test_bad_append_leaves_the_corpus_as_it_was(write_file, researcher, settings
         uploaded_file_path=write_file(_jsonl("a", "b"), "first.jsonl"),
         original_name="first.jsonl",
         user=researcher,
-    )
+    ).corpus
     settings.LIBRARY_MAX_UPLOAD_BYTES = 1000
     before = _row_counts()
     with pytest.raises(ImportProblem) as raised:
@@ -323,7 +323,7 @@ def test_large_import_streams_in_batches_with_bounded_memory(tmp_path, researche
                 user=researcher,
                 batch_size=250,
                 progress=lambda done, total: reports.append((done, total)),
-            )
+            ).corpus
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()

@@ -37,7 +37,7 @@ def corpus(researcher, tmp_path) -> Corpus:
         for index in range(60)
     ]
     path.write_text("".join(json.dumps(row) + "\n" for row in rows))
-    return services.corpus_import(name="Topics", uploaded_file_path=path, original_name="c.jsonl", user=researcher)
+    return services.corpus_import(name="Topics", uploaded_file_path=path, original_name="c.jsonl", user=researcher).corpus
 
 
 def test_corpus_upload_page_has_the_form(researcher_client: Client):

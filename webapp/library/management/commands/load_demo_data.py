@@ -143,7 +143,7 @@ class Command(BaseCommand):
                 uploaded_file_path=path,
                 original_name=path.name,
                 user=owner,
-            )
+            ).corpus
         self.stdout.write(f"Loaded corpus “{corpus.name}”: {corpus.document_count} documents.")
 
     def _load_seed_prompts(self, owner: User) -> None:
