@@ -120,10 +120,6 @@ LIBRARY_MAX_UPLOAD_BYTES = int(os.environ.get("LIBRARY_MAX_UPLOAD_BYTES", 2 * 10
 LIBRARY_MAX_DOCUMENT_BYTES = int(os.environ.get("LIBRARY_MAX_DOCUMENT_BYTES", 16 * 1024**2))
 # An archive entry that unpacks to more than this many times its compressed size is refused (zip bombs).
 LIBRARY_MAX_COMPRESSION_RATIO = float(os.environ.get("LIBRARY_MAX_COMPRESSION_RATIO", 100))
-# One document (a JSONL line, a .txt file, an archive entry, a parquet cell) is refused above this.
-LIBRARY_MAX_DOCUMENT_BYTES = int(os.environ.get("LIBRARY_MAX_DOCUMENT_BYTES", 16 * 1024**2))
-# An archive entry that unpacks to more than this many times its compressed size is refused (zip bombs).
-LIBRARY_MAX_COMPRESSION_RATIO = float(os.environ.get("LIBRARY_MAX_COMPRESSION_RATIO", 100))
 
 REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
 RQ = {
