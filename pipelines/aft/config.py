@@ -1,18 +1,29 @@
 """AFT's configurations: propose-and-aggregate inference, and aggregation training data construction.
 
-Inference accepts both formats of the official repository (Linzwcs/AFT):
+Inference reads the three config formats of the official repository (Linzwcs/AFT), each with the
+meaning its own code gives it:
 
-- the first release (`src/openmoa`, the README's format): `proposal_params`, `aggregation_params`
-  (each `temperature`, `top_p`, `max_tokens`, `n`: vLLM SamplingParams), `hidden_layer` (aggregation
-  layers before the final one, default 0), `final_aggregation` (add a final n = 1 layer),
-  `vllm_seed`, `model_name`;
-- the current code (`src/aft`): `generation_params` (the four fields plus `final_layer_temperature`,
-  `final_layer_top_p`) and `num_aggregation`, which counts every aggregation step *including* the
-  final one (the YAML comment says otherwise; the code builds `num_aggregation - 1` hidden layers).
+- the first release (`src/openmoa`, @6e17f15, the README's format): `proposal_params`,
+  `aggregation_params` (each `temperature`, `top_p`, `max_tokens`, `n`: vLLM SamplingParams),
+  `hidden_layer` (aggregation layers before the final one), `final_aggregation` (add a final n = 1
+  layer, greedy), `vllm_seed`, `model_name`; plus our `final_params` for that final layer;
+- the intermediate commit (`src/aft` @3cfa3d9): `proposal_params`, `aggregation_params` and
+  `num_aggregation`: `num_aggregation - 1` hidden layers at the aggregation parameters, then a final
+  layer sampled at the aggregation parameters with n = 1 and top_p = 1;
+- the current code (`src/aft` @d1d4ab2): `generation_params` (the four fields plus
+  `final_layer_temperature`, `final_layer_top_p`) and `num_aggregation`, again counting every
+  aggregation step *including* the final one (the YAML comment says otherwise; the code builds
+  `num_aggregation - 1` hidden layers).
+
+A key that belongs to another format, or that the chosen format would ignore, is refused by name:
+nothing is dropped in silence. Every limit (samples, tokens, temperature, layers, seed) lives in
+`check_sampling_limits` and `AftConfig.__post_init__`, so the form, a YAML file and any other caller
+meet the same bounds.
 
 Defaults are the paper's: temperature 0.7, top_p 0.95, max_tokens 4096, n 5, seed 2024; the first
 release's final aggregation is greedy (temperature 0) with n = 1.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -27,6 +38,21 @@ MODES = ("aggregate", "single")
 TARGET_RULES = ("aggregator", "best_response")
 SAMPLING_KEYS = ("temperature", "top_p", "max_tokens", "n")
 MAX_HIDDEN_LAYERS = 16
+MAX_SAMPLES_PER_LAYER = 64
+"""Samples per layer; the paper uses 5, and every one of them is read by each aggregation after it."""
+MAX_NEW_TOKENS = 32768
+"""New tokens per sample; the paper uses 4096, and the aggregation prompt holds n of them."""
+MAX_TEMPERATURE = 2.0
+MAX_BATCH_SIZE = 1024
+MAX_SEED = 2**32 - 1
+FORMAT_KEYS = {
+    "first release": ("proposal_params", "aggregation_params", "hidden_layer", "final_aggregation", "final_params"),
+    "intermediate": ("proposal_params", "aggregation_params", "num_aggregation"),
+    "current": ("generation_params", "num_aggregation"),
+}
+"""The keys each repository format uses (`final_params` is ours, an extension of the first release)."""
+COMMON_KEYS = ("model_name", "vllm_seed", "seed", "batch_size", "mode")
+"""Keys every format accepts (`seed`, `batch_size`, `mode` are ours)."""
 
 
 def paper_sampling() -> SamplingParams:
@@ -77,10 +103,16 @@ class AftConfig:
             raise InvalidConfigError(f"mode must be one of {', '.join(MODES)}, got {self.mode!r}")
         if not 0 <= self.hidden_layer <= MAX_HIDDEN_LAYERS:
             raise InvalidConfigError(f"hidden_layer must be between 0 and {MAX_HIDDEN_LAYERS}, got {self.hidden_layer}")
+        check_sampling_limits("proposal_params", self.proposal)
+        check_sampling_limits("aggregation_params", self.aggregation)
+        check_sampling_limits("final_params", self.final)
         if self.final.n != 1:
-            raise InvalidConfigError(f"final_params.n must be 1 (the final aggregation gives one answer), got {self.final.n}")
-        if not 1 <= self.batch_size <= 1024:
-            raise InvalidConfigError(f"batch_size must be between 1 and 1024, got {self.batch_size}")
+            raise InvalidConfigError(
+                f"final_params.n must be 1 (the final aggregation gives one answer), got {self.final.n}"
+            )
+        if not 1 <= self.batch_size <= MAX_BATCH_SIZE:
+            raise InvalidConfigError(f"batch_size must be between 1 and {MAX_BATCH_SIZE}, got {self.batch_size}")
+        check_seed("seed", self.seed)
 
     # -- the network -------------------------------------------------------------------------------
 
@@ -89,7 +121,10 @@ class AftConfig:
         if self.mode == "single":
             return [LayerPlan("single sample", "single", _replace_sampling(self.proposal, n=1))]
         plan = [LayerPlan("proposals", "proposal", self.proposal)]
-        plan += [LayerPlan(f"aggregation {index}", "aggregation", self.aggregation) for index in range(1, self.hidden_layer + 1)]
+        plan += [
+            LayerPlan(f"aggregation {index}", "aggregation", self.aggregation)
+            for index in range(1, self.hidden_layer + 1)
+        ]
         if self.final_aggregation:
             plan.append(LayerPlan("final aggregation", "final", self.final))
         return plan
@@ -105,7 +140,13 @@ class AftConfig:
         return {
             "prompts": prompt_count,
             "layers": [
-                {"name": layer.name, "samples": layer.sampling.n, "max_tokens": layer.sampling.max_tokens}
+                {
+                    "name": layer.name,
+                    "samples": layer.sampling.n,
+                    "max_tokens": layer.sampling.max_tokens,
+                    "temperature": layer.sampling.temperature,
+                    "top_p": layer.sampling.top_p,
+                }
                 for layer in self.layers()
             ],
             "generations_per_prompt": self.generations_per_prompt(),
@@ -118,11 +159,13 @@ class AftConfig:
     # -- serialisation -----------------------------------------------------------------------------
 
     def to_dict(self) -> dict[str, Any]:
-        """The canonical form (first-release keys plus ours); `from_dict` reads it back."""
-        return {
+        """The canonical form (first-release keys plus ours); `from_dict` reads it back.
+
+        Any of the three formats maps onto it; `final_params` is left out when there is no final layer.
+        """
+        data: dict[str, Any] = {
             "proposal_params": _sampling_dict(self.proposal),
             "aggregation_params": _sampling_dict(self.aggregation),
-            "final_params": _sampling_dict(self.final),
             "hidden_layer": self.hidden_layer,
             "final_aggregation": self.final_aggregation,
             "seed": self.seed,
@@ -130,47 +173,44 @@ class AftConfig:
             "mode": self.mode,
             "model_name": self.model_name,
         }
+        if self.final_aggregation:
+            data["final_params"] = _sampling_dict(self.final)
+        return data
 
     @classmethod
     def from_dict(cls, data: Any) -> AftConfig:
-        """Read either repository format (or ours); errors name the field."""
+        """Read any of the repository's three formats (or ours); errors name the key.
+
+        The format is told by its keys: `generation_params` is the current code's, `num_aggregation`
+        without it the intermediate commit's, anything else the first release's (and ours).
+        """
         if not isinstance(data, dict):
             raise InvalidConfigError(f"an AFT config must be a mapping of fields, found {type(data).__name__}")
-        known = {
-            "model_name", "proposal_params", "aggregation_params", "final_params", "hidden_layer", "final_aggregation",
-            "vllm_seed", "seed", "batch_size", "mode", "generation_params", "num_aggregation",
-        }
+        known = set(COMMON_KEYS).union(*FORMAT_KEYS.values())
         unknown = set(data) - known
         if unknown:
             raise InvalidConfigError(
                 f"unknown AFT config field(s): {', '.join(sorted(unknown))}; known fields: {', '.join(sorted(known))}"
             )
-        if "generation_params" in data and {"proposal_params", "aggregation_params", "hidden_layer"} & set(data):
-            raise InvalidConfigError(
-                "generation_params/num_aggregation (current code) and proposal_params/aggregation_params/hidden_layer "
-                "(first release) are two formats; use one"
-            )
         if "seed" in data and "vllm_seed" in data and data["seed"] != data["vllm_seed"]:
             raise InvalidConfigError("seed and vllm_seed are the same setting; give one")
+        seed_key = "seed" if "seed" in data else "vllm_seed"
+        seed = _optional_int(seed_key, data.get("seed", data.get("vllm_seed", 2024)))
+        check_seed(seed_key, seed)
         values: dict[str, Any] = {
-            "seed": _optional_int("seed" if "seed" in data else "vllm_seed", data.get("seed", data.get("vllm_seed", 2024))),
+            "seed": seed,
             "batch_size": _int("batch_size", data.get("batch_size", 8)),
             "mode": _str("mode", data.get("mode", "aggregate")),
             "model_name": _str("model_name", data.get("model_name") or ""),
         }
-        if "generation_params" in data:
+        config_format = config_format_of(data)
+        _refuse_keys_of_other_formats(data, config_format)
+        if config_format == "current":
             values.update(_current_format(data))
+        elif config_format == "intermediate":
+            values.update(_intermediate_format(data))
         else:
-            proposal = _sampling("proposal_params", data.get("proposal_params", {}), paper_sampling())
-            aggregation = _sampling("aggregation_params", data.get("aggregation_params", {}), paper_sampling())
-            final = _sampling("final_params", data.get("final_params", {}), greedy_final(aggregation.max_tokens))
-            values.update(
-                proposal=proposal,
-                aggregation=aggregation,
-                final=final,
-                hidden_layer=_int("hidden_layer", data.get("hidden_layer", 0)),
-                final_aggregation=_bool("final_aggregation", data.get("final_aggregation", True)),
-            )
+            values.update(_first_release_format(data))
         return cls(**values)
 
     @classmethod
@@ -193,6 +233,87 @@ class AftConfig:
             raise InvalidConfigError(f"{source}: {error}") from error
 
 
+def config_format_of(data: dict[str, Any]) -> str:
+    """Which repository format a config mapping is in: `current`, `intermediate` or `first release`."""
+    if "generation_params" in data:
+        return "current"
+    if "num_aggregation" in data:
+        return "intermediate"
+    return "first release"
+
+
+# Why a key cannot stand in a format: it belongs to another one, or the format would ignore it.
+_FOREIGN_KEY_REASONS = {
+    "current": {
+        "proposal_params": "generation_params sets the proposals in the current format",
+        "aggregation_params": "generation_params sets the aggregation layers in the current format",
+        "hidden_layer": "num_aggregation sets the layers in the current format (hidden layers = num_aggregation - 1)",
+        "final_aggregation": "the current format always ends with a final aggregation",
+        "final_params": "generation_params.final_layer_temperature and final_layer_top_p set the final layer in the current format",
+    },
+    "intermediate": {
+        "hidden_layer": "it conflicts with num_aggregation (hidden layers = num_aggregation - 1); give one of them",
+        "final_aggregation": "a config with num_aggregation always ends with a final aggregation",
+        "final_params": "with num_aggregation the final layer samples at aggregation_params with top_p 1; "
+        "use the first release's hidden_layer to set final_params",
+    },
+}
+
+
+def _refuse_keys_of_other_formats(data: dict[str, Any], config_format: str) -> None:
+    reasons = _FOREIGN_KEY_REASONS.get(config_format, {})
+    for key, reason in reasons.items():
+        if key in data:
+            raise InvalidConfigError(f"{key} cannot be used here: {reason}")
+    if config_format == "first release" and "final_params" in data and data.get("final_aggregation") is False:
+        raise InvalidConfigError(
+            "final_params cannot be used here: final_aggregation is false, so there is no final layer to set"
+        )
+
+
+def _layer_count(data: dict[str, Any]) -> int:
+    """`num_aggregation` as the code reads it: every aggregation step, the final one included."""
+    num_aggregation = _int("num_aggregation", data.get("num_aggregation", 2))
+    if not 0 <= num_aggregation <= MAX_HIDDEN_LAYERS + 1:
+        raise InvalidConfigError(
+            f"num_aggregation must be between 0 and {MAX_HIDDEN_LAYERS + 1}, got {num_aggregation}"
+        )
+    # The code builds range(num_aggregation - 1) hidden layers and always a final one: 0 and 1 are alike.
+    return max(num_aggregation - 1, 0)
+
+
+def _first_release_format(data: dict[str, Any]) -> dict[str, Any]:
+    """`proposal_params`, `aggregation_params`, `hidden_layer`, `final_aggregation` (+ our `final_params`)."""
+    proposal = _sampling("proposal_params", data.get("proposal_params", {}), paper_sampling())
+    aggregation = _sampling("aggregation_params", data.get("aggregation_params", {}), paper_sampling())
+    final = _sampling("final_params", data.get("final_params", {}), greedy_final(aggregation.max_tokens))
+    return {
+        "proposal": proposal,
+        "aggregation": aggregation,
+        "final": final,
+        "hidden_layer": _int("hidden_layer", data.get("hidden_layer", 0)),
+        "final_aggregation": _bool("final_aggregation", data.get("final_aggregation", True)),
+    }
+
+
+def _intermediate_format(data: dict[str, Any]) -> dict[str, Any]:
+    """`proposal_params`, `aggregation_params`, `num_aggregation` (commit 3cfa3d9).
+
+    Its `MoA` builds `num_aggregation - 1` hidden layers at `aggregation_params` and a final layer
+    from the same parameters with `n = 1` and `top_p = 1`: sampled at the aggregation temperature,
+    not greedy.
+    """
+    proposal = _sampling("proposal_params", data.get("proposal_params", {}), paper_sampling())
+    aggregation = _sampling("aggregation_params", data.get("aggregation_params", {}), paper_sampling())
+    return {
+        "proposal": proposal,
+        "aggregation": aggregation,
+        "final": _replace_sampling(aggregation, n=1, top_p=1.0),
+        "hidden_layer": _layer_count(data),
+        "final_aggregation": True,
+    }
+
+
 def _current_format(data: dict[str, Any]) -> dict[str, Any]:
     """`generation_params` + `num_aggregation`: shared sampling, a separate final temperature/top_p."""
     raw = data["generation_params"]
@@ -208,28 +329,46 @@ def _current_format(data: dict[str, Any]) -> dict[str, Any]:
         shared,
         label={"temperature": "final_layer_temperature", "top_p": "final_layer_top_p"},
     )
-    num_aggregation = _int("num_aggregation", data.get("num_aggregation", 2))
-    if num_aggregation < 0:
-        raise InvalidConfigError(f"num_aggregation must be 0 or more, got {num_aggregation}")
-    # The code builds range(num_aggregation - 1) hidden layers and always a final one: 0 and 1 are alike.
     return {
         "proposal": shared,
         "aggregation": shared,
         "final": final,
-        "hidden_layer": max(num_aggregation - 1, 0),
+        "hidden_layer": _layer_count(data),
         "final_aggregation": True,
     }
 
 
-def _sampling(
-    section: str, raw: Any, defaults: SamplingParams, label: dict[str, str] | None = None
-) -> SamplingParams:
+def check_sampling_limits(section: str, sampling: SamplingParams) -> None:
+    """The bounds every AFT layer's sampling meets, whoever wrote the config (form, YAML, API)."""
+    if not 1 <= sampling.n <= MAX_SAMPLES_PER_LAYER:
+        raise InvalidConfigError(f"{section}.n must be between 1 and {MAX_SAMPLES_PER_LAYER}, got {sampling.n}")
+    if not 1 <= sampling.max_tokens <= MAX_NEW_TOKENS:
+        raise InvalidConfigError(
+            f"{section}.max_tokens must be between 1 and {MAX_NEW_TOKENS}, got {sampling.max_tokens}"
+        )
+    if not 0 <= sampling.temperature <= MAX_TEMPERATURE:
+        raise InvalidConfigError(
+            f"{section}.temperature must be between 0 and {MAX_TEMPERATURE:g}, got {sampling.temperature}"
+        )
+
+
+def check_seed(name: str, seed: int | None) -> None:
+    """Seeds are empty (random) or between 0 and 2^32 - 1, what every backend's generator accepts."""
+    if seed is not None and not 0 <= seed <= MAX_SEED:
+        raise InvalidConfigError(f"{name} must be between 0 and {MAX_SEED}, got {seed}")
+
+
+def _sampling(section: str, raw: Any, defaults: SamplingParams, label: dict[str, str] | None = None) -> SamplingParams:
     """A sampling section: the four fields, each checked, missing ones from `defaults`."""
     if not isinstance(raw, dict):
-        raise InvalidConfigError(f"{section} must be a mapping of {', '.join(SAMPLING_KEYS)}, found {type(raw).__name__}")
+        raise InvalidConfigError(
+            f"{section} must be a mapping of {', '.join(SAMPLING_KEYS)}, found {type(raw).__name__}"
+        )
     unknown = set(raw) - set(SAMPLING_KEYS)
     if unknown:
-        raise InvalidConfigError(f"{section}: unknown field(s) {', '.join(sorted(unknown))}; known: {', '.join(SAMPLING_KEYS)}")
+        raise InvalidConfigError(
+            f"{section}: unknown field(s) {', '.join(sorted(unknown))}; known: {', '.join(SAMPLING_KEYS)}"
+        )
     label = label or {}
     values = {
         "temperature": _number(f"{section}.temperature", raw.get("temperature", defaults.temperature)),
@@ -238,12 +377,14 @@ def _sampling(
         "n": _int(f"{section}.n", raw.get("n", defaults.n)),
     }
     try:
-        return SamplingParams(**values)
+        sampling = SamplingParams(**values)
+        check_sampling_limits("sampling", sampling)
     except InvalidConfigError as error:
         message = str(error)
         for key in SAMPLING_KEYS:
             message = message.replace(f"sampling.{key}", f"{section}.{label.get(key, key)}")
         raise InvalidConfigError(message) from error
+    return sampling
 
 
 def _sampling_dict(sampling: SamplingParams) -> dict[str, Any]:
@@ -322,15 +463,17 @@ class AggregationDataConfig:
     def __post_init__(self) -> None:
         if self.target_rule not in TARGET_RULES:
             raise InvalidConfigError(f"target_rule must be one of {', '.join(TARGET_RULES)}, got {self.target_rule!r}")
+        check_sampling_limits("aggregator", self.aggregator)
         if self.aggregator.n != 1:
             raise InvalidConfigError(f"aggregator.n must be 1 (one target per example), got {self.aggregator.n}")
+        check_seed("seed", self.seed)
         if not 1 <= self.min_proposals <= self.max_proposals <= 32:
             raise InvalidConfigError(
                 f"need 1 <= min_proposals <= max_proposals <= 32, got min_proposals {self.min_proposals}, "
                 f"max_proposals {self.max_proposals}"
             )
-        if not 1 <= self.batch_size <= 1024:
-            raise InvalidConfigError(f"batch_size must be between 1 and 1024, got {self.batch_size}")
+        if not 1 <= self.batch_size <= MAX_BATCH_SIZE:
+            raise InvalidConfigError(f"batch_size must be between 1 and {MAX_BATCH_SIZE}, got {self.batch_size}")
         if self.max_examples < 0:
             raise InvalidConfigError(f"max_examples must be 0 (all) or positive, got {self.max_examples}")
 

@@ -1,13 +1,23 @@
 """AFT forms: a propose-and-aggregate run (fields or a YAML in the original format), and aggregation data.
 
 Forms check shape only; `webapp.aft.services` builds the pipeline config and enforces the rules.
-Initial values are the paper's defaults except `max_tokens`, which starts small because the
-bundled model runs on CPU; the help text gives the paper's value.
+The bounds shown on the fields are the config's own (`pipelines.aft.config`), which also holds a
+pasted YAML to them. Initial values are the paper's defaults except `max_tokens`, which starts
+small because the bundled model runs on CPU; the help text gives the paper's value.
 """
+
 from __future__ import annotations
 
 from django import forms
 
+from pipelines.aft.config import (
+    MAX_BATCH_SIZE,
+    MAX_HIDDEN_LAYERS,
+    MAX_NEW_TOKENS,
+    MAX_SAMPLES_PER_LAYER,
+    MAX_SEED,
+    MAX_TEMPERATURE,
+)
 from webapp.library.models import SeedPromptSet
 from webapp.registry.models import ModelEntry
 from webapp.registry.selectors import default_model_pk
@@ -30,34 +40,71 @@ def _generation_models():  # type: ignore[no-untyped-def]
 class AftInferenceForm(forms.Form):
     name = forms.CharField(max_length=200, required=False, help_text="Optional label for the run list.")
     model = forms.ModelChoiceField(
-        initial=default_model_pk,
-        queryset=_generation_models(), help_text="Plays both roles: proposer and aggregator.")
+        initial=default_model_pk, queryset=_generation_models(), help_text="Plays both roles: proposer and aggregator."
+    )
     prompt_set = forms.ModelChoiceField(queryset=SeedPromptSet.objects.all(), help_text="Each prompt is answered.")
-    mode = forms.ChoiceField(choices=MODE_CHOICES, initial="aggregate",
-                             help_text="Run both on the same prompts to compare aggregation with a single sample.")
-    n = forms.IntegerField(min_value=1, max_value=64, initial=5, required=False,
-                           help_text="Samples per proposal and hidden aggregation layer (paper: 5).")
-    hidden_layer = forms.IntegerField(min_value=0, max_value=16, initial=0, required=False,
-                                      help_text="Aggregation layers before the final one (paper default: 0).")
-    final_aggregation = forms.BooleanField(initial=True, required=False,
-                                           help_text="End with one aggregated answer (n = 1).")
-    proposal_temperature = forms.FloatField(min_value=0, max_value=2, initial=0.7, required=False, help_text="Paper: 0.7.")
+    mode = forms.ChoiceField(
+        choices=MODE_CHOICES,
+        initial="aggregate",
+        help_text="Run both on the same prompts to compare aggregation with a single sample.",
+    )
+    n = forms.IntegerField(
+        min_value=1,
+        max_value=MAX_SAMPLES_PER_LAYER,
+        initial=5,
+        required=False,
+        help_text="Samples per proposal and hidden aggregation layer (paper: 5).",
+    )
+    hidden_layer = forms.IntegerField(
+        min_value=0,
+        max_value=MAX_HIDDEN_LAYERS,
+        initial=0,
+        required=False,
+        help_text="Aggregation layers before the final one (paper default: 0).",
+    )
+    final_aggregation = forms.BooleanField(
+        initial=True, required=False, help_text="End with one aggregated answer (n = 1)."
+    )
+    proposal_temperature = forms.FloatField(
+        min_value=0, max_value=MAX_TEMPERATURE, initial=0.7, required=False, help_text="Paper: 0.7."
+    )
     proposal_top_p = forms.FloatField(initial=0.95, required=False, help_text="Paper: 0.95.")
-    aggregation_temperature = forms.FloatField(min_value=0, max_value=2, initial=0.7, required=False, help_text="Paper: 0.7.")
+    aggregation_temperature = forms.FloatField(
+        min_value=0, max_value=MAX_TEMPERATURE, initial=0.7, required=False, help_text="Paper: 0.7."
+    )
     aggregation_top_p = forms.FloatField(initial=0.95, required=False, help_text="Paper: 0.95.")
-    final_temperature = forms.FloatField(min_value=0, max_value=2, initial=0.0, required=False,
-                                         help_text="0 is greedy, as in the first release; the current code uses 0.7.")
-    max_tokens = forms.IntegerField(min_value=1, max_value=32768, initial=128, required=False,
-                                    help_text="New tokens per sample, every layer (paper: 4096).")
-    seed = forms.IntegerField(initial=2024, required=False, help_text="Paper: 2024; empty for random.")
-    batch_size = forms.IntegerField(min_value=1, max_value=1024, initial=8, required=False,
-                                    help_text="Prompts per model call; the unit of resume.")
+    final_temperature = forms.FloatField(
+        min_value=0,
+        max_value=MAX_TEMPERATURE,
+        initial=0.0,
+        required=False,
+        help_text="0 is greedy, as in the first release; the intermediate and current code sample at 0.7 with top_p 1.",
+    )
+    max_tokens = forms.IntegerField(
+        min_value=1,
+        max_value=MAX_NEW_TOKENS,
+        initial=128,
+        required=False,
+        help_text="New tokens per sample, every layer (paper: 4096).",
+    )
+    seed = forms.IntegerField(
+        min_value=0, max_value=MAX_SEED, initial=2024, required=False, help_text="Paper: 2024; empty for random."
+    )
+    batch_size = forms.IntegerField(
+        min_value=1,
+        max_value=MAX_BATCH_SIZE,
+        initial=8,
+        required=False,
+        help_text="Prompts per model call; the unit of resume.",
+    )
     yaml_config = forms.CharField(
         required=False,
         widget=forms.Textarea(attrs={"rows": 8, "placeholder": "proposal_params:\n    temperature: 0.7\n    ..."}),
         label="YAML config",
-        help_text="Optional: a config in the original repository's format (proposal_params, aggregation_params, "
-        "hidden_layer, final_aggregation, vllm_seed; or generation_params, num_aggregation). It replaces the fields above.",
+        help_text="Optional: a config in one of the original repository's three formats (first release: "
+        "proposal_params, aggregation_params, hidden_layer, final_aggregation; intermediate: proposal_params, "
+        "aggregation_params, num_aggregation; current: generation_params, num_aggregation; each with vllm_seed). "
+        "It replaces the fields above; a key of another format, or one the format would ignore, is refused by name.",
     )
     yaml_file = forms.FileField(required=False, label="or upload the YAML file")
 
@@ -77,8 +124,20 @@ class AftInferenceForm(forms.Form):
 
     def sampling_fields(self) -> dict[str, object]:
         data = self.cleaned_data
-        names = ("mode", "n", "hidden_layer", "final_aggregation", "proposal_temperature", "proposal_top_p",
-                 "aggregation_temperature", "aggregation_top_p", "final_temperature", "max_tokens", "seed", "batch_size")
+        names = (
+            "mode",
+            "n",
+            "hidden_layer",
+            "final_aggregation",
+            "proposal_temperature",
+            "proposal_top_p",
+            "aggregation_temperature",
+            "aggregation_top_p",
+            "final_temperature",
+            "max_tokens",
+            "seed",
+            "batch_size",
+        )
         return {name: data.get(name) for name in names}
 
 
@@ -90,23 +149,51 @@ class AggregationDataForm(forms.Form):
         "or UltraFeedback-style completions.",
     )
     target_rule = forms.ChoiceField(choices=TARGET_RULE_CHOICES, initial="aggregator")
-    model = forms.ModelChoiceField(queryset=_generation_models(), required=False,
-                                   help_text="Aggregator rule only: the model that writes the targets, ideally stronger than the one you train.")
-    max_proposals = forms.IntegerField(min_value=1, max_value=32, initial=5, help_text="Proposals per example, at most (paper: 5).")
-    min_proposals = forms.IntegerField(min_value=1, max_value=32, initial=1, help_text="Prompts with fewer are skipped.")
-    include_target_in_proposals = forms.BooleanField(required=False,
-                                                     help_text="Best-response rule: also show the target among the proposals.")
-    plain_rows = forms.BooleanField(required=False, help_text="Also add a plain prompt → target row per prompt (keeps the proposer role).")
-    aggregator_temperature = forms.FloatField(min_value=0, max_value=2, initial=0.0, required=False, help_text="0 is greedy.")
-    max_tokens = forms.IntegerField(min_value=1, max_value=32768, initial=256, required=False,
-                                    help_text="Aggregator rule: new tokens per target (paper: 4096).")
-    seed = forms.IntegerField(initial=2024, help_text="Shuffles the proposals' order and seeds the aggregator.")
+    model = forms.ModelChoiceField(
+        queryset=_generation_models(),
+        required=False,
+        help_text="Aggregator rule only: the model that writes the targets, ideally stronger than the one you train.",
+    )
+    max_proposals = forms.IntegerField(
+        min_value=1, max_value=32, initial=5, help_text="Proposals per example, at most (paper: 5)."
+    )
+    min_proposals = forms.IntegerField(
+        min_value=1, max_value=32, initial=1, help_text="Prompts with fewer are skipped."
+    )
+    include_target_in_proposals = forms.BooleanField(
+        required=False, help_text="Best-response rule: also show the target among the proposals."
+    )
+    plain_rows = forms.BooleanField(
+        required=False, help_text="Also add a plain prompt → target row per prompt (keeps the proposer role)."
+    )
+    aggregator_temperature = forms.FloatField(
+        min_value=0, max_value=MAX_TEMPERATURE, initial=0.0, required=False, help_text="0 is greedy."
+    )
+    max_tokens = forms.IntegerField(
+        min_value=1,
+        max_value=MAX_NEW_TOKENS,
+        initial=256,
+        required=False,
+        help_text="Aggregator rule: new tokens per target (paper: 4096).",
+    )
+    seed = forms.IntegerField(
+        min_value=0,
+        max_value=MAX_SEED,
+        initial=2024,
+        help_text="Shuffles the proposals' order and seeds the aggregator.",
+    )
     max_examples = forms.IntegerField(min_value=0, initial=0, help_text="0: every prompt of the dataset.")
 
     def options(self) -> dict[str, object]:
         data = self.cleaned_data
-        aggregator = {key: value for key, value in (("temperature", data.get("aggregator_temperature")),
-                                                     ("max_tokens", data.get("max_tokens"))) if value is not None}
+        aggregator = {
+            key: value
+            for key, value in (
+                ("temperature", data.get("aggregator_temperature")),
+                ("max_tokens", data.get("max_tokens")),
+            )
+            if value is not None
+        }
         return {
             "target_rule": data["target_rule"],
             "aggregator": {**aggregator, "n": 1},

@@ -3,6 +3,7 @@
 Every check runs here, in the web process and before anything is queued, with the pipeline's own
 config classes (they import no torch), so the worker never receives a config it would refuse.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -58,11 +59,14 @@ def inference_config_from_fields(
     data: dict[str, Any] = {
         "mode": mode,
         "proposal_params": section(temperature=proposal_temperature, top_p=proposal_top_p, max_tokens=max_tokens, n=n),
-        "aggregation_params": section(temperature=aggregation_temperature, top_p=aggregation_top_p, max_tokens=max_tokens, n=n),
-        "final_params": section(temperature=final_temperature, max_tokens=max_tokens, n=1),
+        "aggregation_params": section(
+            temperature=aggregation_temperature, top_p=aggregation_top_p, max_tokens=max_tokens, n=n
+        ),
         "final_aggregation": final_aggregation,
         "seed": seed,
     }
+    if final_aggregation:  # without a final layer there is nothing for final_params to set
+        data["final_params"] = section(temperature=final_temperature, max_tokens=max_tokens, n=1)
     if hidden_layer is not None:
         data["hidden_layer"] = hidden_layer
     if batch_size is not None:
@@ -113,12 +117,12 @@ def inference_cost_estimate(*, aft: AftConfig, prompt_count: int) -> dict[str, A
 
 
 def inference_run_create(*, user: Any, config: dict[str, Any], name: str = "") -> PipelineRun:
-    return run_services.run_create(user=user, kind=PipelineRun.Kind.AFT_INFERENCE, config=config, name=name, queue_name="gpu")
+    return run_services.run_create(
+        user=user, kind=PipelineRun.Kind.AFT_INFERENCE, config=config, name=name, queue_name="gpu"
+    )
 
 
-def data_config_build(
-    *, source: Artifact, model: ModelEntry | None, options: dict[str, Any]
-) -> dict[str, Any]:
+def data_config_build(*, source: Artifact, model: ModelEntry | None, options: dict[str, Any]) -> dict[str, Any]:
     """The run config of an aggregation-data run; the source's layout is checked on its preview rows."""
     from pipelines.aft.data import prepare_examples, response_groups
 
@@ -126,11 +130,17 @@ def data_config_build(
         config = AggregationDataConfig.from_dict({key: value for key, value in options.items() if value is not None})
     except InvalidConfigError as error:
         message = str(error)
-        field = next((name for name in ("target_rule", "min_proposals", "max_proposals", "aggregator") if name in message), None)
+        field = next(
+            (name for name in ("target_rule", "min_proposals", "max_proposals", "aggregator") if name in message), None
+        )
         raise ValidationError({field: message} if field else message) from error
     if config.needs_model:
         if model is None:
-            raise ValidationError({"model": "The aggregator rule needs a model to write the aggregations; choose one (ideally stronger than the model you will train)."})
+            raise ValidationError(
+                {
+                    "model": "The aggregator rule needs a model to write the aggregations; choose one (ideally stronger than the model you will train)."
+                }
+            )
         if model.task != ModelEntry.Task.GENERATION:
             raise ValidationError({"model": f"{model.name} is a reward model; choose a text-generation model."})
     if not source.preview:
@@ -152,4 +162,6 @@ def data_config_build(
 def data_run_create(*, user: Any, config: dict[str, Any], name: str = "") -> PipelineRun:
     # Without a model to run, the job needs no GPU worker.
     queue = "gpu" if config.get("model_id") else "default"
-    return run_services.run_create(user=user, kind=PipelineRun.Kind.AFT_DATA, config=config, name=name, queue_name=queue)
+    return run_services.run_create(
+        user=user, kind=PipelineRun.Kind.AFT_DATA, config=config, name=name, queue_name=queue
+    )

@@ -1,4 +1,5 @@
-"""AFT configs: the paper's defaults, both YAML formats of the official repository, and errors that name the field."""
+"""AFT configs: the paper's defaults, the three YAML formats of the official repository, and errors that name the key."""
+
 from __future__ import annotations
 
 import pytest
@@ -29,7 +30,29 @@ hidden_layer: 0  # Number of aggregation layers, excluding the final layer
 final_aggregation: True # Indicates whether this is the final aggregation step
 """
 
-# The current code's configs/default.yaml (generation_params + num_aggregation).
+# The intermediate commit's configs/default.yaml (Linzwcs/AFT @ 3cfa3d9): the first release's sampling
+# sections with the current code's num_aggregation.
+INTERMEDIATE_YAML = """\
+model_name:  /mnt/petrelfs/share_data/harold/llama_onp # path to AFT model
+
+proposal_params:
+    temperature: 0.7
+    top_p: 0.95
+    max_tokens: 4096
+    n: 5
+
+aggregation_params:
+    temperature: 0.7
+    top_p: 0.95
+    max_tokens: 4096
+    n: 5
+
+vllm_seed: 2025
+
+num_aggregation: 2  # Number of aggregation layers, excluding the final layer
+"""
+
+# The current code's configs/default.yaml (Linzwcs/AFT @ d1d4ab2: generation_params + num_aggregation).
 CURRENT_YAML = """\
 model_name:  Linzwcs/Llama-AFT-On-Policy # path to AFT model
 
@@ -73,6 +96,87 @@ def test_the_current_yaml_counts_the_final_layer_in_num_aggregation():
     assert config.cost_estimate(805)["generations"] == 805 * 11
 
 
+def test_the_intermediate_yaml_is_one_hidden_layer_and_a_sampled_final_layer():
+    # 3cfa3d9's MoA: range(num_aggregation - 1) hidden layers at aggregation_params, then a head from
+    # aggregation_params with n = 1 and top_p = 1 (sampled at the aggregation temperature, not greedy).
+    config = AftConfig.from_yaml(INTERMEDIATE_YAML)
+    assert config.seed == 2025 and config.hidden_layer == 1 and config.final_aggregation
+    assert [layer.name for layer in config.layers()] == ["proposals", "aggregation 1", "final aggregation"]
+    assert (config.final.temperature, config.final.top_p, config.final.n, config.final.max_tokens) == (
+        0.7,
+        1.0,
+        1,
+        4096,
+    )
+    assert config.generations_per_prompt() == 11
+    assert AftConfig.from_dict(config.to_dict()) == config
+
+
+@pytest.mark.parametrize(
+    ("num_aggregation", "generations"),
+    [(0, 6), (1, 6), (2, 11), (3, 16)],
+)
+def test_num_aggregation_counts_the_final_layer_in_both_formats_that_have_it(num_aggregation, generations):
+    intermediate = AftConfig.from_yaml(
+        INTERMEDIATE_YAML.replace("num_aggregation: 2", f"num_aggregation: {num_aggregation}")
+    )
+    current = AftConfig.from_yaml(CURRENT_YAML.replace("num_aggregation: 2", f"num_aggregation: {num_aggregation}"))
+    assert intermediate.generations_per_prompt() == current.generations_per_prompt() == generations
+
+
+@pytest.mark.parametrize(
+    ("yaml_text", "named"),
+    [
+        (INTERMEDIATE_YAML + "hidden_layer: 0\n", "hidden_layer"),
+        (INTERMEDIATE_YAML + "final_aggregation: false\n", "final_aggregation"),
+        (INTERMEDIATE_YAML + "final_params:\n  temperature: 0\n", "final_params"),
+        (CURRENT_YAML + "final_aggregation: false\n", "final_aggregation"),
+        (CURRENT_YAML + "hidden_layer: 1\n", "hidden_layer"),
+        (CURRENT_YAML + "proposal_params:\n  n: 3\n", "proposal_params"),
+        (CURRENT_YAML + "final_params:\n  temperature: 0\n", "final_params"),
+        (
+            FIRST_RELEASE_YAML.replace("final_aggregation: True", "final_aggregation: False")
+            + "final_params:\n  temperature: 0.5\n",
+            "final_params",
+        ),
+    ],
+)
+def test_a_key_of_another_format_or_one_the_format_ignores_is_refused_by_name(yaml_text, named):
+    with pytest.raises(InvalidConfigError) as caught:
+        AftConfig.from_yaml(yaml_text, source="default.yaml")
+    assert str(caught.value).startswith(f"default.yaml: {named} cannot be used here")
+
+
+@pytest.mark.parametrize(
+    ("yaml_text", "named"),
+    [
+        ("generation_params:\n  n: 1000000000\n", "generation_params.n"),
+        ("generation_params:\n  max_tokens: 1000000000\n", "generation_params.max_tokens"),
+        ("proposal_params:\n  n: 65\n", "proposal_params.n"),
+        ("aggregation_params:\n  max_tokens: 32769\n", "aggregation_params.max_tokens"),
+        ("final_params:\n  temperature: 9\n", "final_params.temperature"),
+        ("generation_params:\n  final_layer_temperature: 9\n", "generation_params.final_layer_temperature"),
+        ("num_aggregation: 1000\n", "num_aggregation"),
+        ("vllm_seed: -1\n", "vllm_seed"),
+        ("seed: 99999999999\n", "seed"),
+        ("batch_size: 100000\n", "batch_size"),
+    ],
+)
+def test_every_limit_is_the_configs_own_so_a_yaml_meets_the_forms_bounds(yaml_text, named):
+    with pytest.raises(InvalidConfigError) as caught:
+        AftConfig.from_yaml(yaml_text, source="big.yaml")
+    assert f"big.yaml: {named} must be between" in str(caught.value)
+
+
+def test_limits_hold_for_a_config_built_in_code_too():
+    from pipelines.llm.types import SamplingParams
+
+    with pytest.raises(InvalidConfigError, match="proposal_params.n must be between 1 and 64"):
+        AftConfig(proposal=SamplingParams(n=10**9, max_tokens=16))
+    with pytest.raises(InvalidConfigError, match="aggregator.max_tokens"):
+        AggregationDataConfig.from_dict({"aggregator": {"max_tokens": 10**9}})
+
+
 @pytest.mark.parametrize(
     ("yaml_text", "named"),
     [
@@ -99,9 +203,17 @@ def test_a_bad_config_is_refused_naming_the_field(yaml_text, named):
 def test_single_mode_is_one_plain_sample_and_the_cost_counts_every_layer():
     baseline = AftConfig(mode="single")
     assert [(layer.role, layer.sampling.n) for layer in baseline.layers()] == [("single", 1)]
-    deep = AftConfig.from_dict({"hidden_layer": 2, "proposal_params": {"n": 3, "max_tokens": 10}, "aggregation_params": {"n": 4, "max_tokens": 20}})
+    deep = AftConfig.from_dict(
+        {
+            "hidden_layer": 2,
+            "proposal_params": {"n": 3, "max_tokens": 10},
+            "aggregation_params": {"n": 4, "max_tokens": 20},
+        }
+    )
     assert deep.generations_per_prompt() == 3 + 4 + 4 + 1
-    assert deep.max_new_tokens_per_prompt() == 3 * 10 + 2 * 4 * 20 + 20  # the final layer follows aggregation's max_tokens
+    assert (
+        deep.max_new_tokens_per_prompt() == 3 * 10 + 2 * 4 * 20 + 20
+    )  # the final layer follows aggregation's max_tokens
 
 
 def test_the_aggregator_prompt_is_the_originals_byte_for_byte():

@@ -1,4 +1,5 @@
 """AFT pages: the forms queue validated configs, refusals queue nothing, the cost preview, the run section."""
+
 from __future__ import annotations
 
 import json
@@ -50,9 +51,20 @@ def model():
 
 def _fields(model, prompt_set, **overrides):
     values = {
-        "model": model.pk, "prompt_set": prompt_set.pk, "mode": "aggregate", "n": 3, "hidden_layer": 1,
-        "final_aggregation": "on", "proposal_temperature": 0.7, "proposal_top_p": 0.95, "aggregation_temperature": 0.7,
-        "aggregation_top_p": 0.95, "final_temperature": 0.0, "max_tokens": 16, "seed": 2024, "batch_size": 4,
+        "model": model.pk,
+        "prompt_set": prompt_set.pk,
+        "mode": "aggregate",
+        "n": 3,
+        "hidden_layer": 1,
+        "final_aggregation": "on",
+        "proposal_temperature": 0.7,
+        "proposal_top_p": 0.95,
+        "aggregation_temperature": 0.7,
+        "aggregation_top_p": 0.95,
+        "final_temperature": 0.0,
+        "max_tokens": 16,
+        "seed": 2024,
+        "batch_size": 4,
     }
     values.update(overrides)
     return {key: value for key, value in values.items() if value is not None}
@@ -62,7 +74,11 @@ def test_the_form_page_shows_the_papers_defaults(researcher_client):
     page = researcher_client.get("/aft/new/")
     assert page.status_code == 200
     html = page.content.decode()
-    assert 'name="proposal_top_p" value="0.95"' in html and 'name="seed" value="2024"' in html and 'name="n" value="5"' in html
+    assert (
+        'name="proposal_top_p" value="0.95"' in html
+        and 'name="seed" value="2024"' in html
+        and 'name="n" value="5"' in html
+    )
 
 
 def test_a_valid_form_queues_an_inference_run_with_the_original_keys(researcher_client, model, prompt_set):
@@ -101,12 +117,69 @@ def test_a_pasted_or_uploaded_yaml_in_the_original_format_replaces_the_fields(re
         ({"yaml_config": "final_params:\n  n: 3\n"}, "yaml_config", "final_params.n"),
     ],
 )
-def test_a_refused_form_names_the_field_and_queues_nothing(researcher_client, model, prompt_set, overrides, field, message):
+def test_a_refused_form_names_the_field_and_queues_nothing(
+    researcher_client, model, prompt_set, overrides, field, message
+):
     response = researcher_client.post("/aft/new/", _fields(model, prompt_set, **overrides))
     assert response.status_code == 400
     errors = response.context["form"].errors
     assert field in errors and message in " ".join(errors[field])
     assert PipelineRun.objects.count() == 0
+
+
+@pytest.mark.parametrize(
+    ("yaml_text", "key"),
+    [
+        ("generation_params:\n  n: 1000000000\nnum_aggregation: 2\n", "generation_params.n"),
+        ("generation_params:\n  max_tokens: 1000000000\nnum_aggregation: 2\n", "generation_params.max_tokens"),
+        ("proposal_params:\n  n: 1000000000\n", "proposal_params.n"),
+        ("vllm_seed: -3\n", "vllm_seed"),
+    ],
+)
+def test_a_yaml_beyond_the_forms_bounds_is_refused_naming_the_key_and_nothing_is_queued(
+    researcher_client, model, prompt_set, yaml_text, key
+):
+    upload = SimpleUploadedFile("huge.yaml", yaml_text.encode())
+    response = researcher_client.post("/aft/new/", {**_fields(model, prompt_set), "yaml_file": upload})
+    assert response.status_code == 400
+    message = " ".join(response.context["form"].errors["yaml_config"])
+    assert message.startswith(f"huge.yaml: {key} must be between")
+    assert PipelineRun.objects.count() == 0
+
+
+def test_the_intermediate_yaml_queues_its_sampled_final_layer(researcher_client, model, prompt_set):
+    intermediate = ORIGINAL_YAML.replace(
+        "hidden_layer: 1  # Number of aggregation layers, excluding the final layer\n", ""
+    )
+    intermediate = intermediate.replace(
+        "final_aggregation: True # Indicates whether this is the final aggregation step\n", "num_aggregation: 2\n"
+    )
+    estimate = researcher_client.get(
+        "/aft/new/estimate/", _fields(model, prompt_set, yaml_config=intermediate)
+    ).context["estimate"]
+    assert estimate["generations_per_prompt"] == 3 + 3 + 1
+    assert estimate["layers"][-1] == {
+        "name": "final aggregation",
+        "samples": 1,
+        "max_tokens": 64,
+        "temperature": 0.7,
+        "top_p": 1.0,
+    }
+    researcher_client.post("/aft/new/", _fields(model, prompt_set, yaml_config=intermediate))
+    config = PipelineRun.objects.get().config["aft"]
+    assert config["hidden_layer"] == 1 and config["final_params"] == {
+        "temperature": 0.7,
+        "top_p": 1.0,
+        "max_tokens": 64,
+        "n": 1,
+    }
+
+
+def test_without_a_final_layer_the_form_sends_no_final_params(researcher_client, model, prompt_set):
+    fields = _fields(model, prompt_set)
+    del fields["final_aggregation"]
+    researcher_client.post("/aft/new/", fields)
+    assert PipelineRun.objects.get().config["aft"]["final_aggregation"] is False
 
 
 def test_an_empty_prompt_set_is_refused(researcher_client, model):
@@ -136,7 +209,14 @@ def test_aggregation_data_form_queues_a_run_and_refuses_what_cannot_run(research
     pairs = _artifact(tmp_path, "pairs", [{"prompt": "2+2?", "chosen": "4.", "rejected": "5."}] * 2)
     generations = _artifact(tmp_path, "gen", [{"prompt": "2+2?", "responses": ["4.", "5.", "four"]}])
     plain = _artifact(tmp_path, "plain", [{"prompt": "2+2?", "response": "4."}])
-    base = {"max_proposals": 5, "min_proposals": 1, "seed": 2024, "max_examples": 0, "max_tokens": 32, "aggregator_temperature": 0}
+    base = {
+        "max_proposals": 5,
+        "min_proposals": 1,
+        "seed": 2024,
+        "max_examples": 0,
+        "max_tokens": 32,
+        "aggregator_temperature": 0,
+    }
 
     refusals = [
         ({"source": generations.pk, "target_rule": "aggregator"}, "model"),  # the aggregator needs a model
@@ -146,16 +226,23 @@ def test_aggregation_data_form_queues_a_run_and_refuses_what_cannot_run(research
     ]
     for values, field in refusals:
         response = researcher_client.post("/aft/data/new/", {**base, **values})
-        assert response.status_code == 400 and field in response.context["form"].errors, (values, response.context["form"].errors)
+        assert response.status_code == 400 and field in response.context["form"].errors, (
+            values,
+            response.context["form"].errors,
+        )
     assert PipelineRun.objects.count() == 0
 
-    response = researcher_client.post("/aft/data/new/", {**base, "source": pairs.pk, "target_rule": "best_response", "plain_rows": "on"})
+    response = researcher_client.post(
+        "/aft/data/new/", {**base, "source": pairs.pk, "target_rule": "best_response", "plain_rows": "on"}
+    )
     run = PipelineRun.objects.get()
     assert response.status_code == 302 and run.kind == PipelineRun.Kind.AFT_DATA and run.queue_name == "default"
     assert run.config["data"]["target_rule"] == "best_response" and run.config["data"]["plain_rows"] is True
     assert run.config["model_id"] is None
 
-    researcher_client.post("/aft/data/new/", {**base, "source": generations.pk, "target_rule": "aggregator", "model": model.pk})
+    researcher_client.post(
+        "/aft/data/new/", {**base, "source": generations.pk, "target_rule": "aggregator", "model": model.pk}
+    )
     with_model = PipelineRun.objects.order_by("-pk").first()
     assert with_model.config["model_id"] == model.pk and with_model.queue_name == "gpu"
     assert with_model.config["data"]["aggregator"] == {"temperature": 0.0, "top_p": 1.0, "max_tokens": 32, "n": 1}
@@ -173,8 +260,16 @@ def test_the_run_page_shows_a_prompts_layers_and_the_data_run_links_to_training(
     from webapp.runs.kinds import write_prompt_snapshot
 
     settings.ARTIFACT_ROOT = tmp_path / "artifacts"
-    aft = AftConfig.from_dict({"proposal_params": {"n": 3, "max_tokens": 3}, "aggregation_params": {"n": 3, "max_tokens": 3}, "hidden_layer": 1})
-    run = services.inference_run_create(user=researcher, config=services.inference_config_build(model=model, prompt_set=prompt_set, aft=aft))
+    aft = AftConfig.from_dict(
+        {
+            "proposal_params": {"n": 3, "max_tokens": 3},
+            "aggregation_params": {"n": 3, "max_tokens": 3},
+            "hidden_layer": 1,
+        }
+    )
+    run = services.inference_run_create(
+        user=researcher, config=services.inference_config_build(model=model, prompt_set=prompt_set, aft=aft)
+    )
     assert "No finished prompt yet" in researcher_client.get(run.get_absolute_url()).content.decode()
     assert not run_services.run_directory(run).exists()  # viewing a queued run creates nothing
 
@@ -188,17 +283,31 @@ def test_the_run_page_shows_a_prompts_layers_and_the_data_run_links_to_training(
     rows = list(store.read_jsonl("aggregations.jsonl"))
     page = researcher_client.get(run.get_absolute_url()).content.decode()
     assert page.count('class="aft-layer"') == 3
-    assert 'data-layer="proposals"' in page and 'data-layer="aggregation 1"' in page and 'data-layer="final aggregation"' in page
+    assert (
+        'data-layer="proposals"' in page
+        and 'data-layer="aggregation 1"' in page
+        and 'data-layer="final aggregation"' in page
+    )
     assert 'id="aft-layer-costs"' in page and "Responses from models:" in page
 
-    second = researcher_client.get(f"/aft/runs/{run.pk}/prompt/", {"prompt_id": rows[1]["prompt_id"]}, HTTP_HX_REQUEST="true")
+    second = researcher_client.get(
+        f"/aft/runs/{run.pk}/prompt/", {"prompt_id": rows[1]["prompt_id"]}, HTTP_HX_REQUEST="true"
+    )
     html = second.content.decode()
-    assert second.status_code == 200 and "<html" not in html and f"<strong>Prompt {rows[1]['prompt_id']}</strong>" in html
+    assert (
+        second.status_code == 200 and "<html" not in html and f"<strong>Prompt {rows[1]['prompt_id']}</strong>" in html
+    )
     assert researcher_client.get(f"/aft/runs/{run.pk}/prompt/", {"prompt_id": "nope"}).status_code == 200
 
-    data_run = PipelineRun.objects.create(kind=PipelineRun.Kind.AFT_DATA, config={"data": {"target_rule": "best_response"}})
+    data_run = PipelineRun.objects.create(
+        kind=PipelineRun.Kind.AFT_DATA, config={"data": {"target_rule": "best_response"}}
+    )
     path = tmp_path / "sft.jsonl"
-    path.write_text(json.dumps({"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}]}) + "\n")
-    artifact = run_services.artifact_register(run=data_run, name="aggregation sft", kind=Artifact.Kind.SFT, jsonl_path=path)
+    path.write_text(
+        json.dumps({"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}]}) + "\n"
+    )
+    artifact = run_services.artifact_register(
+        run=data_run, name="aggregation sft", kind=Artifact.Kind.SFT, jsonl_path=path
+    )
     data_page = researcher_client.get(data_run.get_absolute_url()).content.decode()
     assert f'href="/training/new/?dataset={artifact.pk}&amp;trainer=sft"' in data_page
