@@ -4,9 +4,16 @@ Writes are throttled to one per second (pipelines may call `advance` far more of
 background thread beats the heartbeat so a long model call is not mistaken for a dead worker; it
 also writes what was reported but held back by the throttle, so the page never lags by more than
 a beat.
+
+Fencing: every write is filtered on this attempt being the run's current running one. When a write
+finds it is not (the run was resumed or declared lost meanwhile), the reporter is fenced: the next
+call from the pipeline (`advance`, `log`, `check_cancelled`, ...) raises AttemptFenced, the heartbeat
+stops, and `check_fenced` (the job's file-write fence) refuses every further file.
 """
+
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections import deque
@@ -39,6 +46,7 @@ class DbProgress:
         self._pending_metrics: list[dict[str, Any]] = []
         self._lock = threading.Lock()
         self._stop = threading.Event()
+        self._fenced = threading.Event()
         self._heartbeat = threading.Thread(target=self._beat, name=f"heartbeat-run-{run_id}", daemon=True)
 
     # Progress protocol -------------------------------------------------
@@ -68,21 +76,42 @@ class DbProgress:
         self._maybe_write()
 
     def check_cancelled(self) -> None:
-        if services.run_cancel_requested(run_id=self.run_id):
+        """Between batches: stop if this attempt was fenced, or if the user asked to cancel (one query)."""
+        self._raise_if_fenced()
+        current, cancel_requested = services.run_attempt_state(run_id=self.run_id, attempt=self.attempt)
+        if not current:
+            self._fence()
+        if cancel_requested:
             self.flush()
             raise RunCancelled("cancelled by user")
+
+    def check_fenced(self) -> None:
+        """Raise AttemptFenced unless this attempt is still the run's current running one (asks the database)."""
+        self._raise_if_fenced()
+        current, _ = services.run_attempt_state(run_id=self.run_id, attempt=self.attempt)
+        if not current:
+            self._fence()
+
+    @property
+    def fenced(self) -> bool:
+        return self._fenced.is_set()
 
     # lifecycle ---------------------------------------------------------
     def start_heartbeat(self) -> None:
         self._heartbeat.start()
 
     def close(self) -> None:
+        """Stop the heartbeat and write what is held back; a fenced attempt writes nothing."""
         self._stop.set()
         if self._heartbeat.is_alive():
             self._heartbeat.join(timeout=5)
-        self.flush()
+        if not self.fenced:
+            with contextlib.suppress(services.AttemptFenced):
+                self.flush()
 
     def flush(self) -> None:
+        """Write stage, counts, ETA, log and metrics now; raises AttemptFenced when the attempt is fenced."""
+        self._raise_if_fenced()
         with self._lock:
             fields = {
                 "stage": self._stage,
@@ -94,11 +123,27 @@ class DbProgress:
             metric_rows, self._pending_metrics = self._pending_metrics, []
             self._dirty = False
             self._last_write = time.monotonic()
-        services.run_write_progress(run_id=self.run_id, attempt=self.attempt, **fields)
+        if not services.run_write_progress(run_id=self.run_id, attempt=self.attempt, **fields):
+            self._fence()
         if metric_rows:
-            services.run_append_metrics(run_id=self.run_id, rows=metric_rows)
+            try:
+                services.run_append_metrics(run_id=self.run_id, rows=metric_rows, attempt=self.attempt)
+            except services.AttemptFenced:
+                self._fence()
 
     # internals ---------------------------------------------------------
+    def _fence(self) -> None:
+        self._fenced.set()
+        self._stop.set()
+        self._raise_if_fenced()
+
+    def _raise_if_fenced(self) -> None:
+        if self._fenced.is_set():
+            raise services.AttemptFenced(
+                f"run {self.run_id} attempt {self.attempt} is fenced: the run was resumed or declared lost; "
+                "this attempt stops and writes nothing more"
+            )
+
     def _maybe_write(self) -> None:
         if self._dirty and time.monotonic() - self._last_write >= WRITE_INTERVAL_SECONDS:
             self.flush()
@@ -118,7 +163,9 @@ class DbProgress:
                     # A line logged just before a long model call would otherwise wait for the
                     # call to end; the flush carries the heartbeat with it.
                     self.flush()
-                else:
-                    services.run_heartbeat(run_id=self.run_id, attempt=self.attempt)
+                elif not services.run_heartbeat(run_id=self.run_id, attempt=self.attempt):
+                    self._fence()
+        except services.AttemptFenced:
+            pass  # the pipeline's next call raises it in the job's own thread
         finally:
             close_old_connections()

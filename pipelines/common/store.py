@@ -1,12 +1,33 @@
 """A run directory whose files appear atomically, so a restarted run can trust what it finds."""
+
 from __future__ import annotations
 
 import json
 import os
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
+
+# Set by whoever runs the pipeline (the worker's job): raises when this attempt may no longer write.
+_write_fence: ContextVar[Callable[[], None] | None] = ContextVar("write_fence", default=None)
+
+
+@contextmanager
+def fenced_writes(check: Callable[[], None]) -> Iterator[None]:
+    """Within it, every `atomic_writer` calls `check` just before renaming its file into place.
+
+    A worker passes a check that raises when its attempt of the run was superseded (a resume), so a
+    live old attempt cannot put files into the run directory the current attempt owns. The file is
+    then discarded, never renamed. It applies to the thread that entered it (a context variable).
+    """
+    token = _write_fence.set(check)
+    try:
+        yield
+    finally:
+        _write_fence.reset(token)
 
 
 class RunStore:
@@ -65,6 +86,13 @@ class atomic_writer:  # noqa: N801 - used like open()
     def __exit__(self, exc_type, exc, tb) -> None:  # type: ignore[no-untyped-def]
         self.handle.close()
         if exc_type is None:
+            fence = _write_fence.get()
+            try:
+                if fence is not None:
+                    fence()
+            except BaseException:
+                os.unlink(self.tmp_name)
+                raise
             os.replace(self.tmp_name, self.target)
         else:
             os.unlink(self.tmp_name)

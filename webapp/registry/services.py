@@ -185,20 +185,26 @@ def model_register_trained(
     `name` tells apart several checkpoints of one run (SPIN's iterations); by default the run's kind.
     """
     name = name or f"{parent.name} → {run.get_kind_display().removeprefix('Train: ')} #{run.pk}"
-    entry, _ = ModelEntry.objects.update_or_create(
-        produced_by_run=run,
-        name=name,
-        defaults={
-            "backend": ModelEntry.Backend.TRANSFORMERS,
-            "source": ModelEntry.Source.RUN,
-            "task": task,
-            "path": output_dir,
-            "dtype": parent.dtype,
-            "parent": parent,
-            "trained_on": dataset,
-            "training_config": training_config,
-            "metrics": metrics,
-            "parameter_count": parameter_count,
-        },
-    )
+    from django.db import transaction
+
+    from webapp.runs.services import run_fence
+
+    with transaction.atomic():  # a fenced (superseded) attempt registers nothing: webapp/runs/services.py
+        run_fence(run_id=run.pk)
+        entry, _ = ModelEntry.objects.update_or_create(
+            produced_by_run=run,
+            name=name,
+            defaults={
+                "backend": ModelEntry.Backend.TRANSFORMERS,
+                "source": ModelEntry.Source.RUN,
+                "task": task,
+                "path": output_dir,
+                "dtype": parent.dtype,
+                "parent": parent,
+                "trained_on": dataset,
+                "training_config": training_config,
+                "metrics": metrics,
+                "parameter_count": parameter_count,
+            },
+        )
     return entry

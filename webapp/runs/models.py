@@ -1,4 +1,5 @@
 """Runs of pipelines on the queue, and the datasets (artifacts) they produce."""
+
 from __future__ import annotations
 
 from django.conf import settings
@@ -49,6 +50,12 @@ class PipelineRun(models.Model):
     rq_job_id = models.CharField(max_length=100, blank=True)
     worker_name = models.CharField(max_length=200, blank=True)
     cancel_requested = models.BooleanField(default=False)
+    submission_key = models.CharField(
+        max_length=64,
+        blank=True,
+        default="",
+        help_text="The key of the form POST that queued this run; the same key again queues nothing new.",
+    )
 
     stage = models.CharField(max_length=100, blank=True)
     progress_done = models.PositiveIntegerField(default=0)
@@ -68,6 +75,11 @@ class PipelineRun(models.Model):
 
     class Meta:
         ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["submission_key"], condition=~models.Q(submission_key=""), name="run_submission_key_unique"
+            )
+        ]
 
     def __str__(self) -> str:
         return self.name or f"{self.get_kind_display()} #{self.pk}"

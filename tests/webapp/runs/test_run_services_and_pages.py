@@ -74,7 +74,8 @@ def test_finished_runs_cannot_be_cancelled_and_active_runs_cannot_be_resumed(run
         services.run_request_cancel(run=run)
 
 
-def test_a_run_whose_heartbeat_stopped_is_marked_lost_and_can_be_resumed(run):
+def test_a_run_whose_heartbeat_stopped_is_marked_lost_and_can_be_resumed(live_settings, run):
+    """No worker holds it in the (real, empty) Redis: the stale heartbeat is confirmed and the run is lost."""
     run = _set(run, status=PipelineRun.Status.RUNNING, heartbeat_at=timezone.now() - timedelta(minutes=5))
     assert services.runs_mark_lost() == 1
     run.refresh_from_db()
@@ -84,10 +85,41 @@ def test_a_run_whose_heartbeat_stopped_is_marked_lost_and_can_be_resumed(run):
 
 
 def test_a_superseded_attempt_cannot_write_progress(run):
-    run = _set(run, attempt=2)
-    services.run_write_progress(run_id=run.pk, attempt=1, stage="ghost", progress_done=99)
+    run = _set(run, attempt=2, status=PipelineRun.Status.RUNNING)
+    assert services.run_write_progress(run_id=run.pk, attempt=1, stage="ghost", progress_done=99) is False
     run.refresh_from_db()
     assert run.stage != "ghost"
+
+
+def test_a_fenced_attempt_cannot_register_artifacts_summaries_models_or_finish(run, tmp_path):
+    """Attempt 1 was superseded by a resume (attempt 2 queued): each result write it tries is refused."""
+    from webapp.registry.services import model_register_trained
+
+    run = _set(run, attempt=2, status=PipelineRun.Status.QUEUED)
+    rows = tmp_path / "rows.jsonl"
+    rows.write_text('{"a": 1}\n')
+    with services.attempt_scope(run_id=run.pk, attempt=1):
+        with pytest.raises(services.AttemptFenced, match="attempt 1 is fenced: the run is at attempt 2, queued"):
+            services.artifact_register(run=run, name="generations", kind=Artifact.Kind.GENERATIONS, jsonl_path=rows)
+        with pytest.raises(services.AttemptFenced):
+            services.run_update_summary(run_id=run.pk, values={"rows": 1})
+        with pytest.raises(services.AttemptFenced):
+            model_register_trained(
+                run=run, parent=model_ensure_embedded(), output_dir=str(tmp_path), dataset=None,
+                training_config={}, metrics={}, parameter_count=1,
+            )
+        assert services.run_mark_succeeded(run_id=run.pk) is False
+    _set(run, status=PipelineRun.Status.RUNNING)
+    assert services.run_mark_failed(run_id=run.pk, error="old attempt", attempt=1) is False
+    run.refresh_from_db()
+    assert (run.status, run.summary, run.artifacts.count(), run.error) == (PipelineRun.Status.RUNNING, {}, 0, "")
+
+    with services.attempt_scope(run_id=run.pk, attempt=2):  # the current attempt writes as before
+        services.artifact_register(run=run, name="generations", kind=Artifact.Kind.GENERATIONS, jsonl_path=rows)
+        services.run_update_summary(run_id=run.pk, values={"rows": 1})
+        assert services.run_mark_succeeded(run_id=run.pk) is True
+    run.refresh_from_db()
+    assert (run.status, run.summary, run.artifacts.count()) == (PipelineRun.Status.SUCCEEDED, {"rows": 1}, 1)
 
 
 def test_run_page_polls_while_active_and_stops_when_finished(researcher_client, run):
@@ -98,10 +130,10 @@ def test_run_page_polls_while_active_and_stops_when_finished(researcher_client, 
     assert "hx-trigger" not in final and "Succeeded" in final
 
 
-def test_lost_run_page_shows_the_reason_and_a_resume_button(researcher_client, run):
+def test_lost_run_page_shows_the_reason_and_a_resume_button(live_settings, researcher_client, run):
     _set(run, status=PipelineRun.Status.RUNNING, heartbeat_at=timezone.now() - timedelta(minutes=5))
     page = researcher_client.get(f"/runs/{run.pk}/").content.decode()
-    assert "Worker lost" in page and "heartbeats" in page and "Resume" in page
+    assert "Worker lost" in page and "heartbeats" in page and "no longer registered in Redis" in page and "Resume" in page
 
 
 def test_failed_run_page_shows_its_traceback(researcher_client, run):
