@@ -38,20 +38,33 @@ def campaign_get(*, campaign_id: int) -> Campaign:
 
 
 def campaign_for_annotator(*, campaign_id: int, user: Any) -> Campaign:
-    """The campaign if `user` is assigned to it; 403 otherwise (404 only for researchers, for a missing id)."""
-    campaign = Campaign.objects.select_related("rubric").filter(pk=campaign_id).first()
+    """The campaign if `user` is assigned to it; 403 otherwise (404 only for researchers, for a missing id).
+
+    One query: the assignee check rides along as an EXISTS (every workspace request starts here).
+    """
+    is_assignee = Campaign.assignees.through.objects.filter(campaign_id=OuterRef("pk"), user_id=user.pk)
+    campaign = (
+        Campaign.objects.select_related("rubric")
+        .annotate(user_is_assignee=Exists(is_assignee))
+        .filter(pk=campaign_id)
+        .first()
+    )
     if campaign is None:
         if user.is_researcher_role:
             raise Http404("No such campaign.")
         raise PermissionDenied("This campaign is not assigned to you.")
-    if not campaign.assignees.filter(pk=user.pk).exists():
+    if not campaign.user_is_assignee:
         raise PermissionDenied("This campaign is not assigned to you.")
     return campaign
 
 
-def open_items(*, campaign: Campaign, annotator: Any, now: datetime) -> QuerySet[Item]:
-    """Items this annotator has not judged whose other holders leave a slot free (as of this statement)."""
-    judged_by_annotator = Assignment.objects.filter(item=OuterRef("pk"), annotator=annotator, completed_at__isnull=False)
+def _judged_by(annotator: Any) -> QuerySet[Assignment]:
+    """Per item (OuterRef): the annotator's completed assignment, i.e. the item is judged by them."""
+    return Assignment.objects.filter(item=OuterRef("pk"), annotator=annotator, completed_at__isnull=False)
+
+
+def _slots_taken_by_others(annotator: Any, now: datetime) -> Coalesce:
+    """Per item (OuterRef): assignments of other annotators holding one of its overlap slots at `now`."""
     others_holding = (
         Assignment.objects.filter(item=OuterRef("pk"))
         .filter(Assignment.holding_slot(now))
@@ -61,22 +74,48 @@ def open_items(*, campaign: Campaign, annotator: Any, now: datetime) -> QuerySet
         .annotate(taken=Count("pk"))
         .values("taken")
     )
+    return Coalesce(Subquery(others_holding, output_field=IntegerField()), Value(0))
+
+
+def open_items(*, campaign: Campaign, annotator: Any, now: datetime) -> QuerySet[Item]:
+    """Items this annotator has not judged whose other holders leave a slot free (as of this statement)."""
     return (
         Item.objects.filter(campaign=campaign)
-        .exclude(Exists(judged_by_annotator))
-        .annotate(taken=Coalesce(Subquery(others_holding, output_field=IntegerField()), Value(0)))
+        .exclude(Exists(_judged_by(annotator)))
+        .annotate(taken=_slots_taken_by_others(annotator, now))
         .filter(taken__lt=campaign.overlap)
         .order_by("position")
     )
 
 
 def annotator_progress(*, campaign: Campaign, annotator: Any, now: datetime | None = None) -> dict[str, Any]:
-    """What the workspace header shows: judged so far, items still open to this annotator, time spent."""
+    """What the workspace header shows: judged so far, items still open to this annotator, time spent.
+
+    One query over the campaign's items (it runs on every judgment): `left` counts what `open_items`
+    would return, `judged` and `seconds` the annotator's current judgments, and `withdrawn` their
+    withdrawn ones, so the workspace looks for an earlier (undone) answer only when there is one.
+    """
     now = now or timezone.now()
-    mine = Judgment.objects.filter(item__campaign=campaign, annotator=annotator, withdrawn_at__isnull=True)
-    totals = mine.aggregate(judged=Count("pk"), seconds=Sum("seconds_spent"))
+    mine = Judgment.objects.filter(item=OuterRef("pk"), annotator=annotator)
+    current = mine.filter(withdrawn_at__isnull=True)
+    totals = (
+        Item.objects.filter(campaign=campaign)
+        .annotate(
+            judged_by_me=Exists(_judged_by(annotator)),
+            taken=_slots_taken_by_others(annotator, now),
+            has_current=Exists(current),
+            has_withdrawn=Exists(mine.filter(withdrawn_at__isnull=False)),
+            my_seconds=Subquery(current.values("seconds_spent")[:1]),
+        )
+        .aggregate(
+            judged=Count("pk", filter=Q(has_current=True)),
+            seconds=Sum("my_seconds"),
+            left=Count("pk", filter=Q(judged_by_me=False, taken__lt=campaign.overlap)),
+            withdrawn=Count("pk", filter=Q(has_withdrawn=True)),
+        )
+    )
     judged, seconds = totals["judged"], totals["seconds"] or 0.0
-    left = open_items(campaign=campaign, annotator=annotator, now=now).count() if campaign.is_open else 0
+    left = totals["left"] if campaign.is_open else 0
     total = judged + left
     return {
         "judged": judged,
@@ -85,7 +124,15 @@ def annotator_progress(*, campaign: Campaign, annotator: Any, now: datetime | No
         "percent": round(100 * judged / total) if total else 100,
         "seconds": seconds,
         "can_undo": judged > 0 and campaign.is_open,
+        "withdrawn": totals["withdrawn"],
     }
+
+
+def withdrawn_judgment(*, item: Item, annotator: Any) -> Judgment | None:
+    """The annotator's latest undone answer on this item, shown again so they see what they had said."""
+    return (
+        Judgment.objects.filter(item=item, annotator=annotator, withdrawn_at__isnull=False).order_by("-withdrawn_at").first()
+    )
 
 
 def campaigns_for_annotator(*, user: Any) -> list[dict[str, Any]]:

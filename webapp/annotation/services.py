@@ -208,10 +208,14 @@ def assignment_next(*, campaign: Campaign, annotator: Any, now: datetime | None 
             if _slots_taken(item.pk, now=now, excluding_annotator_id=annotator.pk) >= campaign.overlap:
                 passed_over.add(item.pk)
                 continue
-            lease = {"leased_at": now, "expires_at": _lease_end(campaign, now), "completed_at": None}
-            # The item row is locked, so no one else can insert this (item, annotator) pair meanwhile.
-            if not Assignment.objects.filter(item=item, annotator=annotator).update(**lease):
-                Assignment.objects.create(item=item, annotator=annotator, **lease)
+            # The item row is locked, so no one else writes this (item, annotator) pair meanwhile; one
+            # upsert renews an old (expired) assignment or creates the first.
+            Assignment.objects.bulk_create(
+                [Assignment(item=item, annotator=annotator, leased_at=now, expires_at=_lease_end(campaign, now), completed_at=None)],
+                update_conflicts=True,
+                unique_fields=["item", "annotator"],
+                update_fields=["leased_at", "expires_at", "completed_at"],
+            )
             return item
 
 
@@ -257,19 +261,26 @@ def judgment_submit(
     comment = comment.strip() if campaign.ask_comment else ""
     seconds_spent = min(max(float(seconds_spent or 0.0), 0.0), MAX_SECONDS_PER_JUDGMENT)
 
-    earlier = Judgment.objects.filter(submission_key=submission_key).first()
-    if earlier is not None:
-        if earlier.annotator_id != annotator.pk or earlier.item.campaign_id != campaign.pk:
-            raise PermissionDenied("That submission belongs to someone else.")
-        return earlier
     if not campaign.is_open:
+        earlier = _judgment_by_submission_key(submission_key, campaign=campaign, annotator=annotator)
+        if earlier is not None:
+            return earlier
         raise CampaignClosed("This campaign is closed; it takes no more judgments.")
+    # A repeated key is found without a lookup of its own (every judgment would pay for it): a retry
+    # after success finds the completed assignment below, and any other reuse trips the key's unique
+    # constraint and is resolved in the IntegrityError handler.
     try:
         with transaction.atomic():
-            item = Item.objects.select_for_update().filter(campaign=campaign, pk=item_id).first()
-            assignment = Assignment.objects.filter(item=item, annotator=annotator).first() if item else None
-            if item is None or assignment is None:
+            # One statement: this annotator's assignment with its item, the item row locked.
+            assignment = (
+                Assignment.objects.select_related("item")
+                .select_for_update(of=("item",))
+                .filter(item__campaign=campaign, item_id=item_id, annotator=annotator)
+                .first()
+            )
+            if assignment is None:
                 raise PermissionDenied("This item was not given to you.")
+            item = assignment.item
             if assignment.completed_at is not None:
                 current = Judgment.objects.filter(item=item, annotator=annotator, withdrawn_at__isnull=True).first()
                 if current is not None:
@@ -294,11 +305,20 @@ def judgment_submit(
             Assignment.objects.filter(pk=assignment.pk).update(completed_at=now)
             return judgment
     except IntegrityError:
-        # The same key raced in from a second request: the first one's row is the answer.
-        stored = Judgment.objects.filter(submission_key=submission_key, annotator=annotator).first()
+        # The key was used before (a retry racing the first request, or a resubmission after undo):
+        # the stored row is the answer.
+        stored = _judgment_by_submission_key(submission_key, campaign=campaign, annotator=annotator)
         if stored is None:
             raise
         return stored
+
+
+def _judgment_by_submission_key(submission_key: str, *, campaign: Campaign, annotator: Any) -> Judgment | None:
+    """The judgment stored under this key, if any; PermissionDenied when it is someone else's."""
+    earlier = Judgment.objects.select_related("item").filter(submission_key=submission_key).first()
+    if earlier is not None and (earlier.annotator_id != annotator.pk or earlier.item.campaign_id != campaign.pk):
+        raise PermissionDenied("That submission belongs to someone else.")
+    return earlier
 
 
 def judgment_undo(*, campaign: Campaign, annotator: Any, now: datetime | None = None) -> Judgment | None:

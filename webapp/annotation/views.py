@@ -18,6 +18,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from webapp.accounts.permissions import ALL_ROLES, research_required, role_required
 from webapp.core.forms import add_validation_error
+from webapp.core.spreadsheet import spreadsheet_safe_row
 
 from . import selectors, services
 from .forms import CampaignForm, JudgmentForm, WriteBackForm
@@ -121,11 +122,11 @@ def campaign_export(request: HttpRequest, campaign_id: int, fmt: str) -> HttpRes
         writer = csv.DictWriter(response, fieldnames=columns)
         writer.writeheader()
         for row in rows:
-            writer.writerow({
+            writer.writerow(spreadsheet_safe_row({
                 **row,
                 "flags": "; ".join(row.get("flags", [])),
                 "provenance": json.dumps(row.get("provenance", {}), ensure_ascii=False),
-            })
+            }))
     response["Content-Disposition"] = f'attachment; filename="{filename}"'
     return response
 
@@ -176,19 +177,16 @@ def item_detail(request: HttpRequest, campaign_id: int, item_id: int) -> HttpRes
 def _workspace_context(request: HttpRequest, campaign: Campaign, *, notice: str = "", error: str = "") -> dict[str, Any]:
     """The next item for this annotator (leased now), never with its label, provenance or others' judgments."""
     item: Item | None = services.assignment_next(campaign=campaign, annotator=request.user)
+    progress = selectors.annotator_progress(campaign=campaign, annotator=request.user)
     earlier: Judgment | None = None
-    if item is not None:
-        earlier = (
-            Judgment.objects.filter(item=item, annotator=request.user, withdrawn_at__isnull=False)
-            .order_by("-withdrawn_at")
-            .first()
-        )
+    if item is not None and progress["withdrawn"]:
+        earlier = selectors.withdrawn_judgment(item=item, annotator=request.user)
     return {
         "campaign": campaign,
         "item": item,
         "earlier": earlier,
         "flags": campaign.flags,
-        "progress": selectors.annotator_progress(campaign=campaign, annotator=request.user),
+        "progress": progress,
         "submission_key": uuid.uuid4().hex,
         "notice": notice,
         "error": error,

@@ -245,3 +245,22 @@ def test_pairs_without_configurations_get_no_breakdown_under_the_default_groupin
     assert campaign.group_by == "" and set(campaign.items.values_list("group", flat=True)) == {""}
     with pytest.raises(ValidationError, match="`config_pair`"):
         make_campaign(assignees=[make_user("annotator")], rows=rows, overlap=1, group_by="config_pair", sampling="stratified")
+
+
+def test_a_submission_key_already_used_by_someone_else_is_refused_and_stores_nothing(make_campaign, make_user):
+    """The key's own lookup is gone from the common path; a reused key is caught by its unique constraint."""
+    ann, bob = make_user("annotator"), make_user("annotator")
+    campaign = make_campaign(assignees=[ann, bob], rows=preference_rows(4), overlap=1)
+    anns = judge_next(campaign, ann, "a")
+    bobs_item = services.assignment_next(campaign=campaign, annotator=bob)
+    with pytest.raises(PermissionDenied):
+        services.judgment_submit(
+            campaign=campaign, annotator=bob, item_id=bobs_item.pk, choice="left", submission_key=anns.submission_key
+        )
+    assert list(Judgment.objects.values_list("annotator", flat=True)) == [ann.pk]
+    # The same key sent again after an undo (a browser retry) answers with the stored row, adding none.
+    services.judgment_undo(campaign=campaign, annotator=ann)
+    again = services.judgment_submit(
+        campaign=campaign, annotator=ann, item_id=anns.item_id, choice="right", submission_key=anns.submission_key
+    )
+    assert again == anns and Judgment.objects.count() == 1

@@ -234,3 +234,40 @@ def test_the_campaign_form_creates_a_campaign(write_artifact, rubric, make_user,
     assert response.status_code == 400 and "Overlap 3 needs at least 3 annotators" in response.content.decode()
     assert not Campaign.objects.filter(name="Too much overlap").exists()
     assert choice_for(campaign.items.first(), "both_bad") == "both_bad"
+
+
+# Statements sent per judge request, not counting the SAVEPOINT/RELEASE pairs of its two transactions
+# (BEGIN/COMMIT outside a test). It was 17 (21 with the savepoints); now 11: session, user, campaign with
+# the assignee check, the locked assignment with its item, the judgment, the completed assignment,
+# the current lease, the next open item (locked), its slot count, the lease upsert, the progress.
+JUDGE_STATEMENT_CEILING = 11
+
+
+def test_the_judge_request_stays_within_a_query_ceiling(make_campaign, make_user):
+    """The request every annotator sends per item: store the judgment and answer with the next item.
+
+    It did about 21 queries (session, user, campaign, assignee check, the submission-key lookup, the
+    item lock, the assignment, the insert, the lease, then the next item's claim, an earlier judgment,
+    two progress queries...); under 50 annotators each one is a round trip on a busy database.
+    """
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    annotators = [make_user("annotator") for _ in range(2)]
+    campaign = make_campaign(assignees=annotators, rows=preference_rows(8), overlap=2)
+    client = _client_for(annotators[0])
+    html = client.get(reverse("annotation:workspace", args=[campaign.pk]), headers={"HX-Request": "true"}).content.decode()
+    for _ in range(3):
+        item_id = re.search(r'name="item" value="(\d+)"', html).group(1)
+        with CaptureQueriesContext(connection) as queries:
+            response = client.post(
+                reverse("annotation:judge", args=[campaign.pk]),
+                {"item": item_id, "choice": "left", "submission_key": uuid.uuid4().hex, "seconds_spent": "3"},
+                headers={"HX-Request": "true"},
+            )
+        assert response.status_code == 200
+        html = response.content.decode()
+        statements = [q["sql"] for q in queries.captured_queries if not q["sql"].startswith(("SAVEPOINT", "RELEASE SAVEPOINT"))]
+        assert len(statements) <= JUDGE_STATEMENT_CEILING, "\n".join(sql[:200] for sql in statements)
+    assert Judgment.objects.filter(annotator=annotators[0]).count() == 3
+    assert 'name="item"' in html
