@@ -108,6 +108,13 @@ def disable_dropout(model: Any) -> int:
         if isinstance(module, torch.nn.Dropout) and module.p > 0:
             module.p = 0.0
             changed += 1
+        # Attention dropout is often a float handed to scaled_dot_product_attention (Llama, Qwen, Mistral),
+        # not a module; TRL's helper misses it, so it is set here too.
+        for name in ("attention_dropout", "dropout"):
+            value = getattr(module, name, None)
+            if isinstance(value, float) and value > 0:
+                setattr(module, name, 0.0)
+                changed += 1
     return changed
 
 

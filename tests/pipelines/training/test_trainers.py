@@ -147,3 +147,94 @@ def test_merged_lora_model_loads_and_generates(tiny_model_dir, sft_dataset, tmp_
     )
     output = model.generate(**inputs, max_new_tokens=5, do_sample=False)
     assert output.shape[1] == inputs["input_ids"].shape[1] + 5
+
+
+def _model_copy(source, target, *, chat_template: bool = True, config_changes: dict | None = None):
+    """A copy of the tiny model, optionally without its chat template (a base model) or with config changes."""
+    import json
+    import shutil
+
+    shutil.copytree(source, target)
+    if not chat_template:
+        (target / "chat_template.jinja").unlink(missing_ok=True)
+        tokenizer_config = json.loads((target / "tokenizer_config.json").read_text())
+        tokenizer_config.pop("chat_template", None)
+        (target / "tokenizer_config.json").write_text(json.dumps(tokenizer_config))
+    if config_changes:
+        config = json.loads((target / "config.json").read_text())
+        config.update(config_changes)
+        (target / "config.json").write_text(json.dumps(config))
+    return target
+
+
+def test_preference_training_takes_its_first_step_without_dropout(tiny_model_dir, preference_dataset, tmp_path):
+    # A policy equal to its reference has h = 0 and a first loss of exactly log 2, unless dropout
+    # perturbs the policy's forward pass (the reference pass runs in eval mode, without it).
+    model_dir = _model_copy(tiny_model_dir, tmp_path / "dropout-model", config_changes={"attention_dropout": 0.5})
+    progress = NullProgress()
+    config = PreferenceConfig(training=tiny_training(adapter="full", max_steps=1, save_steps=1))
+    run_preference(config, model_dir, None, preference_dataset, RunStore(tmp_path / "run"), progress)
+    assert losses(progress)[0] == pytest.approx(math.log(2), abs=1e-6)
+    assert any("policy dropout off in" in message for message in progress.messages)
+
+    with_dropout = NullProgress()
+    config = PreferenceConfig(disable_dropout=False, training=config.training)
+    run_preference(config, model_dir, None, preference_dataset, RunStore(tmp_path / "run2"), with_dropout)
+    assert losses(with_dropout)[0] != pytest.approx(math.log(2), abs=1e-6)
+
+
+def test_disable_dropout_reaches_lora_dropout(tiny_model_dir):
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from pipelines.training.common import apply_lora, disable_dropout
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.float32)
+    model = apply_lora(model, tiny_training(lora={"r": 4, "alpha": 8, "dropout": 0.3}))
+    assert disable_dropout(model) > 0
+    assert all(module.p == 0 for module in model.modules() if isinstance(module, torch.nn.Dropout))
+
+
+def test_a_base_model_without_chat_template_trains_sft_and_a_reward_model_in_the_raw_format(
+    tiny_model_dir, sft_dataset, preference_dataset, tmp_path
+):
+    base_dir = _model_copy(tiny_model_dir, tmp_path / "base", chat_template=False)
+    with pytest.raises(InvalidConfigError, match="set prompt_format to raw_assistant"):
+        run_sft(
+            SFTConfig(training=tiny_training()), base_dir, sft_dataset, RunStore(tmp_path / "refused"), NullProgress()
+        )
+
+    raw = tiny_training(prompt_format="raw_assistant")
+    sft_store, sft_progress = RunStore(tmp_path / "sft"), NullProgress()
+    run_sft(SFTConfig(training=raw), base_dir, sft_dataset, sft_store, sft_progress)
+    assert_trained(sft_progress, sft_store)
+
+    reward_store, reward_progress = RunStore(tmp_path / "reward"), NullProgress()
+    result = run_reward(
+        RewardConfig(eval_fraction=0, training=raw), base_dir, preference_dataset, reward_store, reward_progress
+    )
+    assert_trained(reward_progress, reward_store)
+    scorer = RewardScorer(result.output_dir)
+    assert scorer.prompt_format == "raw_assistant"  # recorded beside the model, so scoring formats alike
+    assert all(math.isfinite(score) for score in scorer.score(["What is 2 + 2?"], ["2 + 2 is 4."]))
+
+
+def test_the_result_reports_token_lengths_and_what_was_cut(tiny_model_dir, tmp_path):
+    rows = [{"prompt": "What is 2 + 2?", "response": "4."}] * 3 + [{"prompt": "Tell me. " * 40, "response": "ok"}]
+    dataset = write_jsonl(tmp_path / "mixed.jsonl", rows)
+    progress = NullProgress()
+    result = run_sft(
+        SFTConfig(training=tiny_training(max_steps=2)), tiny_model_dir, dataset, RunStore(tmp_path / "run"), progress
+    )
+    assert result.lengths["rows"] == 4 and result.lengths["rows_cut"] == 1
+    assert result.lengths["rows_over_max_prompt_length"] == 1
+    assert result.lengths["proposed_max_prompt_length"] >= result.lengths["longest_prompt_tokens"] > 48
+    assert any("token lengths: 4 rows" in message and "1 cut" in message for message in progress.messages)
+    with pytest.raises(InvalidInputError, match="1 of 4 rows are longer than the limits"):
+        run_sft(
+            SFTConfig(training=tiny_training(over_length="refuse")),
+            tiny_model_dir,
+            dataset,
+            RunStore(tmp_path / "refused"),
+            NullProgress(),
+        )
