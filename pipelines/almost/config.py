@@ -52,9 +52,40 @@ FILTER_DESCRIPTIONS = {
 }
 
 
-def _check_range(name: str, value: float, low: float, high: float) -> None:
+MAX_CONFIGURATIONS = 32
+"""Rubric entries at most (each is a full pass of responses over every prompt)."""
+MAX_SEED = 2**32 - 1
+
+
+def _check_range(name: str, value: Any, low: float, high: float) -> None:
+    """A number (not a bool, not a string) in [low, high]: the one place every limit lives, whether the config
+    came from the form, a dict or YAML."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise InvalidConfigError(f"{name} must be a number between {low} and {high}, got {value!r}")
     if not low <= value <= high:
         raise InvalidConfigError(f"{name} must be between {low} and {high}, got {value}")
+
+
+def _check_integer(name: str, value: Any, low: int, high: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidConfigError(f"{name} must be an integer between {low} and {high}, got {value!r}")
+    _check_range(name, value, low, high)
+
+
+def _check_flag(name: str, value: Any) -> None:
+    if not isinstance(value, bool):
+        raise InvalidConfigError(f"{name} must be true or false, got {value!r}")
+
+
+LONG_DEMONSTRATION_MAX_TOKENS = 768
+"""The original gives the Faithful prompt's (long, detailed) responses 768 new tokens."""
+DEFAULT_RESPONSE_MAX_TOKENS = 384
+"""... and every other configuration's 384."""
+
+
+def default_response_max_tokens(prompt_label: str) -> int:
+    """The original's `768 if "Faithful" in prompt_file_path else 384`, on our lower-case prompt label."""
+    return LONG_DEMONSTRATION_MAX_TOKENS if "faithful" in prompt_label.lower() else DEFAULT_RESPONSE_MAX_TOKENS
 
 
 @dataclass(frozen=True)
@@ -67,18 +98,25 @@ class ResponseConfiguration:
     """Demonstration dialogues placed before the user's prompt (the original uses 1, 3 or 5)."""
     prompt: str = ""
     """Label of the demonstration prompt (preamble + dialogues), e.g. "hhh" or "faithful"; "" for none."""
-    max_tokens: int = 384
-    """New tokens for a response (the original: 768 with the Faithful prompt, else 384)."""
+    max_tokens: int | None = None
+    """New tokens for a response; None: the original's rule, 768 with a Faithful prompt (a label holding
+    "faithful"), else 384 (`synthetic_feedback.response_generation`)."""
 
     def __post_init__(self) -> None:
-        if not self.model or "/" in self.model:
+        if not isinstance(self.prompt, str):
+            raise InvalidConfigError(
+                f"configuration {self.model!r}: prompt must be a label (text), got {self.prompt!r}"
+            )
+        if not isinstance(self.model, str) or not self.model or "/" in self.model:
             raise InvalidConfigError(f"configuration model label {self.model!r} must be non-empty and hold no '/'")
-        _check_range(f"configuration {self.model}: shots", self.shots, 0, 64)
+        _check_integer(f"configuration {self.model}: shots", self.shots, 0, 64)
         if self.shots and not self.prompt:
             raise InvalidConfigError(
                 f"configuration {self.model} with {self.shots} shots needs a demonstration prompt to take them from"
             )
-        _check_range(f"configuration {self.name}: max_tokens", self.max_tokens, 1, 32768)
+        if self.max_tokens is None:
+            object.__setattr__(self, "max_tokens", default_response_max_tokens(self.prompt))
+        _check_integer(f"configuration {self.name}: max_tokens", self.max_tokens, 1, 32768)
 
     @property
     def name(self) -> str:
@@ -114,14 +152,15 @@ class PromptGenerationConfig:
     seed: int = 42
 
     def __post_init__(self) -> None:
-        _check_range("prompt_generation.num_generation", self.num_generation, 1, 1_000_000)
-        _check_range("prompt_generation.in_context", self.in_context, 1, 100)
+        _check_integer("prompt_generation.num_generation", self.num_generation, 1, 1_000_000)
+        _check_integer("prompt_generation.in_context", self.in_context, 1, 100)
         _check_range("prompt_generation.temperature", self.temperature, 0, 5)
         if not 0 < self.top_p <= 1:
             raise InvalidConfigError(f"prompt_generation.top_p must be in (0, 1], got {self.top_p}")
-        _check_range("prompt_generation.max_tokens", self.max_tokens, 1, 4096)
-        _check_range("prompt_generation.batch_size", self.batch_size, 1, 1024)
-        _check_range("prompt_generation.min_chars", self.min_chars, 0, 10_000)
+        _check_integer("prompt_generation.max_tokens", self.max_tokens, 1, 4096)
+        _check_integer("prompt_generation.batch_size", self.batch_size, 1, 1024)
+        _check_integer("prompt_generation.min_chars", self.min_chars, 0, 10_000)
+        _check_integer("prompt_generation.max_chars", self.max_chars, 1, 100_000)
         if self.max_chars <= self.min_chars:
             raise InvalidConfigError(
                 f"prompt_generation.max_chars ({self.max_chars}) must be above min_chars ({self.min_chars})"
@@ -130,7 +169,8 @@ class PromptGenerationConfig:
             value = getattr(self, name)
             if value is not None:
                 _check_range(f"prompt_generation.{name}", value, 0.01, 1.0)
-        _check_range("prompt_generation.max_candidates_per_prompt", self.max_candidates_per_prompt, 1, 1000)
+        _check_integer("prompt_generation.max_candidates_per_prompt", self.max_candidates_per_prompt, 1, 1000)
+        _check_integer("prompt_generation.seed", self.seed, 0, MAX_SEED)
 
 
 @dataclass(frozen=True)
@@ -147,7 +187,8 @@ class ResponseGenerationConfig:
         _check_range("response_generation.temperature", self.temperature, 0, 5)
         if not 0 < self.top_p <= 1:
             raise InvalidConfigError(f"response_generation.top_p must be in (0, 1], got {self.top_p}")
-        _check_range("response_generation.batch_size", self.batch_size, 1, 1024)
+        _check_integer("response_generation.batch_size", self.batch_size, 1, 1024)
+        _check_integer("response_generation.seed", self.seed, 0, MAX_SEED)
 
 
 @dataclass(frozen=True)
@@ -165,13 +206,20 @@ class ComparisonConfig:
     configuration whose pair passes the filters. Off: every passing rubric-ordered pair is kept."""
 
     def __post_init__(self) -> None:
+        if not isinstance(self.filters, dict):
+            raise InvalidConfigError(
+                f"comparisons.filters must be an object of filter name -> true/false, got {self.filters!r}"
+            )
         unknown = set(self.filters) - set(FILTERS)
         if unknown:
             raise InvalidConfigError(
                 f"unknown comparison filter(s) {', '.join(sorted(unknown))}; the filters are {', '.join(FILTERS)}"
             )
-        object.__setattr__(self, "filters", {name: bool(self.filters.get(name, True)) for name in FILTERS})
-        _check_range("comparisons.min_response_chars", self.min_response_chars, 0, 100_000)
+        for name, value in self.filters.items():
+            _check_flag(f"comparisons.filters.{name}", value)
+        object.__setattr__(self, "filters", {name: self.filters.get(name, True) for name in FILTERS})
+        _check_flag("comparisons.one_pair_per_chosen", self.one_pair_per_chosen)
+        _check_integer("comparisons.min_response_chars", self.min_response_chars, 0, 100_000)
         _check_range("comparisons.length_std_factor", self.length_std_factor, 0, 10)
 
     def enabled(self, name: str) -> bool:
@@ -196,14 +244,16 @@ class RMSPConfig:
     seed: int = 7
 
     def __post_init__(self) -> None:
-        _check_range("rmsp.n", self.n, 1, 64)
-        _check_range("rmsp.configuration", self.configuration, 0, 1000)
+        _check_integer("rmsp.n", self.n, 1, 64)
+        _check_integer("rmsp.configuration", self.configuration, 0, 1000)
         _check_range("rmsp.temperature", self.temperature, 0, 5)
         if not 0 < self.top_p <= 1:
             raise InvalidConfigError(f"rmsp.top_p must be in (0, 1], got {self.top_p}")
-        _check_range("rmsp.batch_size", self.batch_size, 1, 1024)
-        _check_range("rmsp.max_prompts", self.max_prompts, 0, 10_000_000)
-        _check_range("rmsp.scorer_batch_size", self.scorer_batch_size, 1, 4096)
+        _check_integer("rmsp.batch_size", self.batch_size, 1, 1024)
+        _check_integer("rmsp.max_prompts", self.max_prompts, 0, 10_000_000)
+        _check_integer("rmsp.scorer_batch_size", self.scorer_batch_size, 1, 4096)
+        _check_flag("rmsp.enabled", self.enabled)
+        _check_integer("rmsp.seed", self.seed, 0, MAX_SEED)
 
 
 def _almost_reward_defaults() -> RewardConfig:
@@ -226,6 +276,10 @@ class AlmostConfig:
         if len(self.configurations) < 2:
             raise InvalidConfigError(
                 f"the rubric needs at least two configurations to compare, got {len(self.configurations)}"
+            )
+        if len(self.configurations) > MAX_CONFIGURATIONS:
+            raise InvalidConfigError(
+                f"the rubric has {len(self.configurations)} configurations; at most {MAX_CONFIGURATIONS} are allowed"
             )
         seen: dict[str, int] = {}
         for index, configuration in enumerate(self.configurations, start=1):

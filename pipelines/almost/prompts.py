@@ -1,8 +1,10 @@
 """ALMoST's raw-text prompts (no chat template, as the original) and the inputs they are built from.
 
 Prompt generation continues `{instruction}\\n\\nQuery: s1\\n...Query: sk\\nQuery:`; a response is the
-continuation of `{preamble}\\n\\n-----\\n\\n{dialogue 1}...\\n\\n-----\\n\\nHuman: {prompt}\\n\\nAssistant:`.
+continuation of `{preamble}\\n\\n-----\\n\\n{dialogue 1}...\\n\\n-----\\n\\nHuman: {prompt}\\n\\nAssistant: `
+(with the original's trailing space after "Assistant:").
 """
+
 from __future__ import annotations
 
 import re
@@ -82,13 +84,17 @@ def extract_query(continuation: str) -> str:
 
 
 def response_prompt_text(demonstration: DemonstrationPrompt | None, shots: int, user_prompt: str) -> str:
-    """The static prompt (preamble + `shots` dialogues) followed by the user's turn and "Assistant:"."""
+    """The static prompt (preamble + `shots` dialogues) followed by the user's turn and "Assistant: ".
+
+    The trailing space is the original's (`form_prompt` ends `"\\n\\nAssistant: "`): the model's
+    continuation starts with the response's first word, not with a space.
+    """
     parts: list[str] = []
     if demonstration is not None:
         parts.append(demonstration.preamble.strip())
         parts.extend(f"{DIALOGUE_SEPARATOR}\n\n{dialogue.strip()}" for dialogue in demonstration.dialogues[:shots])
         parts.append(f"{DIALOGUE_SEPARATOR}\n\n")
-    return "".join(parts) + f"{HUMAN_TURN} {user_prompt.strip()}\n\n{ASSISTANT_TURN}"
+    return "".join(parts) + f"{HUMAN_TURN} {user_prompt.strip()}\n\n{ASSISTANT_TURN} "
 
 
 def clean_response(text: str) -> str:

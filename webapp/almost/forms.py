@@ -3,13 +3,14 @@
 Forms check shapes only; `services.almost_config_build` enforces the rules (enough dialogues for the
 shots, distinct configurations, a trainable reward model).
 """
+
 from __future__ import annotations
 
 from typing import Any
 
 from django import forms
 
-from pipelines.almost.config import FILTER_DESCRIPTIONS, FILTERS
+from pipelines.almost.config import FILTER_DESCRIPTIONS, FILTERS, MAX_CONFIGURATIONS
 from pipelines.training.config import PRESETS
 from webapp.library.models import FewShotSet, SeedPromptSet
 from webapp.registry.models import ModelEntry
@@ -29,37 +30,64 @@ class AlmostRunForm(forms.Form):
         queryset=SeedPromptSet.objects.all(),
         help_text="Seed prompts shown as in-context examples; its instruction line, if any, heads every prompt.",
     )
-    num_generation = forms.IntegerField(min_value=1, max_value=1_000_000, initial=100,
-                                        help_text="New prompts to generate (paper: 100 per seed file run).")
-    in_context = forms.IntegerField(min_value=1, max_value=100, initial=10,
-                                    help_text="Seeds sampled as in-context examples per generation (paper: 10).")
-    prompt_max_tokens = forms.IntegerField(min_value=1, max_value=4096, required=False,
-                                           help_text="New tokens per generated prompt (default 64).")
-    response_max_tokens = forms.IntegerField(min_value=1, max_value=32768, required=False,
-                                             help_text="New tokens per response; blank: 384, or 768 with a Faithful set (as the original).")
+    num_generation = forms.IntegerField(
+        min_value=1,
+        max_value=1_000_000,
+        initial=100,
+        help_text="New prompts to generate (paper: 100 per seed file run).",
+    )
+    in_context = forms.IntegerField(
+        min_value=1,
+        max_value=100,
+        initial=10,
+        help_text="Seeds sampled as in-context examples per generation (paper: 10).",
+    )
+    prompt_max_tokens = forms.IntegerField(
+        min_value=1, max_value=4096, required=False, help_text="New tokens per generated prompt (default 64)."
+    )
+    response_max_tokens = forms.IntegerField(
+        min_value=1,
+        max_value=32768,
+        required=False,
+        help_text="New tokens per response; blank: 384, or 768 with a Faithful set (as the original).",
+    )
     reward_model = forms.ModelChoiceField(
         queryset=ModelEntry.objects.filter(backend=ModelEntry.Backend.TRANSFORMERS, task=ModelEntry.Task.GENERATION),
         help_text="Base of the reward model (a score head is added and trained on the comparisons).",
     )
-    preset = forms.ChoiceField(choices=[("", "none: the paper's reward-model settings")] + [(p, p) for p in PRESETS],
-                               required=False, initial="tiny-cpu-demo")
-    reward_max_steps = forms.IntegerField(min_value=1, required=False,
-                                          help_text="Reward-model optimizer steps; blank: the preset's (or 1 epoch).")
+    preset = forms.ChoiceField(
+        choices=[("", "none: the paper's reward-model settings")] + [(p, p) for p in PRESETS],
+        required=False,
+        initial="tiny-cpu-demo",
+    )
+    reward_max_steps = forms.IntegerField(
+        min_value=1, required=False, help_text="Reward-model optimizer steps; blank: the preset's (or 1 epoch)."
+    )
     reward_eval_fraction = forms.FloatField(
-        min_value=0.0, max_value=0.9, required=False, label="Reward-model held-out fraction",
+        min_value=0.0,
+        max_value=0.9,
+        required=False,
+        label="Reward-model held-out fraction",
         widget=forms.NumberInput(attrs={"placeholder": "0.1", "step": "any"}),
         help_text="Comparisons kept aside to measure the reward model's accuracy (blank: 0.1; at least one "
         "pair when above 0). Small runs need a larger share for the accuracy to mean anything.",
     )
-    rmsp_enabled = forms.BooleanField(required=False, initial=True, label="Run RMSP",
-                                      help_text="Sample n responses per prompt with the best configuration; keep the RM's favourite.")
+    rmsp_enabled = forms.BooleanField(
+        required=False,
+        initial=True,
+        label="Run RMSP",
+        help_text="Sample n responses per prompt with the best configuration; keep the RM's favourite.",
+    )
     rmsp_n = forms.IntegerField(min_value=1, max_value=64, initial=4, label="RMSP samples per prompt")
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         for name in FILTERS:
             self.fields[_filter_field_name(name)] = forms.BooleanField(
-                required=False, initial=True, label=f"Filter: {name}", help_text=f"Remove a pair when {FILTER_DESCRIPTIONS[name]}."
+                required=False,
+                initial=True,
+                label=f"Filter: {name}",
+                help_text=f"Remove a pair when {FILTER_DESCRIPTIONS[name]}.",
             )
 
     def filter_fields(self) -> list[forms.BoundField]:
@@ -78,16 +106,21 @@ class ConfigurationForm(forms.Form):
     model = forms.ModelChoiceField(queryset=ModelEntry.objects.filter(task=ModelEntry.Task.GENERATION))
     shots = forms.IntegerField(min_value=0, max_value=64, initial=3)
     demonstration_set = forms.ModelChoiceField(
-        queryset=FewShotSet.objects.filter(kind=FewShotSet.Kind.DEMONSTRATION), required=False,
+        queryset=FewShotSet.objects.filter(kind=FewShotSet.Kind.DEMONSTRATION),
+        required=False,
         help_text="Blank: no preamble and no dialogues (needs 0 shots).",
     )
 
     def choice(self) -> ConfigurationChoice:
         data = self.cleaned_data
-        return ConfigurationChoice(model=data["model"], shots=data["shots"], demonstration_set=data.get("demonstration_set"))
+        return ConfigurationChoice(
+            model=data["model"], shots=data["shots"], demonstration_set=data.get("demonstration_set")
+        )
 
 
-ConfigurationFormSet = forms.formset_factory(ConfigurationForm, extra=0, max_num=32, absolute_max=32)
+ConfigurationFormSet = forms.formset_factory(
+    ConfigurationForm, extra=0, max_num=MAX_CONFIGURATIONS, absolute_max=MAX_CONFIGURATIONS
+)
 
 
 def rubric_rows(data: Any) -> list[dict[str, str]]:
@@ -98,5 +131,5 @@ def rubric_rows(data: Any) -> list[dict[str, str]]:
         total = 0
     return [
         {field: data.get(f"{RUBRIC_PREFIX}-{index}-{field}", "") for field in ("model", "shots", "demonstration_set")}
-        for index in range(min(total, 32))
+        for index in range(min(total, MAX_CONFIGURATIONS))
     ]

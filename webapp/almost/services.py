@@ -5,6 +5,7 @@ prompts, a rubric of fewer than two configurations, a configuration whose demons
 missing or too short for its shots, two entries that are the same configuration, a reward base
 model that cannot be trained. The pipeline's own config classes (no torch) do the numeric checks.
 """
+
 from __future__ import annotations
 
 import statistics
@@ -23,9 +24,6 @@ from webapp.runs import services as run_services
 from webapp.runs.models import PipelineRun
 from webapp.training.services import check_trainable
 
-LONG_DEMONSTRATION_MAX_TOKENS = 768
-"""The original gives the Faithful prompt's (long, detailed) responses 768 new tokens, the others 384."""
-DEFAULT_MAX_TOKENS = 384
 _LABEL_NOISE = {"demonstration", "demonstrations", "prompt", "prompts", "set", "style"}
 
 
@@ -75,24 +73,32 @@ def rubric_default_order(choices: list[ConfigurationChoice]) -> list[Configurati
 def _check_choice(index: int, choice: ConfigurationChoice) -> None:
     where = f"Configuration {index} ({configuration_name(choice)})"
     if choice.model.task != ModelEntry.Task.GENERATION:
-        raise ValidationError({"configurations": f"{where}: {choice.model.name} is a reward model; choose a text-generation model."})
+        raise ValidationError(
+            {"configurations": f"{where}: {choice.model.name} is a reward model; choose a text-generation model."}
+        )
     if choice.shots < 0:
         raise ValidationError({"configurations": f"{where}: shots cannot be negative."})
     if choice.demonstration_set is None:
         if choice.shots:
             raise ValidationError(
-                {"configurations": f"{where}: {choice.shots} shots need a demonstration set to take the dialogues from."}
+                {
+                    "configurations": f"{where}: {choice.shots} shots need a demonstration set to take the dialogues from."
+                }
             )
         return
     if choice.demonstration_set.kind != FewShotSet.Kind.DEMONSTRATION:
         raise ValidationError(
-            {"configurations": f"{where}: “{choice.demonstration_set.name}” is a QA set; choose a demonstration prompt set."}
+            {
+                "configurations": f"{where}: “{choice.demonstration_set.name}” is a QA set; choose a demonstration prompt set."
+            }
         )
     available = choice.demonstration_set.examples.count()
     if choice.shots > available:
         raise ValidationError(
-            {"configurations": f"{where}: {choice.shots} shots, but “{choice.demonstration_set.name}” holds only "
-             f"{available} dialogues. Lower the shots or add dialogues to the set."}
+            {
+                "configurations": f"{where}: {choice.shots} shots, but “{choice.demonstration_set.name}” holds only "
+                f"{available} dialogues. Lower the shots or add dialogues to the set."
+            }
         )
 
 
@@ -118,7 +124,9 @@ def almost_config_build(
         raise ValidationError({"seed_prompt_set": f"Seed prompt set “{seed_prompt_set.name}” has no prompts."})
     if len(configurations) < 2:
         raise ValidationError(
-            {"configurations": f"The rubric needs at least two configurations to compare; it has {len(configurations)}."}
+            {
+                "configurations": f"The rubric needs at least two configurations to compare; it has {len(configurations)}."
+            }
         )
     model_ids: dict[str, int] = {}
     set_ids: dict[str, int] = {}
@@ -126,7 +134,9 @@ def almost_config_build(
         _check_choice(index, choice)
         label = model_label(choice.model)
         if model_ids.setdefault(label, choice.model.pk) != choice.model.pk:
-            raise ValidationError({"configurations": f"Two different models are both labelled {label!r}; rename one in the registry."})
+            raise ValidationError(
+                {"configurations": f"Two different models are both labelled {label!r}; rename one in the registry."}
+            )
         if choice.demonstration_set is not None:
             label = prompt_label(choice.demonstration_set)
             if set_ids.setdefault(label, choice.demonstration_set.pk) != choice.demonstration_set.pk:
@@ -143,11 +153,11 @@ def almost_config_build(
     rubric = []
     for choice in configurations:
         prompt = prompt_label(choice.demonstration_set) if choice.demonstration_set else ""
-        default_tokens = LONG_DEMONSTRATION_MAX_TOKENS if prompt == "faithful" else DEFAULT_MAX_TOKENS
-        rubric.append(
-            {"model": model_label(choice.model), "shots": choice.shots, "prompt": prompt,
-             "max_tokens": response_max_tokens or default_tokens}
-        )
+        # Left out, max_tokens follows the original's rule in the pipeline config (768 with Faithful, else 384).
+        entry: dict[str, Any] = {"model": model_label(choice.model), "shots": choice.shots, "prompt": prompt}
+        if response_max_tokens:
+            entry["max_tokens"] = response_max_tokens
+        rubric.append(entry)
     try:
         reward = RewardConfig()
         if preset:

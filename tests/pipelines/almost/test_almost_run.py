@@ -1,4 +1,5 @@
 """ALMoST end to end on the tiny model: prompts, two configurations, comparisons, a reward model, RMSP; and resume."""
+
 from __future__ import annotations
 
 from dataclasses import replace
@@ -38,7 +39,9 @@ INPUTS = AlmostInputs(
 
 def _config() -> AlmostConfig:
     reward = apply_preset(RewardConfig(eval_fraction=0.34), "tiny-cpu-demo")
-    training = TrainingArgs.from_dict({**reward.training.to_dict(), "max_steps": 2, "save_steps": 1, "torch_threads": 1})
+    training = TrainingArgs.from_dict(
+        {**reward.training.to_dict(), "max_steps": 2, "save_steps": 1, "torch_threads": 1}
+    )
     # The tiny model writes noise: every response rule would remove every pair, so only "identical" stays on.
     filters = {name: name == "identical" for name in FILTERS}
     return AlmostConfig(
@@ -46,7 +49,9 @@ def _config() -> AlmostConfig:
             ResponseConfiguration("tiny", 2, "hhh", max_tokens=12),
             ResponseConfiguration("tiny", 1, "hhh", max_tokens=12),
         ],
-        prompt_generation=PromptGenerationConfig(num_generation=3, in_context=2, max_tokens=10, batch_size=2, min_chars=0),
+        prompt_generation=PromptGenerationConfig(
+            num_generation=3, in_context=2, max_tokens=10, batch_size=2, min_chars=0
+        ),
         response_generation=ResponseGenerationConfig(batch_size=2),
         comparisons=ComparisonConfig(filters=filters),
         reward=replace(reward, training=training),
@@ -55,11 +60,12 @@ def _config() -> AlmostConfig:
 
 
 def test_the_response_prompt_shows_the_preamble_k_dialogues_then_the_users_turn():
+    # It ends "Assistant: " with the original's trailing space (`form_prompt`).
     text = response_prompt_text(HHH, 1, "Why is the sea salty?")
     assert text == (
-        f"{HHH.preamble}\n\n-----\n\n{HHH.dialogues[0]}\n\n-----\n\nHuman: Why is the sea salty?\n\nAssistant:"
+        f"{HHH.preamble}\n\n-----\n\n{HHH.dialogues[0]}\n\n-----\n\nHuman: Why is the sea salty?\n\nAssistant: "
     )
-    assert response_prompt_text(None, 0, "Hi?") == "Human: Hi?\n\nAssistant:"
+    assert response_prompt_text(None, 0, "Hi?") == "Human: Hi?\n\nAssistant: "
 
 
 def test_rmsp_keeps_the_highest_scoring_sample_of_each_prompt():
@@ -96,7 +102,9 @@ def test_almost_runs_end_to_end_on_the_tiny_model_and_a_cancelled_run_resumes_wi
 
     steps: dict[str, dict] = {}
     progress = NullProgress()
-    result = run_almost(config, None, store, progress, on_step=steps.__setitem__, **common)  # inputs come from the snapshot
+    result = run_almost(
+        config, None, store, progress, on_step=steps.__setitem__, **common
+    )  # inputs come from the snapshot
 
     prompts = list(store.read_jsonl("pg", "prompts.jsonl"))
     assert len(prompts) == 3 and len({row["prompt"] for row in prompts}) == 3
@@ -129,13 +137,17 @@ def test_almost_runs_end_to_end_on_the_tiny_model_and_a_cancelled_run_resumes_wi
     assert again.summary == result.summary and backend_pool.loads == []
 
 
-def test_a_rubric_asking_for_more_dialogues_than_the_prompt_has_fails_before_any_generation(tmp_path, backend_pool, tiny_model_dir):
+def test_a_rubric_asking_for_more_dialogues_than_the_prompt_has_fails_before_any_generation(
+    tmp_path, backend_pool, tiny_model_dir
+):
     config = replace(
         _config(),
         configurations=[ResponseConfiguration("tiny", 5, "hhh"), ResponseConfiguration("tiny", 1, "hhh")],
     )
     with pytest.raises(InvalidInputError, match="tiny-hhh-5shot: 5 shots, but demonstration prompt 'hhh' holds 2"):
-        run_almost(config, INPUTS, RunStore(tmp_path), NullProgress(), backend_for=backend_pool, reward_base_dir=tiny_model_dir)
+        run_almost(
+            config, INPUTS, RunStore(tmp_path), NullProgress(), backend_for=backend_pool, reward_base_dir=tiny_model_dir
+        )
     assert backend_pool.loads == []
 
 
