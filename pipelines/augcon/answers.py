@@ -77,7 +77,9 @@ def answer_conversation(context: str, question: str, demonstrations: Sequence[De
     """System: the principles; earlier turns: the demonstrations; last turn: the question with its context."""
     conversation: Conversation = [{"role": "system", "content": ANSWER_PRINCIPLES}]
     for demo in demonstrations:
-        conversation.append({"role": "user", "content": ANSWER_QUESTION.format(context=demo.context, question=demo.question)})
+        conversation.append(
+            {"role": "user", "content": ANSWER_QUESTION.format(context=demo.context, question=demo.question)}
+        )
         reply = (
             ANSWER_WITH_REASONING.format(reasoning=demo.reasoning, answer=demo.answer)
             if demo.reasoning
@@ -108,7 +110,9 @@ def answer_questions(
         batch = items[start : start + config.batch_size]
         conversations = [
             answer_conversation(
-                context, question, demonstrations[start + offset] if per_item else demonstrations  # type: ignore[arg-type]
+                context,
+                question,
+                demonstrations[start + offset] if per_item else demonstrations,  # type: ignore[arg-type]
             )
             for offset, (context, question) in enumerate(batch)
         ]
@@ -125,11 +129,12 @@ def judge_answers(
     backend: LLMBackend, items: Sequence[dict[str, str]], config: AugConConfig, stats: CallStats
 ) -> list[tuple[bool | None, str]]:
     """Ask the model whether each predicted answer matches the reference: (verdict, raw reply) per item."""
-    conversations: list[Conversation] = [
-        [{"role": "user", "content": JUDGE_PROMPT.format(**item)}] for item in items
-    ]
+    conversations: list[Conversation] = [[{"role": "user", "content": JUDGE_PROMPT.format(**item)}] for item in items]
     params = SamplingParams(
-        n=1, temperature=config.answer_temperature, max_tokens=config.judge_max_tokens, seed=seed_for(config.seed, "judge")
+        n=1,
+        temperature=config.judge_temperature,
+        max_tokens=config.judge_max_tokens,
+        seed=seed_for(config.seed, "judge"),
     )
     verdicts: list[tuple[bool | None, str]] = []
     for start in range(0, len(conversations), config.batch_size):
@@ -172,7 +177,9 @@ def bootstrap_demonstrations(
             chosen = bool(verdict) and bool(prediction.answer) and len(bootstrapped) < config.max_bootstrapped_demos
             if chosen:
                 bootstrapped.append(
-                    Demonstration(example["context"], example["question"], prediction.answer, prediction.reasoning, True)
+                    Demonstration(
+                        example["context"], example["question"], prediction.answer, prediction.reasoning, True
+                    )
                 )
             trace.append(
                 {

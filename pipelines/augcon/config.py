@@ -2,8 +2,9 @@
 
 Defaults are the paper's (quanshr/AugCon `config.py`, `step2_scorer.py`, `step3_get_a.py`):
 root chunks of at most 500 characters, no split below 20, one question per 35 characters with
-15% over-generation, question temperature 0.85, ROUGE-L threshold 0.7, answer temperature 0.2,
-up to 3 bootstrapped demonstrations; the scorer is the LM with LoRA (r 32, alpha 32, all-linear,
+15% over-generation, question temperature 0.85, ROUGE-L threshold 0.7, answers at temperature 0
+(DSPy's default, which the paper's `ChainOfThought` answers use) and the yes/no judge at 0.2 (the
+paper's `a_temperature`, used only by its judge), up to 3 bootstrapped demonstrations; the scorer is the LM with LoRA (r 32, alpha 32, all-linear,
 dropout 0.05) and a value head, 4 epochs, batch 4, 50 warmup steps, weight decay 0.01 and
 transformers' default learning rate 5e-5.
 
@@ -18,9 +19,14 @@ import math
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
+from pipelines.augcon.rouge import ROUGE_TOKENIZERS, check_jieba_available
 from pipelines.common.config_fields import known_fields
 from pipelines.errors import InvalidConfigError
 from pipelines.training.config import LoraSettings, TrainingArgs
+
+MAX_CHARACTERS = 1_000_000
+"""Upper bound of every character threshold (a root chunk, a leaf, a paragraph)."""
+MAX_SEED = 2**32 - 1
 
 
 def _scorer_training_defaults() -> TrainingArgs:
@@ -91,12 +97,20 @@ class AugConConfig:
     # -- ranking and dedup --------------------------------------------------------------------
     rouge_threshold: float = 0.7
     """A question is dropped when its ROUGE-L F with an already kept question of its chunk exceeds this."""
+    rouge_tokenizer: str = "words"
+    """Tokens of that ROUGE-L. "words": lower-cased words, each CJK character a token (ours, no dependency).
+    "jieba": the paper's (`rouge_chinese` on `jieba.lcut` words, case and punctuation kept); needs the
+    `jieba` package, and is refused where it is not installed."""
 
     # -- answers ------------------------------------------------------------------------------
-    answer_temperature: float = 0.2
-    """Sampling temperature of the answers and of the yes/no self-judging."""
+    answer_temperature: float = 0.0
+    """Sampling temperature of the answers (bootstrapped demonstrations and the final answers). The paper's
+    DSPy `ChainOfThought` runs at DSPy's default, temperature 0.0 (greedy)."""
     answer_max_tokens: int = 384
     """New tokens per answer (reasoning, then the answer)."""
+    judge_temperature: float = 0.2
+    """Sampling temperature of the yes/no self-judging: the paper's `get_response` judge (its config's
+    `a_temperature = 0.2`)."""
     judge_max_tokens: int = 16
     """New tokens of a yes/no judgement."""
     max_bootstrapped_demos: int = 3
@@ -111,40 +125,47 @@ class AugConConfig:
     """Fixes sampling, the negatives' sample and the scorer's training, so a rerun draws the same."""
 
     def __post_init__(self) -> None:
-        _at_least("max_length", self.max_length, 2)
-        _at_least("min_length", self.min_length, 1)
+        # Every limit lives here, so a config from the form, a dict or YAML is refused past the same bounds.
+        _between("max_length", self.max_length, 2, MAX_CHARACTERS)
+        _between("min_length", self.min_length, 1, MAX_CHARACTERS)
         if self.min_length >= self.max_length:
             raise InvalidConfigError(f"min_length ({self.min_length}) must be below max_length ({self.max_length})")
-        _at_least("character_per_piece", self.character_per_piece, 1)
-        _at_least("min_paragraph_length", self.min_paragraph_length, 0)
-        if not 0.1 <= self.length_scale <= 20:
-            raise InvalidConfigError(f"length_scale must be between 0.1 and 20, got {self.length_scale}")
-        _at_least("max_chunks_per_document", self.max_chunks_per_document, 0)
-        if not 1.0 <= self.over_generation <= 10:
-            raise InvalidConfigError(f"over_generation must be between 1 and 10, got {self.over_generation}")
+        _between("character_per_piece", self.character_per_piece, 1, MAX_CHARACTERS)
+        _between("min_paragraph_length", self.min_paragraph_length, 0, MAX_CHARACTERS)
+        _number_between("length_scale", self.length_scale, 0.1, 20)
+        _between("max_chunks_per_document", self.max_chunks_per_document, 0, 1_000_000)
+        _number_between("over_generation", self.over_generation, 1.0, 10)
         _between("max_attempts", self.max_attempts, 1, 20)
-        _at_least("min_question_length", self.min_question_length, 0)
+        _between("min_question_length", self.min_question_length, 0, 10_000)
         _between("max_rounds_per_chunk", self.max_rounds_per_chunk, 1, 1000)
-        if not 0 <= self.question_temperature <= 2:
-            raise InvalidConfigError(f"question_temperature must be between 0 and 2, got {self.question_temperature}")
-        if not 0 < self.question_top_p <= 1:
-            raise InvalidConfigError(f"question_top_p must be in (0, 1], got {self.question_top_p}")
+        _number_between("question_temperature", self.question_temperature, 0, 2)
+        _number_between("question_top_p", self.question_top_p, 0, 1)
+        if self.question_top_p == 0:
+            raise InvalidConfigError("question_top_p must be in (0, 1], got 0")
         _between("question_max_tokens", self.question_max_tokens, 8, 32768)
         _between("cst_demonstrations", self.cst_demonstrations, 0, 10)
         _between("negatives_per_variant", self.negatives_per_variant, 0, 100_000)
-        _at_least("min_scorer_pairs", self.min_scorer_pairs, 1)
+        _between("min_scorer_pairs", self.min_scorer_pairs, 1, 1_000_000)
         if not isinstance(self.scorer, TrainingArgs):
             raise InvalidConfigError("scorer must be a JSON object of training fields")
         _between("scorer_batch_size", self.scorer_batch_size, 1, 4096)
-        if not 0 < self.rouge_threshold <= 1:
-            raise InvalidConfigError(f"rouge_threshold must be in (0, 1], got {self.rouge_threshold}")
-        if not 0 <= self.answer_temperature <= 2:
-            raise InvalidConfigError(f"answer_temperature must be between 0 and 2, got {self.answer_temperature}")
+        _number_between("rouge_threshold", self.rouge_threshold, 0, 1)
+        if self.rouge_threshold == 0:
+            raise InvalidConfigError("rouge_threshold must be in (0, 1], got 0")
+        if self.rouge_tokenizer not in ROUGE_TOKENIZERS:
+            raise InvalidConfigError(
+                f"rouge_tokenizer must be one of {', '.join(ROUGE_TOKENIZERS)}, got {self.rouge_tokenizer!r}"
+            )
+        if self.rouge_tokenizer == "jieba":
+            check_jieba_available()
+        _number_between("answer_temperature", self.answer_temperature, 0, 2)
+        _number_between("judge_temperature", self.judge_temperature, 0, 2)
         _between("answer_max_tokens", self.answer_max_tokens, 1, 32768)
         _between("judge_max_tokens", self.judge_max_tokens, 1, 4096)
         _between("max_bootstrapped_demos", self.max_bootstrapped_demos, 0, 20)
         _between("max_labeled_demos", self.max_labeled_demos, 0, 20)
         _between("batch_size", self.batch_size, 1, 4096)
+        _between("seed", self.seed, 0, MAX_SEED)
 
     # -- thresholds in characters, after length_scale ------------------------------------------
 
@@ -194,6 +215,11 @@ def _at_least(name: str, value: int, low: int) -> None:
 def _between(name: str, value: int, low: int, high: int) -> None:
     if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
         raise InvalidConfigError(f"{name} must be an integer between {low} and {high}, got {value!r}")
+
+
+def _number_between(name: str, value: float, low: float, high: float) -> None:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not low <= value <= high:
+        raise InvalidConfigError(f"{name} must be a number between {low} and {high}, got {value!r}")
 
 
 def tiny_cpu_preset(config: AugConConfig) -> AugConConfig:

@@ -273,8 +273,10 @@ def make_negatives(
                         "neg_query": question,
                     }
                 )
-        store.write_json({"variant": variant.name, "asked": len(sample), "pairs": pairs, "stats": stats.to_dict()},
-                         negatives_file(variant.name))
+        store.write_json(
+            {"variant": variant.name, "asked": len(sample), "pairs": pairs, "stats": stats.to_dict()},
+            negatives_file(variant.name),
+        )
         progress.advance(1)
 
 
@@ -356,7 +358,12 @@ def score_queries(
 
 
 def rank_chunk(
-    queries: list[dict[str, Any]], scores: dict[str, float | None], *, threshold: float, quota: int
+    queries: list[dict[str, Any]],
+    scores: dict[str, float | None],
+    *,
+    threshold: float,
+    quota: int,
+    tokenizer: str = "words",
 ) -> dict[str, dict[str, Any]]:
     """Best score first (generation order breaks ties and stands in when unscored); greedy ROUGE-L dedup."""
     order = sorted(
@@ -364,7 +371,9 @@ def rank_chunk(
         key=lambda index: (-(scores.get(queries[index]["node_id"]) or 0.0), index),
     )
     ranked = [queries[index] for index in order]
-    decisions = greedy_dedup([query["question"] for query in ranked], threshold=threshold, quota=quota)
+    decisions = greedy_dedup(
+        [query["question"] for query in ranked], threshold=threshold, quota=quota, tokenizer=tokenizer
+    )
     result = {}
     for rank, (query, decision) in enumerate(zip(ranked, decisions, strict=True), start=1):
         result[query["node_id"]] = {
@@ -390,7 +399,15 @@ def rank_and_dedup(
             scores = store.read_json(scores_file(document_id))
             for chunk in chunks:
                 queries = [node for node in nodes if node["chunk_id"] == chunk.chunk_id]
-                ranking.update(rank_chunk(queries, scores, threshold=config.rouge_threshold, quota=chunk.gen_count))
+                ranking.update(
+                    rank_chunk(
+                        queries,
+                        scores,
+                        threshold=config.rouge_threshold,
+                        quota=chunk.gen_count,
+                        tokenizer=config.rouge_tokenizer,
+                    )
+                )
         store.write_json(ranking, RANKING_FILE)
     progress.advance(1)
     return store.read_json(RANKING_FILE)
@@ -460,12 +477,33 @@ def _answers(store: RunStore, document_id: str) -> tuple[dict[str, int], list[di
 # --- 6. export --------------------------------------------------------------------------------
 
 QUERY_COLUMNS = (
-    "query_id", "document_id", "title", "chunk_id", "round", "depth", "parent_id", "context", "question",
-    "score", "rank", "kept", "drop_reason", "duplicate_of",
+    "query_id",
+    "document_id",
+    "title",
+    "chunk_id",
+    "round",
+    "depth",
+    "parent_id",
+    "context",
+    "question",
+    "score",
+    "rank",
+    "kept",
+    "drop_reason",
+    "duplicate_of",
 )
 PAIR_COLUMNS = ("pair_id", "variant", "node_id", "context", "pos_query", "neg_query")
 SFT_COLUMNS = (
-    "context", "question", "answer", "reasoning", "query_id", "document_id", "title", "chunk_id", "depth", "score",
+    "context",
+    "question",
+    "answer",
+    "reasoning",
+    "query_id",
+    "document_id",
+    "title",
+    "chunk_id",
+    "depth",
+    "score",
 )
 
 
@@ -579,10 +617,14 @@ def export(
         "empty_answers": empty_answers,
         "sft_rows": len(sft_rows),
         "model_calls": all_calls,
-        "prompt_tokens": cst_stats.prompt_tokens + negative_stats.prompt_tokens + answer_stats.prompt_tokens
+        "prompt_tokens": cst_stats.prompt_tokens
+        + negative_stats.prompt_tokens
+        + answer_stats.prompt_tokens
         + bootstrap_stats["prompt_tokens"],
-        "completion_tokens": cst_stats.completion_tokens + negative_stats.completion_tokens
-        + answer_stats.completion_tokens + bootstrap_stats["completion_tokens"],
+        "completion_tokens": cst_stats.completion_tokens
+        + negative_stats.completion_tokens
+        + answer_stats.completion_tokens
+        + bootstrap_stats["completion_tokens"],
     }
     return AugConResult(
         queries_path=queries_path,
@@ -596,9 +638,7 @@ def export(
     )
 
 
-def write_table(
-    store: RunStore, stem: str, rows: list[dict[str, Any]], columns: Iterable[str]
-) -> tuple[Path, Path]:
+def write_table(store: RunStore, stem: str, rows: list[dict[str, Any]], columns: Iterable[str]) -> tuple[Path, Path]:
     """`<stem>.jsonl` and `<stem>.parquet`, each atomically; an empty table keeps its column names."""
     import pyarrow as pa
     import pyarrow.parquet as pq

@@ -3,6 +3,7 @@
 A blank setting keeps the preset's value (or, without a preset, the paper's default, shown as the
 field's placeholder and in its explanation); the services module resolves the layers and checks them.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -18,18 +19,42 @@ from .services import config_field_docs
 
 # AugConConfig fields the form shows one to one (name -> form field class).
 INTEGER_SETTINGS = (
-    "max_length", "min_length", "character_per_piece", "min_paragraph_length", "max_chunks_per_document",
-    "max_attempts", "min_question_length", "max_rounds_per_chunk", "question_max_tokens", "cst_demonstrations",
-    "negatives_per_variant", "min_scorer_pairs", "scorer_batch_size", "answer_max_tokens", "judge_max_tokens",
-    "max_bootstrapped_demos", "max_labeled_demos", "batch_size", "seed",
+    "max_length",
+    "min_length",
+    "character_per_piece",
+    "min_paragraph_length",
+    "max_chunks_per_document",
+    "max_attempts",
+    "min_question_length",
+    "max_rounds_per_chunk",
+    "question_max_tokens",
+    "cst_demonstrations",
+    "negatives_per_variant",
+    "min_scorer_pairs",
+    "scorer_batch_size",
+    "answer_max_tokens",
+    "judge_max_tokens",
+    "max_bootstrapped_demos",
+    "max_labeled_demos",
+    "batch_size",
+    "seed",
 )
 FLOAT_SETTINGS = (
-    "length_scale", "over_generation", "question_temperature", "question_top_p", "rouge_threshold",
+    "length_scale",
+    "over_generation",
+    "question_temperature",
+    "question_top_p",
+    "rouge_threshold",
     "answer_temperature",
+    "judge_temperature",
 )
 # Scorer training fields (form name -> TrainingArgs field), with their explanations.
 SCORER_SETTINGS: dict[str, tuple[str, type[forms.Field], str]] = {
-    "scorer_learning_rate": ("learning_rate", forms.FloatField, "Peak learning rate (paper: transformers' default 5e-5)."),
+    "scorer_learning_rate": (
+        "learning_rate",
+        forms.FloatField,
+        "Peak learning rate (paper: transformers' default 5e-5).",
+    ),
     "scorer_num_epochs": ("num_epochs", forms.FloatField, "Passes over the scorer pairs (paper: 4)."),
     "scorer_max_steps": ("max_steps", forms.IntegerField, "Optimizer steps; -1 runs the epochs (paper: -1)."),
     "scorer_per_device_batch_size": ("per_device_batch_size", forms.IntegerField, "Pairs per step (paper: 4)."),
@@ -76,8 +101,9 @@ class AugConRunForm(forms.Form):
         initial="tiny-cpu-demo",
         help_text="Starting values; any setting filled in below wins over it.",
     )
-    scorer_warmup_steps = forms.IntegerField(required=False, min_value=0, help_text=SCORER_WARMUP_HELP,
-                                             widget=forms.NumberInput(attrs={"placeholder": "50"}))
+    scorer_warmup_steps = forms.IntegerField(
+        required=False, min_value=0, help_text=SCORER_WARMUP_HELP, widget=forms.NumberInput(attrs={"placeholder": "50"})
+    )
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -96,18 +122,41 @@ class AugConRunForm(forms.Form):
             if field_class is forms.ChoiceField:
                 self.fields[form_name] = forms.ChoiceField(
                     choices=[("", "(preset)"), ("auto", "auto"), ("cpu", "cpu"), ("cuda", "cuda")],
-                    required=False, help_text=help_text,
+                    required=False,
+                    help_text=help_text,
                 )
                 continue
             value: Any = scorer
             for part in target.split("."):
                 value = getattr(value, part)
             self.fields[form_name] = field_class(
-                required=False, help_text=help_text,
+                required=False,
+                help_text=help_text,
                 widget=forms.NumberInput(attrs={"placeholder": str(value), "step": "any"}),
             )
-        self.order_fields(["name", "corpus", "documents", "max_documents", "few_shot_set", "model", "scorer_model",
-                           "preset", *INTEGER_SETTINGS[:5], *FLOAT_SETTINGS[:1]])
+        self.fields["rouge_tokenizer"] = forms.ChoiceField(
+            choices=[
+                ("", "(preset) words"),
+                ("words", "words: lower-cased words, CJK characters one by one (ours)"),
+                ("jieba", "jieba: the paper's jieba words and rouge_chinese F (needs the jieba package)"),
+            ],
+            required=False,
+            help_text=docs.get("rouge_tokenizer", ""),
+        )
+        self.order_fields(
+            [
+                "name",
+                "corpus",
+                "documents",
+                "max_documents",
+                "few_shot_set",
+                "model",
+                "scorer_model",
+                "preset",
+                *INTEGER_SETTINGS[:5],
+                *FLOAT_SETTINGS[:1],
+            ]
+        )
 
     def overrides(self) -> dict[str, Any]:
         """The settings the user filled in, as AugConConfig fields (scorer fields nested)."""
@@ -115,6 +164,8 @@ class AugConRunForm(forms.Form):
         values: dict[str, Any] = {
             name: data[name] for name in INTEGER_SETTINGS + FLOAT_SETTINGS if data.get(name) is not None
         }
+        if data.get("rouge_tokenizer"):
+            values["rouge_tokenizer"] = data["rouge_tokenizer"]
         scorer: dict[str, Any] = {}
         for form_name, (target, _field, _help) in SCORER_SETTINGS.items():
             value = data.get(form_name)

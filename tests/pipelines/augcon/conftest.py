@@ -1,4 +1,5 @@
 """Shared pieces of the AugCon tests: the demo QA set, short real documents, a run store, a counting backend."""
+
 from __future__ import annotations
 
 import json
@@ -43,6 +44,8 @@ class CountingBackend:
         self.completion_calls: list[int] = []
         """Prompts per `complete` call, in order."""
         self.chat_conversations: list[Conversation] = []
+        self.chat_params: list[SamplingParams] = []
+        """The sampling settings of every `chat` call, in order."""
 
     def complete(self, prompts: Sequence[str], params: SamplingParams) -> list[list[Completion]]:
         self.completion_prompts.extend(prompts)
@@ -51,6 +54,7 @@ class CountingBackend:
 
     def chat(self, conversations: Sequence[Conversation], params: SamplingParams) -> list[list[Completion]]:
         self.chat_conversations.extend(conversations)
+        self.chat_params.append(params)
         return self.inner.chat(conversations, params)
 
     def close(self) -> None:

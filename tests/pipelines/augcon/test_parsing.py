@@ -1,4 +1,5 @@
 """AugCon's pure parts: the question-and-split parser, answers and verdicts, ROUGE-L dedup, chunk quotas, config, budget."""
+
 from __future__ import annotations
 
 import json
@@ -31,7 +32,12 @@ WELL_FORMED = "What does pass do?\n\nContext 1: pass is a null operation.\n\nCon
         # no blank lines, one line each
         ("Why?\nContext 1: a b c\nContext 2: d e f", "Why?", "a b c", "d e f"),
         # the model repeats the Question label, uses bold labels, lower case, a full-width colon
-        ("Question: What is x?\n**context 1:** first part\n**Context 2**：second part", "What is x?", "first part", "second part"),
+        (
+            "Question: What is x?\n**context 1:** first part\n**Context 2**：second part",
+            "What is x?",
+            "first part",
+            "second part",
+        ),
         # trailing text after a separator or a new example is cut off
         ("Q here?\nContext 1: one\nContext 2: two\n---\nContext: next example", "Q here?", "one", "two"),
         ("Q here?\nContext 1: one\nContext 2: two\n\nContext: another", "Q here?", "one", "two"),
@@ -67,8 +73,17 @@ def test_the_parser_rejects_malformed_outputs_and_says_why(completion, error):
 
 @pytest.mark.parametrize(
     ("reply", "verdict"),
-    [("yes", True), ("Yes, it matches.", True), ("  no.", False), ("No — it is wrong", False),
-     ("是", True), ("否", False), ("Maybe", None), ("", None), ("The answer is yes", None)],
+    [
+        ("yes", True),
+        ("Yes, it matches.", True),
+        ("  no.", False),
+        ("No — it is wrong", False),
+        ("是", True),
+        ("否", False),
+        ("Maybe", None),
+        ("", None),
+        ("The answer is yes", None),
+    ],
 )
 def test_the_judges_reply_is_read_by_its_first_word(reply, verdict):
     assert parse_judgement(reply) is verdict
@@ -145,7 +160,9 @@ def test_split_demonstrations_come_from_the_qa_set():
         assert demonstration.question == example["question"]
         assert f"{demonstration.context_1} {demonstration.context_2}" == demonstration.context
     assert split_demonstration({"context": "One sentence only", "question": "q", "answer": "a"}) is None
-    given = split_demonstration({"context": "A. B.", "question": "q?", "answer": "a", "context_1": "A!", "context_2": "B!"})
+    given = split_demonstration(
+        {"context": "A. B.", "question": "q?", "answer": "a", "context_1": "A!", "context_2": "B!"}
+    )
     assert (given.context_1, given.context_2) == ("A!", "B!")
 
 
@@ -163,9 +180,16 @@ def test_config_defaults_are_the_papers_and_bad_values_are_refused():
     config = AugConConfig()
     assert (config.max_length, config.min_length, config.character_per_piece) == (500, 20, 35)
     assert (config.over_generation, config.max_attempts, config.question_temperature) == (1.15, 4, 0.85)
-    assert (config.rouge_threshold, config.answer_temperature, config.max_bootstrapped_demos) == (0.7, 0.2, 3)
+    assert (config.rouge_threshold, config.rouge_tokenizer, config.max_bootstrapped_demos) == (0.7, "words", 3)
+    # Answers at DSPy's default temperature 0 (the paper's ChainOfThought); 0.2 is the paper's judge's.
+    assert (config.answer_temperature, config.judge_temperature) == (0.0, 0.2)
     scorer = config.scorer
-    assert (scorer.num_epochs, scorer.per_device_batch_size, scorer.weight_decay, scorer.learning_rate) == (4.0, 4, 0.01, 5e-5)
+    assert (scorer.num_epochs, scorer.per_device_batch_size, scorer.weight_decay, scorer.learning_rate) == (
+        4.0,
+        4,
+        0.01,
+        5e-5,
+    )
     assert scorer.trainer_overrides == {"warmup_steps": 50} and (scorer.lora.r, scorer.lora.alpha) == (32, 32)
     assert AugConConfig.from_dict(config.to_dict()) == config
     assert AugConConfig.from_dict(tiny_cpu_preset(config).to_dict()) == tiny_cpu_preset(config)

@@ -1,5 +1,6 @@
 """AugCon's mechanics on the tiny random model, whose output is noise: the parser fails, so failures are
 counted and retried, the outer loop stops at its cap, and the run still finishes; resume re-asks nothing."""
+
 from __future__ import annotations
 
 import json
@@ -19,8 +20,16 @@ from .conftest import DOCUMENTS, FEW_SHOT, CountingBackend, seeded_store
 
 def tiny_config(**overrides) -> AugConConfig:
     values = dict(
-        length_scale=0.5, max_rounds_per_chunk=1, max_attempts=2, question_max_tokens=8, answer_max_tokens=8,
-        judge_max_tokens=2, batch_size=8, seed=7, cst_demonstrations=1, max_chunks_per_document=1,
+        length_scale=0.5,
+        max_rounds_per_chunk=1,
+        max_attempts=2,
+        question_max_tokens=8,
+        answer_max_tokens=8,
+        judge_max_tokens=2,
+        batch_size=8,
+        seed=7,
+        cst_demonstrations=1,
+        max_chunks_per_document=1,
     )
     values.update(overrides)
     return AugConConfig(**values)
@@ -80,7 +89,9 @@ def test_a_run_on_noise_finishes_and_a_resumed_run_reasks_nothing_finished_and_g
 
 
 def test_bad_inputs_are_refused_naming_the_file_and_line(tmp_path, tiny_backend):
-    store = seeded_store(tmp_path / "a", documents=[{"document_id": "x", "text": "t"}, {"document_id": "x", "text": "u"}])
+    store = seeded_store(
+        tmp_path / "a", documents=[{"document_id": "x", "text": "t"}, {"document_id": "x", "text": "u"}]
+    )
     with pytest.raises(InvalidInputError, match="documents.jsonl, line 2: duplicate document_id"):
         run_augcon(tiny_config(), tiny_backend, store, NullProgress(), scorer_model_dir=None)
     store = seeded_store(tmp_path / "b", few_shot=[{"context": "c", "question": "", "answer": "a"}])
@@ -100,13 +111,33 @@ def test_gen_count_caps_what_ranking_keeps_per_chunk(tmp_path, tiny_backend):
     chunk = document_chunks(DOCUMENTS[1], config)[0]
     questions = [f"Question number {index} about {word}?" for index, word in enumerate("abcdefghijklmnopqrstuvwxyz")]
     nodes = [
-        {"node_id": f"{chunk.chunk_id}-r0-{index}", "chunk_id": chunk.chunk_id, "document_id": "pass", "round": 0,
-         "depth": 0, "parent_id": None, "context": chunk.text, "question": question, "status": "question",
-         "reason": "", "attempts": 1, "raw": "", "children": []}
+        {
+            "node_id": f"{chunk.chunk_id}-r0-{index}",
+            "chunk_id": chunk.chunk_id,
+            "document_id": "pass",
+            "round": 0,
+            "depth": 0,
+            "parent_id": None,
+            "context": chunk.text,
+            "question": question,
+            "status": "question",
+            "reason": "",
+            "attempts": 1,
+            "raw": "",
+            "children": [],
+        }
         for index, question in enumerate(questions[: chunk.target + 3])
     ]
-    store.write_json({"document_id": "pass", "nodes": nodes, "stats": {"calls": len(nodes)},
-                      "rounds_by_chunk": {}, "questions_by_chunk": {}}, cst_file("pass"))
+    store.write_json(
+        {
+            "document_id": "pass",
+            "nodes": nodes,
+            "stats": {"calls": len(nodes)},
+            "rounds_by_chunk": {},
+            "questions_by_chunk": {},
+        },
+        cst_file("pass"),
+    )
     config = replace(config, negatives_per_variant=0)
     result = run_augcon(config, tiny_backend, store, NullProgress(), scorer_model_dir=None)
     rows = [json.loads(line) for line in result.queries_path.read_text().splitlines()]
@@ -123,7 +154,9 @@ def test_documents_share_calls_in_groups_that_fill_a_batch_and_keep_their_own_tr
     assert [len(chunks) for chunks in chunks_by_document.values()] == [1, 1]
     assert document_groups(chunks_by_document, 8) == [["while", "pass"]]
     assert document_groups({f"d{i}": [object()] * size for i, size in enumerate([3, 4, 2, 5, 9])}, 8) == [
-        ["d0", "d1"], ["d2", "d3"], ["d4"]  # a document larger than a batch is a group of its own
+        ["d0", "d1"],
+        ["d2", "d3"],
+        ["d4"],  # a document larger than a batch is a group of its own
     ]
 
     store = seeded_store(tmp_path / "run")
@@ -145,3 +178,21 @@ def test_documents_share_calls_in_groups_that_fill_a_batch_and_keep_their_own_tr
     assert again.completion_calls == [2, 2]
     assert store.read_json(cst_file("pass"))["nodes"] == records["pass"]["nodes"]
     assert store.path(cst_file("while")).stat().st_mtime_ns == kept
+
+
+def test_answers_are_greedy_as_dspys_default_and_only_the_judge_samples_at_0_2(tiny_backend):
+    from pipelines.augcon.answers import answer_questions, bootstrap_demonstrations
+    from pipelines.augcon.cst import CallStats
+
+    config = tiny_config(answer_max_tokens=6, max_labeled_demos=1)
+    counting = CountingBackend(tiny_backend)
+    bootstrap_demonstrations(counting, FEW_SHOT[:2], config, CallStats())
+    answer_params, judge_params = counting.chat_params
+    assert (answer_params.temperature, answer_params.max_tokens) == (0.0, config.answer_max_tokens)
+    assert (judge_params.temperature, judge_params.max_tokens) == (0.2, config.judge_max_tokens)
+
+    # Greedy answers do not depend on the seed: the same question answered under two seeds reads the same.
+    item = [(FEW_SHOT[0]["context"], FEW_SHOT[0]["question"])]
+    first = answer_questions(tiny_backend, item, [], config, CallStats(), seed_parts=("a",))
+    second = answer_questions(tiny_backend, item, [], replace(config, seed=8), CallStats(), seed_parts=("b",))
+    assert first == second

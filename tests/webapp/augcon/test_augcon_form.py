@@ -1,4 +1,5 @@
 """AugCon runs from the site: the form's defaults, every refusal made before queueing, the budget, and queueing."""
+
 from __future__ import annotations
 
 import pytest
@@ -14,17 +15,31 @@ pytestmark = pytest.mark.django_db
 
 
 def _post(corpus, qa_set, **fields) -> dict:
-    data = {"corpus": corpus.pk, "few_shot_set": qa_set.pk, "model": model_ensure_embedded().pk, "preset": "",
-            "max_documents": 2}
+    data = {
+        "corpus": corpus.pk,
+        "few_shot_set": qa_set.pk,
+        "model": model_ensure_embedded().pk,
+        "preset": "",
+        "max_documents": 2,
+    }
     data.update(fields)
     return data
 
 
 def test_the_form_shows_every_paper_default_with_its_explanation(researcher_client):
     page = researcher_client.get("/augcon/new/").content.decode()
-    for name, default in (("max_length", "500"), ("min_length", "20"), ("character_per_piece", "35"),
-                          ("over_generation", "1.15"), ("max_attempts", "4"), ("question_temperature", "0.85"),
-                          ("rouge_threshold", "0.7"), ("answer_temperature", "0.2"), ("max_bootstrapped_demos", "3")):
+    for name, default in (
+        ("max_length", "500"),
+        ("min_length", "20"),
+        ("character_per_piece", "35"),
+        ("over_generation", "1.15"),
+        ("max_attempts", "4"),
+        ("question_temperature", "0.85"),
+        ("rouge_threshold", "0.7"),
+        ("answer_temperature", "0.0"),
+        ("judge_temperature", "0.2"),
+        ("max_bootstrapped_demos", "3"),
+    ):
         assert f'name="{name}"' in page and f'placeholder="{default}"' in page, name
     assert "Paper default: 1.15" in page and "until it has gen_count x this many questions" in page
     assert 'id="augcon-defaults"' in page and "LoRA r 32 alpha 32" in page
@@ -33,8 +48,16 @@ def test_the_form_shows_every_paper_default_with_its_explanation(researcher_clie
 
 def test_a_valid_post_queues_a_run_with_the_layers_resolved(researcher_client, corpus, qa_set):
     response = researcher_client.post(
-        "/augcon/new/", _post(corpus, qa_set, preset="tiny-cpu-demo", rouge_threshold=0.5, documents="1-2",
-                              scorer_lora_r=4, scorer_warmup_steps=0)
+        "/augcon/new/",
+        _post(
+            corpus,
+            qa_set,
+            preset="tiny-cpu-demo",
+            rouge_threshold=0.5,
+            documents="1-2",
+            scorer_lora_r=4,
+            scorer_warmup_steps=0,
+        ),
     )
     assert response.status_code == 302
     run = PipelineRun.objects.get()
@@ -58,6 +81,9 @@ def test_a_valid_post_queues_a_run_with_the_layers_resolved(researcher_client, c
         ({"rouge_threshold": 1.5}, None, "rouge_threshold"),
         ({"max_attempts": 0}, None, "max_attempts"),
         ({"scorer_learning_rate": 0.5}, None, "learning_rate"),
+        ({"seed": 10**12}, None, "seed must be an integer between 0 and 4294967295"),
+        ({"max_chunks_per_document": 10**9}, None, "max_chunks_per_document"),
+        ({"rouge_tokenizer": "bert"}, "rouge_tokenizer", "bert"),
     ],
 )
 def test_bad_settings_are_refused_naming_the_problem_and_nothing_is_queued(
@@ -68,6 +94,25 @@ def test_bad_settings_are_refused_naming_the_problem_and_nothing_is_queued(
     form = response.context["form"]
     errors = form.errors.get(field) if field else form.non_field_errors()
     assert errors and any(fragment in message for message in errors), form.errors
+    assert not PipelineRun.objects.exists()
+
+
+def test_the_papers_rouge_tokenizer_can_be_chosen_on_the_form(researcher_client, corpus, qa_set):
+    pytest.importorskip("jieba")
+    response = researcher_client.post("/augcon/new/", _post(corpus, qa_set, rouge_tokenizer="jieba"))
+    assert response.status_code == 302
+    assert PipelineRun.objects.get().config["augcon"]["rouge_tokenizer"] == "jieba"
+
+
+def test_the_papers_rouge_tokenizer_is_refused_on_the_form_where_jieba_is_missing(
+    researcher_client, corpus, qa_set, monkeypatch
+):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "jieba", None)  # how Python marks a module as not importable
+    response = researcher_client.post("/augcon/new/", _post(corpus, qa_set, rouge_tokenizer="jieba"))
+    assert response.status_code == 400
+    assert any("needs the jieba package" in message for message in response.context["form"].non_field_errors())
     assert not PipelineRun.objects.exists()
 
 
