@@ -99,6 +99,9 @@ def handle_train(run: PipelineRun, progress: Progress) -> None:
             "output_dir": result.output_dir,
             "adapter_dir": result.adapter_dir or "",
             "trainable_parameters": result.trainable_parameter_count,
+            "effective_batch": config.get("effective_batch", ""),
+            # Token lengths against the limits and the rows cut or dropped: nothing is cut unseen.
+            **{f"lengths/{key}": value for key, value in result.lengths.items()},
             **final_metrics(result.metrics),
         },
     )

@@ -3,11 +3,13 @@
 Blank fields keep the preset's value (or, without a preset, the trainer's paper defaults); the
 services module resolves the layers and checks the result.
 """
+
 from __future__ import annotations
 
 from typing import Any
 
 from django import forms
+from django.forms.fields import InvalidJSONInput
 
 from pipelines.training.config import ADAPTERS, DEVICES, DTYPES, PREFERENCE_LOSSES, PRESETS
 from webapp.registry.models import ModelEntry
@@ -27,11 +29,66 @@ TRAINING_FIELDS = (
     "per_device_batch_size",
     "gradient_accumulation_steps",
     "max_length",
+    "max_prompt_length",
+    "over_length",
+    "prompt_format",
     "save_steps",
     "adapter",
     "device",
     "dtype",
 )
+EXTRA_SETTINGS_MAX_DEPTH = 4
+"""Training settings nest one level (lora, trainer_overrides); deeper JSON is refused as a form error."""
+OVER_LENGTH_CHOICES = [
+    ("", "(preset: cut, counted)"),
+    ("cut", "cut: aggregation prompts lose the ends of their drafts, other prompts their start, replies their end"),
+    ("refuse", "refuse: stop before training, naming the rows and lengths that fit"),
+    ("drop", "drop: leave those rows out (counted)"),
+]
+PROMPT_FORMAT_CHOICES = [
+    ("", "(preset: chat template)"),
+    ("chat_template", "the model's chat template"),
+    ("raw_assistant", "raw: prompt\\n\\nAssistant: reply<eos> (ALMoST, base models without a chat template)"),
+]
+
+
+class BoundedJSONField(forms.JSONField):
+    """A JSON field that refuses very deep nesting as a form error instead of a RecursionError (a 500)."""
+
+    def __init__(self, *args: Any, max_depth: int, **kwargs: Any) -> None:
+        self.max_depth = max_depth
+        super().__init__(*args, **kwargs)
+
+    def to_python(self, value: Any) -> Any:
+        try:
+            converted = super().to_python(value)
+        except RecursionError as error:
+            raise forms.ValidationError(f"Nested too deeply: at most {self.max_depth} levels.") from error
+        if _depth(converted, self.max_depth + 1) > self.max_depth:
+            raise forms.ValidationError(f"Nested too deeply: at most {self.max_depth} levels.")
+        return converted
+
+    def bound_data(self, data: Any, initial: Any) -> Any:
+        try:
+            return super().bound_data(data, initial)
+        except RecursionError:
+            return InvalidJSONInput(data)  # re-rendered as typed, not dumped again
+
+
+def _depth(value: Any, limit: int) -> int:
+    """How deeply `value` nests lists and objects, counting no further than `limit` (no recursion)."""
+    deepest = 0
+    pending = [(value, 1)]
+    while pending:
+        current, level = pending.pop()
+        if not isinstance(current, dict | list):
+            continue
+        deepest = max(deepest, level)
+        if deepest >= limit:
+            return deepest
+        children = current.values() if isinstance(current, dict) else current
+        pending.extend((child, level + 1) for child in children)
+    return deepest
 
 
 def _blank_first(values: tuple[str, ...]) -> list[tuple[str, str]]:
@@ -64,20 +121,48 @@ class TrainingRunForm(forms.Form):
     max_steps = forms.IntegerField(required=False, help_text="-1 runs num_epochs epochs.")
     per_device_batch_size = forms.IntegerField(required=False, min_value=1)
     gradient_accumulation_steps = forms.IntegerField(required=False, min_value=1)
-    max_length = forms.IntegerField(required=False, min_value=8)
+    max_length = forms.IntegerField(
+        required=False, min_value=8, help_text="Longest example in tokens; the preview measures the dataset against it."
+    )
+    max_prompt_length = forms.IntegerField(required=False, min_value=1, help_text="Longest prompt in tokens.")
+    over_length = forms.ChoiceField(
+        choices=OVER_LENGTH_CHOICES,
+        required=False,
+        label="Rows over the lengths",
+        help_text="Whatever is chosen, the run summary counts the rows over the limits and what was done to them.",
+    )
+    prompt_format = forms.ChoiceField(choices=PROMPT_FORMAT_CHOICES, required=False)
     save_steps = forms.IntegerField(required=False, min_value=1, help_text="A checkpoint every this many steps.")
     adapter = forms.ChoiceField(choices=_blank_first(ADAPTERS), required=False)
     lora_r = forms.IntegerField(required=False, min_value=1, max_value=1024, label="LoRA rank")
     device = forms.ChoiceField(choices=_blank_first(DEVICES), required=False)
     dtype = forms.ChoiceField(choices=_blank_first(DTYPES), required=False)
     devices = forms.IntegerField(min_value=1, max_value=1024, initial=1, help_text="GPUs the job spans (memory check).")
-    loss = forms.ChoiceField(choices=[("", "(default: sigmoid)")] + [(v, v) for v in PREFERENCE_LOSSES], required=False,
-                             help_text="Preference only: spin is SPIN's objective (real = chosen, generated = rejected).")
+    loss = forms.ChoiceField(
+        choices=[("", "(default: sigmoid)")] + [(v, v) for v in PREFERENCE_LOSSES],
+        required=False,
+        help_text="Preference only: spin is SPIN's objective (real = chosen, generated = rejected).",
+    )
     beta = forms.FloatField(required=False, min_value=0, help_text="Preference only (default 0.1).")
-    eval_fraction = forms.FloatField(required=False, min_value=0, max_value=0.99,
-                                     help_text="Preference and reward: share of pairs held out for accuracy.")
+    eval_fraction = forms.FloatField(
+        required=False,
+        min_value=0,
+        max_value=0.99,
+        help_text="Preference and reward: share of pairs held out for accuracy. Ours: the papers train on every "
+        "pair (0 does the same); blank keeps the reward model's 0.1.",
+    )
     packing = forms.BooleanField(required=False, help_text="SFT only: pack examples into max_length rows.")
-    extra_settings = forms.JSONField(
+    loss_on = forms.ChoiceField(
+        choices=[
+            ("", "(preset: the reply's tokens, or all for augcon-sft)"),
+            ("reply", "the reply's tokens only"),
+            ("all", "every token, prompt included (AugCon's finetune.py)"),
+        ],
+        required=False,
+        label="SFT loss on",
+    )
+    extra_settings = BoundedJSONField(
+        max_depth=EXTRA_SETTINGS_MAX_DEPTH,
         required=False,
         widget=forms.Textarea(attrs={"rows": 3}),
         help_text='Any other training field as JSON, e.g. {"warmup_ratio": 0.1, "optimizer": "rmsprop"}.',
@@ -86,7 +171,7 @@ class TrainingRunForm(forms.Form):
     def clean_extra_settings(self) -> dict[str, Any]:
         value = self.cleaned_data.get("extra_settings") or {}
         if not isinstance(value, dict):
-            raise forms.ValidationError("Give a JSON object of training fields, e.g. {\"warmup_ratio\": 0.1}.")
+            raise forms.ValidationError('Give a JSON object of training fields, e.g. {"warmup_ratio": 0.1}.')
         return value
 
     def training_overrides(self) -> dict[str, Any]:
@@ -106,4 +191,6 @@ class TrainingRunForm(forms.Form):
             options["eval_fraction"] = data.get("eval_fraction")
         if trainer == "sft" and data.get("packing"):
             options["packing"] = True
+        if trainer == "sft" and data.get("loss_on"):
+            options["completion_only_loss"] = data["loss_on"] == "reply"
         return options

@@ -4,26 +4,34 @@ Everything is checked here, in the web process and before anything is queued, wi
 layer's own config classes (they import no torch): the preset and overrides, that the dataset has
 the fields the trainer needs, and that the model fits the chosen device.
 """
+
 from __future__ import annotations
 
 import os
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
 
 from pipelines.errors import InvalidConfigError, InvalidInputError
+from pipelines.llm.factory import model_directory
 from pipelines.training.config import (
+    DATA_SIZED_PRESETS,
     PRESETS,
+    REWARD_EFFECTIVE_BATCH,
     PreferenceConfig,
     RewardConfig,
     SFTConfig,
     TrainingArgs,
+    accumulation_for_effective_batch,
     apply_preset,
+    effective_batch_text,
     estimate_memory_fits,
     validate_dataset_fields,
 )
+from pipelines.training.lengths import measure_dataset
 from webapp.registry.models import ModelEntry
 from webapp.runs import services as run_services
 from webapp.runs.models import Artifact, PipelineRun
@@ -35,10 +43,12 @@ TRAINERS: dict[str, tuple[str, type]] = {
 }
 # Method-level options (outside TrainingArgs) each trainer accepts from the form.
 METHOD_OPTIONS = {
-    "sft": ("packing", "include_context", "merge_adapter"),
-    "preference": ("loss", "beta", "eval_fraction", "eval_steps", "merge_adapter"),
+    "sft": ("packing", "include_context", "completion_only_loss", "merge_adapter"),
+    "preference": ("loss", "beta", "eval_fraction", "eval_steps", "merge_adapter", "disable_dropout"),
     "reward": ("eval_fraction", "eval_steps", "merge_adapter"),
 }
+# Length fields a data-sized preset fills in from the measured dataset unless the form sets them.
+LENGTH_FIELDS = ("max_length", "max_prompt_length")
 # Above this size a model trains on a GPU only: CPU runs are for small models.
 CPU_MAX_PARAMETERS = 1_500_000_000
 
@@ -71,19 +81,31 @@ def training_config_build(
         raise ValidationError({"dataset": f"Dataset “{dataset.name}”: {error}."}) from error
 
     config_class = TRAINERS[trainer][1]
+    training_overrides = training_overrides or {}
     try:
         config = config_class()
         if preset:
             config = apply_preset(config, preset)
-        training = _merge(config.training.to_dict(), training_overrides or {})
+        training = _merge(config.training.to_dict(), training_overrides)
         config = replace(config, training=TrainingArgs.from_dict(training))
         options = {key: value for key, value in (method_options or {}).items() if value is not None}
         unknown = set(options) - set(METHOD_OPTIONS[trainer])
         if unknown:
             raise InvalidConfigError(f"{trainer} training has no option(s) {', '.join(sorted(unknown))}")
         config = config_class.from_dict({**config.to_dict(), **options})
-    except InvalidConfigError as error:
+        accumulation_set = "gradient_accumulation_steps" in {*training_overrides, *PRESETS.get(preset, {})}
+        if trainer == "reward" and not accumulation_set:
+            # ALMoST's 128 pairs a step, whatever the number of devices: 4 x 32 x 1, 4 x 8 x 4 ...
+            accumulation = accumulation_for_effective_batch(
+                REWARD_EFFECTIVE_BATCH, config.training.per_device_batch_size, devices
+            )
+            config = replace(config, training=replace(config.training, gradient_accumulation_steps=accumulation))
+        if preset in DATA_SIZED_PRESETS and not set(LENGTH_FIELDS) & set(training_overrides):
+            config = _sized_from_data(config, trainer, model, dataset)
+    except (InvalidConfigError, InvalidInputError) as error:
         raise ValidationError(f"Invalid training settings: {error}.") from error
+    except RecursionError as error:
+        raise ValidationError("Invalid training settings: nested too deeply.") from error
 
     check_fits(config.training, model, devices)
     return {
@@ -93,7 +115,73 @@ def training_config_build(
         "dataset_artifact_id": dataset.pk,
         "preset": preset,
         "devices": devices,
+        "effective_batch": effective_batch_text(config.training, devices),
         "config": config.to_dict(),
+    }
+
+
+def _sized_from_data(config: Any, trainer: str, model: ModelEntry, dataset: Artifact) -> Any:
+    """The config with max_length / max_prompt_length that fit every measured row of the dataset."""
+    model_dir = measurable_model_dir(model)
+    if model_dir is None:
+        raise InvalidConfigError(
+            f"this preset sizes max_length and max_prompt_length from the dataset, and {model.name}'s tokenizer is "
+            "not on this host to measure it with; set both lengths"
+        )
+    report, _more = measure_dataset(
+        trainer=trainer,
+        model_dir=model_dir,
+        dataset_path=dataset.jsonl_path,
+        training=config.training,
+        include_context=getattr(config, "include_context", False),
+    )
+    prompt_length, total_length = report.proposed_lengths()
+    return replace(config, training=replace(config.training, max_length=total_length, max_prompt_length=prompt_length))
+
+
+def measurable_model_dir(model: ModelEntry) -> Path | None:
+    """The model's local directory when its tokenizer can be read here (no conversion, no download)."""
+    spec = model.backend_spec()
+    if spec.get("source") == "embedded":
+        from pipelines.llm.embedded import EMBEDDED_MODEL_NAME
+
+        path = Path(settings.MODEL_CACHE_DIR) / EMBEDDED_MODEL_NAME
+        return path if (path / "tokenizer.json").is_file() else None
+    try:
+        return model_directory(spec, Path(settings.MODEL_CACHE_DIR))
+    except InvalidConfigError:
+        return None
+
+
+def training_length_preview(*, config: dict[str, Any], model: ModelEntry, dataset: Artifact) -> dict[str, Any]:
+    """What the dataset's token lengths mean for a built config: the preview's "Lengths" section.
+
+    Keys: `message` (one sentence), `summary` (figures), `partial` (only the first rows were measured),
+    `rows_over` and `error` (why nothing could be measured: the job measures when it starts).
+    """
+    trainer = config["trainer"]
+    config_class = TRAINERS[trainer][1]
+    training_config = config_class.from_dict(config["config"])
+    model_dir = measurable_model_dir(model)
+    if model_dir is None:
+        return {"error": f"{model.name}'s tokenizer is not on this host; the job measures the lengths when it starts."}
+    try:
+        report, more = measure_dataset(
+            trainer=trainer,
+            model_dir=model_dir,
+            dataset_path=dataset.jsonl_path,
+            training=training_config.training,
+            include_context=getattr(training_config, "include_context", False),
+        )
+    except (InvalidConfigError, InvalidInputError, OSError) as error:
+        return {"error": str(error)}
+    return {
+        "message": report.message(),
+        "summary": report.summary(),
+        "partial": more,
+        "measured_rows": report.measured_rows,
+        "rows_over": report.rows_over,
+        "over_length": report.over_length,
     }
 
 
@@ -108,7 +196,11 @@ def _merge(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
 def check_trainable(model: ModelEntry, field: str) -> None:
     """Refuse models a trainer cannot load: remote endpoints and reward models."""
     if model.backend != ModelEntry.Backend.TRANSFORMERS or model.source == ModelEntry.Source.ENDPOINT:
-        raise ValidationError({field: f"{model.name} is served by {model.get_backend_display()}; training needs local transformers weights."})
+        raise ValidationError(
+            {
+                field: f"{model.name} is served by {model.get_backend_display()}; training needs local transformers weights."
+            }
+        )
     if model.task != ModelEntry.Task.GENERATION:
         raise ValidationError({field: f"{model.name} is a reward model; train from a text-generation model."})
 
@@ -120,8 +212,10 @@ def check_fits(args: TrainingArgs, model: ModelEntry, devices: int) -> None:
     device = args.device
     if device == "cpu" and model.parameter_count > CPU_MAX_PARAMETERS:
         raise ValidationError(
-            {"device": f"{model.name} has {model.parameter_count / 1e9:.1f}B parameters; CPU training is for models "
-             f"up to {CPU_MAX_PARAMETERS / 1e9:.1f}B. Choose cuda (a GPU worker) or a smaller model."}
+            {
+                "device": f"{model.name} has {model.parameter_count / 1e9:.1f}B parameters; CPU training is for models "
+                f"up to {CPU_MAX_PARAMETERS / 1e9:.1f}B. Choose cuda (a GPU worker) or a smaller model."
+            }
         )
     if device == "auto":
         return  # the worker's hardware decides; it checks again when it starts
@@ -154,9 +248,14 @@ def training_run_create(*, user: Any, config: dict[str, Any], name: str = "") ->
 
 def preset_table() -> list[dict[str, Any]]:
     """The presets and what each sets, for the form's explanation."""
-    from pipelines.training.config import PRESET_DESCRIPTIONS
+    from pipelines.training.config import PRESET_DESCRIPTIONS, PRESET_OPTIONS, PRESET_TRAINERS
 
     return [
-        {"name": name, "description": PRESET_DESCRIPTIONS.get(name, ""), "values": values}
+        {
+            "name": name,
+            "description": PRESET_DESCRIPTIONS.get(name, ""),
+            "values": {**values, **PRESET_OPTIONS.get(name, {})},
+            "trainers": PRESET_TRAINERS.get(name, ()),
+        }
         for name, values in PRESETS.items()
     ]

@@ -1,4 +1,5 @@
 """Training pages: the form (with a live preview of the resolved config) that queues a training run."""
+
 from __future__ import annotations
 
 import json
@@ -41,6 +42,8 @@ def _build(form: TrainingRunForm) -> dict[str, object] | None:
 @research_required
 def training_new(request: HttpRequest) -> HttpResponse:
     initial = {"dataset": request.GET.get("dataset"), "trainer": request.GET.get("trainer") or "sft"}
+    if request.GET.get("preset") in services.PRESETS:  # e.g. AugCon's run page opens its own SFT settings
+        initial["preset"] = request.GET["preset"]
     form = TrainingRunForm(request.POST or None, initial=initial)
     if request.method == "POST":
         config = _build(form)
@@ -58,5 +61,11 @@ def training_preview(request: HttpRequest) -> HttpResponse:
     """What the form would queue: the resolved config, or the problems; refreshed as the form changes."""
     form = TrainingRunForm(request.GET)
     config = _build(form)
-    resolved = json.dumps(config["config"], indent=2) if config else ""
-    return render(request, "training/partials/_preview.html", {"form": form, "resolved": resolved})
+    context: dict[str, object] = {"form": form, "resolved": ""}
+    if config:
+        context["resolved"] = json.dumps(config["config"], indent=2)
+        context["effective_batch"] = config["effective_batch"]
+        context["lengths"] = services.training_length_preview(
+            config=config, model=form.cleaned_data["model"], dataset=form.cleaned_data["dataset"]
+        )
+    return render(request, "training/partials/_preview.html", context)

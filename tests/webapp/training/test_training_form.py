@@ -1,4 +1,5 @@
 """Training runs from the site: config layering, presets, and every refusal made before anything is queued."""
+
 from __future__ import annotations
 
 import json
@@ -79,15 +80,21 @@ def test_out_of_range_settings_are_refused_with_the_field_named(sft_artifact, ov
 
 def test_a_model_that_cannot_fit_the_device_is_refused(sft_artifact, settings):
     settings.TRAINING_GPU_MEMORY_GIB = 80
-    seven_b = ModelEntry.objects.create(name="7b", source=ModelEntry.Source.LOCAL, path="/models/7b", parameter_count=7_000_000_000)
+    seven_b = ModelEntry.objects.create(
+        name="7b", source=ModelEntry.Source.LOCAL, path="/models/7b", parameter_count=7_000_000_000
+    )
     with pytest.raises(ValidationError) as caught:
         services.training_config_build(
-            trainer="sft", model=seven_b, dataset=sft_artifact,
+            trainer="sft",
+            model=seven_b,
+            dataset=sft_artifact,
             training_overrides={"adapter": "full", "device": "cuda", "dtype": "bfloat16"},
         )
     assert "Does not fit" in caught.value.message_dict["device"][0]
     # The same model fits eight GPUs under ZeRO-3, and one GPU with LoRA.
-    services.training_config_build(trainer="sft", model=seven_b, dataset=sft_artifact, preset="7b-full-8gpu-zero3", devices=8)
+    services.training_config_build(
+        trainer="sft", model=seven_b, dataset=sft_artifact, preset="7b-full-8gpu-zero3", devices=8
+    )
     services.training_config_build(trainer="sft", model=seven_b, dataset=sft_artifact, preset="7b-lora-1gpu")
     with pytest.raises(ValidationError, match="CPU training is for models up to"):
         services.training_config_build(trainer="sft", model=seven_b, dataset=sft_artifact, preset="tiny-cpu-demo")
@@ -108,8 +115,16 @@ def test_the_form_queues_a_training_run_on_the_gpu_queue(researcher_client, sft_
     model = model_ensure_embedded()
     response = researcher_client.post(
         "/training/new/",
-        {"trainer": "sft", "model": model.pk, "dataset": sft_artifact.pk, "preset": "tiny-cpu-demo",
-         "max_steps": "4", "devices": "1", "lora_r": "4", "name": "tiny sft"},
+        {
+            "trainer": "sft",
+            "model": model.pk,
+            "dataset": sft_artifact.pk,
+            "preset": "tiny-cpu-demo",
+            "max_steps": "4",
+            "devices": "1",
+            "lora_r": "4",
+            "name": "tiny sft",
+        },
     )
     assert response.status_code == 302, response.content.decode()[:2000]
     run = PipelineRun.objects.get()
@@ -130,8 +145,14 @@ def test_the_form_shows_the_missing_field_and_queues_nothing(researcher_client, 
 
 
 def test_the_preview_shows_the_resolved_config(researcher_client, pairs_artifact):
-    query = {"trainer": "preference", "model": model_ensure_embedded().pk, "dataset": pairs_artifact.pk,
-             "preset": "tiny-cpu-demo", "loss": "spin", "devices": "1"}
+    query = {
+        "trainer": "preference",
+        "model": model_ensure_embedded().pk,
+        "dataset": pairs_artifact.pk,
+        "preset": "tiny-cpu-demo",
+        "loss": "spin",
+        "devices": "1",
+    }
     page = researcher_client.get("/training/new/preview/", query).content.decode()
     assert "Ready to queue" in page and "&quot;spin&quot;" in page
     page = researcher_client.get("/training/new/preview/", {**query, "beta": "-1"}).content.decode()
@@ -142,3 +163,156 @@ def test_the_form_page_lists_the_presets(researcher_client):
     page = researcher_client.get("/training/new/").content.decode()
     for preset in ("tiny-cpu-demo", "7b-lora-1gpu", "7b-full-8gpu-zero3"):
         assert preset in page
+
+
+@pytest.fixture
+def tiny_entry(tiny_model_dir) -> ModelEntry:
+    return ModelEntry.objects.create(name="tiny", source=ModelEntry.Source.LOCAL, path=str(tiny_model_dir))
+
+
+@pytest.fixture
+def aggregation_artifact(tmp_path):
+    from pipelines.aft.data import aggregation_row
+
+    rows = []
+    for number in range(3):
+        drafts = [f"Draft {index}: " + " ".join(f"reason{word}" for word in range(60)) for index in range(5)]
+        example = {"prompt_id": f"g{number}", "prompt": f"Question {number}?", "proposals": drafts}
+        rows.append(aggregation_row(example, f"Synthesis {number}.", "aggregator", "test"))
+    return _artifact(tmp_path, "aggregation", rows)
+
+
+def test_the_preview_measures_token_lengths_and_proposes_lengths_that_fit(
+    researcher_client, tiny_entry, aggregation_artifact
+):
+    query = {
+        "trainer": "sft",
+        "model": tiny_entry.pk,
+        "dataset": aggregation_artifact.pk,
+        "preset": "tiny-cpu-demo",
+        "devices": "1",
+    }
+    page = researcher_client.get("/training/new/preview/", query).content.decode()
+    assert "Ready to queue" in page
+    assert "3 rows over the limits" in page and "they will be cut (counted in the run summary)" in page
+    assert "Lengths that fit every row: max_prompt_length" in page
+    refused = researcher_client.get("/training/new/preview/", {**query, "over_length": "refuse"}).content.decode()
+    assert "the run will refuse to start" in refused
+
+
+def test_the_aggregation_preset_sizes_the_lengths_from_the_dataset(tiny_entry, aggregation_artifact, pairs_artifact):
+    config = services.training_config_build(
+        trainer="sft", model=tiny_entry, dataset=aggregation_artifact, preset="aft-aggregation"
+    )
+    training = config["config"]["training"]
+    preview = services.training_length_preview(config=config, model=tiny_entry, dataset=aggregation_artifact)
+    assert preview["rows_over"] == 0, preview["message"]
+    assert training["max_prompt_length"] >= preview["summary"]["longest_prompt_tokens"] > 384
+    assert training["max_length"] >= preview["summary"]["longest_example_tokens"]
+    with pytest.raises(ValidationError, match="preset 'aft-aggregation' is for sft training"):
+        services.training_config_build(
+            trainer="reward", model=tiny_entry, dataset=pairs_artifact, preset="aft-aggregation"
+        )
+
+
+@pytest.mark.parametrize(
+    "extra",
+    ["[" * 100_000 + "]" * 100_000, json.dumps({"trainer_overrides": {"a": {"b": {"c": {"d": {"e": 1}}}}}})],
+)
+def test_deeply_nested_extra_settings_are_a_form_error_not_a_500(researcher_client, sft_artifact, extra):
+    response = researcher_client.post(
+        "/training/new/",
+        {
+            "trainer": "sft",
+            "model": model_ensure_embedded().pk,
+            "dataset": sft_artifact.pk,
+            "devices": "1",
+            "extra_settings": extra,
+        },
+    )
+    assert response.status_code == 400
+    assert "Nested too deeply" in response.content.decode()
+    assert PipelineRun.objects.count() == 0
+    preview = researcher_client.get(
+        "/training/new/preview/",
+        {
+            "trainer": "sft",
+            "model": model_ensure_embedded().pk,
+            "dataset": sft_artifact.pk,
+            "devices": "1",
+            "extra_settings": extra,
+        },
+    )
+    assert preview.status_code == 200 and "Nested too deeply" in preview.content.decode()
+
+
+@pytest.mark.parametrize(
+    ("extra", "fragment"),
+    [
+        ({"max_steps": 10**12}, "max_steps must be -1"),
+        ({"num_epochs": 10**9}, "num_epochs must be at most 1000"),
+        ({"seed": -5}, "seed must be between 0 and"),
+        ({"max_steps": "lots"}, "max_steps must be a whole number"),
+    ],
+)
+def test_limits_are_the_configs_so_the_json_box_cannot_bypass_them(researcher_client, sft_artifact, extra, fragment):
+    response = researcher_client.post(
+        "/training/new/",
+        {
+            "trainer": "sft",
+            "model": model_ensure_embedded().pk,
+            "dataset": sft_artifact.pk,
+            "devices": "1",
+            "extra_settings": json.dumps(extra),
+        },
+    )
+    assert response.status_code == 400
+    assert fragment in response.content.decode()
+    assert PipelineRun.objects.count() == 0
+
+
+def test_fine_tune_from_augcon_opens_augcons_own_sft_settings(researcher_client, tmp_path):
+    from django.template.loader import render_to_string
+
+    artifact = _artifact(tmp_path, "augcon-sft", [{"question": "Q?", "answer": "A.", "context": "C."}] * 3)
+    link = render_to_string("augcon/partials/_run_section.html", {"augcon_sft": artifact})
+    href = next(part for part in link.split('"') if part.startswith("/training/new/?"))
+    assert "preset=augcon-sft" in href
+    page = researcher_client.get(href.replace("&amp;", "&")).content.decode()
+    assert '<option value="augcon-sft" selected>' in page
+    response = researcher_client.post(
+        "/training/new/",
+        {
+            "trainer": "sft",
+            "model": model_ensure_embedded().pk,
+            "dataset": artifact.pk,
+            "preset": "augcon-sft",
+            "devices": "1",
+        },
+    )
+    assert response.status_code == 302, response.content.decode()[:3000]
+    config = PipelineRun.objects.get().config["config"]
+    training = config["training"]
+    assert (training["learning_rate"], training["num_epochs"], training["per_device_batch_size"]) == (5e-5, 4.0, 4)
+    assert (training["lora"]["r"], training["lora"]["alpha"], training["weight_decay"]) == (32, 32, 0.01)
+    assert training["trainer_overrides"] == {"warmup_steps": 50} and training["lr_scheduler"] == "constant_with_warmup"
+    assert config["completion_only_loss"] is False and config["include_context"] is False
+
+
+def test_reward_model_defaults_step_on_128_pairs_shown_per_device_accumulation_devices(
+    researcher_client, pairs_artifact
+):
+    one = services.training_config_build(trainer="reward", model=model_ensure_embedded(), dataset=pairs_artifact)
+    assert one["effective_batch"] == "4 per device x 32 accumulation x 1 device = 128"
+    assert one["config"]["training"]["adapter"] == "full"
+    four = services.training_config_build(
+        trainer="reward", model=model_ensure_embedded(), dataset=pairs_artifact, devices=4
+    )
+    assert four["effective_batch"] == "4 per device x 8 accumulation x 4 devices = 128"
+    page = researcher_client.get(
+        "/training/new/preview/",
+        {"trainer": "reward", "model": model_ensure_embedded().pk, "dataset": pairs_artifact.pk, "devices": "1"},
+    ).content.decode()
+    assert "4 per device x 32 accumulation x 1 device = 128" in page
+    form_page = researcher_client.get("/training/new/").content.decode()
+    assert "Ours: the papers train on every pair" in form_page
