@@ -126,6 +126,7 @@ def run_evaluation(
         "baseline": {"contestant_id": config.baseline.contestant_id, "label": config.baseline.label,
                      "leaderboard_key": config.baseline.leaderboard_key},
         "prompts": len(prompts),
+        "judge_method": config.judge.method,
         "candidates": results,
     }
     store.write_json(summary, RESULTS_FILE)

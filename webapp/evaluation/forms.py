@@ -41,6 +41,21 @@ class EvaluationForm(forms.Form):
     candidate_temperature = forms.FloatField(min_value=0, max_value=5, initial=0.7)
     baseline_temperature = forms.FloatField(min_value=0, max_value=5, initial=0.7)
     seed = forms.IntegerField(required=False, initial=0, help_text="Seeds answering, judging and the bootstrap.")
-    judge_max_tokens = forms.IntegerField(min_value=1, max_value=4096, initial=16, help_text="The verdict is one word.")
-    judge_retries = forms.IntegerField(min_value=0, max_value=10, initial=2, help_text="Re-asks for an unreadable verdict.")
+    judge_method = forms.ChoiceField(
+        choices=[
+            ("logprob", "Log-probabilities: the probability the judge gives A, B and tie (AlpacaEval 2's weighted judge)"),
+            ("text", "Parsed text: the judge writes its verdict and we read it"),
+        ],
+        initial="logprob",
+        help_text="Log-probabilities make every verdict readable and graded (a small judge's too): the judgment is the "
+        "share of the next-token probability on the verdict tokens. Every backend gives them; an OpenAI-compatible "
+        "server that does not (e.g. transformers serve) stops the run with a message, then choose parsed text. "
+        "The two settings below apply to parsed text only.",
+    )
+    judge_max_tokens = forms.IntegerField(
+        min_value=1, max_value=4096, initial=16, help_text="Parsed text: new tokens for the verdict (one word)."
+    )
+    judge_retries = forms.IntegerField(
+        min_value=0, max_value=10, initial=2, help_text="Parsed text: re-asks for an unreadable verdict."
+    )
     bootstrap_rounds = forms.IntegerField(min_value=100, max_value=100_000, initial=2000)

@@ -17,6 +17,7 @@ ROW_FILTERS = {
     "all": "all prompts",
     "disagreements": "position disagreements (the two orders' verdicts differ)",
     "unparsed": "a judgment could not be read",
+    "single_order": "read in one order only (position bias not cancelled)",
     "wins": "candidate preferred",
     "losses": "baseline preferred",
 }
@@ -24,6 +25,7 @@ EXPORT_COLUMNS = (
     "prompt_id", "candidate", "baseline", "prompt", "candidate_answer", "baseline_answer", "candidate_chars",
     "baseline_chars", "verdict_candidate_first", "verdict_baseline_first", "outcome_candidate_first",
     "outcome_baseline_first", "preference", "position_disagreement", "unparsed_orders", "judge_attempts",
+    "judge_method", "preference_candidate_first", "preference_baseline_first", "single_order",
 )
 
 
@@ -50,6 +52,7 @@ def filtered_rows(evaluation: Evaluation, *, row_filter: str = "all", candidate_
             "all": True,
             "disagreements": row["position_disagreement"],
             "unparsed": row["unparsed_orders"] > 0,
+            "single_order": bool(row.get("single_order")),
             "wins": preference is not None and preference > 0.5,
             "losses": preference is not None and preference < 0.5,
         }.get(row_filter, True)

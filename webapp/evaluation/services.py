@@ -17,7 +17,7 @@ from django.utils import timezone
 from pipelines.errors import InvalidConfigError
 from pipelines.evaluation.config import Contestant, EvaluationConfig, decoding_cache_key, prompt_cache_key
 from pipelines.evaluation.human import annotation_pairs
-from pipelines.evaluation.judge import DEFAULT_CRITERIA, JudgeConfig
+from pipelines.evaluation.judge import DEFAULT_CRITERIA, JUDGE_METHODS, JudgeConfig
 from pipelines.evaluation.run import ANSWER_FIELDS, PROMPT_FIELDS, prompt_of
 from pipelines.llm.types import SamplingParams
 from webapp.library.models import Rubric, SeedPromptSet
@@ -134,8 +134,16 @@ def evaluation_config_build(
     judge_temperature: float = 0.0,
     judge_retries: int = 2,
     bootstrap_rounds: int = 2000,
+    judge_method: str = "logprob",
 ) -> tuple[EvaluationConfig, list[dict[str, Any]], dict[str, Any]]:
-    """The pipeline config plus the contestant descriptions, or a ValidationError naming the field."""
+    """The pipeline config plus the contestant descriptions, or a ValidationError naming the field.
+
+    `judge_method`: `logprob` reads the verdict from the judge's next-token probabilities (every
+    backend kind gives them; an OpenAI-compatible server that does not stops the run with a message
+    naming it), `text` generates a reply and parses it.
+    """
+    if judge_method not in JUDGE_METHODS:
+        raise ValidationError({"judge_method": f"Judge method must be one of {', '.join(JUDGE_METHODS)}, not {judge_method!r}."})
     if not candidate_models and not candidate_artifacts:
         raise ValidationError({"candidate_models": "Choose at least one candidate: a model or an answers artifact."})
     if (baseline_model is None) == (baseline_artifact is None):
@@ -182,6 +190,7 @@ def evaluation_config_build(
             criteria=criteria,
             sampling=SamplingParams(temperature=judge_temperature, max_tokens=judge_max_tokens, seed=seed),
             retries=judge_retries,
+            method=judge_method,  # type: ignore[arg-type]
         )
         config = EvaluationConfig(
             candidates=tuple(candidates),

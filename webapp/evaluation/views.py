@@ -53,6 +53,7 @@ def evaluation_new(request: HttpRequest) -> HttpResponse:
                 judge_max_tokens=data["judge_max_tokens"],
                 judge_retries=data["judge_retries"],
                 bootstrap_rounds=data["bootstrap_rounds"],
+                judge_method=data["judge_method"],
             )
             evaluation = services.evaluation_create(
                 user=request.user,

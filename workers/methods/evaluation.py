@@ -69,7 +69,16 @@ def handle(run: PipelineRun, progress: Progress) -> None:
         label = statistics["label"]
         summary[f"{label}: win rate"] = statistics["win_rate"]["win_rate"]
         summary[f"{label}: LC win rate"] = statistics["length_controlled"]["win_rate"]
+        summary[f"{label}: LC bootstrap standard error"] = statistics["length_controlled"]["standard_error"]
+        summary[f"{label}: judge method"] = statistics["judge_method"]
         summary[f"{label}: parse failures"] = f"{statistics['parse_failures']} of {statistics['judgments']}"
+        summary[f"{label}: prompts read in one order only"] = statistics["single_order_prompts"]
+        bias = statistics["position_bias"]
+        if bias["same_position_share"] is not None:
+            summary[f"{label}: same position chosen"] = (
+                f"{bias['same_position_share']:.0%} {bias['favoured']} of {bias['decided']} decided judgments"
+                + (f" (position bias: above {bias['threshold']:.0%})" if bias["warning"] else "")
+            )
     run_services.run_update_summary(run_id=run.pk, values=summary)
 
 

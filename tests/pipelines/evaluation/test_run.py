@@ -46,7 +46,9 @@ def _store(root: Path, prompts: list[str]) -> RunStore:
     return store
 
 
-def _config(tiny_model_dir: Path, *, baseline_temperature: float = 0.0, retries: int = 1) -> EvaluationConfig:
+def _config(
+    tiny_model_dir: Path, *, baseline_temperature: float = 0.0, retries: int = 1, method: str = "text"
+) -> EvaluationConfig:
     def model(contestant_id: str, label: str, temperature: float) -> Contestant:
         return Contestant(
             contestant_id, label, kind="model",
@@ -59,7 +61,7 @@ def _config(tiny_model_dir: Path, *, baseline_temperature: float = 0.0, retries:
         candidates=(model("c0", "tiny T=1.0", 1.0),),
         baseline=model("baseline", f"tiny T={baseline_temperature}", baseline_temperature),
         judge_spec={"kind": "transformers", "source": "local", "path": str(tiny_model_dir), "role": "judge"},
-        judge=JudgeConfig(sampling=SamplingParams(temperature=0.0, max_tokens=3), retries=retries),
+        judge=JudgeConfig(sampling=SamplingParams(temperature=0.0, max_tokens=3), retries=retries, method=method),
         answer_batch_size=2,
         judge_batch_size=4,
         bootstrap_rounds=100,
@@ -85,6 +87,24 @@ def test_tiny_model_evaluation_accounts_for_every_judgment_whether_parsed_or_not
     pairs = list(annotation_pairs(rows))
     assert set(pairs[0]) >= {"prompt", "response_a", "response_b", "model_a", "model_b", "judge_verdict"}
     assert pairs[0]["response_a"] == rows[0]["candidate_answer"] and pairs[0]["model_b"] == "tiny T=0.0"
+
+
+def test_the_logprob_judge_reads_every_verdict_even_from_a_random_model(tmp_path, tiny_model_dir, backend_loader):
+    store = _store(tmp_path / "run", PROMPTS)
+    config = _config(tiny_model_dir, method="logprob")
+    result = run_evaluation(config, store, NullProgress(), backend_for=backend_loader, cache_dir=tmp_path / "cache")
+    statistics = result.results["candidates"]["c0"]
+    rows = list(store.read_jsonl("rows/c0.jsonl"))
+    assert statistics["judge_method"] == "logprob"
+    assert statistics["parse_failures"] == 0 and statistics["judged_prompts"] == len(PROMPTS)
+    assert statistics["single_order_prompts"] == 0
+    for row in rows:
+        for order in ("candidate_first", "baseline_first"):
+            probabilities = row[f"verdict_probabilities_{order}"]
+            assert sum(probabilities.values()) == pytest.approx(1.0, abs=1e-5)
+            assert 0 < row[f"preference_{order}"] < 1, "a probability, not a 0/1 verdict"
+    judgments = [json.loads(line) for line in (store.root / "judgments/c0/batch-000000.jsonl").read_text().splitlines()]
+    assert all(j["method"] == "logprob" and j["attempts"] == 1 and 0 < j["verdict_mass"] <= 1 for j in judgments)
 
 
 def test_a_second_evaluation_reuses_cached_answers_and_answers_only_new_prompts(tmp_path, tiny_model_dir, backend_loader):

@@ -89,6 +89,7 @@ def _finish(evaluation: Evaluation, judge, monkeypatch, settings, tmp_path) -> E
 
 
 def _create(researcher, prompt_set, judge_model, candidates, baseline, name: str = "", **options) -> Evaluation:
+    options.setdefault("judge_method", "text")  # the scripted judges here write their verdicts
     config, descriptions, baseline_description = services.evaluation_config_build(
         candidate_models=[], candidate_artifacts=candidates, baseline_model=None, baseline_artifact=baseline,
         judge=judge_model, bootstrap_rounds=200, **options,
@@ -169,7 +170,7 @@ def test_the_form_refuses_a_missing_baseline_with_status_400_and_queues_nothing(
     response = researcher_client.post("/evaluations/new/", {
         "candidate_models": [model.pk], "prompt_set": prompt_set.pk, "judge": judge_model.pk, "max_tokens": 32,
         "candidate_temperature": 0.7, "baseline_temperature": 0.7, "judge_max_tokens": 8, "judge_retries": 1,
-        "bootstrap_rounds": 200,
+        "bootstrap_rounds": 200, "judge_method": "logprob",
     })
     assert response.status_code == 400
     assert "exactly one baseline" in response.content.decode()
@@ -184,7 +185,7 @@ def test_the_form_queues_an_evaluation_run_with_imported_prompts(researcher_clie
     response = researcher_client.post("/evaluations/new/", {
         "name": "hot vs cold", "candidate_models": [model.pk], "baseline_model": model.pk, "prompts_file": upload,
         "judge": judge_model.pk, "max_tokens": 32, "candidate_temperature": 1.0, "baseline_temperature": 0.2,
-        "seed": 3, "judge_max_tokens": 8, "judge_retries": 1, "bootstrap_rounds": 200,
+        "seed": 3, "judge_max_tokens": 8, "judge_retries": 1, "bootstrap_rounds": 200, "judge_method": "logprob",
     })
     assert response.status_code == 302, response.content.decode()[:3000]
     evaluation = Evaluation.objects.get()
@@ -195,6 +196,7 @@ def test_the_form_queues_an_evaluation_run_with_imported_prompts(researcher_clie
     config = run.config["evaluation"]
     assert config["candidates"][0]["sampling"]["temperature"] == 1.0 and config["baseline"]["sampling"]["temperature"] == 0.2
     assert config["judge"]["sampling"]["max_tokens"] == 8 and config["judge"]["retries"] == 1
+    assert config["judge"]["method"] == "logprob"
     page = researcher_client.get(evaluation.get_absolute_url()).content.decode()
     assert "Results appear here when the run has finished" in page
 
@@ -297,6 +299,7 @@ def test_model_answers_are_recorded_in_the_answer_cache_table(researcher, prompt
     config, descriptions, baseline = services.evaluation_config_build(
         candidate_models=[model], candidate_artifacts=[], baseline_model=None,
         baseline_artifact=_answers(tmp_path, "o", lambda p: "x"), judge=judge_model, bootstrap_rounds=200,
+        judge_method="text",
     )
     # The model's answers are already in the cache directory, so the handler loads no model to answer.
     settings.ARTIFACT_ROOT = tmp_path / "artifacts"
@@ -340,4 +343,115 @@ def test_human_judges_from_the_result_page_and_their_agreement_with_the_llm_judg
     page = researcher_client.get(f"/evaluations/{evaluation.pk}/").content.decode()
     assert 'id="human-judging-results"' in page
     agreed = len(PROMPTS) - 1
-    assert f"({agreed}/{len(PROMPTS)})" in page
+    # One annotator per item: no majority yet, so the agreement is reported against the single judgments.
+    assert f'data-single-judgment="{agreed}/{len(PROMPTS)}">80% ({agreed}/{len(PROMPTS)})' in page
+    assert f"({agreed}/{len(PROMPTS)})</td>\n        <td>" not in page, "not as agreement with a majority"
+
+
+# --- judge method, position bias, single-order prompts, the LC standard error ---------------------------
+
+
+class LogprobJudge(PreferLongerJudge):
+    """Reports next-token probabilities instead of text: 0.7 on the longer response's label, 0.2 on the other, 0.1 tie."""
+
+    name = "logprob-longer"
+
+    def chat_next_token_logprobs(self, conversations, *, top_k=20, always_include=()):
+        import math
+
+        results = []
+        for conversation in conversations:
+            user = conversation[-1]["content"]
+            response_a = user.split("## Response A\n\n")[1].split("\n\n## Response B")[0]
+            response_b = user.split("## Response B\n\n")[1].split("\n\n## Criteria")[0]
+            longer, shorter = ("A", "B") if len(response_a) >= len(response_b) else ("B", "A")
+            results.append({longer: math.log(0.7), f" {shorter}": math.log(0.2), "tie": math.log(0.1)})
+        return results
+
+
+class UnreadableOnceJudge(PreferLongerJudge):
+    """Like PreferLongerJudge, but unreadable whenever the baseline's "no" answer is shown first."""
+
+    name = "unreadable-once"
+
+    def chat(self, conversations, params):
+        outputs = super().chat(conversations, params)
+        for index, conversation in enumerate(conversations):
+            if "## Response A\n\nno\n\n" in conversation[-1]["content"]:
+                outputs[index] = [Completion("hmm, hard to say", 10, 1)]
+        return outputs
+
+
+def test_a_first_position_judge_is_warned_about_beside_the_headline_and_in_the_run_summary(
+    researcher, researcher_client, prompt_set, judge_model, tmp_path, monkeypatch, settings
+):
+    evaluation = _create(researcher, prompt_set, judge_model, [_answers(tmp_path, "n", lambda p: "yes")],
+                         _answers(tmp_path, "o", lambda p: "no"))
+    evaluation = _finish(evaluation, FirstPositionJudge(), monkeypatch, settings, tmp_path)
+    page = researcher_client.get(evaluation.get_absolute_url()).content.decode()
+    assert 'class="card error position-bias-warning"' in page
+    assert "chose the\n  first position in 100% of its 10 decided judgments" in page
+    assert 'data-position-share="1.0">100% first' in page
+    summary = evaluation.run.summary
+    assert summary[f"{evaluation.results['candidates']['c0']['label']}: same position chosen"].startswith("100% first of 10")
+    run_page = researcher_client.get(evaluation.run.get_absolute_url()).content.decode()
+    assert "position bias" in run_page
+
+
+def test_an_unbiased_judge_gets_no_position_bias_warning(
+    researcher, researcher_client, prompt_set, judge_model, tmp_path, monkeypatch, settings
+):
+    long_on = set(PROMPTS[:3])
+    candidate = _answers(tmp_path, "new", lambda p: "a long and detailed answer" if p in long_on else "no")
+    evaluation = _create(researcher, prompt_set, judge_model, [candidate], _answers(tmp_path, "old", lambda p: "a medium answer"))
+    evaluation = _finish(evaluation, PreferLongerJudge(), monkeypatch, settings, tmp_path)
+    page = researcher_client.get(evaluation.get_absolute_url()).content.decode()
+    assert "position-bias-warning" not in page
+    assert 'data-position-share="0.5">50% first' in page
+    # Item 10: the LC win rate's uncertainty is the bootstrap's, and it is not 0 for varied preferences.
+    lc = evaluation.results["candidates"]["c0"]["length_controlled"]
+    assert lc["bootstrap_rounds"] > 0 and lc["standard_error"] > 0 and lc["prediction_spread"] == 0
+    assert f'data-lc-se="{lc["standard_error"]}"' in page and "bootstrap standard error" in page
+
+
+def test_prompts_read_in_one_order_only_are_counted_on_the_page_and_in_the_summary(
+    researcher, researcher_client, prompt_set, judge_model, tmp_path, monkeypatch, settings
+):
+    # The candidate is longer than "no" on every prompt but the first, whose baseline answer is "no" too... so
+    # make the baseline "no" on two prompts: shown first, the judge cannot read it; shown second, it can.
+    baseline = _answers(tmp_path, "old", lambda p: "no" if p in PROMPTS[:2] else "a medium answer")
+    candidate = _answers(tmp_path, "new", lambda p: "a long and detailed answer")
+    evaluation = _create(researcher, prompt_set, judge_model, [candidate], baseline, judge_retries=0)
+    evaluation = _finish(evaluation, UnreadableOnceJudge(), monkeypatch, settings, tmp_path)
+    statistics = evaluation.results["candidates"]["c0"]
+    assert statistics["single_order_prompts"] == 2 and statistics["win_rate_both_orders"]["prompts"] == 3
+    page = researcher_client.get(evaluation.get_absolute_url()).content.decode()
+    assert 'data-single-order="2">2' in page and "both orders only: 100.0% of 3" in page
+    filtered = researcher_client.get(evaluation.get_absolute_url(), {"filter": "single_order"}).content.decode()
+    assert filtered.count('data-prompt="') == 2 and "one order only" in filtered
+    assert evaluation.run.summary[f"{statistics['label']}: prompts read in one order only"] == 2
+
+
+def test_the_result_page_says_the_logprob_judge_was_used_and_shows_graded_judgments(
+    researcher, researcher_client, prompt_set, judge_model, tmp_path, monkeypatch, settings
+):
+    candidate = _answers(tmp_path, "new", lambda p: "a long and detailed answer")
+    evaluation = _create(researcher, prompt_set, judge_model, [candidate], _answers(tmp_path, "old", lambda p: "no"),
+                         judge_method="logprob")
+    evaluation = _finish(evaluation, LogprobJudge(), monkeypatch, settings, tmp_path)
+    statistics = evaluation.results["candidates"]["c0"]
+    # Each order: P(candidate) 0.7 + P(tie) 0.1 / 2 = 0.75.
+    assert statistics["win_rate"]["win_rate"] == pytest.approx(75.0) and statistics["parse_failures"] == 0
+    assert evaluation.results["judge_method"] == "logprob"
+    page = researcher_client.get(evaluation.get_absolute_url()).content.decode()
+    assert 'id="judge-method" data-method="logprob"' in page and "log-probabilities" in page
+    assert "(0.750)" in page
+    text_evaluation = _create(researcher, prompt_set, judge_model, [candidate], _answers(tmp_path, "old2", lambda p: "no"))
+    text_evaluation = _finish(text_evaluation, PreferLongerJudge(), monkeypatch, settings, tmp_path)
+    assert 'id="judge-method" data-method="text"' in researcher_client.get(text_evaluation.get_absolute_url()).content.decode()
+
+
+def test_the_form_offers_the_logprob_judge_as_the_default(researcher_client):
+    page = researcher_client.get("/evaluations/new/").content.decode()
+    assert 'name="judge_method"' in page
+    assert '<option value="logprob" selected>' in page
