@@ -7,6 +7,8 @@ import os
 import socket
 import traceback
 
+from django.db import close_old_connections
+
 from pipelines.common.store import fenced_writes
 from pipelines.errors import InvalidConfigError, InvalidInputError, RunCancelled
 from webapp.runs import services
@@ -24,6 +26,7 @@ def run_pipeline_job(run_id: int, attempt: int) -> str:
     pipeline renames into the run directory first checks that this is still the run's current
     running attempt, and a fenced attempt returns "fenced" having written nothing more.
     """
+    close_old_connections()  # the database restarted since the last job: reconnect, do not fail this one
     run = PipelineRun.objects.get(pk=run_id)
     if run.attempt != attempt or run.status != PipelineRun.Status.QUEUED:
         logger.info("run %s attempt %s is %s (current attempt %s); skipping", run_id, attempt, run.status, run.attempt)

@@ -23,6 +23,7 @@ from django.db import close_old_connections
 
 from pipelines.errors import RunCancelled
 from webapp.runs import services
+from workers.database import retry_through_outage
 
 WRITE_INTERVAL_SECONDS = 1.0
 HEARTBEAT_INTERVAL_SECONDS = 3.0
@@ -78,7 +79,9 @@ class DbProgress:
     def check_cancelled(self) -> None:
         """Between batches: stop if this attempt was fenced, or if the user asked to cancel (one query)."""
         self._raise_if_fenced()
-        current, cancel_requested = services.run_attempt_state(run_id=self.run_id, attempt=self.attempt)
+        current, cancel_requested = retry_through_outage(
+            lambda: services.run_attempt_state(run_id=self.run_id, attempt=self.attempt)
+        )
         if not current:
             self._fence()
         if cancel_requested:
@@ -88,7 +91,7 @@ class DbProgress:
     def check_fenced(self) -> None:
         """Raise AttemptFenced unless this attempt is still the run's current running one (asks the database)."""
         self._raise_if_fenced()
-        current, _ = services.run_attempt_state(run_id=self.run_id, attempt=self.attempt)
+        current, _ = retry_through_outage(lambda: services.run_attempt_state(run_id=self.run_id, attempt=self.attempt))
         if not current:
             self._fence()
 
@@ -123,11 +126,15 @@ class DbProgress:
             metric_rows, self._pending_metrics = self._pending_metrics, []
             self._dirty = False
             self._last_write = time.monotonic()
-        if not services.run_write_progress(run_id=self.run_id, attempt=self.attempt, **fields):
+        if not retry_through_outage(
+            lambda: services.run_write_progress(run_id=self.run_id, attempt=self.attempt, **fields)
+        ):
             self._fence()
         if metric_rows:
             try:
-                services.run_append_metrics(run_id=self.run_id, rows=metric_rows, attempt=self.attempt)
+                retry_through_outage(
+                    lambda: services.run_append_metrics(run_id=self.run_id, rows=metric_rows, attempt=self.attempt)
+                )
             except services.AttemptFenced:
                 self._fence()
 
@@ -163,7 +170,7 @@ class DbProgress:
                     # A line logged just before a long model call would otherwise wait for the
                     # call to end; the flush carries the heartbeat with it.
                     self.flush()
-                elif not services.run_heartbeat(run_id=self.run_id, attempt=self.attempt):
+                elif not retry_through_outage(lambda: services.run_heartbeat(run_id=self.run_id, attempt=self.attempt)):
                     self._fence()
         except services.AttemptFenced:
             pass  # the pipeline's next call raises it in the job's own thread
