@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from pipelines.evaluation.stats import Comparison, bradley_terry_leaderboard
+from webapp.core.spreadsheet import spreadsheet_safe_row
 from webapp.registry.models import ModelEntry
 
 from .models import Evaluation
@@ -66,7 +67,7 @@ def export_csv(evaluation: Evaluation) -> str:
     writer = csv.DictWriter(buffer, fieldnames=EXPORT_COLUMNS, extrasaction="ignore")
     writer.writeheader()
     for row in evaluation_rows(evaluation):
-        writer.writerow(row)
+        writer.writerow(spreadsheet_safe_row(row))
     return buffer.getvalue()
 
 

@@ -39,36 +39,39 @@ def answer_cache_dir() -> Path:
 # --- prompts ---------------------------------------------------------------------------------------
 
 
-def parse_imported_prompts(content: bytes, *, file_name: str) -> list[str]:
-    """Prompts from an uploaded JSONL file: one object per line with a prompt field (AlpacaEval's `instruction` works)."""
-    if len(content) > MAX_PROMPT_FILE_BYTES:
-        raise ValidationError({"prompts_file": f"{file_name}: larger than {MAX_PROMPT_FILE_BYTES // (1024 * 1024)} MB."})
-    try:
-        text = content.decode("utf-8")
-    except UnicodeDecodeError as error:
-        raise ValidationError({"prompts_file": f"{file_name}: not UTF-8 text (byte {error.start})."}) from error
+def parse_imported_prompts(path: Path, *, file_name: str) -> list[str]:
+    """Prompts from an uploaded JSONL file on disk: one object per line with a prompt field (AlpacaEval's
+    `instruction` works).
+
+    Read with the library's JSONL reader, as every other import is: a line at a time, a file over
+    MAX_PROMPT_FILE_BYTES refused before any of it is read, a UTF-8 byte order mark accepted, a NUL
+    character refused, and every problem named by file and line.
+    """
+    from webapp.library.parsers import ImportProblem, jsonl_objects
+
     prompts: list[str] = []
-    for line_number, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as error:
-            raise ValidationError({"prompts_file": f"{file_name}, line {line_number}: not valid JSON ({error.msg})."}) from error
-        if not isinstance(row, dict):
-            raise ValidationError(
-                {"prompts_file": f"{file_name}, line {line_number}: expected a JSON object with a `prompt` field, found {type(row).__name__}."}
-            )
-        prompt = prompt_of(row)
-        if prompt is None:
-            raise ValidationError(
-                {"prompts_file": f"{file_name}, line {line_number}: no prompt; give one of the fields {', '.join(PROMPT_FIELDS)}."}
-            )
-        prompts.append(prompt)
-        if len(prompts) > MAX_IMPORTED_PROMPTS:
-            raise ValidationError({"prompts_file": f"{file_name}: more than {MAX_IMPORTED_PROMPTS} prompts; split the file."})
+    expected = "a prompt field (" + ", ".join(PROMPT_FIELDS) + ")"
+    try:
+        for line_number, row in jsonl_objects(
+            Path(path),
+            file_name,
+            expected,
+            MAX_PROMPT_FILE_BYTES,
+            None,
+            max_line_bytes=settings.LIBRARY_MAX_DOCUMENT_BYTES,
+        ):
+            prompt = prompt_of(row)
+            if prompt is None:
+                raise ImportProblem(
+                    file_name, line_number, None, f"no prompt; give one of the fields {', '.join(PROMPT_FIELDS)}"
+                )
+            prompts.append(prompt)
+            if len(prompts) > MAX_IMPORTED_PROMPTS:
+                raise ImportProblem(file_name, None, None, f"more than {MAX_IMPORTED_PROMPTS} prompts; split the file")
+    except ImportProblem as problem:
+        raise ValidationError({"prompts_file": str(problem)}) from None
     if not prompts:
-        raise ValidationError({"prompts_file": f"{file_name}: no prompts in the file."})
+        raise ValidationError({"prompts_file": f"{file_name}: the file is empty: no prompts found"})
     return prompts
 
 

@@ -11,6 +11,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from webapp.accounts.permissions import research_required
 from webapp.core.forms import add_validation_error
+from webapp.library.uploads import size_limited_uploads, upload_on_disk
 from webapp.registry.models import ModelEntry
 
 from . import selectors, services
@@ -28,17 +29,31 @@ def evaluation_list(request: HttpRequest) -> HttpResponse:
 
 
 
+def _prompt_file_limit() -> int:
+    return services.MAX_PROMPT_FILE_BYTES
+
+
 @require_http_methods(["GET", "POST"])
 @research_required
+@size_limited_uploads(_prompt_file_limit)
 def evaluation_new(request: HttpRequest) -> HttpResponse:
+    # The prompt file takes the library's upload path: cut off while it streams in, read from disk.
+    if request.method == "POST" and request.upload_limit.declared_problem:
+        messages.error(request, request.upload_limit.declared_problem)
+        return render(request, "evaluation/new.html", {"form": EvaluationForm()}, status=400)
     form = EvaluationForm(request.POST or None, request.FILES or None)
+    if request.method == "POST":
+        size_problem = request.upload_limit.problem(request.FILES.get("prompts_file"))
+        if size_problem:
+            form.add_error("prompts_file", size_problem)
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
         try:
             imported: list[str] = []
             upload = data.get("prompts_file")
             if upload is not None:
-                imported = services.parse_imported_prompts(upload.read(), file_name=upload.name)
+                with upload_on_disk(upload) as path:
+                    imported = services.parse_imported_prompts(path, file_name=upload.name)
             config, candidates, baseline = services.evaluation_config_build(
                 candidate_models=list(data["candidate_models"]),
                 candidate_artifacts=list(data["candidate_artifacts"]),

@@ -471,11 +471,11 @@ def _archive_entries_checked(archive: zipfile.ZipFile, file_name: str, limits: S
         entry_label = f"{file_name}:{info.filename}"
         if PurePosixPath(info.filename).suffix.lower() != ".txt":
             raise ImportProblem(entry_label, None, None, "only .txt files can be imported from a zip archive")
-        if limits.max_document_bytes is not None and info.file_size > limits.max_document_bytes:
-            raise _document_too_large(entry_label, info.file_size, limits.max_document_bytes)
         ratio = limits.max_compression_ratio
         if ratio is not None and info.file_size > RATIO_CHECK_FLOOR_BYTES and info.file_size > ratio * max(info.compress_size, 1):
             raise _too_compressed(entry_label, info.file_size, info.compress_size, ratio)
+        if limits.max_document_bytes is not None and info.file_size > limits.max_document_bytes:
+            raise _document_too_large(entry_label, info.file_size, limits.max_document_bytes)
         kept.append(info)
     return kept
 

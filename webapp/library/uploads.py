@@ -20,7 +20,8 @@ from typing import Any
 from django.conf import settings
 from django.core.files.uploadedfile import TemporaryUploadedFile, UploadedFile
 from django.core.files.uploadhandler import FileUploadHandler, StopUpload
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, QueryDict
+from django.utils.datastructures import MultiValueDict
 from django.views.decorators.csrf import csrf_exempt, csrf_protect
 
 # Multipart boundaries and the small text fields that travel with the file.
@@ -105,8 +106,8 @@ def size_limited_uploads(max_bytes: Callable[[], int]) -> Callable[[Callable[...
     before the body is read, then CSRF is checked. `max_bytes` is called per request so tests and
     operators can change the setting at run time.
 
-    When the declared size is already over the limit the body is never parsed: the view must not
-    read `request.POST` or `request.FILES` then (`request.upload_limit.declared_problem` is set).
+    When the declared size is already over the limit the body is never read:
+    `request.upload_limit.declared_problem` is set and `request.POST` and `request.FILES` are empty.
     """
 
     def decorate(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
@@ -117,7 +118,9 @@ def size_limited_uploads(max_bytes: Callable[[], int]) -> Callable[[Callable[...
             if request.method == "POST":
                 request.upload_limit = UploadLimit(request, max_bytes())
                 if request.upload_limit.declared_problem is not None:
-                    # The CSRF check would read the body; the view only renders the refusal, changing nothing.
+                    # The body is never read: anything that asks for the form (a template tag, the CSRF
+                    # check) sees an empty one, and the view only renders the refusal, changing nothing.
+                    request._post, request._files = QueryDict(), MultiValueDict()
                     return view(request, *args, **kwargs)
             return protected(request, *args, **kwargs)
 

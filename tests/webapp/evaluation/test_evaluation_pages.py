@@ -154,14 +154,18 @@ def test_an_artifact_without_answer_columns_and_a_reward_judge_are_refused(tmp_p
         (b"\n\n", "no prompts"),
     ],
 )
-def test_an_imported_prompt_file_with_a_bad_line_is_refused_naming_the_line(content, fragment):
+def test_an_imported_prompt_file_with_a_bad_line_is_refused_naming_the_line(content, fragment, tmp_path):
+    path = tmp_path / "upload"
+    path.write_bytes(content)
     with pytest.raises(ValidationError) as caught:
-        services.parse_imported_prompts(content, file_name="prompts.jsonl")
+        services.parse_imported_prompts(path, file_name="prompts.jsonl")
     assert fragment in caught.value.message_dict["prompts_file"][0]
 
 
 def test_alpaca_eval_style_instructions_import(tmp_path):
-    prompts = services.parse_imported_prompts(b'{"instruction": "Write a poem.", "dataset": "x"}\n', file_name="ae.jsonl")
+    path = tmp_path / "upload"
+    path.write_bytes(b'{"instruction": "Write a poem.", "dataset": "x"}\n')
+    prompts = services.parse_imported_prompts(path, file_name="ae.jsonl")
     assert prompts == ["Write a poem."]
 
 
