@@ -47,8 +47,11 @@ def load_prompts(store: RunStore) -> list[dict[str, Any]]:
                 continue
             row = json.loads(line)
             prompt_id, prompt = str(row.get("prompt_id", "")), row.get("prompt")
-            if not prompt_id or not isinstance(prompt, str) or not prompt.strip():
-                raise InvalidInputError(f"{PROMPTS_FILE}, line {line_number}: needs `prompt_id` and a non-empty `prompt`")
+            if not prompt_id or not (_is_text(prompt) or _is_conversation(prompt)):
+                raise InvalidInputError(
+                    f"{PROMPTS_FILE}, line {line_number}: needs `prompt_id` and a non-empty `prompt` "
+                    "(text, or a conversation of {role, content} messages ending with a user message)"
+                )
             if prompt_id in seen:
                 raise InvalidInputError(f"{PROMPTS_FILE}, line {line_number}: duplicate prompt_id {prompt_id!r}")
             seen.add(prompt_id)
@@ -56,6 +59,20 @@ def load_prompts(store: RunStore) -> list[dict[str, Any]]:
     if not rows:
         raise InvalidInputError(f"{PROMPTS_FILE}: no prompts to answer")
     return rows
+
+
+def _is_text(prompt: Any) -> bool:
+    return isinstance(prompt, str) and bool(prompt.strip())
+
+
+def _is_conversation(prompt: Any) -> bool:
+    """A conversation so far (SPIN's multi-turn prompts): messages whose last one is the user's."""
+    return (
+        isinstance(prompt, list)
+        and bool(prompt)
+        and all(isinstance(message, dict) and {"role", "content"} <= set(message) for message in prompt)
+        and prompt[-1]["role"] == "user"
+    )
 
 
 def run_generate(config: GenerateConfig, backend: LLMBackend, store: RunStore, progress: Progress) -> GenerateResult:
@@ -114,7 +131,10 @@ def _answer_batch(
         conversation: Conversation = []
         if config.system_prompt:
             conversation.append({"role": "system", "content": config.system_prompt})
-        conversation.append({"role": "user", "content": row["prompt"]})
+        if isinstance(row["prompt"], list):  # a conversation so far: answered as its next reply
+            conversation.extend({"role": message["role"], "content": message["content"]} for message in row["prompt"])
+        else:
+            conversation.append({"role": "user", "content": row["prompt"]})
         conversations.append(conversation)
     outputs = backend.chat(conversations, sampling)
     return [

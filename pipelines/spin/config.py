@@ -1,11 +1,20 @@
 """SPIN's configuration: iterations, generation by the current model, and the SPIN objective per iteration.
 
-Defaults are the paper's (uclaml/SPIN, zephyr-7b configs): beta 0.1, learning rate 5e-7 for
-iterations 0 and 1, 1e-7 from iteration 2, beta 5.0 at iteration 3; linear schedule, warmup 0.1,
-RMSprop, max length 1024, max prompt length 512; 256 new tokens per generated answer sampled at
-temperature 1.0, top_p 1.0 (their vLLM generation script); each iteration from iteration 1 on
-trains on its own pairs mixed with the previous iteration's.
+`SpinConfig()` is the paper's zephyr-7b setting (uclaml/SPIN): full fine-tuning (every weight),
+RMSprop, learning rate 5e-7 for iterations 0 and 1 and 1e-7 from iteration 2, beta 0.1 (5.0 at
+iteration 3), linear schedule, warmup 0.1, max length 1024, max prompt length 512, 2 epochs per
+iteration (the paper's text; their config says 3, their scripts 6), an effective batch of 64
+(8 per device x 8 accumulation steps on one device; `batch_for_devices` keeps 64 on more devices);
+256 new tokens per generated answer sampled at temperature 1.0, top_p 1.0 (their vLLM generation
+script); each iteration from iteration 1 on trains on its own pairs mixed with the previous
+iteration's; pairs are built from the first user turn and its reply, as their code does on UltraChat.
+
+Settings that are ours, not the paper's, are named as such: the `lora` preset (an adapter, at a
+learning rate that moves one) and the `tiny-cpu-demo` preset. Every bound lives in the config
+(`SpinConfig.__post_init__` for SPIN's own fields; the training layer's `TrainingArgs` for epochs,
+steps, lengths and its seed), so the form and any other caller meet the same limits.
 """
+
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, replace
@@ -14,21 +23,56 @@ from typing import Any
 from pipelines.common.config_fields import known_fields
 from pipelines.errors import InvalidConfigError
 from pipelines.llm.types import SamplingParams
-from pipelines.training.config import PreferenceConfig, TrainingArgs
+from pipelines.training.config import LoraSettings, PreferenceConfig, TrainingArgs
+
+CONVERSATION_TURNS = ("first", "last", "every")
+"""Which assistant reply of a multi-turn SFT row becomes the real answer; its prompt is always every
+turn before it. `first` is SPIN's (their code takes messages[0] and messages[1] of UltraChat)."""
+PAPER_EFFECTIVE_BATCH = 64
+"""Pairs per optimizer step in the paper: 8 per device x 8 GPUs x 1 accumulation step."""
+MAX_ITERATIONS = 20
+MAX_NEW_TOKENS = 32768
+MAX_PROMPTS = 10_000_000
+MAX_GENERATION_BATCH = 1024
+MAX_TEMPERATURE = 2.0
+MAX_SEED = 2**32 - 1
+LORA_LEARNING_RATE = 5e-5
+"""Ours. A LoRA adapter starts at zero (B = 0) and only its low-rank product moves the weights, so it
+needs a far larger step than full fine-tuning: at the paper's 5e-7 the adapter barely leaves zero in
+an iteration. 5e-5 is 100x the paper's rate, the usual order of the gap between LoRA and full
+fine-tuning rates; it is not tuned on the paper's setting."""
+
+
+def paper_training_args() -> TrainingArgs:
+    """The zephyr-7b training settings of SPIN's configs and scripts (effective batch 64 on one device)."""
+    return TrainingArgs(
+        learning_rate=5e-7,
+        num_epochs=2.0,
+        warmup_ratio=0.1,
+        lr_scheduler="linear",
+        optimizer="rmsprop",
+        max_length=1024,
+        max_prompt_length=512,
+        per_device_batch_size=8,
+        gradient_accumulation_steps=8,
+        adapter="full",
+        seed=42,
+    )
 
 
 def _spin_training() -> PreferenceConfig:
     # SPIN is the DPO logistic loss with real = chosen, generated = rejected, reference = p_t.
-    return PreferenceConfig(loss="spin", beta=0.1, merge_adapter=True)
+    return PreferenceConfig(training=paper_training_args(), loss="spin", beta=0.1, merge_adapter=True)
 
 
 def _paper_schedule() -> list[dict[str, Any]]:
     # Per-iteration changes of the paper's scripts (iteration index -> overrides); later ones repeat the last.
+    # The learning rate is a factor of iteration 0's (5e-7 -> 1e-7), so a changed base rate keeps the ratio.
     return [
         {},
         {},
-        {"learning_rate": 1e-7},
-        {"learning_rate": 1e-7, "beta": 5.0},
+        {"learning_rate_factor": 0.2},
+        {"learning_rate_factor": 0.2, "beta": 5.0},
     ]
 
 
@@ -47,38 +91,87 @@ class SpinConfig:
     training: PreferenceConfig = field(default_factory=_spin_training)
     """The SPIN objective and its optimisation settings for iteration 0 (later ones apply `schedule`)."""
     schedule: list[dict[str, Any]] = field(default_factory=_paper_schedule)
-    """Per-iteration overrides of `learning_rate` and `beta` (index = iteration; the last entry repeats)."""
+    """Per-iteration changes (index = iteration; the last entry repeats): `learning_rate_factor`
+    (times iteration 0's rate), or an absolute `learning_rate`, and an absolute `beta`."""
     mix_previous: bool = True
     """From iteration 1 on, train on this iteration's pairs plus the previous iteration's."""
     max_prompts: int = 0
-    """Use at most this many prompts of the SFT dataset (0: all), in dataset order."""
+    """Use at most this many rows of the SFT dataset (0: all), in dataset order."""
+    conversation_turn: str = "first"
+    """Multi-turn rows: `first` (SPIN's: the first user turn and its reply), `last` (the last reply,
+    with the whole conversation before it as the prompt) or `every` (one pair per reply, each with
+    the whole conversation before it). A later turn never loses the turns before it."""
 
     def __post_init__(self) -> None:
-        if not 1 <= self.iterations <= 20:
-            raise InvalidConfigError(f"iterations must be between 1 and 20, got {self.iterations}")
+        if not 1 <= self.iterations <= MAX_ITERATIONS:
+            raise InvalidConfigError(f"iterations must be between 1 and {MAX_ITERATIONS}, got {self.iterations}")
         if self.generation.n != 1:
-            raise InvalidConfigError(f"SPIN generates one answer per prompt; generation.n must be 1, got {self.generation.n}")
-        if not 1 <= self.generation_batch_size <= 1024:
-            raise InvalidConfigError(f"generation_batch_size must be between 1 and 1024, got {self.generation_batch_size}")
+            raise InvalidConfigError(
+                f"SPIN generates one answer per prompt; generation.n must be 1, got {self.generation.n}"
+            )
+        if not 1 <= self.generation.max_tokens <= MAX_NEW_TOKENS:
+            raise InvalidConfigError(
+                f"generation.max_tokens must be between 1 and {MAX_NEW_TOKENS}, got {self.generation.max_tokens}"
+            )
+        if self.generation.temperature > MAX_TEMPERATURE:
+            raise InvalidConfigError(
+                f"generation.temperature must be between 0 and {MAX_TEMPERATURE:g}, got {self.generation.temperature}"
+            )
+        _check_seed("generation.seed", self.generation.seed)
+        if not 1 <= self.generation_batch_size <= MAX_GENERATION_BATCH:
+            raise InvalidConfigError(
+                f"generation_batch_size must be between 1 and {MAX_GENERATION_BATCH}, got {self.generation_batch_size}"
+            )
         if self.training.loss not in ("spin", "sigmoid", "hinge"):
             raise InvalidConfigError(f"SPIN trains with the spin (logistic) or hinge loss, got {self.training.loss!r}")
-        if self.max_prompts < 0:
-            raise InvalidConfigError(f"max_prompts must be 0 (all) or positive, got {self.max_prompts}")
+        if not 0 <= self.max_prompts <= MAX_PROMPTS:
+            raise InvalidConfigError(f"max_prompts must be 0 (all) or up to {MAX_PROMPTS}, got {self.max_prompts}")
+        if self.conversation_turn not in CONVERSATION_TURNS:
+            raise InvalidConfigError(
+                f"conversation_turn must be one of {', '.join(CONVERSATION_TURNS)}, got {self.conversation_turn!r}"
+            )
+        if len(self.schedule) > MAX_ITERATIONS:
+            raise InvalidConfigError(f"schedule has {len(self.schedule)} entries; at most {MAX_ITERATIONS}")
         for index, overrides in enumerate(self.schedule):
-            unknown = set(overrides) - {"learning_rate", "beta"}
+            if not isinstance(overrides, dict):
+                raise InvalidConfigError(f"schedule[{index}] must be an object, got {type(overrides).__name__}")
+            unknown = set(overrides) - {"learning_rate", "learning_rate_factor", "beta"}
             if unknown:
-                raise InvalidConfigError(f"schedule[{index}] may set learning_rate and beta only, not {', '.join(sorted(unknown))}")
+                raise InvalidConfigError(
+                    f"schedule[{index}] may set learning_rate_factor, learning_rate and beta only, "
+                    f"not {', '.join(sorted(unknown))}"
+                )
+            if {"learning_rate", "learning_rate_factor"} <= set(overrides):
+                raise InvalidConfigError(
+                    f"schedule[{index}] sets both learning_rate and learning_rate_factor; give one"
+                )
             self.training_for(index)  # validates the values
 
     def training_for(self, iteration: int) -> PreferenceConfig:
         """Iteration `iteration`'s preference config: `training` with that iteration's schedule applied."""
         overrides = self.schedule[min(iteration, len(self.schedule) - 1)] if self.schedule else {}
         config = self.training
+        learning_rate = config.training.learning_rate
+        if "learning_rate_factor" in overrides:
+            learning_rate = learning_rate * float(overrides["learning_rate_factor"])
         if "learning_rate" in overrides:
-            config = replace(config, training=replace(config.training, learning_rate=float(overrides["learning_rate"])))
+            learning_rate = float(overrides["learning_rate"])
+        if learning_rate != config.training.learning_rate:
+            config = replace(config, training=replace(config.training, learning_rate=learning_rate))
         if "beta" in overrides:
             config = replace(config, beta=float(overrides["beta"]))
         return config
+
+    def plan(self) -> list[dict[str, Any]]:
+        """Each iteration's learning rate and beta, as training will use them (shown before queueing)."""
+        return [
+            {
+                "iteration": index,
+                "learning_rate": self.training_for(index).training.learning_rate,
+                "beta": self.training_for(index).beta,
+            }
+            for index in range(self.iterations)
+        ]
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -96,8 +189,57 @@ class SpinConfig:
         return cls(**values)
 
 
+def _check_seed(name: str, seed: int | None) -> None:
+    if seed is not None and not 0 <= seed <= MAX_SEED:
+        raise InvalidConfigError(f"{name} must be between 0 and {MAX_SEED}, got {seed}")
+
+
+def effective_batch(args: TrainingArgs, devices: int) -> dict[str, int]:
+    """Pairs per optimizer step: per-device batch x accumulation steps x devices."""
+    return {
+        "per_device": args.per_device_batch_size,
+        "accumulation": args.gradient_accumulation_steps,
+        "devices": devices,
+        "effective": args.per_device_batch_size * args.gradient_accumulation_steps * devices,
+    }
+
+
+def batch_for_devices(config: SpinConfig, devices: int, effective: int = PAPER_EFFECTIVE_BATCH) -> SpinConfig:
+    """The config with per-device batch x accumulation x `devices` = `effective` (the paper's 64).
+
+    Keeps the paper's 8 per device where it can (8 x 8 on one GPU, 8 x 1 on eight); more devices than
+    that get a smaller per-device batch. Refuses a device count that cannot reach `effective` exactly.
+    """
+    if devices < 1 or effective % devices:
+        raise InvalidConfigError(
+            f"an effective batch of {effective} cannot be split over {devices} devices; choose a device count "
+            f"that divides {effective}"
+        )
+    per_device = min(8, effective // devices)
+    while (effective // devices) % per_device:
+        per_device -= 1
+    accumulation = effective // (devices * per_device)
+    args = replace(config.training.training, per_device_batch_size=per_device, gradient_accumulation_steps=accumulation)
+    return replace(config, training=replace(config.training, training=args))
+
+
+def lora_preset(config: SpinConfig) -> SpinConfig:
+    """Ours: the paper's settings but a LoRA adapter (r 16, alpha 32, no dropout) at lr 5e-5.
+
+    For when full fine-tuning does not fit; the schedule's factors keep the paper's 5:1 drop from
+    iteration 2. Dropout is 0 because the policy and the frozen reference must score a pair alike.
+    """
+    args = replace(
+        config.training.training,
+        adapter="lora",
+        learning_rate=LORA_LEARNING_RATE,
+        lora=LoraSettings(r=16, alpha=32, dropout=0.0, target_modules="all-linear"),
+    )
+    return replace(config, training=replace(config.training, training=args))
+
+
 def tiny_cpu_preset(config: SpinConfig) -> SpinConfig:
-    """Minutes on a 2-core CPU with the 135M model: short answers, a few LoRA steps per iteration."""
+    """Ours, for demos and tests: minutes on a 2-core CPU with the 135M model, a few LoRA steps per iteration."""
     training = replace(
         config.training,
         training=TrainingArgs.from_dict(
@@ -105,10 +247,11 @@ def tiny_cpu_preset(config: SpinConfig) -> SpinConfig:
                 **config.training.training.to_dict(),
                 "max_steps": 8,
                 "per_device_batch_size": 2,
+                "gradient_accumulation_steps": 1,
                 "max_length": 256,
                 "max_prompt_length": 128,
                 "save_steps": 4,
-                "learning_rate": 5e-5,
+                "learning_rate": LORA_LEARNING_RATE,
                 "adapter": "lora",
                 "lora": {"r": 8, "alpha": 16, "dropout": 0.0, "target_modules": "all-linear"},
                 "device": "cpu",
@@ -117,17 +260,24 @@ def tiny_cpu_preset(config: SpinConfig) -> SpinConfig:
         ),
     )
     generation = SamplingParams.from_dict({**config.generation.to_dict(), "max_tokens": 48})
-    # A LoRA step at 5e-7 moves nothing in 8 steps; keep the paper's ratios between iterations.
-    schedule = [{}, {}, {"learning_rate": 1e-5}, {"learning_rate": 1e-5, "beta": 5.0}]
-    return replace(config, training=training, generation=generation, schedule=schedule, max_prompts=16)
+    return replace(config, training=training, generation=generation, max_prompts=16)
 
 
 def gpu_7b_preset(config: SpinConfig) -> SpinConfig:
-    """The paper's zephyr-7b setting on GPUs: full fine-tuning, bf16, ZeRO-3 (launch with accelerate)."""
+    """The paper's zephyr-7b setting on 8 GPUs: full fine-tuning, bf16, ZeRO-3 (launch with accelerate)."""
     from pipelines.training.config import PRESETS
 
     merged = {**config.training.training.to_dict(), **PRESETS["7b-full-8gpu-zero3"], "num_epochs": 2.0}
     return replace(config, training=replace(config.training, training=TrainingArgs.from_dict(merged)))
 
 
-SPIN_PRESETS = {"tiny-cpu-demo": tiny_cpu_preset, "7b-8gpu-zero3": gpu_7b_preset}
+SPIN_PRESETS = {"lora": lora_preset, "tiny-cpu-demo": tiny_cpu_preset, "7b-8gpu-zero3": gpu_7b_preset}
+PRESET_LABELS = {
+    "": "the paper's settings: full fine-tuning, RMSprop, lr 5e-7, effective batch 64",
+    "lora": "LoRA r16 at lr 5e-5 (ours: the paper fine-tunes every weight)",
+    "tiny-cpu-demo": "tiny CPU demo (ours): LoRA r8 at lr 5e-5, 8 steps of batch 2, 48-token answers",
+    "7b-8gpu-zero3": "the paper's settings on 8 GPUs: full fine-tuning, bf16, ZeRO-3, 8 per device",
+}
+"""What each preset is, as the form offers it; "" is `SpinConfig()` itself."""
+PRESETS_WITH_PAPER_BATCH = ("", "lora", "7b-8gpu-zero3")
+"""Presets whose effective batch is the paper's 64 on whatever device count the run asks for."""

@@ -2,13 +2,15 @@
 
 Run directory layout (every file appears atomically, so a restart skips what is finished):
 
-    prompts.jsonl                    the SFT data as SPIN sees it: prompt_id, prompt, real answer
+    prompts.jsonl                    the SFT data as SPIN sees it: prompt_id, prompt, real answer, turn
+    prompts-summary.json             how the rows became prompts (turn mode, multi-turn rows, turns left out)
     iter-<t>/generate/               p_t's answers, batch by batch (pipelines.generate)
     iter-<t>/pairs.jsonl             SPIN rows of iteration t (also prompt/chosen/rejected)
     iter-<t>/train.jsonl             what p_{t+1} trains on: pairs of t (+ t-1 when mixing)
     iter-<t>/train/                  the training layer's store: reference log-probs, checkpoints, final/
     iter-<t>/summary.json            the iteration's result; its presence means the iteration is done
 """
+
 from __future__ import annotations
 
 import time
@@ -23,9 +25,10 @@ from pipelines.errors import InvalidInputError
 from pipelines.generate import GenerateConfig, run_generate
 from pipelines.generate.run import PROMPTS_FILE
 from pipelines.llm.types import LLMBackend
-from pipelines.spin.config import SpinConfig
+from pipelines.spin.config import CONVERSATION_TURNS, SpinConfig
 
 SPIN_PROMPTS_FILE = "prompts.jsonl"
+PROMPTS_SUMMARY_FILE = "prompts-summary.json"
 PAIRS_FILE = "pairs.jsonl"
 TRAIN_FILE = "train.jsonl"
 SUMMARY_FILE = "summary.json"
@@ -44,33 +47,83 @@ class SpinResult:
         return self.iterations[-1]["model_dir"]
 
 
-def spin_prompts(sft_rows: list[dict[str, Any]], max_prompts: int = 0) -> list[dict[str, Any]]:
-    """SFT rows -> SPIN's first-turn view: the user's message and the ground-truth ("real") answer."""
+def spin_prompts(
+    sft_rows: list[dict[str, Any]], max_prompts: int = 0, conversation_turn: str = "first"
+) -> list[dict[str, Any]]:
+    """SFT rows -> SPIN's prompts: the conversation before the chosen reply, and that reply as the real answer."""
+    return build_spin_prompts(sft_rows, max_prompts, conversation_turn)[0]
+
+
+def build_spin_prompts(
+    sft_rows: list[dict[str, Any]], max_prompts: int = 0, conversation_turn: str = "first"
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """SPIN's prompts and a summary of how they were made.
+
+    `first` (SPIN's own: `real = [messages[0], messages[1]]` on UltraChat) takes the first reply;
+    `last` the last reply; `every` one prompt per reply. The prompt is always the whole conversation
+    before the chosen reply, so a later turn keeps the turns it answers. A prompt is text when every
+    prompt is a single user message (the usual SFT row), else a list of {role, content} messages for
+    every row, so the file has one shape. The summary counts multi-turn rows and the replies left out.
+    """
     from pipelines.training.data import sft_examples
 
-    examples = sft_examples(sft_rows)
-    rows = []
-    for index, example in enumerate(examples):
-        user_turns = [message["content"] for message in example.prompt if message["role"] == "user"]
-        if not user_turns or not example.completion.strip():
-            raise InvalidInputError(f"row {index + 1}: SPIN needs a user message and a non-empty real answer")
-        rows.append({"prompt_id": f"p{index:06d}", "prompt": user_turns[-1], "real_answer": example.completion})
-        if max_prompts and len(rows) >= max_prompts:
-            break
-    return rows
+    if conversation_turn not in CONVERSATION_TURNS:
+        raise InvalidInputError(
+            f"conversation_turn must be one of {', '.join(CONVERSATION_TURNS)}, got {conversation_turn!r}"
+        )
+    used_rows = sft_rows[:max_prompts] if max_prompts else sft_rows
+    rows: list[dict[str, Any]] = []
+    multi_turn_rows = replies_left_out = 0
+    for index, example in enumerate(sft_examples(used_rows)):
+        conversation = [*example.prompt, {"role": "assistant", "content": example.completion}]
+        replies = [position for position, message in enumerate(conversation) if message["role"] == "assistant"]
+        multi_turn_rows += len(replies) > 1
+        chosen = {"first": replies[:1], "last": replies[-1:], "every": replies}[conversation_turn]
+        replies_left_out += len(replies) - len(chosen)
+        for position in chosen:
+            turn = replies.index(position) + 1
+            context, real_answer = conversation[:position], conversation[position]["content"]
+            if not any(message["role"] == "user" for message in context) or not real_answer.strip():
+                raise InvalidInputError(
+                    f"row {index + 1}, reply {turn}: SPIN needs a user message before the reply and a non-empty reply"
+                )
+            prompt_id = f"p{index:06d}" if conversation_turn != "every" else f"p{index:06d}-t{turn}"
+            rows.append({"prompt_id": prompt_id, "prompt": context, "real_answer": real_answer, "turn": turn})
+    single_messages = all(len(row["prompt"]) == 1 and row["prompt"][0]["role"] == "user" for row in rows)
+    if single_messages:
+        for row in rows:
+            row["prompt"] = row["prompt"][0]["content"]
+    summary = {
+        "conversation_turn": conversation_turn,
+        "rows": len(used_rows),
+        "rows_in_dataset": len(sft_rows),
+        "prompts": len(rows),
+        "multi_turn_rows": multi_turn_rows,
+        "replies_left_out": replies_left_out,
+        "prompt_shape": "text" if single_messages else "messages",
+    }
+    return rows, summary
+
+
+def prompt_messages(prompt: str | list[dict[str, str]]) -> list[dict[str, str]]:
+    """A SPIN prompt as chat messages: text is one user message, a conversation stays as it is."""
+    if isinstance(prompt, str):
+        return [{"role": "user", "content": prompt}]
+    return [{"role": message["role"], "content": message["content"]} for message in prompt]
 
 
 def spin_pair(prompt_row: dict[str, Any], generated_answer: str, iteration: int) -> dict[str, Any]:
-    """One SPIN row: real and generated as [user, assistant] conversations, plus the flat preference view."""
-    user = {"role": "user", "content": prompt_row["prompt"]}
+    """One SPIN row: real and generated as conversations ending in the reply, plus the flat preference view."""
+    context = prompt_messages(prompt_row["prompt"])
     return {
         "prompt_id": prompt_row["prompt_id"],
         "iteration": iteration,
+        "turn": prompt_row.get("turn", 1),
         "prompt": prompt_row["prompt"],
         "chosen": prompt_row["real_answer"],
         "rejected": generated_answer,
-        "real": [user, {"role": "assistant", "content": prompt_row["real_answer"]}],
-        "generated": [user, {"role": "assistant", "content": generated_answer}],
+        "real": [*context, {"role": "assistant", "content": prompt_row["real_answer"]}],
+        "generated": [*context, {"role": "assistant", "content": generated_answer}],
     }
 
 
@@ -92,7 +145,14 @@ def run_spin(
     from pipelines.training.data import read_rows
 
     if not store.exists(SPIN_PROMPTS_FILE):
-        store.write_jsonl(spin_prompts(read_rows(sft_path), config.max_prompts), SPIN_PROMPTS_FILE)
+        rows, prompts_summary = build_spin_prompts(read_rows(sft_path), config.max_prompts, config.conversation_turn)
+        store.write_json(prompts_summary, PROMPTS_SUMMARY_FILE)
+        store.write_jsonl(rows, SPIN_PROMPTS_FILE)
+        if prompts_summary["replies_left_out"]:
+            progress.log(
+                f"{prompts_summary['multi_turn_rows']} multi-turn rows: {prompts_summary['replies_left_out']} later "
+                f"replies left out (conversation_turn {config.conversation_turn!r}; 'every' uses them all)"
+            )
     prompts = list(store.read_jsonl(SPIN_PROMPTS_FILE))
     result = SpinResult()
     current = Path(model_dir)
@@ -103,7 +163,9 @@ def run_spin(
             summary = iteration_store.read_json(SUMMARY_FILE)
             progress.log(f"iteration {iteration} already finished: {summary['model_dir']}")
         else:
-            summary = _run_iteration(config, iteration, current, prompts, store, iteration_store, step_progress, backend_for)
+            summary = _run_iteration(
+                config, iteration, current, prompts, store, iteration_store, step_progress, backend_for
+            )
         result.iterations.append(summary)
         if on_iteration is not None:
             on_iteration(iteration, summary)
@@ -172,15 +234,22 @@ def _generate(
     """p_t's one answer per prompt, through the generate pipeline (batched, resumable by batch)."""
     generate_store = RunStore(iteration_store.path("generate"))
     if not generate_store.exists(PROMPTS_FILE):
-        generate_store.write_jsonl(({"prompt_id": row["prompt_id"], "prompt": row["prompt"]} for row in prompts), PROMPTS_FILE)
+        generate_store.write_jsonl(
+            ({"prompt_id": row["prompt_id"], "prompt": row["prompt"]} for row in prompts), PROMPTS_FILE
+        )
     sampling = config.generation
     if sampling.seed is not None:  # a fresh draw each iteration, the same one on a resume
         sampling = type(sampling).from_dict({**sampling.to_dict(), "seed": sampling.seed + 1000 * iteration})
     backend = backend_for(model_dir)
     try:
         generated = run_generate(
-            GenerateConfig(sampling=sampling, batch_size=config.generation_batch_size), backend, generate_store, progress
+            GenerateConfig(sampling=sampling, batch_size=config.generation_batch_size),
+            backend,
+            generate_store,
+            progress,
         )
     finally:
         backend.close()
-    return {row["prompt_id"]: row["responses"][0].lstrip() for row in generate_store.read_jsonl(generated.jsonl_path.name)}
+    return {
+        row["prompt_id"]: row["responses"][0].lstrip() for row in generate_store.read_jsonl(generated.jsonl_path.name)
+    }

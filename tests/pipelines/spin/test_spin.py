@@ -1,4 +1,5 @@
 """SPIN on a tiny random model: rows in SPIN's format, data mixing, the chain of iterations, resume, reference."""
+
 from __future__ import annotations
 
 import json
@@ -12,8 +13,8 @@ from pipelines.common.store import RunStore
 from pipelines.errors import InvalidConfigError, RunCancelled
 from pipelines.llm.types import SamplingParams
 from pipelines.spin import SpinConfig
-from pipelines.spin.config import tiny_cpu_preset
-from pipelines.spin.run import run_spin, spin_pair, spin_prompts
+from pipelines.spin.config import batch_for_devices, effective_batch, lora_preset, paper_training_args, tiny_cpu_preset
+from pipelines.spin.run import build_spin_prompts, run_spin, spin_pair, spin_prompts
 
 QA = [
     ("What is 2 + 2?", "2 + 2 is 4."),
@@ -60,16 +61,75 @@ def test_sft_rows_become_first_turn_prompts_with_real_answers_and_pairs_in_spins
     prompts = spin_prompts(read_rows(sft_path), max_prompts=3)
     assert [row["prompt"] for row in prompts] == [q for q, _ in QA[:3]]
     pair = spin_pair(prompts[0], "2 + 2 is 5.", iteration=0)
-    assert pair["real"] == [{"role": "user", "content": "What is 2 + 2?"}, {"role": "assistant", "content": "2 + 2 is 4."}]
-    assert pair["generated"] == [{"role": "user", "content": "What is 2 + 2?"}, {"role": "assistant", "content": "2 + 2 is 5."}]
+    assert pair["real"] == [
+        {"role": "user", "content": "What is 2 + 2?"},
+        {"role": "assistant", "content": "2 + 2 is 4."},
+    ]
+    assert pair["generated"] == [
+        {"role": "user", "content": "What is 2 + 2?"},
+        {"role": "assistant", "content": "2 + 2 is 5."},
+    ]
     assert (pair["chosen"], pair["rejected"]) == ("2 + 2 is 4.", "2 + 2 is 5.")
+
+
+CONVERSATION = [
+    {"role": "user", "content": "What is the capital of Austria?"},
+    {"role": "assistant", "content": "Vienna."},
+    {"role": "user", "content": "And its population?"},
+    {"role": "assistant", "content": "About 2.1 million."},
+]
+
+
+def test_a_multi_turn_row_gives_its_first_user_turn_and_reply_as_spin_does_on_ultrachat():
+    rows = [{"messages": CONVERSATION}, {"messages": CONVERSATION[:2]}]
+    prompts = spin_prompts(rows)
+    assert [(row["prompt"], row["real_answer"], row["turn"]) for row in prompts] == [
+        ("What is the capital of Austria?", "Vienna.", 1),
+        ("What is the capital of Austria?", "Vienna.", 1),
+    ]
+    _, summary = build_spin_prompts(rows)
+    assert (summary["multi_turn_rows"], summary["replies_left_out"], summary["prompt_shape"]) == (1, 1, "text")
+
+
+def test_the_conversation_modes_keep_every_turn_before_the_chosen_reply():
+    rows = [{"messages": CONVERSATION}, {"messages": CONVERSATION[:2]}]
+    last = spin_prompts(rows, conversation_turn="last")
+    # One shape for the whole file: the single-turn row is a one-message conversation too.
+    assert last[0]["prompt"] == CONVERSATION[:3] and last[0]["real_answer"] == "About 2.1 million."
+    assert last[1]["prompt"] == CONVERSATION[:1] and last[1]["real_answer"] == "Vienna."
+    every = spin_prompts(rows, conversation_turn="every")
+    assert [(row["prompt_id"], len(row["prompt"]), row["turn"]) for row in every] == [
+        ("p000000-t1", 1, 1),
+        ("p000000-t2", 3, 2),
+        ("p000001-t1", 1, 1),
+    ]
+    pair = spin_pair(last[0], "Two million or so.", iteration=0)
+    assert pair["real"] == CONVERSATION and pair["generated"] == [
+        *CONVERSATION[:3],
+        {"role": "assistant", "content": "Two million or so."},
+    ]
+    assert pair["prompt"] == CONVERSATION[:3]  # the flat view the trainers read keeps the context too
+    assert build_spin_prompts(rows, conversation_turn="every")[1]["replies_left_out"] == 0
+
+
+def test_the_training_layer_reads_a_multi_turn_pair_with_its_whole_context():
+    from pipelines.training.data import preference_pairs
+
+    pair = spin_pair(spin_prompts([{"messages": CONVERSATION}], conversation_turn="last")[0], "Two million.", 0)
+    (read,) = preference_pairs([pair])
+    assert read.prompt == CONVERSATION[:3] and (read.chosen, read.rejected) == ("About 2.1 million.", "Two million.")
 
 
 def test_config_defaults_are_the_papers_and_bad_values_are_refused():
     config = SpinConfig()
     assert (config.training.loss, config.training.beta, config.training.training.learning_rate) == ("spin", 0.1, 5e-7)
-    assert config.training.training.optimizer == "rmsprop" and config.training.training.warmup_ratio == 0.1
-    assert config.training_for(2).training.learning_rate == 1e-7
+    args = config.training.training
+    assert args.optimizer == "rmsprop" and args.warmup_ratio == 0.1 and args.lr_scheduler == "linear"
+    # Full fine-tuning, as the paper; an effective batch of 64 on one device (8 per device x 8 steps).
+    assert args.adapter == "full" and effective_batch(args, devices=1)["effective"] == 64
+    assert (args.max_length, args.max_prompt_length, args.num_epochs) == (1024, 512, 2.0)
+    assert config.conversation_turn == "first"
+    assert config.training_for(2).training.learning_rate == pytest.approx(1e-7)
     assert config.training_for(3).beta == 5.0 and config.training_for(7).beta == 5.0
     assert SpinConfig.from_dict(config.to_dict()) == config
     with pytest.raises(InvalidConfigError, match="generation.n must be 1"):
@@ -78,13 +138,67 @@ def test_config_defaults_are_the_papers_and_bad_values_are_refused():
         SpinConfig(schedule=[{"epochs": 3}])
 
 
-def test_two_iterations_chain_models_mix_data_and_use_the_generator_as_reference(tmp_path, sft_path, tiny_model_dir, tiny_config):
+def test_the_paper_batch_is_64_on_any_device_count_that_divides_it():
+    for devices, expected in ((1, (8, 8)), (2, (8, 4)), (8, (8, 1)), (16, (4, 1))):
+        args = batch_for_devices(SpinConfig(), devices).training.training
+        assert (args.per_device_batch_size, args.gradient_accumulation_steps) == expected
+        assert effective_batch(args, devices)["effective"] == 64
+    with pytest.raises(InvalidConfigError, match="cannot be split over 3 devices"):
+        batch_for_devices(SpinConfig(), 3)
+
+
+def test_the_lora_and_tiny_presets_are_ours_with_a_rate_that_moves_an_adapter_and_keep_the_schedules_ratio():
+    lora = lora_preset(SpinConfig())
+    assert lora.training.training.adapter == "lora" and lora.training.training.learning_rate == 5e-5
+    assert lora.training_for(2).training.learning_rate == pytest.approx(1e-5)  # the paper's 5:1 drop
+    tiny = tiny_cpu_preset(SpinConfig())
+    assert tiny.training.training.adapter == "lora" and tiny.training.training.max_steps == 8
+    assert effective_batch(tiny.training.training, 1)["effective"] == 2
+    # A learning rate changed on the form scales the later iterations with it (before: 1e-7 absolute).
+    changed = replace(
+        SpinConfig(),
+        training=replace(SpinConfig().training, training=replace(paper_training_args(), learning_rate=1e-6)),
+    )
+    assert changed.training_for(3).training.learning_rate == pytest.approx(2e-7)
+    assert [row["learning_rate"] for row in lora.plan()] == pytest.approx([5e-5, 5e-5])
+
+
+@pytest.mark.parametrize(
+    ("changes", "named"),
+    [
+        ({"iterations": 1000}, "iterations"),
+        ({"generation": {"n": 1, "max_tokens": 10**9}}, "generation.max_tokens"),
+        ({"generation": {"n": 1, "seed": -1}}, "generation.seed"),
+        ({"generation": {"n": 1, "temperature": 50}}, "generation.temperature"),
+        ({"max_prompts": 10**12}, "max_prompts"),
+        ({"conversation_turn": "second"}, "conversation_turn"),
+        # The training layer's own bounds (TrainingArgs), met through SPIN's config as well.
+        ({"training": {"training": {"num_epochs": 10**6}}}, "num_epochs"),
+        ({"training": {"training": {"max_steps": 10**9}}}, "max_steps"),
+        ({"training": {"training": {"seed": 2**40}}}, "seed"),
+        ({"schedule": [{"learning_rate": 1e-6, "learning_rate_factor": 0.5}]}, "learning_rate_factor"),
+    ],
+)
+def test_every_spin_limit_is_in_the_config_so_any_caller_meets_it(changes, named):
+    with pytest.raises(InvalidConfigError) as caught:
+        SpinConfig.from_dict({**SpinConfig().to_dict(), **changes})
+    assert named in str(caught.value)
+
+
+def test_two_iterations_chain_models_mix_data_and_use_the_generator_as_reference(
+    tmp_path, sft_path, tiny_model_dir, tiny_config
+):
     opened: list[Path] = []
     seen: list[int] = []
     store = RunStore(tmp_path / "run")
     result = run_spin(
-        tiny_config, tiny_model_dir, sft_path, store, NullProgress(),
-        backend_for=_backend_factory(opened), on_iteration=lambda t, summary: seen.append(t),
+        tiny_config,
+        tiny_model_dir,
+        sft_path,
+        store,
+        NullProgress(),
+        backend_for=_backend_factory(opened),
+        on_iteration=lambda t, summary: seen.append(t),
     )
     first, second = result.iterations
     assert seen == [0, 1]
@@ -107,8 +221,10 @@ def test_two_iterations_chain_models_mix_data_and_use_the_generator_as_reference
     tokenizer = AutoTokenizer.from_pretrained(first["model_dir"])
     args = tiny_config.training.training
     features = encode_preference(
-        tokenizer, load_preference_pairs(store.path("iter-1", "train.jsonl")),
-        max_length=args.max_length, max_prompt_length=args.max_prompt_length,
+        tokenizer,
+        load_preference_pairs(store.path("iter-1", "train.jsonl")),
+        max_length=args.max_length,
+        max_prompt_length=args.max_prompt_length,
     )
 
     def reply_logp(prompt_ids: list[int], reply_ids: list[int]) -> float:
@@ -120,20 +236,33 @@ def test_two_iterations_chain_models_mix_data_and_use_the_generator_as_reference
 
     cached = json.loads(store.path("iter-1", "train", "reference_logps.json").read_text())
     assert cached["chosen"] == pytest.approx([reply_logp(f["prompt_ids"], f["chosen_ids"]) for f in features], abs=1e-3)
-    assert cached["rejected"] == pytest.approx([reply_logp(f["prompt_ids"], f["rejected_ids"]) for f in features], abs=1e-3)
+    assert cached["rejected"] == pytest.approx(
+        [reply_logp(f["prompt_ids"], f["rejected_ids"]) for f in features], abs=1e-3
+    )
 
 
-def test_a_stopped_run_resumes_without_regenerating_or_retraining_finished_work(tmp_path, sft_path, tiny_model_dir, tiny_config):
+def test_a_stopped_run_resumes_without_regenerating_or_retraining_finished_work(
+    tmp_path, sft_path, tiny_model_dir, tiny_config
+):
     store = RunStore(tmp_path / "run")
     opened: list[Path] = []
     with pytest.raises(RunCancelled):
         # Stops during iteration 0's generation, after its first batch of 2 prompts.
-        run_spin(tiny_config, tiny_model_dir, sft_path, store, NullProgress(cancel_after=1), backend_for=_backend_factory(opened))
+        run_spin(
+            tiny_config,
+            tiny_model_dir,
+            sft_path,
+            store,
+            NullProgress(cancel_after=1),
+            backend_for=_backend_factory(opened),
+        )
     first_batch = store.path("iter-0", "generate", "batches", "batch-000000.jsonl")
     assert first_batch.is_file() and not store.exists("iter-0", "pairs.jsonl")
     first_batch_written = first_batch.stat().st_mtime_ns
 
-    result = run_spin(tiny_config, tiny_model_dir, sft_path, store, NullProgress(), backend_for=_backend_factory(opened))
+    result = run_spin(
+        tiny_config, tiny_model_dir, sft_path, store, NullProgress(), backend_for=_backend_factory(opened)
+    )
     assert first_batch.stat().st_mtime_ns == first_batch_written, "a finished batch was generated twice"
     assert len(list(store.read_jsonl("iter-0", "pairs.jsonl"))) == 4
     assert len(opened) == 3  # iteration 0 before the stop and after it, iteration 1 once
@@ -141,3 +270,21 @@ def test_a_stopped_run_resumes_without_regenerating_or_retraining_finished_work(
 
     again = run_spin(tiny_config, tiny_model_dir, sft_path, store, NullProgress(), backend_for=_backend_factory(opened))
     assert len(opened) == 3 and again.iterations == result.iterations  # nothing generated or trained again
+
+
+def test_a_multi_turn_dataset_is_generated_and_trained_with_its_whole_conversation(
+    tmp_path, tiny_model_dir, tiny_config
+):
+    path = tmp_path / "chat.jsonl"
+    path.write_text("".join(json.dumps({"messages": CONVERSATION}) + "\n" for _ in range(2)))
+    config = replace(tiny_config, iterations=1, conversation_turn="last", max_prompts=0)
+    config = replace(config, training=replace(config.training, training=replace(config.training.training, max_steps=1)))
+    store = RunStore(tmp_path / "run")
+    result = run_spin(config, tiny_model_dir, path, store, NullProgress(), backend_for=_backend_factory([]))
+    # p_0 answered the follow-up with the first exchange in front of it, and the pair keeps it.
+    generated = list(store.read_jsonl("iter-0", "generate", "generations.jsonl"))
+    assert [row["prompt"] for row in generated] == [CONVERSATION[:3]] * 2
+    pairs = list(store.read_jsonl("iter-0", "pairs.jsonl"))
+    assert all(pair["real"] == CONVERSATION and pair["generated"][:3] == CONVERSATION[:3] for pair in pairs)
+    assert result.iterations[0]["steps"] == 1
+    assert store.read_json("prompts-summary.json")["prompt_shape"] == "messages"
