@@ -19,7 +19,7 @@ from typing import Any
 
 from pipelines.common.config_fields import known_fields
 from pipelines.errors import InvalidConfigError
-from pipelines.training.config import RewardConfig
+from pipelines.training.config import REWARD_EFFECTIVE_BATCH, RewardConfig, effective_batch, effective_batch_text
 
 RESPONSE_RULES = (
     "empty",
@@ -339,7 +339,29 @@ class AlmostConfig:
         return cls(**values)
 
 
-def estimate_cost(config: AlmostConfig, *, reward_pairs_estimate: int | None = None) -> dict[str, int]:
+PAPER_REWARD_BATCH = f"4 per device x 8 accumulation x 4 devices = {REWARD_EFFECTIVE_BATCH}"
+"""ALMoST's reward-model batch (its README's `train.py --train_reward_model` command on 4 GPUs)."""
+
+
+def reward_batch(reward: RewardConfig, devices: int = 1) -> dict[str, Any]:
+    """The reward model's pairs per optimizer step, spelt out for the form and the run summary.
+
+    `devices` is 1: a worker trains the reward model in one process.
+    """
+    args = reward.training
+    return {
+        "per_device": args.per_device_batch_size,
+        "accumulation": args.gradient_accumulation_steps,
+        "devices": devices,
+        "effective": effective_batch(args, devices),
+        "text": effective_batch_text(args, devices),
+        "paper": PAPER_REWARD_BATCH,
+        "adapter": args.adapter,
+        "held_out_fraction": reward.eval_fraction,
+    }
+
+
+def estimate_cost(config: AlmostConfig, *, reward_pairs_estimate: int | None = None) -> dict[str, Any]:
     """What a run asks of the models, before it runs: generations and new tokens per step (upper bounds)."""
     pg = config.prompt_generation
     prompts = pg.num_generation
@@ -370,4 +392,5 @@ def estimate_cost(config: AlmostConfig, *, reward_pairs_estimate: int | None = N
         "rmsp_tokens_max": rmsp_tokens,
         "generations_max": candidates_max + prompts * len(config.configurations) + rmsp_samples,
         "new_tokens_max": candidates_max * pg.max_tokens + prompts * response_tokens + rmsp_tokens,
+        "reward_batch": reward_batch(config.reward),
     }

@@ -11,6 +11,7 @@ Run directory layout (every file appears atomically; a restart skips what exists
     rmsp/                            samples, scores, demonstrations.jsonl (best-of-n), summary.json
     summary.json                     the numbers of every step; its presence means the run is done
 """
+
 from __future__ import annotations
 
 import statistics
@@ -20,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pipelines.almost.config import RESPONSE_RULES, AlmostConfig
+from pipelines.almost.config import RESPONSE_RULES, AlmostConfig, reward_batch
 from pipelines.almost.cs import ALL_FILE, KEPT_FILE, build_comparisons
 from pipelines.almost.filters import response_failures
 from pipelines.almost.pg import PG_PROMPTS_FILE, PG_SUMMARY_FILE, generate_prompts
@@ -89,9 +90,18 @@ def run_almost(
         prompts = list(store.read_jsonl(PG_PROMPTS_FILE))
     else:
         prompts = generate_prompts(
-            config.prompt_generation, inputs, backend_for(config.prompt_model), store, progress, embedder_loader=embedder_loader
+            config.prompt_generation,
+            inputs,
+            backend_for(config.prompt_model),
+            store,
+            progress,
+            embedder_loader=embedder_loader,
         )
-    summary["pg"] = {**store.read_json(PG_SUMMARY_FILE), "model": config.prompt_model, "seeds": len(inputs.seed_prompts)}
+    summary["pg"] = {
+        **store.read_json(PG_SUMMARY_FILE),
+        "model": config.prompt_model,
+        "seeds": len(inputs.seed_prompts),
+    }
     report("pg", summary["pg"])
 
     responses = generate_responses(config, inputs, prompts, backend_for, store, progress)
@@ -110,7 +120,11 @@ def run_almost(
     if release_backends is not None:
         release_backends()
     reward = run_reward(
-        config.reward, reward_base_dir, store.path(KEPT_FILE), RunStore(store.path(REWARD_DIR)), StagePrefix(progress, "rm · ")
+        config.reward,
+        reward_base_dir,
+        store.path(KEPT_FILE),
+        RunStore(store.path(REWARD_DIR)),
+        StagePrefix(progress, "rm · "),
     )
     summary["rm"] = {
         "model_dir": reward.output_dir,
@@ -121,6 +135,7 @@ def run_almost(
         "held_out_accuracy_at_start": reward.metrics.get("start_eval/accuracy"),
         "held_out_margin": reward.metrics.get("eval/rewards/margins"),
         "train_loss": reward.metrics.get("train_loss"),
+        "batch": reward_batch(config.reward),
     }
     report("rm", summary["rm"])
 

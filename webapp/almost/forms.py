@@ -11,13 +11,21 @@ from typing import Any
 from django import forms
 
 from pipelines.almost.config import FILTER_DESCRIPTIONS, FILTERS, MAX_CONFIGURATIONS
-from pipelines.training.config import PRESETS
+from pipelines.training.config import PRESETS, RewardConfig, effective_batch_text
 from webapp.library.models import FewShotSet, SeedPromptSet
 from webapp.registry.models import ModelEntry
 
 from .services import ConfigurationChoice
 
 RUBRIC_PREFIX = "rubric"
+_PAPER_REWARD = RewardConfig().training
+PAPER_REWARD_DESCRIPTION = (
+    f"{effective_batch_text(_PAPER_REWARD)} pairs a step, "
+    f"{'full fine-tuning' if _PAPER_REWARD.adapter == 'full' else _PAPER_REWARD.adapter}, "
+    f"{_PAPER_REWARD.num_epochs:g} epoch, lr {_PAPER_REWARD.learning_rate:g}, {_PAPER_REWARD.lr_scheduler}, "
+    f"{_PAPER_REWARD.warmup_ratio:.0%} warmup, weight decay {_PAPER_REWARD.weight_decay:g}"
+)
+"""What the blank preset trains the reward model with, read from RewardConfig's defaults (ALMoST's)."""
 
 
 def _filter_field_name(name: str) -> str:
@@ -56,9 +64,11 @@ class AlmostRunForm(forms.Form):
         help_text="Base of the reward model (a score head is added and trained on the comparisons).",
     )
     preset = forms.ChoiceField(
-        choices=[("", "none: the paper's reward-model settings")] + [(p, p) for p in PRESETS],
+        choices=[("", f"none: the paper's reward-model settings ({PAPER_REWARD_DESCRIPTION})")]
+        + [(p, p) for p in PRESETS],
         required=False,
         initial="tiny-cpu-demo",
+        help_text="Reward-model training. The estimate shows the batch as per-device x accumulation x devices.",
     )
     reward_max_steps = forms.IntegerField(
         min_value=1, required=False, help_text="Reward-model optimizer steps; blank: the preset's (or 1 epoch)."
@@ -67,10 +77,11 @@ class AlmostRunForm(forms.Form):
         min_value=0.0,
         max_value=0.9,
         required=False,
-        label="Reward-model held-out fraction",
+        label="Reward-model held-out fraction (ours)",
         widget=forms.NumberInput(attrs={"placeholder": "0.1", "step": "any"}),
-        help_text="Comparisons kept aside to measure the reward model's accuracy (blank: 0.1; at least one "
-        "pair when above 0). Small runs need a larger share for the accuracy to mean anything.",
+        help_text="Ours, not the paper's (it trains on every comparison): comparisons kept aside to measure the "
+        "reward model's accuracy (blank: 0.1; at least one pair when above 0; 0 trains on all, as the paper). "
+        "Small runs need a larger share for the accuracy to mean anything.",
     )
     rmsp_enabled = forms.BooleanField(
         required=False,

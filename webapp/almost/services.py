@@ -193,7 +193,7 @@ def almost_config_build(
     }
 
 
-def almost_cost_estimate(config: dict[str, Any]) -> dict[str, int]:
+def almost_cost_estimate(config: dict[str, Any]) -> dict[str, Any]:
     """Generations, new tokens and reward-model steps the run implies (upper bounds), shown before queueing."""
     return estimate_cost(AlmostConfig.from_dict(config["almost"]))
 

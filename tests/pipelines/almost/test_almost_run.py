@@ -121,6 +121,12 @@ def test_almost_runs_end_to_end_on_the_tiny_model_and_a_cancelled_run_resumes_wi
     assert list(steps) == ["pg", "rg", "cs", "rm", "rmsp"]
     rm = result.summary["rm"]
     assert rm["steps"] == 2 and 0.0 <= rm["held_out_accuracy"] <= 1.0 and rm["held_out_pairs"] == 1
+    training = config.reward.training
+    assert rm["batch"]["text"] == (
+        f"{training.per_device_batch_size} per device x {training.gradient_accumulation_steps} accumulation x "
+        f"1 device = {training.per_device_batch_size * training.gradient_accumulation_steps}"
+    )
+    assert rm["batch"]["held_out_fraction"] == config.reward.eval_fraction
 
     demonstrations = list(store.read_jsonl("rmsp", "demonstrations.jsonl"))
     assert {row["prompt_id"] for row in demonstrations} <= {row["prompt_id"] for row in prompts}

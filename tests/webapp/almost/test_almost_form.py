@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 from django.core.exceptions import ValidationError
 
-from pipelines.almost.config import ComparisonConfig
+from pipelines.almost.config import ComparisonConfig, reward_batch
 from pipelines.almost.cs import compare_prompt, count_pairs
+from pipelines.training.config import RewardConfig
 from webapp.almost import run_page, services
 from webapp.almost.services import ConfigurationChoice
 from webapp.library.models import FewShotExample, FewShotSet, SeedPrompt, SeedPromptSet
@@ -249,6 +250,25 @@ def test_the_estimate_shows_the_cost_or_the_problems(researcher_client, seeds, h
     assert PipelineRun.objects.count() == 0
 
 
+def test_the_estimate_spells_out_the_reward_models_batch_and_marks_the_held_out_share_as_ours(
+    researcher_client, seeds, hhh, small
+):
+    rows = [
+        {"model": small.pk, "shots": "3", "demonstration_set": hhh.pk},
+        {"model": small.pk, "shots": "1", "demonstration_set": hhh.pk},
+    ]
+    page = researcher_client.post("/almost/new/estimate/", _post(seeds, small, rows, preset="")).content.decode()
+    batch = page[page.index('id="almost-reward-batch"') :]
+    assert batch.split("</td>")[0].endswith("4 per device x 32 accumulation x 1 device = 128")  # the paper's 128
+    assert 'Reward-model held out <span class="muted">(ours)</span>' in page
+    page = researcher_client.post("/almost/new/estimate/", _post(seeds, small, rows)).content.decode()
+    assert "2 per device x 1 accumulation x 1 device = 2" in page
+    assert "(paper: 4 per device x 8 accumulation x 4 devices = 128)" in page
+    form = researcher_client.get("/almost/new/").content.decode()
+    assert "Reward-model held-out fraction (ours)" in form
+    assert "none: the paper&#x27;s reward-model settings (4 per device x 32 accumulation x 1 device = 128 pairs" in form
+
+
 def test_the_new_page_offers_a_default_rubric_and_annotators_are_refused(
     researcher_client, client, annotator, seeds, hhh, small
 ):
@@ -280,7 +300,13 @@ def test_the_run_section_shows_counts_accuracy_and_scores(researcher):
                 compare_prompt("p0", "q", [("a", SAME), ("b", SAME), ("c", ANSWER)], ComparisonConfig()),
                 ComparisonConfig(),
             ),
-            "rm": {"held_out_accuracy": 0.75, "steps": 2, "train_pairs": 1, "held_out_pairs": 1},
+            "rm": {
+                "held_out_accuracy": 0.75,
+                "steps": 2,
+                "train_pairs": 1,
+                "held_out_pairs": 1,
+                "batch": reward_batch(RewardConfig()),
+            },
             "rmsp": {
                 "configuration": "m-hhh-3shot",
                 "n": 2,
@@ -307,6 +333,8 @@ def test_the_run_section_shows_counts_accuracy_and_scores(researcher):
     # The table lists the steps in the order they act: the pairing rule comes before "identical".
     table = html[html.index('id="almost-filter-counts"') :]
     assert table.index("one pair per chosen configuration") < table.index("<td>identical</td>")
+    assert 'id="almost-rm-batch">4 per device x 32 accumulation x 1 device = 128<' in html
+    assert "Pairs: train / held out" in html and "(ours)" in html and "all (full fine-tuning, as the paper)" in html
 
 
 def test_a_run_without_rmsp_says_it_was_switched_off_rather_than_unfinished(researcher):
