@@ -31,8 +31,10 @@ MAX_SEED = 2**32 - 1
 
 def _scorer_training_defaults() -> TrainingArgs:
     # step2_scorer.py: 4 epochs, batch 4, warmup 50 steps, weight decay 0.01, lr unset (HF default 5e-5);
-    # LoRA r 32, alpha 32, all-linear, dropout 0.05. Warmup is in steps there, hence the override.
+    # LoRA r 32, alpha 32, all-linear, dropout 0.05. Warmup is in steps there, hence the override. Its
+    # DeepSpeed config's WarmupLR warms up, then holds the rate: HF's constant_with_warmup, not linear decay.
     return TrainingArgs(
+        lr_scheduler="constant_with_warmup",
         learning_rate=5e-5,
         num_epochs=4.0,
         per_device_batch_size=4,

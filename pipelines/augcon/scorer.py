@@ -1,15 +1,17 @@
-"""AugCon's contrastive query scorer: the LM with LoRA and a scalar value head, sigmoid output.
+"""AugCon's contrastive query scorer: the LM with LoRA (QLoRA on a GPU) and a scalar value head, sigmoid output.
 
 The value head reads the last non-pad token of "Context: {context}\n\nQuestion: {query}\n\n"
 (`AutoModelForSequenceClassification` with one label is exactly that: a linear head on the last
 non-pad position). A batch holds B positives then B negatives; the loss is
 mean(score(neg)) - mean(score(pos)) on the sigmoid scores, a linear margin and not Bradley-Terry,
-as in the paper's `step2_scorer.py`. Training reuses the training layer's atomic checkpoints, so a
+as in the paper's `step2_scorer.py`, whose DeepSpeed WarmupLR warms up and then holds the rate
+(AugConConfig's scorer default: constant_with_warmup). Training reuses the training layer's atomic checkpoints, so a
 killed run resumes from its last checkpoint. Imports torch: workers only.
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -21,6 +23,8 @@ from pipelines.common.store import RunStore
 from pipelines.errors import InvalidInputError
 from pipelines.training.common import (
     CHECKPOINTS_DIR,
+    FINAL_DIR,
+    RESULT_FILE,
     AtomicCheckpoints,
     ProgressCallback,
     apply_lora,
@@ -117,6 +121,8 @@ def train_scorer(
     if not pairs:
         raise InvalidInputError("the scorer needs at least one (context, pos_query, neg_query) pair")
     runtime = resolve_runtime(args)
+    backbone, note = scorer_backbone(args, runtime.dtype)
+    progress.log(f"scorer backbone: {note}; schedule {args.lr_scheduler}")
     tokenizer = load_scorer_tokenizer(model_dir)
     features = pair_features(tokenizer, pairs, args.max_length)
     set_seed(args.seed)  # the value head's initial weights
@@ -133,7 +139,7 @@ def train_scorer(
         data_collator=partial(collate_pairs, pad_token_id=tokenizer.pad_token_id),
         callbacks=[callback],
     )
-    return train_and_save(
+    result = train_and_save(
         trainer=trainer,
         callback=callback,
         tokenizer=tokenizer,
@@ -143,6 +149,27 @@ def train_scorer(
         merge=False,
         counts=counts,
         progress=progress,
+    )
+    # QueryScorer reads the backbone back, so a QLoRA adapter scores on the 4-bit base it was trained on.
+    result = replace(result, metrics={**result.metrics, "backbone": backbone, "backbone_note": note})
+    store.write_json(result.to_dict(), FINAL_DIR, RESULT_FILE)
+    return result
+
+
+def scorer_backbone(args: TrainingArgs, dtype: str) -> tuple[str, str]:
+    """("qlora-nf4" | "lora-<dtype>" | "full-<dtype>", a sentence saying how that differs from the paper).
+
+    The paper's scorer is QLoRA: a 4-bit NF4 base (double quantisation, bf16 compute) under LoRA. It needs a
+    CUDA GPU with bitsandbytes (`qlora: true`); elsewhere the base stays in `dtype` under the same LoRA.
+    """
+    if args.adapter == "full":
+        return f"full-{dtype}", f"every weight trained in {dtype} (the paper: QLoRA on a 4-bit NF4 base)"
+    if args.qlora:
+        return "qlora-nf4", "QLoRA, a 4-bit NF4 base under LoRA, as the paper"
+    return (
+        f"lora-{dtype}",
+        f"LoRA over a {dtype} base (the paper: QLoRA on a 4-bit NF4 base, which needs a CUDA GPU with bitsandbytes: "
+        "set scorer qlora to true there)",
     )
 
 
@@ -156,6 +183,26 @@ class QueryScorer:
 
         self.tokenizer = load_scorer_tokenizer(base_dir)
         device = "cuda" if torch.cuda.is_available() else "cpu"
+        if result.adapter_dir and result.metrics.get("backbone") == "qlora-nf4":
+            from peft import PeftModel
+            from transformers import BitsAndBytesConfig
+
+            # Scored on the 4-bit base it was trained on (merging into a dequantised base would shift scores).
+            quantization = BitsAndBytesConfig(
+                load_in_4bit=True,
+                bnb_4bit_quant_type="nf4",
+                bnb_4bit_use_double_quant=True,
+                bnb_4bit_compute_dtype=torch.bfloat16,
+            )
+            base = AutoModelForSequenceClassification.from_pretrained(
+                base_dir, num_labels=1, quantization_config=quantization
+            )
+            base.config.pad_token_id = self.tokenizer.pad_token_id
+            model = PeftModel.from_pretrained(base, result.adapter_dir)
+            model.config.pad_token_id = self.tokenizer.pad_token_id
+            self.model = model.eval()
+            self.device, self.batch_size, self.max_length = "cuda", batch_size, max_length
+            return
         if result.adapter_dir:
             from peft import PeftModel
 
