@@ -5,10 +5,15 @@ prompt generation with 10 in-context seeds at temperature 1.2, top_p 0.9, 64 new
 prompts with ROUGE-L >= 0.5 to an earlier one; responses at temperature 1.0, top_p 0.9, 384 new
 tokens (768 for the Faithful prompt); a response is "bad" when shorter than 50 characters, ending
 in ? or :, starting with "well", not ending in . or !, saying it does not know, or holding "Human:"
-or "<Image>"; comparisons pair each better configuration with the best-ranked worse one and skip a
-pair whose chosen response is shorter than the rejected one and than mean - std/2; the reward model
-trains with lr 2e-5, weight decay 0.1, 1 epoch, cosine, 3% warmup, max length 1024. The RMSP sample
-count is not in the released code (RMSP was never released): 4 here.
+or "<Image>" in any case; comparisons pair each better configuration with the best-ranked worse one,
+skipping a pair whose chosen response is shorter than the rejected one and than mean - std/2, then
+drop a pair whose two texts are equal (after pairing, as the original's reward-model loader); the
+reward model trains with lr 2e-5, weight decay 0.1, 1 epoch, cosine, 3% warmup, max length 1024, all
+weights, 128 pairs a step (`RewardConfig`'s defaults). The RMSP sample count is not in the released
+code (RMSP was never released): 4 here.
+
+Every limit is checked here, in the config classes, so a config from the form, a dict or YAML is
+refused past the same bounds.
 """
 
 from __future__ import annotations
