@@ -23,7 +23,9 @@ import logging
 import threading
 
 from django.conf import settings
+from redis.client import Pipeline
 from redis.exceptions import RedisError
+from rq import worker_registration
 from rq.job import Job
 from rq.queue import Queue
 from rq.utils import now
@@ -42,6 +44,21 @@ class ModelCachingWorker(SimpleWorker):
 
     def get_heartbeat_ttl(self, job: Job) -> int:
         return liveness_ttl_seconds()
+
+    def heartbeat(self, timeout: int | None = None, pipeline: Pipeline | None = None) -> None:
+        """RQ's heartbeat, first registering the worker again if Redis lost it (restarted empty, flushed).
+
+        RQ registers a worker once, at birth: after a Redis restart it would keep taking jobs while
+        missing from the dashboard's workers and from the lost-run check (tests/faults/test_redis_restart.py).
+        """
+        if not self.connection.sismember(self.redis_workers_keys, self.key):
+            logger.warning("worker %s is not registered in Redis (restarted?); registering again", self.name)
+            with self.connection.pipeline() as registration:
+                registration.hset(self.key, mapping={**self.serialize(), "state": self.get_state()})
+                worker_registration.register(self, registration)
+                registration.expire(self.key, timeout or self.worker_ttl + 60)
+                registration.execute()
+        super().heartbeat(timeout, pipeline)
 
     def execute_job(self, job: Job, queue: Queue) -> None:
         stop = threading.Event()

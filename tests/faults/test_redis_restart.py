@@ -1,0 +1,93 @@
+"""Redis restarted (empty, as without persistence) under a running run and a queue of runs.
+
+The database is the source of truth and Redis only transport (DESIGN.md section 3): the running run
+finishes, the queued runs whose jobs vanished are declared lost and resume, nothing runs twice, and
+the worker comes back by itself, registered so the dashboard and the lost-run check can see it.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+
+import pytest
+import redis
+from rq import Worker
+
+from tests.faults.conftest import RestartableRedis
+from tests.faults.support import (
+    artifact_rows,
+    assert_every_prompt_once,
+    prompt_set_of,
+    start_generate_run,
+    tiny_model_entry,
+)
+from tests.fixtures.runs import wait_for_run
+from webapp.runs import services
+from webapp.runs.models import PipelineRun
+
+pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
+
+
+@pytest.fixture
+def redis_url(restartable_redis: RestartableRedis) -> str:
+    """This module's tests get a Redis of their own (the session's is shared and must not be restarted)."""
+    return restartable_redis.url
+
+
+def executions_of(job_id: str, worker_log: str) -> int:
+    """How many times the worker started the job with this id (RQ logs `<queue>: <function>(...) (<job id>)`)."""
+    return len(re.findall(rf"run_pipeline_job\([^)]*\) \({re.escape(job_id)}\)", worker_log))
+
+
+def wait_until_registered(worker_pid: int, url: str, timeout: float) -> None:
+    connection = redis.Redis.from_url(url)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if any(worker.pid == worker_pid for worker in Worker.all(connection=connection)):
+            return
+        time.sleep(0.3)
+    raise AssertionError(f"worker pid {worker_pid} did not register again in Redis within {timeout:.0f} s")
+
+
+def test_redis_restarted_under_a_run_and_a_queue_loses_and_repeats_nothing(
+    restartable_redis: RestartableRedis, rq_worker, researcher, tiny_model_dir, monkeypatch
+):
+    # The site waits 30 s before calling a queued run's job vanished; the test need not.
+    monkeypatch.setattr(services, "QUEUED_JOB_GRACE_SECONDS", 2)
+    model = tiny_model_entry(tiny_model_dir)
+    running = start_generate_run(researcher, model, prompt_set_of(16), batch_size=2, max_tokens=8, name="running")
+    queued = [
+        start_generate_run(researcher, model, prompt_set_of(4, f"queued-{index}"), batch_size=2, max_tokens=4,
+                           name=f"queued {index}")
+        for index in range(2)
+    ]
+    worker = rq_worker().wait_ready()
+    running = wait_for_run(running, lambda r: r.stage == "generate" and r.progress_done >= 4, 180, "a few batches")
+
+    restartable_redis.restart()
+
+    running = wait_for_run(running, timeout=180, what="the running run to finish after the restart")
+    assert running.status == PipelineRun.Status.SUCCEEDED, f"{running.error}\n{worker.log_text()[-3000:]}"
+    assert running.attempt == 1
+    assert_every_prompt_once(artifact_rows(running, "generations"), 16)
+
+    for run in queued:
+        run = wait_for_run(run, lambda r: r.status != PipelineRun.Status.QUEUED, 60, "the vanished job to be noticed")
+        assert run.status == PipelineRun.Status.LOST and "no longer in the queue" in run.error, (run.status, run.error)
+    wait_until_registered(worker.pid, restartable_redis.url, timeout=30)
+
+    for run in queued:
+        services.run_resume(run=run)
+    for run in queued:
+        run = wait_for_run(run, timeout=120, what="the resumed queued run to finish")
+        assert run.status == PipelineRun.Status.SUCCEEDED, f"{run.error}\n{worker.log_text()[-3000:]}"
+        assert_every_prompt_once(artifact_rows(run, "generations"), 4)
+        assert run.summary["batches_generated_this_attempt"] == 2
+
+    log = worker.log_text()
+    assert worker.running
+    assert executions_of(f"run-{running.pk}-1", log) == 1
+    for run in queued:
+        assert executions_of(f"run-{run.pk}-1", log) == 0, "a job that vanished with Redis still ran"
+        assert executions_of(f"run-{run.pk}-2", log) == 1
