@@ -67,6 +67,10 @@ def test_sft_then_spin_training_through_a_worker_builds_a_registry_chain_with_me
     losses = [row["loss"] for row in sft_run.metrics if "loss" in row]
     assert len(losses) >= 2 and all(math.isfinite(loss) for loss in losses)
     assert sft_run.summary["steps"] == 4
+    # Every row measured against the limits, and what was cut (nothing here) on the run page.
+    assert sft_run.summary["lengths/rows"] == 4 and sft_run.summary["lengths/rows_cut"] == 0
+    assert sft_run.summary["lengths/rows_over_max_length"] == 0
+    assert sft_run.summary["effective_batch"] == "2 per device x 1 accumulation x 1 device = 2"
 
     spin_run = _start(
         researcher, trainer="preference", model=sft_model, dataset=pairs,
@@ -84,6 +88,28 @@ def test_sft_then_spin_training_through_a_worker_builds_a_registry_chain_with_me
     assert f'id="model-{spin_model.pk}" data-depth="2"' in registry
     run_page = client.get(spin_run.get_absolute_url()).content.decode()
     assert 'data-metric="loss"' in run_page and 'data-metric="rewards/margins"' in run_page
+    assert "lengths/rows_over_max_prompt_length" in run_page
+
+
+def test_rows_over_the_lengths_are_cut_and_counted_on_the_run_page_or_refused(
+    live_settings, rq_worker, researcher, tiny_entry, client
+):
+    rows = [{"prompt": q, "response": right} for q, right, _ in QUESTIONS] + [{"prompt": "Explain. " * 200, "response": "ok"}]
+    dataset = _dataset(Path(live_settings.ARTIFACT_ROOT) / "inputs", "long", rows)
+    worker = rq_worker()
+    cut = _start(researcher, trainer="sft", model=tiny_entry, dataset=dataset, overrides={"max_steps": 1, "save_steps": 1})
+    refused = _start(researcher, trainer="sft", model=tiny_entry, dataset=dataset,
+                     overrides={"max_steps": 1, "over_length": "refuse"})
+    cut = wait_for_run(cut, timeout=300, what="the SFT run with a long row")
+    assert cut.status == PipelineRun.Status.SUCCEEDED, cut.error + cut.traceback + worker.log_text()
+    assert cut.summary["lengths/rows_cut"] == 1 and cut.summary["lengths/rows_over_max_prompt_length"] == 1
+    assert cut.summary["lengths/proposed_max_prompt_length"] > 128
+    client.force_login(researcher)
+    page = client.get(cut.get_absolute_url()).content.decode()
+    assert "lengths/rows_cut" in page
+    refused = wait_for_run(refused, timeout=300, what="the refusing SFT run")
+    assert refused.status == PipelineRun.Status.FAILED
+    assert "1 of 5 rows are longer than the limits (rows 5;" in refused.error
 
 
 def test_a_killed_training_worker_resumes_from_its_last_checkpoint_with_the_step_count_going_on(
