@@ -60,6 +60,13 @@ FILTER_DESCRIPTIONS = {
 MAX_CONFIGURATIONS = 32
 """Rubric entries at most (each is a full pass of responses over every prompt)."""
 MAX_SEED = 2**32 - 1
+SHOTS_RANGE = (0, 64)
+RESPONSE_MAX_TOKENS_RANGE = (1, 32768)
+NUM_GENERATION_RANGE = (1, 1_000_000)
+IN_CONTEXT_RANGE = (1, 100)
+PROMPT_MAX_TOKENS_RANGE = (1, 4096)
+RMSP_N_RANGE = (1, 64)
+"""The bounds the form shows are these (read by webapp/almost/forms.py), so the two cannot drift apart."""
 
 
 def _check_range(name: str, value: Any, low: float, high: float) -> None:
@@ -114,14 +121,14 @@ class ResponseConfiguration:
             )
         if not isinstance(self.model, str) or not self.model or "/" in self.model:
             raise InvalidConfigError(f"configuration model label {self.model!r} must be non-empty and hold no '/'")
-        _check_integer(f"configuration {self.model}: shots", self.shots, 0, 64)
+        _check_integer(f"configuration {self.model}: shots", self.shots, *SHOTS_RANGE)
         if self.shots and not self.prompt:
             raise InvalidConfigError(
                 f"configuration {self.model} with {self.shots} shots needs a demonstration prompt to take them from"
             )
         if self.max_tokens is None:
             object.__setattr__(self, "max_tokens", default_response_max_tokens(self.prompt))
-        _check_integer(f"configuration {self.name}: max_tokens", self.max_tokens, 1, 32768)
+        _check_integer(f"configuration {self.name}: max_tokens", self.max_tokens, *RESPONSE_MAX_TOKENS_RANGE)
 
     @property
     def name(self) -> str:
@@ -157,12 +164,12 @@ class PromptGenerationConfig:
     seed: int = 42
 
     def __post_init__(self) -> None:
-        _check_integer("prompt_generation.num_generation", self.num_generation, 1, 1_000_000)
-        _check_integer("prompt_generation.in_context", self.in_context, 1, 100)
+        _check_integer("prompt_generation.num_generation", self.num_generation, *NUM_GENERATION_RANGE)
+        _check_integer("prompt_generation.in_context", self.in_context, *IN_CONTEXT_RANGE)
         _check_range("prompt_generation.temperature", self.temperature, 0, 5)
         if not 0 < self.top_p <= 1:
             raise InvalidConfigError(f"prompt_generation.top_p must be in (0, 1], got {self.top_p}")
-        _check_integer("prompt_generation.max_tokens", self.max_tokens, 1, 4096)
+        _check_integer("prompt_generation.max_tokens", self.max_tokens, *PROMPT_MAX_TOKENS_RANGE)
         _check_integer("prompt_generation.batch_size", self.batch_size, 1, 1024)
         _check_integer("prompt_generation.min_chars", self.min_chars, 0, 10_000)
         _check_integer("prompt_generation.max_chars", self.max_chars, 1, 100_000)
@@ -249,7 +256,7 @@ class RMSPConfig:
     seed: int = 7
 
     def __post_init__(self) -> None:
-        _check_integer("rmsp.n", self.n, 1, 64)
+        _check_integer("rmsp.n", self.n, *RMSP_N_RANGE)
         _check_integer("rmsp.configuration", self.configuration, 0, 1000)
         _check_range("rmsp.temperature", self.temperature, 0, 5)
         if not 0 < self.top_p <= 1:

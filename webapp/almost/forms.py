@@ -10,7 +10,17 @@ from typing import Any
 
 from django import forms
 
-from pipelines.almost.config import FILTER_DESCRIPTIONS, FILTERS, MAX_CONFIGURATIONS
+from pipelines.almost.config import (
+    FILTER_DESCRIPTIONS,
+    FILTERS,
+    IN_CONTEXT_RANGE,
+    MAX_CONFIGURATIONS,
+    NUM_GENERATION_RANGE,
+    PROMPT_MAX_TOKENS_RANGE,
+    RESPONSE_MAX_TOKENS_RANGE,
+    RMSP_N_RANGE,
+    SHOTS_RANGE,
+)
 from pipelines.training.config import PRESETS, RewardConfig, effective_batch_text
 from webapp.library.models import FewShotSet, SeedPromptSet
 from webapp.registry.models import ModelEntry
@@ -39,23 +49,26 @@ class AlmostRunForm(forms.Form):
         help_text="Seed prompts shown as in-context examples; its instruction line, if any, heads every prompt.",
     )
     num_generation = forms.IntegerField(
-        min_value=1,
-        max_value=1_000_000,
+        min_value=NUM_GENERATION_RANGE[0],
+        max_value=NUM_GENERATION_RANGE[1],
         initial=100,
         help_text="New prompts to generate (paper: 100 per seed file run).",
     )
     in_context = forms.IntegerField(
-        min_value=1,
-        max_value=100,
+        min_value=IN_CONTEXT_RANGE[0],
+        max_value=IN_CONTEXT_RANGE[1],
         initial=10,
         help_text="Seeds sampled as in-context examples per generation (paper: 10).",
     )
     prompt_max_tokens = forms.IntegerField(
-        min_value=1, max_value=4096, required=False, help_text="New tokens per generated prompt (default 64)."
+        min_value=PROMPT_MAX_TOKENS_RANGE[0],
+        max_value=PROMPT_MAX_TOKENS_RANGE[1],
+        required=False,
+        help_text="New tokens per generated prompt (default 64).",
     )
     response_max_tokens = forms.IntegerField(
-        min_value=1,
-        max_value=32768,
+        min_value=RESPONSE_MAX_TOKENS_RANGE[0],
+        max_value=RESPONSE_MAX_TOKENS_RANGE[1],
         required=False,
         help_text="New tokens per response; blank: 384, or 768 with a Faithful set (as the original).",
     )
@@ -89,7 +102,9 @@ class AlmostRunForm(forms.Form):
         label="Run RMSP",
         help_text="Sample n responses per prompt with the best configuration; keep the RM's favourite.",
     )
-    rmsp_n = forms.IntegerField(min_value=1, max_value=64, initial=4, label="RMSP samples per prompt")
+    rmsp_n = forms.IntegerField(
+        min_value=RMSP_N_RANGE[0], max_value=RMSP_N_RANGE[1], initial=4, label="RMSP samples per prompt"
+    )
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -115,7 +130,7 @@ class ConfigurationForm(forms.Form):
     """One rubric entry; its position in the formset is its rank (first = best)."""
 
     model = forms.ModelChoiceField(queryset=ModelEntry.objects.filter(task=ModelEntry.Task.GENERATION))
-    shots = forms.IntegerField(min_value=0, max_value=64, initial=3)
+    shots = forms.IntegerField(min_value=SHOTS_RANGE[0], max_value=SHOTS_RANGE[1], initial=3)
     demonstration_set = forms.ModelChoiceField(
         queryset=FewShotSet.objects.filter(kind=FewShotSet.Kind.DEMONSTRATION),
         required=False,
