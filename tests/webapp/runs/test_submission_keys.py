@@ -165,6 +165,7 @@ def test_the_evaluation_form_posted_twice_keeps_one_evaluation_and_one_run(resea
                 "judge_max_tokens": 8,
                 "judge_retries": 1,
                 "bootstrap_rounds": 200,
+                "judge_method": "logprob",
                 "submission_key": KEY,
             },
         )
