@@ -109,6 +109,12 @@ def pair_features(tokenizer: Any, pairs: list[dict[str, Any]], max_length: int) 
     ]
 
 
+def count_texts_over(tokenizer: Any, pairs: list[dict[str, Any]], max_length: int) -> int:
+    """How many scorer texts (a positive and a negative per pair) `encode_texts` cuts to `max_length`."""
+    texts = [scorer_text(p["context"], p[key]) for p in pairs for key in ("pos_query", "neg_query")]
+    return sum(len(ids) > max_length for ids in tokenizer(texts, add_special_tokens=False)["input_ids"])
+
+
 def train_scorer(
     args: TrainingArgs, model_dir: str | Path, pairs: list[dict[str, Any]], store: RunStore, progress: Progress
 ) -> TrainingResult:
@@ -125,6 +131,12 @@ def train_scorer(
     progress.log(f"scorer backbone: {note}; schedule {args.lr_scheduler}")
     tokenizer = load_scorer_tokenizer(model_dir)
     features = pair_features(tokenizer, pairs, args.max_length)
+    texts_cut = count_texts_over(tokenizer, pairs, args.max_length)
+    if texts_cut:
+        progress.log(
+            f"{texts_cut} of {2 * len(pairs)} scorer texts are over max_length {args.max_length} tokens and keep "
+            "their end (the question); raise the scorer's max_length to keep them whole"
+        )
     set_seed(args.seed)  # the value head's initial weights
     model = load_model(model_dir, args, runtime, reward_head=True)
     model.config.pad_token_id = tokenizer.pad_token_id
@@ -151,7 +163,9 @@ def train_scorer(
         progress=progress,
     )
     # QueryScorer reads the backbone back, so a QLoRA adapter scores on the 4-bit base it was trained on.
-    result = replace(result, metrics={**result.metrics, "backbone": backbone, "backbone_note": note})
+    result = replace(
+        result, metrics={**result.metrics, "backbone": backbone, "backbone_note": note, "texts_cut": texts_cut}
+    )
     store.write_json(result.to_dict(), FINAL_DIR, RESULT_FILE)
     return result
 

@@ -64,3 +64,13 @@ def test_the_scorer_states_its_backbone_against_the_papers_qlora(tiny_model_dir,
     if not torch.cuda.is_available():
         with pytest.raises(InvalidConfigError, match="qlora needs a CUDA GPU"):
             train_scorer(paper_scorer_args(qlora=True), tiny_model_dir, PAIRS, RunStore(tmp_path / "q"), NullProgress())
+
+
+def test_scorer_texts_over_max_length_are_counted(tiny_model_dir, tmp_path):
+    long_pairs = [{**PAIRS[0], "context": "The pass statement does nothing. " * 40}, PAIRS[1]]
+    progress = NullProgress()
+    result = train_scorer(
+        paper_scorer_args(max_steps=1, save_steps=1), tiny_model_dir, long_pairs, RunStore(tmp_path / "s"), progress
+    )
+    assert result.metrics["texts_cut"] == 2
+    assert any("2 of 4 scorer texts are over max_length 64" in message for message in progress.messages)
