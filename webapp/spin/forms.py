@@ -1,12 +1,23 @@
-"""The SPIN form: model, SFT dataset, preset, and the knobs worth changing (blank keeps the preset's)."""
+"""The SPIN form: model, SFT dataset, preset, and the knobs worth changing (blank keeps the preset's).
+
+The bounds on the fields are the config's own (`pipelines.spin.config`); the service checks the
+whole config again, so the form and any other caller meet the same limits.
+"""
+
 from __future__ import annotations
 
 from django import forms
 
-from pipelines.spin import SPIN_PRESETS
+from pipelines.spin.config import MAX_ITERATIONS, MAX_NEW_TOKENS, MAX_PROMPTS, PAPER_EFFECTIVE_BATCH, PRESET_LABELS
 from webapp.registry.models import ModelEntry
 from webapp.registry.selectors import default_model_pk
 from webapp.runs.models import Artifact
+
+CONVERSATION_TURN_CHOICES = [
+    ("first", "First user turn and its reply (SPIN's: their code keeps messages[0] and messages[1])"),
+    ("last", "Last reply, with the whole conversation before it as the prompt (ours)"),
+    ("every", "Every reply, each with the whole conversation before it as the prompt (ours)"),
+]
 
 
 class SpinRunForm(forms.Form):
@@ -21,20 +32,48 @@ class SpinRunForm(forms.Form):
         help_text="An SFT dataset (prompt/response, question/answer or messages): its answers are the 'real' ones.",
     )
     preset = forms.ChoiceField(
-        choices=[(name, name) for name in SPIN_PRESETS] + [("", "none: the paper's settings (zephyr-7b)")],
+        choices=[("", PRESET_LABELS[""]), *((name, label) for name, label in PRESET_LABELS.items() if name)],
         required=False,
         initial="tiny-cpu-demo",
+        help_text="The paper's settings train every weight; a LoRA preset is ours and says so.",
     )
-    iterations = forms.IntegerField(min_value=1, max_value=20, initial=2, help_text="Paper: iterations 0 to 3.")
-    max_prompts = forms.IntegerField(min_value=0, required=False, help_text="0 uses every prompt; blank keeps the preset's.")
-    max_new_tokens = forms.IntegerField(min_value=1, max_value=8192, required=False,
-                                        help_text="Length of p_t's answers (paper: 256).")
-    learning_rate = forms.FloatField(min_value=0, required=False, help_text="Iteration 0's (paper: 5e-7; 1e-7 from iteration 2).")
-    beta = forms.FloatField(min_value=0, required=False, help_text="Paper: 0.1 (5.0 at iteration 3).")
+    conversation_turn = forms.ChoiceField(
+        choices=CONVERSATION_TURN_CHOICES,
+        initial="first",
+        help_text="Which reply of a multi-turn row is the real answer. Its prompt is always every turn before it.",
+    )
+    iterations = forms.IntegerField(
+        min_value=1, max_value=MAX_ITERATIONS, initial=2, help_text="Paper: iterations 0 to 3."
+    )
+    max_prompts = forms.IntegerField(
+        min_value=0,
+        max_value=MAX_PROMPTS,
+        required=False,
+        help_text="Rows of the dataset; 0 uses all, blank keeps the preset's.",
+    )
+    max_new_tokens = forms.IntegerField(
+        min_value=1, max_value=MAX_NEW_TOKENS, required=False, help_text="Length of p_t's answers (paper: 256)."
+    )
+    learning_rate = forms.FloatField(
+        min_value=0,
+        required=False,
+        help_text="Iteration 0's; later iterations scale it by the schedule (x0.2 from iteration 2). "
+        "Paper: 5e-7 with full fine-tuning; the LoRA presets use 5e-5 (ours).",
+    )
+    beta = forms.FloatField(
+        min_value=0, required=False, help_text="Paper: 0.1; the paper's schedule sets 5.0 from iteration 3."
+    )
     max_steps = forms.IntegerField(required=False, help_text="Optimizer steps per iteration; -1 runs the epochs.")
-    mix_previous = forms.BooleanField(required=False, initial=True,
-                                      help_text="From iteration 1, train on this and the previous iteration's pairs.")
-    devices = forms.IntegerField(min_value=1, max_value=1024, initial=1, help_text="GPUs per iteration (memory check).")
+    mix_previous = forms.BooleanField(
+        required=False, initial=True, help_text="From iteration 1, train on this and the previous iteration's pairs."
+    )
+    devices = forms.IntegerField(
+        min_value=1,
+        max_value=PAPER_EFFECTIVE_BATCH,
+        initial=1,
+        help_text=f"GPUs the run trains on: the paper's effective batch of {PAPER_EFFECTIVE_BATCH} is split as "
+        "per-device batch x accumulation x devices (also the memory check).",
+    )
 
     def training_overrides(self) -> dict[str, object]:
         data = self.cleaned_data

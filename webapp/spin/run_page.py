@@ -1,4 +1,5 @@
 """SPIN's section of the run page: one row per iteration and a few real-vs-generated pairs side by side."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -14,4 +15,12 @@ def context(run: PipelineRun) -> dict[str, Any]:
     samples = []
     for artifact in run.artifacts.filter(name__startswith="pairs-iter").order_by("name"):
         samples.append({"artifact": artifact, "pairs": artifact.preview[:SAMPLE_PAIRS]})
-    return {"iterations": iterations, "samples": samples, "planned": run.config.get("spin", {}).get("iterations")}
+    from webapp.spin.services import training_summary
+
+    return {
+        "iterations": iterations,
+        "samples": samples,
+        "planned": run.config.get("spin", {}).get("iterations"),
+        "training": training_summary(run.config) if run.config.get("spin") else {},
+        "prompts": run.summary.get("prompts"),
+    }

@@ -1,4 +1,5 @@
 """SPIN runs: build a validated SPIN config from the form's choices (before anything is queued), and queue it."""
+
 from __future__ import annotations
 
 from dataclasses import replace
@@ -9,6 +10,7 @@ from django.core.exceptions import ValidationError
 from pipelines.errors import InvalidConfigError, InvalidInputError
 from pipelines.llm.types import SamplingParams
 from pipelines.spin import SPIN_PRESETS, SpinConfig
+from pipelines.spin.config import PRESETS_WITH_PAPER_BATCH, batch_for_devices, effective_batch
 from pipelines.training.config import TrainingArgs, validate_dataset_fields
 from webapp.registry.models import ModelEntry
 from webapp.runs import services as run_services
@@ -28,10 +30,13 @@ def spin_config_build(
     beta: float | None = None,
     mix_previous: bool = True,
     devices: int = 1,
+    conversation_turn: str = "first",
 ) -> dict[str, Any]:
     """The run config of a SPIN run, or a ValidationError naming the field that is wrong.
 
-    Layers, later wins: the paper's defaults, the preset, then the form's fields.
+    Layers, later wins: the paper's defaults (`SpinConfig()`), the preset, the paper's effective
+    batch of 64 split over `devices` (for the presets that follow the paper's batch), then the
+    form's fields.
     """
     check_trainable(model, "model")
     try:
@@ -44,16 +49,28 @@ def spin_config_build(
             if preset not in SPIN_PRESETS:
                 raise InvalidConfigError(f"unknown preset {preset!r}; choose one of {', '.join(SPIN_PRESETS)}")
             config = SPIN_PRESETS[preset](config)
-        changes: dict[str, Any] = {"mix_previous": mix_previous}
+    except InvalidConfigError as error:
+        raise ValidationError({"preset": str(error)}) from error
+    if preset in PRESETS_WITH_PAPER_BATCH:
+        try:
+            config = batch_for_devices(config, devices)
+        except InvalidConfigError as error:
+            raise ValidationError({"devices": f"{error}."}) from error
+    try:
+        changes: dict[str, Any] = {"mix_previous": mix_previous, "conversation_turn": conversation_turn}
         if iterations is not None:
             changes["iterations"] = iterations
         if max_prompts is not None:
             changes["max_prompts"] = max_prompts
         if max_new_tokens is not None:
-            changes["generation"] = SamplingParams.from_dict({**config.generation.to_dict(), "max_tokens": max_new_tokens})
+            changes["generation"] = SamplingParams.from_dict(
+                {**config.generation.to_dict(), "max_tokens": max_new_tokens}
+            )
         training = config.training
         if training_overrides:
-            training = replace(training, training=TrainingArgs.from_dict({**training.training.to_dict(), **training_overrides}))
+            training = replace(
+                training, training=TrainingArgs.from_dict({**training.training.to_dict(), **training_overrides})
+            )
         if beta is not None:
             training = replace(training, beta=beta)
         config = SpinConfig.from_dict({**replace(config, **changes, training=training).to_dict()})
@@ -69,10 +86,48 @@ def spin_config_build(
     }
 
 
-def spin_cost_estimate(*, prompt_count: int, config: dict[str, Any]) -> dict[str, int]:
-    """Generations and training pairs the run implies, shown before it is queued."""
+def training_summary(config: dict[str, Any]) -> dict[str, str]:
+    """How a SPIN run trains, in words, for the form's preview and the run page: what is the paper's and what is ours."""
     spin = SpinConfig.from_dict(config["spin"])
-    prompts = min(prompt_count, spin.max_prompts) if spin.max_prompts else prompt_count
+    args = spin.training.training
+    batch = effective_batch(args, int(config.get("devices", 1)))
+    if args.adapter == "full":
+        adapter = "full fine-tuning (the paper's)"
+    else:
+        adapter = f"LoRA r{args.lora.r}, alpha {args.lora.alpha}{' on a 4-bit base' if args.qlora else ''} (ours; the paper fine-tunes every weight)"
+    plan = spin.plan()
+    return {
+        "adapter": adapter,
+        "optimizer": f"{args.optimizer}, {args.lr_scheduler} schedule, warmup {args.warmup_ratio:g}",
+        "effective batch": (
+            f"{batch['per_device']} per device × {batch['accumulation']} accumulation × {batch['devices']} "
+            f"device{'s' if batch['devices'] != 1 else ''} = {batch['effective']} (paper: 8 × 1 × 8 = 64)"
+        ),
+        "length": "max_steps " + str(args.max_steps)
+        if args.max_steps > 0
+        else f"{args.num_epochs:g} epochs per iteration",
+        "learning rate per iteration": ", ".join(f"{row['learning_rate']:.3g}" for row in plan),
+        "beta per iteration": ", ".join(f"{row['beta']:g}" for row in plan),
+        "prompt turn": spin.conversation_turn,
+    }
+
+
+def spin_cost_estimate(*, prompt_count: int, config: dict[str, Any], dataset: Artifact | None = None) -> dict[str, Any]:
+    """Generations and training pairs the run implies, and how it trains, shown before it is queued.
+
+    With `conversation_turn: every` a row gives one prompt per reply, so the dataset is read to count them.
+    """
+    spin = SpinConfig.from_dict(config["spin"])
+    rows = min(prompt_count, spin.max_prompts) if spin.max_prompts else prompt_count
+    prompts = rows
+    if spin.conversation_turn == "every" and dataset is not None:
+        from pipelines.spin.run import build_spin_prompts
+        from pipelines.training.data import read_rows
+
+        try:
+            prompts = build_spin_prompts(read_rows(dataset.jsonl_path), spin.max_prompts, "every")[1]["prompts"]
+        except InvalidInputError as error:
+            raise ValidationError({"dataset": f"Dataset “{dataset.name}”: {error}."}) from error
     pair_counts = [prompts * (2 if spin.mix_previous and t > 0 else 1) for t in range(spin.iterations)]
     return {
         "iterations": spin.iterations,
@@ -80,6 +135,7 @@ def spin_cost_estimate(*, prompt_count: int, config: dict[str, Any]) -> dict[str
         "generations": prompts * spin.iterations,
         "max_new_tokens": prompts * spin.iterations * spin.generation.max_tokens,
         "training_pairs": sum(pair_counts),
+        **training_summary(config),
     }
 
 

@@ -1,4 +1,5 @@
 """SPIN pages: the run form with a cost preview; the iterations live on the run page (run_page.py)."""
+
 from __future__ import annotations
 
 from django.contrib import messages
@@ -30,6 +31,7 @@ def _build(form: SpinRunForm) -> dict | None:  # type: ignore[type-arg]
             beta=data["beta"],
             mix_previous=data["mix_previous"],
             devices=data["devices"],
+            conversation_turn=data["conversation_turn"],
         )
     except ValidationError as error:
         add_validation_error(form, error)
@@ -48,5 +50,9 @@ def spin_new(request: HttpRequest) -> HttpResponse:
                 run = services.spin_run_create(user=request.user, config=config, name=form.cleaned_data["name"])
                 messages.success(request, f"SPIN run #{run.pk} queued.")
                 return redirect(run)
-            estimate = services.spin_cost_estimate(prompt_count=form.cleaned_data["dataset"].row_count, config=config)
+            dataset = form.cleaned_data["dataset"]
+            try:
+                estimate = services.spin_cost_estimate(prompt_count=dataset.row_count, config=config, dataset=dataset)
+            except ValidationError as error:
+                add_validation_error(form, error)
     return render(request, "spin/new.html", {"form": form, "estimate": estimate}, status=400 if form.errors else 200)

@@ -1,4 +1,5 @@
 """SPIN jobs: the run's model and SFT dataset -> iterations of generate, pair, train, each registered."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -22,7 +23,7 @@ def handle(run: PipelineRun, progress: Progress) -> None:
     """
     from pipelines.llm.factory import build_backend, model_directory
     from pipelines.spin import SpinConfig
-    from pipelines.spin.run import run_spin
+    from pipelines.spin.run import PROMPTS_SUMMARY_FILE, run_spin
 
     config = SpinConfig.from_dict(run.config["spin"])
     base = ModelEntry.objects.get(pk=run.config["model_id"])
@@ -56,7 +57,10 @@ def handle(run: PipelineRun, progress: Progress) -> None:
             name=f"{base.name} → SPIN iter{iteration} #{run.pk}",
         )
         parents[iteration] = entry
-        services.run_update_summary(run_id=run.pk, values={"iterations": _iteration_rows(store, iteration, parents)})
+        values: dict[str, Any] = {"iterations": _iteration_rows(store, iteration, parents)}
+        if store.exists(PROMPTS_SUMMARY_FILE):  # how the rows became prompts: turn mode, replies left out
+            values["prompts"] = store.read_json(PROMPTS_SUMMARY_FILE)
+        services.run_update_summary(run_id=run.pk, values=values)
 
     run_spin(config, base_dir, dataset.jsonl_path, store, progress, backend_for=backend_for, on_iteration=on_iteration)
 

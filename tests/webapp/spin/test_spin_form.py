@@ -1,4 +1,5 @@
 """SPIN from the site: the preset and the form's fields layered over the paper's defaults; refusals queue nothing."""
+
 from __future__ import annotations
 
 import json
@@ -29,9 +30,19 @@ def test_the_paper_defaults_and_the_tiny_preset(sft):
     paper = services.spin_config_build(model=model_ensure_embedded(), dataset=sft, preset="")["spin"]
     assert paper["training"]["loss"] == "spin" and paper["training"]["beta"] == 0.1
     assert paper["training"]["training"]["learning_rate"] == 5e-7 and paper["generation"]["max_tokens"] == 256
+    # The paper's settings are the paper's: every weight trained, RMSprop, 8 per device x 8 steps = 64 on one device.
+    args = paper["training"]["training"]
+    assert (args["adapter"], args["optimizer"]) == ("full", "rmsprop")
+    assert (args["per_device_batch_size"], args["gradient_accumulation_steps"]) == (8, 8)
+    assert paper["conversation_turn"] == "first"
     tiny = services.spin_config_build(
-        model=model_ensure_embedded(), dataset=sft, preset="tiny-cpu-demo", iterations=3, max_new_tokens=20,
-        training_overrides={"max_steps": 5}, beta=0.3,
+        model=model_ensure_embedded(),
+        dataset=sft,
+        preset="tiny-cpu-demo",
+        iterations=3,
+        max_new_tokens=20,
+        training_overrides={"max_steps": 5},
+        beta=0.3,
     )["spin"]
     assert tiny["iterations"] == 3 and tiny["generation"]["max_tokens"] == 20
     assert tiny["training"]["training"]["max_steps"] == 5 and tiny["training"]["beta"] == 0.3
@@ -46,12 +57,20 @@ def test_a_preference_dataset_is_refused_naming_what_spin_needs(tmp_path):
 
 
 def test_the_form_previews_the_cost_then_queues(researcher_client, sft):
-    fields = {"model": model_ensure_embedded().pk, "dataset": sft.pk, "preset": "tiny-cpu-demo", "iterations": "2",
-              "max_prompts": "4", "mix_previous": "on", "devices": "1"}
+    fields = {
+        "model": model_ensure_embedded().pk,
+        "dataset": sft.pk,
+        "preset": "tiny-cpu-demo",
+        "iterations": "2",
+        "max_prompts": "4",
+        "mix_previous": "on",
+        "devices": "1",
+        "conversation_turn": "first",
+    }
     preview = researcher_client.post("/spin/new/", {**fields, "preview": "1"})
     assert preview.status_code == 200 and PipelineRun.objects.count() == 0
     page = preview.content.decode()
-    assert "generations" in page and "<td class=\"num\">8</td>" in page  # 4 prompts x 2 iterations
+    assert "generations" in page and '<td class="num" data-key="generations">8</td>' in page  # 4 prompts x 2 iterations
 
     response = researcher_client.post("/spin/new/", fields)
     run = PipelineRun.objects.get()
@@ -61,8 +80,114 @@ def test_the_form_previews_the_cost_then_queues(researcher_client, sft):
 
 def test_bad_settings_are_shown_and_nothing_is_queued(researcher_client, sft):
     response = researcher_client.post(
-        "/spin/new/", {"model": model_ensure_embedded().pk, "dataset": sft.pk, "preset": "tiny-cpu-demo",
-                       "iterations": "2", "learning_rate": "0.5", "devices": "1"},
+        "/spin/new/",
+        {
+            "model": model_ensure_embedded().pk,
+            "dataset": sft.pk,
+            "preset": "tiny-cpu-demo",
+            "iterations": "2",
+            "learning_rate": "0.5",
+            "devices": "1",
+            "conversation_turn": "first",
+        },
     )
     assert response.status_code == 400 and "learning_rate" in response.content.decode()
     assert PipelineRun.objects.count() == 0
+
+
+def test_the_paper_batch_of_64_is_split_over_the_devices_and_shown_and_a_split_that_cannot_reach_it_is_refused(sft):
+    on_eight = services.spin_config_build(model=model_ensure_embedded(), dataset=sft, preset="", devices=8)
+    args = on_eight["spin"]["training"]["training"]
+    assert (args["per_device_batch_size"], args["gradient_accumulation_steps"]) == (8, 1)
+    summary = services.training_summary(on_eight)
+    assert summary["effective batch"].startswith("8 per device × 1 accumulation × 8 devices = 64")
+    assert summary["adapter"] == "full fine-tuning (the paper's)"
+    with pytest.raises(ValidationError) as caught:
+        services.spin_config_build(model=model_ensure_embedded(), dataset=sft, preset="", devices=3)
+    assert "cannot be split over 3 devices" in caught.value.message_dict["devices"][0]
+
+
+def test_the_lora_option_is_labelled_ours_and_trains_at_a_rate_that_moves_an_adapter(researcher_client, sft):
+    lora = services.spin_config_build(model=model_ensure_embedded(), dataset=sft, preset="lora")
+    args = lora["spin"]["training"]["training"]
+    assert args["adapter"] == "lora" and args["learning_rate"] == 5e-5
+    summary = services.training_summary(lora)
+    assert "ours" in summary["adapter"] and summary["learning rate per iteration"] == "5e-05, 5e-05"
+    page = researcher_client.get("/spin/new/").content.decode()
+    assert "the paper&#x27;s settings: full fine-tuning, RMSprop, lr 5e-7, effective batch 64" in page
+    assert "LoRA r16 at lr 5e-5 (ours" in page and "tiny CPU demo (ours)" in page
+
+
+def test_the_preview_shows_how_the_paper_preset_trains(researcher_client, sft):
+    fields = {
+        "model": model_ensure_embedded().pk,
+        "dataset": sft.pk,
+        "preset": "",
+        "iterations": "4",
+        "conversation_turn": "first",
+        "mix_previous": "on",
+        "devices": "1",
+        "preview": "1",
+    }
+    page = researcher_client.post("/spin/new/", fields)
+    assert page.status_code == 200, page.context["form"].errors
+    estimate = page.context["estimate"]
+    assert estimate["effective batch"].startswith("8 per device × 8 accumulation × 1 device = 64")
+    assert estimate["learning rate per iteration"] == "5e-07, 5e-07, 1e-07, 1e-07"
+    assert estimate["beta per iteration"] == "0.1, 0.1, 0.1, 5"
+    assert PipelineRun.objects.count() == 0
+
+
+def test_the_turn_mode_is_a_form_field_and_every_reply_counts_in_the_preview(researcher_client, tmp_path):
+    conversation = [
+        {"role": "user", "content": "Capital of Austria?"},
+        {"role": "assistant", "content": "Vienna."},
+        {"role": "user", "content": "Population?"},
+        {"role": "assistant", "content": "About 2.1 million."},
+    ]
+    chat = _artifact(tmp_path, "chat", [{"messages": conversation}] * 3)
+    fields = {
+        "model": model_ensure_embedded().pk,
+        "dataset": chat.pk,
+        "preset": "tiny-cpu-demo",
+        "iterations": "1",
+        "conversation_turn": "every",
+        "devices": "1",
+    }
+    preview = researcher_client.post("/spin/new/", {**fields, "preview": "1"})
+    assert preview.context["estimate"]["prompts"] == 6 and preview.context["estimate"]["prompt turn"] == "every"
+    researcher_client.post("/spin/new/", fields)
+    assert PipelineRun.objects.get().config["spin"]["conversation_turn"] == "every"
+
+
+@pytest.mark.parametrize(
+    ("overrides", "named"),
+    [
+        ({"iterations": "1000"}, "iterations"),
+        ({"max_new_tokens": "1000000000"}, "max_new_tokens"),
+        ({"devices": "3", "preset": ""}, "devices"),
+        ({"conversation_turn": "second"}, "conversation_turn"),
+    ],
+)
+def test_out_of_bounds_settings_are_refused_naming_the_field_and_nothing_is_queued(
+    researcher_client, sft, overrides, named
+):
+    fields = {
+        "model": model_ensure_embedded().pk,
+        "dataset": sft.pk,
+        "preset": "tiny-cpu-demo",
+        "iterations": "2",
+        "conversation_turn": "first",
+        "devices": "1",
+        **overrides,
+    }
+    response = researcher_client.post("/spin/new/", fields)
+    assert response.status_code == 400 and named in response.context["form"].errors
+    assert PipelineRun.objects.count() == 0
+
+
+def test_a_config_beyond_spins_bounds_is_refused_by_the_service_too(sft):
+    with pytest.raises(ValidationError, match="max_tokens must be between 1 and 32768"):
+        services.spin_config_build(model=model_ensure_embedded(), dataset=sft, max_new_tokens=10**9)
+    with pytest.raises(ValidationError, match="num_epochs"):
+        services.spin_config_build(model=model_ensure_embedded(), dataset=sft, training_overrides={"num_epochs": 10**7})
