@@ -5,13 +5,14 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
+from webapp.accounts.forms import ThrottledAuthenticationForm
 from webapp.core import views as core_views
 
 urlpatterns = [
     path("", core_views.home, name="home"),
     path("dashboard/", core_views.dashboard, name="dashboard"),
     path("healthz", core_views.healthz, name="healthz"),
-    path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
+    path("accounts/login/", auth_views.LoginView.as_view(authentication_form=ThrottledAuthenticationForm), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("library/", include("webapp.library.urls")),
     path("models/", include("webapp.registry.urls")),
