@@ -61,3 +61,19 @@ def test_same_seed_gives_the_same_samples(vllm_backend):
 def test_stop_string_is_cut_and_finishes_with_stop(vllm_backend):
     result = vllm_backend.complete(["1, 2, 3, 4, 5,"], SamplingParams(temperature=0, max_tokens=12, stop=(" 8",)))[0][0]
     assert " 8" not in result.text and result.finish_reason == "stop"
+
+
+def test_next_token_logprobs_are_the_engines_top_k_of_one_greedy_token(vllm_backend):
+    import math
+
+    from pipelines.llm.types import supports_next_token_logprobs
+
+    assert supports_next_token_logprobs(vllm_backend)
+    judge = [{"role": "user", "content": "Which is better, A or B? Answer with one letter.\n\nA: Paris\nB: Rome\n\nAnswer:"}]
+    reported = vllm_backend.chat_next_token_logprobs([judge, QUESTION], top_k=5, always_include=("A", "B"))
+    assert len(reported) == 2
+    for logprobs in reported:
+        # The top 5 (plus the greedy token, which is one of them at temperature 0), texts merged.
+        assert 1 <= len(logprobs) <= 6
+        assert all(value <= 0 for value in logprobs.values())
+        assert sum(math.exp(value) for value in logprobs.values()) <= 1 + 1e-4
