@@ -78,7 +78,7 @@ def inference_config_from_fields(
 
 
 def inference_config_from_yaml(text: str, *, source: str = "config.yaml", mode: str | None = None) -> AftConfig:
-    """A YAML in the original repository's format (either release); the form's mode applies unless it sets one."""
+    """A YAML in any of the original repository's three formats; the form's mode applies unless it sets one."""
     try:
         config = AftConfig.from_yaml(text, source=source)
         if mode and config.mode != mode:
