@@ -58,8 +58,9 @@ def test_redis_restarted_under_a_run_and_a_queue_loses_and_repeats_nothing(
     model = tiny_model_entry(tiny_model_dir)
     running = start_generate_run(researcher, model, prompt_set_of(16), batch_size=2, max_tokens=8, name="running")
     queued = [
-        start_generate_run(researcher, model, prompt_set_of(4, f"queued-{index}"), batch_size=2, max_tokens=4,
-                           name=f"queued {index}")
+        start_generate_run(
+            researcher, model, prompt_set_of(4, f"queued-{index}"), batch_size=2, max_tokens=4, name=f"queued {index}"
+        )
         for index in range(2)
     ]
     worker = rq_worker().wait_ready()

@@ -1,0 +1,82 @@
+"""An AFT inference run whose worker is SIGKILLed at a random point, resumed: the same artifact as an uninterrupted run.
+
+AFT's seed derives one seed per batch and layer, so a resumed run must not only answer every prompt
+once but draw the same text an uninterrupted run draws. The kill point (batches finished, then a
+random delay into the next batch) is printed, so a failure can be replayed.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+
+import pytest
+
+from pipelines.aft import AftConfig
+from tests.faults.support import artifact_rows, assert_every_prompt_once, prompt_set_of, tiny_model_entry
+from tests.fixtures.runs import wait_for_run
+from webapp.aft import services as aft_services
+from webapp.runs import services
+from webapp.runs.models import PipelineRun
+
+pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
+
+PROMPTS = 8
+BATCH_SIZE = 1
+AFT_SETTINGS = {
+    "proposal_params": {"n": 2, "max_tokens": 6},
+    "aggregation_params": {"n": 2, "max_tokens": 6},
+    "hidden_layer": 1,
+    "batch_size": BATCH_SIZE,
+    "seed": 7,
+}
+
+
+def test_aft_worker_killed_at_a_random_point_resumes_to_the_uninterrupted_artifact(
+    rq_worker, researcher, tiny_model_dir
+):
+    model = tiny_model_entry(tiny_model_dir)
+    prompt_set = prompt_set_of(PROMPTS)
+    config = aft_services.inference_config_build(
+        model=model, prompt_set=prompt_set, aft=AftConfig.from_dict(AFT_SETTINGS)
+    )
+    first_worker = rq_worker()
+
+    reference = wait_for_run(aft_services.inference_run_create(user=researcher, config=config), timeout=240)
+    assert reference.status == PipelineRun.Status.SUCCEEDED, reference.error + first_worker.log_text()[-3000:]
+    reference_rows = artifact_rows(reference, "aggregations")
+    assert_every_prompt_once(reference_rows, PROMPTS)
+
+    chooser = random.Random()
+    batches_before_kill = chooser.randint(1, PROMPTS // BATCH_SIZE - 2)
+    delay_into_next_batch = round(chooser.uniform(0.0, 0.5), 2)
+    kill_point = f"killed after {batches_before_kill} batches + {delay_into_next_batch} s"
+    run = aft_services.inference_run_create(user=researcher, config=config)
+    run = wait_for_run(
+        run,
+        lambda r: r.stage.startswith("propose") and r.progress_done >= batches_before_kill * BATCH_SIZE,
+        240,
+        f"{batches_before_kill} batches to finish",
+    )
+    time.sleep(delay_into_next_batch)
+    first_worker.kill()
+    batch_dir = services.run_directory(run) / "batches"
+    finished_before_kill = {path.name: path.stat().st_mtime_ns for path in batch_dir.glob("batch-*.jsonl")}
+    assert finished_before_kill, kill_point
+
+    run = wait_for_run(run, lambda r: r.status == PipelineRun.Status.LOST, 90, f"the run to be lost ({kill_point})")
+    rq_worker()
+    services.run_resume(run=run)
+    run = wait_for_run(run, timeout=240, what=f"the resumed run to finish ({kill_point})")
+
+    assert run.status == PipelineRun.Status.SUCCEEDED, f"{kill_point}: {run.error}\n{run.traceback}"
+    rows = artifact_rows(run, "aggregations")
+    assert_every_prompt_once(rows, PROMPTS)
+    assert run.artifacts.get().row_count == reference.artifacts.get().row_count == PROMPTS
+    for name, mtime in finished_before_kill.items():
+        assert (batch_dir / name).stat().st_mtime_ns == mtime, f"{name} was answered twice ({kill_point})"
+    assert run.summary["batches_generated_this_attempt"] == PROMPTS // BATCH_SIZE - len(finished_before_kill)
+    assert [row["final_answer"] for row in rows] == [row["final_answer"] for row in reference_rows], (
+        f"the resumed run drew other text than the uninterrupted one ({kill_point})"
+    )
+    assert [row["proposals"] for row in rows] == [row["proposals"] for row in reference_rows], kill_point
