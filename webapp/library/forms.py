@@ -31,7 +31,6 @@ class CorpusUploadForm(UploadForm):
         widget=forms.ClearableFileInput(attrs={"accept": ",".join(parsers.CORPUS_EXTENSIONS)}),
     )
 
-
     drop_duplicates = forms.BooleanField(
         required=False,
         label="Drop duplicate documents",

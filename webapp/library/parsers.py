@@ -185,7 +185,9 @@ def _first_nul_field(value: Any, field_name: str | None = None) -> tuple[bool, s
     return False, None
 
 
-def _nul_problem(file_name: str, line_number: int | None, field_name: str | None, *, unit: str = "line") -> ImportProblem:
+def _nul_problem(
+    file_name: str, line_number: int | None, field_name: str | None, *, unit: str = "line"
+) -> ImportProblem:
     place = f'the "{field_name}" field' if field_name else "the text"
     return ImportProblem(
         file_name,
@@ -472,7 +474,11 @@ def _archive_entries_checked(archive: zipfile.ZipFile, file_name: str, limits: S
         if PurePosixPath(info.filename).suffix.lower() != ".txt":
             raise ImportProblem(entry_label, None, None, "only .txt files can be imported from a zip archive")
         ratio = limits.max_compression_ratio
-        if ratio is not None and info.file_size > RATIO_CHECK_FLOOR_BYTES and info.file_size > ratio * max(info.compress_size, 1):
+        if (
+            ratio is not None
+            and info.file_size > RATIO_CHECK_FLOOR_BYTES
+            and info.file_size > ratio * max(info.compress_size, 1)
+        ):
             raise _too_compressed(entry_label, info.file_size, info.compress_size, ratio)
         if limits.max_document_bytes is not None and info.file_size > limits.max_document_bytes:
             raise _document_too_large(entry_label, info.file_size, limits.max_document_bytes)
@@ -513,7 +519,11 @@ def _read_archive_entry(
                         f"(LIBRARY_MAX_DOCUMENT_BYTES) although the archive says {info.file_size:,} bytes",
                     )
                 ratio = limits.max_compression_ratio
-                if ratio is not None and len(unpacked) > RATIO_CHECK_FLOOR_BYTES and len(unpacked) > ratio * max(info.compress_size, 1):
+                if (
+                    ratio is not None
+                    and len(unpacked) > RATIO_CHECK_FLOOR_BYTES
+                    and len(unpacked) > ratio * max(info.compress_size, 1)
+                ):
                     raise _too_compressed(entry_label, len(unpacked), info.compress_size, ratio)
     except (zipfile.BadZipFile, OSError, EOFError, zlib_error) as error:
         raise ImportProblem(entry_label, None, None, f"cannot be read from the archive ({error})") from None
@@ -563,12 +573,21 @@ def _corpus_parquet(
         raise ImportProblem(file_name, None, "text", f'missing the "text" or "article" column (columns found: {found})')
     total_bytes = os.path.getsize(path)
     # Parquet pages are compressed too: what the footer says they unpack to is held to the same budget.
-    unpacked = sum(parquet.metadata.row_group(index).total_byte_size for index in range(parquet.metadata.num_row_groups))
+    unpacked = sum(
+        parquet.metadata.row_group(index).total_byte_size for index in range(parquet.metadata.num_row_groups)
+    )
     if limits.max_bytes is not None and unpacked > limits.max_bytes:
         raise ImportProblem(
-            file_name, None, None, f"the table unpacks to {unpacked:,} bytes, over the limit of {limits.max_bytes:,} bytes"
+            file_name,
+            None,
+            None,
+            f"the table unpacks to {unpacked:,} bytes, over the limit of {limits.max_bytes:,} bytes",
         )
-    if limits.max_compression_ratio is not None and unpacked > RATIO_CHECK_FLOOR_BYTES and unpacked > limits.max_compression_ratio * total_bytes:
+    if (
+        limits.max_compression_ratio is not None
+        and unpacked > RATIO_CHECK_FLOOR_BYTES
+        and unpacked > limits.max_compression_ratio * total_bytes
+    ):
         raise _too_compressed(file_name, unpacked, total_bytes, limits.max_compression_ratio)
     total_rows = parquet.metadata.num_rows or 1
     row_number = 0
@@ -795,7 +814,10 @@ def read_training_rows(
                 closest = max(layouts, key=lambda candidate: len(set(candidate) & set(record)) / len(candidate))
                 missing = next(name for name in closest if name not in record)
                 raise ImportProblem(
-                    file_name, line_number, missing, f'missing the "{missing}" field; a {purpose} dataset needs {described}'
+                    file_name,
+                    line_number,
+                    missing,
+                    f'missing the "{missing}" field; a {purpose} dataset needs {described}',
                 )
         for name in layout:
             _check_text_or_messages(record, name, file_name, line_number)
@@ -815,10 +837,20 @@ def _check_text_or_messages(record: dict[str, Any], name: str, file_name: str, l
         return
     if not isinstance(value, list) or not value:
         raise ImportProblem(
-            file_name, line_number, name, f'the "{name}" field must be text or a list of chat messages, found {_type_name(value)}'
+            file_name,
+            line_number,
+            name,
+            f'the "{name}" field must be text or a list of chat messages, found {_type_name(value)}',
         )
     for index, message in enumerate(value, start=1):
-        if not (isinstance(message, dict) and isinstance(message.get("role"), str) and isinstance(message.get("content"), str)):
+        if not (
+            isinstance(message, dict)
+            and isinstance(message.get("role"), str)
+            and isinstance(message.get("content"), str)
+        ):
             raise ImportProblem(
-                file_name, line_number, name, f'message {index} of "{name}" must be an object with string "role" and "content"'
+                file_name,
+                line_number,
+                name,
+                f'message {index} of "{name}" must be an object with string "role" and "content"',
             )

@@ -92,7 +92,9 @@ def document_neighbour(document: Document, *, before: bool) -> Document | None:
     return neighbours.filter(position__gt=document.position).order_by("position").first()
 
 
-def document_text_pieces(document: Document, *, piece_characters: int = DOCUMENT_DOWNLOAD_PIECE_CHARACTERS) -> Iterator[str]:
+def document_text_pieces(
+    document: Document, *, piece_characters: int = DOCUMENT_DOWNLOAD_PIECE_CHARACTERS
+) -> Iterator[str]:
     """A document's whole text in consecutive slices read one query each, for a streamed download."""
     start = 1
     while True:

@@ -109,7 +109,9 @@ def _stage(staged: ImportedSet) -> None:
     staged_imports_remove_abandoned()
     staged.full_clean()  # the default manager's unique check sees READY sets only
     if model.all_objects.filter(name=staged.name).exists():
-        raise ValidationError({"name": f"An import named “{staged.name}” is in progress; wait for it or choose another name."})
+        raise ValidationError(
+            {"name": f"An import named “{staged.name}” is in progress; wait for it or choose another name."}
+        )
     try:
         with transaction.atomic():
             staged.save()
@@ -141,7 +143,9 @@ def _remove_staged(staged: ImportedSet) -> None:
     child_model, parent_field = CHILDREN[type(staged)]
     while True:
         with transaction.atomic():
-            ids = list(child_model.objects.filter(**{parent_field: staged.pk}).values_list("pk", flat=True)[:REMOVE_CHUNK_ROWS])
+            ids = list(
+                child_model.objects.filter(**{parent_field: staged.pk}).values_list("pk", flat=True)[:REMOVE_CHUNK_ROWS]
+            )
             if not ids:
                 break
             child_model.objects.filter(pk__in=ids).delete()
@@ -153,7 +157,9 @@ def _remove_staged_after_failure(staged: ImportedSet) -> None:
     try:
         _remove_staged(staged)
     except Exception:
-        logger.exception("could not remove staged %s #%s; it is removed once abandoned", type(staged).__name__, staged.pk)
+        logger.exception(
+            "could not remove staged %s #%s; it is removed once abandoned", type(staged).__name__, staged.pk
+        )
 
 
 def staged_imports_remove_abandoned(*, older_than: timedelta = STAGING_ABANDONED_AFTER) -> int:
@@ -189,7 +195,9 @@ class CorpusImportResult:
         if self.duplicate_documents:
             plural = "s" if self.duplicate_documents != 1 else ""
             if self.duplicates_dropped:
-                text += f" {self.duplicate_documents:,} duplicate document{plural} (same text as an earlier one) dropped."
+                text += (
+                    f" {self.duplicate_documents:,} duplicate document{plural} (same text as an earlier one) dropped."
+                )
             else:
                 text += f" {self.duplicate_documents:,} duplicate document{plural} (same text as an earlier one) kept."
         return text
@@ -533,7 +541,9 @@ def dataset_import(
                     table = pa.Table.from_pylist(batch, schema=writer.schema if writer else None)
                 except (pa.ArrowInvalid, pa.ArrowTypeError) as error:
                     raise ImportProblem(
-                        original_name, None, None,
+                        original_name,
+                        None,
+                        None,
                         f"rows {row_count + 1}-{row_count + len(batch)} change a field's type from earlier rows ({error})",
                     ) from None
                 if writer is None:

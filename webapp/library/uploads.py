@@ -101,7 +101,9 @@ def upload_on_disk(uploaded: UploadedFile) -> Iterator[Path]:
         os.unlink(name)
 
 
-def size_limited_uploads(max_bytes: Callable[[], int]) -> Callable[[Callable[..., HttpResponse]], Callable[..., HttpResponse]]:
+def size_limited_uploads(
+    max_bytes: Callable[[], int],
+) -> Callable[[Callable[..., HttpResponse]], Callable[..., HttpResponse]]:
     """Decorate a view that takes files: on POST, `request.upload_limit` (an UploadLimit) is installed
     before the body is read, then CSRF is checked. `max_bytes` is called per request so tests and
     operators can change the setting at run time.

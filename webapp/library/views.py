@@ -57,7 +57,9 @@ def _upload(
         return render(request, template, {**context, "form": form_class()})
     limit = request.upload_limit
     if limit.declared_problem:
-        return render(request, template, {**context, "form": form_class(), "problem": limit.declared_problem}, status=400)
+        return render(
+            request, template, {**context, "form": form_class(), "problem": limit.declared_problem}, status=400
+        )
     form = form_class(request.POST, request.FILES)
     problem = limit.problem()
     if problem is None and form.is_valid():

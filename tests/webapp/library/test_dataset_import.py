@@ -28,7 +28,9 @@ def _lines(*rows) -> str:
 def test_an_sft_dataset_becomes_an_artifact_in_jsonl_and_parquet(write_file, artifact_root):
     rows = [{"prompt": f"q{i}", "response": f"a{i}", "source": "mine"} for i in range(5)]
     path = write_file(_lines(*rows), "upload.tmp")
-    artifact = services.dataset_import(name="qa", purpose="sft", uploaded_file_path=path, original_name="qa.jsonl", batch_size=2)
+    artifact = services.dataset_import(
+        name="qa", purpose="sft", uploaded_file_path=path, original_name="qa.jsonl", batch_size=2
+    )
     assert artifact.kind == Artifact.Kind.SFT and artifact.run is None and artifact.row_count == 5
     assert artifact.columns == ["prompt", "response", "source"]
     assert pq.read_table(artifact.parquet_path).to_pylist() == rows
@@ -38,11 +40,16 @@ def test_an_sft_dataset_becomes_an_artifact_in_jsonl_and_parquet(write_file, art
 def test_chat_messages_and_spin_rows_are_accepted(write_file, artifact_root):
     messages = [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}]
     sft = services.dataset_import(
-        name="chat", purpose="sft", uploaded_file_path=write_file(_lines({"messages": messages}), "a.tmp"), original_name="chat.jsonl"
+        name="chat",
+        purpose="sft",
+        uploaded_file_path=write_file(_lines({"messages": messages}), "a.tmp"),
+        original_name="chat.jsonl",
     )
     spin = services.dataset_import(
-        name="spin", purpose="preference",
-        uploaded_file_path=write_file(_lines({"real": messages, "generated": messages}), "b.tmp"), original_name="spin.jsonl",
+        name="spin",
+        purpose="preference",
+        uploaded_file_path=write_file(_lines({"real": messages, "generated": messages}), "b.tmp"),
+        original_name="spin.jsonl",
     )
     assert sft.row_count == 1 and spin.kind == Artifact.Kind.PREFERENCES
 
@@ -51,11 +58,16 @@ def test_chat_messages_and_spin_rows_are_accepted(write_file, artifact_root):
     ("content", "expected"),
     [
         (_lines({"prompt": "q", "chosen": "a"}), 'pairs.jsonl, line 1: missing the "rejected" field'),
-        (_lines({"prompt": "q", "chosen": "a", "rejected": "b"}, {"prompt": "q", "chosen": "a"}),
-         'pairs.jsonl, line 2: missing the "rejected" field'),
+        (
+            _lines({"prompt": "q", "chosen": "a", "rejected": "b"}, {"prompt": "q", "chosen": "a"}),
+            'pairs.jsonl, line 2: missing the "rejected" field',
+        ),
         (_lines({"prompt": "q", "chosen": "a", "rejected": "b"}, "{broken"), "pairs.jsonl, line 2: not valid JSON"),
         (_lines({"prompt": "q", "chosen": "", "rejected": "b"}), 'pairs.jsonl, line 1: the "chosen" field is empty'),
-        (_lines({"prompt": "q", "chosen": 3, "rejected": "b"}), 'line 1: the "chosen" field must be text or a list of chat messages'),
+        (
+            _lines({"prompt": "q", "chosen": 3, "rejected": "b"}),
+            'line 1: the "chosen" field must be text or a list of chat messages',
+        ),
         (_lines({"prompt": "q", "chosen": [{"role": "user"}], "rejected": "b"}), 'message 1 of "chosen"'),
         ("", "pairs.jsonl: the file is empty"),
     ],
@@ -63,7 +75,9 @@ def test_chat_messages_and_spin_rows_are_accepted(write_file, artifact_root):
 def test_bad_rows_name_file_line_and_field_and_import_nothing(write_file, artifact_root, content, expected):
     path = write_file(content, "upload.tmp")
     with pytest.raises(ImportProblem) as caught:
-        services.dataset_import(name="pairs", purpose="preference", uploaded_file_path=path, original_name="pairs.jsonl")
+        services.dataset_import(
+            name="pairs", purpose="preference", uploaded_file_path=path, original_name="pairs.jsonl"
+        )
     assert expected in str(caught.value)
     assert Artifact.objects.count() == 0
     datasets_dir = artifact_root / "datasets"

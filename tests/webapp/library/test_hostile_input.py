@@ -35,7 +35,9 @@ REPOSITORY_ROOT = Path(__file__).resolve().parents[3]
 
 def _row_counts() -> tuple[int, ...]:
     models = (Corpus, Document, SeedPromptSet, SeedPrompt, FewShotSet, FewShotExample)
-    return tuple(model.all_objects.count() if hasattr(model, "all_objects") else model.objects.count() for model in models)
+    return tuple(
+        model.all_objects.count() if hasattr(model, "all_objects") else model.objects.count() for model in models
+    )
 
 
 def _page(response) -> str:
@@ -45,11 +47,13 @@ def _page(response) -> str:
 def _bomb_zip(entry: str = "bomb.txt", unpacked_bytes: int = 20_000_000) -> bytes:
     """A real zip of a few KB whose one text entry unpacks to `unpacked_bytes` of repeated text."""
     buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=9) as archive:
-        with archive.open(entry, "w") as out:
-            line = b"all work and no play makes a dull import\n"
-            for _ in range(unpacked_bytes // len(line)):
-                out.write(line)
+    line = b"all work and no play makes a dull import\n"
+    with (
+        zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=9) as archive,
+        archive.open(entry, "w") as out,
+    ):
+        for _ in range(unpacked_bytes // len(line)):
+            out.write(line)
     return buffer.getvalue()
 
 
@@ -104,14 +108,20 @@ def test_archive_over_the_unpacked_budget_is_refused(write_file, researcher, set
     settings.LIBRARY_MAX_UPLOAD_BYTES = 5_000_000
     settings.LIBRARY_MAX_COMPRESSION_RATIO = 1e9
     content = zip_bytes([(f"part-{index}.txt", "x" * 2_000_000) for index in range(3)])
-    with pytest.raises(ImportProblem, match=r"^parts.zip: the archive unpacks to 6,000,000 bytes, over the limit of 5,000,000 bytes$"):
-        services.corpus_import(name="Parts", uploaded_file_path=write_file(content), original_name="parts.zip", user=researcher)
+    with pytest.raises(
+        ImportProblem, match=r"^parts.zip: the archive unpacks to 6,000,000 bytes, over the limit of 5,000,000 bytes$"
+    ):
+        services.corpus_import(
+            name="Parts", uploaded_file_path=write_file(content), original_name="parts.zip", user=researcher
+        )
 
 
 def test_text_file_over_the_document_cap_is_refused_before_it_is_read(write_file, researcher, settings):
     settings.LIBRARY_MAX_DOCUMENT_BYTES = 1000
     with pytest.raises(ImportProblem) as raised:
-        services.corpus_import(name="T", uploaded_file_path=write_file("x" * 1500), original_name="essay.txt", user=researcher)
+        services.corpus_import(
+            name="T", uploaded_file_path=write_file("x" * 1500), original_name="essay.txt", user=researcher
+        )
     assert str(raised.value) == (
         "essay.txt: the document is 1,500 bytes, over the per-document limit of 1,000 bytes (LIBRARY_MAX_DOCUMENT_BYTES)"
     )
@@ -136,8 +146,12 @@ def test_jsonl_line_over_the_document_cap_is_refused_with_its_line_and_size_in_b
 def test_parquet_cell_over_the_document_cap_is_refused_with_its_row(write_file, researcher, settings):
     settings.LIBRARY_MAX_DOCUMENT_BYTES = 1000
     content = parquet_bytes({"text": ["short", "z" * 2000]})
-    with pytest.raises(ImportProblem, match=r"^table.parquet, row 2: the document is 2,000 bytes, over the per-document limit"):
-        services.corpus_import(name="P", uploaded_file_path=write_file(content), original_name="table.parquet", user=researcher)
+    with pytest.raises(
+        ImportProblem, match=r"^table.parquet, row 2: the document is 2,000 bytes, over the per-document limit"
+    ):
+        services.corpus_import(
+            name="P", uploaded_file_path=write_file(content), original_name="table.parquet", user=researcher
+        )
 
 
 def test_zip_bomb_upload_is_a_400_naming_the_entry(researcher_client: Client):
@@ -148,11 +162,15 @@ def test_zip_bomb_upload_is_a_400_naming_the_entry(researcher_client: Client):
     assert not Corpus.all_objects.exists()
 
 
-def test_document_page_shows_an_excerpt_and_the_download_has_the_whole_text(researcher_client: Client, researcher, tmp_path):
+def test_document_page_shows_an_excerpt_and_the_download_has_the_whole_text(
+    researcher_client: Client, researcher, tmp_path
+):
     text = "Opening words. " + "middle " * 20_000 + "TAIL-MARKER"
     path = tmp_path / "long.jsonl"
     path.write_text(json.dumps({"title": "Long", "text": text}) + "\n")
-    corpus = services.corpus_import(name="Long", uploaded_file_path=path, original_name="long.jsonl", user=researcher).corpus
+    corpus = services.corpus_import(
+        name="Long", uploaded_file_path=path, original_name="long.jsonl", user=researcher
+    ).corpus
     document = corpus.documents.get()
 
     page = _page(researcher_client.get(reverse("library:document-detail", args=[document.pk])))
@@ -173,7 +191,9 @@ def test_download_streams_a_text_longer_than_one_piece(researcher, tmp_path):
     text = "é" * 2500 + "end"
     path = tmp_path / "d.jsonl"
     path.write_text(json.dumps({"text": text}) + "\n")
-    document = services.corpus_import(name="D", uploaded_file_path=path, original_name="d.jsonl", user=researcher).corpus.documents.get()
+    document = services.corpus_import(
+        name="D", uploaded_file_path=path, original_name="d.jsonl", user=researcher
+    ).corpus.documents.get()
     pieces = list(selectors.document_text_pieces(document, piece_characters=1000))
     assert [len(piece) for piece in pieces] == [1000, 1000, 503]
     assert "".join(pieces) == text
@@ -195,7 +215,9 @@ NUL_UPLOADS = [
         'corpus.jsonl, line 1: the "origin" field contains a NUL character',
         id="jsonl-meta",
     ),
-    pytest.param("essay.txt", b"one\ntwo\nthree \x00 four\n", "essay.txt, line 3: the text contains a NUL character", id="txt"),
+    pytest.param(
+        "essay.txt", b"one\ntwo\nthree \x00 four\n", "essay.txt, line 3: the text contains a NUL character", id="txt"
+    ),
     pytest.param(
         "docs.zip",
         zip_bytes([("a.txt", "fine"), ("b.txt", "x\n\x00")]),
@@ -212,9 +234,13 @@ NUL_UPLOADS = [
 
 
 @pytest.mark.parametrize(("original_name", "content", "message"), NUL_UPLOADS)
-def test_nul_character_in_a_corpus_is_refused_with_file_and_line(write_file, researcher, original_name, content, message):
+def test_nul_character_in_a_corpus_is_refused_with_file_and_line(
+    write_file, researcher, original_name, content, message
+):
     with pytest.raises(ImportProblem) as raised:
-        services.corpus_import(name="N", uploaded_file_path=write_file(content), original_name=original_name, user=researcher)
+        services.corpus_import(
+            name="N", uploaded_file_path=write_file(content), original_name=original_name, user=researcher
+        )
     assert str(raised.value).startswith(message)
     assert _row_counts() == (0, 0, 0, 0, 0, 0)
 
@@ -226,7 +252,9 @@ def test_nul_character_in_seed_prompts_and_few_shot_examples_is_refused(write_fi
         )
     qa = json.dumps({"context": "c", "question": "q\u0000", "answer": "a"}) + "\n"
     with pytest.raises(ImportProblem, match=r'^qa.jsonl, line 1: the "question" field contains a NUL character'):
-        services.few_shot_set_import(name="Q", uploaded_file_path=write_file(qa), original_name="qa.jsonl", user=researcher)
+        services.few_shot_set_import(
+            name="Q", uploaded_file_path=write_file(qa), original_name="qa.jsonl", user=researcher
+        )
     with pytest.raises(ImportProblem, match=r"^demo.txt, line 4: the text contains a NUL character"):
         services.few_shot_set_import(
             name="D",
@@ -254,14 +282,20 @@ def _duplicates_file(write_file) -> Path:
 
 
 def test_duplicate_documents_are_counted_and_kept_by_default(write_file, researcher):
-    result = services.corpus_import(name="D", uploaded_file_path=_duplicates_file(write_file), original_name="dups.jsonl", user=researcher)
+    result = services.corpus_import(
+        name="D", uploaded_file_path=_duplicates_file(write_file), original_name="dups.jsonl", user=researcher
+    )
     assert (result.added_documents, result.duplicate_documents, result.duplicates_dropped) == (6, 3, False)
     assert result.corpus.document_count == 6
 
 
 def test_duplicate_documents_can_be_dropped(write_file, researcher):
     result = services.corpus_import(
-        name="D", uploaded_file_path=_duplicates_file(write_file), original_name="dups.jsonl", user=researcher, drop_duplicates=True
+        name="D",
+        uploaded_file_path=_duplicates_file(write_file),
+        original_name="dups.jsonl",
+        user=researcher,
+        drop_duplicates=True,
     )
     assert (result.added_documents, result.duplicate_documents) == (3, 3)
     assert list(result.corpus.documents.values_list("position", "text", "source")) == [
@@ -271,7 +305,10 @@ def test_duplicate_documents_can_be_dropped(write_file, researcher):
     ]
     corpus = result.corpus
     appended = services.corpus_append(
-        corpus=corpus, uploaded_file_path=_duplicates_file(write_file), original_name="again.jsonl", drop_duplicates=True
+        corpus=corpus,
+        uploaded_file_path=_duplicates_file(write_file),
+        original_name="again.jsonl",
+        drop_duplicates=True,
     )
     assert (appended.added_documents, appended.duplicate_documents, corpus.document_count) == (3, 3, 6)
 
@@ -284,11 +321,19 @@ def test_the_result_page_reports_duplicates(researcher_client: Client):
         follow=True,
     )
     page = _page(response)
-    assert "Added 2 documents from dups.jsonl to “Dups”. 1 duplicate document (same text as an earlier one) dropped." in page
-    kept = researcher_client.post(
-        reverse("library:corpus-upload"), {"name": "Kept", "file": SimpleUploadedFile("dups.jsonl", content)}, follow=True
+    assert (
+        "Added 2 documents from dups.jsonl to “Dups”. 1 duplicate document (same text as an earlier one) dropped."
+        in page
     )
-    assert "Added 3 documents from dups.jsonl to “Kept”. 1 duplicate document (same text as an earlier one) kept." in _page(kept)
+    kept = researcher_client.post(
+        reverse("library:corpus-upload"),
+        {"name": "Kept", "file": SimpleUploadedFile("dups.jsonl", content)},
+        follow=True,
+    )
+    assert (
+        "Added 3 documents from dups.jsonl to “Kept”. 1 duplicate document (same text as an earlier one) kept."
+        in _page(kept)
+    )
 
 
 # ---------------------------------------------------------------- item 6: deeply nested rubric configurations
@@ -318,7 +363,9 @@ def test_deeply_nested_configurations_are_refused_by_the_service_too(researcher)
 def test_deeply_nested_configurations_on_the_edit_page_are_a_form_error(researcher_client: Client, researcher):
     rubric = services.rubric_create(name="R", user=researcher, configurations=["big"])
     nested = "[" * 100_000 + "]" * 100_000
-    response = researcher_client.post(reverse("library:rubric-edit", args=[rubric.pk]), {"name": "R", "configurations": nested})
+    response = researcher_client.post(
+        reverse("library:rubric-edit", args=[rubric.pk]), {"name": "R", "configurations": nested}
+    )
     assert response.status_code == 400
     assert "configurations" in response.context["form"].errors
     rubric.refresh_from_db()
@@ -331,8 +378,19 @@ def test_deeply_nested_configurations_on_the_edit_page_are_a_form_error(research
 def test_spreadsheet_formulas_are_escaped_in_csv_cells():
     from webapp.core.spreadsheet import spreadsheet_safe
 
-    assert [spreadsheet_safe(value) for value in ("=1+1", "+1", "-2", "@SUM(A1)", "\tx", "\rx", "plain", -2.5, 3, None)] == [
-        "'=1+1", "'+1", "'-2", "'@SUM(A1)", "'\tx", "'\rx", "plain", -2.5, 3, None,
+    assert [
+        spreadsheet_safe(value) for value in ("=1+1", "+1", "-2", "@SUM(A1)", "\tx", "\rx", "plain", -2.5, 3, None)
+    ] == [
+        "'=1+1",
+        "'+1",
+        "'-2",
+        "'@SUM(A1)",
+        "'\tx",
+        "'\rx",
+        "plain",
+        -2.5,
+        3,
+        None,
     ]
 
 
@@ -348,12 +406,24 @@ def test_annotation_csv_export_escapes_formulas(researcher, researcher_client: C
     rubric = Rubric.objects.create(name="Helpful")
     annotator = make_user("annotator", username="=cmd|'/C calc'!A0")
     campaign = annotation_services.campaign_create(
-        user=researcher, name="Formulas", artifact=artifact, rubric=rubric, assignees=[annotator],
-        sample_size=1, overlap=1, flags=[], seed=1,
+        user=researcher,
+        name="Formulas",
+        artifact=artifact,
+        rubric=rubric,
+        assignees=[annotator],
+        sample_size=1,
+        overlap=1,
+        flags=[],
+        seed=1,
     )
     item = annotation_services.assignment_next(campaign=campaign, annotator=annotator)
     annotation_services.judgment_submit(
-        campaign=campaign, annotator=annotator, item_id=item.pk, choice="tie", submission_key=uuid.uuid4().hex, comment="-5+3",
+        campaign=campaign,
+        annotator=annotator,
+        item_id=item.pk,
+        choice="tie",
+        submission_key=uuid.uuid4().hex,
+        comment="-5+3",
     )
     response = researcher_client.get(reverse("annotation:export", args=[campaign.pk, "csv"]))
     exported = next(csv.DictReader(io.StringIO(response.content.decode())))
@@ -393,7 +463,9 @@ def test_evaluation_prompt_file_over_the_limit_is_cut_off_while_it_streams_in(re
     upload = SimpleUploadedFile("prompts.jsonl", b'{"prompt": "p"}\n' * 500)
     response = researcher_client.post(reverse("evaluation:new"), {"name": "big", "prompts_file": upload})
     assert response.status_code == 400
-    assert response.context["form"].errors["prompts_file"] == ["prompts.jsonl: the file is over the limit of 1,000 bytes"]
+    assert response.context["form"].errors["prompts_file"] == [
+        "prompts.jsonl: the file is over the limit of 1,000 bytes"
+    ]
 
 
 def test_evaluation_prompt_upload_declared_too_large_is_refused_before_reading(researcher_client: Client, monkeypatch):
@@ -401,7 +473,8 @@ def test_evaluation_prompt_upload_declared_too_large_is_refused_before_reading(r
 
     monkeypatch.setattr(evaluation_services, "MAX_PROMPT_FILE_BYTES", 1000)
     response = researcher_client.post(
-        reverse("evaluation:new"), {"name": "big", "prompts_file": SimpleUploadedFile("p.jsonl", b"x")},
+        reverse("evaluation:new"),
+        {"name": "big", "prompts_file": SimpleUploadedFile("p.jsonl", b"x")},
         CONTENT_LENGTH=str(5 << 20),
     )
     assert response.status_code == 400
@@ -419,7 +492,11 @@ def test_the_test_session_has_its_own_artifact_root_which_subprocesses_inherit()
     assert Path(django_settings.MEDIA_ROOT).resolve().is_relative_to(root)
     assert os.environ["ARTIFACT_ROOT"] == str(django_settings.ARTIFACT_ROOT)
     child = subprocess.run(
-        [sys.executable, "-c", "import django; django.setup(); from django.conf import settings; print(settings.ARTIFACT_ROOT)"],
+        [
+            sys.executable,
+            "-c",
+            "import django; django.setup(); from django.conf import settings; print(settings.ARTIFACT_ROOT)",
+        ],
         cwd=REPOSITORY_ROOT,
         env={**os.environ, "DJANGO_SETTINGS_MODULE": "webapp.settings.test"},
         capture_output=True,

@@ -37,7 +37,9 @@ def corpus(researcher, tmp_path) -> Corpus:
         for index in range(60)
     ]
     path.write_text("".join(json.dumps(row) + "\n" for row in rows))
-    return services.corpus_import(name="Topics", uploaded_file_path=path, original_name="c.jsonl", user=researcher).corpus
+    return services.corpus_import(
+        name="Topics", uploaded_file_path=path, original_name="c.jsonl", user=researcher
+    ).corpus
 
 
 def test_corpus_upload_page_has_the_form(researcher_client: Client):
@@ -191,7 +193,7 @@ def test_search_with_htmx_returns_only_the_rows(researcher_client: Client, corpu
     assert f"{len(titles)} matches" in page
 
 
-def test_document_detail_shows_the_whole_text(researcher_client: Client, corpus):
+def test_document_detail_shows_the_text_and_where_it_came_from(researcher_client: Client, corpus):
     document = corpus.documents.get(position=10)
     page = _page(researcher_client.get(reverse("library:document-detail", args=[document.pk])))
     assert "Body of topic 10 mentions decorators" in page and "c.jsonl, line 11" in page

@@ -4,25 +4,42 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('library', '0002_few_shot_preamble'),
+        ("library", "0002_few_shot_preamble"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='corpus',
-            name='status',
-            field=models.CharField(choices=[('staging', 'Importing'), ('ready', 'Ready')], db_index=True, default='ready', editable=False, max_length=10),
+            model_name="corpus",
+            name="status",
+            field=models.CharField(
+                choices=[("staging", "Importing"), ("ready", "Ready")],
+                db_index=True,
+                default="ready",
+                editable=False,
+                max_length=10,
+            ),
         ),
         migrations.AddField(
-            model_name='fewshotset',
-            name='status',
-            field=models.CharField(choices=[('staging', 'Importing'), ('ready', 'Ready')], db_index=True, default='ready', editable=False, max_length=10),
+            model_name="fewshotset",
+            name="status",
+            field=models.CharField(
+                choices=[("staging", "Importing"), ("ready", "Ready")],
+                db_index=True,
+                default="ready",
+                editable=False,
+                max_length=10,
+            ),
         ),
         migrations.AddField(
-            model_name='seedpromptset',
-            name='status',
-            field=models.CharField(choices=[('staging', 'Importing'), ('ready', 'Ready')], db_index=True, default='ready', editable=False, max_length=10),
+            model_name="seedpromptset",
+            name="status",
+            field=models.CharField(
+                choices=[("staging", "Importing"), ("ready", "Ready")],
+                db_index=True,
+                default="ready",
+                editable=False,
+                max_length=10,
+            ),
         ),
     ]
