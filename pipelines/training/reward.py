@@ -19,6 +19,7 @@ import torch.nn.functional as F  # noqa: N812
 
 from pipelines.common.progress import Progress
 from pipelines.common.store import RunStore
+from pipelines.errors import InvalidInputError
 from pipelines.training.common import (
     CHECKPOINTS_DIR,
     AtomicCheckpoints,
@@ -151,7 +152,12 @@ def run_reward(
 
     set_seed(args.seed)  # the new score head's initial weights
     model = load_model(model_dir, args, runtime, reward_head=True)
-    model.config.pad_token_id = tokenizer.pad_token_id
+    pad_id = scoring_pad_id(
+        tokenizer,
+        [f["prompt_ids"] + f["chosen_ids"] + f["rejected_ids"] for f in features],
+        model.config.vocab_size,
+    )
+    model.config.pad_token_id = pad_id
     if args.adapter == "lora":
         model = apply_lora(model, args, task_type="SEQ_CLS")
     counts = parameter_counts(model)
@@ -165,7 +171,7 @@ def run_reward(
         args=training_arguments(args, runtime, store.path(CHECKPOINTS_DIR), **overrides),
         train_dataset=train_features,
         eval_dataset=eval_features or None,
-        data_collator=partial(collate_pairs, pad_token_id=tokenizer.pad_token_id),
+        data_collator=partial(collate_pairs, pad_token_id=pad_id),
         callbacks=[callback],
     )
     return train_and_save(
@@ -237,7 +243,8 @@ class RewardScorer:
             prompt_format=self.prompt_format,
         )
         sequences = [prompt_ids + completion_ids for prompt_ids, completion_ids in encoded]
-        pad = self.tokenizer.pad_token_id
+        pad = scoring_pad_id(self.tokenizer, sequences, self.model.config.vocab_size)
+        self.model.config.pad_token_id = pad
         scores: list[float] = []
         with torch.inference_mode():
             for start in range(0, len(sequences), self.batch_size):
@@ -262,3 +269,21 @@ def trained_prompt_format(model_dir: Path, tokenizer: Any) -> str:
     if recorded.is_file():
         return json.loads(recorded.read_text())["prompt_format"]
     return "chat_template" if tokenizer.chat_template is not None else "raw_assistant"
+
+
+def scoring_pad_id(tokenizer: Any, sequences: list[list[int]], vocab_size: int) -> int:
+    """The id to pad reward batches with: the tokenizer's pad, unless it is also its end-of-sequence token.
+
+    The score is read at the last token that is not padding. Many tokenizers pad with EOS (SmolLM2, Llama
+    without a pad token), so a reply ending in EOS (ALMoST's raw format) would be scored one token early;
+    ALMoST adds a separate [PAD] token and scores the EOS. Padding with an id that none of `sequences` uses
+    puts the score on the true last token; the attention mask hides the padding either way.
+    """
+    pad = tokenizer.pad_token_id
+    if pad is not None and pad != tokenizer.eos_token_id:
+        return pad
+    used = {token for sequence in sequences for token in sequence}
+    for candidate in (tokenizer.unk_token_id, *range(min(vocab_size, len(tokenizer)) - 1, -1, -1)):
+        if candidate is not None and candidate not in used and candidate < vocab_size:
+            return candidate
+    raise InvalidInputError("every token id of the vocabulary occurs in the data; no id is left to pad with")

@@ -238,3 +238,32 @@ def test_the_result_reports_token_lengths_and_what_was_cut(tiny_model_dir, tmp_p
             RunStore(tmp_path / "refused"),
             NullProgress(),
         )
+
+
+def test_a_raw_format_reward_model_scores_the_eos_token_as_almost(tiny_model_dir, preference_dataset, tmp_path):
+    # ALMoST pads with its own [PAD] token, so the score is read at the reply's EOS. Padding with EOS
+    # (the tokenizer's pad here) would read it one token early.
+    import torch
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    base_dir = _model_copy(tiny_model_dir, tmp_path / "base", chat_template=False)
+    raw = tiny_training(prompt_format="raw_assistant", adapter="full", max_steps=2)
+    result = run_reward(
+        RewardConfig(eval_fraction=0, training=raw),
+        base_dir,
+        preference_dataset,
+        RunStore(tmp_path / "rm"),
+        NullProgress(),
+    )
+    tokenizer = AutoTokenizer.from_pretrained(result.output_dir)
+    assert tokenizer.pad_token_id == tokenizer.eos_token_id
+    ids = tokenizer("What is 2 + 2?\n\nAssistant: 2 + 2 is 4.", add_special_tokens=False)["input_ids"]
+    ids = torch.tensor([[*ids, tokenizer.eos_token_id]])
+    model = AutoModelForSequenceClassification.from_pretrained(result.output_dir, num_labels=1, dtype=torch.float32)
+    with torch.inference_mode():
+        hidden = model.model(input_ids=ids).last_hidden_state
+        at_eos = model.score(hidden[0, -1]).item()
+        before_eos = model.score(hidden[0, -2]).item()
+    [scored] = RewardScorer(result.output_dir).score(["What is 2 + 2?"], ["2 + 2 is 4."])
+    assert scored == pytest.approx(at_eos, abs=1e-5)
+    assert scored != pytest.approx(before_eos, abs=1e-5)
