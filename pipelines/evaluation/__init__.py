@@ -1,4 +1,5 @@
 """Win-rate evaluation: candidates against a baseline, judged pairwise by an LLM in both orders, with honest statistics."""
+
 from pipelines.evaluation.config import Contestant, EvaluationConfig
 from pipelines.evaluation.judge import JudgeConfig, parse_verdict
 from pipelines.evaluation.run import EvaluationResult, run_evaluation

@@ -4,6 +4,7 @@ A model answering a prompt set is the slow part of an evaluation; the same check
 decoding is compared against many baselines and judged by many judges. Files appear atomically, so a
 file that exists is a complete answer, and a crashed run leaves nothing half written.
 """
+
 from __future__ import annotations
 
 import json
@@ -35,5 +36,9 @@ class AnswerCache:
     def put(self, model_key: str, decoding_key: str, prompt: str, entry: dict[str, Any]) -> Path:
         path = self.path(model_key, decoding_key, prompt)
         with atomic_writer(path) as handle:
-            json.dump({**entry, "prompt": prompt, "model_key": model_key, "decoding_key": decoding_key}, handle, ensure_ascii=False)
+            json.dump(
+                {**entry, "prompt": prompt, "model_key": model_key, "decoding_key": decoding_key},
+                handle,
+                ensure_ascii=False,
+            )
         return path

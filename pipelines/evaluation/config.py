@@ -2,6 +2,7 @@
 
 Stored as JSON on the run and validated before queueing, so a worker never meets a config it rejects.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -164,7 +165,11 @@ def model_cache_key(spec: dict[str, Any]) -> str:
     elif source == "embedded":
         identity = {"embedded": True, "kind": kind, "dtype": spec.get("dtype") or "auto"}
     else:
-        identity = {"path": str(Path(spec.get("path") or "").resolve()), "kind": kind, "dtype": spec.get("dtype") or "auto"}
+        identity = {
+            "path": str(Path(spec.get("path") or "").resolve()),
+            "kind": kind,
+            "dtype": spec.get("dtype") or "auto",
+        }
     return _digest(identity)
 
 

@@ -6,6 +6,7 @@ evaluation's rows into exactly that, with the LLM judge's combined verdict besid
 campaign's results can be set side by side with the judge's and their agreement computed. The
 annotation workspace randomizes sides itself; here A is always the candidate.
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator

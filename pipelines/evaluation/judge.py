@@ -17,6 +17,7 @@ Two ways to read a verdict (`JudgeConfig.method`):
   so a greedy judge does not repeat itself); one that still cannot be read is kept as `unparsed`,
   counted, shown, and left out of the statistics of that order only.
 """
+
 from __future__ import annotations
 
 import math
@@ -140,8 +141,13 @@ _VERDICT_PATTERNS = [
     re.compile(r"\[\[\s*(A|B|C|tie)\s*\]\]", re.IGNORECASE),  # MT-Bench style [[A]] / [[C]] (tie)
     re.compile(r"^\W*(A|B)\W*$"),  # the whole reply is the label
     re.compile(rf"^\W*{_NOUN}\s*{_LABEL}\W*$", re.IGNORECASE),  # "Response B."
-    re.compile(rf"(?:better|best|winning|preferred)\s+{_NOUN}\s*(?:is|:)?\s*{_NOUN}?\s*{_LABEL}(?![\w])", re.IGNORECASE),
-    re.compile(rf"(?:verdict|answer|choice|decision|winner|better response)\s*(?:is|:)\s*{_NOUN}?\s*{_LABEL}(?![\w])", re.IGNORECASE),
+    re.compile(
+        rf"(?:better|best|winning|preferred)\s+{_NOUN}\s*(?:is|:)?\s*{_NOUN}?\s*{_LABEL}(?![\w])", re.IGNORECASE
+    ),
+    re.compile(
+        rf"(?:verdict|answer|choice|decision|winner|better response)\s*(?:is|:)\s*{_NOUN}?\s*{_LABEL}(?![\w])",
+        re.IGNORECASE,
+    ),
     re.compile(rf"{_NOUN}\s*{_LABEL}\s+is\s+(?:better|the better|preferred|best)", re.IGNORECASE),
     re.compile(r"^\W*(A|B)\s*[.:)\n]"),  # "B. Because ..." / "A)" at the very start
 ]
@@ -276,7 +282,9 @@ def judge_batch(
     return judge_batch_text(config, backend, requests, seed=seed)
 
 
-def judge_batch_logprob(config: JudgeConfig, backend: LLMBackend, requests: Sequence[JudgeRequest]) -> list[JudgeResult]:
+def judge_batch_logprob(
+    config: JudgeConfig, backend: LLMBackend, requests: Sequence[JudgeRequest]
+) -> list[JudgeResult]:
     """Read each judgment from the next-token distribution after the judge prompt (one forward pass each)."""
     if not supports_next_token_logprobs(backend):
         raise InvalidConfigError(
@@ -307,7 +315,9 @@ def judge_batch_logprob(config: JudgeConfig, backend: LLMBackend, requests: Sequ
                 replies=["\n".join(shown)],
                 method="logprob",
                 candidate_preference=None if preference is None else round(preference, 6),
-                verdict_probabilities=None if probabilities is None else {k: round(v, 6) for k, v in probabilities.items()},
+                verdict_probabilities=None
+                if probabilities is None
+                else {k: round(v, 6) for k, v in probabilities.items()},
                 verdict_mass=None if mass is None else round(mass, 6),
             )
         )

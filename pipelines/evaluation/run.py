@@ -13,6 +13,7 @@ Run directory layout (every file appears atomically; a restarted run skips what 
 Answers of model contestants live in a shared cache directory keyed by (model, decoding config,
 prompt), outside the run, so another evaluation of the same model and decoding reuses them.
 """
+
 from __future__ import annotations
 
 import json
@@ -118,13 +119,18 @@ def run_evaluation(
         all_rows.extend(rows)
         progress.stage(f"statistics · {candidate.label}", total=1)
         results[candidate.contestant_id] = candidate_statistics(config, candidate, rows, references)
-        progress.metrics({"candidate": candidate.label, "win_rate": results[candidate.contestant_id]["win_rate"]["win_rate"]})
+        progress.metrics(
+            {"candidate": candidate.label, "win_rate": results[candidate.contestant_id]["win_rate"]["win_rate"]}
+        )
         progress.advance(1)
 
     comparisons_path = store.write_jsonl(all_rows, COMPARISONS_FILE)
     summary = {
-        "baseline": {"contestant_id": config.baseline.contestant_id, "label": config.baseline.label,
-                     "leaderboard_key": config.baseline.leaderboard_key},
+        "baseline": {
+            "contestant_id": config.baseline.contestant_id,
+            "label": config.baseline.label,
+            "leaderboard_key": config.baseline.leaderboard_key,
+        },
         "prompts": len(prompts),
         "judge_method": config.judge.method,
         "candidates": results,
@@ -163,7 +169,9 @@ def _answers_for(
     missing = [row for row in prompts if found[row["prompt_id"]] is None]
     progress.stage(f"answers · {contestant.label}", total=len(prompts), done=len(prompts) - len(missing))
     if len(missing) < len(prompts):
-        progress.log(f"{contestant.label}: {len(prompts) - len(missing)} of {len(prompts)} answers reused from the cache")
+        progress.log(
+            f"{contestant.label}: {len(prompts) - len(missing)} of {len(prompts)} answers reused from the cache"
+        )
     if missing:
         backend = backend_for(contestant.backend_spec)
         for start in range(0, len(missing), config.answer_batch_size):
@@ -223,7 +231,9 @@ def answers_from_file(contestant: Contestant, prompts: list[dict[str, str]]) -> 
             except json.JSONDecodeError as error:
                 raise InvalidInputError(f"{path.name}, line {line_number}: not valid JSON ({error.msg})") from error
             if not isinstance(row, dict):
-                raise InvalidInputError(f"{path.name}, line {line_number}: expected a JSON object, found {type(row).__name__}")
+                raise InvalidInputError(
+                    f"{path.name}, line {line_number}: expected a JSON object, found {type(row).__name__}"
+                )
             prompt, answer = prompt_of(row), answer_of(row)
             if prompt is None or answer is None:
                 raise InvalidInputError(
@@ -238,8 +248,16 @@ def answers_from_file(contestant: Contestant, prompts: list[dict[str, str]]) -> 
             f"e.g. {missing[0][:80]!r}; evaluate on the prompts the answers were made for"
         )
     return [
-        {"prompt_id": row["prompt_id"], "prompt": row["prompt"], "answer": by_prompt[row["prompt"].strip()],
-         "completion_tokens": None, "finish_reason": None, "from_cache": False, "model_key": "", "decoding_key": ""}
+        {
+            "prompt_id": row["prompt_id"],
+            "prompt": row["prompt"],
+            "answer": by_prompt[row["prompt"].strip()],
+            "completion_tokens": None,
+            "finish_reason": None,
+            "from_cache": False,
+            "model_key": "",
+            "decoding_key": "",
+        }
         for row in prompts
     ]
 
@@ -310,7 +328,9 @@ def _judge_candidate(
         store.write_jsonl((result.to_dict() for result in results), _judge_batch_name(candidate, index))
         failures = sum(1 for result in results if result.verdict is None)
         if failures:
-            progress.log(f"judge: {failures} of {len(batch)} replies in batch {index} unreadable after {config.judge.retries} retries")
+            progress.log(
+                f"judge: {failures} of {len(batch)} replies in batch {index} unreadable after {config.judge.retries} retries"
+            )
         made += len(batch)
         progress.advance(len(batch))
     return made
@@ -406,15 +426,25 @@ def candidate_statistics(
     candidate_lengths = [row["candidate_chars"] for row in judged]
     baseline_lengths = [row["baseline_chars"] for row in judged]
     win_rate = stats.win_rate_summary(
-        preferences, judgment_scores=singles, bootstrap_rounds=config.bootstrap_rounds, seed=config.seed,
+        preferences,
+        judgment_scores=singles,
+        bootstrap_rounds=config.bootstrap_rounds,
+        seed=config.seed,
         confidence=config.confidence,
     )
     difficulty = None
     if references and any(references.get(row["prompt"]) for row in judged):
-        difficulty = stats.instruction_difficulty_from_preferences([references.get(row["prompt"], []) for row in judged])
+        difficulty = stats.instruction_difficulty_from_preferences(
+            [references.get(row["prompt"], []) for row in judged]
+        )
     length_controlled = stats.length_controlled_win_rate(
-        preferences, candidate_lengths, baseline_lengths, instruction_difficulty=difficulty,
-        bootstrap_rounds=config.lc_bootstrap_rounds, seed=config.seed, confidence=config.confidence,
+        preferences,
+        candidate_lengths,
+        baseline_lengths,
+        instruction_difficulty=difficulty,
+        bootstrap_rounds=config.lc_bootstrap_rounds,
+        seed=config.seed,
+        confidence=config.confidence,
     )
     verdicts = [row[f"verdict_{order}"] for row in rows for order in ("candidate_first", "baseline_first")]
     parsed = [verdict for verdict in verdicts if verdict is not None]
@@ -439,7 +469,12 @@ def candidate_statistics(
         "unjudged_prompts": len(rows) - len(judged),
         "judgments": len(verdicts),
         "parse_failures": len(verdicts) - len(parsed),
-        "retried_judgments": sum(1 for row in rows for key in ("judge_replies_candidate_first", "judge_replies_baseline_first") if len(row[key]) > 1),
+        "retried_judgments": sum(
+            1
+            for row in rows
+            for key in ("judge_replies_candidate_first", "judge_replies_baseline_first")
+            if len(row[key]) > 1
+        ),
         "judge_calls": sum(row["judge_attempts"] for row in rows),
         "position_disagreements": sum(1 for row in rows if row["position_disagreement"]),
         "first_position_share": round(sum(1 for v in parsed if v == "A") / len(parsed), 6) if parsed else None,

@@ -19,6 +19,7 @@ and the precomputed instruction difficulty of its 805 instructions; here the dif
 optional per-prompt input (see `instruction_difficulty_from_preferences`), and without it the term is
 left out (AlpacaEval's `length_controlled_minimal` shape).
 """
+
 from __future__ import annotations
 
 import math
@@ -164,8 +165,14 @@ def position_bias(verdicts: Sequence[str], *, threshold: float = POSITION_BIAS_T
     second = sum(1 for verdict in verdicts if verdict == "B")
     decided = first + second
     if not decided:
-        return {"decided": 0, "first_share": None, "same_position_share": None, "favoured": None,
-                "threshold": threshold, "warning": False}
+        return {
+            "decided": 0,
+            "first_share": None,
+            "same_position_share": None,
+            "favoured": None,
+            "threshold": threshold,
+            "warning": False,
+        }
     share = max(first, second) / decided
     return _rounded(
         {
@@ -247,9 +254,7 @@ class LengthControlledSummary:
         return _rounded(asdict(self))
 
 
-def glm_design(
-    std_delta_len: np.ndarray, instruction_difficulty: np.ndarray | None
-) -> tuple[np.ndarray, list[str]]:
+def glm_design(std_delta_len: np.ndarray, instruction_difficulty: np.ndarray | None) -> tuple[np.ndarray, list[str]]:
     """Columns of the GLM, in the reference formula's order: length, instruction difficulty, model."""
     columns = [np.tanh(std_delta_len)]
     names = ["length"]
@@ -324,19 +329,28 @@ def length_controlled_win_rate(
     values = _as_preferences(preferences)
     count = values.size
     if not len(candidate_lengths) == len(baseline_lengths) == count:
-        raise InvalidInputError("length-controlled win rate: preferences and both length lists must have one entry per prompt")
+        raise InvalidInputError(
+            "length-controlled win rate: preferences and both length lists must have one entry per prompt"
+        )
     difficulty = None
     if instruction_difficulty is not None:
         difficulty = np.asarray(instruction_difficulty, dtype=float)
         if difficulty.size != count or not np.isfinite(difficulty).all():
             raise InvalidInputError("instruction_difficulty: needs one finite number per prompt")
     if count < 2:
-        return LengthControlledSummary(math.nan, math.nan, math.nan, math.nan, prompts=count, note="needs at least 2 judged prompts")
+        return LengthControlledSummary(
+            math.nan, math.nan, math.nan, math.nan, prompts=count, note="needs at least 2 judged prompts"
+        )
     if np.all(values == values[0]):
         # Every prompt the same outcome: the GLM's best fit is that constant, whatever the lengths.
         constant = float(values[0] * 100)
         return LengthControlledSummary(
-            constant, 0.0, constant, constant, prompts=count, uses_instruction_difficulty=difficulty is not None,
+            constant,
+            0.0,
+            constant,
+            constant,
+            prompts=count,
+            uses_instruction_difficulty=difficulty is not None,
             prediction_spread=0.0,
             note="every prompt has the same preference: every resample would be the same, so the uncertainty is 0",
         )
@@ -358,7 +372,7 @@ def length_controlled_win_rate(
         refit = fit_preference_glm(design[sample], values[sample], fixed_c=chosen_c)
         estimates.append(float(refit.predict_proba(at_equal_length[sample])[:, 1].mean()))
     tail = (1 - confidence) / 2
-    low, high = (np.quantile(estimates, [tail, 1 - tail]) if estimates else (math.nan, math.nan))
+    low, high = np.quantile(estimates, [tail, 1 - tail]) if estimates else (math.nan, math.nan)
     spread = float(np.std(estimates, ddof=1)) if len(estimates) > 1 else math.nan
     return LengthControlledSummary(
         win_rate=float(predicted.mean() * 100),
@@ -460,7 +474,9 @@ def bradley_terry_strengths(
         np.add.at(gradient, second, -residual)
         return float(loss), gradient + 2 * prior_strength * strengths
 
-    result = minimize(objective, np.zeros(len(names)), jac=True, method="L-BFGS-B", options={"maxiter": 1000, "gtol": 1e-10})
+    result = minimize(
+        objective, np.zeros(len(names)), jac=True, method="L-BFGS-B", options={"maxiter": 1000, "gtol": 1e-10}
+    )
     strengths = result.x
     if reference is None:
         counts = np.bincount(np.concatenate([first, second]), minlength=len(names))

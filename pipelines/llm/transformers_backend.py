@@ -195,7 +195,9 @@ class TransformersBackend:
                 logits_to_keep=1,
             )
         else:
-            output = self.model(input_ids=input_ids, attention_mask=attention_mask, position_ids=positions, use_cache=False)
+            output = self.model(
+                input_ids=input_ids, attention_mask=attention_mask, position_ids=positions, use_cache=False
+            )
         return torch.log_softmax(output.logits[:, -1, :].float(), dim=-1).cpu()
 
     def _reported_tokens(self, logprobs: torch.Tensor, top_k: int, included_ids: list[int]) -> TokenLogprobs:

@@ -1,4 +1,5 @@
 """The one generation interface every backend implements, and the values it trades in."""
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -73,9 +74,7 @@ class LLMBackend(Protocol):
 
     name: str
 
-    def chat(
-        self, conversations: Sequence[Conversation], params: SamplingParams
-    ) -> list[list[Completion]]: ...
+    def chat(self, conversations: Sequence[Conversation], params: SamplingParams) -> list[list[Completion]]: ...
 
     def complete(self, prompts: Sequence[str], params: SamplingParams) -> list[list[Completion]]: ...
 

@@ -120,7 +120,9 @@ def _record_request_times(backend, monkeypatch) -> list[tuple[float, float, dict
 
 def _overlapping_pairs(spans) -> int:
     return sum(
-        1 for i, (start, end, _) in enumerate(spans) for other_start, other_end, _ in spans[i + 1 :]
+        1
+        for i, (start, end, _) in enumerate(spans)
+        for other_start, other_end, _ in spans[i + 1 :]
         if start < other_end and other_start < end
     )
 
@@ -145,9 +147,7 @@ def test_requests_go_out_concurrently_and_answers_keep_the_input_order(served_mo
 
 
 @pytest.mark.slow
-def test_once_n_is_seen_ignored_the_missing_samples_go_out_as_concurrent_one_sample_requests(
-    served_model, monkeypatch
-):
+def test_once_n_is_seen_ignored_the_missing_samples_go_out_as_concurrent_one_sample_requests(served_model, monkeypatch):
     base_url, model_name = served_model
     backend = OpenAIBackend(base_url, model_name, max_concurrency=3, timeout=120)
     spans = _record_request_times(backend, monkeypatch)
@@ -225,7 +225,9 @@ def test_next_token_logprobs_are_read_from_the_openai_top_logprobs_format():
         ]
     }
     assert next_token_logprobs_from_response(response, source="test") == {
-        "M": -0.017597131, "m": -4.048847, "Both": -14.908222
+        "M": -0.017597131,
+        "m": -4.048847,
+        "Both": -14.908222,
     }
     with pytest.raises(InvalidConfigError, match="without log-probabilities"):
         next_token_logprobs_from_response({"choices": [{"message": {"content": "A"}}]}, source="http://x/v1")

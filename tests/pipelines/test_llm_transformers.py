@@ -275,12 +275,18 @@ def test_next_token_logprobs_are_each_prompts_own_distribution_and_include_the_a
         text = tiny_backend.tokenizer.apply_chat_template(conversation, tokenize=False, add_generation_prompt=True)
         tokens = tiny_backend.tokenizer(text, add_special_tokens=False)["input_ids"]
         with torch.inference_mode():
-            alone = torch.log_softmax(tiny_backend.model(input_ids=torch.tensor([tokens])).logits[0, -1].float(), dim=-1)
+            alone = torch.log_softmax(
+                tiny_backend.model(input_ids=torch.tensor([tokens])).logits[0, -1].float(), dim=-1
+            )
         top = torch.topk(alone, 3).indices.tolist()
         for token_id in top:
-            assert logprobs[tiny_backend.tokenizer.decode([token_id])] == pytest.approx(float(alone[token_id]), abs=1e-4)
+            assert logprobs[tiny_backend.tokenizer.decode([token_id])] == pytest.approx(
+                float(alone[token_id]), abs=1e-4
+            )
         # A random model has no reason to rank A or B in its top 3: they are reported all the same,
         # every vocabulary entry that decodes to them ("A" and " A" are separate texts).
         for token_id in tiny_backend._token_ids_decoding_to(("A", "B")):
-            assert logprobs[tiny_backend.tokenizer.decode([token_id])] == pytest.approx(float(alone[token_id]), abs=1e-4)
+            assert logprobs[tiny_backend.tokenizer.decode([token_id])] == pytest.approx(
+                float(alone[token_id]), abs=1e-4
+            )
         assert {"A", "B"} <= set(logprobs) and all(value <= 0 and math.isfinite(value) for value in logprobs.values())

@@ -41,7 +41,9 @@ def test_the_engine_reports_the_gpu_share_it_reserves_for_the_worker_cache(vllm_
 
 
 def test_n_samples_with_a_seed_differ_from_each_other(vllm_backend):
-    samples = vllm_backend.complete(["Once upon a time"], SamplingParams(n=4, temperature=1.0, max_tokens=12, seed=1))[0]
+    samples = vllm_backend.complete(["Once upon a time"], SamplingParams(n=4, temperature=1.0, max_tokens=12, seed=1))[
+        0
+    ]
     assert len({sample.text for sample in samples}) > 1
 
 
@@ -69,7 +71,9 @@ def test_next_token_logprobs_are_the_engines_top_k_of_one_greedy_token(vllm_back
     from pipelines.llm.types import supports_next_token_logprobs
 
     assert supports_next_token_logprobs(vllm_backend)
-    judge = [{"role": "user", "content": "Which is better, A or B? Answer with one letter.\n\nA: Paris\nB: Rome\n\nAnswer:"}]
+    judge = [
+        {"role": "user", "content": "Which is better, A or B? Answer with one letter.\n\nA: Paris\nB: Rome\n\nAnswer:"}
+    ]
     reported = vllm_backend.chat_next_token_logprobs([judge, QUESTION], top_k=5, always_include=("A", "B"))
     assert len(reported) == 2
     for logprobs in reported:

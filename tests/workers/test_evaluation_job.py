@@ -6,6 +6,7 @@ and the pages. The second test is the issue's check with the real 135M model aga
 another temperature, judged by itself with the log-probability judge: every verdict must be readable
 (with the text judge, 5 of 6 were not).
 """
+
 from __future__ import annotations
 
 import time
@@ -37,12 +38,28 @@ def _prompt_set() -> SeedPromptSet:
 
 def _evaluate(user, model: ModelEntry, *, max_tokens: int, judge_max_tokens: int, judge_method: str) -> Evaluation:
     config, candidates, baseline = services.evaluation_config_build(
-        candidate_models=[model], candidate_artifacts=[], baseline_model=model, baseline_artifact=None, judge=model,
-        max_tokens=max_tokens, candidate_temperature=1.0, baseline_temperature=0.0, seed=1,
-        judge_max_tokens=judge_max_tokens, judge_retries=1, bootstrap_rounds=500, judge_method=judge_method,
+        candidate_models=[model],
+        candidate_artifacts=[],
+        baseline_model=model,
+        baseline_artifact=None,
+        judge=model,
+        max_tokens=max_tokens,
+        candidate_temperature=1.0,
+        baseline_temperature=0.0,
+        seed=1,
+        judge_max_tokens=judge_max_tokens,
+        judge_retries=1,
+        bootstrap_rounds=500,
+        judge_method=judge_method,
     )
     return services.evaluation_create(
-        user=user, config=config, candidates=candidates, baseline=baseline, judge=model, prompt_set=_prompt_set(), name="e2e"
+        user=user,
+        config=config,
+        candidates=candidates,
+        baseline=baseline,
+        judge=model,
+        prompt_set=_prompt_set(),
+        name="e2e",
     )
 
 
@@ -50,7 +67,9 @@ def _check_result_page(client, user, evaluation: Evaluation) -> dict:
     statistics = evaluation.results["candidates"]["c0"]
     assert statistics["judgments"] == 2 * len(PROMPTS)
     assert statistics["judged_prompts"] + statistics["unjudged_prompts"] == len(PROMPTS)
-    assert statistics["judge_calls"] >= statistics["judgments"] + statistics["parse_failures"], "unparsed replies were retried"
+    assert statistics["judge_calls"] >= statistics["judgments"] + statistics["parse_failures"], (
+        "unparsed replies were retried"
+    )
     rows = list(evaluation_rows(evaluation))
     assert statistics["parse_failures"] == sum(row["unparsed_orders"] for row in rows)
     assert CachedAnswer.objects.count() == 2 * len(PROMPTS)
@@ -93,7 +112,9 @@ def test_the_135m_model_judging_itself_with_log_probabilities_reads_every_verdic
 ):
     worker = rq_worker()
     started = time.monotonic()
-    evaluation = _evaluate(researcher, model_ensure_embedded(), max_tokens=12, judge_max_tokens=4, judge_method="logprob")
+    evaluation = _evaluate(
+        researcher, model_ensure_embedded(), max_tokens=12, judge_max_tokens=4, judge_method="logprob"
+    )
     run = wait_for_run(evaluation.run, timeout=400)
     assert run.status == PipelineRun.Status.SUCCEEDED, run.error + run.traceback + worker.log_text()[-3000:]
     evaluation.refresh_from_db()

@@ -1,4 +1,5 @@
 """The new-evaluation form: candidates, baseline, prompts, judge, rubric and decoding; services check the rest."""
+
 from __future__ import annotations
 
 from django import forms
@@ -15,16 +16,22 @@ def _generation_models():
 class EvaluationForm(forms.Form):
     name = forms.CharField(max_length=200, required=False, help_text="Optional label for the list and the leaderboard.")
     candidate_models = forms.ModelMultipleChoiceField(
-        queryset=_generation_models(), required=False,
+        queryset=_generation_models(),
+        required=False,
         help_text="Registered models (checkpoints, endpoints) that answer with the candidate decoding below.",
     )
     candidate_artifacts = forms.ModelMultipleChoiceField(
-        queryset=Artifact.objects.order_by("-created_at"), required=False,
+        queryset=Artifact.objects.order_by("-created_at"),
+        required=False,
         help_text="Existing answers (e.g. AFT propose-and-aggregate output): rows with a prompt and an answer field.",
     )
-    baseline_model = forms.ModelChoiceField(queryset=_generation_models(), required=False, help_text="The reference model ...")
+    baseline_model = forms.ModelChoiceField(
+        queryset=_generation_models(), required=False, help_text="The reference model ..."
+    )
     baseline_artifact = forms.ModelChoiceField(
-        queryset=Artifact.objects.order_by("-created_at"), required=False, help_text="... or reference answers (one of the two)."
+        queryset=Artifact.objects.order_by("-created_at"),
+        required=False,
+        help_text="... or reference answers (one of the two).",
     )
     prompt_set = forms.ModelChoiceField(queryset=SeedPromptSet.objects.all(), required=False)
     prompts_file = forms.FileField(
@@ -32,10 +39,13 @@ class EvaluationForm(forms.Form):
         help_text='Or import prompts: JSONL, one {"prompt": ...} (or AlpacaEval\'s {"instruction": ...}) per line.',
     )
     judge = forms.ModelChoiceField(
-        queryset=_generation_models(), help_text="Any registered model; an OpenAI-compatible endpoint entry judges remotely."
+        queryset=_generation_models(),
+        help_text="Any registered model; an OpenAI-compatible endpoint entry judges remotely.",
     )
     rubric = forms.ModelChoiceField(
-        queryset=Rubric.objects.all(), required=False, help_text="Its criteria and guidelines go into the judge's prompt."
+        queryset=Rubric.objects.all(),
+        required=False,
+        help_text="Its criteria and guidelines go into the judge's prompt.",
     )
     max_tokens = forms.IntegerField(min_value=1, max_value=32768, initial=256, help_text="New tokens per answer.")
     candidate_temperature = forms.FloatField(min_value=0, max_value=5, initial=0.7)
@@ -43,7 +53,10 @@ class EvaluationForm(forms.Form):
     seed = forms.IntegerField(required=False, initial=0, help_text="Seeds answering, judging and the bootstrap.")
     judge_method = forms.ChoiceField(
         choices=[
-            ("logprob", "Log-probabilities: the probability the judge gives A, B and tie (AlpacaEval 2's weighted judge)"),
+            (
+                "logprob",
+                "Log-probabilities: the probability the judge gives A, B and tie (AlpacaEval 2's weighted judge)",
+            ),
             ("text", "Parsed text: the judge writes its verdict and we read it"),
         ],
         initial="logprob",

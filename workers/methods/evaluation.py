@@ -1,4 +1,5 @@
 """Run kind `evaluation`: snapshot the prompts, answer and judge through the pipeline, record the results."""
+
 from __future__ import annotations
 
 import time
@@ -27,7 +28,9 @@ def handle(run: PipelineRun, progress: Progress) -> None:
     store = RunStore(run_services.run_directory(run))
     if not store.exists(PROMPTS_FILE):
         prompts = services.evaluation_prompts(evaluation)
-        store.write_jsonl(({"prompt_id": f"p{index:06d}", "prompt": text} for index, text in enumerate(prompts)), PROMPTS_FILE)
+        store.write_jsonl(
+            ({"prompt_id": f"p{index:06d}", "prompt": text} for index, text in enumerate(prompts)), PROMPTS_FILE
+        )
     try:
         result = run_evaluation(
             config,

@@ -9,6 +9,7 @@ need nothing else (`length_controlled_noreg`, `length_controlled_minimal`). The 
 `length_controlled_v1` adds AlpacaEval's own gamed-baseline rows with weight lambda/2; we have no
 such rows, so that regularization is neither implemented nor compared.
 """
+
 from __future__ import annotations
 
 import importlib

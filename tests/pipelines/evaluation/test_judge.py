@@ -4,6 +4,7 @@ The judges here are small real `LLMBackend` implementations with fixed behaviour
 position, always the candidate, unreadable first), because the logic under test is what we do with
 a judge's replies, not what a model says.
 """
+
 from __future__ import annotations
 
 import json
@@ -64,7 +65,13 @@ def test_the_judge_prompt_holds_the_instruction_both_responses_and_the_rubric_cr
     conversation = judge_conversation(JudgeConfig(criteria="Prefer answers in French."), "Say hi", "Bonjour", "Hello")
     user = conversation[-1]["content"]
     assert conversation[0]["role"] == "system"
-    assert user.index("Say hi") < user.index("## Response A") < user.index("Bonjour") < user.index("## Response B") < user.index("Hello")
+    assert (
+        user.index("Say hi")
+        < user.index("## Response A")
+        < user.index("Bonjour")
+        < user.index("## Response B")
+        < user.index("Hello")
+    )
     assert "Prefer answers in French." in user and "A, B or tie" in user
 
 
@@ -100,7 +107,9 @@ PROMPTS = ["What is 2 + 2?", "Name a colour.", "Say hello.", "Count to three."]
 
 
 def _answers_file(path: Path, prefix: str) -> Path:
-    path.write_text("".join(json.dumps({"instruction": p, "output": f"{prefix} answer to {p}"}) + "\n" for p in PROMPTS))
+    path.write_text(
+        "".join(json.dumps({"instruction": p, "output": f"{prefix} answer to {p}"}) + "\n" for p in PROMPTS)
+    )
     return path
 
 
@@ -108,8 +117,12 @@ def _evaluate(tmp_path: Path, judge: ScriptedJudge, retries: int = 2, judge_batc
     store = RunStore(tmp_path / "run")
     store.write_jsonl(({"prompt_id": f"p{i}", "prompt": p} for i, p in enumerate(PROMPTS)), "prompts.jsonl")
     config = EvaluationConfig(
-        candidates=(Contestant("c0", "new", kind="answers", answers_path=str(_answers_file(tmp_path / "new.jsonl", "NEW"))),),
-        baseline=Contestant("baseline", "old", kind="answers", answers_path=str(_answers_file(tmp_path / "old.jsonl", "OLD"))),
+        candidates=(
+            Contestant("c0", "new", kind="answers", answers_path=str(_answers_file(tmp_path / "new.jsonl", "NEW"))),
+        ),
+        baseline=Contestant(
+            "baseline", "old", kind="answers", answers_path=str(_answers_file(tmp_path / "old.jsonl", "OLD"))
+        ),
         judge_spec={"kind": "scripted"},
         judge=JudgeConfig(method="text", retries=retries),
         judge_batch_size=judge_batch_size,
@@ -141,7 +154,9 @@ def test_a_judge_that_prefers_the_candidate_in_both_orders_gives_a_full_win(tmp_
 
 
 def test_unreadable_replies_are_retried_with_sampling_and_then_read(tmp_path):
-    judge = ScriptedJudge(lambda a, b, call: "I think both are nice" if call == 1 else ("A" if a.startswith("NEW") else "B"))
+    judge = ScriptedJudge(
+        lambda a, b, call: "I think both are nice" if call == 1 else ("A" if a.startswith("NEW") else "B")
+    )
     result, rows = _evaluate(tmp_path, judge, judge_batch_size=8)
     statistics = result.results["candidates"]["c0"]
     assert statistics["parse_failures"] == 0 and statistics["retried_judgments"] == 2 * len(PROMPTS)
@@ -164,7 +179,10 @@ def test_replies_that_stay_unreadable_are_counted_and_kept_out_of_the_statistics
 
 def test_judge_batch_gives_every_request_a_result_in_order():
     judge = ScriptedJudge(lambda a, b, call: "B")
-    requests = [JudgeRequest(f"k{i}", "q", "cand", "base", order) for i, order in enumerate(["candidate_first", "baseline_first"])]
+    requests = [
+        JudgeRequest(f"k{i}", "q", "cand", "base", order)
+        for i, order in enumerate(["candidate_first", "baseline_first"])
+    ]
     results = judge_batch(JudgeConfig(method="text"), judge, requests)
     assert [(r.key, r.outcome) for r in results] == [("k0", "loss"), ("k1", "win")]
 
@@ -231,15 +249,21 @@ def _evaluate_logprob(tmp_path: Path, scorer: ScriptedScorer):
     store = RunStore(tmp_path / "run")
     store.write_jsonl(({"prompt_id": f"p{i}", "prompt": p} for i, p in enumerate(PROMPTS)), "prompts.jsonl")
     config = EvaluationConfig(
-        candidates=(Contestant("c0", "new", kind="answers", answers_path=str(_answers_file(tmp_path / "new.jsonl", "NEW"))),),
-        baseline=Contestant("baseline", "old", kind="answers", answers_path=str(_answers_file(tmp_path / "old.jsonl", "OLD"))),
+        candidates=(
+            Contestant("c0", "new", kind="answers", answers_path=str(_answers_file(tmp_path / "new.jsonl", "NEW"))),
+        ),
+        baseline=Contestant(
+            "baseline", "old", kind="answers", answers_path=str(_answers_file(tmp_path / "old.jsonl", "OLD"))
+        ),
         judge_spec={"kind": "scripted"},
         judge=JudgeConfig(method="logprob"),
         judge_batch_size=3,
         bootstrap_rounds=200,
         lc_bootstrap_rounds=10,
     )
-    result = run_evaluation(config, store, NullProgress(), backend_for=lambda spec: scorer, cache_dir=tmp_path / "cache")
+    result = run_evaluation(
+        config, store, NullProgress(), backend_for=lambda spec: scorer, cache_dir=tmp_path / "cache"
+    )
     return result, list(store.read_jsonl("rows/c0.jsonl"))
 
 
@@ -254,7 +278,9 @@ def test_the_logprob_judge_reads_the_probability_mass_on_the_verdict_tokens(tmp_
     assert rows[0]["preference_candidate_first"] == pytest.approx(9 / 14, abs=1e-6)
     assert rows[0]["preference_baseline_first"] == pytest.approx(2 / 7 + 1 / 14, abs=1e-6)
     assert rows[0]["preference"] == pytest.approx(0.5, abs=1e-6)
-    assert rows[0]["verdict_probabilities_candidate_first"] == pytest.approx({"A": 4 / 7, "B": 2 / 7, "tie": 1 / 7}, abs=1e-6)
+    assert rows[0]["verdict_probabilities_candidate_first"] == pytest.approx(
+        {"A": 4 / 7, "B": 2 / 7, "tie": 1 / 7}, abs=1e-6
+    )
     assert statistics["parse_failures"] == 0 and statistics["judge_method"] == "logprob"
     assert statistics["win_rate"]["win_rate"] == pytest.approx(50, abs=1e-4)
     assert statistics["position_bias"]["warning"] is True  # the most probable label is always A

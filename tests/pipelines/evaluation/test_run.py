@@ -1,4 +1,5 @@
 """A whole evaluation on the tiny random model: answers through the cache, judging, resume, human-judging pairs."""
+
 from __future__ import annotations
 
 import json
@@ -51,7 +52,9 @@ def _config(
 ) -> EvaluationConfig:
     def model(contestant_id: str, label: str, temperature: float) -> Contestant:
         return Contestant(
-            contestant_id, label, kind="model",
+            contestant_id,
+            label,
+            kind="model",
             backend_spec={"kind": "transformers", "source": "local", "path": str(tiny_model_dir), "role": "answers"},
             sampling=SamplingParams(temperature=temperature, max_tokens=6, seed=1),
             leaderboard_key=f"tiny@{temperature}",
@@ -69,9 +72,13 @@ def _config(
     )
 
 
-def test_tiny_model_evaluation_accounts_for_every_judgment_whether_parsed_or_not(tmp_path, tiny_model_dir, backend_loader):
+def test_tiny_model_evaluation_accounts_for_every_judgment_whether_parsed_or_not(
+    tmp_path, tiny_model_dir, backend_loader
+):
     store = _store(tmp_path / "run", PROMPTS)
-    result = run_evaluation(_config(tiny_model_dir), store, NullProgress(), backend_for=backend_loader, cache_dir=tmp_path / "cache")
+    result = run_evaluation(
+        _config(tiny_model_dir), store, NullProgress(), backend_for=backend_loader, cache_dir=tmp_path / "cache"
+    )
     statistics = result.results["candidates"]["c0"]
     rows = list(store.read_jsonl("rows/c0.jsonl"))
     assert len(rows) == len(PROMPTS) and result.answers_generated == 2 * len(PROMPTS)
@@ -107,14 +114,23 @@ def test_the_logprob_judge_reads_every_verdict_even_from_a_random_model(tmp_path
     assert all(j["method"] == "logprob" and j["attempts"] == 1 and 0 < j["verdict_mass"] <= 1 for j in judgments)
 
 
-def test_a_second_evaluation_reuses_cached_answers_and_answers_only_new_prompts(tmp_path, tiny_model_dir, backend_loader):
+def test_a_second_evaluation_reuses_cached_answers_and_answers_only_new_prompts(
+    tmp_path, tiny_model_dir, backend_loader
+):
     cache = tmp_path / "cache"
-    first = run_evaluation(_config(tiny_model_dir), _store(tmp_path / "one", PROMPTS[:3]), NullProgress(),
-                           backend_for=backend_loader, cache_dir=cache)
+    first = run_evaluation(
+        _config(tiny_model_dir),
+        _store(tmp_path / "one", PROMPTS[:3]),
+        NullProgress(),
+        backend_for=backend_loader,
+        cache_dir=cache,
+    )
     assert first.answers_generated == 6
     backend_loader.loaded.clear()
     second_store = _store(tmp_path / "two", PROMPTS)
-    second = run_evaluation(_config(tiny_model_dir), second_store, NullProgress(), backend_for=backend_loader, cache_dir=cache)
+    second = run_evaluation(
+        _config(tiny_model_dir), second_store, NullProgress(), backend_for=backend_loader, cache_dir=cache
+    )
     assert (second.answers_generated, second.answers_reused) == (2, 6), "only the new prompt is answered, by both"
     answers = list(second_store.read_jsonl("answers/c0.jsonl"))
     assert [row["from_cache"] for row in answers] == [True, True, True, False]
@@ -122,17 +138,26 @@ def test_a_second_evaluation_reuses_cached_answers_and_answers_only_new_prompts(
     assert all(first_answers[row["prompt"]] == row["answer"] for row in answers[:3])
 
     # A different decoding config is a different cache entry.
-    third = run_evaluation(_config(tiny_model_dir, baseline_temperature=0.5), _store(tmp_path / "three", PROMPTS),
-                           NullProgress(), backend_for=backend_loader, cache_dir=cache)
+    third = run_evaluation(
+        _config(tiny_model_dir, baseline_temperature=0.5),
+        _store(tmp_path / "three", PROMPTS),
+        NullProgress(),
+        backend_for=backend_loader,
+        cache_dir=cache,
+    )
     assert (third.answers_generated, third.answers_reused) == (4, 4)
 
 
-def test_a_cancelled_evaluation_resumes_without_redoing_finished_judge_batches(tmp_path, tiny_model_dir, backend_loader):
+def test_a_cancelled_evaluation_resumes_without_redoing_finished_judge_batches(
+    tmp_path, tiny_model_dir, backend_loader
+):
     store = _store(tmp_path / "run", PROMPTS)
     config = _config(tiny_model_dir, retries=0)
     # 8 answers (two contestants x 4 prompts), then the first judge batch of 4; cancel before the second.
     with pytest.raises(RunCancelled):
-        run_evaluation(config, store, NullProgress(cancel_after=4), backend_for=backend_loader, cache_dir=tmp_path / "cache")
+        run_evaluation(
+            config, store, NullProgress(cancel_after=4), backend_for=backend_loader, cache_dir=tmp_path / "cache"
+        )
     assert store.exists("judgments/c0/batch-000000.jsonl") and not store.exists("judgments/c0/batch-000001.jsonl")
     first_batch = store.path("judgments/c0/batch-000000.jsonl").read_text()
     result = run_evaluation(config, store, NullProgress(), backend_for=backend_loader, cache_dir=tmp_path / "cache")
@@ -141,13 +166,23 @@ def test_a_cancelled_evaluation_resumes_without_redoing_finished_judge_batches(t
     assert store.exists("results.json")
 
 
-def test_an_answers_file_missing_a_prompt_is_refused_naming_the_file_and_prompt(tmp_path, tiny_model_dir, backend_loader):
+def test_an_answers_file_missing_a_prompt_is_refused_naming_the_file_and_prompt(
+    tmp_path, tiny_model_dir, backend_loader
+):
     answers = tmp_path / "aft.jsonl"
     answers.write_text(json.dumps({"query": [{"role": "user", "content": PROMPTS[0]}], "response": "4"}) + "\n")
     config = _config(tiny_model_dir)
     config = EvaluationConfig.from_dict(
-        {**config.to_dict(), "candidates": [Contestant("c0", "aft", kind="answers", answers_path=str(answers)).to_dict()]}
+        {
+            **config.to_dict(),
+            "candidates": [Contestant("c0", "aft", kind="answers", answers_path=str(answers)).to_dict()],
+        }
     )
     with pytest.raises(InvalidInputError, match=r"aft\.jsonl.*1 of 2 prompts have no answer.*Name a colour"):
-        run_evaluation(config, _store(tmp_path / "run", PROMPTS[:2]), NullProgress(), backend_for=backend_loader,
-                       cache_dir=tmp_path / "cache")
+        run_evaluation(
+            config,
+            _store(tmp_path / "run", PROMPTS[:2]),
+            NullProgress(),
+            backend_for=backend_loader,
+            cache_dir=tmp_path / "cache",
+        )

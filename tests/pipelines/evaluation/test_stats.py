@@ -1,4 +1,5 @@
 """Win-rate statistics on constructed judgments whose answers are known in closed form."""
+
 from __future__ import annotations
 
 import math
@@ -83,7 +84,9 @@ def test_lc_win_rate_uses_the_instruction_term_when_given():
     candidate, baseline, sdl = _lengths_and_sdl(300, longer_share=0.5, seed=2)
     difficulty = np.random.default_rng(3).normal(0, 1, size=300)
     preferences = _sigmoid(0.5 + 1.0 * np.tanh(sdl) - 1.2 * difficulty)
-    lc = stats.length_controlled_win_rate(preferences, candidate, baseline, instruction_difficulty=difficulty, bootstrap_rounds=0)
+    lc = stats.length_controlled_win_rate(
+        preferences, candidate, baseline, instruction_difficulty=difficulty, bootstrap_rounds=0
+    )
     assert lc.uses_instruction_difficulty
     assert lc.coefficients["instruction_difficulty"] == pytest.approx(-1.2, abs=0.05)
     assert lc.win_rate == pytest.approx(100 * np.mean(_sigmoid(0.5 - 1.2 * difficulty)), abs=0.5)
