@@ -2,7 +2,7 @@
 
 from django.contrib import admin
 
-from .models import Corpus, Document, FewShotExample, FewShotSet, Rubric, SeedPrompt, SeedPromptSet
+from .models import Corpus, Document, FewShotExample, FewShotSet, ImportStatus, Rubric, SeedPrompt, SeedPromptSet
 
 
 @admin.register(Corpus)
@@ -21,6 +21,10 @@ class DocumentAdmin(admin.ModelAdmin):
     raw_id_fields = ("corpus",)
     list_select_related = ("corpus",)
     show_full_result_count = False
+
+    def get_queryset(self, request):
+        # Rows of an import still under way (staged) appear nowhere until it completes.
+        return super().get_queryset(request).filter(corpus__status=ImportStatus.READY)
 
 
 class SeedPromptInline(admin.TabularInline):
@@ -45,6 +49,9 @@ class SeedPromptAdmin(admin.ModelAdmin):
     list_filter = ("prompt_set",)
     search_fields = ("text",)
     raw_id_fields = ("prompt_set",)
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).filter(prompt_set__status=ImportStatus.READY)
 
 
 class FewShotExampleInline(admin.StackedInline):

@@ -183,3 +183,19 @@ def test_a_live_staged_import_holds_its_name(tmp_path, researcher):
             name="Busy", uploaded_file_path=path, original_name="seeds.txt", user=researcher
         )
     assert "is in progress" in raised.value.message_dict["name"][0]
+
+
+def test_the_admin_does_not_list_staged_sets_or_their_rows(admin_user, client: Client):
+    staged = Corpus.all_objects.create(name="Half-imported corpus", status=ImportStatus.STAGING)
+    Document.objects.create(corpus=staged, position=0, title="staged-document-title", text="x")
+    staged_seeds = SeedPromptSet.all_objects.create(name="Half-imported seeds", status=ImportStatus.STAGING)
+    SeedPrompt.objects.create(prompt_set=staged_seeds, position=0, text="staged-prompt-text")
+    client.force_login(admin_user)
+    pages = {
+        name: client.get(reverse(f"admin:library_{name}_changelist")).content.decode()
+        for name in ("corpus", "document", "seedpromptset", "seedprompt")
+    }
+    assert "Half-imported corpus" not in pages["corpus"]
+    assert "staged-document-title" not in pages["document"]
+    assert "Half-imported seeds" not in pages["seedpromptset"]
+    assert "staged-prompt-text" not in pages["seedprompt"]
