@@ -58,7 +58,7 @@ class SpinRunForm(forms.Form):
         min_value=0,
         required=False,
         help_text="Iteration 0's; later iterations scale it by the schedule (x0.2 from iteration 2). "
-        "Paper: 5e-7 with full fine-tuning; the LoRA presets use 5e-5 (ours).",
+        "Paper: 5e-7 with full fine-tuning; the LoRA preset uses 5e-6, the tiny CPU demo 5e-5 (ours).",
     )
     beta = forms.FloatField(
         min_value=0, required=False, help_text="Paper: 0.1; the paper's schedule sets 5.0 from iteration 3."

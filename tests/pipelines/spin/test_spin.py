@@ -149,8 +149,8 @@ def test_the_paper_batch_is_64_on_any_device_count_that_divides_it():
 
 def test_the_lora_and_tiny_presets_are_ours_with_a_rate_that_moves_an_adapter_and_keep_the_schedules_ratio():
     lora = lora_preset(SpinConfig())
-    assert lora.training.training.adapter == "lora" and lora.training.training.learning_rate == 5e-5
-    assert lora.training_for(2).training.learning_rate == pytest.approx(1e-5)  # the paper's 5:1 drop
+    assert lora.training.training.adapter == "lora" and lora.training.training.learning_rate == 5e-6
+    assert lora.training_for(2).training.learning_rate == pytest.approx(1e-6)  # the paper's 5:1 drop
     tiny = tiny_cpu_preset(SpinConfig())
     assert tiny.training.training.adapter == "lora" and tiny.training.training.max_steps == 8
     assert effective_batch(tiny.training.training, 1)["effective"] == 2
@@ -160,7 +160,10 @@ def test_the_lora_and_tiny_presets_are_ours_with_a_rate_that_moves_an_adapter_an
         training=replace(SpinConfig().training, training=replace(paper_training_args(), learning_rate=1e-6)),
     )
     assert changed.training_for(3).training.learning_rate == pytest.approx(2e-7)
-    assert [row["learning_rate"] for row in lora.plan()] == pytest.approx([5e-5, 5e-5])
+    assert [row["learning_rate"] for row in lora.plan()] == pytest.approx([5e-6, 5e-6])
+    assert tiny.training.training.learning_rate == 5e-5 and tiny.training_for(
+        2
+    ).training.learning_rate == pytest.approx(1e-5)
 
 
 @pytest.mark.parametrize(
@@ -288,3 +291,55 @@ def test_a_multi_turn_dataset_is_generated_and_trained_with_its_whole_conversati
     assert all(pair["real"] == CONVERSATION and pair["generated"][:3] == CONVERSATION[:3] for pair in pairs)
     assert result.iterations[0]["steps"] == 1
     assert store.read_json("prompts-summary.json")["prompt_shape"] == "messages"
+
+
+def test_the_lora_presets_rate_moves_an_adapter_as_far_as_the_papers_full_fine_tuning(tmp_path, tiny_model_dir):
+    """Why `lora` trains at 5e-6: at the paper's 5e-7 an adapter barely moves; at 5e-6 it moves as full fine-tuning does."""
+    from safetensors.torch import load_file
+
+    from pipelines.training.preference import run_preference
+
+    pairs = tmp_path / "pairs.jsonl"
+    pairs.write_text(
+        "".join(
+            json.dumps({"prompt": f"Question {i}?", "chosen": f"Answer {i} is right.", "rejected": f"No idea {i}."})
+            + "\n"
+            for i in range(8)
+        )
+    )
+
+    def weights(directory) -> dict:
+        return {
+            name: tensor for path in Path(directory).glob("*.safetensors") for name, tensor in load_file(path).items()
+        }
+
+    def weight_change(config: SpinConfig, learning_rate: float, name: str) -> float:
+        args = replace(
+            config.training.training,
+            learning_rate=learning_rate,
+            max_steps=8,
+            per_device_batch_size=2,
+            gradient_accumulation_steps=1,
+            max_length=64,
+            max_prompt_length=32,
+            device="cpu",
+            dtype="float32",
+            torch_threads=1,
+            save_steps=100,
+        )
+        result = run_preference(
+            replace(config.training, training=args),
+            tiny_model_dir,
+            None,
+            pairs,
+            RunStore(tmp_path / name),
+            NullProgress(),
+        )
+        before, after = weights(tiny_model_dir), weights(result.output_dir)
+        return sum(float((after[key].float() - before[key].float()).norm()) ** 2 for key in before) ** 0.5
+
+    full = weight_change(SpinConfig(), 5e-7, "full")
+    lora_at_papers_rate = weight_change(lora_preset(SpinConfig()), 5e-7, "lora-slow")
+    lora = weight_change(lora_preset(SpinConfig()), lora_preset(SpinConfig()).training.training.learning_rate, "lora")
+    assert lora_at_papers_rate < 0.25 * full
+    assert 0.5 * full < lora < 2 * full

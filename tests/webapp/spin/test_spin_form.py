@@ -110,12 +110,12 @@ def test_the_paper_batch_of_64_is_split_over_the_devices_and_shown_and_a_split_t
 def test_the_lora_option_is_labelled_ours_and_trains_at_a_rate_that_moves_an_adapter(researcher_client, sft):
     lora = services.spin_config_build(model=model_ensure_embedded(), dataset=sft, preset="lora")
     args = lora["spin"]["training"]["training"]
-    assert args["adapter"] == "lora" and args["learning_rate"] == 5e-5
+    assert args["adapter"] == "lora" and args["learning_rate"] == 5e-6
     summary = services.training_summary(lora)
-    assert "ours" in summary["adapter"] and summary["learning rate per iteration"] == "5e-05, 5e-05"
+    assert "ours" in summary["adapter"] and summary["learning rate per iteration"] == "5e-06, 5e-06"
     page = researcher_client.get("/spin/new/").content.decode()
     assert "the paper&#x27;s settings: full fine-tuning, RMSprop, lr 5e-7, effective batch 64" in page
-    assert "LoRA r16 at lr 5e-5 (ours" in page and "tiny CPU demo (ours)" in page
+    assert "LoRA r16 at lr 5e-6 (ours" in page and "tiny CPU demo (ours)" in page
 
 
 def test_the_preview_shows_how_the_paper_preset_trains(researcher_client, sft):
