@@ -165,23 +165,25 @@ def _type_name(value: Any) -> str:
     return "a string"
 
 
-def _first_nul_field(value: Any, field_name: str | None = None) -> tuple[bool, str | None]:
-    """(found, top-level field) for the first NUL character in any string or key of a JSON value."""
-    if isinstance(value, str):
-        return ("\x00" in value), field_name
-    if isinstance(value, dict):
-        for key, item in value.items():
-            name = field_name if field_name is not None else str(key)
-            if "\x00" in str(key):
-                return True, name
-            found, where = _first_nul_field(item, name)
-            if found:
-                return True, where
-    elif isinstance(value, list):
-        for item in value:
-            found, where = _first_nul_field(item, field_name)
-            if found:
-                return True, where
+def first_nul_field(value: Any) -> tuple[bool, str | None]:
+    """(found, top-level field) for the first NUL character in any string or key of a JSON value.
+
+    Walked with a stack, not recursion, so a deeply nested value cannot raise RecursionError.
+    """
+    pending: list[tuple[Any, str | None]] = [(value, None)]
+    while pending:
+        item, field_name = pending.pop()
+        if isinstance(item, str):
+            if "\x00" in item:
+                return True, field_name
+        elif isinstance(item, dict):
+            for key, child in reversed(list(item.items())):
+                name = field_name if field_name is not None else str(key)
+                if "\x00" in str(key):
+                    return True, name
+                pending.append((child, name))
+        elif isinstance(item, list):
+            pending.extend((child, field_name) for child in reversed(item))
     return False, None
 
 
@@ -318,7 +320,7 @@ def jsonl_objects(
                     file_name, line_number, None, f"expected a JSON object with {expected}, found {_type_name(value)}"
                 )
             if "\\u0000" in text:
-                found, field_name = _first_nul_field(value)
+                found, field_name = first_nul_field(value)
                 if found:
                     raise _nul_problem(file_name, line_number, field_name)
             yield line_number, value
@@ -608,7 +610,7 @@ def _corpus_parquet(
             title = _optional_string(row, "title", file_name, row_number, unit="row")
             meta = {key: value for key, value in row.items() if key not in (text_column, "title") and value is not None}
             meta = _json_safe(meta)
-            found, field_name = _first_nul_field({text_column: text, "title": title, **meta})
+            found, field_name = first_nul_field({text_column: text, "title": title, **meta})
             if found:
                 raise _nul_problem(file_name, row_number, field_name, unit="row")
             yield DocumentRecord(text=text, title=title, source=f"{file_name}, row {row_number}", meta=meta)

@@ -452,6 +452,10 @@ def _clean_configurations(configurations: Any) -> list[Any]:
         raise ValidationError(
             {"configurations": f"The JSON is nested more than {parsers.MAX_JSON_NESTING} levels deep; flatten it."}
         )
+    if parsers.first_nul_field(configurations)[0]:
+        raise ValidationError(
+            {"configurations": "A configuration holds a NUL character (\\u0000), which the database cannot store."}
+        )
     for index, item in enumerate(configurations, start=1):
         if isinstance(item, str) and item.strip():
             continue

@@ -504,3 +504,22 @@ def test_the_test_session_has_its_own_artifact_root_which_subprocesses_inherit()
         check=True,
     )
     assert child.stdout.strip() == str(django_settings.ARTIFACT_ROOT)
+
+
+def test_nul_character_in_rubric_configurations_is_a_form_error_not_a_500(researcher_client: Client):
+    response = researcher_client.post(
+        reverse("library:rubric-create"), {"name": "Nul", "configurations": '["big model", {"model": "a\\u0000b"}]'}
+    )
+    assert response.status_code == 400
+    assert response.context["form"].errors["configurations"] == [
+        "A configuration holds a NUL character (\\u0000), which the database cannot store."
+    ]
+
+
+def test_nul_character_deep_inside_a_jsonl_record_is_found_without_recursion(write_file, researcher):
+    deep = "[" * 900 + '"\\u0000"' + "]" * 900
+    content = '{"text": "fine", "nested": ' + deep + "}\n"
+    with pytest.raises(ImportProblem, match=r'^corpus.jsonl, line 1: the "nested" field contains a NUL character'):
+        services.corpus_import(
+            name="Deep", uploaded_file_path=write_file(content), original_name="corpus.jsonl", user=researcher
+        )
