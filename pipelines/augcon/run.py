@@ -591,6 +591,9 @@ def export(
     if store.exists(SCORER_DIR, "final", "result.json"):
         result = store.read_json(SCORER_DIR, "final", "result.json")
         scorer_metrics = {"scorer_steps": result["steps"], "scorer_loss": result["metrics"].get("loss")}
+        # The backbone against the paper's QLoRA, and any texts cut to max_length: on the run page.
+        scorer_metrics["scorer_backbone"] = result["metrics"].get("backbone_note", "")
+        scorer_metrics["scorer_texts_cut"] = result["metrics"].get("texts_cut", 0)
     summary = {
         "documents": len(chunks_by_document),
         "chunks": len(chunks),
