@@ -172,12 +172,14 @@ class TrainingArgs:
             )
         _check_choice("over_length", self.over_length, OVER_LENGTH_RULES)
         _check_choice("prompt_format", self.prompt_format, PROMPT_FORMATS)
-        if self.save_steps < 1:
-            raise InvalidConfigError(f"save_steps must be at least 1, got {self.save_steps}")
+        if not 1 <= self.save_steps <= MAX_TRAINING_STEPS:
+            raise InvalidConfigError(f"save_steps must be between 1 and {MAX_TRAINING_STEPS}, got {self.save_steps}")
         if self.save_total_limit < 0:
             raise InvalidConfigError(f"save_total_limit must not be negative, got {self.save_total_limit}")
-        if self.logging_steps < 1:
-            raise InvalidConfigError(f"logging_steps must be at least 1, got {self.logging_steps}")
+        if not 1 <= self.logging_steps <= MAX_TRAINING_STEPS:
+            raise InvalidConfigError(
+                f"logging_steps must be between 1 and {MAX_TRAINING_STEPS}, got {self.logging_steps}"
+            )
         _check_choice("adapter", self.adapter, ADAPTERS)
         if self.qlora and self.adapter != "lora":
             raise InvalidConfigError('qlora trains a LoRA adapter on a 4-bit base: set adapter to "lora"')
@@ -247,6 +249,44 @@ def _check_types(args: TrainingArgs) -> None:
         )
     if not isinstance(args.trainer_overrides, dict):
         raise InvalidConfigError("training.trainer_overrides must be a JSON object of TrainingArguments fields")
+    for name, value in args.trainer_overrides.items():
+        if name in _OWN_TRAINER_ARGUMENTS:
+            raise InvalidConfigError(
+                f"training.trainer_overrides.{name} is set from training.{_OWN_TRAINER_ARGUMENTS[name]}; "
+                "set that field instead (its limits apply there)"
+            )
+        if name == "warmup_steps" and (
+            isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_TRAINING_STEPS
+        ):
+            raise InvalidConfigError(
+                f"training.trainer_overrides.warmup_steps must be a whole number between 0 and {MAX_TRAINING_STEPS}, "
+                f"got {value!r}"
+            )
+
+
+# TrainingArguments fields that TrainingArgs fields set: an override would bypass their checks.
+_OWN_TRAINER_ARGUMENTS = {
+    "output_dir": "the run directory",
+    "learning_rate": "learning_rate",
+    "num_train_epochs": "num_epochs",
+    "max_steps": "max_steps",
+    "per_device_train_batch_size": "per_device_batch_size",
+    "per_device_eval_batch_size": "per_device_batch_size",
+    "gradient_accumulation_steps": "gradient_accumulation_steps",
+    "lr_scheduler_type": "lr_scheduler",
+    "optim": "optimizer",
+    "weight_decay": "weight_decay",
+    "max_grad_norm": "max_grad_norm",
+    "seed": "seed",
+    "data_seed": "seed",
+    "save_steps": "save_steps",
+    "save_total_limit": "save_total_limit",
+    "logging_steps": "logging_steps",
+    "bf16": "dtype",
+    "fp16": "dtype",
+    "use_cpu": "device",
+    "deepspeed": "deepspeed_config",
+}
 
 
 def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
@@ -405,8 +445,10 @@ class PreferenceConfig:
             )
         if not 0.0 <= self.eval_fraction < 1.0:
             raise InvalidConfigError(f"eval_fraction must be in [0, 1), got {self.eval_fraction}")
-        if self.eval_steps < 0:
-            raise InvalidConfigError(f"eval_steps must be 0 or positive, got {self.eval_steps}")
+        if isinstance(self.eval_steps, bool) or not isinstance(self.eval_steps, int):
+            raise InvalidConfigError(f"eval_steps must be a whole number, got {self.eval_steps!r}")
+        if not 0 <= self.eval_steps <= MAX_TRAINING_STEPS:
+            raise InvalidConfigError(f"eval_steps must be between 0 and {MAX_TRAINING_STEPS}, got {self.eval_steps}")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -435,8 +477,10 @@ class RewardConfig:
             raise InvalidConfigError("training must be a TrainingArgs or a JSON object of its fields")
         if not 0.0 <= self.eval_fraction < 1.0:
             raise InvalidConfigError(f"eval_fraction must be in [0, 1), got {self.eval_fraction}")
-        if self.eval_steps < 0:
-            raise InvalidConfigError(f"eval_steps must be 0 or positive, got {self.eval_steps}")
+        if isinstance(self.eval_steps, bool) or not isinstance(self.eval_steps, int):
+            raise InvalidConfigError(f"eval_steps must be a whole number, got {self.eval_steps!r}")
+        if not 0 <= self.eval_steps <= MAX_TRAINING_STEPS:
+            raise InvalidConfigError(f"eval_steps must be between 0 and {MAX_TRAINING_STEPS}, got {self.eval_steps}")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

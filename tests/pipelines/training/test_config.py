@@ -64,6 +64,16 @@ def test_reward_defaults_follow_almost():
         ({"lora": {"r": "8"}}, "lora.r must be a whole number"),
         ({"over_length": "squeeze"}, "over_length must be one of cut, refuse, drop"),
         ({"prompt_format": "alpaca"}, "prompt_format must be one of chat_template, raw_assistant"),
+        (
+            {"trainer_overrides": {"num_train_epochs": 1e9}},
+            "trainer_overrides.num_train_epochs is set from training.num_epochs",
+        ),
+        ({"trainer_overrides": {"seed": -3}}, "trainer_overrides.seed is set from training.seed"),
+        (
+            {"trainer_overrides": {"warmup_steps": 10**12}},
+            "trainer_overrides.warmup_steps must be a whole number between",
+        ),
+        ({"save_steps": 10**12}, "save_steps must be between 1 and"),
     ],
 )
 def test_training_limits_live_in_the_config_so_yaml_and_json_cannot_bypass_them(training, fragment):
