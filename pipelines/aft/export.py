@@ -15,11 +15,11 @@ def export_batches(store: RunStore, batch_names: Sequence[str], stem: str) -> tu
 
     jsonl_path = store.path(f"{stem}.jsonl")
     parquet_path = store.path(f"{stem}.parquet")
-    parquet_tmp = parquet_path.with_name(f".{parquet_path.name}.tmp")
     writer: pq.ParquetWriter | None = None
     row_count = 0
-    try:
-        with atomic_writer(jsonl_path) as jsonl:
+    # Both files through atomic_writer: on a failure (a full disk) neither half-written file stays.
+    with atomic_writer(jsonl_path) as jsonl, atomic_writer(parquet_path, "wb") as parquet_file:
+        try:
             for name in batch_names:
                 rows = list(store.read_jsonl(name))
                 if not rows:
@@ -29,12 +29,11 @@ def export_batches(store: RunStore, batch_names: Sequence[str], stem: str) -> tu
                 row_count += len(rows)
                 table = pa.Table.from_pylist(rows)
                 if writer is None:
-                    writer = pq.ParquetWriter(parquet_tmp, table.schema)
+                    writer = pq.ParquetWriter(parquet_file, table.schema)
                 writer.write_table(table.cast(writer.schema))
-        if writer is None:  # no rows at all: an empty table still makes a valid file
-            pq.write_table(pa.table({}), parquet_tmp)
-    finally:
-        if writer is not None:
-            writer.close()
-    parquet_tmp.replace(parquet_path)
+            if writer is None:  # no rows at all: an empty table still makes a valid file
+                pq.write_table(pa.table({}), parquet_file)
+        finally:
+            if writer is not None:
+                writer.close()
     return jsonl_path, parquet_path, row_count

@@ -6,7 +6,7 @@ import json
 import os
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
@@ -84,15 +84,22 @@ class atomic_writer:  # noqa: N801 - used like open()
         return self.handle
 
     def __exit__(self, exc_type, exc, tb) -> None:  # type: ignore[no-untyped-def]
-        self.handle.close()
-        if exc_type is None:
-            fence = _write_fence.get()
-            try:
+        # Whatever fails (the write, the flush on close when the disk is full, the fence), the temp
+        # file goes: a failed export must not keep the space it could not finish filling.
+        try:
+            self.handle.close()
+            if exc_type is None:
+                fence = _write_fence.get()
                 if fence is not None:
                     fence()
-            except BaseException:
-                os.unlink(self.tmp_name)
-                raise
-            os.replace(self.tmp_name, self.target)
-        else:
-            os.unlink(self.tmp_name)
+                os.replace(self.tmp_name, self.target)
+                return
+        except BaseException:
+            _remove(self.tmp_name)
+            raise
+        _remove(self.tmp_name)
+
+
+def _remove(path: str) -> None:
+    with suppress(FileNotFoundError):
+        os.unlink(path)

@@ -165,9 +165,9 @@ def _export(store: RunStore, batch_count: int) -> tuple[Path, Path, int, int]:
     parquet_path = store.path(f"{OUTPUT_STEM}.parquet")
     row_count = tokens = 0
     writer: pq.ParquetWriter | None = None
-    parquet_tmp = parquet_path.with_name(f".{parquet_path.name}.tmp")
-    try:
-        with atomic_writer(jsonl_path) as jsonl:
+    # Both files through atomic_writer: on a failure (a full disk) neither half-written file stays.
+    with atomic_writer(jsonl_path) as jsonl, atomic_writer(parquet_path, "wb") as parquet_file:
+        try:
             for index in range(batch_count):
                 rows = list(store.read_jsonl(_batch_name(index)))
                 for row in rows:
@@ -176,10 +176,9 @@ def _export(store: RunStore, batch_count: int) -> tuple[Path, Path, int, int]:
                 row_count += len(rows)
                 table = pa.Table.from_pylist(rows)
                 if writer is None:
-                    writer = pq.ParquetWriter(parquet_tmp, table.schema)
+                    writer = pq.ParquetWriter(parquet_file, table.schema)
                 writer.write_table(table.cast(writer.schema))
-    finally:
-        if writer is not None:
-            writer.close()
-    parquet_tmp.replace(parquet_path)
+        finally:
+            if writer is not None:
+                writer.close()
     return jsonl_path, parquet_path, row_count, tokens
