@@ -15,10 +15,9 @@ import hashlib
 import json
 import logging
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
-from itertools import islice
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -64,12 +63,8 @@ SOURCE_MAX = Document._meta.get_field("source").max_length
 # killed); the next import removes it, so it neither holds its name nor its rows for ever.
 STAGING_ABANDONED_AFTER = timedelta(minutes=10)
 REMOVE_CHUNK_ROWS = 5000
-
-
-def _batches(items: Iterable[Item], size: int) -> Iterator[list[Item]]:
-    iterator = iter(items)
-    while batch := list(islice(iterator, size)):
-        yield batch
+# A batch is also cut when its rows hold this much text, whatever its row count.
+BATCH_MAX_CHARACTERS = 8 * 1024 * 1024
 
 
 def _forget_logged_queries(model: type) -> None:
@@ -119,11 +114,47 @@ def _stage(staged: ImportedSet) -> None:
         raise ValidationError({"name": f"“{staged.name}” was taken a moment ago; choose another name."}) from None
 
 
+TEXT_FIELDS = ("text", "context", "question", "answer")
+
+
+def _row_characters(row: models.Model) -> int:
+    return sum(len(getattr(row, name, "") or "") for name in TEXT_FIELDS)
+
+
+def _record_characters(record: dict[str, Any]) -> int:
+    """Roughly how much text a dataset row holds: its top-level strings and chat message contents."""
+    total = 0
+    for value in record.values():
+        if isinstance(value, str):
+            total += len(value)
+        elif isinstance(value, list):
+            total += sum(len(str(message.get("content", ""))) for message in value if isinstance(message, dict))
+    return total
+
+
+def _batches_bounded(
+    rows: Iterable[Item], size: int, max_characters: int, characters_of: Callable[[Item], int] = _row_characters
+) -> Iterator[list[Item]]:
+    """Batches of at most `size` rows that also end once they hold `max_characters` of text, so memory
+    stays bounded when every document is near the per-document cap (1,000 of 16 MiB would be 16 GiB)."""
+    batch: list[Item] = []
+    characters = 0
+    for row in rows:
+        batch.append(row)
+        characters += characters_of(row)
+        if len(batch) >= size or characters >= max_characters:
+            yield batch
+            batch, characters = [], 0
+    if batch:
+        yield batch
+
+
 def _insert_batches(staged: ImportedSet, rows: Iterable[models.Model], batch_size: int) -> int:
     """Insert rows in batches, each committed on its own and marking the staged set as alive."""
     child_model = CHILDREN[type(staged)][0]
     count = 0
-    for batch in _batches(rows, batch_size):  # the file is read here, outside any transaction
+    # The file is read here, outside any transaction.
+    for batch in _batches_bounded(rows, batch_size, BATCH_MAX_CHARACTERS):
         with transaction.atomic():
             child_model.objects.bulk_create(batch)
             type(staged).all_objects.filter(pk=staged.pk).update(updated_at=timezone.now())
@@ -538,7 +569,7 @@ def dataset_import(
     row_count = 0
     try:
         with jsonl_path.open("w", encoding="utf-8") as jsonl:
-            for batch in _batches(records, batch_size):
+            for batch in _batches_bounded(records, batch_size, BATCH_MAX_CHARACTERS, _record_characters):
                 for record in batch:
                     jsonl.write(json.dumps(record, ensure_ascii=False) + "\n")
                 try:

@@ -523,3 +523,20 @@ def test_nul_character_deep_inside_a_jsonl_record_is_found_without_recursion(wri
         services.corpus_import(
             name="Deep", uploaded_file_path=write_file(content), original_name="corpus.jsonl", user=researcher
         )
+
+
+def test_batches_are_cut_by_text_size_so_big_documents_never_pile_up_in_memory(write_file, researcher, settings):
+    settings.LIBRARY_MAX_COMPRESSION_RATIO = 1e9
+    entry_bytes, entries = 3_000_000, 20
+    content = zip_bytes([(f"chapter-{index:02}.txt", f"{index} " + "z" * entry_bytes) for index in range(entries)])
+    tracemalloc.start()
+    try:
+        result = services.corpus_import(
+            name="Book", uploaded_file_path=write_file(content), original_name="book.zip", user=researcher
+        )
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert result.corpus.document_count == entries
+    total = entries * entry_bytes
+    assert peak < total / 2, f"peak Python allocations {peak:,} bytes importing {total:,} bytes of text"
