@@ -427,8 +427,9 @@ def fit_prompt_completions(
     Returns per row (prompt_ids, [reply_ids, ...]) or None for a dropped row, and the length report.
     "refuse" raises InvalidInputError naming the rows and the lengths that would fit; "drop" leaves
     those rows out; "cut" shortens them: an aggregation prompt (`proposals` given) loses the ends of
-    its drafts, another prompt keeps its last `max_prompt_length` tokens (TRL's and ALMoST's side),
-    and a reply loses its end. Every cut and drop is counted in the report.
+    its drafts (as far as needed for its whole reply to fit as well), another prompt keeps its last
+    `max_prompt_length` tokens (TRL's and ALMoST's side), and a reply loses its end. Every cut and drop
+    is counted in the report.
     """
     report = LengthReport(max_length=max_length, max_prompt_length=max_prompt_length, over_length=over_length)
     reply_count = len(completions[0]) if completions else 0
@@ -451,18 +452,20 @@ def fit_prompt_completions(
         if over_length == "refuse":
             fitted.append(None)
             continue
-        if len(prompt_ids) > max_prompt_length:
-            row_proposals = proposals[index] if proposals else ()
-            cut = (
-                cut_aggregation_prompt(tokenizer, prompt, row_proposals, max_prompt_length, prompt_format)
-                if row_proposals
-                else None
-            )
-            if cut is not None:
-                prompt_ids = cut[1]
-                report.proposals_cut += 1
-            else:
-                prompt_ids = prompt_ids[-max_prompt_length:]
+        row_proposals = proposals[index] if proposals else ()
+        # An aggregation row gives up draft text before any of its target: the drafts shrink until the
+        # whole reply fits too, when they can.
+        budget = min(max_prompt_length, max_length - max(len(ids) for ids in reply_ids)) if row_proposals else 0
+        cut = None
+        if row_proposals and len(prompt_ids) > budget > 0:
+            cut = cut_aggregation_prompt(tokenizer, prompt, row_proposals, budget, prompt_format)
+        if cut is None and row_proposals and len(prompt_ids) > max_prompt_length:
+            cut = cut_aggregation_prompt(tokenizer, prompt, row_proposals, max_prompt_length, prompt_format)
+        if cut is not None:
+            prompt_ids = cut[1]
+            report.proposals_cut += 1
+        elif len(prompt_ids) > max_prompt_length:
+            prompt_ids = prompt_ids[-max_prompt_length:]
         room = max_length - len(prompt_ids)
         reply_ids = [ids[:room] for ids in reply_ids]
         if not all(reply_ids):

@@ -224,3 +224,15 @@ def test_preference_rows_share_one_prompt(tokenizer, preference_dataset):
     )
     assert tokenizer.decode(feature["chosen_ids"]).startswith("2 + 2 is 4.")
     assert tokenizer.decode(feature["rejected_ids"]).startswith("2 + 2 is 7.")
+
+
+def test_an_aggregation_row_cuts_drafts_before_its_target(tokenizer, tmp_path):
+    rows = _aggregation_rows(drafts_per_row=3, words_per_draft=30)
+    for row in rows:
+        row["messages"][-1]["content"] = row["target"] = "TARGET " + "insight " * 150 + "FINAL"
+    examples = load_sft_examples(write_jsonl(tmp_path / "agg.jsonl", rows))
+    features, report = encode_sft_with_report(tokenizer, examples, max_length=512, max_prompt_length=384)
+    assert report.rows_cut == 3 and report.proposals_cut == 3
+    for row in features:
+        assert len(row["input_ids"]) <= 512
+        assert tokenizer.decode(row["input_ids"]).rstrip().endswith("FINAL<|im_end|>")
