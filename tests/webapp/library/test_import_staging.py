@@ -34,10 +34,11 @@ def _big_jsonl(path: Path, documents: int, *, bad_last_line: bool = False) -> Pa
 
 
 class PausedImport:
-    """A corpus import in another thread (its own database connection) that stops at its first
+    """A corpus import (or append) in another thread (its own database connection) that stops at its first
     progress report, after 1 MiB of the file has been read, until the test lets it go on."""
 
-    def __init__(self, **arguments) -> None:
+    def __init__(self, importer=None, **arguments) -> None:
+        self.importer = importer or services.corpus_import
         self.arguments = arguments
         self.paused = threading.Event()
         self.resume = threading.Event()
@@ -52,7 +53,7 @@ class PausedImport:
 
     def _run(self) -> None:
         try:
-            self.result = services.corpus_import(progress=self._progress, **self.arguments)
+            self.result = self.importer(progress=self._progress, **self.arguments)
         except BaseException as error:  # handed to the test thread
             self.error = error
         finally:
@@ -156,6 +157,34 @@ def test_an_append_is_invisible_until_complete_then_lands_after_the_last_documen
     assert corpus.document_count == 253
     assert list(corpus.documents.order_by("position").values_list("position", flat=True)) == list(range(253))
     assert Corpus.all_objects.count() == 1  # the staging corpus is gone
+
+
+def test_an_append_under_way_adds_nothing_visible_to_the_corpus(tmp_path, researcher, client: Client):
+    corpus = services.corpus_import(
+        name="Growing",
+        uploaded_file_path=_big_jsonl(tmp_path / "one.jsonl", 3),
+        original_name="one.jsonl",
+        user=researcher,
+    ).corpus
+    client.force_login(researcher)
+    with PausedImport(
+        services.corpus_append,
+        corpus=corpus,
+        uploaded_file_path=_big_jsonl(tmp_path / "two.jsonl", 3000),
+        original_name="two.jsonl",
+        batch_size=100,
+    ) as running:
+        assert Document.objects.count() > 500  # the appended batches are committed ...
+        corpus.refresh_from_db()
+        assert corpus.document_count == 3 == corpus.documents.count()  # ... but not in the corpus yet
+        assert selectors.document_search(corpus=corpus).count() == 3
+        assert [corpus.name for corpus in selectors.corpus_list()] == ["Growing"]
+        page = client.get(reverse("library:corpus-detail", args=[corpus.pk])).content.decode()
+        assert "document 3 " not in page and "two.jsonl" not in page
+    assert running.error is None, running.error
+    corpus.refresh_from_db()
+    assert corpus.document_count == 3003 == corpus.documents.count()
+    assert Corpus.all_objects.count() == 1
 
 
 def test_a_staged_set_of_a_dead_import_is_removed_by_the_next_import(tmp_path, researcher):
