@@ -10,7 +10,7 @@ from datetime import datetime
 from typing import Any
 
 from django.core.exceptions import PermissionDenied
-from django.db.models import Count, Exists, IntegerField, OuterRef, Q, QuerySet, Subquery, Sum, Value
+from django.db.models import Count, Exists, FloatField, IntegerField, OuterRef, Q, QuerySet, Subquery, Sum, Value
 from django.db.models.functions import Coalesce
 from django.http import Http404
 from django.shortcuts import get_object_or_404
@@ -59,8 +59,14 @@ def campaign_for_annotator(*, campaign_id: int, user: Any) -> Campaign:
 
 
 def _judged_by(annotator: Any) -> QuerySet[Assignment]:
-    """Per item (OuterRef): the annotator's completed assignment, i.e. the item is judged by them."""
-    return Assignment.objects.filter(item=OuterRef("pk"), annotator=annotator, completed_at__isnull=False)
+    """Ids of the items the annotator has judged (a completed assignment), in any campaign.
+
+    Used as `NOT IN (...)`, which PostgreSQL runs as one hashed scan of the annotator's assignments;
+    the equivalent NOT EXISTS became a nested-loop anti-join over every item whenever the planner's
+    estimate for a new campaign was off (150 ms instead of a few on 2,500 items).
+    """
+    # Not joined to the campaign's items: the outer query already is, and the join misplanned the same way.
+    return Assignment.objects.filter(annotator=annotator, completed_at__isnull=False).values("item_id")
 
 
 def _slots_taken_by_others(annotator: Any, now: datetime) -> Coalesce:
@@ -81,7 +87,7 @@ def open_items(*, campaign: Campaign, annotator: Any, now: datetime) -> QuerySet
     """Items this annotator has not judged whose other holders leave a slot free (as of this statement)."""
     return (
         Item.objects.filter(campaign=campaign)
-        .exclude(Exists(_judged_by(annotator)))
+        .exclude(pk__in=_judged_by(annotator))
         .annotate(taken=_slots_taken_by_others(annotator, now))
         .filter(taken__lt=campaign.overlap)
         .order_by("position")
@@ -91,30 +97,38 @@ def open_items(*, campaign: Campaign, annotator: Any, now: datetime) -> QuerySet
 def annotator_progress(*, campaign: Campaign, annotator: Any, now: datetime | None = None) -> dict[str, Any]:
     """What the workspace header shows: judged so far, items still open to this annotator, time spent.
 
-    One query over the campaign's items (it runs on every judgment): `left` counts what `open_items`
-    would return, `judged` and `seconds` the annotator's current judgments, and `withdrawn` their
-    withdrawn ones, so the workspace looks for an earlier (undone) answer only when there is one.
+    One statement (it runs on every judgment): the campaign's row with four scalar subqueries, each
+    evaluated once. `left` counts what `open_items` would return; `judged` and `seconds` the
+    annotator's current judgments; `withdrawn` their undone ones, so the workspace looks for an
+    earlier answer only when there is one.
     """
     now = now or timezone.now()
-    mine = Judgment.objects.filter(item=OuterRef("pk"), annotator=annotator)
+
+    def count_of(queryset: QuerySet[Any], group: str) -> Coalesce:
+        counted = queryset.order_by().values(group).annotate(count=Count("pk")).values("count")
+        return Coalesce(Subquery(counted, output_field=IntegerField()), Value(0))
+
+    mine = Judgment.objects.filter(item__campaign=OuterRef("pk"), annotator=annotator)
     current = mine.filter(withdrawn_at__isnull=True)
-    totals = (
-        Item.objects.filter(campaign=campaign)
-        .annotate(
-            judged_by_me=Exists(_judged_by(annotator)),
-            taken=_slots_taken_by_others(annotator, now),
-            has_current=Exists(current),
-            has_withdrawn=Exists(mine.filter(withdrawn_at__isnull=False)),
-            my_seconds=Subquery(current.values("seconds_spent")[:1]),
-        )
-        .aggregate(
-            judged=Count("pk", filter=Q(has_current=True)),
-            seconds=Sum("my_seconds"),
-            left=Count("pk", filter=Q(judged_by_me=False, taken__lt=campaign.overlap)),
-            withdrawn=Count("pk", filter=Q(has_withdrawn=True)),
-        )
+    seconds = current.order_by().values("annotator").annotate(total=Sum("seconds_spent")).values("total")
+    open_to_annotator = (
+        Item.objects.filter(campaign=OuterRef("pk"))
+        .exclude(pk__in=_judged_by(annotator))
+        .annotate(taken=_slots_taken_by_others(annotator, now))
+        .filter(taken__lt=campaign.overlap)
     )
-    judged, seconds = totals["judged"], totals["seconds"] or 0.0
+    totals = (
+        Campaign.objects.filter(pk=campaign.pk)
+        .annotate(
+            judged=count_of(current, "annotator"),
+            seconds=Subquery(seconds, output_field=FloatField()),
+            withdrawn=count_of(mine.filter(withdrawn_at__isnull=False), "annotator"),
+            left=count_of(open_to_annotator, "campaign"),
+        )
+        .values("judged", "seconds", "withdrawn", "left")
+        .get()
+    )
+    judged, seconds_spent = totals["judged"], totals["seconds"] or 0.0
     left = totals["left"] if campaign.is_open else 0
     total = judged + left
     return {
@@ -122,7 +136,7 @@ def annotator_progress(*, campaign: Campaign, annotator: Any, now: datetime | No
         "left": left,
         "total": total,
         "percent": round(100 * judged / total) if total else 100,
-        "seconds": seconds,
+        "seconds": seconds_spent,
         "can_undo": judged > 0 and campaign.is_open,
         "withdrawn": totals["withdrawn"],
     }

@@ -264,3 +264,26 @@ def test_a_submission_key_already_used_by_someone_else_is_refused_and_stores_not
         campaign=campaign, annotator=ann, item_id=anns.item_id, choice="right", submission_key=anns.submission_key
     )
     assert again == anns and Judgment.objects.count() == 1
+
+
+def test_progress_counts_judged_left_time_and_undone_per_campaign(make_campaign, make_user):
+    """The workspace header's figures, computed in one statement, stay per campaign and per annotator."""
+    from webapp.annotation.selectors import annotator_progress
+
+    ann, bob = make_user("annotator"), make_user("annotator")
+    first = make_campaign(assignees=[ann, bob], rows=preference_rows(5), overlap=1)
+    second = make_campaign(assignees=[ann], rows=preference_rows(4), overlap=1)
+    judge_next(first, ann, "a", seconds_spent=2.5)
+    judge_next(first, ann, "b", seconds_spent=4.0)
+    judge_next(first, bob, "a")  # takes the only slot of a third item
+    services.assignment_next(campaign=first, annotator=bob)  # and leases a fourth
+    progress = annotator_progress(campaign=first, annotator=ann)
+    assert (progress["judged"], progress["left"], progress["seconds"], progress["withdrawn"]) == (2, 1, 6.5, 0)
+    assert progress["total"] == 3 and progress["percent"] == 67 and progress["can_undo"]
+    services.judgment_undo(campaign=first, annotator=ann)
+    progress = annotator_progress(campaign=first, annotator=ann)
+    assert (progress["judged"], progress["left"], progress["seconds"], progress["withdrawn"]) == (1, 2, 2.5, 1)
+    # Judgments in the first campaign count nowhere in the second.
+    assert annotator_progress(campaign=second, annotator=ann) | {"can_undo": None} == {
+        "judged": 0, "left": 4, "total": 4, "percent": 0, "seconds": 0.0, "can_undo": None, "withdrawn": 0,
+    }
