@@ -43,6 +43,8 @@ def handle(run: PipelineRun, progress: Progress) -> None:
     except RunCancelled:
         services.evaluation_mark(evaluation_id=evaluation.pk, status=Evaluation.Status.CANCELLED)
         raise
+    except run_services.AttemptFenced:
+        raise  # a superseded attempt writes nothing, not even the evaluation's status (webapp/runs/services.py)
     except BaseException:
         services.evaluation_mark(evaluation_id=evaluation.pk, status=Evaluation.Status.FAILED)
         raise
