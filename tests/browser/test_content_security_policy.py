@@ -17,9 +17,14 @@ def test_pages_run_under_the_policy_without_violations(transactional_db, live_se
 
     page = browser_page
     violations: list[str] = []
-    page.on("console", lambda message: violations.append(message.text) if "Content Security Policy" in message.text else None)
+    page.on(
+        "console",
+        lambda message: violations.append(message.text) if "Content Security Policy" in message.text else None,
+    )
     user = django_user_model.objects.create_user(username="rita", password=PASSWORD, role="researcher")
-    PipelineRun.objects.create(kind=PipelineRun.Kind.GENERATE, name="failed one", created_by=user, status=PipelineRun.Status.FAILED)
+    PipelineRun.objects.create(
+        kind=PipelineRun.Kind.GENERATE, name="failed one", created_by=user, status=PipelineRun.Status.FAILED
+    )
 
     page.goto(f"{live_server.url}/accounts/login/")
     page.fill("input[name=username]", "rita")
@@ -27,7 +32,9 @@ def test_pages_run_under_the_policy_without_violations(transactional_db, live_se
     page.get_by_role("button", name="Log in", exact=True).click()
     page.wait_for_url(f"{live_server.url}/dashboard/")
     # The dashboard's htmx partial polls every 2 s: wait for one swap to have happened.
-    with page.expect_response(lambda response: response.url.endswith("/dashboard/") and response.request.headers.get("hx-request") == "true"):
+    with page.expect_response(
+        lambda response: response.url.endswith("/dashboard/") and response.request.headers.get("hx-request") == "true"
+    ):
         pass
     page.goto(f"{live_server.url}/runs/")
     page.select_option("select[name=status]", "failed")

@@ -3,6 +3,7 @@
 Annotators reach a campaign only when assigned to it; a campaign they are not assigned to, or one that
 does not exist, is refused alike (403), so ids reveal nothing. Researchers get 404 for a missing one.
 """
+
 from __future__ import annotations
 
 import statistics
@@ -26,7 +27,9 @@ def campaign_list() -> QuerySet[Campaign]:
         Campaign.objects.select_related("artifact", "rubric", "created_by")
         .annotate(
             item_count=Count("items", distinct=True),
-            judgment_count=Count("items__judgments", filter=Q(items__judgments__withdrawn_at__isnull=True), distinct=True),
+            judgment_count=Count(
+                "items__judgments", filter=Q(items__judgments__withdrawn_at__isnull=True), distinct=True
+            ),
             assignee_count=Count("assignees", distinct=True),
         )
         .order_by("-created_at")
@@ -145,7 +148,9 @@ def annotator_progress(*, campaign: Campaign, annotator: Any, now: datetime | No
 def withdrawn_judgment(*, item: Item, annotator: Any) -> Judgment | None:
     """The annotator's latest undone answer on this item, shown again so they see what they had said."""
     return (
-        Judgment.objects.filter(item=item, annotator=annotator, withdrawn_at__isnull=False).order_by("-withdrawn_at").first()
+        Judgment.objects.filter(item=item, annotator=annotator, withdrawn_at__isnull=False)
+        .order_by("-withdrawn_at")
+        .first()
     )
 
 
@@ -181,17 +186,19 @@ def annotator_table(*, campaign: Campaign, now: datetime | None = None) -> list[
         judgments = Judgment.objects.filter(item__campaign=campaign, annotator=user)
         current = list(judgments.filter(withdrawn_at__isnull=True).values_list("seconds_spent", "flags"))
         seconds = [value for value, _ in current]
-        rows.append({
-            "username": user.username,
-            "judged": len(current),
-            "withdrawn": judgments.filter(withdrawn_at__isnull=False).count(),
-            "median_seconds": statistics.median(seconds) if seconds else None,
-            "total_seconds": sum(seconds),
-            "flagged": sum(1 for _, flags in current if flags),
-            "has_live_lease": Assignment.objects.filter(
-                item__campaign=campaign, annotator=user, completed_at__isnull=True, expires_at__gt=now
-            ).exists(),
-        })
+        rows.append(
+            {
+                "username": user.username,
+                "judged": len(current),
+                "withdrawn": judgments.filter(withdrawn_at__isnull=False).count(),
+                "median_seconds": statistics.median(seconds) if seconds else None,
+                "total_seconds": sum(seconds),
+                "flagged": sum(1 for _, flags in current if flags),
+                "has_live_lease": Assignment.objects.filter(
+                    item__campaign=campaign, annotator=user, completed_at__isnull=True, expires_at__gt=now
+                ).exists(),
+            }
+        )
     return rows
 
 
@@ -202,7 +209,9 @@ def campaign_statistics(*, campaign: Campaign) -> dict[str, Any]:
     summary = stats.summarize(item_votes)
     complete = sum(1 for item in item_votes if len(item.votes) >= campaign.overlap)
     flag_counts: dict[str, int] = {}
-    for flags in Judgment.objects.filter(item__campaign=campaign, withdrawn_at__isnull=True).values_list("flags", flat=True):
+    for flags in Judgment.objects.filter(item__campaign=campaign, withdrawn_at__isnull=True).values_list(
+        "flags", flat=True
+    ):
         for flag in flags:
             flag_counts[flag] = flag_counts.get(flag, 0) + 1
     return {

@@ -3,6 +3,7 @@
 The workspace is one htmx partial: a judgment is stored by the POST that returns the next item, so
 nothing new is shown before the previous answer is in the database.
 """
+
 from __future__ import annotations
 
 import csv
@@ -31,7 +32,6 @@ def _side_names(campaign: Campaign) -> dict[str, str]:
     if campaign.pair_format == Campaign.PairFormat.PREFERENCE:
         return {"a": "chosen", "b": "rejected", "tie": "tie", "both_bad": "both bad", "": "—"}
     return {"a": "response_a", "b": "response_b", "tie": "tie", "both_bad": "both bad", "": "—"}
-
 
 
 # ---------------------------------------------------------------- researchers
@@ -91,7 +91,10 @@ def campaign_detail(request: HttpRequest, campaign_id: int) -> HttpResponse:
         }
         for item in figures["disagreements"]
     ]
-    outcomes = [(key.replace("human_", "human says ").replace("_", " "), count) for key, count in sorted(figures["synthetic"]["outcomes"].items())]
+    outcomes = [
+        (key.replace("human_", "human says ").replace("_", " "), count)
+        for key, count in sorted(figures["synthetic"]["outcomes"].items())
+    ]
     verdict_counts = [(names[key], count) for key, count in sorted(figures["human_verdicts"].items())]
     context = {
         "campaign": campaign,
@@ -122,11 +125,15 @@ def campaign_export(request: HttpRequest, campaign_id: int, fmt: str) -> HttpRes
         writer = csv.DictWriter(response, fieldnames=columns)
         writer.writeheader()
         for row in rows:
-            writer.writerow(spreadsheet_safe_row({
-                **row,
-                "flags": "; ".join(row.get("flags", [])),
-                "provenance": json.dumps(row.get("provenance", {}), ensure_ascii=False),
-            }))
+            writer.writerow(
+                spreadsheet_safe_row(
+                    {
+                        **row,
+                        "flags": "; ".join(row.get("flags", [])),
+                        "provenance": json.dumps(row.get("provenance", {}), ensure_ascii=False),
+                    }
+                )
+            )
     response["Content-Disposition"] = f'attachment; filename="{filename}"'
     return response
 
@@ -167,14 +174,22 @@ def item_detail(request: HttpRequest, campaign_id: int, item_id: int) -> HttpRes
     item, judgments = selectors.item_review(campaign=campaign, item_id=item_id)
     names = _side_names(campaign)
     rows = [{"judgment": j, "verdict": names[j.verdict]} for j in judgments]
-    context = {"campaign": campaign, "item": item, "rows": rows, "synthetic": names[item.synthetic_label], "names": names}
+    context = {
+        "campaign": campaign,
+        "item": item,
+        "rows": rows,
+        "synthetic": names[item.synthetic_label],
+        "names": names,
+    }
     return render(request, "annotation/item_detail.html", context)
 
 
 # ---------------------------------------------------------------- the workspace (assignees of any role)
 
 
-def _workspace_context(request: HttpRequest, campaign: Campaign, *, notice: str = "", error: str = "") -> dict[str, Any]:
+def _workspace_context(
+    request: HttpRequest, campaign: Campaign, *, notice: str = "", error: str = ""
+) -> dict[str, Any]:
     """The next item for this annotator (leased now), never with its label, provenance or others' judgments."""
     item: Item | None = services.assignment_next(campaign=campaign, annotator=request.user)
     progress = selectors.annotator_progress(campaign=campaign, annotator=request.user)
@@ -199,7 +214,9 @@ def _workspace_context(request: HttpRequest, campaign: Campaign, *, notice: str 
     }
 
 
-def _workspace_response(request: HttpRequest, campaign: Campaign, *, status: int = 200, **messages_: str) -> HttpResponse:
+def _workspace_response(
+    request: HttpRequest, campaign: Campaign, *, status: int = 200, **messages_: str
+) -> HttpResponse:
     context = _workspace_context(request, campaign, **messages_)
     if request.htmx:
         return render(request, WORKSPACE_PARTIAL, context, status=status)

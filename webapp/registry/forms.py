@@ -7,8 +7,12 @@ from .models import ModelEntry
 
 class LocalModelForm(forms.Form):
     name = forms.CharField(max_length=200)
-    path = forms.CharField(max_length=1000, help_text="Directory with config.json and weights, readable by the workers.")
-    backend = forms.ChoiceField(choices=[(ModelEntry.Backend.TRANSFORMERS, "transformers"), (ModelEntry.Backend.VLLM, "vLLM")])
+    path = forms.CharField(
+        max_length=1000, help_text="Directory with config.json and weights, readable by the workers."
+    )
+    backend = forms.ChoiceField(
+        choices=[(ModelEntry.Backend.TRANSFORMERS, "transformers"), (ModelEntry.Backend.VLLM, "vLLM")]
+    )
     dtype = forms.ChoiceField(choices=[("float32", "float32"), ("bfloat16", "bfloat16"), ("float16", "float16")])
 
 

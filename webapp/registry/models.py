@@ -1,4 +1,5 @@
 """The model registry: base models and every checkpoint a run produced, with lineage."""
+
 from __future__ import annotations
 
 from django.db import models
@@ -38,7 +39,11 @@ class ModelEntry(models.Model):
         "runs.PipelineRun", null=True, blank=True, related_name="produced_models", on_delete=models.SET_NULL
     )
     trained_on = models.ForeignKey(
-        "runs.Artifact", null=True, blank=True, related_name="trained_models", on_delete=models.SET_NULL,
+        "runs.Artifact",
+        null=True,
+        blank=True,
+        related_name="trained_models",
+        on_delete=models.SET_NULL,
         help_text="The dataset this checkpoint was trained on.",
     )
     training_config = models.JSONField(default=dict, blank=True, help_text="The training config that produced it.")

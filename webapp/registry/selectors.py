@@ -1,4 +1,5 @@
 """Reads for the registry page: models laid out as a lineage forest (base -> checkpoints)."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -15,7 +16,9 @@ class LineageNode:
 
 def model_lineage_rows() -> list[LineageNode]:
     """Depth-first rows of the lineage forest, so a template can indent by depth."""
-    entries = list(ModelEntry.objects.select_related("parent", "produced_by_run", "trained_on").order_by("created_at", "name"))
+    entries = list(
+        ModelEntry.objects.select_related("parent", "produced_by_run", "trained_on").order_by("created_at", "name")
+    )
     children: dict[int | None, list[ModelEntry]] = {}
     known = {entry.pk for entry in entries}
     for entry in entries:

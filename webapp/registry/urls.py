@@ -1,4 +1,5 @@
 """URLs of the registry app."""
+
 from django.urls import path
 
 from . import views

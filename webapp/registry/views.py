@@ -1,4 +1,5 @@
 """Model registry pages: the lineage tree and the two ways to register a model."""
+
 from __future__ import annotations
 
 from django.contrib import messages
@@ -19,7 +20,9 @@ def model_list(request: HttpRequest) -> HttpResponse:
     return _render_list(request, LocalModelForm(), EndpointModelForm())
 
 
-def _render_list(request: HttpRequest, local_form: LocalModelForm, endpoint_form: EndpointModelForm, status: int = 200) -> HttpResponse:
+def _render_list(
+    request: HttpRequest, local_form: LocalModelForm, endpoint_form: EndpointModelForm, status: int = 200
+) -> HttpResponse:
     context = {"rows": selectors.model_lineage_rows(), "local_form": local_form, "endpoint_form": endpoint_form}
     return render(request, "registry/model_list.html", context, status=status)
 
