@@ -410,7 +410,7 @@ def main() -> None:
     parser.add_argument("--think", type=float, default=1.0, help="mean pause before each answer, seconds")
     parser.add_argument("--items", type=int, default=2500)
     parser.add_argument("--overlap", type=int, default=3)
-    parser.add_argument("--solo-judgments", type=int, default=60)
+    parser.add_argument("--solo-judgments", type=int, default=30)
     parser.add_argument("--workers", type=int, default=3, help="gunicorn worker processes")
     parser.add_argument("--threads", type=int, default=4, help="threads per gunicorn worker")
     parser.add_argument("--output", type=Path, help="also write the JSON here")
