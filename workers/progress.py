@@ -52,6 +52,7 @@ class DbProgress:
 
     # Progress protocol -------------------------------------------------
     def stage(self, name: str, total: int, done: int = 0) -> None:
+        self._raise_if_fenced()
         with self._lock:
             self._stage, self._total, self._done = name, total, done
             self._stage_started, self._stage_done_at_start = time.monotonic(), done
@@ -59,18 +60,21 @@ class DbProgress:
         self.flush()
 
     def advance(self, count: int = 1) -> None:
+        self._raise_if_fenced()
         with self._lock:
             self._done += count
             self._dirty = True
         self._maybe_write()
 
     def log(self, message: str) -> None:
+        self._raise_if_fenced()
         with self._lock:
             self._log.append(f"{time.strftime('%H:%M:%S')} {message}")
             self._dirty = True
         self._maybe_write()
 
     def metrics(self, values: dict[str, Any]) -> None:
+        self._raise_if_fenced()
         with self._lock:
             self._pending_metrics.append({"t": round(time.time(), 2), **values})
             self._dirty = True

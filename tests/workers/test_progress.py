@@ -1,4 +1,5 @@
-"""The worker's progress reporter: throttled writes, ETA, cancel flag, superseded attempts."""
+"""The worker's progress reporter: throttled writes, ETA, cancel flag, superseded (fenced) attempts."""
+
 from __future__ import annotations
 
 import pytest
@@ -7,6 +8,7 @@ from django.test.utils import CaptureQueriesContext
 
 from pipelines.errors import RunCancelled
 from webapp.runs.models import PipelineRun
+from webapp.runs.services import AttemptFenced
 from workers.progress import DbProgress
 
 pytestmark = pytest.mark.django_db
@@ -83,3 +85,42 @@ def test_a_line_held_back_by_the_throttle_reaches_the_page_with_the_next_heartbe
         progress._stop.set()
         progress._heartbeat.join(timeout=5)
     assert "asking 12 contexts" in run.log_tail
+
+
+def test_a_superseded_attempt_is_fenced_its_next_call_raises_and_close_writes_nothing(run):
+    """A resume moved the run to attempt 2: attempt 1's reporter refuses to go on and writes nothing more."""
+    progress = DbProgress(run_id=run.pk, attempt=1)
+    progress.stage("generate", total=10)
+    progress.check_cancelled()
+    PipelineRun.objects.filter(pk=run.pk).update(attempt=2, status=PipelineRun.Status.QUEUED, stage="")
+    with pytest.raises(AttemptFenced, match="attempt 1 is fenced"):
+        progress.check_cancelled()
+    with pytest.raises(AttemptFenced):
+        progress.advance(1)
+    with pytest.raises(AttemptFenced):
+        progress.check_fenced()
+    progress.close()  # the job's clean-up: no error, no write
+    run.refresh_from_db()
+    assert (run.attempt, run.status, run.stage, run.progress_done) == (2, PipelineRun.Status.QUEUED, "", 0)
+
+
+def test_a_write_that_finds_the_run_no_longer_running_fences_the_reporter(run):
+    """Declared lost while it ran: the next progress write matches nothing, and the pipeline's next call raises."""
+    progress = DbProgress(run_id=run.pk, attempt=1)
+    PipelineRun.objects.filter(pk=run.pk).update(status=PipelineRun.Status.LOST)
+    with pytest.raises(AttemptFenced):
+        progress.flush()
+    assert progress.fenced
+    with pytest.raises(AttemptFenced):
+        progress.log("still here")
+
+
+def test_the_heartbeat_thread_stops_when_the_attempt_is_fenced(run, monkeypatch):
+    import workers.progress as progress_module
+
+    monkeypatch.setattr(progress_module, "HEARTBEAT_INTERVAL_SECONDS", 0.05)
+    progress = DbProgress(run_id=run.pk, attempt=1)
+    PipelineRun.objects.filter(pk=run.pk).update(attempt=2)
+    progress.start_heartbeat()
+    progress._heartbeat.join(timeout=5)
+    assert not progress._heartbeat.is_alive() and progress.fenced
