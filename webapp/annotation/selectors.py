@@ -179,24 +179,39 @@ def campaign_item_votes(*, campaign: Campaign) -> list[stats.ItemVotes]:
 
 
 def annotator_table(*, campaign: Campaign, now: datetime | None = None) -> list[dict[str, Any]]:
-    """Progress per assigned annotator: judged, undone, time per judgment, flags used, a live lease."""
+    """Progress per assigned annotator: judged, undone, time per judgment, flags used, a live lease.
+
+    Three queries whatever the number of annotators (it was three per annotator: 150 for a campaign
+    of 50, on a page researchers keep open and reload while the campaign runs).
+    """
     now = now or timezone.now()
+    current: dict[int, list[tuple[float, list[str]]]] = {}
+    withdrawn: dict[int, int] = {}
+    for annotator_id, seconds_spent, flags, withdrawn_at in Judgment.objects.filter(
+        item__campaign=campaign
+    ).values_list("annotator_id", "seconds_spent", "flags", "withdrawn_at"):
+        if withdrawn_at is None:
+            current.setdefault(annotator_id, []).append((seconds_spent, flags))
+        else:
+            withdrawn[annotator_id] = withdrawn.get(annotator_id, 0) + 1
+    leasing = set(
+        Assignment.objects.filter(item__campaign=campaign, completed_at__isnull=True, expires_at__gt=now).values_list(
+            "annotator_id", flat=True
+        )
+    )
     rows = []
-    for user in campaign.assignees.order_by("username"):
-        judgments = Judgment.objects.filter(item__campaign=campaign, annotator=user)
-        current = list(judgments.filter(withdrawn_at__isnull=True).values_list("seconds_spent", "flags"))
-        seconds = [value for value, _ in current]
+    for user_id, username in campaign.assignees.order_by("username").values_list("pk", "username"):
+        judged = current.get(user_id, [])
+        seconds = [value for value, _ in judged]
         rows.append(
             {
-                "username": user.username,
-                "judged": len(current),
-                "withdrawn": judgments.filter(withdrawn_at__isnull=False).count(),
+                "username": username,
+                "judged": len(judged),
+                "withdrawn": withdrawn.get(user_id, 0),
                 "median_seconds": statistics.median(seconds) if seconds else None,
                 "total_seconds": sum(seconds),
-                "flagged": sum(1 for _, flags in current if flags),
-                "has_live_lease": Assignment.objects.filter(
-                    item__campaign=campaign, annotator=user, completed_at__isnull=True, expires_at__gt=now
-                ).exists(),
+                "flagged": sum(1 for _, flags in judged if flags),
+                "has_live_lease": user_id in leasing,
             }
         )
     return rows

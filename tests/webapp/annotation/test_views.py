@@ -271,3 +271,29 @@ def test_the_judge_request_stays_within_a_query_ceiling(make_campaign, make_user
         assert len(statements) <= JUDGE_STATEMENT_CEILING, "\n".join(sql[:200] for sql in statements)
     assert Judgment.objects.filter(annotator=annotators[0]).count() == 3
     assert 'name="item"' in html
+
+
+def test_the_statistics_page_costs_the_same_queries_for_2_or_8_annotators_and_tells_each_apart(make_campaign, make_user, researcher):
+    """The page researchers keep open during a campaign: its per-annotator table was 3 queries per annotator."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    client = _client_for(researcher)
+    counts = []
+    for size in (2, 8):
+        annotators = [make_user("annotator") for _ in range(size)]
+        campaign = make_campaign(assignees=annotators, rows=preference_rows(12), overlap=2)
+        for annotator in annotators:
+            judge_next(campaign, annotator, "a", flags=["harmful"], seconds_spent=3.0)
+        services.judgment_undo(campaign=campaign, annotator=annotators[0])  # its item is leased back to it
+        judge_next(campaign, annotators[1], "b", seconds_spent=5.0)
+        with CaptureQueriesContext(connection) as queries:
+            response = client.get(reverse("annotation:detail", args=[campaign.pk]))
+        assert response.status_code == 200
+        counts.append(len(queries))
+        table = {row["username"]: row for row in response.context["figures"]["annotators"]}
+        first, second = table[annotators[0].username], table[annotators[1].username]
+        assert (first["judged"], first["withdrawn"], first["has_live_lease"], first["flagged"]) == (0, 1, True, 0)
+        assert (second["judged"], second["withdrawn"], second["median_seconds"], second["total_seconds"]) == (2, 0, 4.0, 8.0)
+        assert second["flagged"] == 1 and not second["has_live_lease"]
+    assert counts[0] == counts[1], counts
