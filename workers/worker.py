@@ -87,6 +87,14 @@ class ModelCachingWorker(SimpleWorker):
                     self.heartbeat(ttl, pipeline=pipeline)
                     execution.heartbeat(job.started_job_registry, ttl, pipeline=pipeline)
                     job.heartbeat(now(), ttl, pipeline=pipeline, xx=True)
-                    pipeline.execute()
+                    registration_was_gone = pipeline.execute()[0] == 1
+                if registration_was_gone:
+                    # Redis lost the worker's hash (restarted without persistence): write it whole again,
+                    # as RQ's own heartbeat does, so the worker shows with its current job.
+                    with self.connection.pipeline() as pipeline:
+                        pipeline.hset(self.key, mapping=self.serialize())
+                        self.set_current_job_id(job.id, pipeline=pipeline)
+                        pipeline.expire(self.key, ttl)
+                        pipeline.execute()
             except RedisError as error:  # Redis restarting: try again on the next beat
                 logger.warning("worker %s could not renew its liveness in Redis: %s", self.name, error)

@@ -123,6 +123,13 @@ def test_a_run_whose_database_writes_are_blocked_is_not_lost_while_rq_says_its_w
     worker = rq_worker("gpu")
     run = wait_for_run(run, lambda r: r.stage == "generate" and r.progress_done >= 2, 300, "generation to start")
 
+    # Redis losing the worker's registration (a restart without persistence) is repaired by its next renewal.
+    worker_key = Worker.redis_worker_namespace_prefix + run.worker_name
+    _redis(live_settings).delete(worker_key)
+    time.sleep(settings.RUN_HEARTBEAT_STALE_SECONDS / 3 + 2)
+    registered = Worker.find_by_key(worker_key, connection=_redis(live_settings))
+    assert registered is not None and registered.get_current_job_id() == run.rq_job_id
+
     with _run_row_locked(run):
         stale_after = settings.RUN_HEARTBEAT_STALE_SECONDS
         time.sleep(stale_after + 3)
