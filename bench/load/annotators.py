@@ -62,6 +62,7 @@ class Tally:
     seconds: list[float] = field(default_factory=list)
     statuses: Counter[str] = field(default_factory=Counter)
     errors: list[str] = field(default_factory=list)
+    retries: int = 0
 
     def record(self, started: float, status: str, problem: str = "") -> None:
         self.seconds.append(time.perf_counter() - started)
@@ -80,6 +81,7 @@ class Tally:
             "p99_ms": _percentile_ms(ordered, 99),
             "max_ms": round(ordered[-1] * 1000, 1) if ordered else None,
             "mean_ms": round(statistics.fmean(ordered) * 1000, 1) if ordered else None,
+            "retried_after_closed_connection": self.retries,
             "first_errors": self.errors[:5],
         }
 
@@ -251,6 +253,9 @@ def _start_gunicorn(args: argparse.Namespace, port: int, log_path: Path) -> subp
         "60",
         "--log-level",
         "warning",
+        # Longer than an annotator's pause, as a proxy in front would keep them (gunicorn's default is 2 s).
+        "--keep-alive",
+        "30",
     ]
     server = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log_path.open("wb"), stderr=subprocess.STDOUT)
     deadline = time.monotonic() + 60
@@ -316,7 +321,7 @@ async def _annotate(
             }
             started = time.perf_counter()
             try:
-                response = await client.post(workspace + "judge/", data=body)
+                response = await _post_retrying_a_closed_connection(client, workspace + "judge/", body, judge)
             except httpx.HTTPError as error:
                 judge.record(started, "exception", repr(error))
                 break
@@ -327,6 +332,20 @@ async def _annotate(
             accepted += 1
             html = response.text
     return accepted
+
+
+async def _post_retrying_a_closed_connection(
+    client: httpx.AsyncClient, path: str, body: dict[str, str], tally: Tally
+) -> httpx.Response:
+    """POST once more when a kept-alive connection was closed under the request, as browsers do.
+
+    The retry carries the same submission key, so it also exercises "a retried judgment is stored once".
+    """
+    try:
+        return await client.post(path, data=body)
+    except (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError):
+        tally.retries += 1
+        return await client.post(path, data=body)
 
 
 async def _research(
@@ -407,10 +426,10 @@ def main() -> None:
     parser.add_argument("--database-url", required=True, help="PostgreSQL database of its own (migrated, data added)")
     parser.add_argument("--annotators", type=int, default=50)
     parser.add_argument("--duration", type=float, default=150.0, help="seconds of load")
-    parser.add_argument("--think", type=float, default=1.0, help="mean pause before each answer, seconds")
+    parser.add_argument("--think", type=float, default=2.0, help="mean pause before each answer, seconds")
     parser.add_argument("--items", type=int, default=2500)
     parser.add_argument("--overlap", type=int, default=3)
-    parser.add_argument("--solo-judgments", type=int, default=30)
+    parser.add_argument("--solo-judgments", type=int, default=60)
     parser.add_argument("--workers", type=int, default=3, help="gunicorn worker processes")
     parser.add_argument("--threads", type=int, default=4, help="threads per gunicorn worker")
     parser.add_argument("--output", type=Path, help="also write the JSON here")
