@@ -1,4 +1,5 @@
 """One handler per run kind: build the pipeline's config, backend and store from the run, call it."""
+
 from __future__ import annotations
 
 import time
@@ -10,6 +11,7 @@ from pipelines.common.progress import Progress
 from pipelines.common.store import RunStore
 from webapp.runs import services
 from webapp.runs.models import Artifact, PipelineRun
+from workers.database import retry_through_outage
 
 
 def handle_generate(run: PipelineRun, progress: Progress) -> None:
@@ -22,21 +24,25 @@ def handle_generate(run: PipelineRun, progress: Progress) -> None:
     write_prompt_snapshot(run=run, store=store)
     backend = load_backend(run, progress)
     result = run_generate(config, backend, store, progress)
-    services.artifact_register(
-        run=run,
-        name="generations",
-        kind=Artifact.Kind.GENERATIONS,
-        jsonl_path=result.jsonl_path,
-        parquet_path=result.parquet_path,
+    retry_through_outage(
+        lambda: services.artifact_register(
+            run=run,
+            name="generations",
+            kind=Artifact.Kind.GENERATIONS,
+            jsonl_path=result.jsonl_path,
+            parquet_path=result.parquet_path,
+        )
     )
-    services.run_update_summary(
-        run_id=run.pk,
-        values={
-            "rows": result.row_count,
-            "completion_tokens": result.completion_tokens,
-            "tokens_per_second": round(result.tokens_per_second, 2),
-            "batches_generated_this_attempt": result.generated_this_attempt,
-        },
+    retry_through_outage(
+        lambda: services.run_update_summary(
+            run_id=run.pk,
+            values={
+                "rows": result.row_count,
+                "completion_tokens": result.completion_tokens,
+                "tokens_per_second": round(result.tokens_per_second, 2),
+                "batches_generated_this_attempt": result.generated_this_attempt,
+            },
+        )
     )
 
 
@@ -91,19 +97,21 @@ def handle_train(run: PipelineRun, progress: Progress) -> None:
         parameter_count=result.parameter_count,
         task=ModelEntry.Task.REWARD if trainer == "reward" else ModelEntry.Task.GENERATION,
     )
-    services.run_update_summary(
-        run_id=run.pk,
-        values={
-            "steps": result.steps,
-            "model": entry.name,
-            "output_dir": result.output_dir,
-            "adapter_dir": result.adapter_dir or "",
-            "trainable_parameters": result.trainable_parameter_count,
-            "effective_batch": config.get("effective_batch", ""),
-            # Token lengths against the limits and the rows cut or dropped: nothing is cut unseen.
-            **{f"lengths/{key}": value for key, value in result.lengths.items()},
-            **final_metrics(result.metrics),
-        },
+    retry_through_outage(
+        lambda: services.run_update_summary(
+            run_id=run.pk,
+            values={
+                "steps": result.steps,
+                "model": entry.name,
+                "output_dir": result.output_dir,
+                "adapter_dir": result.adapter_dir or "",
+                "trainable_parameters": result.trainable_parameter_count,
+                "effective_batch": config.get("effective_batch", ""),
+                # Token lengths against the limits and the rows cut or dropped: nothing is cut unseen.
+                **{f"lengths/{key}": value for key, value in result.lengths.items()},
+                **final_metrics(result.metrics),
+            },
+        )
     )
 
 
@@ -129,7 +137,11 @@ def load_backend(run: PipelineRun, progress: Progress):  # type: ignore[no-untyp
     backend, was_cached = get_backend(entry.backend_spec(), model_cache_dir=settings.MODEL_CACHE_DIR)
     seconds = round(time.monotonic() - started, 2)
     progress.log(f"model {entry.name} {'reused from memory' if was_cached else 'loaded'} in {seconds}s")
-    services.run_update_summary(run_id=run.pk, values={"model_load_seconds": seconds, "model_cache_hit": was_cached})
+    retry_through_outage(
+        lambda: services.run_update_summary(
+            run_id=run.pk, values={"model_load_seconds": seconds, "model_cache_hit": was_cached}
+        )
+    )
     progress.advance(1)
     return backend
 

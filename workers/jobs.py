@@ -13,6 +13,7 @@ from pipelines.common.store import fenced_writes
 from pipelines.errors import InvalidConfigError, InvalidInputError, RunCancelled
 from webapp.runs import services
 from webapp.runs.models import PipelineRun
+from workers.database import retry_through_outage
 from workers.handlers import handler_for
 from workers.progress import DbProgress
 
@@ -48,31 +49,37 @@ def _run_fenced(run: PipelineRun, attempt: int, progress: DbProgress) -> str:
     except RunCancelled as cancelled:
         # The pipeline's message says where it stopped (a trainer names its last checkpoint).
         try:
-            progress.log(str(cancelled))
+            stopped = str(cancelled)
+            progress.log(stopped)
             progress.close()
-            services.run_update_summary(run_id=run.pk, values={"stopped": str(cancelled)}, attempt=attempt)
+            retry_through_outage(
+                lambda: services.run_update_summary(run_id=run.pk, values={"stopped": stopped}, attempt=attempt)
+            )
         except services.AttemptFenced as fenced:
             logger.warning("%s", fenced)
             return "fenced"
-        services.run_mark_cancelled(run_id=run.pk, attempt=attempt)
+        retry_through_outage(lambda: services.run_mark_cancelled(run_id=run.pk, attempt=attempt))
         return "cancelled"
     except (InvalidConfigError, InvalidInputError) as error:
         progress.close()
-        services.run_mark_failed(
-            run_id=run.pk, error=str(error), traceback_text=traceback.format_exc(), attempt=attempt
+        message, traceback_text = str(error), traceback.format_exc()
+        retry_through_outage(
+            lambda: services.run_mark_failed(
+                run_id=run.pk, error=message, traceback_text=traceback_text, attempt=attempt
+            )
         )
         return "failed"
     except BaseException as error:
         progress.close()
-        services.run_mark_failed(
-            run_id=run.pk,
-            error=f"{type(error).__name__}: {error}",
-            traceback_text=traceback.format_exc(),
-            attempt=attempt,
+        message, traceback_text = f"{type(error).__name__}: {error}", traceback.format_exc()
+        retry_through_outage(
+            lambda: services.run_mark_failed(
+                run_id=run.pk, error=message, traceback_text=traceback_text, attempt=attempt
+            )
         )
         raise
     progress.close()
-    if not services.run_mark_succeeded(run_id=run.pk, attempt=attempt):
+    if not retry_through_outage(lambda: services.run_mark_succeeded(run_id=run.pk, attempt=attempt)):
         logger.warning(
             "run %s attempt %s finished but was fenced meanwhile; its status was left alone", run.pk, attempt
         )

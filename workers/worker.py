@@ -51,14 +51,56 @@ class ModelCachingWorker(SimpleWorker):
         RQ registers a worker once, at birth: after a Redis restart it would keep taking jobs while
         missing from the dashboard's workers and from the lost-run check (tests/faults/test_redis_restart.py).
         """
-        if not self.connection.sismember(self.redis_workers_keys, self.key):
-            logger.warning("worker %s is not registered in Redis (restarted?); registering again", self.name)
-            with self.connection.pipeline() as registration:
-                registration.hset(self.key, mapping={**self.serialize(), "state": self.get_state()})
-                worker_registration.register(self, registration)
-                registration.expire(self.key, timeout or self.worker_ttl + 60)
-                registration.execute()
+        self._register_again_if_lost(timeout or self.worker_ttl + 60)
         super().heartbeat(timeout, pipeline)
+
+    def _register_again_if_lost(self, ttl: int, job: Job | None = None) -> bool:
+        """Write the worker's registration whole again if Redis lost it; with `job`, its running job too.
+
+        With a job running, Redis losing everything would otherwise leave the worker's `current_job`
+        empty and the job missing from the started registry (RQ renews that entry only while it
+        exists), and the lost-run check would declare a live run lost as soon as its database
+        heartbeat is stale (writes blocked by an import or an outage).
+        """
+        registered = self.connection.sismember(self.redis_workers_keys, self.key)
+        if registered and self.connection.exists(self.key):
+            return False
+        logger.warning("worker %s is not registered in Redis (restarted?); registering again", self.name)
+        with self.connection.pipeline() as registration:
+            registration.hset(self.key, mapping={**self.serialize(), "state": self.get_state()})
+            worker_registration.register(self, registration)
+            execution = self.execution
+            if job is not None and execution is not None:
+                self.set_current_job_id(job.id, pipeline=registration)
+                job.started_job_registry.add_execution(execution, ttl=ttl, pipeline=registration)
+            registration.expire(self.key, ttl)
+            registration.execute()
+        return True
+
+    def dequeue_job_and_maintain_ttl(self, timeout: int | None, max_idle_time: int | None = None):  # type: ignore[no-untyped-def]
+        """RQ's wait for a job, with a thread that registers the worker again if Redis loses it meanwhile.
+
+        RQ heartbeats only between its blocking pops (minutes apart), and redis-py retries a pop cut by
+        a Redis restart on a fresh connection, so without the thread an idle worker stays missing from
+        Redis (the dashboard, the lost-run check) until its next job or pop timeout.
+        """
+        stop = threading.Event()
+        watcher = threading.Thread(
+            target=self._keep_registered_while_idle, args=(stop,), name="rq-registration", daemon=True
+        )
+        watcher.start()
+        try:
+            return super().dequeue_job_and_maintain_ttl(timeout, max_idle_time)
+        finally:
+            stop.set()
+            watcher.join(timeout=10)
+
+    def _keep_registered_while_idle(self, stop: threading.Event) -> None:
+        while not stop.wait(liveness_ttl_seconds() / 3):
+            try:
+                self._register_again_if_lost(self.worker_ttl + 60)
+            except RedisError as error:  # Redis restarting: try again on the next beat
+                logger.warning("worker %s could not check its registration in Redis: %s", self.name, error)
 
     def execute_job(self, job: Job, queue: Queue) -> None:
         stop = threading.Event()
@@ -76,25 +118,22 @@ class ModelCachingWorker(SimpleWorker):
         self.set_state(WorkerStatus.IDLE)
 
     def _renew_liveness(self, job: Job, stop: threading.Event) -> None:
-        """Renew the worker key, the execution and the started-registry entry: a third of the TTL apart."""
+        """Renew the worker key, the execution and the started-registry entry: a third of the TTL apart.
+
+        A registration Redis lost (restart without persistence) is written whole again first, with the
+        current job and its started-registry entry, so the lost-run check keeps seeing the run alive.
+        """
         ttl = liveness_ttl_seconds()
         while not stop.wait(ttl / 3):
             execution = self.execution
             if execution is None:
                 return
             try:
+                self._register_again_if_lost(ttl, job)
                 with self.connection.pipeline() as pipeline:
-                    self.heartbeat(ttl, pipeline=pipeline)
+                    super().heartbeat(ttl, pipeline=pipeline)
                     execution.heartbeat(job.started_job_registry, ttl, pipeline=pipeline)
                     job.heartbeat(now(), ttl, pipeline=pipeline, xx=True)
-                    registration_was_gone = pipeline.execute()[0] == 1
-                if registration_was_gone:
-                    # Redis lost the worker's hash (restarted without persistence): write it whole again,
-                    # as RQ's own heartbeat does, so the worker shows with its current job.
-                    with self.connection.pipeline() as pipeline:
-                        pipeline.hset(self.key, mapping=self.serialize())
-                        self.set_current_job_id(job.id, pipeline=pipeline)
-                        pipeline.expire(self.key, ttl)
-                        pipeline.execute()
+                    pipeline.execute()
             except RedisError as error:  # Redis restarting: try again on the next beat
                 logger.warning("worker %s could not renew its liveness in Redis: %s", self.name, error)

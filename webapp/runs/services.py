@@ -339,12 +339,9 @@ def runs_mark_lost() -> int:
             error=f"The worker stopped sending heartbeats and {reason} (killed or crashed). "
             "Resume to continue from the last finished batch.",
         )
-    vanished = _queued_runs_without_job(older_than=now - timedelta(seconds=QUEUED_JOB_GRACE_SECONDS))
-    if vanished:
-        lost += PipelineRun.objects.filter(pk__in=vanished, status=PipelineRun.Status.QUEUED).update(
-            status=PipelineRun.Status.LOST,
-            finished_at=now,
-            error="Its job is no longer in the queue (Redis was restarted or flushed). Resume to queue it again.",
+    for run_id, reason in _queued_runs_without_job(older_than=now - timedelta(seconds=QUEUED_JOB_GRACE_SECONDS)):
+        lost += PipelineRun.objects.filter(pk=run_id, status=PipelineRun.Status.QUEUED).update(
+            status=PipelineRun.Status.LOST, finished_at=now, error=f"{reason} Resume to queue it again."
         )
     return lost
 
@@ -379,21 +376,37 @@ def _why_rq_no_longer_runs(*, worker_name: str, job_id: str, queue_name: str) ->
     return None
 
 
-def _queued_runs_without_job(*, older_than) -> list[int]:  # type: ignore[no-untyped-def]
-    from redis.exceptions import RedisError
-    from rq.job import Job
+def _queued_runs_without_job(*, older_than) -> list[tuple[int, str]]:  # type: ignore[no-untyped-def]
+    """Queued runs (queued before `older_than`) that no worker will ever pick up, each with the reason.
 
+    Their job is gone from Redis (restarted or flushed), or RQ already ended it without running our
+    code to the end: failed (a worker died on it and RQ's cleanup failed it, or it raised before the
+    run started), stopped or cancelled. Such a job stays in Redis, so checking existence alone left
+    its run queued forever.
+    """
+    from redis.exceptions import RedisError
+    from rq.exceptions import NoSuchJobError
+    from rq.job import Job, JobStatus
+
+    ended = {JobStatus.FAILED: "failed", JobStatus.STOPPED: "was stopped", JobStatus.CANCELED: "was cancelled"}
     queued = list(
         PipelineRun.objects.filter(status=PipelineRun.Status.QUEUED, queued_at__lt=older_than)
         .exclude(rq_job_id="")
         .values_list("pk", "rq_job_id", "queue_name")[:100]
     )
+    gone: list[tuple[int, str]] = []
     try:
-        return [
-            pk for pk, job_id, queue in queued if not Job.exists(job_id, connection=django_rq.get_connection(queue))
-        ]
+        for pk, job_id, queue in queued:
+            try:
+                status = Job.fetch(job_id, connection=django_rq.get_connection(queue)).get_status(refresh=False)
+            except NoSuchJobError:
+                gone.append((pk, "Its job is no longer in the queue (Redis was restarted or flushed)."))
+                continue
+            if status in ended:
+                gone.append((pk, f"Its job {job_id} {ended[status]} in RQ before the run started."))
     except RedisError:
         return []  # Redis unreachable: say nothing rather than mark healthy runs lost.
+    return gone
 
 
 def artifact_register(

@@ -1,4 +1,5 @@
 """AFT jobs: propose-and-aggregate answers for a prompt set, and aggregation training data from an artifact."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -7,6 +8,7 @@ from pipelines.common.progress import Progress
 from pipelines.common.store import RunStore
 from webapp.runs import services
 from webapp.runs.models import Artifact, PipelineRun
+from workers.database import retry_through_outage
 
 
 def handle(run: PipelineRun, progress: Progress) -> None:
@@ -30,14 +32,20 @@ def handle_inference(run: PipelineRun, progress: Progress) -> None:
     write_prompt_snapshot(run=run, store=store)
     backend = load_backend(run, progress)
     result = run_aft(config, backend, store, progress)
-    services.artifact_register(
-        run=run,
-        name="aggregations" if config.mode == "aggregate" else "single samples",
-        kind=Artifact.Kind.AGGREGATIONS,
-        jsonl_path=result.jsonl_path,
-        parquet_path=result.parquet_path,
+    retry_through_outage(
+        lambda: services.artifact_register(
+            run=run,
+            name="aggregations" if config.mode == "aggregate" else "single samples",
+            kind=Artifact.Kind.AGGREGATIONS,
+            jsonl_path=result.jsonl_path,
+            parquet_path=result.parquet_path,
+        )
     )
-    services.run_update_summary(run_id=run.pk, values=_flat_summary(result.summary, result.generated_this_attempt))
+    retry_through_outage(
+        lambda: services.run_update_summary(
+            run_id=run.pk, values=_flat_summary(result.summary, result.generated_this_attempt)
+        )
+    )
 
 
 def _flat_summary(summary: dict[str, Any], batches_this_attempt: int) -> dict[str, Any]:
@@ -62,21 +70,25 @@ def handle_data(run: PipelineRun, progress: Progress) -> None:
 
         backend = load_backend(run, progress)
     result = run_aggregation_data(config, source.jsonl_path, store, progress, backend=backend)
-    artifact = services.artifact_register(
-        run=run,
-        name="aggregation sft",
-        kind=Artifact.Kind.SFT,
-        jsonl_path=result.jsonl_path,
-        parquet_path=result.parquet_path,
+    artifact = retry_through_outage(
+        lambda: services.artifact_register(
+            run=run,
+            name="aggregation sft",
+            kind=Artifact.Kind.SFT,
+            jsonl_path=result.jsonl_path,
+            parquet_path=result.parquet_path,
+        )
     )
-    services.run_update_summary(
-        run_id=run.pk,
-        values={
-            "rows": result.row_count,
-            "aggregation_rows": result.aggregation_rows,
-            "plain_rows": result.plain_rows,
-            **{f"groups · {key}": value for key, value in result.counts.items()},
-            "batches_generated_this_attempt": result.generated_this_attempt,
-            "sft_artifact_id": artifact.pk,
-        },
+    retry_through_outage(
+        lambda: services.run_update_summary(
+            run_id=run.pk,
+            values={
+                "rows": result.row_count,
+                "aggregation_rows": result.aggregation_rows,
+                "plain_rows": result.plain_rows,
+                **{f"groups · {key}": value for key, value in result.counts.items()},
+                "batches_generated_this_attempt": result.generated_this_attempt,
+                "sft_artifact_id": artifact.pk,
+            },
+        )
     )

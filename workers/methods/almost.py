@@ -1,4 +1,5 @@
 """The ALMoST job: resolve the rubric's models and demonstration sets, run the pipeline, register what it made."""
+
 from __future__ import annotations
 
 import time
@@ -10,6 +11,7 @@ from pipelines.common.progress import Progress
 from pipelines.common.store import RunStore
 from webapp.runs import services
 from webapp.runs.models import Artifact, PipelineRun
+from workers.database import retry_through_outage
 
 
 def handle(run: PipelineRun, progress: Progress) -> None:
@@ -40,7 +42,7 @@ def handle(run: PipelineRun, progress: Progress) -> None:
         return backend
 
     def on_step(name: str, numbers: dict[str, Any]) -> None:
-        services.run_update_summary(run_id=run.pk, values={name: numbers})
+        retry_through_outage(lambda: services.run_update_summary(run_id=run.pk, values={name: numbers}))
 
     result = run_almost(
         config,
@@ -53,32 +55,39 @@ def handle(run: PipelineRun, progress: Progress) -> None:
         on_step=on_step,
     )
 
-    comparisons = services.artifact_register(
-        run=run,
-        name="comparisons",
-        kind=Artifact.Kind.COMPARISONS,
-        jsonl_path=result.comparisons_path,
-        parquet_path=parquet_path(result.comparisons_path),
+    comparisons = retry_through_outage(
+        lambda: services.artifact_register(
+            run=run,
+            name="comparisons",
+            kind=Artifact.Kind.COMPARISONS,
+            jsonl_path=result.comparisons_path,
+            parquet_path=parquet_path(result.comparisons_path),
+        )
     )
-    services.artifact_register(
-        run=run,
-        name="comparisons-all",
-        kind=Artifact.Kind.COMPARISONS,
-        jsonl_path=result.comparisons_all_path,
-        parquet_path=parquet_path(result.comparisons_all_path),
+    retry_through_outage(
+        lambda: services.artifact_register(
+            run=run,
+            name="comparisons-all",
+            kind=Artifact.Kind.COMPARISONS,
+            jsonl_path=result.comparisons_all_path,
+            parquet_path=parquet_path(result.comparisons_all_path),
+        )
     )
     if result.demonstrations_path is not None:
-        services.artifact_register(
-            run=run,
-            name="rmsp-demonstrations",
-            kind=Artifact.Kind.SFT,
-            jsonl_path=result.demonstrations_path,
-            parquet_path=parquet_path(result.demonstrations_path),
+        retry_through_outage(
+            lambda: services.artifact_register(
+                run=run,
+                name="rmsp-demonstrations",
+                kind=Artifact.Kind.SFT,
+                jsonl_path=result.demonstrations_path,
+                parquet_path=parquet_path(result.demonstrations_path),
+            )
         )
     metrics = {
         name: round(float(value), 5)
         for name, value in result.reward_metrics.items()
-        if isinstance(value, int | float) and not isinstance(value, bool)
+        if isinstance(value, int | float)
+        and not isinstance(value, bool)
         and any(word in name for word in ("loss", "accurac", "margin", "runtime"))
     }
     reward_entry = model_register_trained(
@@ -92,15 +101,17 @@ def handle(run: PipelineRun, progress: Progress) -> None:
         task=ModelEntry.Task.REWARD,
         name=f"{reward_base.name} → ALMoST reward model #{run.pk}",
     )
-    services.run_update_summary(
-        run_id=run.pk,
-        values={
-            "reward_model": reward_entry.name,
-            "reward_model_id": reward_entry.pk,
-            "prompts_generated": result.summary["pg"]["prompts"],
-            "comparisons_kept": result.summary["cs"]["kept"],
-            "rm_held_out_accuracy": result.summary["rm"]["held_out_accuracy"],
-        },
+    retry_through_outage(
+        lambda: services.run_update_summary(
+            run_id=run.pk,
+            values={
+                "reward_model": reward_entry.name,
+                "reward_model_id": reward_entry.pk,
+                "prompts_generated": result.summary["pg"]["prompts"],
+                "comparisons_kept": result.summary["cs"]["kept"],
+                "rm_held_out_accuracy": result.summary["rm"]["held_out_accuracy"],
+            },
+        )
     )
 
 

@@ -1,6 +1,8 @@
 """AugCon jobs: snapshot the chosen documents and the QA few-shot set, run the pipeline, register artifacts."""
+
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +14,7 @@ from webapp.library.models import Corpus, FewShotSet
 from webapp.registry.models import ModelEntry
 from webapp.runs import services
 from webapp.runs.models import Artifact, PipelineRun
+from workers.database import retry_through_outage
 from workers.handlers import load_backend
 
 
@@ -30,8 +33,17 @@ def handle(run: PipelineRun, progress: Progress) -> None:
         ("scorer_pairs", Artifact.Kind.SCORER_PAIRS, result.pairs_path, result.pairs_parquet),
         ("sft", Artifact.Kind.SFT, result.sft_path, result.sft_parquet),
     ):
-        services.artifact_register(run=run, name=name, kind=kind, jsonl_path=jsonl_path, parquet_path=parquet_path)
-    services.run_update_summary(run_id=run.pk, values=result.summary)
+        retry_through_outage(
+            functools.partial(
+                services.artifact_register,
+                run=run,
+                name=name,
+                kind=kind,
+                jsonl_path=jsonl_path,
+                parquet_path=parquet_path,
+            )
+        )
+    retry_through_outage(lambda: services.run_update_summary(run_id=run.pk, values=result.summary))
 
 
 def write_snapshots(*, run: PipelineRun, store: RunStore) -> None:

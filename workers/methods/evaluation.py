@@ -15,6 +15,7 @@ from pipelines.evaluation import EvaluationConfig, run_evaluation
 from pipelines.evaluation.run import PROMPTS_FILE
 from webapp.runs import services as run_services
 from webapp.runs.models import Artifact, PipelineRun
+from workers.database import retry_through_outage
 
 
 def handle(run: PipelineRun, progress: Progress) -> None:
@@ -49,8 +50,10 @@ def handle(run: PipelineRun, progress: Progress) -> None:
         services.evaluation_mark(evaluation_id=evaluation.pk, status=Evaluation.Status.FAILED)
         raise
 
-    comparisons = run_services.artifact_register(
-        run=run, name="comparisons", kind=Artifact.Kind.JUDGMENTS, jsonl_path=result.comparisons_path
+    comparisons = retry_through_outage(
+        lambda: run_services.artifact_register(
+            run=run, name="comparisons", kind=Artifact.Kind.JUDGMENTS, jsonl_path=result.comparisons_path
+        )
     )
     descriptions = {f"c{index}": description for index, description in enumerate(evaluation.candidates)}
     descriptions["baseline"] = evaluation.baseline
@@ -84,7 +87,7 @@ def handle(run: PipelineRun, progress: Progress) -> None:
                 f"{bias['same_position_share']:.0%} {bias['favoured']} of {bias['decided']} decided judgments"
                 + (f" (position bias: above {bias['threshold']:.0%})" if bias["warning"] else "")
             )
-    run_services.run_update_summary(run_id=run.pk, values=summary)
+    retry_through_outage(lambda: run_services.run_update_summary(run_id=run.pk, values=summary))
 
 
 def _backend_loader(run: PipelineRun, progress: Progress):  # type: ignore[no-untyped-def]

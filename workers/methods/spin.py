@@ -13,6 +13,7 @@ from webapp.registry.models import ModelEntry
 from webapp.registry.services import model_register_trained
 from webapp.runs import services
 from webapp.runs.models import Artifact, PipelineRun
+from workers.database import retry_through_outage
 from workers.handlers import final_metrics
 
 
@@ -40,11 +41,13 @@ def handle(run: PipelineRun, progress: Progress) -> None:
         return build_backend(spec, model_cache_dir=settings.MODEL_CACHE_DIR)
 
     def on_iteration(iteration: int, summary: dict[str, Any]) -> None:
-        pairs = services.artifact_register(
-            run=run,
-            name=f"pairs-iter{iteration}",
-            kind=Artifact.Kind.PREFERENCES,
-            jsonl_path=Path(summary["pairs_path"]),
+        pairs = retry_through_outage(
+            lambda: services.artifact_register(
+                run=run,
+                name=f"pairs-iter{iteration}",
+                kind=Artifact.Kind.PREFERENCES,
+                jsonl_path=Path(summary["pairs_path"]),
+            )
         )
         entry = model_register_trained(
             run=run,
@@ -60,7 +63,7 @@ def handle(run: PipelineRun, progress: Progress) -> None:
         values: dict[str, Any] = {"iterations": _iteration_rows(store, iteration, parents)}
         if store.exists(PROMPTS_SUMMARY_FILE):  # how the rows became prompts: turn mode, replies left out
             values["prompts"] = store.read_json(PROMPTS_SUMMARY_FILE)
-        services.run_update_summary(run_id=run.pk, values=values)
+        retry_through_outage(lambda: services.run_update_summary(run_id=run.pk, values=values))
 
     run_spin(config, base_dir, dataset.jsonl_path, store, progress, backend_for=backend_for, on_iteration=on_iteration)
 
