@@ -3,6 +3,7 @@
 Included in the live run page (refreshed every second while the run is active), so it reads only
 what it shows: the prompt list, one finished row, and the summary the worker wrote.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -17,6 +18,8 @@ from webapp.runs import services
 from webapp.runs.models import Artifact, PipelineRun
 
 TEMPLATE = "aft/partials/_run_section.html"
+AGGREGATION_PRESET = "aft-aggregation"
+"""The training preset the data run's "Train" link opens: lengths sized from the data, drafts cut last."""
 PROMPTS_LISTED = 1000
 
 
@@ -59,7 +62,9 @@ def prompt_context(run: PipelineRun, prompt_id: str | None) -> dict[str, Any]:
 def _layer_view(layer: dict[str, Any]) -> dict[str, Any]:
     samples = [
         {"text": text, "tokens": tokens, "finish_reason": reason}
-        for text, tokens, reason in zip(layer["responses"], layer["completion_tokens"], layer["finish_reasons"], strict=True)
+        for text, tokens, reason in zip(
+            layer["responses"], layer["completion_tokens"], layer["finish_reasons"], strict=True
+        )
     ]
     return {
         "name": layer["name"],
@@ -79,5 +84,10 @@ def _data_context(run: PipelineRun) -> dict[str, Any]:
         "data_config": run.config.get("data", {}),
         "artifact": artifact,
         "example": example,
-        "train_url": f"{reverse('training:new')}?dataset={artifact.pk}&trainer=sft" if artifact is not None else "",
+        # The aggregation preset sizes max_length and max_prompt_length from this data's longest rows.
+        "train_url": (
+            f"{reverse('training:new')}?dataset={artifact.pk}&trainer=sft&preset={AGGREGATION_PRESET}"
+            if artifact is not None
+            else ""
+        ),
     }

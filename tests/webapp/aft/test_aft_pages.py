@@ -310,4 +310,9 @@ def test_the_run_page_shows_a_prompts_layers_and_the_data_run_links_to_training(
         run=data_run, name="aggregation sft", kind=Artifact.Kind.SFT, jsonl_path=path
     )
     data_page = researcher_client.get(data_run.get_absolute_url()).content.decode()
-    assert f'href="/training/new/?dataset={artifact.pk}&amp;trainer=sft"' in data_page
+    assert f'href="/training/new/?dataset={artifact.pk}&amp;trainer=sft&amp;preset=aft-aggregation"' in data_page
+    # The link opens the training form on the preset that sizes the lengths from the data.
+    training_page = researcher_client.get(
+        "/training/new/", {"dataset": artifact.pk, "trainer": "sft", "preset": "aft-aggregation"}
+    ).content.decode()
+    assert '<option value="aft-aggregation" selected>' in training_page
