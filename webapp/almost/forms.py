@@ -96,6 +96,18 @@ class AlmostRunForm(forms.Form):
         "reward model's accuracy (blank: 0.1; at least one pair when above 0; 0 trains on all, as the paper). "
         "Small runs need a larger share for the accuracy to mean anything.",
     )
+    reward_prompt_format = forms.ChoiceField(
+        choices=[
+            ("", "(from the model: its chat template if its tokenizer has one, else raw)"),
+            ("chat_template", "the model's chat template"),
+            ("raw_assistant", "raw: prompt\\n\\nAssistant: reply<eos> (the paper's, for a base model)"),
+        ],
+        required=False,
+        label="Reward-model text format",
+        help_text="How the reward model reads a comparison. The paper trains a base LLaMA on "
+        "prompt\\n\\nAssistant: reply<eos>; blank picks that for a base model without a chat template and the "
+        "template for an instruct model. The chat template on a model without one is refused.",
+    )
     rmsp_enabled = forms.BooleanField(
         required=False,
         initial=True,

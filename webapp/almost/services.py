@@ -22,7 +22,7 @@ from webapp.library.models import FewShotSet, SeedPromptSet
 from webapp.registry.models import ModelEntry
 from webapp.runs import services as run_services
 from webapp.runs.models import PipelineRun
-from webapp.training.services import check_trainable
+from webapp.training.services import check_trainable, resolve_prompt_format
 
 _LABEL_NOISE = {"demonstration", "demonstrations", "prompt", "prompts", "set", "style"}
 
@@ -118,6 +118,7 @@ def almost_config_build(
     response_max_tokens: int | None = None,
     prompt_max_tokens: int | None = None,
     reward_overrides: dict[str, Any] | None = None,
+    reward_prompt_format: str = "",
 ) -> dict[str, Any]:
     """The run config of an ALMoST run, or a ValidationError naming the field and the fix."""
     if not seed_prompt_set.prompts.exists():
@@ -144,6 +145,8 @@ def almost_config_build(
                     {"configurations": f"Two different demonstration sets are both labelled {label!r}; rename one."}
                 )
     check_trainable(reward_model, "reward_model")
+    chosen_format = reward_prompt_format or (reward_overrides or {}).get("prompt_format", "")
+    prompt_format = resolve_prompt_format(reward_model, chosen_format, "reward_prompt_format")
     if preset and preset not in PRESETS:
         raise ValidationError({"preset": f"Unknown preset {preset!r}; choose one of {', '.join(PRESETS)}."})
     unknown_filters = set(filters or {}) - set(FILTERS)
@@ -162,7 +165,7 @@ def almost_config_build(
         reward = RewardConfig()
         if preset:
             reward = apply_preset(reward, preset)
-        training = {**reward.training.to_dict(), **(reward_overrides or {})}
+        training = {**reward.training.to_dict(), **(reward_overrides or {}), "prompt_format": prompt_format}
         if reward_max_steps:
             training["max_steps"] = reward_max_steps
         reward_values = {**reward.to_dict(), "training": TrainingArgs.from_dict(training).to_dict()}

@@ -1,4 +1,5 @@
 """ALMoST pages: the run form with the rubric editor (reorder, default ordering) and its cost estimate."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -39,6 +40,7 @@ def _build(form: AlmostRunForm, rubric: Any) -> dict[str, Any] | None:
             reward_eval_fraction=data.get("reward_eval_fraction"),
             response_max_tokens=data.get("response_max_tokens"),
             prompt_max_tokens=data.get("prompt_max_tokens"),
+            reward_prompt_format=data.get("reward_prompt_format") or "",
         )
     except ValidationError as error:
         add_validation_error(form, error)
@@ -78,7 +80,9 @@ def _edit_rubric(action: str, rows: list[dict[str, str]]) -> list[dict[str, Any]
         resolved = [(row, _resolve(row)) for row in rows]
         ordered = services.rubric_default_order([choice for _, choice in resolved if choice is not None])
         order = {id(choice): position for position, choice in enumerate(ordered)}
-        complete = sorted(((row, choice) for row, choice in resolved if choice is not None), key=lambda pair: order[id(pair[1])])
+        complete = sorted(
+            ((row, choice) for row, choice in resolved if choice is not None), key=lambda pair: order[id(pair[1])]
+        )
         return [row for row, _ in complete] + [row for row, choice in resolved if choice is None]
     verb, _, position = action.partition("-")
     if not position.isdigit() or int(position) >= len(rows):
@@ -99,9 +103,11 @@ def almost_new(request: HttpRequest) -> HttpResponse:
     show_errors = False
     if request.method == "GET":
         seed_set = SeedPromptSet.objects.order_by("pk").first()
-        reward_model = ModelEntry.objects.filter(
-            backend=ModelEntry.Backend.TRANSFORMERS, task=ModelEntry.Task.GENERATION
-        ).order_by("pk").first()
+        reward_model = (
+            ModelEntry.objects.filter(backend=ModelEntry.Backend.TRANSFORMERS, task=ModelEntry.Task.GENERATION)
+            .order_by("pk")
+            .first()
+        )
         form = AlmostRunForm(initial={"seed_prompt_set": seed_set, "reward_model": reward_model})
         rubric = ConfigurationFormSet(prefix=RUBRIC_PREFIX, initial=_default_rubric())
     else:
@@ -136,8 +142,10 @@ def almost_estimate(request: HttpRequest) -> HttpResponse:
 
 
 def _problems(form: AlmostRunForm, rubric: Any) -> list[str]:
-    problems = [f"{form.fields[field].label or field}: {' '.join(errors)}" if field in form.fields else " ".join(errors)
-                for field, errors in form.errors.items()]
+    problems = [
+        f"{form.fields[field].label or field}: {' '.join(errors)}" if field in form.fields else " ".join(errors)
+        for field, errors in form.errors.items()
+    ]
     for position, errors in enumerate(rubric.errors, start=1):
         problems += [f"configuration {position} {field}: {' '.join(messages_)}" for field, messages_ in errors.items()]
     problems += list(rubric.non_form_errors())

@@ -46,7 +46,7 @@ OVER_LENGTH_CHOICES = [
     ("drop", "drop: leave those rows out (counted)"),
 ]
 PROMPT_FORMAT_CHOICES = [
-    ("", "(preset: chat template)"),
+    ("", "(from the model: its chat template if its tokenizer has one, else raw)"),
     ("chat_template", "the model's chat template"),
     ("raw_assistant", "raw: prompt\\n\\nAssistant: reply<eos> (ALMoST, base models without a chat template)"),
 ]
@@ -131,7 +131,13 @@ class TrainingRunForm(forms.Form):
         label="Rows over the lengths",
         help_text="Whatever is chosen, the run summary counts the rows over the limits and what was done to them.",
     )
-    prompt_format = forms.ChoiceField(choices=PROMPT_FORMAT_CHOICES, required=False)
+    prompt_format = forms.ChoiceField(
+        choices=PROMPT_FORMAT_CHOICES,
+        required=False,
+        label="Prompt format",
+        help_text="Blank reads the model's tokenizer: an instruct model trains on its chat template, a base model "
+        "without one on ALMoST's raw format. The chat template on a model without one is refused.",
+    )
     save_steps = forms.IntegerField(required=False, min_value=1, help_text="A checkpoint every this many steps.")
     adapter = forms.ChoiceField(choices=_blank_first(ADAPTERS), required=False)
     lora_r = forms.IntegerField(required=False, min_value=1, max_value=1024, label="LoRA rank")

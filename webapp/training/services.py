@@ -7,6 +7,7 @@ the fields the trainer needs, and that the model fits the chosen device.
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import replace
 from pathlib import Path
@@ -51,6 +52,9 @@ METHOD_OPTIONS = {
 LENGTH_FIELDS = ("max_length", "max_prompt_length")
 # Above this size a model trains on a GPU only: CPU runs are for small models.
 CPU_MAX_PARAMETERS = 1_500_000_000
+# Where a saved tokenizer keeps its chat template besides tokenizer_config.json's "chat_template".
+CHAT_TEMPLATE_FILES = ("chat_template.jinja", "chat_template.json")
+RAW_FORMAT_LABEL = "raw (prompt\\n\\nAssistant: reply<eos>, raw_assistant)"
 
 
 def training_config_build(
@@ -102,6 +106,9 @@ def training_config_build(
             config = replace(config, training=replace(config.training, gradient_accumulation_steps=accumulation))
         if preset in DATA_SIZED_PRESETS and not set(LENGTH_FIELDS) & set(training_overrides):
             config = _sized_from_data(config, trainer, model, dataset)
+        chosen_format = training_overrides.get("prompt_format") or PRESETS.get(preset, {}).get("prompt_format", "")
+        prompt_format = resolve_prompt_format(model, chosen_format, "prompt_format")
+        config = replace(config, training=replace(config.training, prompt_format=prompt_format))
     except (InvalidConfigError, InvalidInputError) as error:
         raise ValidationError(f"Invalid training settings: {error}.") from error
     except RecursionError as error:
@@ -151,6 +158,46 @@ def measurable_model_dir(model: ModelEntry) -> Path | None:
         return model_directory(spec, Path(settings.MODEL_CACHE_DIR))
     except InvalidConfigError:
         return None
+
+
+def tokenizer_has_chat_template(model: ModelEntry) -> bool | None:
+    """Whether the model's tokenizer carries a chat template, read from its saved files (no tokenizer is
+    loaded in the web process); None when its tokenizer is not on this host to look at."""
+    model_dir = measurable_model_dir(model)
+    if model_dir is None:
+        return None
+    if any((model_dir / name).is_file() for name in CHAT_TEMPLATE_FILES):
+        return True
+    tokenizer_config = model_dir / "tokenizer_config.json"
+    if not tokenizer_config.is_file():
+        return None if not (model_dir / "tokenizer.json").is_file() else False
+    try:
+        values = json.loads(tokenizer_config.read_text())
+    except (OSError, ValueError):
+        return None  # unreadable here: the worker's tokenizer check has the last word
+    return bool(isinstance(values, dict) and values.get("chat_template"))
+
+
+def resolve_prompt_format(model: ModelEntry, chosen: str, field: str) -> str:
+    """The prompt format a run trains `model` with, or a ValidationError on `field`.
+
+    Blank picks the model's chat template when its tokenizer has one, else ALMoST's raw format
+    (`prompt\\n\\nAssistant: reply<eos>`, what a base model is trained on in the paper). A tokenizer
+    that is not on this host cannot be looked at: blank then keeps the chat template, and the worker
+    refuses before training if there is none. "chat_template" on a model without one is refused here.
+    """
+    has_template = tokenizer_has_chat_template(model)
+    if not chosen:
+        return "raw_assistant" if has_template is False else "chat_template"
+    if chosen == "chat_template" and has_template is False:
+        raise ValidationError(
+            {
+                field: f"{model.name}'s tokenizer has no chat template (a base model), so its examples cannot be "
+                f"formatted with one: choose {RAW_FORMAT_LABEL}, ALMoST's format for base models, or leave the "
+                "field blank to pick it from the model."
+            }
+        )
+    return chosen
 
 
 def training_length_preview(*, config: dict[str, Any], model: ModelEntry, dataset: Artifact) -> dict[str, Any]:

@@ -14,6 +14,8 @@ from webapp.library.models import FewShotExample, FewShotSet, SeedPrompt, SeedPr
 from webapp.registry.models import ModelEntry
 from webapp.runs.models import PipelineRun
 
+from ..training.tokenizer_models import tokenizer_model
+
 pytestmark = pytest.mark.django_db
 
 INSTRUCTION = "### Instruction: Please generate initial query to start conversation with bot."
@@ -202,6 +204,47 @@ def test_the_held_out_fraction_reaches_the_reward_config_and_a_bad_one_is_refuse
     )
     assert refused.status_code == 400 and "less than or equal to 0.9" in refused.content.decode()
     assert PipelineRun.objects.count() == 1
+
+
+def test_the_reward_models_text_format_follows_its_tokenizer_and_a_missing_chat_template_is_refused(
+    researcher_client, tmp_path, embedded_model_dir, seeds, hhh, small
+):
+    base = tokenizer_model(embedded_model_dir, tmp_path / "base", "Base-135M", chat_template=False)
+    instruct = tokenizer_model(embedded_model_dir, tmp_path / "instruct", "Instruct-135M", chat_template=True)
+    rows = [
+        {"model": small.pk, "shots": "3", "demonstration_set": hhh.pk},
+        {"model": small.pk, "shots": "1", "demonstration_set": hhh.pk},
+    ]
+    page = researcher_client.get("/almost/new/").content.decode()
+    assert 'name="reward_prompt_format"' in page and "Assistant: reply&lt;eos&gt;" in page
+
+    refused = researcher_client.post(
+        "/almost/new/",
+        {**_post(seeds, small, rows, action="start"), "reward_model": base.pk, "reward_prompt_format": "chat_template"},
+    )
+    assert refused.status_code == 400 and PipelineRun.objects.count() == 0
+    message = refused.context["form"].errors["reward_prompt_format"][0]
+    assert "Base-135M's tokenizer has no chat template" in message and "raw_assistant" in message
+
+    for model, expected in ((base, "raw_assistant"), (instruct, "chat_template")):
+        response = researcher_client.post(
+            "/almost/new/", {**_post(seeds, small, rows, action="start"), "reward_model": model.pk}
+        )
+        assert response.status_code == 302, response.content.decode()[:3000]
+        run = PipelineRun.objects.order_by("-pk").first()
+        assert run.config["almost"]["reward"]["training"]["prompt_format"] == expected
+    explicit = researcher_client.post(
+        "/almost/new/",
+        {
+            **_post(seeds, small, rows, action="start"),
+            "reward_model": instruct.pk,
+            "reward_prompt_format": "raw_assistant",
+        },
+    )
+    assert explicit.status_code == 302
+    assert PipelineRun.objects.order_by("-pk").first().config["almost"]["reward"]["training"]["prompt_format"] == (
+        "raw_assistant"
+    )
 
 
 def test_a_refused_form_says_why_and_queues_nothing(researcher_client, seeds, hhh, small):

@@ -14,6 +14,8 @@ from webapp.runs import services as run_services
 from webapp.runs.models import Artifact, PipelineRun
 from webapp.training import services
 
+from .tokenizer_models import tokenizer_model
+
 pytestmark = pytest.mark.django_db
 
 
@@ -316,3 +318,24 @@ def test_reward_model_defaults_step_on_128_pairs_shown_per_device_accumulation_d
     assert "4 per device x 32 accumulation x 1 device = 128" in page
     form_page = researcher_client.get("/training/new/").content.decode()
     assert "Ours: the papers train on every pair" in form_page
+
+
+def test_the_prompt_format_follows_the_models_tokenizer_and_a_missing_chat_template_is_refused(
+    researcher_client, tmp_path, embedded_model_dir, sft_artifact
+):
+    base = tokenizer_model(embedded_model_dir, tmp_path / "base", "Base-135M", chat_template=False)
+    instruct = tokenizer_model(embedded_model_dir, tmp_path / "instruct", "Instruct-135M", chat_template=True)
+    blank_base = services.training_config_build(trainer="sft", model=base, dataset=sft_artifact)
+    blank_instruct = services.training_config_build(trainer="sft", model=instruct, dataset=sft_artifact)
+    assert blank_base["config"]["training"]["prompt_format"] == "raw_assistant"
+    assert blank_instruct["config"]["training"]["prompt_format"] == "chat_template"
+
+    form = {"trainer": "sft", "model": base.pk, "dataset": sft_artifact.pk, "devices": "1", "preset": "tiny-cpu-demo"}
+    refused = researcher_client.post("/training/new/", {**form, "prompt_format": "chat_template"})
+    assert refused.status_code == 400
+    errors = refused.context["form"].errors["prompt_format"]  # on the field, shown beside it
+    assert "Base-135M's tokenizer has no chat template" in errors[0] and "raw_assistant" in errors[0]
+    assert PipelineRun.objects.count() == 0
+    queued = researcher_client.post("/training/new/", form)
+    assert queued.status_code == 302
+    assert PipelineRun.objects.get().config["config"]["training"]["prompt_format"] == "raw_assistant"
