@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from tests.fixtures.services import WorkerProcess
 from webapp.library.models import SeedPrompt, SeedPromptSet
 from webapp.registry.models import ModelEntry
 from webapp.runs import kinds, services
@@ -56,3 +59,50 @@ def assert_every_prompt_once(rows: list[dict[str, Any]], prompt_count: int) -> N
     duplicates = sorted({prompt_id for prompt_id in ids if ids.count(prompt_id) > 1})
     assert not duplicates, f"prompts answered more than once: {duplicates}"
     assert ids == [f"p{index:06d}" for index in range(prompt_count)], f"{len(ids)} rows, ids {ids}"
+
+
+WORKER_SLICE_SECONDS = 0.02
+"""How long the worker runs between two checks while it is stepped: far less than one batch of the tiny model."""
+
+
+def batch_files(directory: Path) -> list[Path]:
+    """Finished batch files under `directory` (any depth); the store's temp files start with a dot."""
+    return sorted(directory.rglob("batch-*.jsonl")) if directory.exists() else []
+
+
+def step_worker_until(
+    worker: WorkerProcess,
+    run: PipelineRun,
+    done: Callable[[], bool],
+    *,
+    what: str,
+    timeout: float = 120.0,
+    rest_seconds: float = 0.0,
+    slice_seconds: float = WORKER_SLICE_SECONDS,
+) -> None:
+    """Run a SIGSTOPped worker in short slices (SIGCONT, a slice, SIGSTOP) until `done()`; leave it stopped.
+
+    Why: a fault test must inject its fault while the run still has work left, and the tiny model can
+    finish a whole run between two polls of a fast machine (or of a loaded one, where the test
+    process waits for the CPU). A stopped worker cannot move on while we look, and between two
+    looks it runs one slice, less than the remaining batches take; `rest_seconds` between slices
+    slows it further (a time-based thread, the liveness renewal, still runs at its pace). Fails at
+    once if the run ends meanwhile.
+    """
+    deadline = time.monotonic() + timeout
+    worker.pause()
+    while not done():
+        run.refresh_from_db()
+        if not run.is_active:
+            raise AssertionError(
+                f"run {run.pk} ended {run.status} at {run.stage} {run.progress_done}/{run.progress_total} while "
+                f"stepping its worker until {what}: {run.error}\n{worker.log_text()[-3000:]}"
+            )
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:.0f}s stepping the worker until {what}")
+        if not worker.running:
+            raise AssertionError(f"the worker exited while stepping until {what}:\n{worker.log_text()[-3000:]}")
+        worker.resume()
+        time.sleep(slice_seconds)
+        worker.pause()
+        time.sleep(rest_seconds)

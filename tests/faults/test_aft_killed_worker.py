@@ -1,8 +1,9 @@
 """An AFT inference run whose worker is SIGKILLed at a random point, resumed: the same artifact as an uninterrupted run.
 
 AFT's seed derives one seed per batch and layer, so a resumed run must not only answer every prompt
-once but draw the same text an uninterrupted run draws. The kill point (batches finished, then a
-random delay into the next batch) is printed, so a failure can be replayed.
+once but draw the same text an uninterrupted run draws. The worker is stepped (support.py
+`step_worker_until`) to a random number of finished batches plus a random number of slices into
+the next one, so the kill lands mid-run on any machine; the kill point is printed for a replay.
 """
 
 from __future__ import annotations
@@ -13,7 +14,15 @@ import time
 import pytest
 
 from pipelines.aft import AftConfig
-from tests.faults.support import artifact_rows, assert_every_prompt_once, prompt_set_of, tiny_model_entry
+from tests.faults.support import (
+    WORKER_SLICE_SECONDS,
+    artifact_rows,
+    assert_every_prompt_once,
+    batch_files,
+    prompt_set_of,
+    step_worker_until,
+    tiny_model_entry,
+)
 from tests.fixtures.runs import wait_for_run
 from webapp.aft import services as aft_services
 from webapp.runs import services
@@ -21,7 +30,7 @@ from webapp.runs.models import PipelineRun
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
-PROMPTS = 8
+PROMPTS = 24
 BATCH_SIZE = 1
 AFT_SETTINGS = {
     "proposal_params": {"n": 2, "max_tokens": 6},
@@ -48,21 +57,25 @@ def test_aft_worker_killed_at_a_random_point_resumes_to_the_uninterrupted_artifa
     assert_every_prompt_once(reference_rows, PROMPTS)
 
     chooser = random.Random()
-    batches_before_kill = chooser.randint(1, PROMPTS // BATCH_SIZE - 2)
-    delay_into_next_batch = round(chooser.uniform(0.0, 0.5), 2)
-    kill_point = f"killed after {batches_before_kill} batches + {delay_into_next_batch} s"
+    batches_before_kill = chooser.randint(1, 4)
+    slices_into_next_batch = chooser.randint(0, 3)
+    kill_point = f"killed after {batches_before_kill} batches + {slices_into_next_batch} worker slices"
+    first_worker.pause()  # before the job is queued: the run cannot get ahead of the stepping
     run = aft_services.inference_run_create(user=researcher, config=config)
-    run = wait_for_run(
-        run,
-        lambda r: r.stage.startswith("propose") and r.progress_done >= batches_before_kill * BATCH_SIZE,
-        240,
-        f"{batches_before_kill} batches to finish",
-    )
-    time.sleep(delay_into_next_batch)
-    first_worker.kill()
     batch_dir = services.run_directory(run) / "batches"
-    finished_before_kill = {path.name: path.stat().st_mtime_ns for path in batch_dir.glob("batch-*.jsonl")}
-    assert finished_before_kill, kill_point
+    step_worker_until(
+        first_worker,
+        run,
+        lambda: len(batch_files(batch_dir)) >= batches_before_kill,
+        what=f"{batches_before_kill} batches are finished",
+    )
+    for _ in range(slices_into_next_batch):
+        first_worker.resume()
+        time.sleep(WORKER_SLICE_SECONDS)
+        first_worker.pause()
+    first_worker.kill()
+    finished_before_kill = {path.name: path.stat().st_mtime_ns for path in batch_files(batch_dir)}
+    assert batches_before_kill <= len(finished_before_kill) < PROMPTS // BATCH_SIZE, kill_point
 
     run = wait_for_run(run, lambda r: r.status == PipelineRun.Status.LOST, 90, f"the run to be lost ({kill_point})")
     rq_worker()

@@ -2,7 +2,9 @@
 
 The tiny random model answers and judges (seeded per batch), so its verdicts are noise but repeatable.
 The uninterrupted evaluation runs first and caches the answers, so the killed one spends its time in
-the judge stage, where the kill lands after a random number of batches plus a random delay.
+the judge stage. The worker is stepped (support.py `step_worker_until`) to a random number of finished
+judge batches plus a random number of slices into the next one, so the kill lands mid-judging on any
+machine; the kill point is printed for a replay.
 """
 
 from __future__ import annotations
@@ -13,7 +15,13 @@ import time
 
 import pytest
 
-from tests.faults.support import prompt_set_of, tiny_model_entry
+from tests.faults.support import (
+    WORKER_SLICE_SECONDS,
+    batch_files,
+    prompt_set_of,
+    step_worker_until,
+    tiny_model_entry,
+)
 from tests.fixtures.runs import wait_for_run
 from webapp.evaluation import services
 from webapp.evaluation.selectors import evaluation_rows
@@ -22,8 +30,8 @@ from webapp.runs.models import PipelineRun
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
-PROMPTS = 6
-JUDGE_BATCH_SIZE = 2
+PROMPTS = 12
+JUDGE_BATCH_SIZE = 1
 JUDGE_BATCHES = 2 * PROMPTS // JUDGE_BATCH_SIZE  # both orders of every prompt
 
 
@@ -74,21 +82,26 @@ def test_an_evaluation_worker_killed_at_a_random_judge_batch_resumes_to_the_unin
     assert len(reference_rows) == PROMPTS
 
     chooser = random.Random()
-    batches_before_kill = chooser.randint(1, JUDGE_BATCHES - 2)
-    delay_into_next_batch = round(chooser.uniform(0.0, 0.3), 2)
-    kill_point = f"killed after {batches_before_kill} judge batches + {delay_into_next_batch} s"
+    batches_before_kill = chooser.randint(1, 4)
+    slices_into_next_batch = chooser.randint(0, 3)
+    kill_point = f"killed after {batches_before_kill} judge batches + {slices_into_next_batch} worker slices"
+    first_worker.pause()  # before the job is queued: the run cannot get ahead of the stepping
     evaluation = evaluate("killed")
-    run = wait_for_run(
-        evaluation.run,
-        lambda r: r.stage.startswith("judge") and r.progress_done >= batches_before_kill * JUDGE_BATCH_SIZE,
-        240,
-        f"{batches_before_kill} judge batches",
-    )
-    time.sleep(delay_into_next_batch)
-    first_worker.kill()
+    run = evaluation.run
     judgments = run_services.run_directory(run) / "judgments"
-    finished_before_kill = {path: path.stat().st_mtime_ns for path in judgments.rglob("batch-*.jsonl")}
-    assert finished_before_kill, kill_point
+    step_worker_until(
+        first_worker,
+        run,
+        lambda: len(batch_files(judgments)) >= batches_before_kill,
+        what=f"{batches_before_kill} judge batches are finished",
+    )
+    for _ in range(slices_into_next_batch):
+        first_worker.resume()
+        time.sleep(WORKER_SLICE_SECONDS)
+        first_worker.pause()
+    first_worker.kill()
+    finished_before_kill = {path: path.stat().st_mtime_ns for path in batch_files(judgments)}
+    assert batches_before_kill <= len(finished_before_kill) < JUDGE_BATCHES, kill_point
 
     run = wait_for_run(run, lambda r: r.status == PipelineRun.Status.LOST, 90, f"the run to be lost ({kill_point})")
     rq_worker()

@@ -1,13 +1,18 @@
 """PostgreSQL restarted under a running run: the worker's writes come back, the run ends whole, the site serves.
 
 The test process and the worker both use a PostgreSQL server of the test's own (a copy of the test
-database on a throwaway cluster), so restarting it disturbs nobody else on the machine.
+database on a throwaway cluster), so restarting it disturbs nobody else on the machine. The worker
+is stepped (support.py `step_worker_until`) to a few finished batches of many and held (SIGSTOP)
+while the server goes down, then let go against the dead server: the outage always lands mid-run,
+on any machine. A second outage lands after the last batch, where only the end-of-job writes
+(artifact, summary, status) are left.
 """
 
 from __future__ import annotations
 
 import os
 import subprocess
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -19,8 +24,10 @@ from tests.faults.conftest import POSTGRES_BINARIES, ThrowawayPostgres
 from tests.faults.support import (
     artifact_rows,
     assert_every_prompt_once,
+    batch_files,
     prompt_set_of,
     start_generate_run,
+    step_worker_until,
     tiny_model_entry,
 )
 from tests.fixtures.runs import wait_for_run
@@ -28,6 +35,8 @@ from webapp.runs import services
 from webapp.runs.models import PipelineRun
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
+
+PROMPTS = 32
 
 
 @pytest.fixture
@@ -118,13 +127,19 @@ def test_postgres_restarted_under_a_running_run_and_an_idle_worker_then_runs_fin
     researcher = make_user("researcher")
     client.force_login(researcher)
     model = tiny_model_entry(tiny_model_dir)
-    prompt_set = prompt_set_of(16)
-    run = start_generate_run(researcher, model, prompt_set, batch_size=2, max_tokens=8)
-    worker = rq_worker()
-    run = wait_for_run(run, lambda r: r.stage == "generate" and r.progress_done >= 4, 180, "a few batches to finish")
+    prompt_set = prompt_set_of(PROMPTS)
+    worker = rq_worker().wait_ready()
+    worker.pause()  # before the job is queued: the run cannot get ahead of the stepping
+    run = start_generate_run(researcher, model, prompt_set, batch_size=1, max_tokens=8)
+    batches = services.run_directory(run) / "batches"
+    step_worker_until(worker, run, lambda: len(batch_files(batches)) >= 3, what="3 batches are finished")
+    assert len(batch_files(batches)) < PROMPTS, "the outage must land while the run has work left"
     assert get_like_a_server(run.get_absolute_url(), client.cookies) == 200
 
-    postgres.restart(down_seconds=4)
+    postgres.stop()
+    worker.resume()  # generating against a dead server: its next writes must wait for it
+    time.sleep(4)
+    postgres.start()
 
     assert get_like_a_server(run.get_absolute_url(), client.cookies) == 200, (
         "the first request after the restart failed"
@@ -136,8 +151,34 @@ def test_postgres_restarted_under_a_running_run_and_an_idle_worker_then_runs_fin
     assert run.status == PipelineRun.Status.SUCCEEDED, (
         f"{run.status}: {run.error}\n{run.traceback}\n{worker.log_text()[-3000:]}"
     )
-    assert_every_prompt_once(artifact_rows(run, "generations"), 16)
+    assert_every_prompt_once(artifact_rows(run, "generations"), PROMPTS)
     assert "exception raised while executing" not in worker.log_text(), worker.log_text()[-3000:]
+
+    # Down after the last batch: only the end-of-job writes are left, and they wait for the server.
+    worker.pause()
+    last = start_generate_run(researcher, model, prompt_set_of(4, "last"), batch_size=1, max_tokens=4, name="last")
+    last_batches = services.run_directory(last) / "batches"
+    step_worker_until(worker, last, lambda: len(batch_files(last_batches)) >= 3, what="3 of 4 batches are finished")
+    # Millisecond slices: the worker stops within a few statements of writing its last batch, long
+    # before it has exported and registered the artifact and marked the run succeeded.
+    step_worker_until(
+        worker,
+        last,
+        lambda: len(batch_files(last_batches)) >= 4,
+        what="all 4 batches are finished",
+        slice_seconds=0.001,
+    )
+    assert not last.artifacts.exists(), "the outage must land before the end-of-job writes"
+    postgres.stop()
+    worker.resume()
+    time.sleep(3)
+    postgres.start()
+    connection.close()  # this process's connection died with the server (a web request's signals would close it)
+    last = wait_for_run(last, timeout=120, what="the run whose end-of-job writes met the outage")
+    assert last.status == PipelineRun.Status.SUCCEEDED and last.attempt == 1, (
+        f"{last.status}: {last.error}\n{worker.log_text()[-3000:]}"
+    )
+    assert last.artifacts.get().row_count == 4
 
     # Restarted again while the worker waits for work: its next job reconnects instead of failing.
     postgres.restart(down_seconds=1)

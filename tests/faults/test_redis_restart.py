@@ -2,7 +2,12 @@
 
 The database is the source of truth and Redis only transport (DESIGN.md section 3): the running run
 finishes, the queued runs whose jobs vanished are declared lost and resume, nothing runs twice, and
-the worker comes back by itself, registered so the dashboard and the lost-run check can see it.
+the worker comes back by itself, registered so the dashboard and the lost-run check can see it:
+mid-job with its current job and the job's started-registry entry (else a run whose database
+heartbeat is late would be declared lost), and while idle within a few seconds.
+
+The worker is stepped (support.py `step_worker_until`) to a few finished batches of many and held
+(SIGSTOP) through the restart, so the restart always lands mid-run, on any machine.
 """
 
 from __future__ import annotations
@@ -18,8 +23,10 @@ from tests.faults.conftest import RestartableRedis
 from tests.faults.support import (
     artifact_rows,
     assert_every_prompt_once,
+    batch_files,
     prompt_set_of,
     start_generate_run,
+    step_worker_until,
     tiny_model_entry,
 )
 from tests.fixtures.runs import wait_for_run
@@ -27,6 +34,8 @@ from webapp.runs import services
 from webapp.runs.models import PipelineRun
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
+
+PROMPTS = 32
 
 
 @pytest.fixture
@@ -56,27 +65,53 @@ def test_redis_restarted_under_a_run_and_a_queue_loses_and_repeats_nothing(
     # The site waits 30 s before calling a queued run's job vanished; the test need not.
     monkeypatch.setattr(services, "QUEUED_JOB_GRACE_SECONDS", 2)
     model = tiny_model_entry(tiny_model_dir)
-    running = start_generate_run(researcher, model, prompt_set_of(16), batch_size=2, max_tokens=8, name="running")
+    worker = rq_worker().wait_ready()
+    worker.pause()  # before the jobs are queued: the run cannot get ahead of the stepping
+    running = start_generate_run(researcher, model, prompt_set_of(PROMPTS), batch_size=1, max_tokens=8, name="running")
     queued = [
         start_generate_run(
             researcher, model, prompt_set_of(4, f"queued-{index}"), batch_size=2, max_tokens=4, name=f"queued {index}"
         )
         for index in range(2)
     ]
-    worker = rq_worker().wait_ready()
-    running = wait_for_run(running, lambda r: r.stage == "generate" and r.progress_done >= 4, 180, "a few batches")
+    batches = services.run_directory(running) / "batches"
+    step_worker_until(worker, running, lambda: len(batch_files(batches)) >= 3, what="3 batches are finished")
+    assert len(batch_files(batches)) < PROMPTS, "the restart must land while the run has work left"
 
     restartable_redis.restart()
+
+    # Slowed to a tenth of its pace, the run is still going when the worker's liveness renewal
+    # (a third of the lease apart, on its own clock) finds Redis empty and writes back the worker,
+    # its current job and the job's started-registry entry: what the lost-run check reads.
+    step_worker_until(
+        worker,
+        running,
+        lambda: (
+            services._why_rq_no_longer_runs(
+                worker_name=running.worker_name, job_id=running.rq_job_id, queue_name=running.queue_name
+            )
+            is None
+        ),
+        what="RQ shows the running job again (worker, current job, started registry)",
+        timeout=60,
+        rest_seconds=0.2,
+    )
+    worker.resume()
 
     running = wait_for_run(running, timeout=180, what="the running run to finish after the restart")
     assert running.status == PipelineRun.Status.SUCCEEDED, f"{running.error}\n{worker.log_text()[-3000:]}"
     assert running.attempt == 1
-    assert_every_prompt_once(artifact_rows(running, "generations"), 16)
+    assert_every_prompt_once(artifact_rows(running, "generations"), PROMPTS)
 
     for run in queued:
         run = wait_for_run(run, lambda r: r.status != PipelineRun.Status.QUEUED, 60, "the vanished job to be noticed")
         assert run.status == PipelineRun.Status.LOST and "no longer in the queue" in run.error, (run.status, run.error)
     wait_until_registered(worker.pid, restartable_redis.url, timeout=30)
+
+    # Restarted again while the worker idles in its blocking pop (which redis-py retries on a fresh
+    # connection, so RQ itself never notices): it registers again within a few seconds.
+    restartable_redis.restart()
+    wait_until_registered(worker.pid, restartable_redis.url, timeout=15)
 
     for run in queued:
         services.run_resume(run=run)
