@@ -1,4 +1,5 @@
 """The ALMoST section of the run page: counts at every step, the reward model's accuracy, RMSP scores, sample pairs."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -18,6 +19,7 @@ def context(run: PipelineRun) -> dict[str, Any]:
     histogram = (rmsp.get("scores") or {}).get("histogram") or []
     tallest = max((bin_["count"] for bin_ in histogram), default=0)
     rubric = [configuration for configuration in (run.config.get("almost") or {}).get("configurations", [])]
+    rm_lengths = (summary.get("rm") or {}).get("lengths")
     return {
         "almost": {
             "rubric": [f"{c['model']}-{c.get('prompt') or 'none'}-{c['shots']}shot" for c in rubric],
@@ -33,5 +35,7 @@ def context(run: PipelineRun) -> dict[str, Any]:
             "sample_pairs": (comparisons.preview[:SAMPLE_PAIRS] if comparisons else []),
             "artifacts": list(artifacts.values()),
             "reward_model": summary.get("reward_model"),
+            # The reward model's token lengths and the pairs cut or dropped (shown as on a training run).
+            "length_rows": [{"label": "reward model", "lengths": rm_lengths}] if rm_lengths else [],
         }
     }

@@ -23,4 +23,8 @@ def context(run: PipelineRun) -> dict[str, Any]:
         "planned": run.config.get("spin", {}).get("iterations"),
         "training": training_summary(run.config) if run.config.get("spin") else {},
         "prompts": run.summary.get("prompts"),
+        # Each iteration's token lengths and the pairs cut or dropped (shown as on a training run).
+        "length_rows": [
+            {"label": f"iter {row['iteration']}", "lengths": row["lengths"]} for row in iterations if row.get("lengths")
+        ],
     }

@@ -110,9 +110,21 @@ def handle(run: PipelineRun, progress: Progress) -> None:
                 "prompts_generated": result.summary["pg"]["prompts"],
                 "comparisons_kept": result.summary["cs"]["kept"],
                 "rm_held_out_accuracy": result.summary["rm"]["held_out_accuracy"],
+                # Token lengths against the limits and the pairs cut or dropped: nothing is cut unseen.
+                "rm": {**result.summary["rm"], "lengths": reward_lengths(store)},
             },
         )
     )
+
+
+def reward_lengths(store: RunStore) -> dict[str, Any]:
+    """The reward model's training length report (rows measured, longest prompt and example against the
+    limits, rows cut or dropped), from the result its training saved in the run directory; empty if none."""
+    from pipelines.almost.run import REWARD_DIR
+    from pipelines.training.common import finished_result
+
+    result = finished_result(RunStore(store.path(REWARD_DIR)))
+    return dict(result.lengths) if result is not None else {}
 
 
 def build_inputs(run: PipelineRun):  # type: ignore[no-untyped-def]

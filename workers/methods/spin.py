@@ -70,10 +70,14 @@ def handle(run: PipelineRun, progress: Progress) -> None:
 
 def _iteration_rows(store: RunStore, last: int, entries: dict[int, ModelEntry]) -> list[dict[str, Any]]:
     """What the iteration table shows: one row per finished iteration, from the summaries on disk."""
+    from pipelines.training.common import finished_result
+
     rows = []
     for iteration in range(last + 1):
         summary = store.read_json(f"iter-{iteration}", "summary.json")
         metrics = summary["metrics"]
+        # The iteration's training length report: its pairs against the limits, and those cut or dropped.
+        training = finished_result(RunStore(store.path(f"iter-{iteration}", "train")))
         rows.append(
             {
                 "iteration": iteration,
@@ -90,6 +94,7 @@ def _iteration_rows(store: RunStore, last: int, entries: dict[int, ModelEntry]) 
                 "reward_margin": metrics.get("rewards/margins"),
                 "generation_seconds": summary["generation_seconds"],
                 "seconds": summary["seconds"],
+                "lengths": dict(training.lengths) if training is not None else {},
             }
         )
     return rows
