@@ -101,6 +101,13 @@ class AugConRunForm(forms.Form):
         initial="tiny-cpu-demo",
         help_text="Starting values; any setting filled in below wins over it.",
     )
+    scorer_qlora = forms.BooleanField(
+        required=False,
+        label="QLoRA backbone (the paper's; needs a CUDA GPU and bitsandbytes)",
+        help_text="The scorer's base loaded in 4-bit NF4 under its LoRA, as the paper. Refused unless the deployment "
+        "declares gpu workers with CUDA and bitsandbytes (REFINERY_GPU_WORKERS=1): the web server cannot see the "
+        "workers' hardware. Unticked: LoRA over a full-precision base, stated in the run summary.",
+    )
     scorer_warmup_steps = forms.IntegerField(
         required=False, min_value=0, help_text=SCORER_WARMUP_HELP, widget=forms.NumberInput(attrs={"placeholder": "50"})
     )
@@ -175,6 +182,8 @@ class AugConRunForm(forms.Form):
                 scorer.setdefault("lora", {})[target.split(".", 1)[1]] = value
             else:
                 scorer[target] = value
+        if data.get("scorer_qlora"):
+            scorer["qlora"] = True
         if data.get("scorer_warmup_steps") is not None:
             scorer["trainer_overrides"] = {"warmup_steps": data["scorer_warmup_steps"]}
         if scorer:

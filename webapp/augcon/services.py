@@ -4,6 +4,7 @@ Everything is checked here, in the web process and before anything is queued, wi
 own config class (it imports no torch): the documents exist, the few-shot set is a QA set with an
 example that can show a split, the scorer has local weights to train, every setting is in range.
 """
+
 from __future__ import annotations
 
 import ast
@@ -13,6 +14,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 
 from pipelines.augcon.budget import Budget, estimate_budget
@@ -30,7 +32,7 @@ _RANGE = re.compile(r"^\s*(\d+)\s*(?:-\s*(\d+)\s*)?$")
 
 
 def parse_positions(text: str) -> list[int]:
-    """"0-9, 12, 15-16" -> sorted unique positions; blank -> []; a bad part is named."""
+    """ "0-9, 12, 15-16" -> sorted unique positions; blank -> []; a bad part is named."""
     positions: set[int] = set()
     for part in (text or "").split(","):
         if not part.strip():
@@ -59,8 +61,10 @@ def select_positions(*, corpus: Corpus, documents: str, max_documents: int | Non
         if missing:
             shown = ", ".join(str(position) for position in missing[:5])
             raise ValidationError(
-                {"documents": f"Corpus “{corpus.name}” has no document at position {shown} "
-                 f"(positions run from {available[0]} to {available[-1]})."}
+                {
+                    "documents": f"Corpus “{corpus.name}” has no document at position {shown} "
+                    f"(positions run from {available[0]} to {available[-1]})."
+                }
             )
         chosen = wanted
     else:
@@ -74,18 +78,53 @@ def check_scorer_model(model: ModelEntry, field: str) -> None:
     """The scorer is trained in the worker: it needs local transformers weights of a generation model."""
     if model.backend == ModelEntry.Backend.OPENAI or model.source == ModelEntry.Source.ENDPOINT:
         raise ValidationError(
-            {field: f"{model.name} is a remote endpoint; the scorer trains LoRA on local weights. "
-             "Choose a scorer model with local transformers weights."}
+            {
+                field: f"{model.name} is a remote endpoint; the scorer trains LoRA on local weights. "
+                "Choose a scorer model with local transformers weights."
+            }
         )
     if model.task != ModelEntry.Task.GENERATION:
         raise ValidationError({field: f"{model.name} is a reward model; the scorer starts from a language model."})
 
 
+def check_scorer_backbone(config: AugConConfig) -> None:
+    """Refuse a QLoRA scorer (the paper's 4-bit NF4 base) where no worker can load it, before anything is queued.
+
+    bitsandbytes' 4-bit base needs a CUDA GPU. The web process never imports torch to ask, and the gpu
+    queue's workers may be other hosts, so the deployment says whether they have both: REFINERY_GPU_WORKERS.
+    """
+    if not config.scorer.qlora:
+        return
+    if config.scorer.device == "cpu":
+        raise ValidationError(
+            {
+                "scorer_qlora": "The QLoRA backbone loads the scorer's base in 4 bits on a CUDA GPU; the scorer's "
+                "device is cpu. Set the scorer device to cuda or auto, or untick the QLoRA backbone."
+            }
+        )
+    if not settings.REFINERY_GPU_WORKERS:
+        raise ValidationError(
+            {
+                "scorer_qlora": "The QLoRA backbone needs a worker with a CUDA GPU and bitsandbytes, and this "
+                "deployment declares none (REFINERY_GPU_WORKERS is not 1). Untick it to train the scorer's LoRA over a "
+                "full-precision base (the run summary states the difference from the paper), or set "
+                "REFINERY_GPU_WORKERS=1 where the gpu queue's workers have both."
+            }
+        )
+
+
 def few_shot_examples(few_shot_set: FewShotSet) -> list[dict[str, Any]]:
     return [
-        {"context": e.context, "question": e.question, "answer": e.answer,
-         **({"context_1": e.meta["context_1"], "context_2": e.meta["context_2"]}
-            if isinstance(e.meta, dict) and e.meta.get("context_1") and e.meta.get("context_2") else {})}
+        {
+            "context": e.context,
+            "question": e.question,
+            "answer": e.answer,
+            **(
+                {"context_1": e.meta["context_1"], "context_2": e.meta["context_2"]}
+                if isinstance(e.meta, dict) and e.meta.get("context_1") and e.meta.get("context_2")
+                else {}
+            ),
+        }
         for e in few_shot_set.examples.order_by("position")
     ]
 
@@ -103,7 +142,9 @@ def augcon_settings(*, preset: str = "", overrides: dict[str, Any] | None = None
         if scorer_values:
             scorer = config.scorer.to_dict()
             for key, value in scorer_values.items():
-                scorer[key] = {**scorer[key], **value} if isinstance(value, dict) and isinstance(scorer.get(key), dict) else value
+                scorer[key] = (
+                    {**scorer[key], **value} if isinstance(value, dict) and isinstance(scorer.get(key), dict) else value
+                )
             config = replace(config, scorer=TrainingArgs.from_dict(scorer))
         return AugConConfig.from_dict({**config.to_dict(), **values})
     except InvalidConfigError as error:
@@ -124,20 +165,29 @@ def augcon_config_build(
     """The run config for an AugCon job, or a ValidationError naming the field that is wrong."""
     config = augcon_settings(preset=preset, overrides=overrides)
     if few_shot_set.kind != FewShotSet.Kind.QA:
-        raise ValidationError({"few_shot_set": f"“{few_shot_set.name}” is a demonstration prompt; AugCon needs a QA set (context, question, answer)."})
+        raise ValidationError(
+            {
+                "few_shot_set": f"“{few_shot_set.name}” is a demonstration prompt; AugCon needs a QA set (context, question, answer)."
+            }
+        )
     examples = few_shot_examples(few_shot_set)
     if not examples:
         raise ValidationError({"few_shot_set": f"“{few_shot_set.name}” has no examples."})
     for position, example in enumerate(examples):
         for name in ("context", "question", "answer"):
             if not example[name].strip():
-                raise ValidationError({"few_shot_set": f"“{few_shot_set.name}”, example {position}: `{name}` is empty."})
+                raise ValidationError(
+                    {"few_shot_set": f"“{few_shot_set.name}”, example {position}: `{name}` is empty."}
+                )
     if config.cst_demonstrations and not cst_demonstrations(examples, config.cst_demonstrations):
         raise ValidationError(
-            {"few_shot_set": f"No example of “{few_shot_set.name}” has a context of two or more sentences to show "
-             "as a split; add one or give examples context_1/context_2 in their meta."}
+            {
+                "few_shot_set": f"No example of “{few_shot_set.name}” has a context of two or more sentences to show "
+                "as a split; add one or give examples context_1/context_2 in their meta."
+            }
         )
     check_scorer_model(scorer_model or model, "scorer_model" if scorer_model else "model")
+    check_scorer_backbone(config)
     positions = select_positions(corpus=corpus, documents=documents, max_documents=max_documents)
     return {
         "model_id": model.pk,
@@ -154,7 +204,9 @@ def augcon_budget(config: dict[str, Any]) -> Budget:
     """The prompt budget (calls, tokens) a built config implies, from the chosen documents' texts."""
     corpus = Corpus.objects.get(pk=config["corpus_id"])
     texts = list(
-        corpus.documents.filter(position__in=config["document_positions"]).order_by("position").values_list("text", flat=True)
+        corpus.documents.filter(position__in=config["document_positions"])
+        .order_by("position")
+        .values_list("text", flat=True)
     )
     examples = few_shot_examples(FewShotSet.objects.get(pk=config["few_shot_set_id"]))
     return estimate_budget(AugConConfig.from_dict(config["augcon"]), texts, examples)
@@ -191,7 +243,11 @@ def defaults_table() -> list[dict[str, Any]]:
     """The paper's defaults, one row per setting, with what each does."""
     defaults = AugConConfig().to_dict()
     docs = config_field_docs()
-    rows = [{"name": name, "default": value, "help": docs.get(name, "")} for name, value in defaults.items() if name != "scorer"]
+    rows = [
+        {"name": name, "default": value, "help": docs.get(name, "")}
+        for name, value in defaults.items()
+        if name != "scorer"
+    ]
     scorer = AugConConfig().scorer
     rows.append(
         {

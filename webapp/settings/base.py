@@ -143,6 +143,9 @@ RQ_QUEUES = {
 # Memory of one GPU on the training workers, for the check made before a training job is queued
 # (the web host may have no GPU, and the web process never imports torch to ask).
 TRAINING_GPU_MEMORY_GIB = float(os.environ.get("TRAINING_GPU_MEMORY_GIB", 80))
+# Whether the gpu queue's workers have a CUDA GPU with bitsandbytes, which QLoRA's 4-bit base needs; forms that
+# offer QLoRA refuse it when this is off (the web process cannot ask torch, and the workers may be other hosts).
+REFINERY_GPU_WORKERS = os.environ.get("REFINERY_GPU_WORKERS", "0") == "1"
 # A running run whose heartbeat is older than this is shown as lost (its worker died).
 RUN_HEARTBEAT_STALE_SECONDS = int(os.environ.get("RUN_HEARTBEAT_STALE_SECONDS", 30))
 

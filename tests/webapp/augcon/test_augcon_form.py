@@ -155,3 +155,28 @@ def test_the_tree_page_of_a_missing_run_or_document_is_404(researcher_client, an
     assert researcher_client.get("/augcon/runs/999/trees/doc00000/").status_code == 404
     client.force_login(annotator)
     assert client.get("/augcon/new/").status_code == 403
+
+
+def test_the_papers_qlora_backbone_is_a_form_field_refused_where_no_worker_can_load_it(
+    researcher_client, corpus, qa_set, settings
+):
+    page = researcher_client.get("/augcon/new/").content.decode()
+    assert (
+        'name="scorer_qlora"' in page and "QLoRA backbone (the paper&#x27;s; needs a CUDA GPU and bitsandbytes)" in page
+    )
+
+    settings.REFINERY_GPU_WORKERS = False  # no gpu worker with CUDA and bitsandbytes declared
+    refused = researcher_client.post("/augcon/new/", _post(corpus, qa_set, scorer_qlora="on"))
+    assert refused.status_code == 400 and not PipelineRun.objects.exists()
+    message = refused.context["form"].errors["scorer_qlora"][0]
+    assert "CUDA GPU and bitsandbytes" in message and "REFINERY_GPU_WORKERS" in message
+
+    settings.REFINERY_GPU_WORKERS = True
+    on_cpu = researcher_client.post("/augcon/new/", _post(corpus, qa_set, scorer_qlora="on", scorer_device="cpu"))
+    assert on_cpu.status_code == 400 and "device is cpu" in on_cpu.context["form"].errors["scorer_qlora"][0]
+    queued = researcher_client.post("/augcon/new/", _post(corpus, qa_set, scorer_qlora="on"))
+    assert queued.status_code == 302
+    assert PipelineRun.objects.get().config["augcon"]["scorer"]["qlora"] is True
+    plain = researcher_client.post("/augcon/new/", _post(corpus, qa_set))
+    assert plain.status_code == 302
+    assert PipelineRun.objects.order_by("-pk").first().config["augcon"]["scorer"]["qlora"] is False
