@@ -155,6 +155,9 @@ def apply_lora(model: Any, args: TrainingArgs, *, task_type: str = "CAUSAL_LM") 
         target_modules=target,
         task_type=task_type,
     )
+    # The adapter's A matrices are drawn from torch's global generator: seed it, or the weights depend on
+    # whatever the process drew before (a resumed run, a warm worker's earlier job) and reruns differ.
+    torch.manual_seed(args.seed)
     return get_peft_model(model, peft_config)
 
 
