@@ -197,8 +197,10 @@ def almost_config_build(
 
 
 def almost_cost_estimate(config: dict[str, Any]) -> dict[str, Any]:
-    """Generations, new tokens and reward-model steps the run implies (upper bounds), shown before queueing."""
-    return estimate_cost(AlmostConfig.from_dict(config["almost"]))
+    """Generations, new tokens and reward-model steps the run implies (upper bounds), shown before queueing,
+    and the text format the reward model will read (what a blank choice resolved to for its tokenizer)."""
+    almost = AlmostConfig.from_dict(config["almost"])
+    return {**estimate_cost(almost), "reward_prompt_format": almost.reward.training.prompt_format}
 
 
 def almost_run_create(*, user: Any, config: dict[str, Any], name: str = "") -> PipelineRun:

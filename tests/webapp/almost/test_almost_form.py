@@ -226,6 +226,10 @@ def test_the_reward_models_text_format_follows_its_tokenizer_and_a_missing_chat_
     message = refused.context["form"].errors["reward_prompt_format"][0]
     assert "Base-135M's tokenizer has no chat template" in message and "raw_assistant" in message
 
+    estimate = researcher_client.post(
+        "/almost/new/estimate/", {**_post(seeds, small, rows, action="estimate"), "reward_model": base.pk}
+    ).content.decode()
+    assert 'id="almost-reward-format">raw: prompt\\n\\nAssistant: reply&lt;eos&gt; (the paper\'s)' in estimate
     for model, expected in ((base, "raw_assistant"), (instruct, "chat_template")):
         response = researcher_client.post(
             "/almost/new/", {**_post(seeds, small, rows, action="start"), "reward_model": model.pk}
