@@ -21,9 +21,11 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 
 from django.conf import settings
 from redis.client import Pipeline
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 from rq import worker_registration
 from rq.job import Job
@@ -77,31 +79,6 @@ class ModelCachingWorker(SimpleWorker):
             registration.execute()
         return True
 
-    def dequeue_job_and_maintain_ttl(self, timeout: int | None, max_idle_time: int | None = None):  # type: ignore[no-untyped-def]
-        """RQ's wait for a job, with a thread that registers the worker again if Redis loses it meanwhile.
-
-        RQ heartbeats only between its blocking pops (minutes apart), and redis-py retries a pop cut by
-        a Redis restart on a fresh connection, so without the thread an idle worker stays missing from
-        Redis (the dashboard, the lost-run check) until its next job or pop timeout.
-        """
-        stop = threading.Event()
-        watcher = threading.Thread(
-            target=self._keep_registered_while_idle, args=(stop,), name="rq-registration", daemon=True
-        )
-        watcher.start()
-        try:
-            return super().dequeue_job_and_maintain_ttl(timeout, max_idle_time)
-        finally:
-            stop.set()
-            watcher.join(timeout=10)
-
-    def _keep_registered_while_idle(self, stop: threading.Event) -> None:
-        while not stop.wait(liveness_ttl_seconds() / 3):
-            try:
-                self._register_again_if_lost(self.worker_ttl + 60)
-            except RedisError as error:  # Redis restarting: try again on the next beat
-                logger.warning("worker %s could not check its registration in Redis: %s", self.name, error)
-
     def execute_job(self, job: Job, queue: Queue) -> None:
         stop = threading.Event()
         renewer = threading.Thread(
@@ -112,10 +89,33 @@ class ModelCachingWorker(SimpleWorker):
         renewer.start()
         try:
             self.perform_job(job, queue)
+        except RedisConnectionError as error:
+            # RQ's bookkeeping after the job (its result, the registries) met Redis down. RQ's work loop
+            # would quit the worker on it; the run's outcome is already in the database, and the job's
+            # started entry expires with its short lease, so the worker goes on to its next job instead.
+            logger.warning("worker %s could not record job %s in Redis (%s); carrying on", self.name, job.id, error)
         finally:
             stop.set()
             renewer.join(timeout=10)
+        self._wait_for_redis()
         self.set_state(WorkerStatus.IDLE)
+
+    def _wait_for_redis(self) -> None:
+        """Return once Redis answers, retrying as RQ's dequeue loop does (1 s, doubling, at most 30 s apart).
+
+        RQ's work loop talks to Redis right after a job (heartbeat, suspension check) outside any retry,
+        and quits the worker on a connection error: a Redis restart as a job ended stopped the worker
+        for good (tests/faults/test_redis_restart.py).
+        """
+        delay = 1.0
+        while True:
+            try:
+                self.connection.ping()
+                return
+            except RedisConnectionError as error:
+                logger.warning("worker %s: Redis does not answer (%s); retrying in %.0f s", self.name, error, delay)
+                time.sleep(delay)
+                delay = min(delay * 2, 30.0)
 
     def _renew_liveness(self, job: Job, stop: threading.Event) -> None:
         """Renew the worker key, the execution and the started-registry entry: a third of the TTL apart.

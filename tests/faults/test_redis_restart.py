@@ -108,8 +108,7 @@ def test_redis_restarted_under_a_run_and_a_queue_loses_and_repeats_nothing(
         assert run.status == PipelineRun.Status.LOST and "no longer in the queue" in run.error, (run.status, run.error)
     wait_until_registered(worker.pid, restartable_redis.url, timeout=30)
 
-    # Restarted again while the worker idles in its blocking pop (which redis-py retries on a fresh
-    # connection, so RQ itself never notices): it registers again within a few seconds.
+    # Restarted again while the worker idles in its blocking pop: it registers again within seconds.
     restartable_redis.restart()
     wait_until_registered(worker.pid, restartable_redis.url, timeout=15)
 
@@ -127,3 +126,30 @@ def test_redis_restarted_under_a_run_and_a_queue_loses_and_repeats_nothing(
     for run in queued:
         assert executions_of(f"run-{run.pk}-1", log) == 0, "a job that vanished with Redis still ran"
         assert executions_of(f"run-{run.pk}-2", log) == 1
+
+
+def test_redis_down_when_a_job_ends_does_not_stop_the_worker(
+    restartable_redis: RestartableRedis, rq_worker, researcher, tiny_model_dir
+):
+    """RQ records a finished job in Redis after our code ran; Redis down then made RQ's work loop quit the worker."""
+    model = tiny_model_entry(tiny_model_dir)
+    worker = rq_worker().wait_ready()
+    worker.pause()  # before the job is queued: the run cannot get ahead of the stepping
+    run = start_generate_run(researcher, model, prompt_set_of(8), batch_size=1, max_tokens=4, name="ends")
+    batches = services.run_directory(run) / "batches"
+    step_worker_until(worker, run, lambda: len(batch_files(batches)) >= 2, what="2 batches are finished")
+
+    restartable_redis.stop()
+    worker.resume()  # the rest of the run needs only the database; RQ's bookkeeping after it needs Redis
+    run = wait_for_run(run, timeout=120, what="the run to finish with Redis down")
+    assert run.status == PipelineRun.Status.SUCCEEDED, f"{run.error}\n{worker.log_text()[-3000:]}"
+    deadline = time.monotonic() + 60
+    while "could not record job" not in worker.log_text() and worker.running and time.monotonic() < deadline:
+        time.sleep(0.3)
+    restartable_redis.start()
+
+    assert worker.running, f"the worker quit when Redis was down at the end of a job:\n{worker.log_text()[-3000:]}"
+    wait_until_registered(worker.pid, restartable_redis.url, timeout=30)
+    after = start_generate_run(researcher, model, prompt_set_of(2, "after"), batch_size=2, max_tokens=4, name="after")
+    after = wait_for_run(after, timeout=120, what="a run queued after Redis came back")
+    assert after.status == PipelineRun.Status.SUCCEEDED, f"{after.error}\n{worker.log_text()[-3000:]}"
