@@ -32,6 +32,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
 PROMPTS = 6
 ITERATIONS = 2
+TRAINING_STEPS = 2
 
 
 def fault_seed() -> int:
@@ -40,11 +41,15 @@ def fault_seed() -> int:
     return int(given) if given else random.SystemRandom().randrange(1_000_000)
 
 
-def finished_files(prompt_count: int, iterations: int) -> list[str]:
-    """The files a SPIN run finishes, in the order it finishes them (run-directory relative)."""
+def finished_files(prompt_count: int, iterations: int, training_steps: int) -> list[str]:
+    """The files a SPIN run finishes, in the order it finishes them (run-directory relative).
+
+    Generation batches, the training checkpoints (renamed into place whole), the iteration summary.
+    """
     names: list[str] = []
     for iteration in range(iterations):
         names += [f"iter-{iteration}/generate/batches/batch-{index:06d}.jsonl" for index in range(prompt_count)]
+        names += [f"iter-{iteration}/train/checkpoints/checkpoint-{step}" for step in range(1, training_steps)]
         names.append(f"iter-{iteration}/summary.json")
     return names
 
@@ -97,7 +102,7 @@ def test_spin_worker_killed_at_a_random_point_resumes_to_the_uninterrupted_artif
         preset="tiny-cpu-demo",
         iterations=ITERATIONS,
         max_new_tokens=6,
-        training_overrides={"max_steps": 2, "save_steps": 1, "torch_threads": 1},
+        training_overrides={"max_steps": TRAINING_STEPS, "save_steps": 1, "torch_threads": 1},
     )
     config["spin"]["generation_batch_size"] = 1  # one file per prompt: many points to be killed at
     first_worker = rq_worker()
@@ -107,9 +112,9 @@ def test_spin_worker_killed_at_a_random_point_resumes_to_the_uninterrupted_artif
     assert reference.status == PipelineRun.Status.SUCCEEDED, reference.error + first_worker.log_text()[-3000:]
 
     seed = fault_seed()
-    files = finished_files(PROMPTS, ITERATIONS)
-    # Any file of the first iteration: the second iteration's generation and both trainings may be left.
-    kill_after = random.Random(seed).randint(1, PROMPTS + 1)
+    files = finished_files(PROMPTS, ITERATIONS, TRAINING_STEPS)
+    # Any file of the first iteration: the second iteration's generation and training are always left.
+    kill_after = random.Random(seed).randint(1, PROMPTS + TRAINING_STEPS)
     kill_point = f"REFINERY_FAULT_SEED={seed}: killed once {files[kill_after - 1]} (file {kill_after}) was written"
     print(kill_point)
 
@@ -118,8 +123,13 @@ def test_spin_worker_killed_at_a_random_point_resumes_to_the_uninterrupted_artif
     run = pause_when_file_appears(run, first_worker, run_directory / files[kill_after - 1], 120, kill_point)
     first_worker.kill()
     assert run.is_active, f"the run finished before the kill ({kill_point})"
-    written = {name: (run_directory / name).stat().st_mtime_ns for name in files if (run_directory / name).exists()}
-    assert len(written) < len(files), f"every file was written before the kill ({kill_point})"
+    assert not (run_directory / files[-1]).exists(), f"the last iteration finished before the kill ({kill_point})"
+    # Checkpoints are rotated away as training goes on: the files that must never be written twice are the rest.
+    written = {
+        name: (run_directory / name).stat().st_mtime_ns
+        for name in files
+        if "/checkpoints/" not in name and (run_directory / name).exists()
+    }
 
     run = wait_for_run(run, lambda r: r.status == PipelineRun.Status.LOST, 60, f"the run to be lost ({kill_point})")
     second_worker = rq_worker()
@@ -129,6 +139,8 @@ def test_spin_worker_killed_at_a_random_point_resumes_to_the_uninterrupted_artif
         f"{kill_point}: {run.error}\n{run.traceback}\n{second_worker.log_text()[-3000:]}"
     )
 
+    if "/checkpoints/" in files[kill_after - 1]:
+        assert "resumed from step 1 of" in run.log_tail, f"training started over ({kill_point}):\n{run.log_tail}"
     for name, mtime in written.items():
         assert (run_directory / name).stat().st_mtime_ns == mtime, f"{name} was written again ({kill_point})"
     for iteration in range(ITERATIONS):
