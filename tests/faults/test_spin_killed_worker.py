@@ -1,7 +1,7 @@
 """A SPIN run whose worker is SIGKILLed at a random point, resumed: the same artifacts as an uninterrupted run.
 
-SPIN writes one file per finished generation batch of each iteration and a summary per finished
-iteration. The test waits for the k-th of those files (k drawn from the first iteration, seeded and
+SPIN writes one file per finished generation batch of each iteration, training checkpoints and a summary per
+finished iteration. The test waits for the k-th of those files (k drawn from the first iteration, seeded and
 printed so a failure can be replayed with REFINERY_FAULT_SEED), SIGSTOPs the worker at once so it
 cannot finish in between, SIGKILLs it, lets the site mark the run lost, resumes it on a fresh worker
 and compares with an uninterrupted run of the same config: the same pairs, once each, the same
@@ -12,17 +12,15 @@ registry entry per iteration.
 from __future__ import annotations
 
 import json
-import os
 import random
-import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.faults.kill_points import fault_seed, file_times, pause_when_file_appears
 from tests.faults.support import artifact_rows, tiny_model_entry
 from tests.fixtures.runs import wait_for_run
-from tests.fixtures.services import WorkerProcess
 from webapp.registry.models import ModelEntry
 from webapp.runs import services as run_services
 from webapp.runs.models import Artifact, PipelineRun
@@ -33,12 +31,6 @@ pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 PROMPTS = 6
 ITERATIONS = 2
 TRAINING_STEPS = 2
-
-
-def fault_seed() -> int:
-    """The seed that picks the kill point: $REFINERY_FAULT_SEED to replay a failure, else a fresh one."""
-    given = os.environ.get("REFINERY_FAULT_SEED", "")
-    return int(given) if given else random.SystemRandom().randrange(1_000_000)
 
 
 def finished_files(prompt_count: int, iterations: int, training_steps: int) -> list[str]:
@@ -52,28 +44,6 @@ def finished_files(prompt_count: int, iterations: int, training_steps: int) -> l
         names += [f"iter-{iteration}/train/checkpoints/checkpoint-{step}" for step in range(1, training_steps)]
         names.append(f"iter-{iteration}/summary.json")
     return names
-
-
-def pause_when_file_appears(
-    run: PipelineRun, worker: WorkerProcess, path: Path, timeout: float, what: str
-) -> PipelineRun:
-    """SIGSTOP the worker the moment `path` exists; fail at once if the run ends first (waiting cannot help)."""
-    deadline = time.monotonic() + timeout
-    next_database_check = 0.0
-    while time.monotonic() < deadline:
-        if path.exists():
-            worker.pause()
-            run.refresh_from_db()
-            return run
-        if time.monotonic() >= next_database_check:
-            run.refresh_from_db()
-            if not run.is_active:
-                raise AssertionError(
-                    f"run {run.pk} ended {run.status} before {what}: {run.error}\n{worker.log_text()[-3000:]}"
-                )
-            next_database_check = time.monotonic() + 0.25
-        time.sleep(0.01)
-    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}; run {run.pk} is {run.status}")
 
 
 def sft_dataset(root: Path) -> Artifact:
@@ -125,11 +95,7 @@ def test_spin_worker_killed_at_a_random_point_resumes_to_the_uninterrupted_artif
     assert run.is_active, f"the run finished before the kill ({kill_point})"
     assert not (run_directory / files[-1]).exists(), f"the last iteration finished before the kill ({kill_point})"
     # Checkpoints are rotated away as training goes on: the files that must never be written twice are the rest.
-    written = {
-        name: (run_directory / name).stat().st_mtime_ns
-        for name in files
-        if "/checkpoints/" not in name and (run_directory / name).exists()
-    }
+    written = file_times(run_directory, [name for name in files if "/checkpoints/" not in name])
 
     run = wait_for_run(run, lambda r: r.status == PipelineRun.Status.LOST, 60, f"the run to be lost ({kill_point})")
     second_worker = rq_worker()
