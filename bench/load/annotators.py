@@ -193,6 +193,16 @@ def _prepare(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     }
 
 
+def _ratios(results: dict[str, Any]) -> dict[str, float | None]:
+    """The judge request's latency under load over the same measure for the annotator alone (same process)."""
+    solo, crowd = results["solo"]["judge"], results["load"]["judge"]
+
+    def ratio(measure: str) -> float | None:
+        return round(crowd[measure] / solo[measure], 2) if solo.get(measure) and crowd.get(measure) else None
+
+    return {"judge_p50_load_over_solo": ratio("p50_ms"), "judge_p95_load_over_solo": ratio("p95_ms")}
+
+
 def _database_checks(campaign_id: int, accepted: int, overlap: int) -> dict[str, Any]:
     """Exactly-once checks in the database after the load."""
     from django.db.models import Count
@@ -476,6 +486,8 @@ def main() -> None:
         },
         **results,
         "database_checks": checks,
+        # The figure to compare across hosts: how much slower a judge request is under the crowd than alone.
+        "ratios": _ratios(results),
         "errors_total": results["load"]["judge"]["errors"]
         + results["load"]["workspace"]["errors"]
         + sum(page["errors"] for page in results["load"]["researcher"].values()),
