@@ -17,7 +17,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.faults.support import artifact_rows, assert_every_prompt_once, start_generate_run, tiny_model_entry
+from tests.faults.support import (
+    artifact_rows,
+    assert_every_prompt_once,
+    batch_files,
+    start_generate_run,
+    step_worker_until,
+    tiny_model_entry,
+)
 from tests.fixtures.runs import wait_for_run
 from webapp.library.models import SeedPrompt, SeedPromptSet
 from webapp.runs import services
@@ -85,16 +92,19 @@ def test_a_full_disk_during_the_export_fails_the_run_with_the_reason_and_keeps_w
     assert earlier.status == PipelineRun.Status.SUCCEEDED, earlier.error + worker.log_text()[-3000:]
     earlier_files = fingerprints(services.run_directory(earlier))
 
+    worker.pause()  # before the job is queued: the run cannot reach its export before the disk is filled
     run = start_generate_run(
         researcher, model, long_prompt_set("later"), batch_size=1, max_tokens=8, name="fills the disk"
     )
-    run = wait_for_run(run, lambda r: r.stage == "generate" and r.progress_done >= 4, 180, "some batches on disk")
     batch_dir = services.run_directory(run) / "batches"
-    remaining_batches = PROMPTS - len(list(batch_dir.glob("batch-*.jsonl")))
+    step_worker_until(worker, run, lambda: len(batch_files(batch_dir)) >= 4, what="4 batches are on disk")
+    remaining_batches = PROMPTS - len(batch_files(batch_dir))
+    assert remaining_batches > 0, "the disk must fill while the run has batches left"
     ballast = small_artifact_disk / "ballast"
     room_to_leave = (remaining_batches + SPARE_PAGES) * PAGE
     with ballast.open("wb") as handle:
         os.posix_fallocate(handle.fileno(), 0, free_bytes(small_artifact_disk) - room_to_leave)
+    worker.resume()
 
     run = wait_for_run(run, timeout=180, what="the run to end on the full disk")
 
