@@ -115,7 +115,10 @@ def test_a_write_that_finds_the_run_no_longer_running_fences_the_reporter(run):
         progress.log("still here")
 
 
+@pytest.mark.django_db(transaction=True)
 def test_the_heartbeat_thread_stops_when_the_attempt_is_fenced(run, monkeypatch):
+    """The heartbeat runs in its own thread and connection, so the run's rows must be committed (on SQLite an
+    uncommitted test transaction would hold the write lock the heartbeat waits on)."""
     import workers.progress as progress_module
 
     monkeypatch.setattr(progress_module, "HEARTBEAT_INTERVAL_SECONDS", 0.05)
