@@ -111,10 +111,10 @@ def time_bound(model_dir: Path, repeats: int) -> dict:
     from transformers import AutoModelForCausalLM
 
     from pipelines.training.common import load_tokenizer
-    from pipelines.training.data import collate_pairs, encode_preference, preference_pairs
+    from pipelines.training.data import collate_pairs, encode_preference_with_report, preference_pairs
 
     tokenizer = load_tokenizer(model_dir)
-    features = encode_preference(
+    features, _report = encode_preference_with_report(
         tokenizer, preference_pairs(PAIRS), max_length=MAX_LENGTH, max_prompt_length=MAX_PROMPT_LENGTH
     )
     batch = collate_pairs(features, tokenizer.pad_token_id)

@@ -306,7 +306,7 @@ def _sft_training_defaults() -> TrainingArgs:
     return TrainingArgs(learning_rate=2e-5, num_epochs=3.0, max_length=512, max_prompt_length=384)
 
 
-def _preference_training_defaults() -> TrainingArgs:
+def preference_training_defaults() -> TrainingArgs:
     # SPIN's zephyr-7b config (also DPO's usual one): lr 5e-7, linear, warmup 0.1, RMSprop, 3 epochs,
     # max length 1024, max prompt length 512.
     return TrainingArgs(
@@ -413,7 +413,7 @@ class PreferenceConfig:
     mean(log(1 + exp(-(beta*log(p(y_real|x)/p_t(y_real|x)) - beta*log(p(y_gen|x)/p_t(y_gen|x)))))).
     """
 
-    training: TrainingArgs = field(default_factory=_preference_training_defaults)
+    training: TrainingArgs = field(default_factory=preference_training_defaults)
     """Optimisation and hardware settings (defaults: SPIN's zephyr-7b config)."""
     loss: str = "sigmoid"
     """sigmoid (DPO), spin (the same logistic loss, rows as real/generated), ipo, or hinge (SLiC)."""

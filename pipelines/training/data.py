@@ -531,27 +531,6 @@ def encode_sft_with_report(
     return features, report
 
 
-def encode_sft(
-    tokenizer: Any,
-    examples: list[PromptCompletion],
-    *,
-    max_length: int,
-    max_prompt_length: int,
-    over_length: str = "cut",
-    prompt_format: str = "chat_template",
-    completion_only_loss: bool = True,
-) -> list[dict[str, list[int]]]:
-    """Token rows with labels masked on the prompt: loss on completions only (see `encode_sft_with_report`)."""
-    return encode_sft_with_report(
-        tokenizer,
-        examples,
-        max_length=max_length,
-        max_prompt_length=max_prompt_length,
-        over_length=over_length,
-        prompt_format=prompt_format,
-        completion_only_loss=completion_only_loss,
-    )[0]
-
 
 def pack_sft(features: list[dict[str, list[int]]], *, max_length: int) -> list[dict[str, list[int]]]:
     """Greedily pack whole examples into rows of at most `max_length` tokens.
@@ -610,25 +589,6 @@ def encode_preference_with_report(
         raise InvalidInputError(f"no pair is left to train on: {report.message()}")
     return features, report
 
-
-def encode_preference(
-    tokenizer: Any,
-    pairs: list[PreferencePair],
-    *,
-    max_length: int,
-    max_prompt_length: int,
-    over_length: str = "cut",
-    prompt_format: str = "chat_template",
-) -> list[dict[str, Any]]:
-    """Per pair: the prompt's tokens and each reply's tokens (see `encode_preference_with_report`)."""
-    return encode_preference_with_report(
-        tokenizer,
-        pairs,
-        max_length=max_length,
-        max_prompt_length=max_prompt_length,
-        over_length=over_length,
-        prompt_format=prompt_format,
-    )[0]
 
 
 # --- batching (torch imported inside: only trainers call these) ----------------------------------

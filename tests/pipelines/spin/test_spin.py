@@ -218,12 +218,12 @@ def test_two_iterations_chain_models_mix_data_and_use_the_generator_as_reference
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from pipelines.training.data import encode_preference, load_preference_pairs
+    from pipelines.training.data import encode_preference_with_report, load_preference_pairs
 
     generator = AutoModelForCausalLM.from_pretrained(first["model_dir"], dtype=torch.float32).eval()
     tokenizer = AutoTokenizer.from_pretrained(first["model_dir"])
     args = tiny_config.training.training
-    features = encode_preference(
+    features, _report = encode_preference_with_report(
         tokenizer,
         load_preference_pairs(store.path("iter-1", "train.jsonl")),
         max_length=args.max_length,

@@ -10,9 +10,7 @@ from pipelines.training.data import (
     PreferencePair,
     PromptCompletion,
     collate_sft,
-    encode_preference,
     encode_preference_with_report,
-    encode_sft,
     encode_sft_with_report,
     load_preference_pairs,
     load_sft_examples,
@@ -68,7 +66,7 @@ def test_spin_rows_become_real_chosen_generated_rejected(spin_dataset):
 
 def test_sft_labels_cover_the_reply_only(tokenizer, sft_dataset):
     examples = load_sft_examples(sft_dataset)
-    [row] = encode_sft(tokenizer, examples[:1], max_length=128, max_prompt_length=96)
+    [row], _report = encode_sft_with_report(tokenizer, examples[:1], max_length=128, max_prompt_length=96)
     reply_start = row["labels"].index(next(label for label in row["labels"] if label != IGNORE_INDEX))
     assert all(label == IGNORE_INDEX for label in row["labels"][:reply_start])
     assert row["labels"][reply_start:] == row["input_ids"][reply_start:]
@@ -80,7 +78,7 @@ def test_sft_labels_cover_the_reply_only(tokenizer, sft_dataset):
 
 def test_long_prompts_keep_their_end_and_replies_fit_max_length(tokenizer):
     long = PromptCompletion(prompt=[{"role": "user", "content": "word " * 200 + "QUESTION?"}], completion="yes " * 100)
-    [row] = encode_sft(tokenizer, [long], max_length=64, max_prompt_length=40)
+    [row], _report = encode_sft_with_report(tokenizer, [long], max_length=64, max_prompt_length=40)
     assert len(row["input_ids"]) == 64
     assert sum(label == IGNORE_INDEX for label in row["labels"]) == 40
     assert "QUESTION?" in tokenizer.decode(row["input_ids"][:40])
@@ -189,24 +187,32 @@ def test_raw_assistant_format_is_almosts_prompt_assistant_reply_eos_without_bos(
     tokenizer = load_tokenizer(base_tokenizer_dir, "raw_assistant")
     assert tokenizer.chat_template is None
     example = PromptCompletion(prompt=[{"role": "user", "content": "What is 2 + 2?"}], completion="It is 4.")
-    [row] = encode_sft(tokenizer, [example], max_length=64, max_prompt_length=48, prompt_format="raw_assistant")
+    [row], _report = encode_sft_with_report(
+        tokenizer, [example], max_length=64, max_prompt_length=48, prompt_format="raw_assistant"
+    )
     expected = tokenizer("What is 2 + 2?\n\nAssistant: It is 4.", add_special_tokens=False)["input_ids"]
     assert row["input_ids"] == [*expected, tokenizer.eos_token_id]
     reply_start = row["labels"].index(next(label for label in row["labels"] if label != IGNORE_INDEX))
     assert tokenizer.decode(row["input_ids"][:reply_start]) == "What is 2 + 2?\n\nAssistant:"
     pair = PreferencePair(prompt=example.prompt, chosen="It is 4.", rejected="It is 5.")
-    [feature] = encode_preference(tokenizer, [pair], max_length=64, max_prompt_length=48, prompt_format="raw_assistant")
+    [feature], _report = encode_preference_with_report(
+        tokenizer, [pair], max_length=64, max_prompt_length=48, prompt_format="raw_assistant"
+    )
     assert feature["chosen_ids"][-1] == tokenizer.eos_token_id
 
 
 def test_loss_on_all_tokens_labels_the_prompt_too(tokenizer, sft_dataset):
     examples = load_sft_examples(sft_dataset)[:1]
-    [row] = encode_sft(tokenizer, examples, max_length=128, max_prompt_length=96, completion_only_loss=False)
+    [row], _report = encode_sft_with_report(
+        tokenizer, examples, max_length=128, max_prompt_length=96, completion_only_loss=False
+    )
     assert row["labels"] == row["input_ids"]
 
 
 def test_packing_keeps_examples_whole_and_restarts_positions(tokenizer, sft_dataset):
-    rows = encode_sft(tokenizer, load_sft_examples(sft_dataset), max_length=128, max_prompt_length=96)
+    rows, _report = encode_sft_with_report(
+        tokenizer, load_sft_examples(sft_dataset), max_length=128, max_prompt_length=96
+    )
     packed = pack_sft(rows, max_length=128)
     assert len(packed) < len(rows)
     assert sum(len(row["input_ids"]) for row in packed) == sum(len(row["input_ids"]) for row in rows)
@@ -219,7 +225,7 @@ def test_packing_keeps_examples_whole_and_restarts_positions(tokenizer, sft_data
 
 
 def test_preference_rows_share_one_prompt(tokenizer, preference_dataset):
-    [feature] = encode_preference(
+    [feature], _report = encode_preference_with_report(
         tokenizer, load_preference_pairs(preference_dataset)[:1], max_length=64, max_prompt_length=48
     )
     assert tokenizer.decode(feature["chosen_ids"]).startswith("2 + 2 is 4.")

@@ -55,10 +55,10 @@ def test_reference_log_probs_match_a_direct_computation(tiny_model_dir, preferen
     from transformers import AutoModelForCausalLM
 
     from pipelines.training.common import load_tokenizer
-    from pipelines.training.data import encode_preference, load_preference_pairs
+    from pipelines.training.data import encode_preference_with_report, load_preference_pairs
 
     tokenizer = load_tokenizer(tiny_model_dir)
-    features = encode_preference(
+    features, _report = encode_preference_with_report(
         tokenizer, load_preference_pairs(preference_dataset), max_length=64, max_prompt_length=48
     )
     model = AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.float32).eval()
