@@ -7,7 +7,15 @@ class PipelineError(Exception):
 
 
 class InvalidConfigError(PipelineError):
-    """The config cannot run as given; the message names the field and the fix."""
+    """The config cannot run as given; the message names the field and the fix.
+
+    `field` is the config field the error belongs to (a form shows the message beside that field;
+    None when the error concerns several fields or the config as a whole).
+    """
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
 
 
 class InvalidInputError(PipelineError):

@@ -17,6 +17,7 @@ urlpatterns = [
     path("library/", include("webapp.library.urls")),
     path("models/", include("webapp.registry.urls")),
     path("runs/", include("webapp.runs.urls")),
+    path("generate/", include("webapp.generate.urls")),
     path("training/", include("webapp.training.urls")),
     path("spin/", include("webapp.spin.urls")),
     path("augcon/", include("webapp.augcon.urls")),

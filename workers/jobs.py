@@ -14,8 +14,8 @@ from pipelines.errors import InvalidConfigError, InvalidInputError, RunCancelled
 from webapp.runs import services
 from webapp.runs.models import PipelineRun
 from workers.database import retry_through_outage
-from workers.handlers import handler_for
 from workers.progress import DbProgress
+from workers.runner import run_job
 
 logger = logging.getLogger(__name__)
 
@@ -41,7 +41,7 @@ def run_pipeline_job(run_id: int, attempt: int) -> str:
 
 def _run_fenced(run: PipelineRun, attempt: int, progress: DbProgress) -> str:
     try:
-        handler_for(run.kind)(run, progress)
+        run_job(run, progress)
     except services.AttemptFenced as fenced:
         progress.close()
         logger.warning("%s", fenced)

@@ -17,13 +17,17 @@ import contextlib
 import threading
 import time
 from collections import deque
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from django.db import close_old_connections
 
 from pipelines.errors import RunCancelled
 from webapp.runs import services
 from workers.database import retry_through_outage
+
+if TYPE_CHECKING:
+    from pipelines.common.result import PipelineResult
 
 WRITE_INTERVAL_SECONDS = 1.0
 HEARTBEAT_INTERVAL_SECONDS = 3.0
@@ -49,6 +53,8 @@ class DbProgress:
         self._stop = threading.Event()
         self._fenced = threading.Event()
         self._heartbeat = threading.Thread(target=self._beat, name=f"heartbeat-run-{run_id}", daemon=True)
+        self.publisher: Callable[[PipelineResult], None] | None = None
+        """Registers outputs a pipeline publishes before it ends (set by `workers/runner.py`)."""
 
     # Progress protocol -------------------------------------------------
     def stage(self, name: str, total: int, done: int = 0) -> None:
@@ -91,6 +97,14 @@ class DbProgress:
         if cancel_requested:
             self.flush()
             raise RunCancelled("cancelled by user")
+
+    def publish(self, result: PipelineResult) -> None:
+        """Register finished outputs now: they survive a crash of the rest of the run."""
+        self._raise_if_fenced()
+        if self.publisher is None:
+            raise RuntimeError("DbProgress.publish needs a publisher (workers/runner.py sets one)")
+        self.flush()
+        self.publisher(result)
 
     def check_fenced(self) -> None:
         """Raise AttemptFenced unless this attempt is still the run's current running one (asks the database)."""

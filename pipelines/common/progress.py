@@ -1,9 +1,12 @@
 """The progress contract between a pipeline and whoever runs it (a worker, a test, a script)."""
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from pipelines.errors import RunCancelled
+
+if TYPE_CHECKING:
+    from pipelines.common.result import PipelineResult
 
 
 class Progress(Protocol):
@@ -23,6 +26,10 @@ class Progress(Protocol):
 
     def check_cancelled(self) -> None: ...
 
+    def publish(self, result: PipelineResult) -> None:
+        """Hand over outputs finished before the end (an iteration's model), so a crash cannot lose them."""
+        ...
+
 
 class NullProgress:
     """Progress that records into memory; for tests and plain scripts."""
@@ -35,6 +42,7 @@ class NullProgress:
         self.total = 0
         self.messages: list[str] = []
         self.metric_rows: list[dict[str, Any]] = []
+        self.published: list[PipelineResult] = []
         self._cancel_after = cancel_after
 
     def stage(self, name: str, total: int, done: int = 0) -> None:
@@ -52,6 +60,9 @@ class NullProgress:
 
     def metrics(self, values: dict[str, Any]) -> None:
         self.metric_rows.append(dict(values))
+
+    def publish(self, result: PipelineResult) -> None:
+        self.published.append(result)
 
     def check_cancelled(self) -> None:
         if self._cancel_after is not None and self.done >= self._cancel_after:
@@ -83,3 +94,6 @@ class StagePrefix:
 
     def check_cancelled(self) -> None:
         self.inner.check_cancelled()
+
+    def publish(self, result: PipelineResult) -> None:
+        self.inner.publish(result)

@@ -23,7 +23,7 @@ def test_pages_run_under_the_policy_without_violations(transactional_db, live_se
     )
     user = django_user_model.objects.create_user(username="rita", password=PASSWORD, role="researcher")
     PipelineRun.objects.create(
-        kind=PipelineRun.Kind.GENERATE, name="failed one", created_by=user, status=PipelineRun.Status.FAILED
+        kind="generate", name="failed one", created_by=user, status=PipelineRun.Status.FAILED
     )
 
     page.goto(f"{live_server.url}/accounts/login/")

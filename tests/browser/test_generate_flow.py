@@ -98,7 +98,7 @@ def test_researcher_uploads_data_starts_a_generate_run_and_sees_its_dataset(
     assert expected_rows >= 1
 
     # Start a generate run with a short answer length.
-    page.goto(f"{base}/runs/new/generate/")
+    page.goto(f"{base}/generate/new/")
     page.fill("input[name=name]", "Browser test run")
     page.select_option("select[name=model]", value=str(model.pk))
     page.select_option("select[name=prompt_set]", value=str(prompt_set.pk))

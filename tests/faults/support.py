@@ -9,9 +9,10 @@ from pathlib import Path
 from typing import Any
 
 from tests.fixtures.services import WorkerProcess
+from webapp.generate import services as generate_services
 from webapp.library.models import SeedPrompt, SeedPromptSet
 from webapp.registry.models import ModelEntry
-from webapp.runs import kinds, services
+from webapp.runs import services
 from webapp.runs.models import PipelineRun
 
 
@@ -31,7 +32,7 @@ def prompt_set_of(count: int, name: str = "") -> SeedPromptSet:
 def start_generate_run(
     user: Any, model: ModelEntry, prompt_set: SeedPromptSet, *, batch_size: int, max_tokens: int, name: str = "fault"
 ) -> PipelineRun:
-    config = kinds.generate_config_build(
+    config = generate_services.generate_config_build(
         model=model,
         prompt_set=prompt_set,
         n=1,
@@ -41,7 +42,7 @@ def start_generate_run(
         seed=1,
         batch_size=batch_size,
     )
-    return services.run_create(user=user, kind=PipelineRun.Kind.GENERATE, config=config, name=name)
+    return services.run_create(user=user, kind="generate", config=config, name=name)
 
 
 def artifact_rows(run: PipelineRun, name: str) -> list[dict[str, Any]]:

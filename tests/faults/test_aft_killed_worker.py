@@ -26,6 +26,7 @@ from tests.faults.support import (
 from tests.fixtures.runs import wait_for_run
 from webapp.aft import services as aft_services
 from webapp.runs import services
+from webapp.runs import services as run_services
 from webapp.runs.models import PipelineRun
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
@@ -51,7 +52,7 @@ def test_aft_worker_killed_at_a_random_point_resumes_to_the_uninterrupted_artifa
     )
     first_worker = rq_worker()
 
-    reference = wait_for_run(aft_services.inference_run_create(user=researcher, config=config), timeout=240)
+    reference = wait_for_run(run_services.run_create(kind="aft_inference", user=researcher, config=config), timeout=240)
     assert reference.status == PipelineRun.Status.SUCCEEDED, reference.error + first_worker.log_text()[-3000:]
     reference_rows = artifact_rows(reference, "aggregations")
     assert_every_prompt_once(reference_rows, PROMPTS)
@@ -61,7 +62,7 @@ def test_aft_worker_killed_at_a_random_point_resumes_to_the_uninterrupted_artifa
     slices_into_next_batch = chooser.randint(0, 3)
     kill_point = f"killed after {batches_before_kill} batches + {slices_into_next_batch} worker slices"
     first_worker.pause()  # before the job is queued: the run cannot get ahead of the stepping
-    run = aft_services.inference_run_create(user=researcher, config=config)
+    run = run_services.run_create(kind="aft_inference", user=researcher, config=config)
     batch_dir = services.run_directory(run) / "batches"
     step_worker_until(
         first_worker,

@@ -95,7 +95,7 @@ def test_augcon_worker_killed_at_a_random_point_resumes_to_the_uninterrupted_art
     )
     first_worker = rq_worker()
 
-    reference = services.augcon_run_create(user=researcher, config=config, name="uninterrupted")
+    reference = run_services.run_create(kind="augcon", user=researcher, config=config, name="uninterrupted")
     reference = wait_for_run(reference, timeout=120, what="the uninterrupted AugCon run")
     assert reference.status == PipelineRun.Status.SUCCEEDED, reference.error + first_worker.log_text()[-3000:]
     assert reference.summary["documents"] == DOCUMENTS
@@ -107,7 +107,7 @@ def test_augcon_worker_killed_at_a_random_point_resumes_to_the_uninterrupted_art
     kill_point = f"REFINERY_FAULT_SEED={seed}: killed once {files[kill_after - 1]} (file {kill_after}) was written"
     print(kill_point)
 
-    run = services.augcon_run_create(user=researcher, config=config, name="killed")
+    run = run_services.run_create(kind="augcon", user=researcher, config=config, name="killed")
     run_directory = run_services.run_directory(run)
     run = pause_when_file_appears(run, first_worker, run_directory / files[kill_after - 1], 120, kill_point)
     first_worker.kill()

@@ -26,7 +26,8 @@ from tests.faults.support import (
     tiny_model_entry,
 )
 from tests.fixtures.runs import wait_for_run
-from webapp.runs.models import Artifact, PipelineRun
+from webapp.library.models import Artifact
+from webapp.runs.models import PipelineRun
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 

@@ -21,9 +21,10 @@ import pytest
 from tests.faults.kill_points import fault_seed, file_times, pause_when_file_appears
 from tests.faults.support import artifact_rows, tiny_model_entry
 from tests.fixtures.runs import wait_for_run
+from webapp.library.models import Artifact
 from webapp.registry.models import ModelEntry
 from webapp.runs import services as run_services
-from webapp.runs.models import Artifact, PipelineRun
+from webapp.runs.models import PipelineRun
 from webapp.spin import services
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
@@ -77,7 +78,7 @@ def test_spin_worker_killed_at_a_random_point_resumes_to_the_uninterrupted_artif
     config["spin"]["generation_batch_size"] = 1  # one file per prompt: many points to be killed at
     first_worker = rq_worker()
 
-    reference = services.spin_run_create(user=researcher, config=config, name="uninterrupted")
+    reference = run_services.run_create(kind="spin", user=researcher, config=config, name="uninterrupted")
     reference = wait_for_run(reference, timeout=120, what="the uninterrupted SPIN run")
     assert reference.status == PipelineRun.Status.SUCCEEDED, reference.error + first_worker.log_text()[-3000:]
 
@@ -88,7 +89,7 @@ def test_spin_worker_killed_at_a_random_point_resumes_to_the_uninterrupted_artif
     kill_point = f"REFINERY_FAULT_SEED={seed}: killed once {files[kill_after - 1]} (file {kill_after}) was written"
     print(kill_point)
 
-    run = services.spin_run_create(user=researcher, config=config, name="killed")
+    run = run_services.run_create(kind="spin", user=researcher, config=config, name="killed")
     run_directory = run_services.run_directory(run)
     run = pause_when_file_appears(run, first_worker, run_directory / files[kill_after - 1], 120, kill_point)
     first_worker.kill()

@@ -11,10 +11,10 @@ from pipelines.aft import AftConfig
 from pipelines.training.data import load_sft_examples
 from tests.fixtures.runs import wait_for_run
 from webapp.aft import services
-from webapp.library.models import SeedPrompt, SeedPromptSet
+from webapp.library.models import Artifact, SeedPrompt, SeedPromptSet
 from webapp.registry.models import ModelEntry
 from webapp.runs import services as run_services
-from webapp.runs.models import Artifact, PipelineRun
+from webapp.runs.models import PipelineRun
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
@@ -28,7 +28,7 @@ def test_inference_then_aggregation_data_through_a_worker(live_settings, rq_work
     aft = AftConfig.from_dict(
         {"proposal_params": {"n": 3, "max_tokens": 4}, "aggregation_params": {"n": 3, "max_tokens": 4}, "hidden_layer": 1, "batch_size": 2}
     )
-    run = services.inference_run_create(user=researcher, config=services.inference_config_build(model=tiny, prompt_set=prompt_set, aft=aft))
+    run = run_services.run_create(kind="aft_inference", user=researcher, config=services.inference_config_build(model=tiny, prompt_set=prompt_set, aft=aft))
     run = wait_for_run(run, timeout=240)
     assert run.status == PipelineRun.Status.SUCCEEDED, run.error + run.traceback + worker.log_text()
     artifact = run.artifacts.get()
@@ -42,7 +42,7 @@ def test_inference_then_aggregation_data_through_a_worker(live_settings, rq_work
     data_config = services.data_config_build(
         source=artifact, model=tiny, options={"target_rule": "aggregator", "aggregator": {"max_tokens": 5, "temperature": 0.7}, "plain_rows": True}
     )
-    data_run = wait_for_run(services.data_run_create(user=researcher, config=data_config), timeout=240)
+    data_run = wait_for_run(run_services.run_create(kind="aft_data", user=researcher, config=data_config), timeout=240)
     assert data_run.status == PipelineRun.Status.SUCCEEDED, data_run.error + data_run.traceback + worker.log_text()
     sft = data_run.artifacts.get()
     assert sft.kind == Artifact.Kind.SFT and sft.row_count == data_run.summary["rows"] == 2 * data_run.summary["aggregation_rows"]

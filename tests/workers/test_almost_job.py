@@ -8,10 +8,10 @@ import pytest
 from tests.fixtures.runs import wait_for_run
 from webapp.almost import services
 from webapp.almost.services import ConfigurationChoice
-from webapp.library.models import FewShotExample, FewShotSet, SeedPrompt, SeedPromptSet
+from webapp.library.models import Artifact, FewShotExample, FewShotSet, SeedPrompt, SeedPromptSet
 from webapp.registry.models import ModelEntry
 from webapp.runs import services as run_services
-from webapp.runs.models import Artifact, PipelineRun
+from webapp.runs.models import PipelineRun
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
@@ -57,7 +57,7 @@ def test_an_almost_run_through_a_worker_produces_comparisons_a_reward_model_and_
     config["almost"]["prompt_generation"]["min_chars"] = 0
     config["almost"]["reward"]["eval_fraction"] = 0.34
     worker = rq_worker().wait_ready()
-    run = services.almost_run_create(user=researcher, config=config, name="almost on tiny")
+    run = run_services.run_create(kind="almost", user=researcher, config=config, name="almost on tiny")
 
     run = wait_for_run(run, timeout=240, what="the ALMoST run to finish")
     assert run.status == PipelineRun.Status.SUCCEEDED, run.error + run.traceback + worker.log_text()[-3000:]
@@ -119,7 +119,7 @@ def test_two_configurations_of_the_real_model_survive_a_killed_worker_without_du
     config["almost"]["reward"]["eval_fraction"] = 0.34
     config["almost"]["rmsp"]["max_prompts"] = 3
     first = rq_worker().wait_ready()
-    run = services.almost_run_create(user=researcher, config=config, name="almost on the 135M model")
+    run = run_services.run_create(kind="almost", user=researcher, config=config, name="almost on the 135M model")
     label = services.model_label(smol)
     names = [f"{label}-hhh-3shot", f"{label}-hhh-1shot"]
 

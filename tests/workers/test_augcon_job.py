@@ -10,8 +10,10 @@ import pytest
 from tests.fixtures.runs import wait_for_run
 from tests.webapp.augcon.conftest import corpus, qa_set  # noqa: F401 - fixtures
 from webapp.augcon import services
+from webapp.library.models import Artifact
 from webapp.registry.models import ModelEntry
-from webapp.runs.models import Artifact, PipelineRun
+from webapp.runs import services as run_services
+from webapp.runs.models import PipelineRun
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
@@ -28,7 +30,7 @@ def test_an_augcon_run_on_two_documents_finishes_through_a_worker_with_its_failu
     )
     assert config["document_positions"] == [0, 1]
     worker = rq_worker()
-    run = services.augcon_run_create(user=researcher, config=config, name="augcon test")
+    run = run_services.run_create(kind="augcon", user=researcher, config=config, name="augcon test")
     run = wait_for_run(run, timeout=300)
     assert run.status == PipelineRun.Status.SUCCEEDED, run.error + run.traceback + worker.log_text()
 

@@ -27,9 +27,10 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from tests.fixtures.runs import wait_for_run
+from webapp.generate import services as generate_services
 from webapp.library.models import SeedPrompt, SeedPromptSet
 from webapp.registry.models import ModelEntry
-from webapp.runs import kinds, services
+from webapp.runs import services
 from webapp.runs.models import PipelineRun
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
@@ -41,7 +42,7 @@ def _generate_run(user, model: ModelEntry, prompt_count: int, batch_size: int = 
         SeedPrompt(prompt_set=prompt_set, position=index, text=f"Say something about the number {index}.")
         for index in range(prompt_count)
     )
-    config = kinds.generate_config_build(
+    config = generate_services.generate_config_build(
         model=model,
         prompt_set=prompt_set,
         n=1,
@@ -51,7 +52,7 @@ def _generate_run(user, model: ModelEntry, prompt_count: int, batch_size: int = 
         seed=1,
         batch_size=batch_size,
     )
-    return services.run_create(user=user, kind=PipelineRun.Kind.GENERATE, config=config, name="fencing")
+    return services.run_create(user=user, kind="generate", config=config, name="fencing")
 
 
 @pytest.fixture

@@ -11,9 +11,10 @@ import pyarrow.parquet as pq
 import pytest
 
 from tests.fixtures.runs import wait_for_run
+from webapp.generate import services as generate_services
 from webapp.library.models import SeedPrompt, SeedPromptSet
 from webapp.registry.services import model_ensure_embedded
-from webapp.runs import kinds, services
+from webapp.runs import services
 from webapp.runs.models import PipelineRun
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
@@ -29,11 +30,11 @@ def _prompt_set(count: int) -> SeedPromptSet:
 
 
 def _start_run(user, prompt_set: SeedPromptSet, *, max_tokens: int, batch_size: int) -> PipelineRun:
-    config = kinds.generate_config_build(
+    config = generate_services.generate_config_build(
         model=model_ensure_embedded(), prompt_set=prompt_set, n=1, max_tokens=max_tokens,
         temperature=0.7, top_p=0.95, seed=1, batch_size=batch_size,
     )
-    return services.run_create(user=user, kind=PipelineRun.Kind.GENERATE, config=config, name="test")
+    return services.run_create(user=user, kind="generate", config=config, name="test")
 
 
 def _rows(run: PipelineRun) -> list[dict]:
@@ -112,10 +113,10 @@ def test_a_failing_job_is_marked_failed_with_its_traceback(live_settings, rq_wor
     from webapp.registry.models import ModelEntry
 
     broken = ModelEntry.objects.create(name="missing weights", source=ModelEntry.Source.LOCAL, path="/nonexistent/model")
-    config = kinds.generate_config_build(
+    config = generate_services.generate_config_build(
         model=broken, prompt_set=prompt_set, n=1, max_tokens=4, temperature=0.0, top_p=1.0, seed=None, batch_size=2
     )
-    run = services.run_create(user=researcher, kind=PipelineRun.Kind.GENERATE, config=config)
+    run = services.run_create(user=researcher, kind="generate", config=config)
     rq_worker()
     run = wait_for_run(run, timeout=120, what="the run to fail")
     assert run.status == PipelineRun.Status.FAILED

@@ -16,7 +16,7 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture
 def run():
-    return PipelineRun.objects.create(kind=PipelineRun.Kind.GENERATE, status=PipelineRun.Status.RUNNING)
+    return PipelineRun.objects.create(kind="generate", status=PipelineRun.Status.RUNNING)
 
 
 def test_many_updates_in_a_second_cost_at_most_one_write(run):

@@ -8,9 +8,10 @@ from pathlib import Path
 import pytest
 
 from tests.fixtures.runs import wait_for_run
+from webapp.library.models import Artifact
 from webapp.registry.models import ModelEntry
 from webapp.runs import services as run_services
-from webapp.runs.models import Artifact, PipelineRun
+from webapp.runs.models import PipelineRun
 from webapp.spin import services
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
@@ -34,7 +35,7 @@ def test_two_spin_iterations_register_iter0_then_iter1_with_mixed_data(
         max_new_tokens=6,
         training_overrides={"max_steps": 2, "save_steps": 1, "torch_threads": 1},
     )
-    run = services.spin_run_create(user=researcher, config=config, name="spin test")
+    run = run_services.run_create(kind="spin", user=researcher, config=config, name="spin test")
     worker = rq_worker()
     run = wait_for_run(run, timeout=300, what="SPIN to finish")
     assert run.status == PipelineRun.Status.SUCCEEDED, run.error + run.traceback + worker.log_text()

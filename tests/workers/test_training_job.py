@@ -12,11 +12,12 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.training.common import CHECKPOINTS_DIR, latest_checkpoint
+from pipelines.training.trainer import CHECKPOINTS_DIR, latest_checkpoint
 from tests.fixtures.runs import wait_for_run
+from webapp.library.models import Artifact
 from webapp.registry.models import ModelEntry
 from webapp.runs import services as run_services
-from webapp.runs.models import Artifact, PipelineRun
+from webapp.runs.models import PipelineRun
 from webapp.training import services
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]

@@ -7,20 +7,21 @@ from __future__ import annotations
 import pytest
 
 from tests.fixtures.runs import wait_for_run
+from webapp.generate import services as generate_services
 from webapp.library.models import SeedPrompt, SeedPromptSet
 from webapp.registry.services import model_ensure_embedded
-from webapp.runs import kinds, services
+from webapp.runs import services
 from webapp.runs.models import PipelineRun
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
 
 def _generate_run(user, prompt_set: SeedPromptSet, name: str) -> PipelineRun:
-    config = kinds.generate_config_build(
+    config = generate_services.generate_config_build(
         model=model_ensure_embedded(), prompt_set=prompt_set, n=1, max_tokens=4,
         temperature=0.7, top_p=0.95, seed=1, batch_size=2,
     )
-    return services.run_create(user=user, kind=PipelineRun.Kind.GENERATE, config=config, name=name)
+    return services.run_create(user=user, kind="generate", config=config, name=name)
 
 
 def test_a_second_job_on_the_same_model_reuses_it_and_starts_generating_within_two_seconds(

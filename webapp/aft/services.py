@@ -12,10 +12,8 @@ from django.core.exceptions import ValidationError
 
 from pipelines.aft.config import AftConfig, AggregationDataConfig
 from pipelines.errors import InvalidConfigError, InvalidInputError
-from webapp.library.models import SeedPromptSet
+from webapp.library.models import Artifact, SeedPromptSet
 from webapp.registry.models import ModelEntry
-from webapp.runs import services as run_services
-from webapp.runs.models import Artifact, PipelineRun
 
 # Which form field holds each config field, so a refusal lands next to the field that caused it.
 FORM_FIELD_FOR_CONFIG_FIELD = {
@@ -116,12 +114,6 @@ def inference_cost_estimate(*, aft: AftConfig, prompt_count: int) -> dict[str, A
     return estimate
 
 
-def inference_run_create(*, user: Any, config: dict[str, Any], name: str = "") -> PipelineRun:
-    return run_services.run_create(
-        user=user, kind=PipelineRun.Kind.AFT_INFERENCE, config=config, name=name, queue_name="gpu"
-    )
-
-
 def data_config_build(*, source: Artifact, model: ModelEntry | None, options: dict[str, Any]) -> dict[str, Any]:
     """The run config of an aggregation-data run; the source's layout is checked on its preview rows."""
     from pipelines.aft.data import prepare_examples, response_groups
@@ -157,11 +149,3 @@ def data_config_build(*, source: Artifact, model: ModelEntry | None, options: di
         "model_id": model.pk if (model is not None and config.needs_model) else None,
         "data": config.to_dict(),
     }
-
-
-def data_run_create(*, user: Any, config: dict[str, Any], name: str = "") -> PipelineRun:
-    # Without a model to run, the job needs no GPU worker.
-    queue = "gpu" if config.get("model_id") else "default"
-    return run_services.run_create(
-        user=user, kind=PipelineRun.Kind.AFT_DATA, config=config, name=name, queue_name=queue
-    )

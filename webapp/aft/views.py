@@ -11,7 +11,7 @@ from pipelines.aft.config import AftConfig
 from webapp.accounts.permissions import research_required
 from webapp.core.forms import add_validation_error
 from webapp.runs import selectors as run_selectors
-from webapp.runs.models import PipelineRun
+from webapp.runs import services as run_services
 
 from . import run_page, services
 from .forms import AftInferenceForm, AggregationDataForm
@@ -56,7 +56,7 @@ def aft_new(request: HttpRequest) -> HttpResponse:
             except ValidationError as error:
                 add_validation_error(form, error)
             else:
-                run = services.inference_run_create(user=request.user, config=run_config, name=form.cleaned_data["name"])
+                run = run_services.run_create(kind="aft_inference", user=request.user, config=run_config, name=form.cleaned_data["name"])
                 messages.success(request, f"AFT run #{run.pk} queued.")
                 return redirect(run)
     context = {"form": form, "estimate": estimate}
@@ -85,7 +85,7 @@ def aft_data_new(request: HttpRequest) -> HttpResponse:
         except ValidationError as error:
             add_validation_error(form, error)
         else:
-            run = services.data_run_create(user=request.user, config=config, name=form.cleaned_data["name"])
+            run = run_services.run_create(kind="aft_data", user=request.user, config=config, name=form.cleaned_data["name"])
             messages.success(request, f"Aggregation data run #{run.pk} queued.")
             return redirect(run)
     return render(request, "aft/data_new.html", {"form": form}, status=400 if form.errors else 200)
@@ -96,7 +96,7 @@ def aft_data_new(request: HttpRequest) -> HttpResponse:
 def aft_prompt(request: HttpRequest, run_id: int) -> HttpResponse:
     """One prompt's proposals, aggregation layers and final answer (a partial for htmx, else a page)."""
     run = run_selectors.run_get(run_id=run_id)
-    if run.kind != PipelineRun.Kind.AFT_INFERENCE:
+    if run.kind != "aft_inference":
         raise Http404("Only propose-and-aggregate runs have layers to show.")
     context = {"run": run, **run_page.prompt_context(run, request.GET.get("prompt_id") or None)}
     template = "aft/partials/_prompt_layers.html" if request.htmx else "aft/prompt.html"

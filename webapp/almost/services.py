@@ -17,11 +17,10 @@ from django.utils.text import slugify
 
 from pipelines.almost.config import FILTERS, AlmostConfig, estimate_cost
 from pipelines.errors import InvalidConfigError
-from pipelines.training.config import PRESETS, RewardConfig, TrainingArgs, apply_preset
+from pipelines.training.config import RewardConfig, TrainingArgs
+from pipelines.training.presets import PRESETS, apply_preset
 from webapp.library.models import FewShotSet, SeedPromptSet
 from webapp.registry.models import ModelEntry
-from webapp.runs import services as run_services
-from webapp.runs.models import PipelineRun
 from webapp.training.services import check_trainable, resolve_prompt_format
 
 _LABEL_NOISE = {"demonstration", "demonstrations", "prompt", "prompts", "set", "style"}
@@ -201,8 +200,3 @@ def almost_cost_estimate(config: dict[str, Any]) -> dict[str, Any]:
     and the text format the reward model will read (what a blank choice resolved to for its tokenizer)."""
     almost = AlmostConfig.from_dict(config["almost"])
     return {**estimate_cost(almost), "reward_prompt_format": almost.reward.training.prompt_format}
-
-
-def almost_run_create(*, user: Any, config: dict[str, Any], name: str = "") -> PipelineRun:
-    """Queue a config built by `almost_config_build` on the gpu queue."""
-    return run_services.run_create(user=user, kind=PipelineRun.Kind.ALMOST, config=config, name=name, queue_name="gpu")

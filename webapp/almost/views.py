@@ -14,6 +14,7 @@ from webapp.accounts.permissions import research_required
 from webapp.core.forms import add_validation_error
 from webapp.library.models import FewShotSet, SeedPromptSet
 from webapp.registry.models import ModelEntry
+from webapp.runs import services as run_services
 
 from . import services
 from .forms import RUBRIC_PREFIX, AlmostRunForm, ConfigurationFormSet, rubric_rows
@@ -118,7 +119,7 @@ def almost_new(request: HttpRequest) -> HttpResponse:
             config = _build(form, rubric)
             show_errors = config is None
             if config is not None and action == "start":
-                run = services.almost_run_create(user=request.user, config=config, name=form.cleaned_data["name"])
+                run = run_services.run_create(kind="almost", user=request.user, config=config, name=form.cleaned_data["name"])
                 messages.success(request, f"ALMoST run #{run.pk} queued.")
                 return redirect(run)
             if config is not None:

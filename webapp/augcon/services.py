@@ -24,8 +24,6 @@ from pipelines.errors import InvalidConfigError
 from pipelines.training.config import TrainingArgs
 from webapp.library.models import Corpus, FewShotSet
 from webapp.registry.models import ModelEntry
-from webapp.runs import services as run_services
-from webapp.runs.models import PipelineRun
 
 MAX_DOCUMENTS = 100_000
 _RANGE = re.compile(r"^\s*(\d+)\s*(?:-\s*(\d+)\s*)?$")
@@ -210,11 +208,6 @@ def augcon_budget(config: dict[str, Any]) -> Budget:
     )
     examples = few_shot_examples(FewShotSet.objects.get(pk=config["few_shot_set_id"]))
     return estimate_budget(AugConConfig.from_dict(config["augcon"]), texts, examples)
-
-
-def augcon_run_create(*, user: Any, config: dict[str, Any], name: str = "") -> PipelineRun:
-    """Queue a validated AugCon config on the gpu queue (CPU workers listen there too)."""
-    return run_services.run_create(user=user, kind=PipelineRun.Kind.AUGCON, config=config, name=name, queue_name="gpu")
 
 
 @functools.cache

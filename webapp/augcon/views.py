@@ -11,6 +11,7 @@ from django.views.decorators.http import require_GET, require_http_methods
 
 from webapp.accounts.permissions import research_required
 from webapp.core.forms import add_validation_error
+from webapp.runs import services as run_services
 from webapp.runs.models import PipelineRun
 
 from . import selectors, services
@@ -45,7 +46,7 @@ def augcon_new(request: HttpRequest) -> HttpResponse:
     if request.method == "POST":
         config = _build(form)
         if config is not None:
-            run = services.augcon_run_create(user=request.user, config=config, name=form.cleaned_data["name"])
+            run = run_services.run_create(kind="augcon", user=request.user, config=config, name=form.cleaned_data["name"])
             messages.success(request, f"AugCon run #{run.pk} queued.")
             return redirect(run)
     context = {"form": form, "defaults": services.defaults_table(), "presets": services.preset_table()}
@@ -72,7 +73,7 @@ def augcon_estimate(request: HttpRequest) -> HttpResponse:
 @research_required
 def augcon_tree(request: HttpRequest, run_id: int, document_id: str) -> HttpResponse:
     """One document's split trees: every node's context, question, score, and kept or dropped and why."""
-    run = get_object_or_404(PipelineRun, pk=run_id, kind=PipelineRun.Kind.AUGCON)
+    run = get_object_or_404(PipelineRun, pk=run_id, kind="augcon")
     document = selectors.document_trees(run, document_id)
     if document is None:
         raise Http404("This document has no finished trees in this run (yet).")

@@ -20,10 +20,9 @@ from pipelines.evaluation.human import annotation_pairs
 from pipelines.evaluation.judge import DEFAULT_CRITERIA, JUDGE_METHODS, JudgeConfig
 from pipelines.evaluation.run import ANSWER_FIELDS, PROMPT_FIELDS, prompt_of
 from pipelines.llm.types import SamplingParams
-from webapp.library.models import Rubric, SeedPromptSet
+from webapp.library.models import Artifact, Rubric, SeedPromptSet
 from webapp.registry.models import ModelEntry
 from webapp.runs import services as run_services
-from webapp.runs.models import Artifact, PipelineRun
 
 from .models import CachedAnswer, Evaluation
 
@@ -242,10 +241,9 @@ def evaluation_create(
     evaluation.save()
     run = run_services.run_create(
         user=user,
-        kind=PipelineRun.Kind.EVALUATION,
+        kind="evaluation",
         config={"evaluation_id": evaluation.pk, "evaluation": config.to_dict()},
         name=name or f"Evaluation #{evaluation.pk}",
-        queue_name="gpu",
     )
     evaluation.run = run
     evaluation.save(update_fields=["run"])

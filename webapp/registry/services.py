@@ -178,17 +178,20 @@ def model_register_trained(
     metrics: dict[str, Any],
     parameter_count: int,
     task: str = ModelEntry.Task.GENERATION,
-    name: str = "",
+    label: str = "",
 ) -> ModelEntry:
     """A checkpoint a run produced, with its lineage; registering it again (a rerun) updates it.
 
-    `name` tells apart several checkpoints of one run (SPIN's iterations); by default the run's kind.
+    Its name is `"<parent> → <label> #<run>"`; `label` tells apart several checkpoints of one run
+    (SPIN's iterations) and defaults to the run kind's label. Of `metrics`, the entry keeps the
+    figures worth keeping (`metrics_worth_keeping`).
     """
-    name = name or f"{parent.name} → {run.get_kind_display().removeprefix('Train: ')} #{run.pk}"
     from django.db import transaction
 
+    from webapp.runs.registry import kind_label
     from webapp.runs.services import run_fence
 
+    name = f"{parent.name} → {label or kind_label(run.kind).removeprefix('Train: ')} #{run.pk}"
     with transaction.atomic():  # a fenced (superseded) attempt registers nothing: webapp/runs/services.py
         run_fence(run_id=run.pk)
         entry, _ = ModelEntry.objects.update_or_create(
@@ -203,8 +206,22 @@ def model_register_trained(
                 "parent": parent,
                 "trained_on": dataset,
                 "training_config": training_config,
-                "metrics": metrics,
+                "metrics": metrics_worth_keeping(metrics),
                 "parameter_count": parameter_count,
             },
         )
     return entry
+
+
+def metrics_worth_keeping(metrics: dict[str, Any]) -> dict[str, float]:
+    """The figures a registry entry keeps of what its training logged: losses, accuracies, margins, runtime; rounded.
+
+    The rest (learning rate, epoch, step counters) describes the run, not the model, and stays on the run page.
+    """
+    kept = {}
+    for name, value in metrics.items():
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            continue
+        if any(word in name for word in ("loss", "accurac", "margin", "runtime")):
+            kept[name] = round(float(value), 5)
+    return kept

@@ -1,4 +1,4 @@
-"""Runs of pipelines on the queue, and the datasets (artifacts) they produce."""
+"""Runs of pipelines on the queue; the datasets they produce are `webapp.library.models.Artifact`."""
 
 from __future__ import annotations
 
@@ -14,20 +14,6 @@ class PipelineRun(models.Model):
     heartbeat here, so a run whose worker died can be detected and resumed.
     """
 
-    class Kind(models.TextChoices):
-        GENERATE = "generate", "Generate answers"
-        TRAIN_SFT = "train_sft", "Train: SFT"
-        TRAIN_PREFERENCE = "train_preference", "Train: preference (DPO/SPIN)"
-        TRAIN_REWARD = "train_reward", "Train: reward model"
-        SPIN = "spin", "SPIN: self-play fine-tuning"
-        AUGCON = "augcon", "AugCon: SFT data from a corpus"
-        AFT_INFERENCE = "aft_inference", "AFT: propose-and-aggregate answers"
-        AFT_DATA = "aft_data", "AFT: aggregation training data"
-        ALMOST = "almost", "ALMoST: synthetic comparisons"
-        EVALUATION = "evaluation", "Win-rate evaluation"
-
-    TRAINING_KINDS = (Kind.TRAIN_SFT, Kind.TRAIN_PREFERENCE, Kind.TRAIN_REWARD)
-
     class Status(models.TextChoices):
         QUEUED = "queued", "Queued"
         RUNNING = "running", "Running"
@@ -39,7 +25,9 @@ class PipelineRun(models.Model):
     ACTIVE_STATUSES = (Status.QUEUED, Status.RUNNING)
     TERMINAL_STATUSES = (Status.SUCCEEDED, Status.FAILED, Status.CANCELLED, Status.LOST)
 
-    kind = models.CharField(max_length=30, choices=Kind.choices)
+    kind = models.CharField(
+        max_length=30, help_text="A kind declared in an app's kinds.py and registered in webapp.runs.registry."
+    )
     name = models.CharField(max_length=200, blank=True)
     config = models.JSONField(default=dict)
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.QUEUED, db_index=True)
@@ -82,7 +70,7 @@ class PipelineRun(models.Model):
         ]
 
     def __str__(self) -> str:
-        return self.name or f"{self.get_kind_display()} #{self.pk}"
+        return self.name or f"{self.kind_label} #{self.pk}"
 
     def get_absolute_url(self) -> str:
         return reverse("runs:detail", args=[self.pk])
@@ -98,44 +86,22 @@ class PipelineRun(models.Model):
         return min(100, round(100 * self.progress_done / self.progress_total))
 
     @property
+    def kind_label(self) -> str:
+        """What the kind is called on pages (from its declaration in the run-kind registry)."""
+        from .registry import kind_label
+
+        return kind_label(self.kind)
+
+    @property
     def is_training(self) -> bool:
-        return self.kind in self.TRAINING_KINDS
+        """Its jobs train a model, so the run page shows training curves."""
+        from .registry import UnknownRunKind, run_kind
+
+        try:
+            return run_kind(self.kind).trains
+        except UnknownRunKind:
+            return False
 
     @property
     def run_dir_name(self) -> str:
         return f"run-{self.pk}"
-
-
-class Artifact(models.Model):
-    """A dataset a run produced: JSONL plus parquet on disk, loadable with `datasets.load_dataset`."""
-
-    class Kind(models.TextChoices):
-        GENERATIONS = "generations", "Generations"
-        QUERIES = "queries", "Queries"
-        SFT = "sft", "SFT dataset"
-        PROPOSALS = "proposals", "Proposals"
-        COMPARISONS = "comparisons", "Comparisons"
-        PREFERENCES = "preferences", "Preferences"
-        JUDGMENTS = "judgments", "Judgments"
-        SCORER_PAIRS = "scorer_pairs", "Scorer pairs"
-        AGGREGATIONS = "aggregations", "Aggregations (proposals, layers, final answers)"
-
-    run = models.ForeignKey(PipelineRun, related_name="artifacts", null=True, blank=True, on_delete=models.SET_NULL)
-    name = models.CharField(max_length=200)
-    kind = models.CharField(max_length=30, choices=Kind.choices)
-    jsonl_path = models.CharField(max_length=1000)
-    parquet_path = models.CharField(max_length=1000, blank=True)
-    row_count = models.PositiveIntegerField(default=0)
-    columns = models.JSONField(default=list, blank=True)
-    preview = models.JSONField(default=list, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
-
-    class Meta:
-        ordering = ["-created_at"]
-        constraints = [models.UniqueConstraint(fields=["run", "name"], name="artifact_name_per_run")]
-
-    def __str__(self) -> str:
-        return self.name
-
-    def get_absolute_url(self) -> str:
-        return reverse("runs:artifact", args=[self.pk])

@@ -16,7 +16,6 @@ holds the run is registered in Redis with it as its current job and the job is i
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 from collections.abc import Iterator
 from contextvars import ContextVar
@@ -32,11 +31,13 @@ from django.db.models import F
 from django.utils import timezone
 
 from webapp.core.submissions import DuplicateSubmission, current_submission_key
+from webapp.library.artifacts import artifact_save, dataset_file_summary
+from webapp.library.models import Artifact
 
-from .models import Artifact, PipelineRun
+from .models import PipelineRun
+from .registry import run_kind
 
 JOB_FUNCTION = "workers.jobs.run_pipeline_job"
-PREVIEW_ROWS = 20
 METRIC_ROWS_KEPT = 5000
 
 
@@ -119,10 +120,9 @@ def run_create(
     kind: str,
     config: dict[str, Any],
     name: str = "",
-    queue_name: str = "gpu",
     submission_key: str | None = None,
 ) -> PipelineRun:
-    """Save a run whose config was validated by `webapp.runs.kinds`, and enqueue it after commit.
+    """Save a run whose config its kind's app validated, and enqueue it after commit on its kind's queue.
 
     `submission_key` (by default the key of the form POST being handled, see webapp/core/submissions.py)
     makes a repeated submission of the same form queue nothing: it raises DuplicateSubmission naming
@@ -138,7 +138,7 @@ def run_create(
         config=config,
         name=name,
         created_by=user,
-        queue_name=queue_name,
+        queue_name=run_kind(kind).queue_for(config),
         queued_at=timezone.now(),
         submission_key=key,
     )
@@ -417,31 +417,10 @@ def artifact_register(
     In a worker's attempt scope, only the run's current running attempt may register it; the site
     adds artifacts to finished runs too (human-judging pairs), outside any scope.
     """
-    preview: list[dict[str, Any]] = []
-    columns: list[str] = []
-    row_count = 0
-    with Path(jsonl_path).open(encoding="utf-8") as handle:
-        for line in handle:
-            if not line.strip():
-                continue
-            if row_count < PREVIEW_ROWS:
-                row = json.loads(line)
-                preview.append(row)
-                columns.extend(key for key in row if key not in columns)
-            row_count += 1
+    summary = dataset_file_summary(Path(jsonl_path))
     with transaction.atomic():
         if run is not None:
             run_fence(run_id=run.pk)
-        artifact, _ = Artifact.objects.update_or_create(
-            run=run,
-            name=name,
-            defaults={
-                "kind": kind,
-                "jsonl_path": str(jsonl_path),
-                "parquet_path": str(parquet_path or ""),
-                "row_count": row_count,
-                "columns": columns,
-                "preview": preview,
-            },
+        return artifact_save(
+            run=run, name=name, kind=kind, jsonl_path=jsonl_path, parquet_path=parquet_path, summary=summary
         )
-    return artifact

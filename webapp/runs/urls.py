@@ -6,8 +6,6 @@ from . import views
 app_name = "runs"
 urlpatterns = [
     path("", views.run_list, name="list"),
-    path("new/generate/", views.run_new_generate, name="new-generate"),
-    path("new/generate/estimate/", views.run_cost_estimate, name="generate-estimate"),
     path("<int:run_id>/", views.run_detail, name="detail"),
     path("<int:run_id>/cancel/", views.run_cancel, name="cancel"),
     path("<int:run_id>/resume/", views.run_resume, name="resume"),

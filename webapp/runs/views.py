@@ -1,4 +1,4 @@
-"""Run pages: list, start a generate run, live detail, cancel, resume, artifact browser and download."""
+"""Run pages: list, live detail, cancel, resume, artifact browser and download."""
 from __future__ import annotations
 
 import json
@@ -12,10 +12,9 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from webapp.accounts.permissions import research_required
 
-from . import kinds, selectors, services
+from . import selectors, services
 from .charts import metric_charts
-from .forms import GenerateRunForm
-from .kind_pages import kind_section
+from .sections import kind_section
 from .models import PipelineRun
 
 ARTIFACT_PAGE_SIZE = 25
@@ -30,56 +29,6 @@ def run_list(request: HttpRequest) -> HttpResponse:
     return render(
         request, "runs/run_list.html", {"page": page, "status": status, "statuses": PipelineRun.Status.choices}
     )
-
-
-@require_http_methods(["GET", "POST"])
-@research_required
-def run_new_generate(request: HttpRequest) -> HttpResponse:
-    form = GenerateRunForm(request.POST or None)
-    if request.method == "POST" and form.is_valid():
-        data = form.cleaned_data
-        try:
-            config = kinds.generate_config_build(
-                model=data["model"],
-                prompt_set=data["prompt_set"],
-                n=data["n"],
-                max_tokens=data["max_tokens"],
-                temperature=data["temperature"],
-                top_p=data["top_p"],
-                seed=data["seed"],
-                batch_size=data["batch_size"],
-                system_prompt=data["system_prompt"],
-            )
-        except ValidationError as error:
-            form.add_error(None, error)
-        else:
-            run = services.run_create(
-                user=request.user, kind=PipelineRun.Kind.GENERATE, config=config, name=data["name"]
-            )
-            messages.success(request, f"Run #{run.pk} queued.")
-            return redirect(run)
-    estimate = _generate_estimate(form)
-    return render(request, "runs/run_new_generate.html", {"form": form, "estimate": estimate}, status=400 if form.errors else 200)
-
-
-@require_GET
-@research_required
-def run_cost_estimate(request: HttpRequest) -> HttpResponse:
-    form = GenerateRunForm(request.GET)
-    return render(request, "runs/partials/_cost_estimate.html", {"estimate": _generate_estimate(form)})
-
-
-def _generate_estimate(form: GenerateRunForm) -> dict[str, int] | None:
-    data = form.data
-    try:
-        from webapp.library.models import SeedPromptSet
-
-        prompt_set = SeedPromptSet.objects.get(pk=int(data.get("prompt_set") or 0))
-        return kinds.generate_cost_estimate(
-            prompt_count=prompt_set.prompts.count(), n=int(data.get("n") or 1), max_tokens=int(data.get("max_tokens") or 128)
-        )
-    except (ValueError, SeedPromptSet.DoesNotExist):
-        return None
 
 
 @require_GET

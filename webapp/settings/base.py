@@ -29,6 +29,7 @@ INSTALLED_APPS = [
     "webapp.library",
     "webapp.registry",
     "webapp.runs",
+    "webapp.generate",
     "webapp.training",
     "webapp.spin",
     "webapp.augcon",

@@ -11,10 +11,10 @@ from pipelines.errors import InvalidConfigError, InvalidInputError
 from pipelines.llm.types import SamplingParams
 from pipelines.spin import SPIN_PRESETS, SpinConfig
 from pipelines.spin.config import PRESETS_WITH_PAPER_BATCH, batch_for_devices, effective_batch
-from pipelines.training.config import TrainingArgs, validate_dataset_fields
+from pipelines.training.config import TrainingArgs
+from pipelines.training.layouts import validate_dataset_fields
+from webapp.library.models import Artifact
 from webapp.registry.models import ModelEntry
-from webapp.runs import services as run_services
-from webapp.runs.models import Artifact, PipelineRun
 from webapp.training.services import check_fits, check_trainable
 
 
@@ -137,7 +137,3 @@ def spin_cost_estimate(*, prompt_count: int, config: dict[str, Any], dataset: Ar
         "training_pairs": sum(pair_counts),
         **training_summary(config),
     }
-
-
-def spin_run_create(*, user: Any, config: dict[str, Any], name: str = "") -> PipelineRun:
-    return run_services.run_create(user=user, kind=PipelineRun.Kind.SPIN, config=config, name=name, queue_name="gpu")

@@ -10,6 +10,7 @@ from django.views.decorators.http import require_http_methods
 
 from webapp.accounts.permissions import research_required
 from webapp.core.forms import add_validation_error
+from webapp.runs import services as run_services
 
 from . import services
 from .forms import SpinRunForm
@@ -47,7 +48,7 @@ def spin_new(request: HttpRequest) -> HttpResponse:
         config = _build(form)
         if config is not None:
             if "preview" not in request.POST:
-                run = services.spin_run_create(user=request.user, config=config, name=form.cleaned_data["name"])
+                run = run_services.run_create(kind="spin", user=request.user, config=config, name=form.cleaned_data["name"])
                 messages.success(request, f"SPIN run #{run.pk} queued.")
                 return redirect(run)
             dataset = form.cleaned_data["dataset"]

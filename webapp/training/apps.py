@@ -5,3 +5,10 @@ class TrainingConfig(AppConfig):
     """Training jobs from the browser: SFT, preference (DPO/SPIN) and reward models."""
 
     name = "webapp.training"
+
+    def ready(self) -> None:
+        from webapp.runs.registry import register
+
+        from .kinds import TRAIN_PREFERENCE, TRAIN_REWARD, TRAIN_SFT
+
+        register(TRAIN_SFT, TRAIN_PREFERENCE, TRAIN_REWARD)

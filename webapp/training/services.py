@@ -19,28 +19,27 @@ from django.core.exceptions import ValidationError
 from pipelines.errors import InvalidConfigError, InvalidInputError
 from pipelines.llm.factory import model_directory
 from pipelines.training.config import (
-    DATA_SIZED_PRESETS,
-    PRESETS,
     REWARD_EFFECTIVE_BATCH,
     PreferenceConfig,
     RewardConfig,
     SFTConfig,
     TrainingArgs,
     accumulation_for_effective_batch,
-    apply_preset,
     effective_batch_text,
-    estimate_memory_fits,
-    validate_dataset_fields,
 )
+from pipelines.training.layouts import validate_dataset_fields
 from pipelines.training.lengths import measure_dataset
+from pipelines.training.memory import estimate_memory_fits
+from pipelines.training.presets import DATA_SIZED_PRESETS, PRESETS, apply_preset
+from webapp.library.models import Artifact
 from webapp.registry.models import ModelEntry
 from webapp.runs import services as run_services
-from webapp.runs.models import Artifact, PipelineRun
+from webapp.runs.models import PipelineRun
 
 TRAINERS: dict[str, tuple[str, type]] = {
-    "sft": (PipelineRun.Kind.TRAIN_SFT, SFTConfig),
-    "preference": (PipelineRun.Kind.TRAIN_PREFERENCE, PreferenceConfig),
-    "reward": (PipelineRun.Kind.TRAIN_REWARD, RewardConfig),
+    "sft": ("train_sft", SFTConfig),
+    "preference": ("train_preference", PreferenceConfig),
+    "reward": ("train_reward", RewardConfig),
 }
 # Method-level options (outside TrainingArgs) each trainer accepts from the form.
 METHOD_OPTIONS = {
@@ -290,12 +289,12 @@ def _device_memory_bytes(device: str) -> int:
 def training_run_create(*, user: Any, config: dict[str, Any], name: str = "") -> PipelineRun:
     """Queue a validated training config on the gpu queue (CPU workers listen there too)."""
     kind = TRAINERS[config["trainer"]][0]
-    return run_services.run_create(user=user, kind=kind, config=config, name=name, queue_name="gpu")
+    return run_services.run_create(user=user, kind=kind, config=config, name=name)
 
 
 def preset_table() -> list[dict[str, Any]]:
     """The presets and what each sets, for the form's explanation."""
-    from pipelines.training.config import PRESET_DESCRIPTIONS, PRESET_OPTIONS, PRESET_TRAINERS
+    from pipelines.training.presets import PRESET_DESCRIPTIONS, PRESET_OPTIONS, PRESET_TRAINERS
 
     return [
         {

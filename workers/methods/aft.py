@@ -6,16 +6,17 @@ from typing import Any
 
 from pipelines.common.progress import Progress
 from pipelines.common.store import RunStore
+from webapp.library.models import Artifact
 from webapp.runs import services
-from webapp.runs.models import Artifact, PipelineRun
+from webapp.runs.models import PipelineRun
 from workers.database import retry_through_outage
 
 
 def handle(run: PipelineRun, progress: Progress) -> None:
     """Both AFT run kinds share this module; the run's kind picks the job."""
-    if run.kind == PipelineRun.Kind.AFT_INFERENCE:
+    if run.kind == "aft_inference":
         handle_inference(run, progress)
-    elif run.kind == PipelineRun.Kind.AFT_DATA:
+    elif run.kind == "aft_data":
         handle_data(run, progress)
     else:
         raise ValueError(f"workers.methods.aft cannot run a {run.kind!r} run")
@@ -23,8 +24,9 @@ def handle(run: PipelineRun, progress: Progress) -> None:
 
 def handle_inference(run: PipelineRun, progress: Progress) -> None:
     """Answer the run's prompt set with its model through the configured layers (or one plain sample)."""
-    from pipelines.aft import AftConfig, run_aft
     from webapp.runs.kinds import write_prompt_snapshot
+
+    from pipelines.aft import AftConfig, run_aft
     from workers.handlers import load_backend
 
     config = AftConfig.from_dict(run.config["aft"])

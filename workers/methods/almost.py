@@ -9,8 +9,9 @@ from django.conf import settings
 
 from pipelines.common.progress import Progress
 from pipelines.common.store import RunStore
+from webapp.library.models import Artifact
 from webapp.runs import services
-from webapp.runs.models import Artifact, PipelineRun
+from webapp.runs.models import PipelineRun
 from workers.database import retry_through_outage
 
 
@@ -99,7 +100,7 @@ def handle(run: PipelineRun, progress: Progress) -> None:
         metrics=metrics,
         parameter_count=result.reward_parameter_count,
         task=ModelEntry.Task.REWARD,
-        name=f"{reward_base.name} → ALMoST reward model #{run.pk}",
+        label="ALMoST reward model",
     )
     retry_through_outage(
         lambda: services.run_update_summary(
@@ -121,7 +122,7 @@ def reward_lengths(store: RunStore) -> dict[str, Any]:
     """The reward model's training length report (rows measured, longest prompt and example against the
     limits, rows cut or dropped), from the result its training saved in the run directory; empty if none."""
     from pipelines.almost.run import REWARD_DIR
-    from pipelines.training.common import finished_result
+    from pipelines.training.saving import finished_result
 
     result = finished_result(RunStore(store.path(REWARD_DIR)))
     return dict(result.lengths) if result is not None else {}

@@ -10,10 +10,10 @@ from django.conf import settings
 
 from pipelines.common.progress import Progress
 from pipelines.common.store import RunStore
-from webapp.library.models import Corpus, FewShotSet
+from webapp.library.models import Artifact, Corpus, FewShotSet
 from webapp.registry.models import ModelEntry
 from webapp.runs import services
-from webapp.runs.models import Artifact, PipelineRun
+from webapp.runs.models import PipelineRun
 from workers.database import retry_through_outage
 from workers.handlers import load_backend
 

@@ -13,8 +13,9 @@ from pipelines.common.store import RunStore
 from pipelines.errors import RunCancelled
 from pipelines.evaluation import EvaluationConfig, run_evaluation
 from pipelines.evaluation.run import PROMPTS_FILE
+from webapp.library.models import Artifact
 from webapp.runs import services as run_services
-from webapp.runs.models import Artifact, PipelineRun
+from webapp.runs.models import PipelineRun
 from workers.database import retry_through_outage
 
 

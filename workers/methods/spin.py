@@ -9,10 +9,11 @@ from django.conf import settings
 
 from pipelines.common.progress import Progress
 from pipelines.common.store import RunStore
+from webapp.library.models import Artifact
 from webapp.registry.models import ModelEntry
 from webapp.registry.services import model_register_trained
 from webapp.runs import services
-from webapp.runs.models import Artifact, PipelineRun
+from webapp.runs.models import PipelineRun
 from workers.database import retry_through_outage
 from workers.handlers import final_metrics
 
@@ -57,7 +58,7 @@ def handle(run: PipelineRun, progress: Progress) -> None:
             training_config={**config.training_for(iteration).to_dict(), "spin_iteration": iteration},
             metrics=final_metrics(summary["metrics"]),
             parameter_count=summary["parameter_count"],
-            name=f"{base.name} → SPIN iter{iteration} #{run.pk}",
+            label=f"SPIN iter{iteration}",
         )
         parents[iteration] = entry
         values: dict[str, Any] = {"iterations": _iteration_rows(store, iteration, parents)}
@@ -70,7 +71,7 @@ def handle(run: PipelineRun, progress: Progress) -> None:
 
 def _iteration_rows(store: RunStore, last: int, entries: dict[int, ModelEntry]) -> list[dict[str, Any]]:
     """What the iteration table shows: one row per finished iteration, from the summaries on disk."""
-    from pipelines.training.common import finished_result
+    from pipelines.training.saving import finished_result
 
     rows = []
     for iteration in range(last + 1):

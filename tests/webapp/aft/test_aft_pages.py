@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
-from webapp.library.models import SeedPrompt, SeedPromptSet
+from webapp.library.models import Artifact, SeedPrompt, SeedPromptSet
 from webapp.registry.services import model_ensure_embedded
 from webapp.runs import services as run_services
-from webapp.runs.models import Artifact, PipelineRun
+from webapp.runs.models import PipelineRun
 
 pytestmark = pytest.mark.django_db
 
@@ -85,7 +85,7 @@ def test_a_valid_form_queues_an_inference_run_with_the_original_keys(researcher_
     response = researcher_client.post("/aft/new/", _fields(model, prompt_set, name="agg"))
     run = PipelineRun.objects.get()
     assert response.status_code == 302 and response["Location"] == run.get_absolute_url()
-    assert (run.kind, run.queue_name, run.name) == (PipelineRun.Kind.AFT_INFERENCE, "gpu", "agg")
+    assert (run.kind, run.queue_name, run.name) == ("aft_inference", "gpu", "agg")
     config = run.config["aft"]
     assert config["proposal_params"] == {"temperature": 0.7, "top_p": 0.95, "max_tokens": 16, "n": 3}
     assert config["hidden_layer"] == 1 and config["final_params"]["n"] == 1 and config["seed"] == 2024
@@ -236,7 +236,7 @@ def test_aggregation_data_form_queues_a_run_and_refuses_what_cannot_run(research
         "/aft/data/new/", {**base, "source": pairs.pk, "target_rule": "best_response", "plain_rows": "on"}
     )
     run = PipelineRun.objects.get()
-    assert response.status_code == 302 and run.kind == PipelineRun.Kind.AFT_DATA and run.queue_name == "default"
+    assert response.status_code == 302 and run.kind == "aft_data" and run.queue_name == "default"
     assert run.config["data"]["target_rule"] == "best_response" and run.config["data"]["plain_rows"] is True
     assert run.config["model_id"] is None
 
@@ -252,12 +252,13 @@ def test_the_run_page_shows_a_prompts_layers_and_the_data_run_links_to_training(
     researcher_client, researcher, model, prompt_set, tiny_model_dir, settings, tmp_path
 ):
     """A real (tiny-model) AFT output in the run directory, shown by the run page and the prompt view."""
+    from webapp.runs.kinds import write_prompt_snapshot
+
     from pipelines.aft import AftConfig, run_aft
     from pipelines.common.progress import NullProgress
     from pipelines.common.store import RunStore
     from pipelines.llm.transformers_backend import TransformersBackend
     from webapp.aft import services
-    from webapp.runs.kinds import write_prompt_snapshot
 
     settings.ARTIFACT_ROOT = tmp_path / "artifacts"
     aft = AftConfig.from_dict(
@@ -267,7 +268,7 @@ def test_the_run_page_shows_a_prompts_layers_and_the_data_run_links_to_training(
             "hidden_layer": 1,
         }
     )
-    run = services.inference_run_create(
+    run = run_services.run_create(kind="aft_inference", 
         user=researcher, config=services.inference_config_build(model=model, prompt_set=prompt_set, aft=aft)
     )
     assert "No finished prompt yet" in researcher_client.get(run.get_absolute_url()).content.decode()
@@ -300,7 +301,7 @@ def test_the_run_page_shows_a_prompts_layers_and_the_data_run_links_to_training(
     assert researcher_client.get(f"/aft/runs/{run.pk}/prompt/", {"prompt_id": "nope"}).status_code == 200
 
     data_run = PipelineRun.objects.create(
-        kind=PipelineRun.Kind.AFT_DATA, config={"data": {"target_rule": "best_response"}}
+        kind="aft_data", config={"data": {"target_rule": "best_response"}}
     )
     path = tmp_path / "sft.jsonl"
     path.write_text(

@@ -8,9 +8,9 @@ import pytest
 
 from pipelines.almost.run import REWARD_DIR
 from pipelines.common.store import RunStore
-from pipelines.training.common import FINAL_DIR, RESULT_FILE
-from pipelines.training.config import TrainingResult
 from pipelines.training.data import LengthReport
+from pipelines.training.result import TrainingResult
+from pipelines.training.saving import FINAL_DIR, RESULT_FILE
 from webapp.runs.models import PipelineRun
 from workers.methods.almost import reward_lengths
 
@@ -43,7 +43,7 @@ def test_the_reward_models_length_report_reaches_the_run_page_with_its_drops(res
     assert lengths["rows"] == 3 and lengths["rows_dropped"] == 1 and lengths["longest_example_tokens"] == 80
 
     run = PipelineRun.objects.create(
-        kind=PipelineRun.Kind.ALMOST,
+        kind="almost",
         config={"almost": {"configurations": []}},
         summary={
             "rm": {"held_out_accuracy": 0.5, "steps": 2, "train_pairs": 1, "held_out_pairs": 1, "lengths": lengths}

@@ -61,7 +61,7 @@ def test_a_valid_post_queues_a_run_with_the_layers_resolved(researcher_client, c
     )
     assert response.status_code == 302
     run = PipelineRun.objects.get()
-    assert run.kind == PipelineRun.Kind.AUGCON and run.queue_name == "gpu"
+    assert run.kind == "augcon" and run.queue_name == "gpu"
     config = run.config
     assert config["document_positions"] == [1, 2] and config["few_shot_set_id"] == qa_set.pk
     assert config["augcon"]["rouge_threshold"] == 0.5  # the form wins

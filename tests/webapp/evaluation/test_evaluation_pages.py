@@ -18,11 +18,11 @@ from pipelines.common.progress import NullProgress
 from pipelines.llm.types import Completion
 from webapp.evaluation import services
 from webapp.evaluation.models import CachedAnswer, Evaluation
-from webapp.library.models import Rubric, SeedPrompt, SeedPromptSet
+from webapp.library.models import Artifact, Rubric, SeedPrompt, SeedPromptSet
 from webapp.registry.models import ModelEntry
 from webapp.registry.services import model_ensure_embedded
 from webapp.runs import services as run_services
-from webapp.runs.models import Artifact, PipelineRun
+from webapp.runs.models import PipelineRun
 
 pytestmark = pytest.mark.django_db
 
@@ -196,7 +196,7 @@ def test_the_form_queues_an_evaluation_run_with_imported_prompts(researcher_clie
     assert response["Location"] == evaluation.get_absolute_url()
     assert evaluation.imported_prompts == ["Say hi.", "Say bye."] and evaluation.prompt_source == "questions.jsonl"
     run = evaluation.run
-    assert run.kind == PipelineRun.Kind.EVALUATION and run.queue_name == "gpu"
+    assert run.kind == "evaluation" and run.queue_name == "gpu"
     config = run.config["evaluation"]
     assert config["candidates"][0]["sampling"]["temperature"] == 1.0 and config["baseline"]["sampling"]["temperature"] == 0.2
     assert config["judge"]["sampling"]["max_tokens"] == 8 and config["judge"]["retries"] == 1

@@ -11,9 +11,10 @@ import pytest
 from rq.job import Job, JobStatus
 from rq.registry import FailedJobRegistry
 
+from webapp.generate import services as generate_services
 from webapp.library.models import SeedPrompt, SeedPromptSet
 from webapp.registry.services import model_ensure_embedded
-from webapp.runs import kinds, services
+from webapp.runs import services
 from webapp.runs.models import PipelineRun
 
 pytestmark = pytest.mark.django_db(transaction=True)  # the job is enqueued when the run's transaction commits
@@ -22,7 +23,7 @@ pytestmark = pytest.mark.django_db(transaction=True)  # the job is enqueued when
 def queued_run(user, name: str) -> PipelineRun:  # type: ignore[no-untyped-def]
     prompt_set = SeedPromptSet.objects.create(name=name, prompt_count=2)
     SeedPrompt.objects.bulk_create(SeedPrompt(prompt_set=prompt_set, position=i, text=f"prompt {i}") for i in range(2))
-    config = kinds.generate_config_build(
+    config = generate_services.generate_config_build(
         model=model_ensure_embedded(),
         prompt_set=prompt_set,
         n=1,
@@ -32,7 +33,7 @@ def queued_run(user, name: str) -> PipelineRun:  # type: ignore[no-untyped-def]
         seed=0,
         batch_size=2,
     )
-    return services.run_create(user=user, kind=PipelineRun.Kind.GENERATE, config=config)
+    return services.run_create(user=user, kind="generate", config=config)
 
 
 def end_job(job: Job, how: str) -> None:

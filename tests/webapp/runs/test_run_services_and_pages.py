@@ -7,10 +7,11 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from webapp.library.models import SeedPrompt, SeedPromptSet
+from webapp.generate import services as generate_services
+from webapp.library.models import Artifact, SeedPrompt, SeedPromptSet
 from webapp.registry.services import model_ensure_embedded
-from webapp.runs import kinds, services
-from webapp.runs.models import Artifact, PipelineRun
+from webapp.runs import services
+from webapp.runs.models import PipelineRun
 
 pytestmark = pytest.mark.django_db
 
@@ -24,10 +25,10 @@ def prompt_set():
 
 @pytest.fixture
 def run(researcher, prompt_set):
-    config = kinds.generate_config_build(
+    config = generate_services.generate_config_build(
         model=model_ensure_embedded(), prompt_set=prompt_set, n=2, max_tokens=8, temperature=0.7, top_p=0.9, seed=0, batch_size=2
     )
-    return services.run_create(user=researcher, kind=PipelineRun.Kind.GENERATE, config=config)
+    return services.run_create(user=researcher, kind="generate", config=config)
 
 
 def _set(run: PipelineRun, **fields) -> PipelineRun:
@@ -47,11 +48,11 @@ def test_config_is_validated_before_anything_is_queued(researcher):
     from django.core.exceptions import ValidationError
 
     with pytest.raises(ValidationError, match="has no prompts"):
-        kinds.generate_config_build(model=model_ensure_embedded(), prompt_set=empty, n=1, max_tokens=8, temperature=0.7, top_p=1.0, seed=0, batch_size=2)
+        generate_services.generate_config_build(model=model_ensure_embedded(), prompt_set=empty, n=1, max_tokens=8, temperature=0.7, top_p=1.0, seed=0, batch_size=2)
     with pytest.raises(ValidationError, match="top_p"):
         prompt_set = SeedPromptSet.objects.create(name="one")
         SeedPrompt.objects.create(prompt_set=prompt_set, position=0, text="x")
-        kinds.generate_config_build(model=model_ensure_embedded(), prompt_set=prompt_set, n=1, max_tokens=8, temperature=0.7, top_p=0.0, seed=0, batch_size=2)
+        generate_services.generate_config_build(model=model_ensure_embedded(), prompt_set=prompt_set, n=1, max_tokens=8, temperature=0.7, top_p=0.0, seed=0, batch_size=2)
     assert PipelineRun.objects.count() == 0
 
 
@@ -145,7 +146,7 @@ def test_failed_run_page_shows_its_traceback(researcher_client, run):
 def test_new_generate_form_creates_a_run_and_redirects(researcher_client, prompt_set):
     model = model_ensure_embedded()
     data = {"name": "mine", "model": model.pk, "prompt_set": prompt_set.pk, "n": 1, "max_tokens": 8, "temperature": 0.5, "top_p": 0.9, "seed": 3, "batch_size": 4}
-    response = researcher_client.post("/runs/new/generate/", data)
+    response = researcher_client.post("/generate/new/", data)
     run = PipelineRun.objects.get()
     assert response.status_code == 302 and response["Location"] == f"/runs/{run.pk}/"
     assert run.config["generate"]["sampling"]["seed"] == 3 and run.name == "mine"
@@ -154,14 +155,14 @@ def test_new_generate_form_creates_a_run_and_redirects(researcher_client, prompt
 def test_new_generate_form_reports_problems_and_queues_nothing(researcher_client):
     empty = SeedPromptSet.objects.create(name="empty")
     data = {"model": model_ensure_embedded().pk, "prompt_set": empty.pk, "n": 0, "max_tokens": 8, "temperature": 0.5, "top_p": 0.9, "batch_size": 4}
-    response = researcher_client.post("/runs/new/generate/", data)
+    response = researcher_client.post("/generate/new/", data)
     assert response.status_code == 400
     assert "greater than or equal to 1" in response.content.decode()
     assert PipelineRun.objects.count() == 0
 
 
 def test_cost_preview_counts_prompts_samples_and_tokens(researcher_client, prompt_set):
-    response = researcher_client.get("/runs/new/generate/estimate/", {"prompt_set": prompt_set.pk, "n": 4, "max_tokens": 10})
+    response = researcher_client.get("/generate/new/estimate/", {"prompt_set": prompt_set.pk, "n": 4, "max_tokens": 10})
     page = response.content.decode()
     assert ">3<" in page and ">12<" in page and ">120<" in page
 

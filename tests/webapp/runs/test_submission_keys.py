@@ -17,10 +17,11 @@ from django.db import connection
 
 from webapp.core.submissions import DuplicateSubmission
 from webapp.evaluation.models import Evaluation
+from webapp.generate import services as generate_services
 from webapp.library.models import Corpus, Document, FewShotExample, FewShotSet, SeedPrompt, SeedPromptSet
 from webapp.registry.models import ModelEntry
 from webapp.registry.services import model_ensure_embedded
-from webapp.runs import kinds, services
+from webapp.runs import services
 from webapp.runs.models import PipelineRun
 
 pytestmark = pytest.mark.django_db
@@ -60,17 +61,17 @@ def _rendered_key(html: str) -> str:
 
 
 def test_every_rendered_run_form_carries_a_fresh_submission_key(researcher_client):
-    first = _rendered_key(researcher_client.get("/runs/new/generate/").content.decode())
-    second = _rendered_key(researcher_client.get("/runs/new/generate/").content.decode())
+    first = _rendered_key(researcher_client.get("/generate/new/").content.decode())
+    second = _rendered_key(researcher_client.get("/generate/new/").content.decode())
     assert len(first) == 32 and first != second
     assert _rendered_key(researcher_client.get("/augcon/new/").content.decode())
 
 
 def test_the_generate_form_posted_twice_with_one_key_queues_one_run(researcher_client, prompt_set):
-    key = _rendered_key(researcher_client.get("/runs/new/generate/").content.decode())
+    key = _rendered_key(researcher_client.get("/generate/new/").content.decode())
 
-    first = researcher_client.post("/runs/new/generate/", _generate_post(prompt_set, key))
-    again = researcher_client.post("/runs/new/generate/", _generate_post(prompt_set, key), follow=True)
+    first = researcher_client.post("/generate/new/", _generate_post(prompt_set, key))
+    again = researcher_client.post("/generate/new/", _generate_post(prompt_set, key), follow=True)
 
     run = PipelineRun.objects.get()
     assert first.status_code == 302 and first["Location"] == run.get_absolute_url()
@@ -78,33 +79,33 @@ def test_the_generate_form_posted_twice_with_one_key_queues_one_run(researcher_c
     assert f"already submitted: it queued run #{run.pk}" in again.content.decode()
     assert run.submission_key == key
 
-    fresh = researcher_client.post("/runs/new/generate/", _generate_post(prompt_set, OTHER_KEY))
+    fresh = researcher_client.post("/generate/new/", _generate_post(prompt_set, OTHER_KEY))
     assert fresh.status_code == 302 and PipelineRun.objects.count() == 2
 
 
 def test_a_form_shown_again_with_errors_keeps_its_key_and_the_corrected_post_queues_once(researcher_client, prompt_set):
-    refused = researcher_client.post("/runs/new/generate/", {**_generate_post(prompt_set, KEY), "top_p": 5})
+    refused = researcher_client.post("/generate/new/", {**_generate_post(prompt_set, KEY), "top_p": 5})
     assert refused.status_code == 400 and _rendered_key(refused.content.decode()) == KEY
 
     for _ in range(2):
-        researcher_client.post("/runs/new/generate/", _generate_post(prompt_set, KEY))
+        researcher_client.post("/generate/new/", _generate_post(prompt_set, KEY))
     assert PipelineRun.objects.count() == 1
 
 
 def test_a_post_without_a_key_still_queues_and_a_malformed_key_is_refused(researcher_client, prompt_set):
-    assert researcher_client.post("/runs/new/generate/", _generate_post(prompt_set, None)).status_code == 302
-    assert researcher_client.post("/runs/new/generate/", _generate_post(prompt_set, None)).status_code == 302
+    assert researcher_client.post("/generate/new/", _generate_post(prompt_set, None)).status_code == 302
+    assert researcher_client.post("/generate/new/", _generate_post(prompt_set, None)).status_code == 302
     assert PipelineRun.objects.count() == 2
 
-    refused = researcher_client.post("/runs/new/generate/", _generate_post(prompt_set, "x" * 65))
+    refused = researcher_client.post("/generate/new/", _generate_post(prompt_set, "x" * 65))
     assert refused.status_code == 400 and "submission_key must be 8 to 64 letters or digits" in refused.content.decode()
     assert PipelineRun.objects.count() == 2
 
 
 def test_another_users_key_is_refused(researcher_client, prompt_set, make_user, client):
-    researcher_client.post("/runs/new/generate/", _generate_post(prompt_set, KEY))
+    researcher_client.post("/generate/new/", _generate_post(prompt_set, KEY))
     client.force_login(make_user("researcher", username="other-researcher"))
-    response = client.post("/runs/new/generate/", _generate_post(prompt_set, KEY))
+    response = client.post("/generate/new/", _generate_post(prompt_set, KEY))
     assert response.status_code == 403 and PipelineRun.objects.count() == 1
 
 
@@ -138,11 +139,11 @@ def test_the_augcon_form_posted_twice_with_one_key_queues_one_run(researcher_cli
     first = researcher_client.post("/augcon/new/", data)
     again = researcher_client.post("/augcon/new/", data)
 
-    run = PipelineRun.objects.get(kind=PipelineRun.Kind.AUGCON)
+    run = PipelineRun.objects.get(kind="augcon")
     assert first.status_code == 302, first.content.decode()[:2000]
     assert again.status_code == 302 and again["Location"] == run.get_absolute_url()
     assert researcher_client.post("/augcon/new/", {**data, "submission_key": OTHER_KEY}).status_code == 302
-    assert PipelineRun.objects.filter(kind=PipelineRun.Kind.AUGCON).count() == 2
+    assert PipelineRun.objects.filter(kind="augcon").count() == 2
 
 
 def test_the_evaluation_form_posted_twice_keeps_one_evaluation_and_one_run(researcher_client):
@@ -182,7 +183,7 @@ def test_two_racing_submissions_with_one_key_queue_one_run(live_settings, resear
     """Both requests pass the look-up before either commits: the unique key decides, the loser is told which run won."""
     if connection.vendor == "sqlite":
         pytest.skip("SQLite serialises writers: there is no race to lose")
-    config = kinds.generate_config_build(
+    config = generate_services.generate_config_build(
         model=model_ensure_embedded(),
         prompt_set=prompt_set,
         n=1,
@@ -201,7 +202,7 @@ def test_two_racing_submissions_with_one_key_queue_one_run(live_settings, resear
         try:
             barrier.wait(timeout=10)
             outcomes.append(
-                services.run_create(user=researcher, kind=PipelineRun.Kind.GENERATE, config=config, submission_key=KEY)
+                services.run_create(user=researcher, kind="generate", config=config, submission_key=KEY)
             )
         except DuplicateSubmission as duplicate:
             outcomes.append(duplicate)

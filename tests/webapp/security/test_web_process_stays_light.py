@@ -13,11 +13,9 @@ import sys, django
 django.setup()
 from django.urls import get_resolver
 get_resolver().url_patterns  # imports every view module
-import webapp.runs.kinds, webapp.runs.services, workers.jobs, workers.handlers
-import importlib
-from webapp.runs.kind_pages import KIND_PAGES
-for module in sorted(set(KIND_PAGES.values())):  # the run-page sections of every method
-    importlib.import_module(module)
+import webapp.runs.services, workers.jobs  # the web side enqueues by the job's dotted path
+from webapp.runs.registry import all_run_kinds
+assert all_run_kinds(), "no run kind registered"  # the apps registered theirs, run-page sections included
 heavy = sorted(name for name in ("torch", "transformers", "trl", "peft", "vllm", "sentence_transformers") if name in sys.modules)
 print("HEAVY:" + ",".join(heavy))
 """

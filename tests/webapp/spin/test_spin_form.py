@@ -7,9 +7,10 @@ import json
 import pytest
 from django.core.exceptions import ValidationError
 
+from webapp.library.models import Artifact
 from webapp.registry.services import model_ensure_embedded
 from webapp.runs import services as run_services
-from webapp.runs.models import Artifact, PipelineRun
+from webapp.runs.models import PipelineRun
 from webapp.spin import services
 
 pytestmark = pytest.mark.django_db
@@ -75,7 +76,7 @@ def test_the_form_previews_the_cost_then_queues(researcher_client, sft):
     response = researcher_client.post("/spin/new/", fields)
     run = PipelineRun.objects.get()
     assert response.status_code == 302 and response["Location"] == run.get_absolute_url()
-    assert run.kind == PipelineRun.Kind.SPIN and run.config["spin"]["max_prompts"] == 4
+    assert run.kind == "spin" and run.config["spin"]["max_prompts"] == 4
 
 
 def test_bad_settings_are_shown_and_nothing_is_queued(researcher_client, sft):

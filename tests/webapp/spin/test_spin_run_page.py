@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 
 from pipelines.common.store import RunStore
-from pipelines.training.common import FINAL_DIR, RESULT_FILE
-from pipelines.training.config import TrainingResult
 from pipelines.training.data import LengthReport
+from pipelines.training.result import TrainingResult
+from pipelines.training.saving import FINAL_DIR, RESULT_FILE
 from webapp.registry.models import ModelEntry
 from webapp.runs.models import PipelineRun
 from workers.methods.spin import _iteration_rows
@@ -58,7 +58,7 @@ def test_each_iterations_length_report_reaches_the_run_page_with_its_cuts(resear
     assert rows[1]["lengths"]["rows"] == 4
 
     run = PipelineRun.objects.create(
-        kind=PipelineRun.Kind.SPIN,
+        kind="spin",
         config={"spin": {}},
         summary={"iterations": rows},
         status=PipelineRun.Status.SUCCEEDED,

@@ -6,9 +6,10 @@ import time
 from django.core.management.base import BaseCommand, CommandError
 
 from webapp.accounts.models import User
+from webapp.generate import services as generate_services
 from webapp.library.models import SeedPromptSet
 from webapp.registry.services import model_ensure_embedded
-from webapp.runs import kinds, services
+from webapp.runs import services
 from webapp.runs.models import PipelineRun
 
 DEMO_PROMPT_SET = "Demo seed prompts"
@@ -31,13 +32,13 @@ class Command(BaseCommand):
         except SeedPromptSet.DoesNotExist as error:
             raise CommandError(f"No prompt set named “{DEMO_PROMPT_SET}”; run `manage.py load_demo_data` first.") from error
         model = model_ensure_embedded()
-        config = kinds.generate_config_build(
+        config = generate_services.generate_config_build(
             model=model, prompt_set=prompt_set, n=1, max_tokens=options["max_tokens"],
             temperature=0.7, top_p=0.95, seed=0, batch_size=8,
         )
         # A repeated demo.sh reuses the demo run (finished, or still on its way) instead of queueing another.
         candidates = (
-            PipelineRun.objects.filter(kind=PipelineRun.Kind.GENERATE, name=DEMO_RUN_NAME)
+            PipelineRun.objects.filter(kind="generate", name=DEMO_RUN_NAME)
             .exclude(status__in=(PipelineRun.Status.FAILED, PipelineRun.Status.CANCELLED, PipelineRun.Status.LOST))
             .order_by("-pk")
         )
@@ -48,7 +49,7 @@ class Command(BaseCommand):
             self.stdout.write(f"Demo run #{run.pk} already exists ({run.get_status_display()}): {url}")
         else:
             owner = User.objects.filter(is_superuser=True).order_by("pk").first()
-            run = services.run_create(user=owner, kind=PipelineRun.Kind.GENERATE, config=config, name=DEMO_RUN_NAME)
+            run = services.run_create(user=owner, kind="generate", config=config, name=DEMO_RUN_NAME)
             url = f"{options['base_url'].rstrip('/')}{run.get_absolute_url()}"
             self.stdout.write(f"Queued demo run #{run.pk}: {url}")
         if not options["wait"]:

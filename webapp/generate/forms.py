@@ -1,4 +1,4 @@
-"""Forms for starting runs; they check shape, `webapp.runs.kinds` checks the rules."""
+"""The generate form; it checks shape, `webapp.generate.services` checks the rules."""
 from __future__ import annotations
 
 from django import forms

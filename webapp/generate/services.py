@@ -1,19 +1,15 @@
-"""Per-kind config building: turns form input into a validated run config, and snapshots inputs."""
+"""Generate runs: the form's input as a validated run config, and what the run will ask of the model."""
 from __future__ import annotations
 
 from typing import Any
 
 from django.core.exceptions import ValidationError
 
-from pipelines.common.store import RunStore
 from pipelines.errors import InvalidConfigError
 from pipelines.generate.config import GenerateConfig
-from pipelines.generate.run import PROMPTS_FILE
 from pipelines.llm.types import SamplingParams
 from webapp.library.models import SeedPromptSet
 from webapp.registry.models import ModelEntry
-
-from .models import PipelineRun
 
 
 def generate_config_build(
@@ -42,15 +38,3 @@ def generate_config_build(
 def generate_cost_estimate(*, prompt_count: int, n: int, max_tokens: int) -> dict[str, int]:
     """Upper bound of what a generate run asks of the model, shown before it is queued."""
     return {"model_calls": prompt_count, "samples": prompt_count * n, "max_new_tokens": prompt_count * n * max_tokens}
-
-
-def write_prompt_snapshot(*, run: PipelineRun, store: RunStore) -> None:
-    """Copy the prompt set into the run directory once, so resumes answer exactly the same prompts."""
-    if store.exists(PROMPTS_FILE):
-        return
-    prompt_set = SeedPromptSet.objects.get(pk=run.config["prompt_set_id"])
-    rows = (
-        {"prompt_id": f"p{prompt.position:06d}", "prompt": prompt.text}
-        for prompt in prompt_set.prompts.order_by("position").iterator()
-    )
-    store.write_jsonl(rows, PROMPTS_FILE)

@@ -1,0 +1,16 @@
+"""The run kinds of this app, declared once (registered in apps.py)."""
+
+from __future__ import annotations
+
+from webapp.runs.registry import RunKind, RunSection
+
+from . import run_page
+
+EVALUATION = RunKind(
+    kind="evaluation",
+    label="Win-rate evaluation",
+    queue="gpu",
+    job="workers.methods.evaluation.handle",
+    section=RunSection(template=run_page.TEMPLATE, context=run_page.context),
+    form_url="evaluation:new",
+)

@@ -1,0 +1,13 @@
+"""The generate run kind."""
+
+from __future__ import annotations
+
+from webapp.runs.registry import RunKind
+
+GENERATE = RunKind(
+    kind="generate",
+    label="Generate answers",
+    queue="gpu",
+    job="workers.kinds.generate.prepare",
+    form_url="generate:new",
+)

@@ -1,0 +1,95 @@
+"""Every run kind, declared once: what it is called, which queue runs it, which worker job, its page parts.
+
+Each app declares its kinds in its `kinds.py` and registers them in `AppConfig.ready()`, the way
+the admin registers models. Everything that differs by kind reads this registry: `run_create`
+(the queue), the worker's dispatch (`workers/runner.py` imports `job`), the run page (the kind's
+section), the run lists (the label). Adding a method is: declare its `RunKind`, register it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from pipelines.common.presets import Preset
+
+
+@dataclass(frozen=True)
+class RunSection:
+    """The kind's own part of the run page: a partial, rendered with `context(run)` (plus `run`).
+
+    It sits inside the page's live partial, so it refreshes with the progress while the run is active.
+    """
+
+    template: str
+    context: Callable[[Any], dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class RunKind:
+    """One kind of run.
+
+    - `kind`: the value stored in `PipelineRun.kind` (never change it once runs exist).
+    - `queue`: the RQ queue its jobs go to ("gpu" for model work, "default" for jobs without a
+      model), or a function of the run's config that names it (a job may need a model or not).
+    - `job`: dotted path of the worker's `prepare(run, store)` for this kind (a string, so the web
+      process never imports worker code or the libraries it needs).
+    - `section`: the kind's part of the run page, if it has one.
+    - `estimate`: what a run of this kind asks of the models, from the form's cleaned data (shown
+      before it is queued), if the kind has one.
+    - `presets`: the named settings its form offers.
+    - `form_url`: the URL name of the form that creates runs of this kind ("" if none).
+    - `trains`: its jobs train a model (the run page shows training curves).
+    """
+
+    kind: str
+    label: str
+    queue: str | Callable[[dict[str, Any]], str]
+    job: str
+    section: RunSection | None = None
+    estimate: Callable[..., Any] | None = None
+    presets: Sequence[Preset[Any]] = field(default_factory=tuple)
+    form_url: str = ""
+    trains: bool = False
+
+    def queue_for(self, config: dict[str, Any]) -> str:
+        """The queue a run of this kind with `config` goes to."""
+        return self.queue(config) if callable(self.queue) else self.queue
+
+
+class UnknownRunKind(LookupError):
+    """No app registered this kind (its app is not installed, or the name is wrong)."""
+
+
+_kinds: dict[str, RunKind] = {}
+
+
+def register(*kinds: RunKind) -> None:
+    """Declare kinds; registering the same kind twice is an error unless it is the same declaration."""
+    for run_kind in kinds:
+        existing = _kinds.get(run_kind.kind)
+        if existing is not None and existing != run_kind:
+            raise ValueError(f"run kind {run_kind.kind!r} is registered twice, differently")
+        _kinds[run_kind.kind] = run_kind
+
+
+def run_kind(kind: str) -> RunKind:
+    """The declaration of `kind`."""
+    try:
+        return _kinds[kind]
+    except KeyError:
+        raise UnknownRunKind(
+            f"run kind {kind!r} is not registered; registered: {', '.join(sorted(_kinds)) or 'none'}"
+        ) from None
+
+
+def all_run_kinds() -> list[RunKind]:
+    """Every registered kind, in registration order (the order apps are installed)."""
+    return list(_kinds.values())
+
+
+def kind_label(kind: str) -> str:
+    """The kind's label, or the raw value for a kind no installed app declares (an old run's)."""
+    declared = _kinds.get(kind)
+    return declared.label if declared is not None else kind

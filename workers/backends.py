@@ -1,0 +1,50 @@
+"""The worker's model loader: the process's warm backends, each load logged and put on the run page."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from django.conf import settings
+
+from pipelines.common.progress import Progress
+from pipelines.llm.factory import backend_cache, build_backend, get_backend, model_directory
+from pipelines.llm.loader import BackendSpec, spec_name
+from pipelines.llm.types import LLMBackend
+from webapp.runs import services
+from workers.database import retry_through_outage
+
+
+class WorkerBackends:
+    """Implements `pipelines.llm.loader.BackendLoader` for one run.
+
+    Warm backends stay in the worker between jobs (`pipelines.llm.factory.backend_cache`), so the
+    next run on the same model starts at once; the summary says whether this run found it warm.
+    """
+
+    def __init__(self, run_id: int, progress: Progress) -> None:
+        self.run_id = run_id
+        self.progress = progress
+        self.model_cache_dir = Path(settings.MODEL_CACHE_DIR)
+
+    def load(self, spec: BackendSpec, *, fresh: bool = False) -> LLMBackend:
+        started = time.monotonic()
+        if fresh:
+            backend, was_cached = build_backend(spec, model_cache_dir=self.model_cache_dir), False
+        else:
+            backend, was_cached = get_backend(spec, model_cache_dir=self.model_cache_dir)
+        seconds = round(time.monotonic() - started, 2)
+        name = spec.get("name") or spec_name(spec)
+        self.progress.log(f"model {name} {'reused from memory' if was_cached else 'loaded'} in {seconds}s")
+        retry_through_outage(
+            lambda: services.run_update_summary(
+                run_id=self.run_id, values={"model_load_seconds": seconds, "model_cache_hit": was_cached}
+            )
+        )
+        return backend
+
+    def release_all(self) -> None:
+        backend_cache.clear()
+
+    def model_directory(self, spec: BackendSpec) -> Path:
+        return model_directory(spec, self.model_cache_dir)

@@ -1,0 +1,1 @@
+"""One module per run kind: `prepare(run, store) -> workers.runner.PreparedJob`, what differs by kind."""
