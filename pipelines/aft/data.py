@@ -30,10 +30,11 @@ from pathlib import Path
 from typing import Any
 
 from pipelines.aft.config import AggregationDataConfig
-from pipelines.aft.export import export_batches
 from pipelines.aft.prompts import PROPOSER_SYSTEM, aggregator_conversation
+from pipelines.common.batches import batch_file_name, run_in_batches
 from pipelines.common.progress import Progress
 from pipelines.common.store import RunStore
+from pipelines.common.tables import export_batch_files
 from pipelines.errors import InvalidConfigError, InvalidInputError
 from pipelines.llm.types import LLMBackend, SamplingParams
 
@@ -294,41 +295,31 @@ def run_aggregation_data(
         progress.advance(1)
     counts = store.read_json(GROUP_COUNTS_FILE)
     examples = list(store.read_jsonl(GROUPS_FILE))
-    batches = [examples[i : i + config.batch_size] for i in range(0, len(examples), config.batch_size)]
-    finished = {index for index in range(len(batches)) if store.exists(_batch_name(index))}
-    progress.stage("write targets", total=len(examples), done=sum(len(batches[i]) for i in finished))
-    if finished:
-        progress.log(f"resuming: {len(finished)} of {len(batches)} batches already finished")
-
-    generated = 0
-    for index, batch in enumerate(batches):
-        if index in finished:
-            continue
-        progress.check_cancelled()
-        store.write_jsonl(_batch_rows(config, batch, index, backend), _batch_name(index))
-        generated += 1
-        progress.advance(len(batch))
+    batched = run_in_batches(
+        examples,
+        config.batch_size,
+        lambda index, batch: _batch_rows(config, batch, index, backend),
+        store=store,
+        progress=progress,
+        stage="write targets",
+        batch_name=lambda index: batch_file_name(index, folder="data-batches"),
+    )
 
     progress.stage("export", total=1)
-    names = [_batch_name(index) for index in range(len(batches))]
-    jsonl_path, parquet_path, row_count = export_batches(store, names, OUTPUT_STEM)
+    table = export_batch_files(store, batched.batch_names, OUTPUT_STEM)
     progress.advance(1)
-    kinds = [row["row_kind"] for name in names for row in store.read_jsonl(name)]
+    kinds = [row["row_kind"] for name in batched.batch_names for row in store.read_jsonl(name)]
     aggregation_rows = kinds.count("aggregation")
     counts = {**counts, "skipped_empty_target": len(examples) - aggregation_rows}
     return AggregationDataResult(
-        jsonl_path=jsonl_path,
-        parquet_path=parquet_path,
-        row_count=row_count,
+        jsonl_path=table.jsonl_path,
+        parquet_path=table.parquet_path,
+        row_count=table.row_count,
         aggregation_rows=aggregation_rows,
         plain_rows=kinds.count("plain"),
-        generated_this_attempt=generated,
+        generated_this_attempt=batched.batches_generated,
         counts=counts,
     )
-
-
-def _batch_name(index: int) -> str:
-    return f"data-batches/batch-{index:06d}.jsonl"
 
 
 def _batch_rows(

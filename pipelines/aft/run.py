@@ -19,17 +19,18 @@ from pathlib import Path
 from typing import Any
 
 from pipelines.aft.config import AftConfig
-from pipelines.aft.export import export_batches
 from pipelines.aft.layers import LayerRecord, aggregate, propose
+from pipelines.common.batches import run_in_batches
 from pipelines.common.progress import Progress
+from pipelines.common.prompts import load_prompts
 from pipelines.common.store import RunStore
-from pipelines.generate.run import PROMPTS_FILE, load_prompts
+from pipelines.common.tables import export_batch_files
 from pipelines.llm.types import LLMBackend, SamplingParams
 
 OUTPUT_STEM = "aggregations"
 STAGE = "propose and aggregate"
 
-__all__ = ["PROMPTS_FILE", "AftResult", "answer_batch", "find_row", "finished_rows", "run_aft", "summarize_rows"]
+__all__ = ["AftResult", "answer_batch", "find_row", "finished_rows", "run_aft", "summarize_rows"]
 
 
 @dataclass
@@ -46,40 +47,26 @@ class AftResult:
 def run_aft(config: AftConfig, backend: LLMBackend, store: RunStore, progress: Progress) -> AftResult:
     """Answer every prompt of `prompts.jsonl` with the config's layers, skipping batches already on disk."""
     prompts = load_prompts(store)
-    batches = [prompts[i : i + config.batch_size] for i in range(0, len(prompts), config.batch_size)]
-    finished = {index for index in range(len(batches)) if store.exists(batch_name(index))}
-    progress.stage(STAGE, total=len(prompts), done=sum(len(batches[i]) for i in finished))
-    if finished:
-        progress.log(f"resuming: {len(finished)} of {len(batches)} batches already finished")
     progress.log(
         f"{config.mode}: {' -> '.join(f'{layer.name} (n={layer.sampling.n})' for layer in config.layers())}; "
         f"{config.generations_per_prompt()} generations per prompt"
     )
 
-    generated = 0
-    for index, batch in enumerate(batches):
-        if index in finished:
-            continue
-        progress.check_cancelled()
+    def answer(index: int, batch: list[dict[str, Any]]) -> list[dict[str, Any]]:
         started = time.monotonic()
         rows = answer_batch(config, backend, batch, index, progress)
-        store.write_jsonl(rows, batch_name(index))
-        generated += 1
         elapsed = time.monotonic() - started
         tokens = sum(row["completion_tokens"] for row in rows)
         progress.metrics({"batch": index, "tokens_per_second": round(tokens / elapsed, 2) if elapsed else 0.0})
-        progress.advance(len(batch))
+        return rows
+
+    batched = run_in_batches(prompts, config.batch_size, answer, store=store, progress=progress, stage=STAGE)
 
     progress.stage("export", total=1)
-    names = [batch_name(index) for index in range(len(batches))]
-    jsonl_path, parquet_path, row_count = export_batches(store, names, OUTPUT_STEM)
+    table = export_batch_files(store, batched.batch_names, OUTPUT_STEM)
     progress.advance(1)
-    summary = summarize_rows(list(store.read_jsonl(jsonl_path.name)))
-    return AftResult(jsonl_path, parquet_path, row_count, generated, summary)
-
-
-def batch_name(index: int) -> str:
-    return f"batches/batch-{index:06d}.jsonl"
+    summary = summarize_rows(list(store.read_jsonl(table.jsonl_path.name)))
+    return AftResult(table.jsonl_path, table.parquet_path, table.row_count, batched.batches_generated, summary)
 
 
 def answer_batch(

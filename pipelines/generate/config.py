@@ -6,7 +6,16 @@ from typing import Any
 
 from pipelines.common.config_fields import known_fields
 from pipelines.errors import InvalidConfigError
+from pipelines.llm.loader import BackendSpec
 from pipelines.llm.types import SamplingParams
+
+
+@dataclass(frozen=True)
+class GenerateInputs:
+    """What a generate run answers with; the prompts are the run directory's snapshot (`pipelines.common.prompts`)."""
+
+    model: BackendSpec
+    """The model's backend spec (a registry entry's `backend_spec()`), loaded only if some batch is missing."""
 
 
 @dataclass(frozen=True)

@@ -5,8 +5,9 @@ import pytest
 
 from pipelines.aft import AftConfig, run_aft
 from pipelines.aft.prompts import AGG_TEMPLATE, PROPOSER_SYSTEM
-from pipelines.aft.run import PROMPTS_FILE, batch_name
+from pipelines.common.batches import batch_file_name
 from pipelines.common.progress import NullProgress
+from pipelines.common.prompts import PROMPTS_FILE
 from pipelines.common.store import RunStore
 from pipelines.errors import RunCancelled
 
@@ -110,13 +111,13 @@ def test_a_cancelled_run_resumes_without_regenerating_finished_batches(tmp_path,
     config = _small()
     with pytest.raises(RunCancelled):
         run_aft(config, tiny_backend, store, NullProgress(cancel_after=2))
-    assert store.exists(batch_name(0)) and not store.exists(batch_name(1))
-    first_batch = store.path(batch_name(0)).read_bytes()
+    assert store.exists(batch_file_name(0)) and not store.exists(batch_file_name(1))
+    first_batch = store.path(batch_file_name(0)).read_bytes()
 
     progress = NullProgress()
     result = run_aft(config, tiny_backend, store, progress)
     assert result.generated_this_attempt == 2  # batches 1 and 2; batch 0 was kept
-    assert store.path(batch_name(0)).read_bytes() == first_batch
+    assert store.path(batch_file_name(0)).read_bytes() == first_batch
     assert any("resuming: 1 of 3 batches" in message for message in progress.messages)
     rows = list(store.read_jsonl("aggregations.jsonl"))
     assert [row["prompt_id"] for row in rows] == [f"p{i}" for i in range(5)]
