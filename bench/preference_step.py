@@ -110,8 +110,8 @@ def time_bound(model_dir: Path, repeats: int) -> dict:
     import torch
     from transformers import AutoModelForCausalLM
 
-    from pipelines.training.common import load_tokenizer
     from pipelines.training.data import collate_pairs, encode_preference_with_report, preference_pairs
+    from pipelines.training.models import load_tokenizer
 
     tokenizer = load_tokenizer(model_dir)
     features, _report = encode_preference_with_report(
@@ -142,7 +142,7 @@ def time_trl(model_dir: Path, dataset: Path, workdir: Path, *, cpu_friendly: boo
     from transformers import AutoModelForCausalLM, TrainerCallback
     from trl import DPOConfig, DPOTrainer
 
-    from pipelines.training.common import load_tokenizer
+    from pipelines.training.models import load_tokenizer
 
     class Clock(TrainerCallback):
         def __init__(self) -> None:

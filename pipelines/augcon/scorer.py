@@ -21,22 +21,14 @@ import torch
 from pipelines.common.progress import Progress
 from pipelines.common.store import RunStore
 from pipelines.errors import InvalidInputError
-from pipelines.training.common import (
-    CHECKPOINTS_DIR,
-    FINAL_DIR,
-    RESULT_FILE,
-    AtomicCheckpoints,
-    ProgressCallback,
-    apply_lora,
-    finished_result,
-    load_model,
-    parameter_counts,
-    resolve_runtime,
-    train_and_save,
-    training_arguments,
-)
-from pipelines.training.config import TrainingArgs, TrainingResult
+from pipelines.training.callbacks import ProgressCallback
+from pipelines.training.config import TrainingArgs
 from pipelines.training.data import collate_pairs
+from pipelines.training.models import apply_lora, load_model, parameter_counts
+from pipelines.training.result import TrainingResult
+from pipelines.training.runtime import resolve_runtime
+from pipelines.training.saving import FINAL_DIR, RESULT_FILE, finished_result
+from pipelines.training.trainer import CHECKPOINTS_DIR, AtomicCheckpoints, train_and_save, training_arguments
 
 SCORER_TEXT = "Context: {context}\n\nQuestion: {query}\n\n"
 

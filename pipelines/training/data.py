@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from pipelines.errors import InvalidInputError
-from pipelines.training.config import RAW_ASSISTANT_SEPARATOR, validate_dataset_fields
+from pipelines.training.config import RAW_ASSISTANT_SEPARATOR
+from pipelines.training.layouts import validate_dataset_fields
 
 IGNORE_INDEX = -100
 """Label of tokens that carry no loss (prompt and padding)."""

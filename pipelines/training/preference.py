@@ -9,6 +9,8 @@ batch, with logits computed only from the first reply position on.
 from __future__ import annotations
 
 import gc
+import hashlib
+import json
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -19,23 +21,8 @@ import torch.nn.functional as F  # noqa: N812
 from pipelines.common.progress import Progress
 from pipelines.common.store import RunStore
 from pipelines.errors import InvalidConfigError
-from pipelines.training.common import (
-    CHECKPOINTS_DIR,
-    AtomicCheckpoints,
-    ProgressCallback,
-    apply_lora,
-    dataset_fingerprint,
-    disable_dropout,
-    finished_result,
-    load_model,
-    load_tokenizer,
-    parameter_counts,
-    resolve_runtime,
-    train_and_save,
-    training_arguments,
-    write_config,
-)
-from pipelines.training.config import PreferenceConfig, TrainingResult
+from pipelines.training.callbacks import ProgressCallback
+from pipelines.training.config import PreferenceConfig
 from pipelines.training.data import (
     IGNORE_INDEX,
     collate_pairs,
@@ -43,8 +30,24 @@ from pipelines.training.data import (
     load_preference_pairs,
     split_held_out,
 )
+from pipelines.training.models import apply_lora, disable_dropout, load_model, load_tokenizer, parameter_counts
+from pipelines.training.result import TrainingResult
+from pipelines.training.runtime import resolve_runtime
+from pipelines.training.saving import finished_result, write_config
+from pipelines.training.trainer import CHECKPOINTS_DIR, AtomicCheckpoints, train_and_save, training_arguments
 
 REFERENCE_LOGPS_FILE = "reference_logps.json"
+
+
+def dataset_fingerprint(*parts: Any) -> str:
+    """A short hash of the inputs that determine the cached reference log-probs (a changed dataset recomputes them)."""
+    digest = hashlib.sha256()
+    for part in parts:
+        if isinstance(part, Path) and part.is_file():
+            digest.update(part.read_bytes())
+        else:
+            digest.update(json.dumps(part, sort_keys=True, default=str).encode())
+    return digest.hexdigest()[:16]
 
 
 def preference_loss(

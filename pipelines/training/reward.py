@@ -20,21 +20,8 @@ import torch.nn.functional as F  # noqa: N812
 from pipelines.common.progress import Progress
 from pipelines.common.store import RunStore
 from pipelines.errors import InvalidInputError
-from pipelines.training.common import (
-    CHECKPOINTS_DIR,
-    AtomicCheckpoints,
-    ProgressCallback,
-    apply_lora,
-    finished_result,
-    load_model,
-    load_tokenizer,
-    parameter_counts,
-    resolve_runtime,
-    train_and_save,
-    training_arguments,
-    write_config,
-)
-from pipelines.training.config import TRAINING_FORMAT_FILE, RewardConfig, TrainingResult, effective_batch_text
+from pipelines.training.callbacks import ProgressCallback
+from pipelines.training.config import TRAINING_FORMAT_FILE, RewardConfig, effective_batch_text
 from pipelines.training.data import (
     Messages,
     collate_pairs,
@@ -43,6 +30,11 @@ from pipelines.training.data import (
     load_preference_pairs,
     split_held_out,
 )
+from pipelines.training.models import apply_lora, load_model, load_tokenizer, parameter_counts
+from pipelines.training.result import TrainingResult
+from pipelines.training.runtime import resolve_runtime
+from pipelines.training.saving import finished_result, write_config
+from pipelines.training.trainer import CHECKPOINTS_DIR, AtomicCheckpoints, train_and_save, training_arguments
 
 
 def bradley_terry_loss(chosen_rewards: torch.Tensor, rejected_rewards: torch.Tensor) -> torch.Tensor:

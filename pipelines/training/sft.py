@@ -8,22 +8,14 @@ from pathlib import Path
 from pipelines.common.progress import Progress
 from pipelines.common.store import RunStore
 from pipelines.errors import InvalidInputError
-from pipelines.training.common import (
-    CHECKPOINTS_DIR,
-    AtomicCheckpoints,
-    ProgressCallback,
-    apply_lora,
-    finished_result,
-    load_model,
-    load_tokenizer,
-    parameter_counts,
-    resolve_runtime,
-    train_and_save,
-    training_arguments,
-    write_config,
-)
-from pipelines.training.config import SFTConfig, TrainingResult
+from pipelines.training.callbacks import ProgressCallback
+from pipelines.training.config import SFTConfig
 from pipelines.training.data import collate_sft, encode_sft_with_report, load_sft_examples, pack_sft
+from pipelines.training.models import apply_lora, load_model, load_tokenizer, parameter_counts
+from pipelines.training.result import TrainingResult
+from pipelines.training.runtime import resolve_runtime
+from pipelines.training.saving import finished_result, write_config
+from pipelines.training.trainer import CHECKPOINTS_DIR, AtomicCheckpoints, train_and_save, training_arguments
 
 
 def run_sft(

@@ -21,7 +21,8 @@ from pipelines.almost.config import (
     RMSP_N_RANGE,
     SHOTS_RANGE,
 )
-from pipelines.training.config import PRESETS, RewardConfig, effective_batch_text
+from pipelines.training.config import RewardConfig, effective_batch_text
+from pipelines.training.presets import PRESETS
 from webapp.library.models import FewShotSet, SeedPromptSet
 from webapp.registry.models import ModelEntry
 

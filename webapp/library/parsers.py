@@ -794,11 +794,11 @@ def read_training_rows(
 ) -> Iterator[dict[str, Any]]:
     """Rows of an SFT or preference dataset; the first row picks the layout and every row must follow it.
 
-    The layouts are the training layer's own (`pipelines.training.config.DATASET_LAYOUTS`), so an
+    The layouts are the training layer's own (`pipelines.training.layouts.DATASET_LAYOUTS`), so an
     imported dataset is one the trainers accept. Each layout field must be a non-empty string or a
     list of {"role", "content"} chat messages. Extra keys are kept (provenance, scores).
     """
-    from pipelines.training.config import DATASET_LAYOUTS  # configs only: no torch
+    from pipelines.training.layouts import DATASET_LAYOUTS  # no torch
 
     check_extension(file_name, DATASET_EXTENSIONS)
     if purpose not in DATASET_PURPOSES:

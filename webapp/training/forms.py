@@ -11,7 +11,8 @@ from typing import Any
 from django import forms
 from django.forms.fields import InvalidJSONInput
 
-from pipelines.training.config import ADAPTERS, DEVICES, DTYPES, PREFERENCE_LOSSES, PRESETS
+from pipelines.training.config import ADAPTERS, DEVICES, DTYPES, PREFERENCE_LOSSES
+from pipelines.training.presets import PRESETS
 from webapp.registry.models import ModelEntry
 from webapp.registry.selectors import default_model_pk
 from webapp.runs.models import Artifact

@@ -21,7 +21,8 @@ from pipelines.almost.run import run_almost
 from pipelines.common.progress import NullProgress
 from pipelines.common.store import RunStore
 from pipelines.errors import InvalidInputError, RunCancelled
-from pipelines.training.config import RewardConfig, TrainingArgs, apply_preset
+from pipelines.training.config import RewardConfig, TrainingArgs
+from pipelines.training.presets import apply_preset
 
 HHH = DemonstrationPrompt(
     preamble="Below are dialogues between people and a helpful, honest and harmless AI assistant.",

@@ -9,18 +9,16 @@ import pytest
 
 from pipelines.errors import InvalidConfigError, InvalidInputError
 from pipelines.training.config import (
-    PRESETS,
-    ZERO3_CONFIG_PATH,
     PreferenceConfig,
     RewardConfig,
     SFTConfig,
     accumulation_for_effective_batch,
-    apply_preset,
     effective_batch,
     effective_batch_text,
-    estimate_memory_fits,
-    validate_dataset_fields,
 )
+from pipelines.training.layouts import validate_dataset_fields
+from pipelines.training.memory import estimate_memory_fits
+from pipelines.training.presets import PRESETS, ZERO3_CONFIG_PATH, apply_preset
 
 
 @pytest.mark.parametrize("config_class", [SFTConfig, PreferenceConfig, RewardConfig])
@@ -168,6 +166,10 @@ def test_memory_estimate_tells_a_7b_full_run_from_a_lora_run():
 
 
 def test_importing_the_training_package_does_not_import_torch():
-    code = "import sys, pipelines.training, pipelines.training.config; print('torch' in sys.modules)"
+    code = (
+        "import sys, pipelines.training, pipelines.training.config, pipelines.training.presets, "
+        "pipelines.training.layouts, pipelines.training.memory, pipelines.training.result; "
+        "print('torch' in sys.modules)"
+    )
     output = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert output.strip() == "False"

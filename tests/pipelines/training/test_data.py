@@ -23,7 +23,7 @@ from .conftest import write_jsonl
 
 @pytest.fixture(scope="module")
 def tokenizer(tiny_model_dir):
-    from pipelines.training.common import load_tokenizer
+    from pipelines.training.models import load_tokenizer
 
     return load_tokenizer(tiny_model_dir)
 
@@ -180,7 +180,7 @@ def base_tokenizer_dir(tiny_model_dir, tmp_path_factory):
 
 def test_raw_assistant_format_is_almosts_prompt_assistant_reply_eos_without_bos(base_tokenizer_dir):
     from pipelines.errors import InvalidConfigError
-    from pipelines.training.common import load_tokenizer
+    from pipelines.training.models import load_tokenizer
 
     with pytest.raises(InvalidConfigError, match="no chat template; set prompt_format to raw_assistant"):
         load_tokenizer(base_tokenizer_dir)

@@ -15,7 +15,7 @@ from .conftest import tiny_training
 def adapter_weights(tiny_model_dir, seed: int, drawn_before: int) -> dict[str, torch.Tensor]:
     from transformers import AutoModelForCausalLM
 
-    from pipelines.training.common import apply_lora
+    from pipelines.training.models import apply_lora
 
     torch.manual_seed(1234)
     torch.rand(drawn_before)  # the process's earlier work moved the global generator along

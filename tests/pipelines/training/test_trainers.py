@@ -187,7 +187,7 @@ def test_disable_dropout_reaches_lora_dropout(tiny_model_dir):
     import torch
     from transformers import AutoModelForCausalLM
 
-    from pipelines.training.common import apply_lora, disable_dropout
+    from pipelines.training.models import apply_lora, disable_dropout
 
     model = AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.float32)
     model = apply_lora(model, tiny_training(lora={"r": 4, "alpha": 8, "dropout": 0.3}))

@@ -1,0 +1,200 @@
+"""The trainer every training here runs on: transformers' `Trainer` with checkpoints in the run store
+that appear atomically, resume, cancel, and the recipe train -> evaluate -> save. Imports torch.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+import shutil
+from pathlib import Path
+from typing import Any
+
+from transformers import Trainer, TrainingArguments
+
+from pipelines.common.progress import Progress
+from pipelines.common.store import RunStore
+from pipelines.errors import InvalidConfigError, RunCancelled
+from pipelines.training.callbacks import ProgressCallback
+from pipelines.training.config import TrainingArgs
+from pipelines.training.result import TrainingResult
+from pipelines.training.runtime import Runtime
+from pipelines.training.saving import save_final
+
+CHECKPOINTS_DIR = "checkpoints"
+EVAL_AT_START_FILE = "eval_at_start.json"
+_CHECKPOINT_NAME = re.compile(r"^checkpoint-(\d+)$")
+_OPTIMIZER_NAMES = {"adamw": "adamw_torch", "rmsprop": "rmsprop", "sgd": "sgd", "adafactor": "adafactor"}
+
+
+def training_arguments(args: TrainingArgs, runtime: Runtime, output_dir: Path, **overrides: Any) -> TrainingArguments:
+    values: dict[str, Any] = {
+        "output_dir": str(output_dir),
+        "learning_rate": args.learning_rate,
+        "num_train_epochs": args.num_epochs,
+        "max_steps": args.max_steps,
+        "per_device_train_batch_size": args.per_device_batch_size,
+        "per_device_eval_batch_size": args.per_device_batch_size,
+        "gradient_accumulation_steps": args.gradient_accumulation_steps,
+        "warmup_steps": args.warmup_ratio,
+        "lr_scheduler_type": args.lr_scheduler,
+        "optim": _OPTIMIZER_NAMES[args.optimizer],
+        "weight_decay": args.weight_decay,
+        "max_grad_norm": args.max_grad_norm,
+        "seed": args.seed,
+        "data_seed": args.seed,
+        "save_strategy": "steps",
+        "save_steps": args.save_steps,
+        "save_total_limit": args.save_total_limit or None,
+        "logging_strategy": "steps",
+        "logging_steps": args.logging_steps,
+        "logging_first_step": True,
+        "bf16": runtime.dtype == "bfloat16",
+        "fp16": runtime.dtype == "float16",
+        "use_cpu": runtime.use_cpu,
+        "report_to": "none",
+        "disable_tqdm": True,
+        "remove_unused_columns": False,
+        "dataloader_num_workers": 0,
+        "dataloader_pin_memory": not runtime.use_cpu,
+    }
+    if args.gradient_checkpointing:
+        # transformers 5 renamed the field; accept either spelling of the installed version.
+        known = {f.name for f in dataclasses.fields(TrainingArguments)}
+        values["activation_checkpointing" if "activation_checkpointing" in known else "gradient_checkpointing"] = True
+    if args.deepspeed_config:
+        values["deepspeed"] = args.deepspeed_config
+    values.update(overrides)
+    values.update(args.trainer_overrides)
+    try:
+        return TrainingArguments(**values)
+    except (TypeError, ValueError) as error:
+        raise InvalidConfigError(f"training settings rejected by transformers: {error}") from error
+
+
+def latest_checkpoint(checkpoints_dir: Path) -> Path | None:
+    """The newest complete `checkpoint-<step>` (incomplete ones never get that name: see AtomicCheckpoints)."""
+    if not checkpoints_dir.is_dir():
+        return None
+    found = [
+        (int(match.group(1)), path)
+        for path in checkpoints_dir.iterdir()
+        if path.is_dir() and (match := _CHECKPOINT_NAME.match(path.name))
+    ]
+    return max(found)[1] if found else None
+
+
+class AtomicCheckpoints(Trainer):
+    """A Trainer whose checkpoints appear atomically: written to a hidden staging folder, then renamed.
+
+    A worker killed mid-save therefore leaves no half-written `checkpoint-<step>` for resume to trip on.
+    """
+
+    _staging_root: Path | None = None
+
+    def _get_output_dir(self, trial: Any) -> str:
+        if self._staging_root is not None:
+            return str(self._staging_root)
+        return super()._get_output_dir(trial)
+
+    def _save_checkpoint(self, model: Any, trial: Any) -> None:
+        final_root = Path(self.args.output_dir)
+        name = f"checkpoint-{self.state.global_step}"
+        staging_root = final_root / f".staging-{name}"
+        shutil.rmtree(staging_root, ignore_errors=True)
+        self._staging_root = staging_root
+        try:
+            super()._save_checkpoint(model, trial)
+        finally:
+            self._staging_root = None
+        if self.args.should_save:
+            target = final_root / name
+            if target.exists():
+                shutil.rmtree(target)
+            os.replace(staging_root / name, target)
+            shutil.rmtree(staging_root, ignore_errors=True)
+            self._rotate_store_checkpoints(final_root)
+
+    def _rotate_store_checkpoints(self, root: Path) -> None:
+        limit = self.args.save_total_limit
+        if not limit:
+            return
+        found = sorted(
+            (int(match.group(1)), path)
+            for path in root.iterdir()
+            if path.is_dir() and (match := _CHECKPOINT_NAME.match(path.name))
+        )
+        for _step, path in found[:-limit]:
+            shutil.rmtree(path, ignore_errors=True)
+
+
+def quiet(trainer: Trainer) -> Trainer:
+    """Drop the Trainer's stdout printer: metrics go to Progress, and a worker's log stays readable."""
+    from transformers.trainer_callback import PrinterCallback
+
+    trainer.remove_callback(PrinterCallback)
+    return trainer
+
+
+def train_with_resume(trainer: Trainer, callback: ProgressCallback, checkpoints_dir: Path, progress: Progress) -> int:
+    """Train, resuming from the newest checkpoint in the store; a cancel saves first, then raises."""
+    resume_from = latest_checkpoint(checkpoints_dir)
+    if resume_from is not None:
+        progress.log(f"resuming from {resume_from}")
+    trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
+    step = trainer.state.global_step
+    if callback.cancelled is not None:
+        saved = latest_checkpoint(checkpoints_dir)
+        raise RunCancelled(
+            f"{callback.cancelled}; stopped at step {step}, checkpoint saved at {saved}; "
+            "run again with the same run directory to resume from it"
+        )
+    return step
+
+
+def train_and_save(
+    *,
+    trainer: Trainer,
+    callback: ProgressCallback,
+    tokenizer: Any,
+    store: RunStore,
+    args: TrainingArgs,
+    base_dir: str | Path,
+    merge: bool,
+    counts: tuple[int, int],
+    progress: Progress,
+    evaluate: bool = False,
+    lengths: dict[str, Any] | None = None,
+) -> TrainingResult:
+    """The recipe every trainer here shares: train (resuming), gather the metrics, save under final/.
+
+    With `evaluate`, the held-out set is scored before the first step (once: a resumed run reads the
+    first score back from eval_at_start.json, reported as `start_*`) and after the last, so a run
+    reports how far training moved the held-out metrics.
+    """
+    quiet(trainer)
+    checkpoints_dir = store.path(CHECKPOINTS_DIR)
+    if evaluate and latest_checkpoint(checkpoints_dir) is None:
+        store.write_json(trainer.evaluate(), EVAL_AT_START_FILE)
+    steps = train_with_resume(trainer, callback, checkpoints_dir, progress)
+    metrics = {**callback.last_metrics, **callback.summary}
+    if evaluate:
+        metrics.update(trainer.evaluate())
+        if store.exists(EVAL_AT_START_FILE):
+            metrics.update({f"start_{key}": value for key, value in store.read_json(EVAL_AT_START_FILE).items()})
+    return save_final(
+        trainer=trainer,
+        tokenizer=tokenizer,
+        store=store,
+        args=args,
+        base_dir=base_dir,
+        merge=merge,
+        metrics=metrics,
+        steps=steps,
+        counts=counts,
+        progress=progress,
+        lengths=lengths,
+    )
+
+
