@@ -19,11 +19,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pipelines.common.jsonl import read_jsonl_rows
 from pipelines.common.progress import Progress, StagePrefix
+from pipelines.common.prompts import write_prompts
 from pipelines.common.store import RunStore
 from pipelines.errors import InvalidInputError
-from pipelines.generate import GenerateConfig, run_generate
-from pipelines.generate.run import PROMPTS_FILE
+from pipelines.generate import GenerateConfig, GenerateInputs, run_generate
+from pipelines.llm.loader import LocalBackends
 from pipelines.llm.types import LLMBackend
 from pipelines.spin.config import CONVERSATION_TURNS, SpinConfig
 
@@ -233,23 +235,21 @@ def _generate(
 ) -> dict[str, str]:
     """p_t's one answer per prompt, through the generate pipeline (batched, resumable by batch)."""
     generate_store = RunStore(iteration_store.path("generate"))
-    if not generate_store.exists(PROMPTS_FILE):
-        generate_store.write_jsonl(
-            ({"prompt_id": row["prompt_id"], "prompt": row["prompt"]} for row in prompts), PROMPTS_FILE
-        )
+    write_prompts(generate_store, prompts)
     sampling = config.generation
     if sampling.seed is not None:  # a fresh draw each iteration, the same one on a resume
         sampling = type(sampling).from_dict({**sampling.to_dict(), "seed": sampling.seed + 1000 * iteration})
     backend = backend_for(model_dir)
     try:
+        # p_t is loaded here (SPIN closes it before training); the loader hands run_generate that one.
         generated = run_generate(
             GenerateConfig(sampling=sampling, batch_size=config.generation_batch_size),
-            backend,
+            GenerateInputs(model={"path": str(model_dir)}),
+            LocalBackends(model_dir, given={str(model_dir): backend}),
             generate_store,
             progress,
         )
     finally:
         backend.close()
-    return {
-        row["prompt_id"]: row["responses"][0].lstrip() for row in generate_store.read_jsonl(generated.jsonl_path.name)
-    }
+    (generations,) = generated.artifacts
+    return {row["prompt_id"]: row["responses"][0].lstrip() for row in read_jsonl_rows(generations.jsonl_path)}
