@@ -34,7 +34,7 @@ from pipelines.training.models import apply_lora, disable_dropout, load_model, l
 from pipelines.training.result import TrainingResult
 from pipelines.training.runtime import resolve_runtime
 from pipelines.training.saving import finished_result, write_config
-from pipelines.training.trainer import CHECKPOINTS_DIR, AtomicCheckpoints, train_and_save, training_arguments
+from pipelines.training.trainer import CHECKPOINTS_DIR, CheckpointingTrainer, train_and_save, training_arguments
 
 REFERENCE_LOGPS_FILE = "reference_logps.json"
 
@@ -142,7 +142,7 @@ def compute_reference_logps(
     return chosen, rejected
 
 
-class PreferenceTrainer(AtomicCheckpoints):
+class PreferenceTrainer(CheckpointingTrainer):
     """A transformers Trainer whose loss is `preference_loss` on cached reference log-probs."""
 
     def __init__(self, *args: Any, beta: float, loss_type: str, **kwargs: Any) -> None:

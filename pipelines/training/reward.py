@@ -34,7 +34,7 @@ from pipelines.training.models import apply_lora, load_model, load_tokenizer, pa
 from pipelines.training.result import TrainingResult
 from pipelines.training.runtime import resolve_runtime
 from pipelines.training.saving import finished_result, write_config
-from pipelines.training.trainer import CHECKPOINTS_DIR, AtomicCheckpoints, train_and_save, training_arguments
+from pipelines.training.trainer import CHECKPOINTS_DIR, CheckpointingTrainer, train_and_save, training_arguments
 
 
 def bradley_terry_loss(chosen_rewards: torch.Tensor, rejected_rewards: torch.Tensor) -> torch.Tensor:
@@ -47,7 +47,7 @@ def _pair_rewards(model: Any, inputs: dict[str, Any]) -> tuple[torch.Tensor, tor
     return rewards.float().chunk(2)
 
 
-class RewardTrainer(AtomicCheckpoints):
+class RewardTrainer(CheckpointingTrainer):
     """A transformers Trainer with the Bradley-Terry loss over [chosen; rejected] batches."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:

@@ -15,7 +15,7 @@ from pipelines.training.models import apply_lora, load_model, load_tokenizer, pa
 from pipelines.training.result import TrainingResult
 from pipelines.training.runtime import resolve_runtime
 from pipelines.training.saving import finished_result, write_config
-from pipelines.training.trainer import CHECKPOINTS_DIR, AtomicCheckpoints, train_and_save, training_arguments
+from pipelines.training.trainer import CHECKPOINTS_DIR, CheckpointingTrainer, train_and_save, training_arguments
 
 
 def run_sft(
@@ -62,7 +62,7 @@ def run_sft(
     counts = parameter_counts(model)
 
     callback = ProgressCallback(progress, "train")
-    trainer = AtomicCheckpoints(
+    trainer = CheckpointingTrainer(
         model=model,
         args=training_arguments(args, runtime, store.path(CHECKPOINTS_DIR)),
         train_dataset=features,

@@ -74,7 +74,7 @@ def training_arguments(args: TrainingArgs, runtime: Runtime, output_dir: Path, *
 
 
 def latest_checkpoint(checkpoints_dir: Path) -> Path | None:
-    """The newest complete `checkpoint-<step>` (incomplete ones never get that name: see AtomicCheckpoints)."""
+    """The newest complete `checkpoint-<step>` (incomplete ones never get that name: see CheckpointingTrainer)."""
     if not checkpoints_dir.is_dir():
         return None
     found = [
@@ -85,7 +85,7 @@ def latest_checkpoint(checkpoints_dir: Path) -> Path | None:
     return max(found)[1] if found else None
 
 
-class AtomicCheckpoints(Trainer):
+class CheckpointingTrainer(Trainer):
     """A Trainer whose checkpoints appear atomically: written to a hidden staging folder, then renamed.
 
     A worker killed mid-save therefore leaves no half-written `checkpoint-<step>` for resume to trip on.

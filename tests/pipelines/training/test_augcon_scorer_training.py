@@ -6,7 +6,7 @@ import pytest
 
 from pipelines.augcon.config import AugConConfig
 from pipelines.augcon.scorer import train_scorer
-from pipelines.common.progress import NullProgress
+from pipelines.common.progress import RecordingProgress
 from pipelines.common.store import RunStore
 from pipelines.errors import InvalidConfigError
 from pipelines.training.config import TrainingArgs
@@ -39,7 +39,7 @@ def paper_scorer_args(**overrides) -> TrainingArgs:
 def test_the_scorer_warms_up_then_holds_its_learning_rate_as_deepspeeds_warmuplr(tiny_model_dir, tmp_path):
     args = paper_scorer_args()
     assert AugConConfig().scorer.lr_scheduler == "constant_with_warmup"
-    progress = NullProgress()
+    progress = RecordingProgress()
     train_scorer(args, tiny_model_dir, PAIRS, RunStore(tmp_path / "scorer"), progress)
     rates = [row["learning_rate"] for row in progress.metric_rows if "learning_rate" in row]
     assert len(rates) == 6
@@ -50,7 +50,7 @@ def test_the_scorer_warms_up_then_holds_its_learning_rate_as_deepspeeds_warmuplr
 def test_the_scorer_states_its_backbone_against_the_papers_qlora(tiny_model_dir, tmp_path):
     import torch
 
-    progress = NullProgress()
+    progress = RecordingProgress()
     result = train_scorer(
         paper_scorer_args(max_steps=1, save_steps=1), tiny_model_dir, PAIRS, RunStore(tmp_path / "s"), progress
     )
@@ -58,17 +58,17 @@ def test_the_scorer_states_its_backbone_against_the_papers_qlora(tiny_model_dir,
     assert "the paper: QLoRA on a 4-bit NF4 base" in result.metrics["backbone_note"]
     assert any("scorer backbone: LoRA over a float32 base" in message for message in progress.messages)
     again = train_scorer(
-        paper_scorer_args(max_steps=1, save_steps=1), tiny_model_dir, PAIRS, RunStore(tmp_path / "s"), NullProgress()
+        paper_scorer_args(max_steps=1, save_steps=1), tiny_model_dir, PAIRS, RunStore(tmp_path / "s"), RecordingProgress()
     )
     assert again.metrics["backbone"] == "lora-float32"  # recorded with the result, read back by QueryScorer
     if not torch.cuda.is_available():
         with pytest.raises(InvalidConfigError, match="qlora needs a CUDA GPU"):
-            train_scorer(paper_scorer_args(qlora=True), tiny_model_dir, PAIRS, RunStore(tmp_path / "q"), NullProgress())
+            train_scorer(paper_scorer_args(qlora=True), tiny_model_dir, PAIRS, RunStore(tmp_path / "q"), RecordingProgress())
 
 
 def test_scorer_texts_over_max_length_are_counted(tiny_model_dir, tmp_path):
     long_pairs = [{**PAIRS[0], "context": "The pass statement does nothing. " * 40}, PAIRS[1]]
-    progress = NullProgress()
+    progress = RecordingProgress()
     result = train_scorer(
         paper_scorer_args(max_steps=1, save_steps=1), tiny_model_dir, long_pairs, RunStore(tmp_path / "s"), progress
     )

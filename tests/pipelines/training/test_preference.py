@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from pipelines.common.progress import NullProgress
+from pipelines.common.progress import RecordingProgress
 from pipelines.common.store import RunStore
 from pipelines.errors import RunCancelled
 from pipelines.training import preference
@@ -90,10 +90,10 @@ def test_reference_pass_runs_once_across_an_interrupt_and_resume(tiny_model_dir,
     store = RunStore(tmp_path / "run")
 
     with pytest.raises(RunCancelled, match=r"stopped at step 2, checkpoint saved at .*checkpoint-2"):
-        run_preference(config, tiny_model_dir, None, spin_dataset, store, NullProgress(cancel_after=2))
+        run_preference(config, tiny_model_dir, None, spin_dataset, store, RecordingProgress(cancel_after=2))
     assert store.exists("checkpoints", "checkpoint-2")
 
-    resumed = NullProgress()
+    resumed = RecordingProgress()
     result = run_preference(config, tiny_model_dir, None, spin_dataset, store, resumed)
     assert calls == [6]
     assert result.steps == 4
@@ -119,6 +119,6 @@ def test_a_separate_reference_model_is_used_when_given(tiny_model_dir, tmp_path,
 
     same, different = RunStore(tmp_path / "same"), RunStore(tmp_path / "different")
     config = PreferenceConfig(training=tiny_training(max_steps=1))
-    run_preference(config, tiny_model_dir, None, preference_dataset, same, NullProgress())
-    run_preference(config, tiny_model_dir, other_reference, preference_dataset, different, NullProgress())
+    run_preference(config, tiny_model_dir, None, preference_dataset, same, RecordingProgress())
+    run_preference(config, tiny_model_dir, other_reference, preference_dataset, different, RecordingProgress())
     assert same.read_json("reference_logps.json")["chosen"] != different.read_json("reference_logps.json")["chosen"]

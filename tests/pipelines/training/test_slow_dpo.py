@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from pipelines.common.progress import NullProgress
+from pipelines.common.progress import RecordingProgress
 from pipelines.common.store import RunStore
 from pipelines.training.config import LoraSettings, PreferenceConfig, TrainingArgs
 from pipelines.training.preference import run_preference
@@ -72,7 +72,7 @@ def test_dpo_on_easy_pairs_raises_held_out_implicit_reward_accuracy(embedded_mod
             device="cpu",
         ),
     )
-    result = run_preference(config, embedded_model_dir, None, dataset, RunStore(tmp_path / "run"), NullProgress())
+    result = run_preference(config, embedded_model_dir, None, dataset, RunStore(tmp_path / "run"), RecordingProgress())
     start_accuracy = result.metrics["start_eval/rewards/accuracies"]
     end_accuracy = result.metrics["eval/rewards/accuracies"]
     assert end_accuracy > start_accuracy

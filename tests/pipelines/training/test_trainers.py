@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from pipelines.common.progress import NullProgress
+from pipelines.common.progress import RecordingProgress
 from pipelines.common.store import RunStore
 from pipelines.errors import InvalidConfigError, InvalidInputError
 from pipelines.training.config import PreferenceConfig, RewardConfig, SFTConfig
@@ -17,11 +17,11 @@ from pipelines.training.sft import run_sft
 from .conftest import tiny_training, write_jsonl
 
 
-def losses(progress: NullProgress) -> list[float]:
+def losses(progress: RecordingProgress) -> list[float]:
     return [row["loss"] for row in progress.metric_rows if "loss" in row]
 
 
-def assert_trained(progress: NullProgress, store: RunStore, steps: int = 4) -> None:
+def assert_trained(progress: RecordingProgress, store: RunStore, steps: int = 4) -> None:
     values = losses(progress)
     assert len(values) == steps
     assert all(math.isfinite(value) for value in values)
@@ -34,7 +34,7 @@ def assert_trained(progress: NullProgress, store: RunStore, steps: int = 4) -> N
 
 
 def test_sft_with_lora_trains_checkpoints_and_merges(tiny_model_dir, sft_dataset, tmp_path):
-    store, progress = RunStore(tmp_path / "run"), NullProgress()
+    store, progress = RunStore(tmp_path / "run"), RecordingProgress()
     result = run_sft(SFTConfig(training=tiny_training()), tiny_model_dir, sft_dataset, store, progress)
     assert_trained(progress, store)
     assert result.steps == 4
@@ -42,11 +42,11 @@ def test_sft_with_lora_trains_checkpoints_and_merges(tiny_model_dir, sft_dataset
     assert 0 < result.trainable_parameter_count < result.parameter_count
     assert store.exists("final", "merged", "model.safetensors")
     # A finished run is not trained again.
-    assert run_sft(SFTConfig(training=tiny_training()), tiny_model_dir, sft_dataset, store, NullProgress()) == result
+    assert run_sft(SFTConfig(training=tiny_training()), tiny_model_dir, sft_dataset, store, RecordingProgress()) == result
 
 
 def test_sft_full_with_packing(tiny_model_dir, sft_dataset, tmp_path):
-    store, progress = RunStore(tmp_path / "run"), NullProgress()
+    store, progress = RunStore(tmp_path / "run"), RecordingProgress()
     config = SFTConfig(packing=True, training=tiny_training(adapter="full", max_length=128, per_device_batch_size=1))
     result = run_sft(config, tiny_model_dir, sft_dataset, store, progress)
     assert_trained(progress, store)
@@ -59,8 +59,8 @@ def test_sft_resumes_after_an_interrupt_with_the_step_count_continuing(tiny_mode
     store = RunStore(tmp_path / "run")
     config = SFTConfig(training=tiny_training(max_steps=6, save_steps=3))
     with pytest.raises(Exception, match="checkpoint saved at .*checkpoint-2"):
-        run_sft(config, tiny_model_dir, sft_dataset, store, NullProgress(cancel_after=2))
-    resumed = NullProgress()
+        run_sft(config, tiny_model_dir, sft_dataset, store, RecordingProgress(cancel_after=2))
+    resumed = RecordingProgress()
     result = run_sft(config, tiny_model_dir, sft_dataset, store, resumed)
     assert result.steps == 6
     assert [row["step"] for row in resumed.metric_rows if "loss" in row] == [3, 4, 5, 6]
@@ -69,7 +69,7 @@ def test_sft_resumes_after_an_interrupt_with_the_step_count_continuing(tiny_mode
 
 @pytest.mark.parametrize("loss_type", ["sigmoid", "ipo", "hinge"])
 def test_preference_variants_train(tiny_model_dir, preference_dataset, tmp_path, loss_type):
-    store, progress = RunStore(tmp_path / "run"), NullProgress()
+    store, progress = RunStore(tmp_path / "run"), RecordingProgress()
     config = PreferenceConfig(loss=loss_type, beta=0.5, training=tiny_training(adapter="full"))
     result = run_preference(config, tiny_model_dir, None, preference_dataset, store, progress)
     assert_trained(progress, store)
@@ -77,7 +77,7 @@ def test_preference_variants_train(tiny_model_dir, preference_dataset, tmp_path,
 
 
 def test_reward_model_trains_reports_held_out_accuracy_and_scores(tiny_model_dir, preference_dataset, tmp_path):
-    store, progress = RunStore(tmp_path / "run"), NullProgress()
+    store, progress = RunStore(tmp_path / "run"), RecordingProgress()
     config = RewardConfig(eval_fraction=0.34, training=tiny_training())
     result = run_reward(config, tiny_model_dir, preference_dataset, store, progress)
     assert_trained(progress, store)
@@ -102,7 +102,7 @@ def test_wrong_fields_are_refused_before_any_model_loads(tiny_model_dir, tmp_pat
             None,
             dataset,
             RunStore(tmp_path / "r"),
-            NullProgress(),
+            RecordingProgress(),
         )
     with pytest.raises(InvalidInputError, match="no `response` field"):
         run_sft(
@@ -110,7 +110,7 @@ def test_wrong_fields_are_refused_before_any_model_loads(tiny_model_dir, tmp_pat
             tiny_model_dir,
             write_jsonl(tmp_path / "x.jsonl", [{"prompt": "a"}]),
             RunStore(tmp_path / "s"),
-            NullProgress(),
+            RecordingProgress(),
         )
 
 
@@ -121,7 +121,7 @@ def test_qlora_is_refused_on_a_host_without_cuda(tiny_model_dir, sft_dataset, tm
         pytest.skip("this host has CUDA")
     config = SFTConfig(training=tiny_training(qlora=True, device="auto"))
     with pytest.raises(InvalidConfigError, match="qlora needs a CUDA GPU"):
-        run_sft(config, tiny_model_dir, sft_dataset, RunStore(tmp_path / "run"), NullProgress())
+        run_sft(config, tiny_model_dir, sft_dataset, RunStore(tmp_path / "run"), RecordingProgress())
 
 
 def test_merged_lora_model_loads_and_generates(tiny_model_dir, sft_dataset, tmp_path):
@@ -135,7 +135,7 @@ def test_merged_lora_model_loads_and_generates(tiny_model_dir, sft_dataset, tmp_
         tiny_model_dir,
         sft_dataset,
         RunStore(tmp_path / "run"),
-        NullProgress(),
+        RecordingProgress(),
     )
     assert result.merged_dir is None and result.output_dir == result.adapter_dir
     merged_dir = merge_lora(tiny_model_dir, result.adapter_dir, tmp_path / "merged")
@@ -171,13 +171,13 @@ def test_preference_training_takes_its_first_step_without_dropout(tiny_model_dir
     # A policy equal to its reference has h = 0 and a first loss of exactly log 2, unless dropout
     # perturbs the policy's forward pass (the reference pass runs in eval mode, without it).
     model_dir = _model_copy(tiny_model_dir, tmp_path / "dropout-model", config_changes={"attention_dropout": 0.5})
-    progress = NullProgress()
+    progress = RecordingProgress()
     config = PreferenceConfig(training=tiny_training(adapter="full", max_steps=1, save_steps=1))
     run_preference(config, model_dir, None, preference_dataset, RunStore(tmp_path / "run"), progress)
     assert losses(progress)[0] == pytest.approx(math.log(2), abs=1e-6)
     assert any("policy dropout off in" in message for message in progress.messages)
 
-    with_dropout = NullProgress()
+    with_dropout = RecordingProgress()
     config = PreferenceConfig(disable_dropout=False, training=config.training)
     run_preference(config, model_dir, None, preference_dataset, RunStore(tmp_path / "run2"), with_dropout)
     assert losses(with_dropout)[0] != pytest.approx(math.log(2), abs=1e-6)
@@ -201,15 +201,15 @@ def test_a_base_model_without_chat_template_trains_sft_and_a_reward_model_in_the
     base_dir = _model_copy(tiny_model_dir, tmp_path / "base", chat_template=False)
     with pytest.raises(InvalidConfigError, match="set prompt_format to raw_assistant"):
         run_sft(
-            SFTConfig(training=tiny_training()), base_dir, sft_dataset, RunStore(tmp_path / "refused"), NullProgress()
+            SFTConfig(training=tiny_training()), base_dir, sft_dataset, RunStore(tmp_path / "refused"), RecordingProgress()
         )
 
     raw = tiny_training(prompt_format="raw_assistant")
-    sft_store, sft_progress = RunStore(tmp_path / "sft"), NullProgress()
+    sft_store, sft_progress = RunStore(tmp_path / "sft"), RecordingProgress()
     run_sft(SFTConfig(training=raw), base_dir, sft_dataset, sft_store, sft_progress)
     assert_trained(sft_progress, sft_store)
 
-    reward_store, reward_progress = RunStore(tmp_path / "reward"), NullProgress()
+    reward_store, reward_progress = RunStore(tmp_path / "reward"), RecordingProgress()
     result = run_reward(
         RewardConfig(eval_fraction=0, training=raw), base_dir, preference_dataset, reward_store, reward_progress
     )
@@ -222,7 +222,7 @@ def test_a_base_model_without_chat_template_trains_sft_and_a_reward_model_in_the
 def test_the_result_reports_token_lengths_and_what_was_cut(tiny_model_dir, tmp_path):
     rows = [{"prompt": "What is 2 + 2?", "response": "4."}] * 3 + [{"prompt": "Tell me. " * 40, "response": "ok"}]
     dataset = write_jsonl(tmp_path / "mixed.jsonl", rows)
-    progress = NullProgress()
+    progress = RecordingProgress()
     result = run_sft(
         SFTConfig(training=tiny_training(max_steps=2)), tiny_model_dir, dataset, RunStore(tmp_path / "run"), progress
     )
@@ -236,7 +236,7 @@ def test_the_result_reports_token_lengths_and_what_was_cut(tiny_model_dir, tmp_p
             tiny_model_dir,
             dataset,
             RunStore(tmp_path / "refused"),
-            NullProgress(),
+            RecordingProgress(),
         )
 
 
@@ -253,7 +253,7 @@ def test_a_raw_format_reward_model_scores_the_eos_token_as_almost(tiny_model_dir
         base_dir,
         preference_dataset,
         RunStore(tmp_path / "rm"),
-        NullProgress(),
+        RecordingProgress(),
     )
     tokenizer = AutoTokenizer.from_pretrained(result.output_dir)
     assert tokenizer.pad_token_id == tokenizer.eos_token_id
