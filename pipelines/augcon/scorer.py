@@ -28,7 +28,7 @@ from pipelines.training.models import apply_lora, load_model, parameter_counts
 from pipelines.training.result import TrainingResult
 from pipelines.training.runtime import resolve_runtime
 from pipelines.training.saving import FINAL_DIR, RESULT_FILE, finished_result
-from pipelines.training.trainer import CHECKPOINTS_DIR, AtomicCheckpoints, train_and_save, training_arguments
+from pipelines.training.trainer import CHECKPOINTS_DIR, CheckpointingTrainer, train_and_save, training_arguments
 
 SCORER_TEXT = "Context: {context}\n\nQuestion: {query}\n\n"
 
@@ -62,7 +62,7 @@ def _scores(model: Any, inputs: dict[str, Any]) -> torch.Tensor:
     return torch.sigmoid(logits.squeeze(-1).float())
 
 
-class ContrastiveScorerTrainer(AtomicCheckpoints):
+class ContrastiveScorerTrainer(CheckpointingTrainer):
     """A Trainer whose loss is AugCon's contrastive margin over [positives; negatives] batches."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:

@@ -31,7 +31,7 @@ class Progress(Protocol):
         ...
 
 
-class NullProgress:
+class RecordingProgress:
     """Progress that records into memory; for tests and plain scripts."""
 
     def __init__(self, cancel_after: int | None = None) -> None:

@@ -6,7 +6,7 @@ import json
 import pyarrow.parquet as pq
 import pytest
 
-from pipelines.common.progress import NullProgress
+from pipelines.common.progress import RecordingProgress
 from pipelines.common.prompts import PROMPTS_FILE, write_prompts
 from pipelines.common.store import RunStore
 from pipelines.errors import InvalidConfigError, InvalidInputError, RunCancelled
@@ -42,7 +42,7 @@ CONFIG = GenerateConfig(sampling=SamplingParams(n=2, max_tokens=6, temperature=1
 
 def test_every_prompt_gets_n_answers_in_jsonl_and_parquet(tmp_path, backends):
     store = _store_with_prompts(tmp_path, 7)
-    progress = NullProgress()
+    progress = RecordingProgress()
     result = run_generate(CONFIG, INPUTS, backends, store, progress)
 
     (artifact,) = result.artifacts
@@ -61,7 +61,7 @@ def test_every_prompt_gets_n_answers_in_jsonl_and_parquet(tmp_path, backends):
 def test_output_loads_with_datasets(tmp_path, backends):
     import datasets
 
-    (artifact,) = run_generate(CONFIG, INPUTS, backends, _store_with_prompts(tmp_path, 4), NullProgress()).artifacts
+    (artifact,) = run_generate(CONFIG, INPUTS, backends, _store_with_prompts(tmp_path, 4), RecordingProgress()).artifacts
     from_json = datasets.load_dataset("json", data_files=str(artifact.jsonl_path), split="train")
     from_parquet = datasets.load_dataset("parquet", data_files=str(artifact.parquet_path), split="train")
     assert from_json.num_rows == from_parquet.num_rows == 4
@@ -71,25 +71,25 @@ def test_output_loads_with_datasets(tmp_path, backends):
 def test_a_cancelled_run_resumes_without_redoing_finished_batches_and_matches_an_uninterrupted_run(tmp_path, backends):
     interrupted = _store_with_prompts(tmp_path / "a", 8)
     with pytest.raises(RunCancelled):
-        run_generate(CONFIG, INPUTS, backends, interrupted, NullProgress(cancel_after=3))
+        run_generate(CONFIG, INPUTS, backends, interrupted, RecordingProgress(cancel_after=3))
     finished_before = sorted(p.name for p in interrupted.path("batches").iterdir())
     assert finished_before == ["batch-000000.jsonl"]
     first_batch_mtime = interrupted.path("batches", "batch-000000.jsonl").stat().st_mtime_ns
 
-    resumed = run_generate(CONFIG, INPUTS, backends, interrupted, NullProgress())
+    resumed = run_generate(CONFIG, INPUTS, backends, interrupted, RecordingProgress())
     assert resumed.summary["batches_generated_this_attempt"] == 2
     assert interrupted.path("batches", "batch-000000.jsonl").stat().st_mtime_ns == first_batch_mtime
 
-    uninterrupted = run_generate(CONFIG, INPUTS, backends, _store_with_prompts(tmp_path / "b", 8), NullProgress())
+    uninterrupted = run_generate(CONFIG, INPUTS, backends, _store_with_prompts(tmp_path / "b", 8), RecordingProgress())
     assert resumed.artifacts[0].jsonl_path.read_text() == uninterrupted.artifacts[0].jsonl_path.read_text()
 
 
 def test_a_rerun_with_every_batch_on_disk_loads_no_model(tmp_path, tiny_backend):
     store = _store_with_prompts(tmp_path, 4)
-    run_generate(CONFIG, INPUTS, LocalBackends(tmp_path / "models", given={"tiny": tiny_backend}), store, NullProgress())
+    run_generate(CONFIG, INPUTS, LocalBackends(tmp_path / "models", given={"tiny": tiny_backend}), store, RecordingProgress())
 
     rerun_backends = LocalBackends(tmp_path / "models", given={"tiny": tiny_backend})
-    rerun = run_generate(CONFIG, INPUTS, rerun_backends, store, NullProgress())
+    rerun = run_generate(CONFIG, INPUTS, rerun_backends, store, RecordingProgress())
     assert rerun_backends.loaded == []
     assert rerun.summary["rows"] == 4 and rerun.summary["batches_generated_this_attempt"] == 0
 
@@ -107,7 +107,7 @@ def test_bad_prompt_files_are_named(tmp_path, backends, lines, message):
     store = RunStore(tmp_path)
     store.path(PROMPTS_FILE).write_text("\n".join(lines))
     with pytest.raises(InvalidInputError, match=message.replace("(", r"\(").replace("`", "`")):
-        run_generate(CONFIG, INPUTS, backends, store, NullProgress())
+        run_generate(CONFIG, INPUTS, backends, store, RecordingProgress())
 
 
 def test_config_round_trips_and_rejects_unknown_fields():

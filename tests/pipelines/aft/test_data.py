@@ -8,7 +8,7 @@ import pytest
 from pipelines.aft import AggregationDataConfig, run_aggregation_data
 from pipelines.aft.data import prepare_examples, response_groups
 from pipelines.aft.prompts import AGG_TEMPLATE, PROPOSER_SYSTEM
-from pipelines.common.progress import NullProgress
+from pipelines.common.progress import RecordingProgress
 from pipelines.common.store import RunStore
 from pipelines.errors import InvalidConfigError, InvalidInputError
 from pipelines.training.data import load_sft_examples
@@ -65,14 +65,14 @@ def test_malformed_sources_are_refused_naming_the_row_and_field(rows, message):
 def test_best_response_needs_a_ranking(tmp_path):
     source = _write(tmp_path / "gen.jsonl", [{"prompt": "q", "responses": ["a", "b"]}])
     with pytest.raises(InvalidConfigError, match="use target_rule aggregator"):
-        run_aggregation_data(AggregationDataConfig(target_rule="best_response"), source, RunStore(tmp_path / "run"), NullProgress())
+        run_aggregation_data(AggregationDataConfig(target_rule="best_response"), source, RunStore(tmp_path / "run"), RecordingProgress())
 
 
 def test_best_response_rows_are_sft_rows_in_the_inference_format(tmp_path):
     source = _write(tmp_path / "pairs.jsonl", PAIRS)
     config = AggregationDataConfig(target_rule="best_response", plain_rows=True)
     store = RunStore(tmp_path / "run")
-    result = run_aggregation_data(config, source, store, NullProgress())
+    result = run_aggregation_data(config, source, store, RecordingProgress())
     assert (result.aggregation_rows, result.plain_rows, result.row_count) == (2, 2, 4)
     rows = list(store.read_jsonl("aggregation_sft.jsonl"))
     aggregation, plain = rows[0], rows[1]
@@ -102,14 +102,14 @@ def test_the_aggregator_rule_has_a_model_write_targets_and_resumes_by_batch(tmp_
     source = _write(tmp_path / "gen.jsonl", rows)
     config = AggregationDataConfig.from_dict({"aggregator": {"max_tokens": 6, "temperature": 0.7}, "batch_size": 2, "seed": 3})
     with pytest.raises(InvalidConfigError, match="needs a model"):
-        run_aggregation_data(config, source, RunStore(tmp_path / "none"), NullProgress())
+        run_aggregation_data(config, source, RunStore(tmp_path / "none"), RecordingProgress())
     store = RunStore(tmp_path / "run")
     from pipelines.errors import RunCancelled
 
     with pytest.raises(RunCancelled):
-        run_aggregation_data(config, source, store, NullProgress(cancel_after=2), backend=tiny_backend)
+        run_aggregation_data(config, source, store, RecordingProgress(cancel_after=2), backend=tiny_backend)
     kept = store.path("data-batches", "batch-000000.jsonl").read_bytes()
-    result = run_aggregation_data(config, source, store, NullProgress(), backend=tiny_backend)
+    result = run_aggregation_data(config, source, store, RecordingProgress(), backend=tiny_backend)
     assert result.generated_this_attempt == 2 and store.path("data-batches", "batch-000000.jsonl").read_bytes() == kept
     made = list(store.read_jsonl("aggregation_sft.jsonl"))
     assert result.aggregation_rows + result.counts["skipped_empty_target"] == 5
@@ -124,12 +124,12 @@ def test_sft_on_aggregation_rows_trains_the_tiny_model(tmp_path, tiny_model_dir)
     from pipelines.training.sft import run_sft
 
     source = _write(tmp_path / "pairs.jsonl", PAIRS)
-    data = run_aggregation_data(AggregationDataConfig(target_rule="best_response"), source, RunStore(tmp_path / "data"), NullProgress())
+    data = run_aggregation_data(AggregationDataConfig(target_rule="best_response"), source, RunStore(tmp_path / "data"), RecordingProgress())
     training = TrainingArgs.from_dict(
         {"max_steps": 2, "per_device_batch_size": 2, "learning_rate": 5e-3, "save_steps": 2, "max_length": 320,
          "max_prompt_length": 288, "optimizer": "adamw", "warmup_ratio": 0.0, "device": "cpu", "torch_threads": 1}
     )
-    progress = NullProgress()
+    progress = RecordingProgress()
     result = run_sft(SFTConfig(training=training), tiny_model_dir, data.jsonl_path, RunStore(tmp_path / "train"), progress)
     assert result.steps == 2
     assert [row["loss"] for row in progress.metric_rows if "loss" in row]

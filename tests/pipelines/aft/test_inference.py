@@ -6,7 +6,7 @@ import pytest
 from pipelines.aft import AftConfig, run_aft
 from pipelines.aft.prompts import AGG_TEMPLATE, PROPOSER_SYSTEM
 from pipelines.common.batches import batch_file_name
-from pipelines.common.progress import NullProgress
+from pipelines.common.progress import RecordingProgress
 from pipelines.common.prompts import PROMPTS_FILE
 from pipelines.common.store import RunStore
 from pipelines.errors import RunCancelled
@@ -60,7 +60,7 @@ def _assert_network_rows(rows, n=3):
 
 def test_hidden_layer_1_n_3_keeps_proposals_hidden_aggregations_and_the_final_answer(tmp_path, tiny_backend):
     store = _store(tmp_path, PROMPTS[:3])
-    result = run_aft(_small(), tiny_backend, store, NullProgress())
+    result = run_aft(_small(), tiny_backend, store, RecordingProgress())
     rows = list(store.read_jsonl("aggregations.jsonl"))
     assert result.row_count == 3 and [row["prompt_id"] for row in rows] == ["p0", "p1", "p2"]
     _assert_network_rows(rows)
@@ -71,7 +71,7 @@ def test_hidden_layer_1_n_3_keeps_proposals_hidden_aggregations_and_the_final_an
 
 def test_the_baseline_mode_draws_one_plain_sample_per_prompt(tmp_path, tiny_backend):
     store = _store(tmp_path, PROMPTS[:2])
-    result = run_aft(_small(mode="single"), tiny_backend, store, NullProgress())
+    result = run_aft(_small(mode="single"), tiny_backend, store, RecordingProgress())
     rows = list(store.read_jsonl("aggregations.jsonl"))
     assert [len(row["layers"]) for row in rows] == [1, 1]
     assert all(row["generations"] == 1 and row["responses"] == row["proposals"] for row in rows)
@@ -100,7 +100,7 @@ hidden_layer: 1  # Number of aggregation layers, excluding the final layer
 final_aggregation: True # Indicates whether this is the final aggregation step
 """
     store = _store(tmp_path, PROMPTS[:1])
-    run_aft(AftConfig.from_yaml(yaml_text), tiny_backend, store, NullProgress())
+    run_aft(AftConfig.from_yaml(yaml_text), tiny_backend, store, RecordingProgress())
     (row,) = store.read_jsonl("aggregations.jsonl")
     assert row["layer_names"] == ["proposals", "aggregation 1", "final aggregation"]
     assert [len(layer["responses"]) for layer in row["layers"]] == [2, 2, 1]
@@ -110,11 +110,11 @@ def test_a_cancelled_run_resumes_without_regenerating_finished_batches(tmp_path,
     store = _store(tmp_path)
     config = _small()
     with pytest.raises(RunCancelled):
-        run_aft(config, tiny_backend, store, NullProgress(cancel_after=2))
+        run_aft(config, tiny_backend, store, RecordingProgress(cancel_after=2))
     assert store.exists(batch_file_name(0)) and not store.exists(batch_file_name(1))
     first_batch = store.path(batch_file_name(0)).read_bytes()
 
-    progress = NullProgress()
+    progress = RecordingProgress()
     result = run_aft(config, tiny_backend, store, progress)
     assert result.generated_this_attempt == 2  # batches 1 and 2; batch 0 was kept
     assert store.path(batch_file_name(0)).read_bytes() == first_batch
@@ -124,7 +124,7 @@ def test_a_cancelled_run_resumes_without_regenerating_finished_batches(tmp_path,
 
     # Per-batch seeds: the resumed batches hold what an uninterrupted run draws.
     fresh = _store(tmp_path / "fresh")
-    run_aft(config, tiny_backend, fresh, NullProgress())
+    run_aft(config, tiny_backend, fresh, RecordingProgress())
     assert list(fresh.read_jsonl("aggregations.jsonl"))[2]["layers"] == rows[2]["layers"]
 
 
@@ -136,7 +136,7 @@ def test_real_model_hidden_layer_1_n_3_aggregates_numbered_drafts(tmp_path, embe
     try:
         store = _store(tmp_path, ["What is the capital of France? Answer in one sentence."])
         config = _small(proposal_params={"n": 3, "max_tokens": 24}, aggregation_params={"n": 3, "max_tokens": 24})
-        result = run_aft(config, backend, store, NullProgress())
+        result = run_aft(config, backend, store, RecordingProgress())
     finally:
         backend.close()
     (row,) = store.read_jsonl("aggregations.jsonl")

@@ -18,7 +18,7 @@ from pipelines.almost.config import (
 from pipelines.almost.prompts import AlmostInputs, DemonstrationPrompt, response_prompt_text
 from pipelines.almost.rmsp import _pick_best
 from pipelines.almost.run import run_almost
-from pipelines.common.progress import NullProgress
+from pipelines.common.progress import RecordingProgress
 from pipelines.common.store import RunStore
 from pipelines.errors import InvalidInputError, RunCancelled
 from pipelines.training.config import RewardConfig, TrainingArgs
@@ -102,7 +102,7 @@ def test_almost_runs_end_to_end_on_the_tiny_model_and_a_cancelled_run_resumes_wi
     calls_first_attempt = backend_pool.calls
 
     steps: dict[str, dict] = {}
-    progress = NullProgress()
+    progress = RecordingProgress()
     result = run_almost(
         config, None, store, progress, on_step=steps.__setitem__, **common
     )  # inputs come from the snapshot
@@ -140,7 +140,7 @@ def test_almost_runs_end_to_end_on_the_tiny_model_and_a_cancelled_run_resumes_wi
     # A finished run read again does no model work at all.
     backend_pool.release()
     backend_pool.loads.clear()
-    again = run_almost(config, None, store, NullProgress(), **common)
+    again = run_almost(config, None, store, RecordingProgress(), **common)
     assert again.summary == result.summary and backend_pool.loads == []
 
 
@@ -153,12 +153,12 @@ def test_a_rubric_asking_for_more_dialogues_than_the_prompt_has_fails_before_any
     )
     with pytest.raises(InvalidInputError, match="tiny-hhh-5shot: 5 shots, but demonstration prompt 'hhh' holds 2"):
         run_almost(
-            config, INPUTS, RunStore(tmp_path), NullProgress(), backend_for=backend_pool, reward_base_dir=tiny_model_dir
+            config, INPUTS, RunStore(tmp_path), RecordingProgress(), backend_for=backend_pool, reward_base_dir=tiny_model_dir
         )
     assert backend_pool.loads == []
 
 
-class _CancelInStage(NullProgress):
+class _CancelInStage(RecordingProgress):
     """Cancels once `after` items of the named stage are done: a kill at a known point, for resume tests."""
 
     def __init__(self, stage_name: str, after: int) -> None:

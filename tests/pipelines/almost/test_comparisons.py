@@ -18,7 +18,7 @@ from pipelines.almost.config import (
 )
 from pipelines.almost.cs import BEFORE_PAIRING, PAIRING_RULE, build_comparisons, compare_prompt, count_pairs
 from pipelines.almost.pg import length_verdict
-from pipelines.common.progress import NullProgress
+from pipelines.common.progress import RecordingProgress
 from pipelines.common.store import RunStore
 from pipelines.errors import InvalidConfigError
 
@@ -147,7 +147,7 @@ def test_build_comparisons_writes_all_candidates_with_verdicts_and_the_kept_pair
         "small-hhh-1shot": [{"prompt_id": "g0", "response": GOOD}, {"prompt_id": "g1", "response": GOOD}],
     }
     store = RunStore(tmp_path)
-    counts = build_comparisons(config, prompts, responses, store, NullProgress())
+    counts = build_comparisons(config, prompts, responses, store, RecordingProgress())
     assert counts["candidates"] == 2 and counts["kept"] == 1
     kept = list(store.read_jsonl("cs/comparisons.jsonl"))
     assert [(row["prompt"], row["chosen_config"], row["rejected_config"]) for row in kept] == [

@@ -5,7 +5,7 @@ from pipelines.almost.config import PromptGenerationConfig
 from pipelines.almost.dedup import NoveltyIndex, normalized, rouge_l, words
 from pipelines.almost.pg import generate_prompts
 from pipelines.almost.prompts import AlmostInputs, extract_query, prompt_generation_text
-from pipelines.common.progress import NullProgress
+from pipelines.common.progress import RecordingProgress
 from pipelines.common.store import RunStore
 
 INSTRUCTION = "### Instruction: Please generate initial query to start conversation with bot."
@@ -41,7 +41,7 @@ def test_pg_honours_the_instruction_keeps_no_duplicates_and_resumes_by_round(tmp
     config = PromptGenerationConfig(num_generation=4, in_context=3, max_tokens=12, batch_size=2, min_chars=0, seed=5)
     inputs = AlmostInputs(seed_prompts=SEEDS, instruction=INSTRUCTION)
     store = RunStore(tmp_path)
-    prompts = generate_prompts(config, inputs, backend_pool("tiny"), store, NullProgress(), embedder_loader=lambda: embedder)
+    prompts = generate_prompts(config, inputs, backend_pool("tiny"), store, RecordingProgress(), embedder_loader=lambda: embedder)
 
     seen = backend_pool("tiny").prompts
     assert seen and all(text.startswith(f"{INSTRUCTION}\n\nQuery: ") and text.endswith("\nQuery:") for text in seen)
@@ -56,7 +56,7 @@ def test_pg_honours_the_instruction_keeps_no_duplicates_and_resumes_by_round(tmp
     rounds[-1].unlink()
     store.path("pg", "prompts.jsonl").unlink()
     calls_before = backend_pool("tiny").calls
-    again = generate_prompts(config, inputs, backend_pool("tiny"), store, NullProgress(), embedder_loader=lambda: embedder)
+    again = generate_prompts(config, inputs, backend_pool("tiny"), store, RecordingProgress(), embedder_loader=lambda: embedder)
     assert again == prompts
     assert backend_pool("tiny").calls - calls_before == 1
 
@@ -68,7 +68,7 @@ def test_a_model_that_repeats_itself_never_gets_a_duplicate_through(tmp_path, ba
         max_candidates_per_prompt=2, embedding_threshold=None, rouge_l_threshold=None,
     )
     inputs = AlmostInputs(seed_prompts=[SEEDS[0]])
-    progress = NullProgress()
+    progress = RecordingProgress()
     prompts = generate_prompts(config, inputs, backend_pool("tiny"), RunStore(tmp_path), progress)
     assert len(prompts) == 1
     summary = RunStore(tmp_path).read_json("pg/summary.json")

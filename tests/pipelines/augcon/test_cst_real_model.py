@@ -6,7 +6,7 @@ import pytest
 from pipelines.augcon.config import AugConConfig
 from pipelines.augcon.corpus import cst_demonstrations, document_chunks
 from pipelines.augcon.cst import build_document_trees
-from pipelines.common.progress import NullProgress
+from pipelines.common.progress import RecordingProgress
 
 from .conftest import FEW_SHOT
 
@@ -32,7 +32,7 @@ def test_the_real_model_grows_a_tree_whose_children_are_shorter_and_whose_questi
     assert len(chunks) == 1 and chunks[0].target >= 1 and len(chunks[0].text) > config.leaf_characters
     backend = TransformersBackend(embedded_model_dir, device="cpu", torch_threads=2)
     try:
-        trees = build_document_trees(backend, chunks, cst_demonstrations(FEW_SHOT, 3), config, NullProgress())
+        trees = build_document_trees(backend, chunks, cst_demonstrations(FEW_SHOT, 3), config, RecordingProgress())
     finally:
         backend.close()
     nodes = {node.node_id: node for node in trees.nodes}

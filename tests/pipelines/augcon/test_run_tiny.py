@@ -12,7 +12,7 @@ from pipelines.augcon.config import AugConConfig
 from pipelines.augcon.corpus import cst_demonstrations, document_chunks
 from pipelines.augcon.cst import build_document_trees
 from pipelines.augcon.run import build_trees, cst_file, document_groups, run_augcon
-from pipelines.common.progress import NullProgress
+from pipelines.common.progress import RecordingProgress
 from pipelines.errors import InvalidInputError, RunCancelled
 
 from .conftest import DOCUMENTS, FEW_SHOT, CountingBackend, seeded_store
@@ -40,7 +40,7 @@ def test_noise_fails_to_parse_every_failure_is_counted_and_retried_and_rounds_st
     chunks = document_chunks(DOCUMENTS[0], config)
     assert chunks and all(chunk.target > 0 for chunk in chunks)
     counting = CountingBackend(tiny_backend)
-    trees = build_document_trees(counting, chunks, cst_demonstrations(FEW_SHOT, 3), config, NullProgress())
+    trees = build_document_trees(counting, chunks, cst_demonstrations(FEW_SHOT, 3), config, RecordingProgress())
     roots = [node for node in trees.nodes if node.depth == 0]
     assert len(roots) == len(chunks) * config.max_rounds_per_chunk  # every round found nothing, so all rounds ran
     assert all(node.status == "parse_failed" and node.attempts == config.max_attempts and node.raw for node in roots)
@@ -58,7 +58,7 @@ def test_a_run_on_noise_finishes_and_a_resumed_run_reasks_nothing_finished_and_g
     # a group of its own, so the stop falls between the two documents' trees.
     config = tiny_config(max_attempts=1, batch_size=1)
     uninterrupted = seeded_store(tmp_path / "whole")
-    result = run_augcon(config, tiny_backend, uninterrupted, NullProgress(), scorer_model_dir=None)
+    result = run_augcon(config, tiny_backend, uninterrupted, RecordingProgress(), scorer_model_dir=None)
     summary = result.summary
     assert summary["documents"] == 2 and summary["questions_generated"] == 0 and summary["sft_rows"] == 0
     assert summary["parse_failures"] == summary["cst_calls"] == 2 and summary["retries"] == 0
@@ -71,12 +71,12 @@ def test_a_run_on_noise_finishes_and_a_resumed_run_reasks_nothing_finished_and_g
     store = seeded_store(tmp_path / "stopped")
     first = CountingBackend(tiny_backend)
     with pytest.raises(RunCancelled):
-        run_augcon(config, first, store, NullProgress(cancel_after=1), scorer_model_dir=None)
+        run_augcon(config, first, store, RecordingProgress(cancel_after=1), scorer_model_dir=None)
     assert store.exists(cst_file("while")) and not store.exists(cst_file("pass"))
     finished_contexts = {node["context"] for node in store.read_json(cst_file("while"))["nodes"]}
 
     second = CountingBackend(tiny_backend)
-    run_augcon(config, second, store, NullProgress(), scorer_model_dir=None)
+    run_augcon(config, second, store, RecordingProgress(), scorer_model_dir=None)
     asked_again = [prompt for prompt in second.completion_prompts if any(c in prompt for c in finished_contexts)]
     assert not asked_again, "the finished document was asked again"
     for name in ("cst/while.json", "cst/pass.json"):
@@ -84,7 +84,7 @@ def test_a_run_on_noise_finishes_and_a_resumed_run_reasks_nothing_finished_and_g
     assert store.path("queries.jsonl").read_text() == uninterrupted.path("queries.jsonl").read_text()
 
     third = CountingBackend(tiny_backend)
-    run_augcon(config, third, store, NullProgress(), scorer_model_dir=None)
+    run_augcon(config, third, store, RecordingProgress(), scorer_model_dir=None)
     assert not third.completion_prompts and not third.chat_conversations  # a finished run asks nothing
 
 
@@ -93,14 +93,14 @@ def test_bad_inputs_are_refused_naming_the_file_and_line(tmp_path, tiny_backend)
         tmp_path / "a", documents=[{"document_id": "x", "text": "t"}, {"document_id": "x", "text": "u"}]
     )
     with pytest.raises(InvalidInputError, match="documents.jsonl, line 2: duplicate document_id"):
-        run_augcon(tiny_config(), tiny_backend, store, NullProgress(), scorer_model_dir=None)
+        run_augcon(tiny_config(), tiny_backend, store, RecordingProgress(), scorer_model_dir=None)
     store = seeded_store(tmp_path / "b", few_shot=[{"context": "c", "question": "", "answer": "a"}])
     with pytest.raises(InvalidInputError, match="fewshot.jsonl, line 1: field `question`"):
-        run_augcon(tiny_config(), tiny_backend, store, NullProgress(), scorer_model_dir=None)
+        run_augcon(tiny_config(), tiny_backend, store, RecordingProgress(), scorer_model_dir=None)
     one_sentence = [dict(example, context="No split here") for example in FEW_SHOT[:2]]
     store = seeded_store(tmp_path / "c", few_shot=one_sentence)
     with pytest.raises(InvalidInputError, match="two or more sentences"):
-        run_augcon(tiny_config(), tiny_backend, store, NullProgress(), scorer_model_dir=None)
+        run_augcon(tiny_config(), tiny_backend, store, RecordingProgress(), scorer_model_dir=None)
     assert not store.exists("chunks.jsonl") or not store.exists("cst")
 
 
@@ -139,7 +139,7 @@ def test_gen_count_caps_what_ranking_keeps_per_chunk(tmp_path, tiny_backend):
         cst_file("pass"),
     )
     config = replace(config, negatives_per_variant=0)
-    result = run_augcon(config, tiny_backend, store, NullProgress(), scorer_model_dir=None)
+    result = run_augcon(config, tiny_backend, store, RecordingProgress(), scorer_model_dir=None)
     rows = [json.loads(line) for line in result.queries_path.read_text().splitlines()]
     kept = [row for row in rows if row["kept"]]
     assert len(kept) == chunk.gen_count < len(rows)
@@ -162,7 +162,7 @@ def test_documents_share_calls_in_groups_that_fill_a_batch_and_keep_their_own_tr
     store = seeded_store(tmp_path / "run")
     counting = CountingBackend(tiny_backend)
     demonstrations = cst_demonstrations(FEW_SHOT, 1)
-    build_trees(config, counting, store, NullProgress(), chunks_by_document, demonstrations)
+    build_trees(config, counting, store, RecordingProgress(), chunks_by_document, demonstrations)
     assert counting.completion_calls == [2, 2], "both documents' roots go in one call, and so do their retries"
     records = {document_id: store.read_json(cst_file(document_id)) for document_id in chunks_by_document}
     for document_id, record in records.items():
@@ -174,7 +174,7 @@ def test_documents_share_calls_in_groups_that_fill_a_batch_and_keep_their_own_tr
     kept = store.path(cst_file("while")).stat().st_mtime_ns
     store.path(cst_file("pass")).unlink()
     again = CountingBackend(tiny_backend)
-    build_trees(config, again, store, NullProgress(), chunks_by_document, demonstrations)
+    build_trees(config, again, store, RecordingProgress(), chunks_by_document, demonstrations)
     assert again.completion_calls == [2, 2]
     assert store.read_json(cst_file("pass"))["nodes"] == records["pass"]["nodes"]
     assert store.path(cst_file("while")).stat().st_mtime_ns == kept

@@ -12,7 +12,7 @@ from pipelines.augcon.corpus import document_chunks
 from pipelines.augcon.prompts import NEGATIVE_VARIANTS
 from pipelines.augcon.run import cst_file, negatives_file, run_augcon
 from pipelines.augcon.scorer import QueryScorer, contrastive_loss, train_scorer
-from pipelines.common.progress import NullProgress
+from pipelines.common.progress import RecordingProgress
 from pipelines.common.store import RunStore
 from pipelines.training.config import LoraSettings, TrainingArgs
 
@@ -43,7 +43,7 @@ def test_the_loss_is_mean_negative_score_minus_mean_positive_score():
 
 def test_a_few_steps_lower_the_loss_and_the_scorer_prefers_the_positives(tmp_path, tiny_model_dir):
     pairs = [{"context": CONTEXT, "pos_query": good, "neg_query": bad} for good, bad in zip(GOOD, BAD, strict=True)]
-    progress = NullProgress()
+    progress = RecordingProgress()
     store = RunStore(tmp_path / "scorer")
     result = train_scorer(scorer_args(), tiny_model_dir, pairs, store, progress)
     losses = [row["loss"] for row in progress.metric_rows if "loss" in row]
@@ -54,7 +54,7 @@ def test_a_few_steps_lower_the_loss_and_the_scorer_prefers_the_positives(tmp_pat
     scores = scorer.score([CONTEXT] * 8, GOOD + BAD)
     assert all(0.0 < score < 1.0 for score in scores)
     assert sum(scores[:4]) > sum(scores[4:])
-    again = train_scorer(scorer_args(), tiny_model_dir, pairs, store, NullProgress())  # finished: nothing retrained
+    again = train_scorer(scorer_args(), tiny_model_dir, pairs, store, RecordingProgress())  # finished: nothing retrained
     assert again == result
 
 
@@ -80,7 +80,7 @@ def test_trees_and_negatives_on_disk_train_the_scorer_rank_by_score_and_export_s
         store.write_json({"variant": variant.name, "asked": 2, "pairs": pairs, "stats": {"calls": 2}},
                          negatives_file(variant.name))
 
-    result = run_augcon(config, tiny_backend, store, NullProgress(), scorer_model_dir=tiny_model_dir)
+    result = run_augcon(config, tiny_backend, store, RecordingProgress(), scorer_model_dir=tiny_model_dir)
 
     assert result.summary["scorer_pairs"] == 6 and result.summary["scorer_steps"] == 2
     assert result.summary["scorer_skipped"] == ""
@@ -104,6 +104,6 @@ def test_trees_and_negatives_on_disk_train_the_scorer_rank_by_score_and_export_s
 
         assert load_from_disk(str(result.sft_dataset_dir)).num_rows == len(sft)
     config_again = replace(config, rouge_threshold=0.1)  # finished files win: a rerun changes nothing
-    assert run_augcon(config_again, tiny_backend, store, NullProgress(), scorer_model_dir=tiny_model_dir).summary[
+    assert run_augcon(config_again, tiny_backend, store, RecordingProgress(), scorer_model_dir=tiny_model_dir).summary[
         "questions_kept"
     ] == len(kept)

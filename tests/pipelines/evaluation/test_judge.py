@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.common.progress import NullProgress
+from pipelines.common.progress import RecordingProgress
 from pipelines.common.store import RunStore
 from pipelines.evaluation import Contestant, EvaluationConfig, JudgeConfig, run_evaluation
 from pipelines.evaluation.judge import JudgeRequest, candidate_outcome, judge_batch, judge_conversation, parse_verdict
@@ -129,7 +129,7 @@ def _evaluate(tmp_path: Path, judge: ScriptedJudge, retries: int = 2, judge_batc
         bootstrap_rounds=200,
         lc_bootstrap_rounds=10,
     )
-    result = run_evaluation(config, store, NullProgress(), backend_for=lambda spec: judge, cache_dir=tmp_path / "cache")
+    result = run_evaluation(config, store, RecordingProgress(), backend_for=lambda spec: judge, cache_dir=tmp_path / "cache")
     return result, list(store.read_jsonl("rows/c0.jsonl"))
 
 
@@ -262,7 +262,7 @@ def _evaluate_logprob(tmp_path: Path, scorer: ScriptedScorer):
         lc_bootstrap_rounds=10,
     )
     result = run_evaluation(
-        config, store, NullProgress(), backend_for=lambda spec: scorer, cache_dir=tmp_path / "cache"
+        config, store, RecordingProgress(), backend_for=lambda spec: scorer, cache_dir=tmp_path / "cache"
     )
     return result, list(store.read_jsonl("rows/c0.jsonl"))
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.common.progress import NullProgress
+from pipelines.common.progress import RecordingProgress
 from pipelines.common.store import RunStore
 from pipelines.errors import InvalidInputError, RunCancelled
 from pipelines.evaluation import Contestant, EvaluationConfig, JudgeConfig, run_evaluation
@@ -77,7 +77,7 @@ def test_tiny_model_evaluation_accounts_for_every_judgment_whether_parsed_or_not
 ):
     store = _store(tmp_path / "run", PROMPTS)
     result = run_evaluation(
-        _config(tiny_model_dir), store, NullProgress(), backend_for=backend_loader, cache_dir=tmp_path / "cache"
+        _config(tiny_model_dir), store, RecordingProgress(), backend_for=backend_loader, cache_dir=tmp_path / "cache"
     )
     statistics = result.results["candidates"]["c0"]
     rows = list(store.read_jsonl("rows/c0.jsonl"))
@@ -99,7 +99,7 @@ def test_tiny_model_evaluation_accounts_for_every_judgment_whether_parsed_or_not
 def test_the_logprob_judge_reads_every_verdict_even_from_a_random_model(tmp_path, tiny_model_dir, backend_loader):
     store = _store(tmp_path / "run", PROMPTS)
     config = _config(tiny_model_dir, method="logprob")
-    result = run_evaluation(config, store, NullProgress(), backend_for=backend_loader, cache_dir=tmp_path / "cache")
+    result = run_evaluation(config, store, RecordingProgress(), backend_for=backend_loader, cache_dir=tmp_path / "cache")
     statistics = result.results["candidates"]["c0"]
     rows = list(store.read_jsonl("rows/c0.jsonl"))
     assert statistics["judge_method"] == "logprob"
@@ -121,7 +121,7 @@ def test_a_second_evaluation_reuses_cached_answers_and_answers_only_new_prompts(
     first = run_evaluation(
         _config(tiny_model_dir),
         _store(tmp_path / "one", PROMPTS[:3]),
-        NullProgress(),
+        RecordingProgress(),
         backend_for=backend_loader,
         cache_dir=cache,
     )
@@ -129,7 +129,7 @@ def test_a_second_evaluation_reuses_cached_answers_and_answers_only_new_prompts(
     backend_loader.loaded.clear()
     second_store = _store(tmp_path / "two", PROMPTS)
     second = run_evaluation(
-        _config(tiny_model_dir), second_store, NullProgress(), backend_for=backend_loader, cache_dir=cache
+        _config(tiny_model_dir), second_store, RecordingProgress(), backend_for=backend_loader, cache_dir=cache
     )
     assert (second.answers_generated, second.answers_reused) == (2, 6), "only the new prompt is answered, by both"
     answers = list(second_store.read_jsonl("answers/c0.jsonl"))
@@ -141,7 +141,7 @@ def test_a_second_evaluation_reuses_cached_answers_and_answers_only_new_prompts(
     third = run_evaluation(
         _config(tiny_model_dir, baseline_temperature=0.5),
         _store(tmp_path / "three", PROMPTS),
-        NullProgress(),
+        RecordingProgress(),
         backend_for=backend_loader,
         cache_dir=cache,
     )
@@ -156,11 +156,11 @@ def test_a_cancelled_evaluation_resumes_without_redoing_finished_judge_batches(
     # 8 answers (two contestants x 4 prompts), then the first judge batch of 4; cancel before the second.
     with pytest.raises(RunCancelled):
         run_evaluation(
-            config, store, NullProgress(cancel_after=4), backend_for=backend_loader, cache_dir=tmp_path / "cache"
+            config, store, RecordingProgress(cancel_after=4), backend_for=backend_loader, cache_dir=tmp_path / "cache"
         )
     assert store.exists("judgments/c0/batch-000000.jsonl") and not store.exists("judgments/c0/batch-000001.jsonl")
     first_batch = store.path("judgments/c0/batch-000000.jsonl").read_text()
-    result = run_evaluation(config, store, NullProgress(), backend_for=backend_loader, cache_dir=tmp_path / "cache")
+    result = run_evaluation(config, store, RecordingProgress(), backend_for=backend_loader, cache_dir=tmp_path / "cache")
     assert result.judgments_made == 4 and result.answers_generated == 0
     assert store.path("judgments/c0/batch-000000.jsonl").read_text() == first_batch
     assert store.exists("results.json")
@@ -182,7 +182,7 @@ def test_an_answers_file_missing_a_prompt_is_refused_naming_the_file_and_prompt(
         run_evaluation(
             config,
             _store(tmp_path / "run", PROMPTS[:2]),
-            NullProgress(),
+            RecordingProgress(),
             backend_for=backend_loader,
             cache_dir=tmp_path / "cache",
         )

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.common.progress import NullProgress
+from pipelines.common.progress import RecordingProgress
 from pipelines.common.store import RunStore
 from pipelines.errors import InvalidConfigError, RunCancelled
 from pipelines.llm.types import SamplingParams
@@ -199,7 +199,7 @@ def test_two_iterations_chain_models_mix_data_and_use_the_generator_as_reference
         tiny_model_dir,
         sft_path,
         store,
-        NullProgress(),
+        RecordingProgress(),
         backend_for=_backend_factory(opened),
         on_iteration=lambda t, summary: seen.append(t),
     )
@@ -256,7 +256,7 @@ def test_a_stopped_run_resumes_without_regenerating_or_retraining_finished_work(
             tiny_model_dir,
             sft_path,
             store,
-            NullProgress(cancel_after=1),
+            RecordingProgress(cancel_after=1),
             backend_for=_backend_factory(opened),
         )
     first_batch = store.path("iter-0", "generate", "batches", "batch-000000.jsonl")
@@ -264,14 +264,14 @@ def test_a_stopped_run_resumes_without_regenerating_or_retraining_finished_work(
     first_batch_written = first_batch.stat().st_mtime_ns
 
     result = run_spin(
-        tiny_config, tiny_model_dir, sft_path, store, NullProgress(), backend_for=_backend_factory(opened)
+        tiny_config, tiny_model_dir, sft_path, store, RecordingProgress(), backend_for=_backend_factory(opened)
     )
     assert first_batch.stat().st_mtime_ns == first_batch_written, "a finished batch was generated twice"
     assert len(list(store.read_jsonl("iter-0", "pairs.jsonl"))) == 4
     assert len(opened) == 3  # iteration 0 before the stop and after it, iteration 1 once
     assert [summary["steps"] for summary in result.iterations] == [2, 2]
 
-    again = run_spin(tiny_config, tiny_model_dir, sft_path, store, NullProgress(), backend_for=_backend_factory(opened))
+    again = run_spin(tiny_config, tiny_model_dir, sft_path, store, RecordingProgress(), backend_for=_backend_factory(opened))
     assert len(opened) == 3 and again.iterations == result.iterations  # nothing generated or trained again
 
 
@@ -283,7 +283,7 @@ def test_a_multi_turn_dataset_is_generated_and_trained_with_its_whole_conversati
     config = replace(tiny_config, iterations=1, conversation_turn="last", max_prompts=0)
     config = replace(config, training=replace(config.training, training=replace(config.training.training, max_steps=1)))
     store = RunStore(tmp_path / "run")
-    result = run_spin(config, tiny_model_dir, path, store, NullProgress(), backend_for=_backend_factory([]))
+    result = run_spin(config, tiny_model_dir, path, store, RecordingProgress(), backend_for=_backend_factory([]))
     # p_0 answered the follow-up with the first exchange in front of it, and the pair keeps it.
     generated = list(store.read_jsonl("iter-0", "generate", "generations.jsonl"))
     assert [row["prompt"] for row in generated] == [CONVERSATION[:3]] * 2
@@ -333,7 +333,7 @@ def test_the_lora_presets_rate_moves_an_adapter_as_far_as_the_papers_full_fine_t
             None,
             pairs,
             RunStore(tmp_path / name),
-            NullProgress(),
+            RecordingProgress(),
         )
         before, after = weights(tiny_model_dir), weights(result.output_dir)
         return sum(float((after[key].float() - before[key].float()).norm()) ** 2 for key in before) ** 0.5

@@ -255,7 +255,7 @@ def test_the_run_page_shows_a_prompts_layers_and_the_data_run_links_to_training(
     from webapp.runs.kinds import write_prompt_snapshot
 
     from pipelines.aft import AftConfig, run_aft
-    from pipelines.common.progress import NullProgress
+    from pipelines.common.progress import RecordingProgress
     from pipelines.common.store import RunStore
     from pipelines.llm.transformers_backend import TransformersBackend
     from webapp.aft import services
@@ -278,7 +278,7 @@ def test_the_run_page_shows_a_prompts_layers_and_the_data_run_links_to_training(
     write_prompt_snapshot(run=run, store=store)
     backend = TransformersBackend(tiny_model_dir, device="cpu", torch_threads=1)
     try:
-        run_aft(aft, backend, store, NullProgress())
+        run_aft(aft, backend, store, RecordingProgress())
     finally:
         backend.close()
     rows = list(store.read_jsonl("aggregations.jsonl"))

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from django.core.exceptions import ValidationError
 
-from pipelines.common.progress import NullProgress
+from pipelines.common.progress import RecordingProgress
 from pipelines.llm.types import Completion
 from webapp.evaluation import services
 from webapp.evaluation.models import CachedAnswer, Evaluation
@@ -83,7 +83,7 @@ def _finish(evaluation: Evaluation, judge, monkeypatch, settings, tmp_path) -> E
 
     settings.ARTIFACT_ROOT = tmp_path / "artifacts"
     monkeypatch.setattr(handler, "_backend_loader", lambda run, progress: (lambda spec: judge))
-    handler.handle(evaluation.run, NullProgress())
+    handler.handle(evaluation.run, RecordingProgress())
     evaluation.refresh_from_db()
     return evaluation
 
