@@ -100,18 +100,23 @@ class AftConfig:
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
-            raise InvalidConfigError(f"mode must be one of {', '.join(MODES)}, got {self.mode!r}")
+            raise InvalidConfigError(f"mode must be one of {', '.join(MODES)}, got {self.mode!r}", field="mode")
         if not 0 <= self.hidden_layer <= MAX_HIDDEN_LAYERS:
-            raise InvalidConfigError(f"hidden_layer must be between 0 and {MAX_HIDDEN_LAYERS}, got {self.hidden_layer}")
+            raise InvalidConfigError(
+                f"hidden_layer must be between 0 and {MAX_HIDDEN_LAYERS}, got {self.hidden_layer}", field="hidden_layer"
+            )
         check_sampling_limits("proposal_params", self.proposal)
         check_sampling_limits("aggregation_params", self.aggregation)
         check_sampling_limits("final_params", self.final)
         if self.final.n != 1:
             raise InvalidConfigError(
-                f"final_params.n must be 1 (the final aggregation gives one answer), got {self.final.n}"
+                f"final_params.n must be 1 (the final aggregation gives one answer), got {self.final.n}",
+                field="final_params.n",
             )
         if not 1 <= self.batch_size <= MAX_BATCH_SIZE:
-            raise InvalidConfigError(f"batch_size must be between 1 and {MAX_BATCH_SIZE}, got {self.batch_size}")
+            raise InvalidConfigError(
+                f"batch_size must be between 1 and {MAX_BATCH_SIZE}, got {self.batch_size}", field="batch_size"
+            )
         check_seed("seed", self.seed)
 
     # -- the network -------------------------------------------------------------------------------
@@ -193,7 +198,7 @@ class AftConfig:
                 f"unknown AFT config field(s): {', '.join(sorted(unknown))}; known fields: {', '.join(sorted(known))}"
             )
         if "seed" in data and "vllm_seed" in data and data["seed"] != data["vllm_seed"]:
-            raise InvalidConfigError("seed and vllm_seed are the same setting; give one")
+            raise InvalidConfigError("seed and vllm_seed are the same setting; give one", field="seed")
         seed_key = "seed" if "seed" in data else "vllm_seed"
         seed = _optional_int(seed_key, data.get("seed", data.get("vllm_seed", 2024)))
         check_seed(seed_key, seed)
@@ -230,7 +235,7 @@ class AftConfig:
         try:
             return cls.from_dict(data)
         except InvalidConfigError as error:
-            raise InvalidConfigError(f"{source}: {error}") from error
+            raise InvalidConfigError(f"{source}: {error}", field=error.field) from error
 
 
 def config_format_of(data: dict[str, Any]) -> str:
@@ -264,10 +269,11 @@ def _refuse_keys_of_other_formats(data: dict[str, Any], config_format: str) -> N
     reasons = _FOREIGN_KEY_REASONS.get(config_format, {})
     for key, reason in reasons.items():
         if key in data:
-            raise InvalidConfigError(f"{key} cannot be used here: {reason}")
+            raise InvalidConfigError(f"{key} cannot be used here: {reason}", field=key)
     if config_format == "first release" and "final_params" in data and data.get("final_aggregation") is False:
         raise InvalidConfigError(
-            "final_params cannot be used here: final_aggregation is false, so there is no final layer to set"
+            "final_params cannot be used here: final_aggregation is false, so there is no final layer to set",
+            field="final_params",
         )
 
 
@@ -276,7 +282,8 @@ def _layer_count(data: dict[str, Any]) -> int:
     num_aggregation = _int("num_aggregation", data.get("num_aggregation", 2))
     if not 0 <= num_aggregation <= MAX_HIDDEN_LAYERS + 1:
         raise InvalidConfigError(
-            f"num_aggregation must be between 0 and {MAX_HIDDEN_LAYERS + 1}, got {num_aggregation}"
+            f"num_aggregation must be between 0 and {MAX_HIDDEN_LAYERS + 1}, got {num_aggregation}",
+            field="num_aggregation",
         )
     # The code builds range(num_aggregation - 1) hidden layers and always a final one: 0 and 1 are alike.
     return max(num_aggregation - 1, 0)
@@ -318,7 +325,9 @@ def _current_format(data: dict[str, Any]) -> dict[str, Any]:
     """`generation_params` + `num_aggregation`: shared sampling, a separate final temperature/top_p."""
     raw = data["generation_params"]
     if not isinstance(raw, dict):
-        raise InvalidConfigError(f"generation_params must be a mapping, found {type(raw).__name__}")
+        raise InvalidConfigError(
+            f"generation_params must be a mapping, found {type(raw).__name__}", field="generation_params"
+        )
     final_keys = {"final_layer_temperature", "final_layer_top_p"}
     shared = _sampling("generation_params", {k: v for k, v in raw.items() if k not in final_keys}, paper_sampling())
     final_temperature = _number("generation_params.final_layer_temperature", raw.get("final_layer_temperature", 0.7))
@@ -341,33 +350,38 @@ def _current_format(data: dict[str, Any]) -> dict[str, Any]:
 def check_sampling_limits(section: str, sampling: SamplingParams) -> None:
     """The bounds every AFT layer's sampling meets, whoever wrote the config (form, YAML, API)."""
     if not 1 <= sampling.n <= MAX_SAMPLES_PER_LAYER:
-        raise InvalidConfigError(f"{section}.n must be between 1 and {MAX_SAMPLES_PER_LAYER}, got {sampling.n}")
+        raise InvalidConfigError(
+            f"{section}.n must be between 1 and {MAX_SAMPLES_PER_LAYER}, got {sampling.n}", field=f"{section}.n"
+        )
     if not 1 <= sampling.max_tokens <= MAX_NEW_TOKENS:
         raise InvalidConfigError(
-            f"{section}.max_tokens must be between 1 and {MAX_NEW_TOKENS}, got {sampling.max_tokens}"
+            f"{section}.max_tokens must be between 1 and {MAX_NEW_TOKENS}, got {sampling.max_tokens}",
+            field=f"{section}.max_tokens",
         )
     if not 0 <= sampling.temperature <= MAX_TEMPERATURE:
         raise InvalidConfigError(
-            f"{section}.temperature must be between 0 and {MAX_TEMPERATURE:g}, got {sampling.temperature}"
+            f"{section}.temperature must be between 0 and {MAX_TEMPERATURE:g}, got {sampling.temperature}",
+            field=f"{section}.temperature",
         )
 
 
 def check_seed(name: str, seed: int | None) -> None:
     """Seeds are empty (random) or between 0 and 2^32 - 1, what every backend's generator accepts."""
     if seed is not None and not 0 <= seed <= MAX_SEED:
-        raise InvalidConfigError(f"{name} must be between 0 and {MAX_SEED}, got {seed}")
+        raise InvalidConfigError(f"{name} must be between 0 and {MAX_SEED}, got {seed}", field=name)
 
 
 def _sampling(section: str, raw: Any, defaults: SamplingParams, label: dict[str, str] | None = None) -> SamplingParams:
     """A sampling section: the four fields, each checked, missing ones from `defaults`."""
     if not isinstance(raw, dict):
         raise InvalidConfigError(
-            f"{section} must be a mapping of {', '.join(SAMPLING_KEYS)}, found {type(raw).__name__}"
+            f"{section} must be a mapping of {', '.join(SAMPLING_KEYS)}, found {type(raw).__name__}", field=section
         )
     unknown = set(raw) - set(SAMPLING_KEYS)
     if unknown:
         raise InvalidConfigError(
-            f"{section}: unknown field(s) {', '.join(sorted(unknown))}; known: {', '.join(SAMPLING_KEYS)}"
+            f"{section}: unknown field(s) {', '.join(sorted(unknown))}; known: {', '.join(SAMPLING_KEYS)}",
+            field=section,
         )
     label = label or {}
     values = {
@@ -383,7 +397,8 @@ def _sampling(section: str, raw: Any, defaults: SamplingParams, label: dict[str,
         message = str(error)
         for key in SAMPLING_KEYS:
             message = message.replace(f"sampling.{key}", f"{section}.{label.get(key, key)}")
-        raise InvalidConfigError(message) from error
+        key = (error.field or "").removeprefix("sampling.")
+        raise InvalidConfigError(message, field=f"{section}.{label.get(key, key)}" if key else section) from error
     return sampling
 
 
@@ -397,7 +412,7 @@ def _replace_sampling(sampling: SamplingParams, **changes: Any) -> SamplingParam
 
 def _number(name: str, value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float):
-        raise InvalidConfigError(f"{name} must be a number, got {value!r}")
+        raise InvalidConfigError(f"{name} must be a number, got {value!r}", field=name)
     return float(value)
 
 
@@ -405,7 +420,7 @@ def _int(name: str, value: Any) -> int:
     if isinstance(value, float) and value.is_integer():
         value = int(value)
     if isinstance(value, bool) or not isinstance(value, int):
-        raise InvalidConfigError(f"{name} must be a whole number, got {value!r}")
+        raise InvalidConfigError(f"{name} must be a whole number, got {value!r}", field=name)
     return value
 
 
@@ -415,13 +430,13 @@ def _optional_int(name: str, value: Any) -> int | None:
 
 def _bool(name: str, value: Any) -> bool:
     if not isinstance(value, bool):
-        raise InvalidConfigError(f"{name} must be true or false, got {value!r}")
+        raise InvalidConfigError(f"{name} must be true or false, got {value!r}", field=name)
     return value
 
 
 def _str(name: str, value: Any) -> str:
     if not isinstance(value, str):
-        raise InvalidConfigError(f"{name} must be text, got {value!r}")
+        raise InvalidConfigError(f"{name} must be text, got {value!r}", field=name)
     return value
 
 
@@ -462,20 +477,29 @@ class AggregationDataConfig:
 
     def __post_init__(self) -> None:
         if self.target_rule not in TARGET_RULES:
-            raise InvalidConfigError(f"target_rule must be one of {', '.join(TARGET_RULES)}, got {self.target_rule!r}")
+            raise InvalidConfigError(
+                f"target_rule must be one of {', '.join(TARGET_RULES)}, got {self.target_rule!r}", field="target_rule"
+            )
         check_sampling_limits("aggregator", self.aggregator)
         if self.aggregator.n != 1:
-            raise InvalidConfigError(f"aggregator.n must be 1 (one target per example), got {self.aggregator.n}")
+            raise InvalidConfigError(
+                f"aggregator.n must be 1 (one target per example), got {self.aggregator.n}", field="aggregator.n"
+            )
         check_seed("seed", self.seed)
         if not 1 <= self.min_proposals <= self.max_proposals <= 32:
             raise InvalidConfigError(
                 f"need 1 <= min_proposals <= max_proposals <= 32, got min_proposals {self.min_proposals}, "
-                f"max_proposals {self.max_proposals}"
+                f"max_proposals {self.max_proposals}",
+                field="min_proposals",
             )
         if not 1 <= self.batch_size <= MAX_BATCH_SIZE:
-            raise InvalidConfigError(f"batch_size must be between 1 and {MAX_BATCH_SIZE}, got {self.batch_size}")
+            raise InvalidConfigError(
+                f"batch_size must be between 1 and {MAX_BATCH_SIZE}, got {self.batch_size}", field="batch_size"
+            )
         if self.max_examples < 0:
-            raise InvalidConfigError(f"max_examples must be 0 (all) or positive, got {self.max_examples}")
+            raise InvalidConfigError(
+                f"max_examples must be 0 (all) or positive, got {self.max_examples}", field="max_examples"
+            )
 
     @property
     def needs_model(self) -> bool:

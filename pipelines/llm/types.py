@@ -29,13 +29,17 @@ class SamplingParams:
 
     def __post_init__(self) -> None:
         if self.n < 1:
-            raise InvalidConfigError(f"sampling.n must be at least 1, got {self.n}")
+            raise InvalidConfigError(f"sampling.n must be at least 1, got {self.n}", field="sampling.n")
         if self.temperature < 0:
-            raise InvalidConfigError(f"sampling.temperature must be >= 0, got {self.temperature}")
+            raise InvalidConfigError(
+                f"sampling.temperature must be >= 0, got {self.temperature}", field="sampling.temperature"
+            )
         if not 0 < self.top_p <= 1:
-            raise InvalidConfigError(f"sampling.top_p must be in (0, 1], got {self.top_p}")
+            raise InvalidConfigError(f"sampling.top_p must be in (0, 1], got {self.top_p}", field="sampling.top_p")
         if self.max_tokens < 1:
-            raise InvalidConfigError(f"sampling.max_tokens must be at least 1, got {self.max_tokens}")
+            raise InvalidConfigError(
+                f"sampling.max_tokens must be at least 1, got {self.max_tokens}", field="sampling.max_tokens"
+            )
         object.__setattr__(self, "stop", tuple(self.stop))
 
     def to_dict(self) -> dict[str, Any]:

@@ -15,8 +15,9 @@ from pipelines.errors import InvalidConfigError, InvalidInputError
 from webapp.library.models import Artifact, SeedPromptSet
 from webapp.registry.models import ModelEntry
 
-# Which form field holds each config field, so a refusal lands next to the field that caused it.
-FORM_FIELD_FOR_CONFIG_FIELD = {
+# Which inference form field holds each config field (`InvalidConfigError.field`), so a refusal lands
+# next to the field that caused it; any other config field's refusal goes on top of the form.
+INFERENCE_FORM_FIELD_FOR_CONFIG_FIELD = {
     "proposal_params.temperature": "proposal_temperature",
     "proposal_params.top_p": "proposal_top_p",
     "proposal_params.max_tokens": "max_tokens",
@@ -26,11 +27,24 @@ FORM_FIELD_FOR_CONFIG_FIELD = {
     "aggregation_params.max_tokens": "max_tokens",
     "aggregation_params.n": "n",
     "final_params.temperature": "final_temperature",
+    "final_params.top_p": "final_temperature",
+    "final_params.max_tokens": "max_tokens",
+    "final_params.n": "final_temperature",
     "final_params": "final_temperature",
     "hidden_layer": "hidden_layer",
     "batch_size": "batch_size",
     "seed": "seed",
     "mode": "mode",
+}
+# The same for the aggregation-data form.
+DATA_FORM_FIELD_FOR_CONFIG_FIELD = {
+    "target_rule": "target_rule",
+    "min_proposals": "min_proposals",
+    "max_proposals": "max_proposals",
+    "aggregator.temperature": "aggregator_temperature",
+    "aggregator.max_tokens": "max_tokens",
+    "seed": "seed",
+    "max_examples": "max_examples",
 }
 
 
@@ -72,7 +86,7 @@ def inference_config_from_fields(
     try:
         return AftConfig.from_dict(data)
     except InvalidConfigError as error:
-        raise _field_error(str(error)) from error
+        raise _field_error(error, INFERENCE_FORM_FIELD_FOR_CONFIG_FIELD) from error
 
 
 def inference_config_from_yaml(text: str, *, source: str = "config.yaml", mode: str | None = None) -> AftConfig:
@@ -89,11 +103,10 @@ def inference_config_from_yaml(text: str, *, source: str = "config.yaml", mode: 
     return config
 
 
-def _field_error(message: str) -> ValidationError:
-    for config_field, form_field in FORM_FIELD_FOR_CONFIG_FIELD.items():
-        if config_field in message:
-            return ValidationError({form_field: message})
-    return ValidationError(message)
+def _field_error(error: InvalidConfigError, form_field_for_config_field: dict[str, str]) -> ValidationError:
+    """The config's refusal on the form field that holds its config field, or on top of the form."""
+    form_field = form_field_for_config_field.get(error.field or "")
+    return ValidationError({form_field: str(error)}) if form_field else ValidationError(str(error))
 
 
 def inference_config_build(*, model: ModelEntry, prompt_set: SeedPromptSet, aft: AftConfig) -> dict[str, Any]:
@@ -121,11 +134,7 @@ def data_config_build(*, source: Artifact, model: ModelEntry | None, options: di
     try:
         config = AggregationDataConfig.from_dict({key: value for key, value in options.items() if value is not None})
     except InvalidConfigError as error:
-        message = str(error)
-        field = next(
-            (name for name in ("target_rule", "min_proposals", "max_proposals", "aggregator") if name in message), None
-        )
-        raise ValidationError({field: message} if field else message) from error
+        raise _field_error(error, DATA_FORM_FIELD_FOR_CONFIG_FIELD) from error
     if config.needs_model:
         if model is None:
             raise ValidationError(

@@ -6,7 +6,8 @@ from typing import Any
 from django import forms
 from django.contrib.auth import get_user_model
 
-from webapp.library.models import Artifact, Rubric
+from webapp.library.models import Rubric
+from webapp.runs.models import Artifact
 
 from .models import Campaign, Judgment
 from .services import WRITE_BACK_RULES

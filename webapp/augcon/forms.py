@@ -11,11 +11,10 @@ from typing import Any
 from django import forms
 
 from pipelines.augcon.config import AUGCON_PRESETS, AugConConfig
+from pipelines.common.config_docs import config_field_docs
 from webapp.library.models import Corpus, FewShotSet
 from webapp.registry.models import ModelEntry
 from webapp.registry.selectors import default_model_pk
-
-from .services import config_field_docs
 
 # AugConConfig fields the form shows one to one (name -> form field class).
 INTEGER_SETTINGS = (
@@ -115,7 +114,7 @@ class AugConRunForm(forms.Form):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         defaults = AugConConfig()
-        docs = config_field_docs()
+        docs = config_field_docs(AugConConfig)
         for name in INTEGER_SETTINGS + FLOAT_SETTINGS:
             default = getattr(defaults, name)
             field_class = forms.IntegerField if name in INTEGER_SETTINGS else forms.FloatField

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from webapp.library.models import Artifact
-from webapp.runs.models import PipelineRun
+from webapp.runs.models import Artifact, PipelineRun
 
 from . import selectors
 

@@ -7,11 +7,8 @@ example that can show a split, the scorer has local weights to train, every sett
 
 from __future__ import annotations
 
-import ast
-import functools
 import re
 from dataclasses import replace
-from pathlib import Path
 from typing import Any
 
 from django.conf import settings
@@ -20,6 +17,7 @@ from django.core.exceptions import ValidationError
 from pipelines.augcon.budget import Budget, estimate_budget
 from pipelines.augcon.config import AUGCON_PRESETS, PRESET_DESCRIPTIONS, AugConConfig
 from pipelines.augcon.corpus import cst_demonstrations
+from pipelines.common.config_docs import config_field_docs
 from pipelines.errors import InvalidConfigError
 from pipelines.training.config import TrainingArgs
 from webapp.library.models import Corpus, FewShotSet
@@ -210,32 +208,10 @@ def augcon_budget(config: dict[str, Any]) -> Budget:
     return estimate_budget(AugConConfig.from_dict(config["augcon"]), texts, examples)
 
 
-@functools.cache
-def config_field_docs() -> dict[str, str]:
-    """Each AugConConfig field's docstring, read from the source: the form's explanations and the defaults table."""
-    import pipelines.augcon.config as module
-
-    tree = ast.parse(Path(module.__file__).read_text(encoding="utf-8"))
-    docs: dict[str, str] = {}
-    for node in ast.walk(tree):
-        if isinstance(node, ast.ClassDef) and node.name == "AugConConfig":
-            body = node.body
-            for current, following in zip(body, body[1:], strict=False):
-                if (
-                    isinstance(current, ast.AnnAssign)
-                    and isinstance(current.target, ast.Name)
-                    and isinstance(following, ast.Expr)
-                    and isinstance(following.value, ast.Constant)
-                    and isinstance(following.value.value, str)
-                ):
-                    docs[current.target.id] = " ".join(following.value.value.split())
-    return docs
-
-
 def defaults_table() -> list[dict[str, Any]]:
     """The paper's defaults, one row per setting, with what each does."""
     defaults = AugConConfig().to_dict()
-    docs = config_field_docs()
+    docs = config_field_docs(AugConConfig)
     rows = [
         {"name": name, "default": value, "help": docs.get(name, "")}
         for name, value in defaults.items()

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 from django.db.models import Q, QuerySet
 from django.db.models.functions import Length, Substr
 
-from .models import Artifact, Corpus, Document, FewShotSet, ImportStatus, Rubric, SeedPromptSet
+from .models import Corpus, Document, FewShotSet, ImportStatus, Rubric, SeedPromptSet
 
 
 @dataclass(frozen=True)
@@ -123,6 +124,8 @@ def rubric_list() -> QuerySet[Rubric]:
     return Rubric.objects.select_related("created_by").order_by("name")
 
 
-def dataset_list() -> QuerySet[Artifact]:
+def dataset_list() -> QuerySet[Any]:
     """Every dataset a trainer could use: imported ones and those runs produced, newest first."""
+    from webapp.runs.models import Artifact
+
     return Artifact.objects.select_related("run").order_by("-created_at")

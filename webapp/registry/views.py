@@ -9,6 +9,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
 from webapp.accounts.permissions import research_required
+from webapp.core.forms import add_validation_error
 
 from . import selectors, services
 from .forms import EndpointModelForm, LocalModelForm
@@ -35,7 +36,7 @@ def model_register_local(request: HttpRequest) -> HttpResponse:
         try:
             entry = services.model_register_local(**form.cleaned_data)
         except ValidationError as error:
-            form.add_error(None, error)
+            add_validation_error(form, error)
         else:
             messages.success(request, f"Registered {entry.name}.")
             return redirect("registry:list")
@@ -50,7 +51,7 @@ def model_register_endpoint(request: HttpRequest) -> HttpResponse:
         try:
             entry = services.model_register_endpoint(**form.cleaned_data)
         except ValidationError as error:
-            form.add_error(None, error)
+            add_validation_error(form, error)
         else:
             messages.success(request, f"Registered {entry.name}.")
             return redirect("registry:list")

@@ -10,9 +10,7 @@ import django_rq
 from django.db.models import QuerySet
 from django.shortcuts import get_object_or_404
 
-from webapp.library.models import Artifact
-
-from .models import PipelineRun
+from .models import Artifact, PipelineRun
 
 QUEUE_NAMES = ("gpu", "default")
 

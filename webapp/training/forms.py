@@ -11,11 +11,12 @@ from typing import Any
 from django import forms
 from django.forms.fields import InvalidJSONInput
 
-from pipelines.training.config import ADAPTERS, DEVICES, DTYPES, PREFERENCE_LOSSES
+from pipelines.training.config import ADAPTERS, DEVICES, DTYPES, PREFERENCE_LOSSES, TrainingArgs
 from pipelines.training.presets import PRESETS
-from webapp.library.models import Artifact
+from webapp.core.forms import help_text_from_config_docs
 from webapp.registry.models import ModelEntry
 from webapp.registry.selectors import default_model_pk
+from webapp.runs.models import Artifact
 
 TRAINER_CHOICES = [
     ("sft", "SFT: prompt → response"),
@@ -174,6 +175,10 @@ class TrainingRunForm(forms.Form):
         widget=forms.Textarea(attrs={"rows": 3}),
         help_text='Any other training field as JSON, e.g. {"warmup_ratio": 0.1, "optimizer": "rmsprop"}.',
     )
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        help_text_from_config_docs(self, TrainingArgs, TRAINING_FIELDS)  # what each training setting does
 
     def clean_extra_settings(self) -> dict[str, Any]:
         value = self.cleaned_data.get("extra_settings") or {}

@@ -7,5 +7,5 @@ from . import views
 app_name = "training"
 urlpatterns = [
     path("new/", views.training_new, name="new"),
-    path("new/preview/", views.training_preview, name="preview"),
+    path("new/estimate/", views.training_estimate, name="estimate"),
 ]

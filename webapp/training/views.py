@@ -1,41 +1,40 @@
-"""Training pages: the form (with a live preview of the resolved config) that queues a training run."""
+"""Training pages: the form (with a live estimate: the resolved config and its token lengths) that queues a training run."""
 
 from __future__ import annotations
 
 import json
+from typing import Any
 
-from django.contrib import messages
-from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import redirect, render
-from django.views.decorators.http import require_GET, require_http_methods
+from django.views.decorators.http import require_http_methods, require_POST
 
 from webapp.accounts.permissions import research_required
-from webapp.core.forms import add_validation_error
+from webapp.core.run_forms import Estimate, EstimateLine, EstimateWarning, estimate_response, new_run_response
 
 from . import services
 from .forms import TrainingRunForm
 
+ESTIMATE_HINT = "Change a field to see the resolved settings."
 
-def _build(form: TrainingRunForm) -> dict[str, object] | None:
-    """The validated run config, or None with the problems added to the form."""
-    if not form.is_valid():
-        return None
+
+def _build(form: TrainingRunForm) -> dict[str, Any]:
+    """The validated run config of a valid form; raises ValidationError naming the field at fault."""
     data = form.cleaned_data
-    try:
-        return services.training_config_build(
-            trainer=data["trainer"],
-            model=data["model"],
-            dataset=data["dataset"],
-            preset=data["preset"],
-            training_overrides=form.training_overrides(),
-            method_options=form.method_options(),
-            devices=data["devices"],
-            reference_model=data.get("reference_model"),
-        )
-    except ValidationError as error:
-        add_validation_error(form, error)
-        return None
+    return services.training_config_build(
+        trainer=data["trainer"],
+        model=data["model"],
+        dataset=data["dataset"],
+        preset=data["preset"],
+        training_overrides=form.training_overrides(),
+        method_options=form.method_options(),
+        devices=data["devices"],
+        reference_model=data.get("reference_model"),
+    )
+
+
+def _run_kind(config: dict[str, Any]) -> str:
+    """The trainer decides the kind: train_sft, train_preference or train_reward."""
+    return services.TRAINERS[config["trainer"]][0]
 
 
 @require_http_methods(["GET", "POST"])
@@ -44,28 +43,56 @@ def training_new(request: HttpRequest) -> HttpResponse:
     initial = {"dataset": request.GET.get("dataset"), "trainer": request.GET.get("trainer") or "sft"}
     if request.GET.get("preset") in services.PRESETS:  # e.g. AugCon's run page opens its own SFT settings
         initial["preset"] = request.GET["preset"]
-    form = TrainingRunForm(request.POST or None, initial=initial)
-    if request.method == "POST":
-        config = _build(form)
-        if config is not None:
-            run = services.training_run_create(user=request.user, config=config, name=form.cleaned_data["name"])
-            messages.success(request, f"Training run #{run.pk} queued.")
-            return redirect(run)
-    context = {"form": form, "presets": services.preset_table()}
-    return render(request, "training/new.html", context, status=400 if form.errors else 200)
+    return new_run_response(
+        request,
+        form=TrainingRunForm(request.POST or None, initial=initial),
+        build=_build,
+        kind=_run_kind,
+        run_label="Training",
+        template="training/new.html",
+        context={"presets": services.preset_table(), "estimate_hint": ESTIMATE_HINT},
+    )
 
 
-@require_GET
-@research_required
-def training_preview(request: HttpRequest) -> HttpResponse:
-    """What the form would queue: the resolved config, or the problems; refreshed as the form changes."""
-    form = TrainingRunForm(request.GET)
-    config = _build(form)
-    context: dict[str, object] = {"form": form, "resolved": ""}
-    if config:
-        context["resolved"] = json.dumps(config["config"], indent=2)
-        context["effective_batch"] = config["effective_batch"]
-        context["lengths"] = services.training_length_preview(
-            config=config, model=form.cleaned_data["model"], dataset=form.cleaned_data["dataset"]
+def _estimate(form: TrainingRunForm, config: dict[str, Any]) -> Estimate:
+    """How the run trains: the effective batch, the dataset's token lengths against the limits, the config."""
+    lengths = services.training_length_preview(
+        config=config, model=form.cleaned_data["model"], dataset=form.cleaned_data["dataset"]
+    )
+    lines = [EstimateLine("Effective batch", config["effective_batch"], key="effective-batch")]
+    warnings = []
+    if lengths.get("error"):
+        lines.append(EstimateLine("Token lengths", "not measured here", note=lengths["error"], key="lengths"))
+    else:
+        partial_note = (
+            f"Measured on the first {lengths['measured_rows']} rows; the job measures every row and reports the counts."
+            if lengths["partial"]
+            else ""
         )
-    return render(request, "training/partials/_preview.html", context)
+        lines.append(EstimateLine("Token lengths", lengths["message"], note=partial_note, key="lengths"))
+        if lengths["rows_over"]:
+            warnings.append(_over_length_warning(lengths))
+    return Estimate(lines=lines, warnings=warnings, resolved=json.dumps(config["config"], indent=2))
+
+
+def _over_length_warning(lengths: dict[str, Any]) -> EstimateWarning:
+    rows_over = lengths["rows_over"]
+    outcome = {
+        "refuse": "the run will refuse to start.",
+        "drop": "they will be left out.",
+    }.get(lengths["over_length"], "they will be cut (counted in the run summary).")
+    summary = lengths["summary"]
+    return EstimateWarning(
+        f"{rows_over} row{'' if rows_over == 1 else 's'} over the limits: {outcome} Lengths that fit every row: "
+        f"max_prompt_length {summary['proposed_max_prompt_length']}, max_length {summary['proposed_max_length']}.",
+        stops_run=lengths["over_length"] == "refuse",
+    )
+
+
+@require_POST
+@research_required
+def training_estimate(request: HttpRequest) -> HttpResponse:
+    """What the form would queue: the resolved config and how it trains, or the problems; refreshed as the form changes."""
+    return estimate_response(
+        request, form=TrainingRunForm(request.POST), build=_build, estimate=_estimate, hint=ESTIMATE_HINT
+    )

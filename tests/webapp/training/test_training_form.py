@@ -8,11 +8,10 @@ from pathlib import Path
 import pytest
 from django.core.exceptions import ValidationError
 
-from webapp.library.models import Artifact
 from webapp.registry.models import ModelEntry
 from webapp.registry.services import model_ensure_embedded
 from webapp.runs import services as run_services
-from webapp.runs.models import PipelineRun
+from webapp.runs.models import Artifact, PipelineRun
 from webapp.training import services
 
 from .tokenizer_models import tokenizer_model
@@ -137,6 +136,30 @@ def test_the_form_queues_a_training_run_on_the_gpu_queue(researcher_client, sft_
     assert run.config["dataset_artifact_id"] == sft_artifact.pk and run.config["model_id"] == model.pk
 
 
+def test_a_repeated_submission_queues_one_run_and_goes_to_it(researcher_client, sft_artifact):
+    form = {
+        "trainer": "sft",
+        "model": model_ensure_embedded().pk,
+        "dataset": sft_artifact.pk,
+        "preset": "tiny-cpu-demo",
+        "devices": "1",
+        "submission_key": "a1b2c3d4e5f60718293a4b5c6d7e8f90",
+    }
+    first = researcher_client.post("/training/new/", form)
+    again = researcher_client.post("/training/new/", form)
+    run = PipelineRun.objects.get()
+    assert first.status_code == again.status_code == 302
+    assert first["Location"] == again["Location"] == run.get_absolute_url()
+
+
+def test_the_form_posts_itself_to_the_estimate_as_it_changes(researcher_client):
+    page = researcher_client.get("/training/new/").content.decode()
+    assert 'hx-post="/training/new/estimate/"' in page and 'hx-target="#training-estimate"' in page
+    assert "Change a field to see the resolved settings." in page
+    assert "Peak learning rate after warmup." in page  # help text from TrainingArgs' docstrings
+    assert researcher_client.get("/training/new/estimate/").status_code == 405
+
+
 def test_the_form_shows_the_missing_field_and_queues_nothing(researcher_client, sft_artifact):
     response = researcher_client.post(
         "/training/new/",
@@ -147,7 +170,7 @@ def test_the_form_shows_the_missing_field_and_queues_nothing(researcher_client, 
     assert PipelineRun.objects.count() == 0
 
 
-def test_the_preview_shows_the_resolved_config(researcher_client, pairs_artifact):
+def test_the_estimate_shows_the_resolved_config(researcher_client, pairs_artifact):
     query = {
         "trainer": "preference",
         "model": model_ensure_embedded().pk,
@@ -156,9 +179,9 @@ def test_the_preview_shows_the_resolved_config(researcher_client, pairs_artifact
         "loss": "spin",
         "devices": "1",
     }
-    page = researcher_client.get("/training/new/preview/", query).content.decode()
+    page = researcher_client.post("/training/new/estimate/", query).content.decode()
     assert "Ready to queue" in page and "&quot;spin&quot;" in page
-    page = researcher_client.get("/training/new/preview/", {**query, "beta": "-1"}).content.decode()
+    page = researcher_client.post("/training/new/estimate/", {**query, "beta": "-1"}).content.decode()
     assert "Ready to queue" not in page and "beta" in page.lower()
 
 
@@ -185,7 +208,7 @@ def aggregation_artifact(tmp_path):
     return _artifact(tmp_path, "aggregation", rows)
 
 
-def test_the_preview_measures_token_lengths_and_proposes_lengths_that_fit(
+def test_the_estimate_measures_token_lengths_and_proposes_lengths_that_fit(
     researcher_client, tiny_entry, aggregation_artifact
 ):
     query = {
@@ -195,11 +218,11 @@ def test_the_preview_measures_token_lengths_and_proposes_lengths_that_fit(
         "preset": "tiny-cpu-demo",
         "devices": "1",
     }
-    page = researcher_client.get("/training/new/preview/", query).content.decode()
+    page = researcher_client.post("/training/new/estimate/", query).content.decode()
     assert "Ready to queue" in page
     assert "3 rows over the limits" in page and "they will be cut (counted in the run summary)" in page
     assert "Lengths that fit every row: max_prompt_length" in page
-    refused = researcher_client.get("/training/new/preview/", {**query, "over_length": "refuse"}).content.decode()
+    refused = researcher_client.post("/training/new/estimate/", {**query, "over_length": "refuse"}).content.decode()
     assert "the run will refuse to start" in refused
 
 
@@ -236,8 +259,8 @@ def test_deeply_nested_extra_settings_are_a_form_error_not_a_500(researcher_clie
     assert response.status_code == 400
     assert "Nested too deeply" in response.content.decode()
     assert PipelineRun.objects.count() == 0
-    preview = researcher_client.get(
-        "/training/new/preview/",
+    estimate = researcher_client.post(
+        "/training/new/estimate/",
         {
             "trainer": "sft",
             "model": model_ensure_embedded().pk,
@@ -246,7 +269,7 @@ def test_deeply_nested_extra_settings_are_a_form_error_not_a_500(researcher_clie
             "extra_settings": extra,
         },
     )
-    assert preview.status_code == 200 and "Nested too deeply" in preview.content.decode()
+    assert estimate.status_code == 200 and "Nested too deeply" in estimate.content.decode()
 
 
 @pytest.mark.parametrize(
@@ -312,8 +335,8 @@ def test_reward_model_defaults_step_on_128_pairs_shown_per_device_accumulation_d
         trainer="reward", model=model_ensure_embedded(), dataset=pairs_artifact, devices=4
     )
     assert four["effective_batch"] == "4 per device x 8 accumulation x 4 devices = 128"
-    page = researcher_client.get(
-        "/training/new/preview/",
+    page = researcher_client.post(
+        "/training/new/estimate/",
         {"trainer": "reward", "model": model_ensure_embedded().pk, "dataset": pairs_artifact.pk, "devices": "1"},
     ).content.decode()
     assert "4 per device x 32 accumulation x 1 device = 128" in page
