@@ -18,10 +18,9 @@ from pipelines.aft.config import (
     MAX_SEED,
     MAX_TEMPERATURE,
 )
-from webapp.library.models import SeedPromptSet
+from webapp.library.models import Artifact, SeedPromptSet
 from webapp.registry.models import ModelEntry
 from webapp.registry.selectors import default_model_pk
-from webapp.runs.models import Artifact
 
 MODE_CHOICES = [
     ("aggregate", "Propose and aggregate"),

@@ -14,8 +14,9 @@ from django.urls import reverse
 from pipelines.aft.run import find_row
 from pipelines.common.store import RunStore
 from pipelines.generate.run import PROMPTS_FILE
+from webapp.library.models import Artifact
 from webapp.runs import services
-from webapp.runs.models import Artifact, PipelineRun
+from webapp.runs.models import PipelineRun
 
 TEMPLATE = "aft/partials/_run_section.html"
 AGGREGATION_PRESET = "aft-aggregation"

@@ -6,8 +6,7 @@ from typing import Any
 from django import forms
 from django.contrib.auth import get_user_model
 
-from webapp.library.models import Rubric
-from webapp.runs.models import Artifact
+from webapp.library.models import Artifact, Rubric
 
 from .models import Campaign, Judgment
 from .services import WRITE_BACK_RULES

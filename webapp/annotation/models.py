@@ -36,7 +36,7 @@ class Campaign(models.Model):
         STRATIFIED = "stratified", "Stratified by a column (proportional, every group represented)"
 
     name = models.CharField(max_length=200)
-    artifact = models.ForeignKey("runs.Artifact", related_name="annotation_campaigns", on_delete=models.PROTECT)
+    artifact = models.ForeignKey("library.Artifact", related_name="annotation_campaigns", on_delete=models.PROTECT)
     rubric = models.ForeignKey("library.Rubric", related_name="annotation_campaigns", on_delete=models.PROTECT)
     pair_format = models.CharField(max_length=20, choices=PairFormat.choices)
     flags = models.JSONField(default=list, blank=True, help_text="Flags an annotator may tick, e.g. factual error.")

@@ -21,8 +21,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from webapp.library.models import Rubric
-from webapp.runs.models import Artifact
+from webapp.library.models import Artifact, Rubric
 
 from . import pairs
 from .models import Assignment, Campaign, Item, Judgment, Verdict

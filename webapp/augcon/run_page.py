@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from webapp.runs.models import Artifact, PipelineRun
+from webapp.library.models import Artifact
+from webapp.runs.models import PipelineRun
 
 from . import selectors
 

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from django import forms
 
-from webapp.library.models import Rubric, SeedPromptSet
+from webapp.library.models import Artifact, Rubric, SeedPromptSet
 from webapp.registry.models import ModelEntry
-from webapp.runs.models import Artifact
 
 
 def _generation_models():

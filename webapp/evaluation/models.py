@@ -36,7 +36,7 @@ class Evaluation(models.Model):
     rubric = models.ForeignKey("library.Rubric", null=True, blank=True, on_delete=models.SET_NULL)
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.QUEUED, db_index=True)
     results = models.JSONField(default=dict, blank=True)
-    comparisons = models.ForeignKey("runs.Artifact", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    comparisons = models.ForeignKey("library.Artifact", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
     finished_at = models.DateTimeField(null=True, blank=True)
 

@@ -2,7 +2,17 @@
 
 from django.contrib import admin
 
-from .models import Corpus, Document, FewShotExample, FewShotSet, ImportStatus, Rubric, SeedPrompt, SeedPromptSet
+from .models import (
+    Artifact,
+    Corpus,
+    Document,
+    FewShotExample,
+    FewShotSet,
+    ImportStatus,
+    Rubric,
+    SeedPrompt,
+    SeedPromptSet,
+)
 
 
 @admin.register(Corpus)
@@ -75,3 +85,9 @@ class RubricAdmin(admin.ModelAdmin):
     list_display = ("name", "created_by", "updated_at")
     search_fields = ("name", "criteria", "guidelines")
     raw_id_fields = ("created_by",)
+
+
+@admin.register(Artifact)
+class ArtifactAdmin(admin.ModelAdmin):
+    list_display = ("name", "kind", "run", "row_count", "created_at")
+    list_filter = ("kind",)

@@ -1,4 +1,5 @@
-"""The inputs every method starts from: corpora, seed prompts, few-shot examples, rubrics."""
+"""The inputs every method starts from: corpora, seed prompts, few-shot examples, rubrics, and the
+datasets (artifacts) that runs produce and imports add, which training and judging read."""
 
 from __future__ import annotations
 
@@ -185,3 +186,46 @@ class Rubric(TimeStamped):
 
     def get_absolute_url(self) -> str:
         return reverse("library:rubric-detail", args=[self.pk])
+
+
+class Artifact(models.Model):
+    """A dataset: JSONL plus parquet on disk, loadable with `datasets.load_dataset`.
+
+    Runs produce them (`run` set) and the library imports them (`run` empty). It lives here, not in
+    `runs`, so the library can use it without importing `runs` (which imports the library); the table
+    keeps its first name, `runs_artifact`, from when it lived there.
+    """
+
+    class Kind(models.TextChoices):
+        GENERATIONS = "generations", "Generations"
+        QUERIES = "queries", "Queries"
+        SFT = "sft", "SFT dataset"
+        PROPOSALS = "proposals", "Proposals"
+        COMPARISONS = "comparisons", "Comparisons"
+        PREFERENCES = "preferences", "Preferences"
+        JUDGMENTS = "judgments", "Judgments"
+        SCORER_PAIRS = "scorer_pairs", "Scorer pairs"
+        AGGREGATIONS = "aggregations", "Aggregations (proposals, layers, final answers)"
+
+    run = models.ForeignKey(
+        "runs.PipelineRun", related_name="artifacts", null=True, blank=True, on_delete=models.SET_NULL
+    )
+    name = models.CharField(max_length=200)
+    kind = models.CharField(max_length=30, choices=Kind.choices)
+    jsonl_path = models.CharField(max_length=1000)
+    parquet_path = models.CharField(max_length=1000, blank=True)
+    row_count = models.PositiveIntegerField(default=0)
+    columns = models.JSONField(default=list, blank=True)
+    preview = models.JSONField(default=list, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        db_table = "runs_artifact"
+        ordering = ["-created_at"]
+        constraints = [models.UniqueConstraint(fields=["run", "name"], name="artifact_name_per_run")]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def get_absolute_url(self) -> str:
+        return reverse("runs:artifact", args=[self.pk])

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
 
 from django.db.models import Q, QuerySet
 from django.db.models.functions import Length, Substr
 
-from .models import Corpus, Document, FewShotSet, ImportStatus, Rubric, SeedPromptSet
+from .models import Artifact, Corpus, Document, FewShotSet, ImportStatus, Rubric, SeedPromptSet
 
 
 @dataclass(frozen=True)
@@ -124,8 +123,6 @@ def rubric_list() -> QuerySet[Rubric]:
     return Rubric.objects.select_related("created_by").order_by("name")
 
 
-def dataset_list() -> QuerySet[Any]:
+def dataset_list() -> QuerySet[Artifact]:
     """Every dataset a trainer could use: imported ones and those runs produced, newest first."""
-    from webapp.runs.models import Artifact
-
     return Artifact.objects.select_related("run").order_by("-created_at")

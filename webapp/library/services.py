@@ -28,7 +28,9 @@ from django.db.models import F, Max
 from django.utils import timezone
 
 from . import parsers
+from .artifacts import artifact_save, dataset_file_summary
 from .models import (
+    Artifact,
     Corpus,
     Document,
     FewShotExample,
@@ -536,7 +538,7 @@ def dataset_import(
     original_name: str,
     batch_size: int = 1000,
     progress: ProgressCallback | None = None,
-) -> Any:
+) -> Artifact:
     """Import an SFT or preference dataset as an artifact (JSONL + parquet) that training runs can use.
 
     Rows stream from the upload into the artifact files in batches; a bad row anywhere removes the
@@ -547,8 +549,6 @@ def dataset_import(
 
     import pyarrow as pa
     import pyarrow.parquet as pq
-
-    from webapp.runs.models import Artifact
 
     _check_batch_size(batch_size)
     kind = Artifact.Kind.SFT if purpose == "sft" else Artifact.Kind.PREFERENCES
@@ -588,10 +588,11 @@ def dataset_import(
         if writer is not None:
             writer.close()
             writer = None
+        summary = dataset_file_summary(jsonl_path)
         with transaction.atomic():
-            from webapp.runs.services import artifact_register
-
-            return artifact_register(run=None, name=name, kind=kind, jsonl_path=jsonl_path, parquet_path=parquet_path)
+            return artifact_save(
+                run=None, name=name, kind=kind, jsonl_path=jsonl_path, parquet_path=parquet_path, summary=summary
+            )
     except BaseException:
         if writer is not None:
             writer.close()

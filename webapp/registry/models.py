@@ -39,7 +39,7 @@ class ModelEntry(models.Model):
         "runs.PipelineRun", null=True, blank=True, related_name="produced_models", on_delete=models.SET_NULL
     )
     trained_on = models.ForeignKey(
-        "runs.Artifact",
+        "library.Artifact",
         null=True,
         blank=True,
         related_name="trained_models",

@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from .models import Artifact, PipelineRun
+from .models import PipelineRun
 
 
 @admin.register(PipelineRun)
@@ -10,8 +10,3 @@ class PipelineRunAdmin(admin.ModelAdmin):
     search_fields = ("name", "rq_job_id", "worker_name")
     readonly_fields = ("created_at", "started_at", "heartbeat_at", "finished_at")
 
-
-@admin.register(Artifact)
-class ArtifactAdmin(admin.ModelAdmin):
-    list_display = ("name", "kind", "run", "row_count", "created_at")
-    list_filter = ("kind",)

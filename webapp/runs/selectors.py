@@ -10,7 +10,9 @@ import django_rq
 from django.db.models import QuerySet
 from django.shortcuts import get_object_or_404
 
-from .models import Artifact, PipelineRun
+from webapp.library.models import Artifact
+
+from .models import PipelineRun
 
 QUEUE_NAMES = ("gpu", "default")
 

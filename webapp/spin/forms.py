@@ -9,9 +9,9 @@ from __future__ import annotations
 from django import forms
 
 from pipelines.spin.config import MAX_ITERATIONS, MAX_NEW_TOKENS, MAX_PROMPTS, PAPER_EFFECTIVE_BATCH, PRESET_LABELS
+from webapp.library.models import Artifact
 from webapp.registry.models import ModelEntry
 from webapp.registry.selectors import default_model_pk
-from webapp.runs.models import Artifact
 
 CONVERSATION_TURN_CHOICES = [
     ("first", "First user turn and its reply (SPIN's: their code keeps messages[0] and messages[1])"),

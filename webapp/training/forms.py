@@ -14,9 +14,9 @@ from django.forms.fields import InvalidJSONInput
 from pipelines.training.config import ADAPTERS, DEVICES, DTYPES, PREFERENCE_LOSSES, TrainingArgs
 from pipelines.training.presets import PRESETS
 from webapp.core.forms import help_text_from_config_docs
+from webapp.library.models import Artifact
 from webapp.registry.models import ModelEntry
 from webapp.registry.selectors import default_model_pk
-from webapp.runs.models import Artifact
 
 TRAINER_CHOICES = [
     ("sft", "SFT: prompt → response"),

@@ -10,8 +10,9 @@ from pathlib import Path
 
 from pipelines.common.store import RunStore
 from pipelines.training import PreferenceConfig, RewardConfig, SFTConfig, TrainingInputs, run_training
+from webapp.library.models import Artifact
 from webapp.registry.models import ModelEntry
-from webapp.runs.models import Artifact, PipelineRun
+from webapp.runs.models import PipelineRun
 from workers.runner import PreparedJob
 
 CONFIG_CLASSES = {"sft": SFTConfig, "preference": PreferenceConfig, "reward": RewardConfig}

@@ -209,7 +209,7 @@ def test_exports_hold_every_current_judgment(make_campaign, make_user, researche
 def test_the_write_back_button_creates_a_preference_artifact(make_campaign, make_user, researcher_client):
     campaign = constructed_campaign(make_campaign, make_user)
     response = researcher_client.post(reverse("annotation:write-back", args=[campaign.pk]), {"rule": "drop_disagreements"})
-    from webapp.runs.models import Artifact
+    from webapp.library.models import Artifact
 
     artifact = Artifact.objects.get(name__contains="human-checked")
     assert response.status_code == 302 and response["Location"] == artifact.get_absolute_url()

@@ -9,8 +9,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from webapp.library import services
+from webapp.library.models import Artifact
 from webapp.library.parsers import ImportProblem
-from webapp.runs.models import Artifact
 
 pytestmark = pytest.mark.django_db
 

@@ -50,7 +50,7 @@ def test_running_twice_loads_everything_once_and_prints_the_same_logins(var_dir)
     }
     assert FewShotSet.objects.get(name="Python reference QA").example_count == 8
     assert all(few_shot_set.preamble for few_shot_set in FewShotSet.objects.filter(kind="demonstration"))
-    from webapp.runs.models import Artifact
+    from webapp.library.models import Artifact
 
     dataset = Artifact.objects.get()
     assert (dataset.name, dataset.kind, dataset.row_count, dataset.run) == ("Python reference QA (SFT)", "sft", 8, None)

@@ -8,10 +8,11 @@ from pathlib import Path
 import pytest
 from django.core.exceptions import ValidationError
 
+from webapp.library.models import Artifact
 from webapp.registry.models import ModelEntry
 from webapp.registry.services import model_ensure_embedded
 from webapp.runs import services as run_services
-from webapp.runs.models import Artifact, PipelineRun
+from webapp.runs.models import PipelineRun
 from webapp.training import services
 
 from .tokenizer_models import tokenizer_model

@@ -17,7 +17,7 @@ from django.db import transaction
 
 from webapp.accounts.models import User
 from webapp.library import services
-from webapp.library.models import Corpus, FewShotSet, Rubric, SeedPromptSet
+from webapp.library.models import Artifact, Corpus, FewShotSet, Rubric, SeedPromptSet
 
 DEMO_DIR = Path(__file__).resolve().parents[2] / "demo"
 CORPUS_NAME = "Python language reference"
@@ -114,8 +114,6 @@ class Command(BaseCommand):
 
     def _load_sft_dataset(self) -> None:
         """The few-shot QA file again, as a training dataset, so a fresh install can try SFT at once."""
-        from webapp.runs.models import Artifact
-
         if Artifact.objects.filter(run=None, name=SFT_DATASET_NAME).exists():
             self.stdout.write(f"Dataset “{SFT_DATASET_NAME}” is already loaded.")
             return
