@@ -16,14 +16,16 @@ prompt), outside the run, so another evaluation of the same model and decoding r
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pipelines.common.batches import run_in_batches
+from pipelines.common.jsonl import line_error, read_numbered_jsonl_rows
 from pipelines.common.progress import Progress
+from pipelines.common.prompts import PROMPTS_FILE, load_prompts  # noqa: F401 - PROMPTS_FILE is for workers/methods/evaluation.py
 from pipelines.common.store import RunStore
 from pipelines.errors import InvalidInputError
 from pipelines.evaluation import stats
@@ -32,7 +34,6 @@ from pipelines.evaluation.config import Contestant, EvaluationConfig
 from pipelines.evaluation.judge import ORDERS, JudgeRequest, judge_batch
 from pipelines.llm.types import Conversation, LLMBackend
 
-PROMPTS_FILE = "prompts.jsonl"
 REFERENCE_FILE = "reference_preferences.json"
 COMPARISONS_FILE = "comparisons.jsonl"
 RESULTS_FILE = "results.json"
@@ -55,25 +56,6 @@ class EvaluationResult:
     seconds: float
 
 
-def load_prompts(store: RunStore) -> list[dict[str, str]]:
-    """`prompts.jsonl`: unique `prompt_id`, non-empty `prompt`."""
-    rows: list[dict[str, str]] = []
-    seen: set[str] = set()
-    if not store.exists(PROMPTS_FILE):
-        raise InvalidInputError(f"{PROMPTS_FILE}: missing from the run directory {store.root}")
-    for line_number, row in enumerate(store.read_jsonl(PROMPTS_FILE), start=1):
-        prompt_id, prompt = str(row.get("prompt_id", "")), row.get("prompt")
-        if not prompt_id or not isinstance(prompt, str) or not prompt.strip():
-            raise InvalidInputError(f"{PROMPTS_FILE}, line {line_number}: needs `prompt_id` and a non-empty `prompt`")
-        if prompt_id in seen:
-            raise InvalidInputError(f"{PROMPTS_FILE}, line {line_number}: duplicate prompt_id {prompt_id!r}")
-        seen.add(prompt_id)
-        rows.append({"prompt_id": prompt_id, "prompt": prompt})
-    if not rows:
-        raise InvalidInputError(f"{PROMPTS_FILE}: no prompts to evaluate on")
-    return rows
-
-
 def run_evaluation(
     config: EvaluationConfig,
     store: RunStore,
@@ -90,7 +72,7 @@ def run_evaluation(
     baseline on it; when given, the length-controlled GLM gets its instruction-difficulty term.
     """
     started = time.monotonic()
-    prompts = load_prompts(store)
+    prompts = load_prompts(store, allow_conversations=False)
     if reference_preferences is not None and not store.exists(REFERENCE_FILE):
         store.write_json(reference_preferences, REFERENCE_FILE)
     references = store.read_json(REFERENCE_FILE) if store.exists(REFERENCE_FILE) else {}
@@ -222,25 +204,15 @@ def answers_from_file(contestant: Contestant, prompts: list[dict[str, str]]) -> 
     if not path.is_file():
         raise InvalidInputError(f"answers of {contestant.label}: file {path} does not exist")
     by_prompt: dict[str, str] = {}
-    with path.open(encoding="utf-8") as handle:
-        for line_number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as error:
-                raise InvalidInputError(f"{path.name}, line {line_number}: not valid JSON ({error.msg})") from error
-            if not isinstance(row, dict):
-                raise InvalidInputError(
-                    f"{path.name}, line {line_number}: expected a JSON object, found {type(row).__name__}"
-                )
-            prompt, answer = prompt_of(row), answer_of(row)
-            if prompt is None or answer is None:
-                raise InvalidInputError(
-                    f"{path.name}, line {line_number}: needs a prompt field ({', '.join(PROMPT_FIELDS)}) "
-                    f"and an answer field ({', '.join(ANSWER_FIELDS)})"
-                )
-            by_prompt.setdefault(prompt.strip(), answer)
+    for line_number, row in read_numbered_jsonl_rows(path):
+        prompt, answer = prompt_of(row), answer_of(row)
+        if prompt is None or answer is None:
+            raise line_error(
+                path,
+                line_number,
+                f"needs a prompt field ({', '.join(PROMPT_FIELDS)}) and an answer field ({', '.join(ANSWER_FIELDS)})",
+            )
+        by_prompt.setdefault(prompt.strip(), answer)
     missing = [row["prompt"] for row in prompts if row["prompt"].strip() not in by_prompt]
     if missing:
         raise InvalidInputError(
@@ -312,28 +284,30 @@ def _judge_candidate(
         for row in prompts
         for order in ORDERS
     ]
-    size = config.judge_batch_size
-    batches = [requests[i : i + size] for i in range(0, len(requests), size)]
-    finished = {index for index in range(len(batches)) if store.exists(_judge_batch_name(candidate, index))}
-    progress.stage(f"judge · {candidate.label}", total=len(requests), done=sum(len(batches[i]) for i in finished))
-    made = 0
     backend: LLMBackend | None = None
-    for index, batch in enumerate(batches):
-        if index in finished:
-            continue
-        progress.check_cancelled()
+
+    def judge(index: int, batch: list[JudgeRequest]) -> list[dict[str, Any]]:
+        nonlocal backend
         if backend is None:
             backend = backend_for(config.judge_spec)
         results = judge_batch(config.judge, backend, batch, seed=config.seed + index)
-        store.write_jsonl((result.to_dict() for result in results), _judge_batch_name(candidate, index))
         failures = sum(1 for result in results if result.verdict is None)
         if failures:
             progress.log(
                 f"judge: {failures} of {len(batch)} replies in batch {index} unreadable after {config.judge.retries} retries"
             )
-        made += len(batch)
-        progress.advance(len(batch))
-    return made
+        return [result.to_dict() for result in results]
+
+    batched = run_in_batches(
+        requests,
+        config.judge_batch_size,
+        judge,
+        store=store,
+        progress=progress,
+        stage=f"judge · {candidate.label}",
+        batch_name=lambda index: _judge_batch_name(candidate, index),
+    )
+    return batched.items_generated
 
 
 def _judge_batch_name(candidate: Contestant, index: int) -> str:
