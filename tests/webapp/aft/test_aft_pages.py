@@ -252,7 +252,7 @@ def test_the_run_page_shows_a_prompts_layers_and_the_data_run_links_to_training(
     researcher_client, researcher, model, prompt_set, tiny_model_dir, settings, tmp_path
 ):
     """A real (tiny-model) AFT output in the run directory, shown by the run page and the prompt view."""
-    from webapp.runs.kinds import write_prompt_snapshot
+    from workers.kinds.prompts import snapshot_prompt_set
 
     from pipelines.aft import AftConfig, run_aft
     from pipelines.common.progress import RecordingProgress
@@ -275,7 +275,7 @@ def test_the_run_page_shows_a_prompts_layers_and_the_data_run_links_to_training(
     assert not run_services.run_directory(run).exists()  # viewing a queued run creates nothing
 
     store = RunStore(run_services.run_directory(run))
-    write_prompt_snapshot(run=run, store=store)
+    snapshot_prompt_set(prompt_set_id=run.config["prompt_set_id"], store=store)
     backend = TransformersBackend(tiny_model_dir, device="cpu", torch_threads=1)
     try:
         run_aft(aft, backend, store, RecordingProgress())

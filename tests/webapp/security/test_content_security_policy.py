@@ -59,7 +59,7 @@ def test_the_nonce_is_fresh_per_response_and_given_to_the_htmx_script(client, re
         "/library/",
         "/models/",
         "/runs/",
-        "/runs/new/generate/",
+        "/generate/new/",
         "/training/new/",
         "/augcon/new/",
         "/spin/new/",

@@ -22,7 +22,7 @@ def test_post_without_csrf_token_is_refused_and_creates_nothing(csrf_client: Cli
     SeedPrompt.objects.create(prompt_set=prompt_set, position=0, text="hi")
     model = model_ensure_embedded()
     data = {"model": model.pk, "prompt_set": prompt_set.pk, "n": 1, "max_tokens": 8, "temperature": 0.7, "top_p": 0.95, "batch_size": 8}
-    response = csrf_client.post("/runs/new/generate/", data, headers=headers)
+    response = csrf_client.post("/generate/new/", data, headers=headers)
     assert response.status_code == 403
     from webapp.runs.models import PipelineRun
 
