@@ -4,7 +4,9 @@ Uploads never sit in memory: the declared request size is checked before the bod
 part is cut off as soon as it passes the limit, and the file reaches the import service as a path
 on disk. A view that takes uploads is wrapped in `size_limited_uploads`, which is CSRF-exempt on
 the outside only so the size-limit handler can be installed before anything reads the body; the
-CSRF check then runs on the inner view, before any import.
+CSRF check then runs on the inner view, before any import. `upload_import` is the one flow from a
+POSTed form to an import (every size check, the form, the file on disk, the import's refusals), so
+each library view only says which form, which import, and where to show the result.
 """
 
 from __future__ import annotations
@@ -14,15 +16,23 @@ import os
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from django import forms
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.core.files.uploadedfile import TemporaryUploadedFile, UploadedFile
 from django.core.files.uploadhandler import FileUploadHandler, StopUpload
+from django.db.models import Model
 from django.http import HttpRequest, HttpResponse, QueryDict
 from django.utils.datastructures import MultiValueDict
 from django.views.decorators.csrf import csrf_exempt, csrf_protect
+
+from webapp.core.forms import add_validation_error
+
+from .parsers import ImportProblem
 
 # Multipart boundaries and the small text fields that travel with the file.
 UPLOAD_OVERHEAD_BYTES = 1 << 20
@@ -133,3 +143,45 @@ def size_limited_uploads(
 
 def library_upload_limit() -> int:
     return settings.LIBRARY_MAX_UPLOAD_BYTES
+
+
+Importer = Callable[[dict[str, Any], Path, str, Any], tuple[Model, str]]
+"""(cleaned form data, file on disk, original name, user) -> (what was saved, the success message)."""
+
+
+@dataclass(frozen=True)
+class UploadOutcome:
+    """What became of a POSTed upload: `saved` with its success `message`, or else the form (bound,
+    with its errors, or blank when the body was never read) and the `problem` to show with it."""
+
+    form: forms.Form
+    problem: str | None = None
+    saved: Model | None = None
+    message: str = ""
+
+
+def upload_import(request: HttpRequest, *, form_class: type[forms.Form], importer: Importer) -> UploadOutcome:
+    """Check the upload's size (declared, streamed, whole) and the form, then import the file from disk.
+
+    For a view under `size_limited_uploads`, on POST. A refusal of the import (ImportProblem, or a
+    ValidationError put on the form's fields) comes back in the outcome; nothing is saved then.
+    """
+    limit: UploadLimit = request.upload_limit
+    if limit.declared_problem:
+        return UploadOutcome(form=form_class(), problem=limit.declared_problem)
+    form = form_class(request.POST, request.FILES)
+    problem = limit.problem()
+    if problem is None and form.is_valid():
+        uploaded = form.cleaned_data["file"]
+        problem = limit.problem(uploaded)
+        if problem is None:
+            try:
+                with upload_on_disk(uploaded) as path:
+                    saved, message = importer(form.cleaned_data, path, uploaded.name, request.user)
+            except ImportProblem as import_problem:
+                problem = str(import_problem)
+            except ValidationError as error:
+                add_validation_error(form, error)
+            else:
+                return UploadOutcome(form=form, saved=saved, message=message)
+    return UploadOutcome(form=form, problem=problem)

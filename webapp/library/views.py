@@ -1,13 +1,14 @@
 """Library pages: the overview, corpora (upload, append, browse, search), seed prompts, few-shot sets, rubrics.
 
-Upload views are wrapped in `uploads.size_limited_uploads` (size limits while receiving, the file
-handed on as a path on disk); the import itself is a service. A document page shows an excerpt and
-links to the whole text as a download, so no page ever holds a whole (possibly huge) document.
+Upload views are wrapped in `uploads.size_limited_uploads` and hand a POST to `uploads.upload_import`
+(size limits while receiving, the form, the file handed on as a path on disk); the import itself is
+a service. A document page shows an excerpt and links to the whole text as a download, so no page
+ever holds a whole (possibly huge) document.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -34,14 +35,10 @@ from .forms import (
     SeedPromptSetUploadForm,
 )
 from .models import Corpus, FewShotSet, Rubric, SeedPromptSet
-from .parsers import ImportProblem
-from .uploads import library_upload_limit, size_limited_uploads, upload_on_disk
+from .uploads import Importer, library_upload_limit, size_limited_uploads, upload_import
 
 DOCUMENTS_PER_PAGE = 25
 ROWS_PER_PAGE = 100
-
-Importer = Callable[[dict[str, Any], Path, str, Any], tuple[Model, str]]
-"""(cleaned form data, file on disk, original name, user) -> (what was saved, the success message)."""
 
 
 def _upload(
@@ -55,28 +52,11 @@ def _upload(
     }
     if request.method == "GET":
         return render(request, template, {**context, "form": form_class()})
-    limit = request.upload_limit
-    if limit.declared_problem:
-        return render(
-            request, template, {**context, "form": form_class(), "problem": limit.declared_problem}, status=400
-        )
-    form = form_class(request.POST, request.FILES)
-    problem = limit.problem()
-    if problem is None and form.is_valid():
-        uploaded = form.cleaned_data["file"]
-        problem = limit.problem(uploaded)
-        if problem is None:
-            try:
-                with upload_on_disk(uploaded) as path:
-                    saved, message = importer(form.cleaned_data, path, uploaded.name, request.user)
-            except ImportProblem as import_problem:
-                problem = str(import_problem)
-            except ValidationError as error:
-                add_validation_error(form, error)
-            else:
-                messages.success(request, message)
-                return redirect(saved.get_absolute_url())
-    return render(request, template, {**context, "form": form, "problem": problem}, status=400)
+    outcome = upload_import(request, form_class=form_class, importer=importer)
+    if outcome.saved is not None:
+        messages.success(request, outcome.message)
+        return redirect(outcome.saved.get_absolute_url())
+    return render(request, template, {**context, "form": outcome.form, "problem": outcome.problem}, status=400)
 
 
 # ---------------------------------------------------------------- overview
@@ -150,29 +130,18 @@ def _render_corpus_detail(
 @size_limited_uploads(library_upload_limit)
 def corpus_append(request: HttpRequest, pk: int) -> HttpResponse:
     corpus = get_object_or_404(Corpus.objects, pk=pk)
-    limit = request.upload_limit
-    if limit.declared_problem:
-        return _render_corpus_detail(request, corpus, CorpusAppendForm(), limit.declared_problem, status=400)
-    form = CorpusAppendForm(request.POST, request.FILES)
-    problem = limit.problem()
-    if problem is None and form.is_valid():
-        uploaded = form.cleaned_data["file"]
-        problem = limit.problem(uploaded)
-        if problem is None:
-            try:
-                with upload_on_disk(uploaded) as path:
-                    result = services.corpus_append(
-                        corpus=corpus,
-                        uploaded_file_path=path,
-                        original_name=uploaded.name,
-                        drop_duplicates=form.cleaned_data["drop_duplicates"],
-                    )
-            except ImportProblem as import_problem:
-                problem = str(import_problem)
-            else:
-                messages.success(request, result.summary(uploaded.name))
-                return redirect("library:corpus-detail", pk=corpus.pk)
-    return _render_corpus_detail(request, corpus, form, problem, status=400)
+
+    def importer(data: dict[str, Any], path: Path, original_name: str, user: Any) -> tuple[Model, str]:
+        result = services.corpus_append(
+            corpus=corpus, uploaded_file_path=path, original_name=original_name, drop_duplicates=data["drop_duplicates"]
+        )
+        return corpus, result.summary(original_name)
+
+    outcome = upload_import(request, form_class=CorpusAppendForm, importer=importer)
+    if outcome.saved is not None:
+        messages.success(request, outcome.message)
+        return redirect(corpus)
+    return _render_corpus_detail(request, corpus, outcome.form, outcome.problem, status=400)
 
 
 @require_GET
