@@ -68,27 +68,19 @@ class ContrastiveScorerTrainer(CheckpointingTrainer):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.model_accepts_loss_kwargs = False
-        self._sums: dict[str, float] = {}
-        self._batches = 0
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):  # type: ignore[no-untyped-def]
         positive, negative = _scores(model, inputs).chunk(2)
         loss = contrastive_loss(positive, negative)
         if model.training:
-            for name, value in {
-                "scores/positive": positive.detach().mean().item(),
-                "scores/negative": negative.detach().mean().item(),
-                "accuracy": (positive.detach() > negative.detach()).float().mean().item(),
-            }.items():
-                self._sums[name] = self._sums.get(name, 0.0) + value
-            self._batches += 1
+            self.record_batch_metrics(
+                {
+                    "scores/positive": positive.detach().mean().item(),
+                    "scores/negative": negative.detach().mean().item(),
+                    "accuracy": (positive.detach() > negative.detach()).float().mean().item(),
+                }
+            )
         return (loss, {"positive": positive, "negative": negative}) if return_outputs else loss
-
-    def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
-        if self._batches and "loss" in logs:
-            logs.update({name: total / self._batches for name, total in self._sums.items()})
-            self._sums, self._batches = {}, 0
-        super().log(logs, start_time)
 
 
 def pair_features(tokenizer: Any, pairs: list[dict[str, Any]], max_length: int) -> list[dict[str, Any]]:

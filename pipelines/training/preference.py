@@ -151,8 +151,6 @@ class PreferenceTrainer(CheckpointingTrainer):
         self.loss_type = loss_type
         # Our loss is already a mean over pairs: let the Trainer divide by accumulation steps.
         self.model_accepts_loss_kwargs = False
-        self._metric_sums: dict[str, float] = {}
-        self._metric_batches = 0
 
     def _pair_outputs(self, model: Any, inputs: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         logps = sequence_logps(model, inputs, average=self.loss_type == "ipo")
@@ -169,19 +167,8 @@ class PreferenceTrainer(CheckpointingTrainer):
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):  # type: ignore[no-untyped-def]
         loss, chosen_rewards, rejected_rewards = self._pair_outputs(model, inputs)
         if model.training:
-            self._accumulate(chosen_rewards, rejected_rewards)
+            self.record_batch_metrics(_reward_metrics(chosen_rewards, rejected_rewards))
         return (loss, {"chosen_rewards": chosen_rewards}) if return_outputs else loss
-
-    def _accumulate(self, chosen_rewards: torch.Tensor, rejected_rewards: torch.Tensor) -> None:
-        for name, value in _reward_metrics(chosen_rewards, rejected_rewards).items():
-            self._metric_sums[name] = self._metric_sums.get(name, 0.0) + value
-        self._metric_batches += 1
-
-    def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
-        if self._metric_batches and "loss" in logs:
-            logs.update({name: total / self._metric_batches for name, total in self._metric_sums.items()})
-            self._metric_sums, self._metric_batches = {}, 0
-        super().log(logs, start_time)
 
     def evaluate(self, eval_dataset=None, ignore_keys=None, metric_key_prefix="eval"):  # type: ignore[no-untyped-def]
         """Implicit-reward accuracy and margins on the held-out pairs."""

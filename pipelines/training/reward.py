@@ -53,23 +53,13 @@ class RewardTrainer(CheckpointingTrainer):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.model_accepts_loss_kwargs = False
-        self._metric_sums: dict[str, float] = {}
-        self._metric_batches = 0
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):  # type: ignore[no-untyped-def]
         chosen, rejected = _pair_rewards(model, inputs)
         loss = bradley_terry_loss(chosen, rejected)
         if model.training:
-            for name, value in _pair_metrics(chosen.detach(), rejected.detach()).items():
-                self._metric_sums[name] = self._metric_sums.get(name, 0.0) + value
-            self._metric_batches += 1
+            self.record_batch_metrics(_pair_metrics(chosen.detach(), rejected.detach()))
         return (loss, {"chosen": chosen, "rejected": rejected}) if return_outputs else loss
-
-    def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
-        if self._metric_batches and "loss" in logs:
-            logs.update({name: total / self._metric_batches for name, total in self._metric_sums.items()})
-            self._metric_sums, self._metric_batches = {}, 0
-        super().log(logs, start_time)
 
     def evaluate(self, eval_dataset=None, ignore_keys=None, metric_key_prefix="eval"):  # type: ignore[no-untyped-def]
         """Pairwise accuracy, mean margin and loss on the held-out pairs."""

@@ -89,9 +89,29 @@ class CheckpointingTrainer(Trainer):
     """A Trainer whose checkpoints appear atomically: written to a hidden staging folder, then renamed.
 
     A worker killed mid-save therefore leaves no half-written `checkpoint-<step>` for resume to trip on.
+    A subclass with its own loss reports its per-batch figures (accuracy, margins) with
+    `record_batch_metrics`; each log then carries their mean over the batches since the last log,
+    not the last batch's value, which would be noise at a small batch.
     """
 
     _staging_root: Path | None = None
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._metric_sums: dict[str, float] = {}
+        self._metric_batches = 0
+
+    def record_batch_metrics(self, values: dict[str, float]) -> None:
+        """Add one training batch's figures to the running sums the next log averages."""
+        for name, value in values.items():
+            self._metric_sums[name] = self._metric_sums.get(name, 0.0) + value
+        self._metric_batches += 1
+
+    def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
+        if self._metric_batches and "loss" in logs:
+            logs.update({name: total / self._metric_batches for name, total in self._metric_sums.items()})
+            self._metric_sums, self._metric_batches = {}, 0
+        super().log(logs, start_time)
 
     def _get_output_dir(self, trial: Any) -> str:
         if self._staging_root is not None:
