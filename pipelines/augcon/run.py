@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -38,7 +37,8 @@ from pipelines.augcon.cst import CallStats, ask_split, build_trees_together
 from pipelines.augcon.prompts import NEGATIVE_VARIANTS
 from pipelines.augcon.rouge import greedy_dedup
 from pipelines.common.progress import Progress, StagePrefix
-from pipelines.common.store import RunStore, atomic_writer
+from pipelines.common.store import RunStore
+from pipelines.common.tables import write_table
 from pipelines.errors import InvalidInputError
 from pipelines.llm.types import LLMBackend
 
@@ -575,11 +575,11 @@ def export(
         negative_stats.add(store.read_json(negatives_file(variant.name))["stats"])
     pairs = scorer_pairs(store)
 
-    queries_path, queries_parquet = write_table(store, QUERIES_STEM, query_rows, QUERY_COLUMNS)
+    queries_table = write_table(store.path(f"{QUERIES_STEM}.jsonl"), query_rows, empty_columns=QUERY_COLUMNS)
     progress.advance(1)
-    pairs_path, pairs_parquet = write_table(store, PAIRS_STEM, pairs, PAIR_COLUMNS)
+    pairs_table = write_table(store.path(f"{PAIRS_STEM}.jsonl"), pairs, empty_columns=PAIR_COLUMNS)
     progress.advance(1)
-    sft_path, sft_parquet = write_table(store, SFT_STEM, sft_rows, SFT_COLUMNS)
+    sft_table = write_table(store.path(f"{SFT_STEM}.jsonl"), sft_rows, empty_columns=SFT_COLUMNS)
     sft_dataset_dir = write_datasets_dir(store, sft_rows)
     progress.advance(1)
 
@@ -630,28 +630,15 @@ def export(
         + bootstrap_stats["completion_tokens"],
     }
     return AugConResult(
-        queries_path=queries_path,
-        queries_parquet=queries_parquet,
-        pairs_path=pairs_path,
-        pairs_parquet=pairs_parquet,
-        sft_path=sft_path,
-        sft_parquet=sft_parquet,
+        queries_path=queries_table.jsonl_path,
+        queries_parquet=queries_table.parquet_path,
+        pairs_path=pairs_table.jsonl_path,
+        pairs_parquet=pairs_table.parquet_path,
+        sft_path=sft_table.jsonl_path,
+        sft_parquet=sft_table.parquet_path,
         sft_dataset_dir=sft_dataset_dir,
         summary=summary,
     )
-
-
-def write_table(store: RunStore, stem: str, rows: list[dict[str, Any]], columns: Iterable[str]) -> tuple[Path, Path]:
-    """`<stem>.jsonl` and `<stem>.parquet`, each atomically; an empty table keeps its column names."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    jsonl_path = store.write_jsonl(rows, f"{stem}.jsonl")
-    table = pa.Table.from_pylist(rows) if rows else pa.table({name: pa.array([], pa.string()) for name in columns})
-    parquet_path = store.path(f"{stem}.parquet")
-    with atomic_writer(parquet_path, "wb") as handle:
-        pq.write_table(table, handle)
-    return jsonl_path, parquet_path
 
 
 def write_datasets_dir(store: RunStore, rows: list[dict[str, Any]]) -> Path | None:
