@@ -28,8 +28,10 @@ from pipelines.almost.pg import PG_PROMPTS_FILE, PG_SUMMARY_FILE, generate_promp
 from pipelines.almost.prompts import AlmostInputs
 from pipelines.almost.rg import BackendProvider, check_demonstrations, generate_responses
 from pipelines.almost.rmsp import DEMONSTRATIONS_FILE, ScorerFactory, rm_guided_self_play
+from pipelines.common.jsonl import read_jsonl_rows
 from pipelines.common.progress import Progress, StagePrefix
-from pipelines.common.store import RunStore, atomic_writer
+from pipelines.common.store import RunStore
+from pipelines.common.tables import parquet_twin, write_table
 from pipelines.errors import InvalidInputError
 
 INPUTS_FILE = "inputs.json"
@@ -156,7 +158,9 @@ def run_almost(
         report("rmsp", summary["rmsp"])
 
     for jsonl in (ALL_FILE, KEPT_FILE, *([DEMONSTRATIONS_FILE] if demonstrations_path else [])):
-        write_parquet(store.path(jsonl))
+        jsonl_path = store.path(jsonl)
+        if not parquet_twin(jsonl_path).exists():  # written once; the JSONL is rewritten as it was, with its twin
+            write_table(jsonl_path, list(read_jsonl_rows(jsonl_path)))
     store.write_json(summary, SUMMARY_FILE)
     return AlmostResult(
         summary=summary,
@@ -193,20 +197,5 @@ def response_statistics(name: str, rows: list[dict[str, Any]], config: AlmostCon
 
 
 def parquet_path(jsonl_path: Path) -> Path:
-    return jsonl_path.with_suffix(".parquet")
-
-
-def write_parquet(jsonl_path: Path) -> Path:
-    """A parquet copy of a JSONL artifact (for `datasets`); written once, atomically."""
-    import json
-
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    target = parquet_path(jsonl_path)
-    if target.exists():
-        return target
-    rows = [json.loads(line) for line in jsonl_path.read_text(encoding="utf-8").splitlines() if line.strip()]
-    with atomic_writer(target, "wb") as handle:
-        pq.write_table(pa.Table.from_pylist(rows), handle)
-    return target
+    """For workers/methods/almost.py until the ALMoST kind module uses `pipelines.common.tables.parquet_twin`."""
+    return parquet_twin(jsonl_path)
