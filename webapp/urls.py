@@ -6,12 +6,14 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
 from webapp.accounts.forms import ThrottledAuthenticationForm
-from webapp.core import views as core_views
+from webapp.annotation.home import home
+from webapp.core.views import healthz
+from webapp.runs.dashboard import dashboard
 
 urlpatterns = [
-    path("", core_views.home, name="home"),
-    path("dashboard/", core_views.dashboard, name="dashboard"),
-    path("healthz", core_views.healthz, name="healthz"),
+    path("", home, name="home"),
+    path("dashboard/", dashboard, name="dashboard"),
+    path("healthz", healthz, name="healthz"),
     path("accounts/login/", auth_views.LoginView.as_view(authentication_form=ThrottledAuthenticationForm), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("library/", include("webapp.library.urls")),
