@@ -17,6 +17,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pipelines.common.jsonl import read_numbered_jsonl_rows
+from pipelines.errors import InvalidInputError
+
 PREFERENCE = "preference"
 EVALUATION = "evaluation"
 TEXT_FIELDS = {PREFERENCE: ("prompt", "chosen", "rejected"), EVALUATION: ("prompt", "response_a", "response_b")}
@@ -59,21 +62,11 @@ def _text(value: Any) -> str | None:
 
 
 def _rows(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(line number, row) of the artifact's JSONL; a broken line is a PairProblem naming it."""
     try:
-        handle = path.open(encoding="utf-8")
-    except OSError as error:
-        raise PairProblem(f"{path}: cannot open the artifact's JSONL ({error.strerror}).") from None
-    with handle:
-        for line_number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as error:
-                raise PairProblem(f"line {line_number} of {path.name}: not valid JSON ({error.msg}).") from None
-            if not isinstance(row, dict):
-                raise PairProblem(f"line {line_number} of {path.name}: expected a JSON object, found {type(row).__name__}.")
-            yield line_number, row
+        yield from read_numbered_jsonl_rows(path)
+    except InvalidInputError as error:
+        raise PairProblem(f"{error}.") from None
 
 
 def detect_format(path: Path) -> str:

@@ -7,7 +7,6 @@ slots after the lock is held, so concurrent annotators never receive an item bey
 """
 from __future__ import annotations
 
-import json
 import random
 import secrets
 import uuid
@@ -21,6 +20,8 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from pipelines.common.store import RunStore
+from pipelines.common.tables import write_table
 from webapp.library.models import Artifact, Rubric
 
 from . import pairs
@@ -400,18 +401,13 @@ def campaign_write_back(*, campaign: Campaign, rule: str) -> Artifact:
         raise ValidationError({"rule": "No judged pair qualifies yet: wait for judgments with a clear human majority."})
     directory = Path(settings.ARTIFACT_ROOT) / "annotation" / f"campaign-{campaign.pk}" / uuid.uuid4().hex
     directory.mkdir(parents=True)
-    jsonl_path = directory / "data.jsonl"
-    with jsonl_path.open("w", encoding="utf-8") as handle:
-        for row in rows:
-            handle.write(json.dumps(row, ensure_ascii=False) + "\n")
-    parquet_path = directory / "data.parquet"
+    parquet_path: Path | None
     try:
-        import pyarrow as pa
-        import pyarrow.parquet as pq
-
-        pq.write_table(pa.Table.from_pylist(rows), parquet_path)
+        table = write_table(directory / "data.jsonl", rows)
+        jsonl_path, parquet_path = table.jsonl_path, table.parquet_path
     except (ImportError, ValueError, TypeError):
-        parquet_path = None  # Mixed provenance types: the JSONL is still complete and loadable.
+        # Mixed provenance types fit no parquet schema: the JSONL alone is still complete and loadable.
+        jsonl_path, parquet_path = RunStore(directory).write_jsonl(rows, "data.jsonl"), None
     stamp = timezone.localtime().strftime("%Y-%m-%d %H:%M:%S")
     name = f"{campaign.name}: human-checked ({rule}, {len(rows)} pairs, {stamp})"
     return artifact_register(
