@@ -261,9 +261,9 @@ def tiny_cpu_preset(config: SpinConfig) -> SpinConfig:
 
 def gpu_7b_preset(config: SpinConfig) -> SpinConfig:
     """The paper's zephyr-7b setting on 8 GPUs: full fine-tuning, bf16, ZeRO-3 (launch with accelerate)."""
-    from pipelines.training.presets import PRESETS
+    from pipelines.training.presets import training_preset
 
-    merged = {**config.training.training.to_dict(), **PRESETS["7b-full-8gpu-zero3"], "num_epochs": 2.0}
+    merged = {**config.training.training.to_dict(), **training_preset("7b-full-8gpu-zero3").training, "num_epochs": 2.0}
     return replace(config, training=replace(config.training, training=TrainingArgs.from_dict(merged)))
 
 

@@ -7,19 +7,20 @@ and `merge`, which import torch, transformers and PEFT, and are imported by work
 from pipelines.training.config import LoraSettings, PreferenceConfig, RewardConfig, SFTConfig, TrainingArgs
 from pipelines.training.layouts import validate_dataset_fields
 from pipelines.training.memory import MemoryEstimate, estimate_memory_fits
-from pipelines.training.presets import PRESETS, apply_preset
+from pipelines.training.presets import TRAINING_PRESETS, TrainingPreset, training_preset
 from pipelines.training.result import TrainingResult
 
 __all__ = [
-    "PRESETS",
+    "TRAINING_PRESETS",
     "LoraSettings",
     "MemoryEstimate",
     "PreferenceConfig",
     "RewardConfig",
     "SFTConfig",
     "TrainingArgs",
+    "TrainingPreset",
     "TrainingResult",
-    "apply_preset",
     "estimate_memory_fits",
+    "training_preset",
     "validate_dataset_fields",
 ]

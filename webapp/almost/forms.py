@@ -22,7 +22,7 @@ from pipelines.almost.config import (
     SHOTS_RANGE,
 )
 from pipelines.training.config import RewardConfig, effective_batch_text
-from pipelines.training.presets import PRESETS
+from pipelines.training.presets import TRAINING_PRESETS
 from webapp.library.models import FewShotSet, SeedPromptSet
 from webapp.registry.models import ModelEntry
 
@@ -79,7 +79,7 @@ class AlmostRunForm(forms.Form):
     )
     preset = forms.ChoiceField(
         choices=[("", f"none: the paper's reward-model settings ({PAPER_REWARD_DESCRIPTION})")]
-        + [(p, p) for p in PRESETS],
+        + [(preset.name, preset.name) for preset in TRAINING_PRESETS],
         required=False,
         initial="tiny-cpu-demo",
         help_text="Reward-model training. The estimate shows the batch as per-device x accumulation x devices.",

@@ -12,7 +12,7 @@ from django import forms
 from django.forms.fields import InvalidJSONInput
 
 from pipelines.training.config import ADAPTERS, DEVICES, DTYPES, PREFERENCE_LOSSES, TrainingArgs
-from pipelines.training.presets import PRESETS
+from pipelines.training.presets import TRAINING_PRESETS
 from webapp.core.forms import help_text_from_config_docs
 from webapp.library.models import Artifact
 from webapp.registry.models import ModelEntry
@@ -114,7 +114,7 @@ class TrainingRunForm(forms.Form):
         queryset=Artifact.objects.order_by("-created_at"), help_text="An imported or produced dataset artifact."
     )
     preset = forms.ChoiceField(
-        choices=[("", "none: the trainer's paper defaults")] + [(name, name) for name in PRESETS],
+        choices=[("", "none: the trainer's paper defaults")] + [(preset.name, preset.name) for preset in TRAINING_PRESETS],
         required=False,
         initial="tiny-cpu-demo",
     )

@@ -30,7 +30,7 @@ from pipelines.training.config import (
 from pipelines.training.layouts import validate_dataset_fields
 from pipelines.training.lengths import measure_dataset
 from pipelines.training.memory import estimate_memory_fits
-from pipelines.training.presets import DATA_SIZED_PRESETS, PRESETS, apply_preset
+from pipelines.training.presets import TRAINING_PRESETS, training_preset
 from webapp.library.models import Artifact
 from webapp.registry.models import ModelEntry
 from webapp.runs import services as run_services
@@ -87,8 +87,10 @@ def training_config_build(
     training_overrides = training_overrides or {}
     try:
         config = config_class()
-        if preset:
-            config = apply_preset(config, preset)
+        chosen_preset = training_preset(preset) if preset else None
+        if chosen_preset is not None:
+            config = chosen_preset.apply(config)
+        preset_training = chosen_preset.training if chosen_preset is not None else {}
         training = _merge(config.training.to_dict(), training_overrides)
         config = replace(config, training=TrainingArgs.from_dict(training))
         options = {key: value for key, value in (method_options or {}).items() if value is not None}
@@ -96,16 +98,17 @@ def training_config_build(
         if unknown:
             raise InvalidConfigError(f"{trainer} training has no option(s) {', '.join(sorted(unknown))}")
         config = config_class.from_dict({**config.to_dict(), **options})
-        accumulation_set = "gradient_accumulation_steps" in {*training_overrides, *PRESETS.get(preset, {})}
+        accumulation_set = "gradient_accumulation_steps" in {*training_overrides, *preset_training}
         if trainer == "reward" and not accumulation_set:
             # ALMoST's 128 pairs a step, whatever the number of devices: 4 x 32 x 1, 4 x 8 x 4 ...
             accumulation = accumulation_for_effective_batch(
                 REWARD_EFFECTIVE_BATCH, config.training.per_device_batch_size, devices
             )
             config = replace(config, training=replace(config.training, gradient_accumulation_steps=accumulation))
-        if preset in DATA_SIZED_PRESETS and not set(LENGTH_FIELDS) & set(training_overrides):
+        sized_from_data = chosen_preset is not None and chosen_preset.sized_from_data
+        if sized_from_data and not set(LENGTH_FIELDS) & set(training_overrides):
             config = _sized_from_data(config, trainer, model, dataset)
-        chosen_format = training_overrides.get("prompt_format") or PRESETS.get(preset, {}).get("prompt_format", "")
+        chosen_format = training_overrides.get("prompt_format") or preset_training.get("prompt_format", "")
         prompt_format = resolve_prompt_format(model, chosen_format, "prompt_format")
         config = replace(config, training=replace(config.training, prompt_format=prompt_format))
     except (InvalidConfigError, InvalidInputError) as error:
@@ -294,14 +297,12 @@ def training_run_create(*, user: Any, config: dict[str, Any], name: str = "") ->
 
 def preset_table() -> list[dict[str, Any]]:
     """The presets and what each sets, for the form's explanation."""
-    from pipelines.training.presets import PRESET_DESCRIPTIONS, PRESET_OPTIONS, PRESET_TRAINERS
-
     return [
         {
-            "name": name,
-            "description": PRESET_DESCRIPTIONS.get(name, ""),
-            "values": {**values, **PRESET_OPTIONS.get(name, {})},
-            "trainers": PRESET_TRAINERS.get(name, ()),
+            "name": preset.name,
+            "description": preset.description,
+            "values": {**preset.training, **preset.options},
+            "trainers": preset.trainers,
         }
-        for name, values in PRESETS.items()
+        for preset in TRAINING_PRESETS
     ]

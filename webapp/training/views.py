@@ -41,7 +41,7 @@ def _run_kind(config: dict[str, Any]) -> str:
 @research_required
 def training_new(request: HttpRequest) -> HttpResponse:
     initial = {"dataset": request.GET.get("dataset"), "trainer": request.GET.get("trainer") or "sft"}
-    if request.GET.get("preset") in services.PRESETS:  # e.g. AugCon's run page opens its own SFT settings
+    if request.GET.get("preset") in {preset.name for preset in services.TRAINING_PRESETS}:  # e.g. AugCon's run page opens its own SFT settings
         initial["preset"] = request.GET["preset"]
     return new_run_response(
         request,

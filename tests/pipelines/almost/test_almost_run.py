@@ -22,7 +22,7 @@ from pipelines.common.progress import RecordingProgress
 from pipelines.common.store import RunStore
 from pipelines.errors import InvalidInputError, RunCancelled
 from pipelines.training.config import RewardConfig, TrainingArgs
-from pipelines.training.presets import apply_preset
+from pipelines.training.presets import training_preset
 
 HHH = DemonstrationPrompt(
     preamble="Below are dialogues between people and a helpful, honest and harmless AI assistant.",
@@ -39,7 +39,7 @@ INPUTS = AlmostInputs(
 
 
 def _config() -> AlmostConfig:
-    reward = apply_preset(RewardConfig(eval_fraction=0.34), "tiny-cpu-demo")
+    reward = training_preset("tiny-cpu-demo").apply(RewardConfig(eval_fraction=0.34))
     training = TrainingArgs.from_dict(
         {**reward.training.to_dict(), "max_steps": 2, "save_steps": 1, "torch_threads": 1}
     )

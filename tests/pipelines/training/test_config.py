@@ -18,7 +18,7 @@ from pipelines.training.config import (
 )
 from pipelines.training.layouts import validate_dataset_fields
 from pipelines.training.memory import estimate_memory_fits
-from pipelines.training.presets import PRESETS, ZERO3_CONFIG_PATH, apply_preset
+from pipelines.training.presets import TRAINING_PRESETS, ZERO3_CONFIG_PATH, TrainingPreset, training_preset
 
 
 @pytest.mark.parametrize("config_class", [SFTConfig, PreferenceConfig, RewardConfig])
@@ -81,7 +81,7 @@ def test_training_limits_live_in_the_config_so_yaml_and_json_cannot_bypass_them(
 
 
 def test_the_augcon_sft_preset_is_augcons_finetune_settings():
-    config = apply_preset(SFTConfig(), "augcon-sft")
+    config = training_preset("augcon-sft").apply(SFTConfig())
     training = config.training
     assert (training.learning_rate, training.num_epochs, training.per_device_batch_size) == (5e-5, 4.0, 4)
     assert (training.weight_decay, training.trainer_overrides, training.lr_scheduler) == (
@@ -91,10 +91,10 @@ def test_the_augcon_sft_preset_is_augcons_finetune_settings():
     )
     assert (training.adapter, training.lora.r, training.lora.alpha, training.qlora) == ("lora", 32, 32, False)
     assert config.completion_only_loss is False  # finetune.py: labels = every input id
-    qlora = apply_preset(SFTConfig(), "augcon-sft-qlora")
+    qlora = training_preset("augcon-sft-qlora").apply(SFTConfig())
     assert qlora.training.qlora and qlora.training.device == "cuda"
     with pytest.raises(InvalidConfigError, match="preset 'augcon-sft' is for sft training, not reward"):
-        apply_preset(RewardConfig(), "augcon-sft")
+        training_preset("augcon-sft").apply(RewardConfig())
 
 
 def test_preference_training_switches_policy_dropout_off_by_default():
@@ -121,16 +121,25 @@ def test_invalid_preference_settings_are_refused_naming_the_field(data, field_na
 
 
 def test_presets_are_data_applied_over_a_config():
-    assert {"tiny-cpu-demo", "7b-lora-1gpu", "7b-full-8gpu-zero3", "augcon-sft", "aft-aggregation"} <= set(PRESETS)
-    tiny = apply_preset(SFTConfig(), "tiny-cpu-demo").training
+    names = {preset.name for preset in TRAINING_PRESETS}
+    assert {"tiny-cpu-demo", "7b-lora-1gpu", "7b-full-8gpu-zero3", "augcon-sft", "aft-aggregation"} <= names
+    assert all(isinstance(preset, TrainingPreset) and preset.description for preset in TRAINING_PRESETS)
+    tiny = training_preset("tiny-cpu-demo").apply(SFTConfig()).training
     assert (tiny.device, tiny.adapter, tiny.max_steps) == ("cpu", "lora", 20)
-    zero3 = apply_preset(PreferenceConfig(loss="spin"), "7b-full-8gpu-zero3")
+    zero3 = training_preset("7b-full-8gpu-zero3").apply(PreferenceConfig(loss="spin"))
     assert zero3.training.adapter == "full"
     assert zero3.training.deepspeed_config == str(ZERO3_CONFIG_PATH)
     assert ZERO3_CONFIG_PATH.is_file()
     assert zero3.loss == "spin" and zero3.training.optimizer == "rmsprop"
-    with pytest.raises(InvalidConfigError, match="unknown preset"):
-        apply_preset(SFTConfig(), "70b-magic")
+    with pytest.raises(InvalidConfigError, match="unknown preset") as refused:
+        training_preset("70b-magic")
+    assert refused.value.field == "preset"
+
+
+def test_only_the_aggregation_preset_is_sized_from_the_data_and_sft_only_presets_say_so():
+    assert [preset.name for preset in TRAINING_PRESETS if preset.sized_from_data] == ["aft-aggregation"]
+    sft_only = {preset.name for preset in TRAINING_PRESETS if preset.trainers == ("sft",)}
+    assert sft_only == {"augcon-sft", "augcon-sft-qlora", "aft-aggregation"}
 
 
 @pytest.mark.parametrize(
