@@ -12,8 +12,8 @@ from typing import Any
 from django.urls import reverse
 
 from pipelines.aft.run import find_row
+from pipelines.common.prompts import PROMPTS_FILE
 from pipelines.common.store import RunStore
-from pipelines.generate.run import PROMPTS_FILE
 from webapp.library.models import Artifact
 from webapp.runs import services
 from webapp.runs.models import PipelineRun
