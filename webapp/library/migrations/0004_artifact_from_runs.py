@@ -9,14 +9,20 @@ import django.db.models.deletion
 from django.db import migrations, models
 
 
+def _content_type_move(apps, schema_editor, *, source: str, target: str) -> None:  # type: ignore[no-untyped-def]
+    """Relabel the model's content type, unless the target one exists already (a database migrated
+    part way with this code, where post_migrate created it): then the old one is left as it was."""
+    content_types = apps.get_model("contenttypes", "ContentType").objects.using(schema_editor.connection.alias)
+    if not content_types.filter(app_label=target, model="artifact").exists():
+        content_types.filter(app_label=source, model="artifact").update(app_label=target)
+
+
 def content_type_to_library(apps, schema_editor):  # type: ignore[no-untyped-def]
-    content_types = apps.get_model("contenttypes", "ContentType")
-    content_types.objects.filter(app_label="runs", model="artifact").update(app_label="library")
+    _content_type_move(apps, schema_editor, source="runs", target="library")
 
 
 def content_type_to_runs(apps, schema_editor):  # type: ignore[no-untyped-def]
-    content_types = apps.get_model("contenttypes", "ContentType")
-    content_types.objects.filter(app_label="library", model="artifact").update(app_label="runs")
+    _content_type_move(apps, schema_editor, source="library", target="runs")
 
 
 class Migration(migrations.Migration):
