@@ -1,7 +1,8 @@
 """The training layer every method uses: SFT, preference (DPO family, SPIN) and reward models.
 
-Importing this package is light (configs only); the trainers live in `sft`, `preference`, `reward`
-and `merge`, which import torch, transformers and PEFT, and are imported by workers only.
+Importing this package is light (configs, presets and `run_training`, which loads its trainer when a
+run starts); the trainers live in `sft`, `preference`, `reward` and `merge`, which import torch,
+transformers and PEFT, and are imported by workers only.
 """
 
 from pipelines.training.config import LoraSettings, PreferenceConfig, RewardConfig, SFTConfig, TrainingArgs
@@ -9,6 +10,7 @@ from pipelines.training.layouts import validate_dataset_fields
 from pipelines.training.memory import MemoryEstimate, estimate_memory_fits
 from pipelines.training.presets import TRAINING_PRESETS, TrainingPreset, training_preset
 from pipelines.training.result import TrainingResult
+from pipelines.training.run import TrainingInputs, run_training
 
 __all__ = [
     "TRAINING_PRESETS",
@@ -18,9 +20,11 @@ __all__ = [
     "RewardConfig",
     "SFTConfig",
     "TrainingArgs",
+    "TrainingInputs",
     "TrainingPreset",
     "TrainingResult",
     "estimate_memory_fits",
+    "run_training",
     "training_preset",
     "validate_dataset_fields",
 ]

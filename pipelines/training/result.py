@@ -33,3 +33,21 @@ class TrainingResult:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TrainingResult:
         return cls(**data)
+
+
+FINAL_FIGURE_WORDS = ("loss", "accurac", "margin", "runtime")
+"""What makes a logged figure worth keeping after the run: losses, accuracies, margins, runtime."""
+
+
+def final_figures(metrics: dict[str, Any]) -> dict[str, float]:
+    """The figures of `metrics` worth showing once the run is over, rounded.
+
+    The rest (learning rate, epoch, step counters) describes the run as it went, not its outcome.
+    """
+    return {
+        name: round(float(value), 5)
+        for name, value in metrics.items()
+        if not isinstance(value, bool)
+        and isinstance(value, int | float)
+        and any(word in name for word in FINAL_FIGURE_WORDS)
+    }
