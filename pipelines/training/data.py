@@ -9,11 +9,11 @@ being counted (`LengthReport`).
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pipelines.common.jsonl import read_jsonl_rows
 from pipelines.errors import InvalidInputError
 from pipelines.training.config import RAW_ASSISTANT_SEPARATOR
 from pipelines.training.layouts import validate_dataset_fields
@@ -52,20 +52,7 @@ def read_rows(path: str | Path) -> list[dict[str, Any]]:
         import pyarrow.parquet as parquet
 
         return parquet.read_table(path).to_pylist()
-    rows: list[dict[str, Any]] = []
-    with path.open(encoding="utf-8") as handle:
-        for line_number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as error:
-                raise InvalidInputError(f"line {line_number} of {path.name}: not valid JSON ({error.msg})") from error
-            if not isinstance(row, dict):
-                raise InvalidInputError(
-                    f"line {line_number} of {path.name}: expected a JSON object, found {type(row).__name__}"
-                )
-            rows.append(row)
+    rows = list(read_jsonl_rows(path))
     if not rows:
         raise InvalidInputError(f"{path.name} holds no rows")
     return rows

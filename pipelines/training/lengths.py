@@ -7,12 +7,12 @@ again with the tokenizer it trains with, so the preview is a forecast and the ru
 
 from __future__ import annotations
 
-import json
 from dataclasses import replace
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from pipelines.common.jsonl import read_jsonl_rows
 from pipelines.errors import InvalidConfigError, InvalidInputError
 from pipelines.training.config import TrainingArgs
 from pipelines.training.data import (
@@ -48,19 +48,13 @@ def read_first_rows(path: str | Path, limit: int) -> tuple[list[dict[str, Any]],
         rows = read_rows(path)
         return rows[:limit], len(rows) > limit
     rows: list[dict[str, Any]] = []
-    with path.open(encoding="utf-8") as handle:
-        for line_number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
+    try:
+        for row in read_jsonl_rows(path):
             if len(rows) == limit:
                 return rows, True
-            try:
-                row = json.loads(line)
-            except (json.JSONDecodeError, RecursionError) as error:
-                raise InvalidInputError(f"line {line_number} of {path.name}: not valid JSON") from error
-            if not isinstance(row, dict):
-                raise InvalidInputError(f"line {line_number} of {path.name}: expected a JSON object")
             rows.append(row)
+    except RecursionError as error:  # the web process reads this: a pathological row is a refusal, not a 500
+        raise InvalidInputError(f"{path.name}: a row is nested too deeply to read") from error
     if not rows:
         raise InvalidInputError(f"{path.name} holds no rows")
     return rows, False

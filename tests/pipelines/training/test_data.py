@@ -54,7 +54,7 @@ def test_parquet_artifacts_load_like_jsonl(tmp_path):
 def test_malformed_jsonl_names_the_line(tmp_path):
     path = tmp_path / "broken.jsonl"
     path.write_text('{"prompt": "a", "response": "b"}\n[1, 2]\n')
-    with pytest.raises(InvalidInputError, match="line 2 of broken.jsonl: expected a JSON object"):
+    with pytest.raises(InvalidInputError, match="broken.jsonl, line 2: expected a JSON object"):
         read_rows(path)
 
 
