@@ -1,68 +1,67 @@
-"""Start a generate run, with a live preview of what it asks of the model."""
+"""Start a generate run, with a live estimate of what it asks of the model."""
 
 from __future__ import annotations
 
-from django.contrib import messages
-from django.core.exceptions import ValidationError
+from typing import Any
+
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import redirect, render
-from django.views.decorators.http import require_GET, require_http_methods
+from django.views.decorators.http import require_http_methods, require_POST
 
 from webapp.accounts.permissions import research_required
-from webapp.core.forms import add_validation_error
-from webapp.library.models import SeedPromptSet
-from webapp.runs import services as run_services
+from webapp.core.run_forms import Estimate, EstimateLine, estimate_response, new_run_response
 
 from . import services
 from .forms import GenerateRunForm
+
+ESTIMATE_HINT = "Choose a prompt set to see how much this run asks of the model."
+
+
+def _build(form: GenerateRunForm) -> dict[str, Any]:
+    data = form.cleaned_data
+    return services.generate_config_build(
+        model=data["model"],
+        prompt_set=data["prompt_set"],
+        n=data["n"],
+        max_tokens=data["max_tokens"],
+        temperature=data["temperature"],
+        top_p=data["top_p"],
+        seed=data["seed"],
+        batch_size=data["batch_size"],
+        system_prompt=data["system_prompt"],
+    )
 
 
 @require_http_methods(["GET", "POST"])
 @research_required
 def generate_new(request: HttpRequest) -> HttpResponse:
-    form = GenerateRunForm(request.POST or None)
-    if request.method == "POST" and form.is_valid():
-        data = form.cleaned_data
-        try:
-            config = services.generate_config_build(
-                model=data["model"],
-                prompt_set=data["prompt_set"],
-                n=data["n"],
-                max_tokens=data["max_tokens"],
-                temperature=data["temperature"],
-                top_p=data["top_p"],
-                seed=data["seed"],
-                batch_size=data["batch_size"],
-                system_prompt=data["system_prompt"],
-            )
-        except ValidationError as error:
-            add_validation_error(form, error)
-        else:
-            run = run_services.run_create(user=request.user, kind="generate", config=config, name=data["name"])
-            messages.success(request, f"Run #{run.pk} queued.")
-            return redirect(run)
-    return render(
+    return new_run_response(
         request,
-        "generate/new.html",
-        {"form": form, "estimate": _estimate(form)},
-        status=400 if form.errors else 200,
+        form=GenerateRunForm(request.POST or None),
+        build=_build,
+        kind="generate",
+        run_label="Generate",
+        template="generate/new.html",
+        context={"estimate_hint": ESTIMATE_HINT},
     )
 
 
-@require_GET
+def _estimate(form: GenerateRunForm, config: dict[str, Any]) -> Estimate:
+    data = form.cleaned_data
+    figures = services.generate_cost_estimate(
+        prompt_count=data["prompt_set"].prompts.count(), n=data["n"], max_tokens=data["max_tokens"]
+    )
+    return Estimate(
+        lines=[
+            EstimateLine("Prompts (model calls)", figures["model_calls"], key="model-calls"),
+            EstimateLine("Samples", figures["samples"], key="samples"),
+            EstimateLine("New tokens, at most", figures["max_new_tokens"], key="max-new-tokens"),
+        ]
+    )
+
+
+@require_POST
 @research_required
 def generate_estimate(request: HttpRequest) -> HttpResponse:
-    return render(request, "generate/partials/_estimate.html", {"estimate": _estimate(GenerateRunForm(request.GET))})
-
-
-def _estimate(form: GenerateRunForm) -> dict[str, int] | None:
-    data = form.data
-    try:
-        prompt_set = SeedPromptSet.objects.get(pk=int(data.get("prompt_set") or 0))
-        return services.generate_cost_estimate(
-            prompt_count=prompt_set.prompts.count(),
-            n=int(data.get("n") or 1),
-            max_tokens=int(data.get("max_tokens") or 128),
-        )
-    except (ValueError, SeedPromptSet.DoesNotExist):
-        return None
+    return estimate_response(
+        request, form=GenerateRunForm(request.POST), build=_build, estimate=_estimate, hint=ESTIMATE_HINT
+    )

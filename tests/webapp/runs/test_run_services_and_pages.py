@@ -143,30 +143,6 @@ def test_failed_run_page_shows_its_traceback(researcher_client, run):
     assert "ValueError: boom" in page and "Traceback (most recent call last)" in page
 
 
-def test_new_generate_form_creates_a_run_and_redirects(researcher_client, prompt_set):
-    model = model_ensure_embedded()
-    data = {"name": "mine", "model": model.pk, "prompt_set": prompt_set.pk, "n": 1, "max_tokens": 8, "temperature": 0.5, "top_p": 0.9, "seed": 3, "batch_size": 4}
-    response = researcher_client.post("/generate/new/", data)
-    run = PipelineRun.objects.get()
-    assert response.status_code == 302 and response["Location"] == f"/runs/{run.pk}/"
-    assert run.config["generate"]["sampling"]["seed"] == 3 and run.name == "mine"
-
-
-def test_new_generate_form_reports_problems_and_queues_nothing(researcher_client):
-    empty = SeedPromptSet.objects.create(name="empty")
-    data = {"model": model_ensure_embedded().pk, "prompt_set": empty.pk, "n": 0, "max_tokens": 8, "temperature": 0.5, "top_p": 0.9, "batch_size": 4}
-    response = researcher_client.post("/generate/new/", data)
-    assert response.status_code == 400
-    assert "greater than or equal to 1" in response.content.decode()
-    assert PipelineRun.objects.count() == 0
-
-
-def test_cost_preview_counts_prompts_samples_and_tokens(researcher_client, prompt_set):
-    response = researcher_client.get("/generate/new/estimate/", {"prompt_set": prompt_set.pk, "n": 4, "max_tokens": 10})
-    page = response.content.decode()
-    assert ">3<" in page and ">12<" in page and ">120<" in page
-
-
 def test_artifact_browser_paginates_and_downloads(researcher_client, run, tmp_path):
     path = tmp_path / "generations.jsonl"
     path.write_text("".join(json.dumps({"prompt_id": f"p{i}", "responses": [f"answer {i}"]}) + "\n" for i in range(30)))
