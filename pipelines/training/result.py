@@ -35,19 +35,20 @@ class TrainingResult:
         return cls(**data)
 
 
-FINAL_FIGURE_WORDS = ("loss", "accurac", "margin", "runtime")
+WORTH_KEEPING_WORDS = ("loss", "accurac", "margin", "runtime")
 """What makes a logged figure worth keeping after the run: losses, accuracies, margins, runtime."""
 
 
-def final_figures(metrics: dict[str, Any]) -> dict[str, float]:
-    """The figures of `metrics` worth showing once the run is over, rounded.
+def metrics_worth_keeping(metrics: dict[str, Any]) -> dict[str, float]:
+    """The figures of what a training logged worth keeping once it is over, rounded: on the registry
+    entry of the model and in the run's summary.
 
-    The rest (learning rate, epoch, step counters) describes the run as it went, not its outcome.
+    The rest (learning rate, epoch, step counters) describes the run as it went, not the model.
     """
     return {
         name: round(float(value), 5)
         for name, value in metrics.items()
         if not isinstance(value, bool)
         and isinstance(value, int | float)
-        and any(word in name for word in FINAL_FIGURE_WORDS)
+        and any(word in name for word in WORTH_KEEPING_WORDS)
     }

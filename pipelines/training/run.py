@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from pipelines.common.result import ModelOutput, PipelineResult
 from pipelines.errors import InvalidConfigError
 from pipelines.training.config import PreferenceConfig, RewardConfig, SFTConfig
-from pipelines.training.result import TrainingResult, final_figures
+from pipelines.training.result import TrainingResult, metrics_worth_keeping
 
 if TYPE_CHECKING:
     from pipelines.common.progress import Progress
@@ -102,5 +102,5 @@ def training_summary(result: TrainingResult) -> dict[str, Any]:
         "adapter_dir": result.adapter_dir or "",
         "trainable_parameters": result.trainable_parameter_count,
         **{f"lengths/{key}": value for key, value in result.lengths.items()},
-        **final_figures(result.metrics),
+        **metrics_worth_keeping(result.metrics),
     }

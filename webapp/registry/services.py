@@ -16,6 +16,7 @@ from pipelines.llm.endpoint_policy import (
     check_api_key_variable,
     check_endpoint_url,
 )
+from pipelines.training.result import metrics_worth_keeping
 
 from .models import ModelEntry
 
@@ -184,7 +185,7 @@ def model_register_trained(
 
     Its name is `"<parent> → <label> #<run>"`; `label` tells apart several checkpoints of one run
     (SPIN's iterations) and defaults to the run kind's label. Of `metrics`, the entry keeps the
-    figures worth keeping (`metrics_worth_keeping`).
+    figures worth keeping (`pipelines.training.result.metrics_worth_keeping`).
     """
     from django.db import transaction
 
@@ -212,16 +213,3 @@ def model_register_trained(
         )
     return entry
 
-
-def metrics_worth_keeping(metrics: dict[str, Any]) -> dict[str, float]:
-    """The figures a registry entry keeps of what its training logged: losses, accuracies, margins, runtime; rounded.
-
-    The rest (learning rate, epoch, step counters) describes the run, not the model, and stays on the run page.
-    """
-    kept = {}
-    for name, value in metrics.items():
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            continue
-        if any(word in name for word in ("loss", "accurac", "margin", "runtime")):
-            kept[name] = round(float(value), 5)
-    return kept
