@@ -7,7 +7,8 @@ keeps loaded models between jobs, keyed by model and dtype, least recently used 
 they would exceed `REFINERY_BACKEND_CACHE_BYTES` (40% of RAM by default). A second job on a warm
 model starts generating at once; its run page shows `model_cache_hit` and `model_load_seconds`.
 A crash of the process loses no finished work: pipelines write each batch atomically and the run
-is detected as lost (webapp/runs/services.py `runs_mark_lost`).
+is detected as lost (webapp/runs/services.py `runs_mark_lost`), which every worker looks for from a
+thread of its own (workers/lost_run_sweep.py), one worker per interval.
 
 Liveness in Redis: RQ's SimpleWorker registers itself and the job's started-registry entry once, for
 the job's whole timeout (days for a training job), so a SIGKILLed worker would look alive for days.
@@ -33,6 +34,8 @@ from rq.queue import Queue
 from rq.utils import now
 from rq.worker import SimpleWorker, WorkerStatus
 
+from workers.lost_run_sweep import LostRunSweeper, lost_run_check_seconds
+
 logger = logging.getLogger(__name__)
 
 
@@ -42,7 +45,25 @@ def liveness_ttl_seconds() -> int:
 
 
 class ModelCachingWorker(SimpleWorker):
-    """SimpleWorker whose Redis registration and started job stay on a short, renewed lease."""
+    """SimpleWorker whose Redis registration and started job stay on a short, renewed lease.
+
+    It also sweeps for lost runs from a thread started with the work loop and stopped at its end.
+    """
+
+    _lost_run_sweeper: LostRunSweeper | None = None
+
+    def bootstrap(self, *args: object, **kwargs: object) -> None:
+        super().bootstrap(*args, **kwargs)
+        interval = lost_run_check_seconds()
+        if interval > 0:
+            self._lost_run_sweeper = LostRunSweeper(self.connection, holder=self.name, interval=interval)
+            self._lost_run_sweeper.start()
+
+    def teardown(self) -> None:
+        if self._lost_run_sweeper is not None:
+            self._lost_run_sweeper.stop()
+            self._lost_run_sweeper = None
+        super().teardown()
 
     def get_heartbeat_ttl(self, job: Job) -> int:
         return liveness_ttl_seconds()

@@ -7,13 +7,13 @@ from __future__ import annotations
 
 import json
 import math
-import time
 from pathlib import Path
 
 import pytest
 
 from pipelines.training.trainer import CHECKPOINTS_DIR, latest_checkpoint
 from tests.fixtures.runs import wait_for_run
+from tests.fixtures.waiting import wait_until
 from webapp.library.models import Artifact
 from webapp.registry.models import ModelEntry
 from webapp.runs import services as run_services
@@ -122,10 +122,7 @@ def test_a_killed_training_worker_resumes_from_its_last_checkpoint_with_the_step
                  overrides={"max_steps": 300, "save_steps": 5, "save_total_limit": 0})
     first = rq_worker()
     checkpoints = run_services.run_directory(run) / CHECKPOINTS_DIR
-    deadline = time.monotonic() + 300
-    while latest_checkpoint(checkpoints) is None:
-        assert time.monotonic() < deadline, "no checkpoint appeared\n" + first.log_text()
-        time.sleep(0.1)
+    wait_until(lambda: latest_checkpoint(checkpoints), 300, lambda: "a first checkpoint\n" + first.log_text())
     first.kill()
     killed_at = int(latest_checkpoint(checkpoints).name.split("-")[1])
     assert killed_at < 300, "training finished before the kill; the test needs more steps"

@@ -23,7 +23,6 @@ ARTIFACT_PAGE_SIZE = 25
 @require_GET
 @research_required
 def run_list(request: HttpRequest) -> HttpResponse:
-    services.runs_mark_lost()
     status = request.GET.get("status", "")
     page = Paginator(selectors.run_list(status=status), 50).get_page(request.GET.get("page"))
     return render(
@@ -34,7 +33,6 @@ def run_list(request: HttpRequest) -> HttpResponse:
 @require_GET
 @research_required
 def run_detail(request: HttpRequest, run_id: int) -> HttpResponse:
-    services.runs_mark_lost()
     run = selectors.run_get(run_id=run_id)
     template = "runs/partials/_run_live.html" if request.htmx else "runs/run_detail.html"
     return render(request, template, _live_context(run, request))

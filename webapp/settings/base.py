@@ -149,6 +149,9 @@ TRAINING_GPU_MEMORY_GIB = float(os.environ.get("TRAINING_GPU_MEMORY_GIB", 80))
 REFINERY_GPU_WORKERS = os.environ.get("REFINERY_GPU_WORKERS", "0") == "1"
 # A running run whose heartbeat is older than this is shown as lost (its worker died).
 RUN_HEARTBEAT_STALE_SECONDS = int(os.environ.get("RUN_HEARTBEAT_STALE_SECONDS", 30))
+# How often the workers look for lost runs (workers/lost_run_sweep.py), one worker per interval between
+# them; 0 turns it off (then run `manage.py mark_lost_runs` from cron). Pages never look.
+REFINERY_LOST_RUN_CHECK_SECONDS = float(os.environ.get("REFINERY_LOST_RUN_CHECK_SECONDS", 30))
 
 # Model endpoints (pipelines/llm/endpoint_policy.py): which URLs workers may call and which environment
 # variables may be sent as their API key. Link-local and cloud metadata addresses are always refused;

@@ -129,10 +129,13 @@ def test_a_repeated_submission_stores_the_judgment_once(make_campaign, make_user
 def test_judgments_map_the_pressed_side_back_to_chosen_and_rejected(make_campaign, make_user):
     ann = make_user("annotator")
     campaign = make_campaign(assignees=[ann], rows=preference_rows(6), overlap=1)
+    judged = 0
     while (judgment := judge_next(campaign, ann, "b")) is not None:
         item = judgment.item
         assert judgment.verdict == "b"
         assert judgment.choice == ("right" if item.a_on_left else "left")
+        judged += 1
+    assert judged == 6  # every row was handed out and checked: an empty loop would check nothing
 
 
 def test_an_annotator_cannot_judge_an_item_leased_to_someone_else(make_campaign, make_user):
