@@ -27,10 +27,12 @@ release's final aggregation is greedy (temperature 0) with n = 1.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from pipelines.common.config_fields import known_fields
 from pipelines.errors import InvalidConfigError
+from pipelines.llm.loader import BackendSpec
 from pipelines.llm.types import SamplingParams
 
 MODES = ("aggregate", "single")
@@ -73,6 +75,14 @@ class LayerPlan:
     role: str
     """`proposal`, `aggregation`, `final` or `single`."""
     sampling: SamplingParams
+
+
+@dataclass(frozen=True)
+class AftInputs:
+    """What an inference run answers with; the prompts are the run directory's snapshot (`pipelines.common.prompts`)."""
+
+    model: BackendSpec
+    """The model every layer samples from (a registry entry's `backend_spec()`), loaded only if some batch is missing."""
 
 
 @dataclass(frozen=True)
@@ -441,6 +451,16 @@ def _str(name: str, value: Any) -> str:
 
 
 # -- aggregation training data -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AggregationDataInputs:
+    """What an aggregation-data run reads, and the model that writes its targets."""
+
+    source_path: Path
+    """The dataset of prompts with several responses (JSONL), read once into `groups.jsonl`."""
+    model: BackendSpec | None = None
+    """The aggregator model; only the `aggregator` rule needs one, and it is loaded only then."""
 
 
 @dataclass(frozen=True)

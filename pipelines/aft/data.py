@@ -26,16 +26,17 @@ from __future__ import annotations
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-from pipelines.aft.config import AggregationDataConfig
+from pipelines.aft.config import AggregationDataConfig, AggregationDataInputs
 from pipelines.aft.prompts import PROPOSER_SYSTEM, aggregator_conversation
 from pipelines.common.batches import batch_file_name, run_in_batches
 from pipelines.common.progress import Progress
+from pipelines.common.result import ArtifactOutput, PipelineResult
 from pipelines.common.store import RunStore
 from pipelines.common.tables import export_batch_files
 from pipelines.errors import InvalidConfigError, InvalidInputError
+from pipelines.llm.loader import BackendLoader
 from pipelines.llm.types import LLMBackend, SamplingParams
 
 GROUPS_FILE = "groups.jsonl"
@@ -51,18 +52,6 @@ class ResponseGroup:
     responses: list[str]
     scores: list[float] | None = None
     source_rows: list[int] = field(default_factory=list)
-
-
-@dataclass
-class AggregationDataResult:
-    jsonl_path: Path
-    parquet_path: Path
-    row_count: int
-    aggregation_rows: int
-    plain_rows: int
-    generated_this_attempt: int
-    counts: dict[str, int] = field(default_factory=dict)
-    """How many prompt groups were read, used and skipped (and why)."""
 
 
 # -- reading the source ----------------------------------------------------------------------------
@@ -270,20 +259,24 @@ def plain_row(example: dict[str, Any], target: str, rule: str, target_source: st
 
 def run_aggregation_data(
     config: AggregationDataConfig,
-    source_path: str | Path,
+    inputs: AggregationDataInputs,
+    backends: BackendLoader,
     store: RunStore,
     progress: Progress,
-    *,
-    backend: LLMBackend | None = None,
-) -> AggregationDataResult:
-    """Build (or resume building) the aggregation SFT dataset from the rows at `source_path`."""
+) -> PipelineResult:
+    """Build (or resume building) the aggregation SFT dataset from the rows at `inputs.source_path`.
+
+    Only the `aggregator` rule loads a model (`inputs.model`), and only when some batch is still
+    missing. The artifact is "aggregation sft"; the summary counts its rows and the prompt groups
+    read, used and skipped (and why).
+    """
     from pipelines.training.data import read_rows
 
-    if config.needs_model and backend is None:
+    if config.needs_model and inputs.model is None:
         raise InvalidConfigError("target_rule aggregator needs a model to write the aggregations (model_id)")
     if not store.exists(GROUPS_FILE):
         progress.stage("group responses", total=1)
-        groups, layout = response_groups(read_rows(source_path))
+        groups, layout = response_groups(read_rows(inputs.source_path))
         examples, counts = prepare_examples(groups, config)
         if not examples:
             raise InvalidInputError(
@@ -295,10 +288,19 @@ def run_aggregation_data(
         progress.advance(1)
     counts = store.read_json(GROUP_COUNTS_FILE)
     examples = list(store.read_jsonl(GROUPS_FILE))
+    backend: LLMBackend | None = None
+
+    def write_targets(index: int, batch: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        nonlocal backend
+        if config.needs_model and backend is None:
+            assert inputs.model is not None
+            backend = backends.load(inputs.model)
+        return _batch_rows(config, batch, index, backend)
+
     batched = run_in_batches(
         examples,
         config.batch_size,
-        lambda index, batch: _batch_rows(config, batch, index, backend),
+        write_targets,
         store=store,
         progress=progress,
         stage="write targets",
@@ -311,14 +313,19 @@ def run_aggregation_data(
     kinds = [row["row_kind"] for name in batched.batch_names for row in store.read_jsonl(name)]
     aggregation_rows = kinds.count("aggregation")
     counts = {**counts, "skipped_empty_target": len(examples) - aggregation_rows}
-    return AggregationDataResult(
-        jsonl_path=table.jsonl_path,
-        parquet_path=table.parquet_path,
-        row_count=table.row_count,
-        aggregation_rows=aggregation_rows,
-        plain_rows=kinds.count("plain"),
-        generated_this_attempt=batched.batches_generated,
-        counts=counts,
+    return PipelineResult(
+        artifacts=[
+            ArtifactOutput(
+                name="aggregation sft", kind="sft", jsonl_path=table.jsonl_path, parquet_path=table.parquet_path
+            )
+        ],
+        summary={
+            "rows": table.row_count,
+            "aggregation_rows": aggregation_rows,
+            "plain_rows": kinds.count("plain"),
+            **{f"groups · {key}": value for key, value in counts.items()},
+            "batches_generated_this_attempt": batched.batches_generated,
+        },
     )
 
 

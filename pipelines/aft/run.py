@@ -14,45 +14,45 @@ layer its name, role, system message, responses, prompt tokens and completion to
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-from pipelines.aft.config import AftConfig
+from pipelines.aft.config import AftConfig, AftInputs
 from pipelines.aft.layers import LayerRecord, aggregate, propose
 from pipelines.common.batches import run_in_batches
 from pipelines.common.progress import Progress
 from pipelines.common.prompts import load_prompts
+from pipelines.common.result import ArtifactOutput, PipelineResult
 from pipelines.common.store import RunStore
 from pipelines.common.tables import export_batch_files
+from pipelines.llm.loader import BackendLoader
 from pipelines.llm.types import LLMBackend, SamplingParams
 
 OUTPUT_STEM = "aggregations"
 STAGE = "propose and aggregate"
 
-__all__ = ["AftResult", "answer_batch", "find_row", "finished_rows", "run_aft", "summarize_rows"]
+__all__ = ["answer_batch", "flat_summary", "run_aft", "summarize_rows"]
 
 
-@dataclass
-class AftResult:
-    jsonl_path: Path
-    parquet_path: Path
-    row_count: int
-    generated_this_attempt: int
-    """Batches answered by this call; the rest were found finished on disk (resume)."""
-    summary: dict[str, Any] = field(default_factory=dict)
-    """Token counts per layer, generations, seconds: see `summarize_rows`."""
+def run_aft(
+    config: AftConfig, inputs: AftInputs, backends: BackendLoader, store: RunStore, progress: Progress
+) -> PipelineResult:
+    """Answer every prompt of `prompts.jsonl` with the config's layers, skipping batches already on disk.
 
-
-def run_aft(config: AftConfig, backend: LLMBackend, store: RunStore, progress: Progress) -> AftResult:
-    """Answer every prompt of `prompts.jsonl` with the config's layers, skipping batches already on disk."""
+    The model is loaded only when some batch is still missing, so a rerun of a finished run loads none.
+    The artifact is "aggregations" (or "single samples" for the baseline mode); the summary is
+    `flat_summary` of the rows.
+    """
     prompts = load_prompts(store)
     progress.log(
         f"{config.mode}: {' -> '.join(f'{layer.name} (n={layer.sampling.n})' for layer in config.layers())}; "
         f"{config.generations_per_prompt()} generations per prompt"
     )
+    backend: LLMBackend | None = None
 
     def answer(index: int, batch: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        nonlocal backend
+        if backend is None:
+            backend = backends.load(inputs.model)
         started = time.monotonic()
         rows = answer_batch(config, backend, batch, index, progress)
         elapsed = time.monotonic() - started
@@ -66,7 +66,26 @@ def run_aft(config: AftConfig, backend: LLMBackend, store: RunStore, progress: P
     table = export_batch_files(store, batched.batch_names, OUTPUT_STEM)
     progress.advance(1)
     summary = summarize_rows(list(store.read_jsonl(table.jsonl_path.name)))
-    return AftResult(table.jsonl_path, table.parquet_path, table.row_count, batched.batches_generated, summary)
+    return PipelineResult(
+        artifacts=[
+            ArtifactOutput(
+                name="aggregations" if config.mode == "aggregate" else "single samples",
+                kind="aggregations",
+                jsonl_path=table.jsonl_path,
+                parquet_path=table.parquet_path,
+            )
+        ],
+        summary=flat_summary(summary, batched.batches_generated),
+    )
+
+
+def flat_summary(summary: dict[str, Any], batches_this_attempt: int) -> dict[str, Any]:
+    """The run page shows the summary as a flat table: `summarize_rows`'s figures, one line per layer's tokens."""
+    values = {key: value for key, value in summary.items() if not isinstance(value, dict)}
+    for name, tokens in summary.get("completion_tokens_per_layer", {}).items():
+        values[f"completion tokens · {name}"] = tokens
+    values["batches_generated_this_attempt"] = batches_this_attempt
+    return values
 
 
 def answer_batch(
@@ -125,31 +144,6 @@ def _row(
         "seconds": round(seconds, 3),
         "model": model,
     }
-
-
-def finished_rows(store: RunStore, limit: int | None = None) -> list[dict[str, Any]]:
-    """Rows of the finished batches, in order (the live view of a running run)."""
-    rows: list[dict[str, Any]] = []
-    batch_dir = store.path("batches")
-    if not batch_dir.is_dir():
-        return rows
-    for path in sorted(batch_dir.glob("batch-*.jsonl")):
-        rows.extend(store.read_jsonl("batches", path.name))
-        if limit is not None and len(rows) >= limit:
-            return rows[:limit]
-    return rows
-
-
-def find_row(store: RunStore, prompt_id: str | None = None) -> dict[str, Any] | None:
-    """The finished row of `prompt_id` (default: the first finished one), reading batches until found."""
-    batch_dir = store.path("batches")
-    if not batch_dir.is_dir():
-        return None
-    for path in sorted(batch_dir.glob("batch-*.jsonl")):
-        for row in store.read_jsonl("batches", path.name):
-            if prompt_id is None or row["prompt_id"] == prompt_id:
-                return row
-    return None
 
 
 def summarize_rows(rows: list[dict[str, Any]]) -> dict[str, Any]:

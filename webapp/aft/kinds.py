@@ -18,7 +18,7 @@ AFT_INFERENCE = RunKind(
     kind="aft_inference",
     label="AFT: propose-and-aggregate answers",
     queue="gpu",
-    job="workers.methods.aft.handle",
+    job="workers.kinds.aft_inference.prepare",
     section=RunSection(template=run_page.TEMPLATE, context=run_page.context),
     form_url="aft:new",
 )
@@ -27,7 +27,7 @@ AFT_DATA = RunKind(
     kind="aft_data",
     label="AFT: aggregation training data",
     queue=_data_queue,
-    job="workers.methods.aft.handle",
+    job="workers.kinds.aft_data.prepare",
     section=RunSection(template=run_page.TEMPLATE, context=run_page.context),
     form_url="aft:data-new",
 )

@@ -11,8 +11,7 @@ from typing import Any
 
 from django.urls import reverse
 
-from pipelines.aft.run import find_row
-from pipelines.common.prompts import PROMPTS_FILE
+from pipelines.aft.inspect import find_row, prompt_choices
 from pipelines.common.store import RunStore
 from webapp.library.models import Artifact
 from webapp.runs import services
@@ -25,7 +24,7 @@ PROMPTS_LISTED = 1000
 
 
 def context(run: PipelineRun) -> dict[str, Any]:
-    if run.kind == PipelineRun.Kind.AFT_DATA:
+    if run.kind == "aft_data":
         return _data_context(run)
     return {"aft_kind": "inference", **prompt_context(run, None)}
 
@@ -45,13 +44,7 @@ def prompt_context(run: PipelineRun, prompt_id: str | None) -> dict[str, Any]:
     if not directory.is_dir():  # queued: nothing written yet (and the page must not create the directory)
         return base
     store = RunStore(directory)
-    if store.exists(PROMPTS_FILE):
-        choices = []
-        for row in store.read_jsonl(PROMPTS_FILE):
-            choices.append({"prompt_id": row["prompt_id"], "label": row["prompt"][:90]})
-            if len(choices) >= PROMPTS_LISTED:
-                break
-        base["prompt_choices"] = choices
+    base["prompt_choices"] = prompt_choices(store, PROMPTS_LISTED)
     row = find_row(store, prompt_id)
     if row is not None:
         base["row"] = row

@@ -5,13 +5,21 @@ import json
 
 import pytest
 
-from pipelines.aft import AggregationDataConfig, run_aggregation_data
+from pipelines.aft import AggregationDataConfig, AggregationDataInputs, run_aggregation_data
 from pipelines.aft.data import prepare_examples, response_groups
 from pipelines.aft.prompts import AGG_TEMPLATE, PROPOSER_SYSTEM
 from pipelines.common.progress import RecordingProgress
 from pipelines.common.store import RunStore
 from pipelines.errors import InvalidConfigError, InvalidInputError
+from pipelines.llm.loader import LocalBackends
 from pipelines.training.data import load_sft_examples
+
+AGGREGATOR = {"path": "aggregator"}
+"""The aggregator model's spec in these tests; `_backends` hands it the tiny backend."""
+
+
+def _backends(tmp_path, backend=None) -> LocalBackends:
+    return LocalBackends(tmp_path / "models", given={"aggregator": backend} if backend is not None else {})
 
 
 def _write(path, rows):
@@ -65,15 +73,26 @@ def test_malformed_sources_are_refused_naming_the_row_and_field(rows, message):
 def test_best_response_needs_a_ranking(tmp_path):
     source = _write(tmp_path / "gen.jsonl", [{"prompt": "q", "responses": ["a", "b"]}])
     with pytest.raises(InvalidConfigError, match="use target_rule aggregator"):
-        run_aggregation_data(AggregationDataConfig(target_rule="best_response"), source, RunStore(tmp_path / "run"), RecordingProgress())
+        run_aggregation_data(
+            AggregationDataConfig(target_rule="best_response"),
+            AggregationDataInputs(source_path=source),
+            _backends(tmp_path),
+            RunStore(tmp_path / "run"),
+            RecordingProgress(),
+        )
 
 
 def test_best_response_rows_are_sft_rows_in_the_inference_format(tmp_path):
     source = _write(tmp_path / "pairs.jsonl", PAIRS)
     config = AggregationDataConfig(target_rule="best_response", plain_rows=True)
     store = RunStore(tmp_path / "run")
-    result = run_aggregation_data(config, source, store, RecordingProgress())
-    assert (result.aggregation_rows, result.plain_rows, result.row_count) == (2, 2, 4)
+    backends = _backends(tmp_path)
+    result = run_aggregation_data(config, AggregationDataInputs(source_path=source), backends, store, RecordingProgress())
+    assert backends.loaded == []  # a rule-based target needs no model
+    (artifact,) = result.artifacts
+    assert (artifact.name, artifact.kind) == ("aggregation sft", "sft")
+    assert (result.summary["aggregation_rows"], result.summary["plain_rows"], result.summary["rows"]) == (2, 2, 4)
+    assert result.summary["groups · groups"] == 2 and result.summary["groups · layout"] == "preference"
     rows = list(store.read_jsonl("aggregation_sft.jsonl"))
     aggregation, plain = rows[0], rows[1]
     system, user, assistant = aggregation["messages"]
@@ -83,9 +102,9 @@ def test_best_response_rows_are_sft_rows_in_the_inference_format(tmp_path):
     assert (user, assistant) == ({"role": "user", "content": "What is 2 + 2?"}, {"role": "assistant", "content": "2 + 2 is 4."})
     assert plain["messages"][0] == {"role": "system", "content": PROPOSER_SYSTEM} and plain["row_kind"] == "plain"
     # The training layer reads the artifact as it is: the messages layout, the target as the completion.
-    examples = load_sft_examples(result.jsonl_path)
+    examples = load_sft_examples(artifact.jsonl_path)
     assert len(examples) == 4 and examples[0].completion == "2 + 2 is 4." and examples[0].prompt == [system, user]
-    assert load_sft_examples(result.parquet_path)[0] == examples[0]
+    assert load_sft_examples(artifact.parquet_path)[0] == examples[0]
 
 
 @pytest.fixture(scope="module")
@@ -101,18 +120,24 @@ def test_the_aggregator_rule_has_a_model_write_targets_and_resumes_by_batch(tmp_
     rows = [{"prompt": f"Question {i}?", "responses": [f"draft {i}a", f"draft {i}b", f"draft {i}c"]} for i in range(5)]
     source = _write(tmp_path / "gen.jsonl", rows)
     config = AggregationDataConfig.from_dict({"aggregator": {"max_tokens": 6, "temperature": 0.7}, "batch_size": 2, "seed": 3})
+    backends = _backends(tmp_path, tiny_backend)
     with pytest.raises(InvalidConfigError, match="needs a model"):
-        run_aggregation_data(config, source, RunStore(tmp_path / "none"), RecordingProgress())
+        run_aggregation_data(
+            config, AggregationDataInputs(source_path=source), backends, RunStore(tmp_path / "none"), RecordingProgress()
+        )
+    inputs = AggregationDataInputs(source_path=source, model=AGGREGATOR)
     store = RunStore(tmp_path / "run")
     from pipelines.errors import RunCancelled
 
     with pytest.raises(RunCancelled):
-        run_aggregation_data(config, source, store, RecordingProgress(cancel_after=2), backend=tiny_backend)
+        run_aggregation_data(config, inputs, backends, store, RecordingProgress(cancel_after=2))
     kept = store.path("data-batches", "batch-000000.jsonl").read_bytes()
-    result = run_aggregation_data(config, source, store, RecordingProgress(), backend=tiny_backend)
-    assert result.generated_this_attempt == 2 and store.path("data-batches", "batch-000000.jsonl").read_bytes() == kept
+    result = run_aggregation_data(config, inputs, backends, store, RecordingProgress())
+    assert backends.loaded == ["aggregator", "aggregator"]  # once per attempt
+    assert result.summary["batches_generated_this_attempt"] == 2
+    assert store.path("data-batches", "batch-000000.jsonl").read_bytes() == kept
     made = list(store.read_jsonl("aggregation_sft.jsonl"))
-    assert result.aggregation_rows + result.counts["skipped_empty_target"] == 5
+    assert result.summary["aggregation_rows"] + result.summary["groups · skipped_empty_target"] == 5
     for row in made:
         assert row["target_rule"] == "aggregator" and row["target_source"].startswith("aggregation by ")
         assert sorted(row["proposals"]) == sorted(rows[int(row["prompt"].split()[1][:-1])]["responses"])
@@ -124,12 +149,18 @@ def test_sft_on_aggregation_rows_trains_the_tiny_model(tmp_path, tiny_model_dir)
     from pipelines.training.sft import run_sft
 
     source = _write(tmp_path / "pairs.jsonl", PAIRS)
-    data = run_aggregation_data(AggregationDataConfig(target_rule="best_response"), source, RunStore(tmp_path / "data"), RecordingProgress())
+    data = run_aggregation_data(
+        AggregationDataConfig(target_rule="best_response"),
+        AggregationDataInputs(source_path=source),
+        _backends(tmp_path),
+        RunStore(tmp_path / "data"),
+        RecordingProgress(),
+    )
     training = TrainingArgs.from_dict(
         {"max_steps": 2, "per_device_batch_size": 2, "learning_rate": 5e-3, "save_steps": 2, "max_length": 320,
          "max_prompt_length": 288, "optimizer": "adamw", "warmup_ratio": 0.0, "device": "cpu", "torch_threads": 1}
     )
     progress = RecordingProgress()
-    result = run_sft(SFTConfig(training=training), tiny_model_dir, data.jsonl_path, RunStore(tmp_path / "train"), progress)
+    result = run_sft(SFTConfig(training=training), tiny_model_dir, data.artifacts[0].jsonl_path, RunStore(tmp_path / "train"), progress)
     assert result.steps == 2
     assert [row["loss"] for row in progress.metric_rows if "loss" in row]

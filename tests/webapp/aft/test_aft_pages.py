@@ -254,9 +254,10 @@ def test_the_run_page_shows_a_prompts_layers_and_the_data_run_links_to_training(
     """A real (tiny-model) AFT output in the run directory, shown by the run page and the prompt view."""
     from workers.kinds.prompts import snapshot_prompt_set
 
-    from pipelines.aft import AftConfig, run_aft
+    from pipelines.aft import AftConfig, AftInputs, run_aft
     from pipelines.common.progress import RecordingProgress
     from pipelines.common.store import RunStore
+    from pipelines.llm.loader import LocalBackends
     from pipelines.llm.transformers_backend import TransformersBackend
     from webapp.aft import services
 
@@ -278,7 +279,8 @@ def test_the_run_page_shows_a_prompts_layers_and_the_data_run_links_to_training(
     snapshot_prompt_set(prompt_set_id=run.config["prompt_set_id"], store=store)
     backend = TransformersBackend(tiny_model_dir, device="cpu", torch_threads=1)
     try:
-        run_aft(aft, backend, store, RecordingProgress())
+        backends = LocalBackends(tmp_path / "models", given={"tiny": backend})
+        run_aft(aft, AftInputs(model={"path": "tiny"}), backends, store, RecordingProgress())
     finally:
         backend.close()
     rows = list(store.read_jsonl("aggregations.jsonl"))
