@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -79,6 +80,22 @@ class Contestant:
         values = known_fields(cls, data, "contestant")
         values["sampling"] = SamplingParams.from_dict(values.get("sampling") or DEFAULT_ANSWER_SAMPLING.to_dict())
         return cls(**values)
+
+
+@dataclass(frozen=True)
+class EvaluationInputs:
+    """What an evaluation reads besides its config and the run directory's prompt snapshot.
+
+    The models (contestants' and the judge's backend specs) are in the config, since they are part
+    of what was asked for; these are the site's state at the time the run starts.
+    """
+
+    answer_cache_dir: Path
+    """The shared answer cache (outside the run, so other evaluations reuse its answers)."""
+    reference_preferences: Mapping[str, list[float]] | None = None
+    """Other models' preferences per prompt text against the same baseline by the same judge; when
+    given, the length-controlled GLM gets its instruction-difficulty term. Kept in the run directory
+    the first time, so a resumed attempt uses the same ones."""
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ EVALUATION = RunKind(
     kind="evaluation",
     label="Win-rate evaluation",
     queue="gpu",
-    job="workers.methods.evaluation.handle",
+    job="workers.kinds.evaluation.prepare",
     section=RunSection(template=run_page.TEMPLATE, context=run_page.context),
     form_url="evaluation:new",
 )

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from pipelines.common.jsonl import read_jsonl_rows
 from pipelines.evaluation.stats import Comparison, bradley_terry_leaderboard
 from webapp.core.spreadsheet import spreadsheet_safe_row
 from webapp.registry.models import ModelEntry
@@ -37,10 +38,7 @@ def evaluation_rows(evaluation: Evaluation) -> Iterator[dict[str, Any]]:
     path = Path(evaluation.comparisons.jsonl_path)
     if not path.is_file():
         return
-    with path.open(encoding="utf-8") as handle:
-        for line in handle:
-            if line.strip():
-                yield json.loads(line)
+    yield from read_jsonl_rows(path)
 
 
 def filtered_rows(evaluation: Evaluation, *, row_filter: str = "all", candidate_id: str = "") -> list[dict[str, Any]]:

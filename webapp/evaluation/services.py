@@ -5,7 +5,6 @@ worker never meets a config it would refuse; a refusal names the field and chang
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -14,11 +13,12 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
+from pipelines.common.jsonl import read_jsonl_rows
 from pipelines.errors import InvalidConfigError
+from pipelines.evaluation.answers import ANSWER_FIELDS, PROMPT_FIELDS, prompt_of
 from pipelines.evaluation.config import Contestant, EvaluationConfig, decoding_cache_key, prompt_cache_key
 from pipelines.evaluation.human import annotation_pairs
 from pipelines.evaluation.judge import DEFAULT_CRITERIA, JUDGE_METHODS, JudgeConfig
-from pipelines.evaluation.run import ANSWER_FIELDS, PROMPT_FIELDS, prompt_of
 from pipelines.llm.types import SamplingParams
 from webapp.library.models import Artifact, Rubric, SeedPromptSet
 from webapp.registry.models import ModelEntry
@@ -266,7 +266,8 @@ def cached_answer_count(*, config: EvaluationConfig, prompts: list[str]) -> dict
 # --- what the worker records -------------------------------------------------------------------------
 
 
-def evaluation_mark(*, evaluation_id: int, status: str) -> None:
+def evaluation_set_status(*, evaluation_id: int, status: str) -> None:
+    """Set the Evaluation's status (the worker's running / failed / cancelled); a finished one gets its end time."""
     fields: dict[str, Any] = {"status": status}
     if status in (Evaluation.Status.SUCCEEDED, Evaluation.Status.FAILED, Evaluation.Status.CANCELLED):
         fields["finished_at"] = timezone.now()
@@ -325,12 +326,10 @@ def reference_preferences_for(evaluation: Evaluation) -> dict[str, list[float]]:
         path = Path(other.comparisons.jsonl_path)
         if not path.is_file():
             continue
-        with path.open(encoding="utf-8") as handle:
-            for line in handle:
-                row = json.loads(line)
-                if row.get("preference") is None or row.get("candidate_key") in own_keys:
-                    continue
-                preferences.setdefault(row["prompt"], []).append(float(row["preference"]))
+        for row in read_jsonl_rows(path):
+            if row.get("preference") is None or row.get("candidate_key") in own_keys:
+                continue
+            preferences.setdefault(row["prompt"], []).append(float(row["preference"]))
     return preferences
 
 
@@ -349,8 +348,7 @@ def evaluation_pairs_artifact(*, evaluation: Evaluation) -> Artifact:
     if evaluation.comparisons is None:
         raise ValidationError(f"Evaluation #{evaluation.pk} has no results yet; human judging starts from finished pairs.")
     source = Path(evaluation.comparisons.jsonl_path)
-    with source.open(encoding="utf-8") as handle:
-        rows = [json.loads(line) for line in handle if line.strip()]
+    rows = list(read_jsonl_rows(source))
     target = source.parent / "human_judging_pairs.jsonl"
     from pipelines.common.store import RunStore
 

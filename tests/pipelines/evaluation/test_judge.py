@@ -16,9 +16,11 @@ import pytest
 
 from pipelines.common.progress import RecordingProgress
 from pipelines.common.store import RunStore
-from pipelines.evaluation import Contestant, EvaluationConfig, JudgeConfig, run_evaluation
+from pipelines.evaluation import Contestant, EvaluationConfig, EvaluationInputs, JudgeConfig, run_evaluation
+from pipelines.evaluation.inspect import evaluation_results
 from pipelines.evaluation.judge import JudgeRequest, candidate_outcome, judge_batch, judge_conversation, parse_verdict
-from pipelines.llm.types import Completion, Conversation, SamplingParams
+from pipelines.llm.loader import LocalBackends
+from pipelines.llm.types import Completion, Conversation, LLMBackend, SamplingParams
 
 
 @pytest.mark.parametrize(
@@ -113,6 +115,18 @@ def _answers_file(path: Path, prefix: str) -> Path:
     return path
 
 
+SCRIPTED_JUDGE_SPEC = {"kind": "scripted", "path": "scripted-judge"}
+
+
+def _inputs(tmp_path: Path) -> EvaluationInputs:
+    return EvaluationInputs(answer_cache_dir=tmp_path / "cache")
+
+
+def _judged_by(tmp_path: Path, judge: LLMBackend) -> LocalBackends:
+    """A loader that hands out the scripted judge for the judge's spec (the contestants are answer files)."""
+    return LocalBackends(tmp_path / "models", given={SCRIPTED_JUDGE_SPEC["path"]: judge})
+
+
 def _evaluate(tmp_path: Path, judge: ScriptedJudge, retries: int = 2, judge_batch_size: int = 3):
     store = RunStore(tmp_path / "run")
     store.write_jsonl(({"prompt_id": f"p{i}", "prompt": p} for i, p in enumerate(PROMPTS)), "prompts.jsonl")
@@ -123,19 +137,19 @@ def _evaluate(tmp_path: Path, judge: ScriptedJudge, retries: int = 2, judge_batc
         baseline=Contestant(
             "baseline", "old", kind="answers", answers_path=str(_answers_file(tmp_path / "old.jsonl", "OLD"))
         ),
-        judge_spec={"kind": "scripted"},
+        judge_spec=SCRIPTED_JUDGE_SPEC,
         judge=JudgeConfig(method="text", retries=retries),
         judge_batch_size=judge_batch_size,
         bootstrap_rounds=200,
         lc_bootstrap_rounds=10,
     )
-    result = run_evaluation(config, store, RecordingProgress(), backend_for=lambda spec: judge, cache_dir=tmp_path / "cache")
-    return result, list(store.read_jsonl("rows/c0.jsonl"))
+    run_evaluation(config, _inputs(tmp_path), _judged_by(tmp_path, judge), store, RecordingProgress())
+    return evaluation_results(store), list(store.read_jsonl("rows/c0.jsonl"))
 
 
 def test_a_judge_that_always_picks_position_a_gives_a_fifty_percent_win_rate(tmp_path):
-    result, rows = _evaluate(tmp_path, ScriptedJudge(lambda a, b, call: "A"))
-    statistics = result.results["candidates"]["c0"]
+    results, rows = _evaluate(tmp_path, ScriptedJudge(lambda a, b, call: "A"))
+    statistics = results["candidates"]["c0"]
     assert statistics["win_rate"]["win_rate"] == 50
     assert statistics["position_disagreements"] == len(PROMPTS)
     assert statistics["first_position_share"] == 1
@@ -145,8 +159,8 @@ def test_a_judge_that_always_picks_position_a_gives_a_fifty_percent_win_rate(tmp
 
 def test_a_judge_that_prefers_the_candidate_in_both_orders_gives_a_full_win(tmp_path):
     judge = ScriptedJudge(lambda a, b, call: "A" if a.startswith("NEW") else "B")
-    result, rows = _evaluate(tmp_path, judge)
-    statistics = result.results["candidates"]["c0"]
+    results, rows = _evaluate(tmp_path, judge)
+    statistics = results["candidates"]["c0"]
     assert statistics["win_rate"]["win_rate"] == 100 and statistics["win_rate"]["wins"] == 2 * len(PROMPTS)
     assert {row["verdict_candidate_first"] for row in rows} == {"A"}
     assert {row["verdict_baseline_first"] for row in rows} == {"B"}
@@ -157,8 +171,8 @@ def test_unreadable_replies_are_retried_with_sampling_and_then_read(tmp_path):
     judge = ScriptedJudge(
         lambda a, b, call: "I think both are nice" if call == 1 else ("A" if a.startswith("NEW") else "B")
     )
-    result, rows = _evaluate(tmp_path, judge, judge_batch_size=8)
-    statistics = result.results["candidates"]["c0"]
+    results, rows = _evaluate(tmp_path, judge, judge_batch_size=8)
+    statistics = results["candidates"]["c0"]
     assert statistics["parse_failures"] == 0 and statistics["retried_judgments"] == 2 * len(PROMPTS)
     assert statistics["judge_calls"] == 4 * len(PROMPTS)
     assert judge.calls[0].temperature == 0 and judge.calls[1].temperature == 0.7
@@ -168,8 +182,8 @@ def test_unreadable_replies_are_retried_with_sampling_and_then_read(tmp_path):
 def test_replies_that_stay_unreadable_are_counted_and_kept_out_of_the_statistics_never_dropped(tmp_path):
     # The first prompt's replies are never readable; every other judgment favours the candidate.
     judge = ScriptedJudge(lambda a, b, call: "hmm" if "2 + 2" in a else ("A" if a.startswith("NEW") else "B"))
-    result, rows = _evaluate(tmp_path, judge, retries=1)
-    statistics = result.results["candidates"]["c0"]
+    results, rows = _evaluate(tmp_path, judge, retries=1)
+    statistics = results["candidates"]["c0"]
     assert len(rows) == len(PROMPTS), "an unjudged prompt keeps its row"
     assert rows[0]["preference"] is None and rows[0]["unparsed_orders"] == 2
     assert rows[0]["judge_replies_candidate_first"] == ["hmm", "hmm"]
@@ -191,8 +205,8 @@ def test_judge_batch_gives_every_request_a_result_in_order():
 
 
 def test_a_judge_that_always_picks_one_position_is_flagged_as_position_biased(tmp_path):
-    result, _ = _evaluate(tmp_path, ScriptedJudge(lambda a, b, call: "A"))
-    bias = result.results["candidates"]["c0"]["position_bias"]
+    results, _ = _evaluate(tmp_path, ScriptedJudge(lambda a, b, call: "A"))
+    bias = results["candidates"]["c0"]["position_bias"]
     assert bias["warning"] is True
     assert (bias["favoured"], bias["same_position_share"], bias["decided"]) == ("first", 1.0, 2 * len(PROMPTS))
 
@@ -214,8 +228,8 @@ def test_a_prompt_read_in_one_order_only_is_flagged_and_counted(tmp_path):
             return "hmm"
         return "A" if a.startswith("NEW") else "B"
 
-    result, rows = _evaluate(tmp_path, ScriptedJudge(decide), retries=0)
-    statistics = result.results["candidates"]["c0"]
+    results, rows = _evaluate(tmp_path, ScriptedJudge(decide), retries=0)
+    statistics = results["candidates"]["c0"]
     assert rows[0]["single_order"] is True and rows[0]["unparsed_orders"] == 1
     assert not any(row["single_order"] for row in rows[1:])
     assert statistics["single_order_prompts"] == 1
@@ -255,23 +269,21 @@ def _evaluate_logprob(tmp_path: Path, scorer: ScriptedScorer):
         baseline=Contestant(
             "baseline", "old", kind="answers", answers_path=str(_answers_file(tmp_path / "old.jsonl", "OLD"))
         ),
-        judge_spec={"kind": "scripted"},
+        judge_spec=SCRIPTED_JUDGE_SPEC,
         judge=JudgeConfig(method="logprob"),
         judge_batch_size=3,
         bootstrap_rounds=200,
         lc_bootstrap_rounds=10,
     )
-    result = run_evaluation(
-        config, store, RecordingProgress(), backend_for=lambda spec: scorer, cache_dir=tmp_path / "cache"
-    )
-    return result, list(store.read_jsonl("rows/c0.jsonl"))
+    run_evaluation(config, _inputs(tmp_path), _judged_by(tmp_path, scorer), store, RecordingProgress())
+    return evaluation_results(store), list(store.read_jsonl("rows/c0.jsonl"))
 
 
 def test_the_logprob_judge_reads_the_probability_mass_on_the_verdict_tokens(tmp_path):
     # The first position gets 0.3 + 0.1 (two tokens), the second 0.2, tie 0.1; the rest is other tokens.
     scorer = ScriptedScorer(lambda a, b: {"A": 0.3, " A": 0.1, "B": 0.2, " tie": 0.1, "The": 0.25, "I": 0.05})
-    result, rows = _evaluate_logprob(tmp_path, scorer)
-    statistics = result.results["candidates"]["c0"]
+    results, rows = _evaluate_logprob(tmp_path, scorer)
+    statistics = results["candidates"]["c0"]
     assert scorer.calls == [], "nothing is generated"
     assert scorer.scored == 2 * len(PROMPTS)
     # Normalized over the verdict tokens (0.7): A 4/7, B 2/7, tie 1/7. Candidate first: 4/7 + 1/14 = 9/14.
@@ -292,8 +304,8 @@ def test_the_logprob_judge_without_any_verdict_token_reports_the_judgment_unread
             return {"The": 0.6, "I": 0.4}
         return {"A": 0.9, "B": 0.1} if a.startswith("NEW") else {"A": 0.1, "B": 0.9}
 
-    result, rows = _evaluate_logprob(tmp_path, ScriptedScorer(distribution))
-    statistics = result.results["candidates"]["c0"]
+    results, rows = _evaluate_logprob(tmp_path, ScriptedScorer(distribution))
+    statistics = results["candidates"]["c0"]
     assert rows[0]["verdict_baseline_first"] is None and rows[0]["single_order"] is True
     assert rows[0]["preference"] == pytest.approx(0.9)
     assert statistics["parse_failures"] == 1 and statistics["single_order_prompts"] == 1

@@ -10,35 +10,49 @@ import pytest
 from pipelines.common.progress import RecordingProgress
 from pipelines.common.store import RunStore
 from pipelines.errors import InvalidInputError, RunCancelled
-from pipelines.evaluation import Contestant, EvaluationConfig, JudgeConfig, run_evaluation
+from pipelines.evaluation import Contestant, EvaluationConfig, EvaluationInputs, JudgeConfig, run_evaluation
 from pipelines.evaluation.human import annotation_pairs
+from pipelines.evaluation.inspect import evaluation_results
 from pipelines.llm.types import SamplingParams
 
 PROMPTS = ["What is 2 + 2?", "Name a colour.", "Say hello.", "Count to three."]
 
 
-@pytest.fixture
-def backend_loader(tiny_model_dir):
-    """Loads the tiny model per spec (as a worker would, keeping the last one) and records each load."""
-    from pipelines.llm.transformers_backend import TransformersBackend
+class OneModelAtATime:
+    """A `BackendLoader` that keeps one model loaded (as a worker does) and records the role of each load."""
 
-    loaded: list[str] = []
-    current: dict[str, object] = {}
+    def __init__(self) -> None:
+        self.loaded: list[str] = []
+        self.current: dict[str, object] = {}
 
-    def backend_for(spec: dict) -> TransformersBackend:
+    def load(self, spec: dict, *, fresh: bool = False):  # type: ignore[no-untyped-def]
+        from pipelines.llm.transformers_backend import TransformersBackend
+
         key = json.dumps(spec, sort_keys=True)
-        if key not in current:
-            for backend in current.values():
-                backend.close()
-            current.clear()
-            current[key] = TransformersBackend(spec["path"], device="cpu")
-            loaded.append(spec["role"])
-        return current[key]
+        if key not in self.current:
+            self.release_all()
+            self.current[key] = TransformersBackend(spec["path"], device="cpu")
+            self.loaded.append(spec["role"])
+        return self.current[key]
 
-    backend_for.loaded = loaded
-    yield backend_for
-    for backend in current.values():
-        backend.close()
+    def release_all(self) -> None:
+        for backend in self.current.values():
+            backend.close()
+        self.current.clear()
+
+    def model_directory(self, spec: dict) -> Path:
+        return Path(spec["path"])
+
+
+@pytest.fixture
+def backend_loader():
+    loader = OneModelAtATime()
+    yield loader
+    loader.release_all()
+
+
+def _inputs(cache: Path) -> EvaluationInputs:
+    return EvaluationInputs(answer_cache_dir=cache)
 
 
 def _store(root: Path, prompts: list[str]) -> RunStore:
@@ -77,18 +91,22 @@ def test_tiny_model_evaluation_accounts_for_every_judgment_whether_parsed_or_not
 ):
     store = _store(tmp_path / "run", PROMPTS)
     result = run_evaluation(
-        _config(tiny_model_dir), store, RecordingProgress(), backend_for=backend_loader, cache_dir=tmp_path / "cache"
+        _config(tiny_model_dir), _inputs(tmp_path / "cache"), backend_loader, store, RecordingProgress()
     )
-    statistics = result.results["candidates"]["c0"]
+    statistics = evaluation_results(store)["candidates"]["c0"]
     rows = list(store.read_jsonl("rows/c0.jsonl"))
-    assert len(rows) == len(PROMPTS) and result.answers_generated == 2 * len(PROMPTS)
+    assert len(rows) == len(PROMPTS) and result.summary["answers_generated"] == 2 * len(PROMPTS)
     unparsed = sum(row["unparsed_orders"] for row in rows)
     assert statistics["parse_failures"] == unparsed
     assert statistics["judgments"] == 2 * len(PROMPTS)
     assert statistics["judged_prompts"] + statistics["unjudged_prompts"] == len(PROMPTS)
     assert statistics["judge_calls"] >= 2 * len(PROMPTS) + unparsed, "every unparsed reply was retried"
     assert all(row["candidate_chars"] == len(row["candidate_answer"]) for row in rows)
-    comparisons = [json.loads(line) for line in result.comparisons_path.read_text().splitlines()]
+    (comparisons_output,) = result.artifacts
+    assert (comparisons_output.name, comparisons_output.kind) == ("comparisons", "judgments")
+    comparisons = [json.loads(line) for line in comparisons_output.jsonl_path.read_text().splitlines()]
+    assert result.summary["tiny T=1.0: judge method"] == "text"
+    assert result.summary["tiny T=1.0: parse failures"] == f"{unparsed} of {2 * len(PROMPTS)}"
     assert [row["prompt_id"] for row in comparisons] == [f"p{i}" for i in range(len(PROMPTS))]
 
     pairs = list(annotation_pairs(rows))
@@ -99,8 +117,8 @@ def test_tiny_model_evaluation_accounts_for_every_judgment_whether_parsed_or_not
 def test_the_logprob_judge_reads_every_verdict_even_from_a_random_model(tmp_path, tiny_model_dir, backend_loader):
     store = _store(tmp_path / "run", PROMPTS)
     config = _config(tiny_model_dir, method="logprob")
-    result = run_evaluation(config, store, RecordingProgress(), backend_for=backend_loader, cache_dir=tmp_path / "cache")
-    statistics = result.results["candidates"]["c0"]
+    run_evaluation(config, _inputs(tmp_path / "cache"), backend_loader, store, RecordingProgress())
+    statistics = evaluation_results(store)["candidates"]["c0"]
     rows = list(store.read_jsonl("rows/c0.jsonl"))
     assert statistics["judge_method"] == "logprob"
     assert statistics["parse_failures"] == 0 and statistics["judged_prompts"] == len(PROMPTS)
@@ -120,18 +138,18 @@ def test_a_second_evaluation_reuses_cached_answers_and_answers_only_new_prompts(
     cache = tmp_path / "cache"
     first = run_evaluation(
         _config(tiny_model_dir),
+        _inputs(cache),
+        backend_loader,
         _store(tmp_path / "one", PROMPTS[:3]),
         RecordingProgress(),
-        backend_for=backend_loader,
-        cache_dir=cache,
     )
-    assert first.answers_generated == 6
+    assert first.summary["answers_generated"] == 6
     backend_loader.loaded.clear()
     second_store = _store(tmp_path / "two", PROMPTS)
-    second = run_evaluation(
-        _config(tiny_model_dir), second_store, RecordingProgress(), backend_for=backend_loader, cache_dir=cache
+    second = run_evaluation(_config(tiny_model_dir), _inputs(cache), backend_loader, second_store, RecordingProgress())
+    assert (second.summary["answers_generated"], second.summary["answers_reused"]) == (2, 6), (
+        "only the new prompt is answered, by both"
     )
-    assert (second.answers_generated, second.answers_reused) == (2, 6), "only the new prompt is answered, by both"
     answers = list(second_store.read_jsonl("answers/c0.jsonl"))
     assert [row["from_cache"] for row in answers] == [True, True, True, False]
     first_answers = {row["prompt"]: row["answer"] for row in RunStore(tmp_path / "one").read_jsonl("answers/c0.jsonl")}
@@ -140,12 +158,12 @@ def test_a_second_evaluation_reuses_cached_answers_and_answers_only_new_prompts(
     # A different decoding config is a different cache entry.
     third = run_evaluation(
         _config(tiny_model_dir, baseline_temperature=0.5),
+        _inputs(cache),
+        backend_loader,
         _store(tmp_path / "three", PROMPTS),
         RecordingProgress(),
-        backend_for=backend_loader,
-        cache_dir=cache,
     )
-    assert (third.answers_generated, third.answers_reused) == (4, 4)
+    assert (third.summary["answers_generated"], third.summary["answers_reused"]) == (4, 4)
 
 
 def test_a_cancelled_evaluation_resumes_without_redoing_finished_judge_batches(
@@ -155,13 +173,11 @@ def test_a_cancelled_evaluation_resumes_without_redoing_finished_judge_batches(
     config = _config(tiny_model_dir, retries=0)
     # 8 answers (two contestants x 4 prompts), then the first judge batch of 4; cancel before the second.
     with pytest.raises(RunCancelled):
-        run_evaluation(
-            config, store, RecordingProgress(cancel_after=4), backend_for=backend_loader, cache_dir=tmp_path / "cache"
-        )
+        run_evaluation(config, _inputs(tmp_path / "cache"), backend_loader, store, RecordingProgress(cancel_after=4))
     assert store.exists("judgments/c0/batch-000000.jsonl") and not store.exists("judgments/c0/batch-000001.jsonl")
     first_batch = store.path("judgments/c0/batch-000000.jsonl").read_text()
-    result = run_evaluation(config, store, RecordingProgress(), backend_for=backend_loader, cache_dir=tmp_path / "cache")
-    assert result.judgments_made == 4 and result.answers_generated == 0
+    result = run_evaluation(config, _inputs(tmp_path / "cache"), backend_loader, store, RecordingProgress())
+    assert result.summary["judgments_made_this_attempt"] == 4 and result.summary["answers_generated"] == 0
     assert store.path("judgments/c0/batch-000000.jsonl").read_text() == first_batch
     assert store.exists("results.json")
 
@@ -181,8 +197,8 @@ def test_an_answers_file_missing_a_prompt_is_refused_naming_the_file_and_prompt(
     with pytest.raises(InvalidInputError, match=r"aft\.jsonl.*1 of 2 prompts have no answer.*Name a colour"):
         run_evaluation(
             config,
+            _inputs(tmp_path / "cache"),
+            backend_loader,
             _store(tmp_path / "run", PROMPTS[:2]),
             RecordingProgress(),
-            backend_for=backend_loader,
-            cache_dir=tmp_path / "cache",
         )

@@ -1,6 +1,6 @@
 """Evaluation pages and services: refusals queue nothing; results, filters, exports and the leaderboard render.
 
-Finished evaluations here are made by the real worker handler on answers artifacts, with a small
+Finished evaluations here are made by the real worker (`workers.runner.run_job`) on answers artifacts, with a small
 scripted judge (an `LLMBackend` whose verdicts are fixed) standing in for a model: what is under test
 is the bookkeeping and the pages, not what a model says.
 """
@@ -15,6 +15,7 @@ import pytest
 from django.core.exceptions import ValidationError
 
 from pipelines.common.progress import RecordingProgress
+from pipelines.llm.loader import LocalBackends
 from pipelines.llm.types import Completion
 from webapp.evaluation import services
 from webapp.evaluation.models import CachedAnswer, Evaluation
@@ -78,12 +79,16 @@ def judge_model() -> ModelEntry:
 
 
 def _finish(evaluation: Evaluation, judge, monkeypatch, settings, tmp_path) -> Evaluation:
-    """Run the evaluation's job through the real worker handler, the judge swapped for a scripted one."""
-    from workers.methods import evaluation as handler
+    """Run the evaluation's job through the real worker (its kind's prepare, the generic runner), the judge
+    model swapped for a scripted one."""
+    from workers import runner
 
     settings.ARTIFACT_ROOT = tmp_path / "artifacts"
-    monkeypatch.setattr(handler, "_backend_loader", lambda run, progress: (lambda spec: judge))
-    handler.handle(evaluation.run, RecordingProgress())
+    judge_path = evaluation.judge.backend_spec()["path"]
+    monkeypatch.setattr(
+        runner, "WorkerBackends", lambda run_id, progress: LocalBackends(tmp_path / "models", given={judge_path: judge})
+    )
+    runner.run_job(evaluation.run, RecordingProgress())
     evaluation.refresh_from_db()
     return evaluation
 
