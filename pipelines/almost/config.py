@@ -39,7 +39,7 @@ RESPONSE_RULES = (
 """Rules on one response (the original's `check_bad`, plus "empty"); a pair fails when either side does."""
 PAIR_RULES = ("length", "identical")
 """Rules on a pair: the original's `check_length` heuristic, and chosen == rejected (the original's reward-model
-loader drops those, after pairing: see `cs`)."""
+loader drops those, after pairing: see `comparisons`)."""
 FILTERS = RESPONSE_RULES + PAIR_RULES
 """Every named filter, in the order the summary counts pairs before/after each."""
 FILTER_DESCRIPTIONS = {
@@ -132,8 +132,15 @@ class ResponseConfiguration:
 
     @property
     def name(self) -> str:
-        """`<model>-<prompt>-<k>shot`, as the original names its response files."""
-        return f"{self.model}-{self.prompt or 'none'}-{self.shots}shot"
+        return configuration_name(self.model, self.prompt, self.shots)
+
+
+def configuration_name(model: str, prompt: str, shots: int) -> str:
+    """`<model>-<prompt>-<k>shot` ("none" without a prompt), as the original names its response files.
+
+    The one rule: the pipeline's file names, the form's messages and the run page all read it here.
+    """
+    return f"{model}-{prompt or 'none'}-{shots}shot"
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from pipelines.errors import InvalidInputError
+from pipelines.llm.loader import BackendSpec
 
 QUERY_PREFIX = "Query:"
 DIALOGUE_SEPARATOR = "\n\n-----"
@@ -20,6 +21,8 @@ ASSISTANT_TURN = "Assistant:"
 RESPONSE_STOPS = ("\n\nHuman:", DIALOGUE_SEPARATOR)
 """Generation stops where the model starts the user's next turn or a new dialogue."""
 _QUERY_SPLIT = re.compile(r"query:", re.IGNORECASE)
+INPUTS_FILE = "inputs.json"
+"""The snapshot of the run's texts (`AlmostInputs.texts()`), written once when the run first starts."""
 
 
 @dataclass(frozen=True)
@@ -32,13 +35,22 @@ class DemonstrationPrompt:
 
 @dataclass(frozen=True)
 class AlmostInputs:
-    """What a run starts from, snapshotted into the run directory so a resume sees the same inputs."""
+    """What a run starts from: the models it loads (by spec) and the texts it imitates.
+
+    The texts (seeds, instruction line, demonstration prompts) are snapshotted into the run directory
+    once (`INPUTS_FILE`, written by whoever starts the run), so a resume sees the same inputs even if
+    the library changed; the model specs come from the registry at every attempt.
+    """
 
     seed_prompts: list[str]
     instruction: str = ""
     """The seed file's optional first line, e.g. "### Instruction: Please generate initial query ..."."""
     demonstrations: dict[str, DemonstrationPrompt] = field(default_factory=dict)
     """Demonstration prompts by label (the label names configurations: "hhh", "faithful")."""
+    models: dict[str, BackendSpec] = field(default_factory=dict)
+    """The rubric's models by label (`ResponseConfiguration.model`): the backend spec each label loads."""
+    reward_model: BackendSpec = field(default_factory=dict)
+    """The reward model's base, as a backend spec (its weights are trained, not served)."""
 
     def __post_init__(self) -> None:
         cleaned = [prompt.strip() for prompt in self.seed_prompts if prompt and prompt.strip()]
@@ -49,11 +61,19 @@ class AlmostInputs:
             if not prompt.dialogues:
                 raise InvalidInputError(f"demonstration prompt {label!r} holds no dialogues")
 
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+    def texts(self) -> dict[str, Any]:
+        """The part snapshotted into `INPUTS_FILE`: seeds, instruction and demonstration prompts."""
+        return {
+            "seed_prompts": list(self.seed_prompts),
+            "instruction": self.instruction,
+            "demonstrations": {label: asdict(prompt) for label, prompt in self.demonstrations.items()},
+        }
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> AlmostInputs:
+    def from_texts(
+        cls, data: dict[str, Any], *, models: dict[str, BackendSpec], reward_model: BackendSpec
+    ) -> AlmostInputs:
+        """The inputs of a run from its snapshot (`texts()`) and the model specs of this attempt."""
         demonstrations = {
             label: DemonstrationPrompt(preamble=value.get("preamble", ""), dialogues=list(value.get("dialogues", [])))
             for label, value in (data.get("demonstrations") or {}).items()
@@ -62,6 +82,8 @@ class AlmostInputs:
             seed_prompts=list(data.get("seed_prompts") or []),
             instruction=data.get("instruction", ""),
             demonstrations=demonstrations,
+            models=dict(models),
+            reward_model=dict(reward_model),
         )
 
 

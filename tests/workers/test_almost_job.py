@@ -63,21 +63,21 @@ def test_an_almost_run_through_a_worker_produces_comparisons_a_reward_model_and_
     assert run.status == PipelineRun.Status.SUCCEEDED, run.error + run.traceback + worker.log_text()[-3000:]
 
     comparisons = Artifact.objects.get(run=run, name="comparisons")
-    assert comparisons.kind == Artifact.Kind.COMPARISONS and comparisons.row_count == run.summary["cs"]["kept"] >= 2
+    assert comparisons.kind == Artifact.Kind.COMPARISONS and comparisons.row_count == run.summary["comparisons"]["kept"] >= 2
     assert {"prompt", "chosen", "rejected", "chosen_config", "rejected_config", "verdicts"} <= set(comparisons.columns)
     assert all(row["chosen_config"] == "tiny-hhh-2shot" for row in comparisons.preview)
     everything = Artifact.objects.get(run=run, name="comparisons-all")
-    assert everything.row_count == run.summary["cs"]["candidates"] == 3
+    assert everything.row_count == run.summary["comparisons"]["candidates"] == 3
     demonstrations = Artifact.objects.get(run=run, name="rmsp-demonstrations")
     assert demonstrations.kind == Artifact.Kind.SFT and {"prompt", "response", "score"} <= set(demonstrations.columns)
 
     reward = ModelEntry.objects.get(produced_by_run=run)
     assert (reward.task, reward.parent, reward.trained_on) == (ModelEntry.Task.REWARD, tiny, comparisons)
     summary = run.summary
-    assert summary["pg"]["prompts"] == 3
-    assert [row["configuration"] for row in summary["rg"]["configurations"]] == ["tiny-hhh-2shot", "tiny-hhh-1shot"]
-    assert 0.0 <= summary["rm"]["held_out_accuracy"] <= 1.0 and summary["reward_model"] == reward.name
-    assert summary["rmsp"]["scores"]["count"] == demonstrations.row_count
+    assert summary["prompt_generation"]["prompts"] == 3
+    assert [row["configuration"] for row in summary["response_generation"]["configurations"]] == ["tiny-hhh-2shot", "tiny-hhh-1shot"]
+    assert 0.0 <= summary["reward_training"]["held_out_accuracy"] <= 1.0 and summary["reward_model"] == reward.name
+    assert summary["self_play"]["scores"]["count"] == demonstrations.row_count
 
     # A resumed (re-queued) finished run re-registers without duplicating anything.
     PipelineRun.objects.filter(pk=run.pk).update(status=PipelineRun.Status.FAILED)
@@ -142,7 +142,7 @@ def test_two_configurations_of_the_real_model_survive_a_killed_worker_without_du
     for path, mtime in batches_before_kill.items():
         assert (rg_dir / path).stat().st_mtime_ns == mtime, f"rg/{path} was generated twice"
     prompt_ids = [row["prompt_id"] for row in _jsonl(directory / "pg" / "prompts.jsonl")]
-    assert len(prompt_ids) == len(set(prompt_ids)) == run.summary["pg"]["prompts"] > 0
+    assert len(prompt_ids) == len(set(prompt_ids)) == run.summary["prompt_generation"]["prompts"] > 0
     for name in names:
         answered = [row["prompt_id"] for row in _jsonl(rg_dir / f"{name}.jsonl")]
         assert answered == prompt_ids, f"{name}: every prompt answered exactly once, in prompt order"
@@ -151,11 +151,11 @@ def test_two_configurations_of_the_real_model_survive_a_killed_worker_without_du
     assert len(everything) == len({row["prompt_id"] for row in everything}) == len(prompt_ids)
     assert all((row["chosen_config"], row["rejected_config"]) == tuple(names) for row in everything)
     comparisons = Artifact.objects.get(run=run, name="comparisons")
-    assert comparisons.row_count == run.summary["cs"]["kept"] >= 2
-    assert [row["configuration"] for row in run.summary["rg"]["configurations"]] == names
-    assert 0.0 <= run.summary["rm"]["held_out_accuracy"] <= 1.0
+    assert comparisons.row_count == run.summary["comparisons"]["kept"] >= 2
+    assert [row["configuration"] for row in run.summary["response_generation"]["configurations"]] == names
+    assert 0.0 <= run.summary["reward_training"]["held_out_accuracy"] <= 1.0
     demonstrations = Artifact.objects.get(run=run, name="rmsp-demonstrations")
-    assert demonstrations.row_count == 3 == run.summary["rmsp"]["scores"]["count"]
+    assert demonstrations.row_count == 3 == run.summary["self_play"]["scores"]["count"]
     assert Artifact.objects.filter(run=run).count() == 3
     assert ModelEntry.objects.filter(produced_by_run=run, task=ModelEntry.Task.REWARD).count() == 1
 

@@ -10,7 +10,7 @@ ALMOST = RunKind(
     kind="almost",
     label="ALMoST: synthetic comparisons",
     queue="gpu",
-    job="workers.methods.almost.handle",
+    job="workers.kinds.almost.prepare",
     section=RunSection(template=run_page.TEMPLATE, context=run_page.context),
     form_url="almost:new",
 )

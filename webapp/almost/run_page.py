@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from pipelines.almost.config import configuration_name
 from webapp.runs.models import PipelineRun
 
 TEMPLATE = "almost/partials/_run_section.html"
@@ -11,24 +12,32 @@ SAMPLE_PAIRS = 3
 
 
 def context(run: PipelineRun) -> dict[str, Any]:
-    """What the section shows; every part is optional, since the summary fills in step by step."""
+    """What the section shows; every part is optional, since the summary fills in step by step.
+
+    A run finished before the steps' summary keys were renamed (pg, rg, cs, rm, rmsp) shows its
+    steps as not finished rather than failing.
+    """
     summary = run.summary or {}
+    almost = run.config.get("almost") or {}
     artifacts = {artifact.name: artifact for artifact in run.artifacts.all()}
     comparisons = artifacts.get("comparisons")
-    rmsp = summary.get("rmsp") or {}
-    histogram = (rmsp.get("scores") or {}).get("histogram") or []
+    self_play = summary.get("self_play") or {}
+    histogram = (self_play.get("scores") or {}).get("histogram") or []
     tallest = max((bin_["count"] for bin_ in histogram), default=0)
-    rubric = [configuration for configuration in (run.config.get("almost") or {}).get("configurations", [])]
-    rm_lengths = (summary.get("rm") or {}).get("lengths")
+    reward_training = summary.get("reward_training")
+    reward_lengths = (reward_training or {}).get("lengths")
     return {
         "almost": {
-            "rubric": [f"{c['model']}-{c.get('prompt') or 'none'}-{c['shots']}shot" for c in rubric],
-            "pg": summary.get("pg"),
-            "rg": (summary.get("rg") or {}).get("configurations"),
-            "cs": summary.get("cs"),
-            "rm": summary.get("rm"),
-            "rmsp": rmsp or None,
-            "rmsp_enabled": ((run.config.get("almost") or {}).get("rmsp") or {}).get("enabled", True),
+            "rubric": [
+                configuration_name(entry["model"], entry.get("prompt") or "", entry["shots"])
+                for entry in almost.get("configurations", [])
+            ],
+            "prompt_generation": summary.get("prompt_generation"),
+            "responses": (summary.get("response_generation") or {}).get("configurations"),
+            "comparisons": summary.get("comparisons"),
+            "reward_training": reward_training,
+            "self_play": self_play or None,
+            "self_play_enabled": (almost.get("rmsp") or {}).get("enabled", True),
             "histogram": [
                 {**bin_, "percent": round(100 * bin_["count"] / tallest) if tallest else 0} for bin_ in histogram
             ],
@@ -36,6 +45,6 @@ def context(run: PipelineRun) -> dict[str, Any]:
             "artifacts": list(artifacts.values()),
             "reward_model": summary.get("reward_model"),
             # The reward model's token lengths and the pairs cut or dropped (shown as on a training run).
-            "length_rows": [{"label": "reward model", "lengths": rm_lengths}] if rm_lengths else [],
+            "length_rows": [{"label": "reward model", "lengths": reward_lengths}] if reward_lengths else [],
         }
     }

@@ -15,7 +15,7 @@ from typing import Any
 from django.core.exceptions import ValidationError
 from django.utils.text import slugify
 
-from pipelines.almost.config import FILTERS, AlmostConfig, estimate_cost
+from pipelines.almost.config import FILTERS, AlmostConfig, configuration_name, estimate_cost
 from pipelines.errors import InvalidConfigError
 from pipelines.training.config import RewardConfig, TrainingArgs
 from pipelines.training.presets import TRAINING_PRESETS, training_preset
@@ -46,9 +46,10 @@ def prompt_label(few_shot_set: FewShotSet) -> str:
     return "-".join(words) or f"prompt-{few_shot_set.pk}"
 
 
-def configuration_name(choice: ConfigurationChoice) -> str:
-    prompt = prompt_label(choice.demonstration_set) if choice.demonstration_set else "none"
-    return f"{model_label(choice.model)}-{prompt}-{choice.shots}shot"
+def choice_name(choice: ConfigurationChoice) -> str:
+    """The configuration's name in the pipeline (`<model>-<prompt>-<k>shot`), for messages about the choice."""
+    prompt = prompt_label(choice.demonstration_set) if choice.demonstration_set else ""
+    return configuration_name(model_label(choice.model), prompt, choice.shots)
 
 
 def demonstration_richness(few_shot_set: FewShotSet | None) -> float:
@@ -70,7 +71,7 @@ def rubric_default_order(choices: list[ConfigurationChoice]) -> list[Configurati
 
 
 def _check_choice(index: int, choice: ConfigurationChoice) -> None:
-    where = f"Configuration {index} ({configuration_name(choice)})"
+    where = f"Configuration {index} ({choice_name(choice)})"
     if choice.model.task != ModelEntry.Task.GENERATION:
         raise ValidationError(
             {"configurations": f"{where}: {choice.model.name} is a reward model; choose a text-generation model."}

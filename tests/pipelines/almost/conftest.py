@@ -30,23 +30,28 @@ class RecordingBackend:
 
 
 class BackendPool:
-    """The provider a worker passes in: one backend per model label, loaded on first use."""
+    """A `BackendLoader` as the worker's: one backend per model spec, loaded on first use, released on demand."""
 
-    def __init__(self, model_dirs: dict[str, Path]) -> None:
-        self.model_dirs = model_dirs
+    def __init__(self) -> None:
         self.loaded: dict[str, RecordingBackend] = {}
         self.loads: list[str] = []
+        self.releases = 0
 
-    def __call__(self, label: str) -> RecordingBackend:
-        if label not in self.loaded:
-            self.loads.append(label)
-            self.loaded[label] = RecordingBackend(self.model_dirs[label])
-        return self.loaded[label]
+    def load(self, spec, *, fresh=False):  # type: ignore[no-untyped-def]
+        path = spec["path"]
+        if path not in self.loaded:
+            self.loads.append(path)
+            self.loaded[path] = RecordingBackend(Path(path))
+        return self.loaded[path]
 
-    def release(self) -> None:
+    def release_all(self) -> None:
+        self.releases += 1
         for backend in self.loaded.values():
             backend.close()
         self.loaded.clear()
+
+    def model_directory(self, spec) -> Path:  # type: ignore[no-untyped-def]
+        return Path(spec["path"])
 
     @property
     def calls(self) -> int:
@@ -54,10 +59,16 @@ class BackendPool:
 
 
 @pytest.fixture
-def backend_pool(tiny_model_dir):
-    pool = BackendPool({"tiny": tiny_model_dir})
+def backend_pool():
+    pool = BackendPool()
     yield pool
-    pool.release()
+    pool.release_all()
+
+
+@pytest.fixture
+def tiny_spec(tiny_model_dir) -> dict:
+    """The tiny model as a registry entry's backend spec."""
+    return {"kind": "transformers", "source": "local", "path": str(tiny_model_dir)}
 
 
 @pytest.fixture(scope="session")

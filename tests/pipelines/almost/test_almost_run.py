@@ -16,9 +16,10 @@ from pipelines.almost.config import (
     RMSPConfig,
 )
 from pipelines.almost.prompts import AlmostInputs, DemonstrationPrompt, response_prompt_text
-from pipelines.almost.rmsp import _pick_best
 from pipelines.almost.run import run_almost
+from pipelines.almost.self_play import _pick_best
 from pipelines.common.progress import RecordingProgress
+from pipelines.common.result import PipelineResult
 from pipelines.common.store import RunStore
 from pipelines.errors import InvalidInputError, RunCancelled
 from pipelines.training.config import RewardConfig, TrainingArgs
@@ -84,28 +85,31 @@ def test_rmsp_keeps_the_highest_scoring_sample_of_each_prompt():
     assert rows[1]["response"] == "" and rows[1]["score"] is None
 
 
+def _inputs(spec: dict) -> AlmostInputs:
+    return replace(INPUTS, models={"tiny": spec}, reward_model=spec)
+
+
 def test_almost_runs_end_to_end_on_the_tiny_model_and_a_cancelled_run_resumes_without_duplicates(
-    tmp_path, backend_pool, tiny_model_dir, embedder
+    tmp_path, backend_pool, tiny_spec, embedder
 ):
     config = _config()
+    inputs = _inputs(tiny_spec)
     store = RunStore(tmp_path / "run")
-    common = {
-        "backend_for": backend_pool,
-        "reward_base_dir": tiny_model_dir,
-        "release_backends": backend_pool.release,
-        "embedder_loader": lambda: embedder,
-    }
     # Cancelled during the first configuration's responses (after its first batch of 2 prompts).
     with pytest.raises(RunCancelled):
-        run_almost(config, INPUTS, store, _CancelInStage("rg · tiny-hhh-2shot", after=2), **common)
+        run_almost(
+            config,
+            inputs,
+            backend_pool,
+            store,
+            _CancelInStage("rg · tiny-hhh-2shot", after=2),
+            embedder_loader=lambda: embedder,
+        )
     assert store.exists("pg", "prompts.jsonl") and not store.exists("rg", "tiny-hhh-2shot.jsonl")
     calls_first_attempt = backend_pool.calls
 
-    steps: dict[str, dict] = {}
     progress = RecordingProgress()
-    result = run_almost(
-        config, None, store, progress, on_step=steps.__setitem__, **common
-    )  # inputs come from the snapshot
+    result = run_almost(config, inputs, backend_pool, store, progress, embedder_loader=lambda: embedder)
 
     prompts = list(store.read_jsonl("pg", "prompts.jsonl"))
     assert len(prompts) == 3 and len({row["prompt"] for row in prompts}) == 3
@@ -118,9 +122,23 @@ def test_almost_runs_end_to_end_on_the_tiny_model_and_a_cancelled_run_resumes_wi
     assert comparisons and all(
         (row["chosen_config"], row["rejected_config"]) == ("tiny-hhh-2shot", "tiny-hhh-1shot") for row in comparisons
     )
-    assert result.summary["cs"]["kept"] == len(comparisons)
-    assert list(steps) == ["pg", "rg", "cs", "rm", "rmsp"]
-    rm = result.summary["rm"]
+    assert result.summary["comparisons"]["kept"] == result.summary["comparisons_kept"] == len(comparisons)
+    # Every step's numbers went out as the step finished; the comparisons, then the reward model, as soon as made.
+    published = [key for early in progress.published for key in early.summary]
+    assert published == ["prompt_generation", "response_generation", "comparisons", "reward_training", "self_play"]
+    artifacts_early = [output.name for early in progress.published for output in early.artifacts]
+    assert artifacts_early == ["comparisons", "comparisons-all"]
+    (reward_model,) = [output for early in progress.published for output in early.models]
+    assert (reward_model.key, reward_model.parent, reward_model.dataset, reward_model.task) == (
+        "reward_model",
+        "reward_base",
+        "comparisons",
+        "reward",
+    )
+    assert result.models == [reward_model]
+    assert [output.name for output in result.artifacts] == ["comparisons", "comparisons-all", "rmsp-demonstrations"]
+    assert all(output.parquet_path.is_file() for output in result.artifacts)
+    rm = result.summary["reward_training"]
     assert rm["steps"] == 2 and 0.0 <= rm["held_out_accuracy"] <= 1.0 and rm["held_out_pairs"] == 1
     training = config.reward.training
     assert rm["batch"]["text"] == (
@@ -134,27 +152,27 @@ def test_almost_runs_end_to_end_on_the_tiny_model_and_a_cancelled_run_resumes_wi
     for row in demonstrations:
         assert row["score"] == max(candidate["score"] for candidate in row["candidates"])
         assert row["response"] in [candidate["response"] for candidate in row["candidates"]]
-    assert result.summary["rmsp"]["scores"]["count"] == len(demonstrations)
+    assert result.summary["self_play"]["scores"]["count"] == len(demonstrations)
+    assert rm["lengths"]["rows"] == len(comparisons)  # the training length report, with anything cut or dropped
     assert (tmp_path / "run" / "cs" / "comparisons.parquet").is_file()
 
     # A finished run read again does no model work at all.
-    backend_pool.release()
+    backend_pool.release_all()
     backend_pool.loads.clear()
-    again = run_almost(config, None, store, RecordingProgress(), **common)
+    again = run_almost(config, inputs, backend_pool, store, RecordingProgress())
     assert again.summary == result.summary and backend_pool.loads == []
+    assert isinstance(again, PipelineResult) and again.models[0].output_dir == reward_model.output_dir
 
 
 def test_a_rubric_asking_for_more_dialogues_than_the_prompt_has_fails_before_any_generation(
-    tmp_path, backend_pool, tiny_model_dir
+    tmp_path, backend_pool, tiny_spec
 ):
     config = replace(
         _config(),
         configurations=[ResponseConfiguration("tiny", 5, "hhh"), ResponseConfiguration("tiny", 1, "hhh")],
     )
     with pytest.raises(InvalidInputError, match="tiny-hhh-5shot: 5 shots, but demonstration prompt 'hhh' holds 2"):
-        run_almost(
-            config, INPUTS, RunStore(tmp_path), RecordingProgress(), backend_for=backend_pool, reward_base_dir=tiny_model_dir
-        )
+        run_almost(config, _inputs(tiny_spec), backend_pool, RunStore(tmp_path), RecordingProgress())
     assert backend_pool.loads == []
 
 

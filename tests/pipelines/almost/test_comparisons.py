@@ -10,14 +10,14 @@ import string
 
 import pytest
 
+from pipelines.almost.comparisons import BEFORE_PAIRING, PAIRING_RULE, build_comparisons, compare_prompt, count_pairs
 from pipelines.almost.config import (
     AlmostConfig,
     ComparisonConfig,
     PromptGenerationConfig,
     ResponseConfiguration,
 )
-from pipelines.almost.cs import BEFORE_PAIRING, PAIRING_RULE, build_comparisons, compare_prompt, count_pairs
-from pipelines.almost.pg import length_verdict
+from pipelines.almost.prompt_generation import length_verdict
 from pipelines.common.progress import RecordingProgress
 from pipelines.common.store import RunStore
 from pipelines.errors import InvalidConfigError

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from pipelines.almost.config import PromptGenerationConfig
 from pipelines.almost.dedup import NoveltyIndex, normalized, rouge_l, words
-from pipelines.almost.pg import generate_prompts
+from pipelines.almost.prompt_generation import generate_prompts
 from pipelines.almost.prompts import AlmostInputs, extract_query, prompt_generation_text
 from pipelines.common.progress import RecordingProgress
 from pipelines.common.store import RunStore
@@ -37,13 +37,13 @@ def test_near_duplicates_are_caught_by_rouge_l_and_by_embeddings(embedder):
     assert index.rejection("Which mountains are the tallest in Europe?") is None
 
 
-def test_pg_honours_the_instruction_keeps_no_duplicates_and_resumes_by_round(tmp_path, backend_pool, embedder):
+def test_pg_honours_the_instruction_keeps_no_duplicates_and_resumes_by_round(tmp_path, backend_pool, tiny_spec, embedder):
     config = PromptGenerationConfig(num_generation=4, in_context=3, max_tokens=12, batch_size=2, min_chars=0, seed=5)
     inputs = AlmostInputs(seed_prompts=SEEDS, instruction=INSTRUCTION)
     store = RunStore(tmp_path)
-    prompts = generate_prompts(config, inputs, backend_pool("tiny"), store, RecordingProgress(), embedder_loader=lambda: embedder)
+    prompts = generate_prompts(config, inputs, backend_pool.load(tiny_spec), store, RecordingProgress(), embedder_loader=lambda: embedder)
 
-    seen = backend_pool("tiny").prompts
+    seen = backend_pool.load(tiny_spec).prompts
     assert seen and all(text.startswith(f"{INSTRUCTION}\n\nQuery: ") and text.endswith("\nQuery:") for text in seen)
     assert all(text.count("Query:") == 4 for text in seen)  # three in-context examples, then the open slot
     assert len(prompts) == 4
@@ -55,13 +55,13 @@ def test_pg_honours_the_instruction_keeps_no_duplicates_and_resumes_by_round(tmp
     rounds = sorted(store.path("pg", "rounds").iterdir())
     rounds[-1].unlink()
     store.path("pg", "prompts.jsonl").unlink()
-    calls_before = backend_pool("tiny").calls
-    again = generate_prompts(config, inputs, backend_pool("tiny"), store, RecordingProgress(), embedder_loader=lambda: embedder)
+    calls_before = backend_pool.load(tiny_spec).calls
+    again = generate_prompts(config, inputs, backend_pool.load(tiny_spec), store, RecordingProgress(), embedder_loader=lambda: embedder)
     assert again == prompts
-    assert backend_pool("tiny").calls - calls_before == 1
+    assert backend_pool.load(tiny_spec).calls - calls_before == 1
 
 
-def test_a_model_that_repeats_itself_never_gets_a_duplicate_through(tmp_path, backend_pool):
+def test_a_model_that_repeats_itself_never_gets_a_duplicate_through(tmp_path, backend_pool, tiny_spec):
     # One seed shown each time and greedy decoding: every candidate is the same text.
     config = PromptGenerationConfig(
         num_generation=3, in_context=1, temperature=0.0, max_tokens=10, batch_size=2, min_chars=0,
@@ -69,10 +69,10 @@ def test_a_model_that_repeats_itself_never_gets_a_duplicate_through(tmp_path, ba
     )
     inputs = AlmostInputs(seed_prompts=[SEEDS[0]])
     progress = RecordingProgress()
-    prompts = generate_prompts(config, inputs, backend_pool("tiny"), RunStore(tmp_path), progress)
+    prompts = generate_prompts(config, inputs, backend_pool.load(tiny_spec), RunStore(tmp_path), progress)
     assert len(prompts) == 1
     summary = RunStore(tmp_path).read_json("pg/summary.json")
     assert summary["candidates"] == 6 and summary["rejected"] == {"exact": 5}
     assert any("stopped at 1 of 3 prompts" in message for message in progress.messages)
     # Without an instruction line, the text the model continues starts with the first example.
-    assert all(text.startswith("Query: ") for text in backend_pool("tiny").prompts)
+    assert all(text.startswith("Query: ") for text in backend_pool.load(tiny_spec).prompts)

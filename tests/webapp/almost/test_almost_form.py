@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from django.core.exceptions import ValidationError
 
+from pipelines.almost.comparisons import compare_prompt, count_pairs
 from pipelines.almost.config import ComparisonConfig, reward_batch
-from pipelines.almost.cs import compare_prompt, count_pairs
 from pipelines.training.config import RewardConfig
 from webapp.almost import run_page, services
 from webapp.almost.services import ConfigurationChoice
@@ -107,7 +107,7 @@ def test_the_rules_of_thumb_order_larger_model_then_more_shots_then_richer_demon
         ConfigurationChoice(large, 1, hhh),
     ]
     ordered = services.rubric_default_order(choices)
-    assert [services.configuration_name(c) for c in ordered] == [
+    assert [services.choice_name(c) for c in ordered] == [
         "large-17b-hhh-1shot",
         "small-135m-faithful-3shot",
         "small-135m-hhh-3shot",
@@ -342,19 +342,19 @@ def test_the_run_section_shows_counts_accuracy_and_scores(researcher):
             }
         },
         summary={
-            "pg": {"prompts": 3, "requested": 4, "candidates": 9, "rejected": {"exact": 6}},
-            "cs": count_pairs(
+            "prompt_generation": {"prompts": 3, "requested": 4, "candidates": 9, "rejected": {"exact": 6}},
+            "comparisons": count_pairs(
                 compare_prompt("p0", "q", [("a", SAME), ("b", SAME), ("c", ANSWER)], ComparisonConfig()),
                 ComparisonConfig(),
             ),
-            "rm": {
+            "reward_training": {
                 "held_out_accuracy": 0.75,
                 "steps": 2,
                 "train_pairs": 1,
                 "held_out_pairs": 1,
                 "batch": reward_batch(RewardConfig()),
             },
-            "rmsp": {
+            "self_play": {
                 "configuration": "m-hhh-3shot",
                 "n": 2,
                 "demonstrations": 3,
@@ -390,7 +390,28 @@ def test_a_run_without_rmsp_says_it_was_switched_off_rather_than_unfinished(rese
     run = PipelineRun.objects.create(
         kind="almost",
         config={"almost": {"configurations": [], "rmsp": {"enabled": False}}},
-        summary={"rm": {"held_out_accuracy": 0.5, "steps": 2, "train_pairs": 1, "held_out_pairs": 1}},
+        summary={"reward_training": {"held_out_accuracy": 0.5, "steps": 2, "train_pairs": 1, "held_out_pairs": 1}},
     )
     html = render_to_string(run_page.TEMPLATE, run_page.context(run))
     assert "Switched off for this run." in html
+
+
+def test_a_run_finished_before_the_summary_keys_were_renamed_still_shows_its_page(researcher_client):
+    """Old runs' summaries hold pg/rg/cs/rm/rmsp: their steps show as not finished, the page does not fail."""
+    run = PipelineRun.objects.create(
+        kind="almost",
+        config={"almost": {"configurations": [{"model": "m", "prompt": "hhh", "shots": 1}]}},
+        summary={
+            "pg": {"prompts": 3},
+            "rg": {"configurations": []},
+            "cs": {"kept": 2},
+            "rm": {"held_out_accuracy": 0.5},
+            "rmsp": {"demonstrations": 1},
+            "reward_model": "m → ALMoST reward model #1",
+        },
+        status=PipelineRun.Status.SUCCEEDED,
+    )
+    response = researcher_client.get(run.get_absolute_url())
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert 'id="almost-section"' in html and "m-hhh-1shot" in html and "Not trained yet." in html

@@ -2,17 +2,10 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
-from pipelines.almost.run import REWARD_DIR
-from pipelines.common.store import RunStore
 from pipelines.training.data import LengthReport
-from pipelines.training.result import TrainingResult
-from pipelines.training.saving import FINAL_DIR, RESULT_FILE
 from webapp.runs.models import PipelineRun
-from workers.methods.almost import reward_lengths
 
 pytestmark = pytest.mark.django_db
 
@@ -26,27 +19,16 @@ def _lengths() -> dict:
     return report.summary()
 
 
-def test_the_reward_models_length_report_reaches_the_run_page_with_its_drops(researcher_client, tmp_path: Path):
-    store = RunStore(tmp_path / "run")
-    assert reward_lengths(store) == {}  # not trained yet: nothing to report
-    result = TrainingResult(
-        output_dir="/m/rm",
-        adapter_dir=None,
-        merged_dir=None,
-        metrics={},
-        steps=2,
-        parameter_count=1,
-        lengths=_lengths(),
-    )
-    RunStore(store.path(REWARD_DIR)).write_json(result.to_dict(), FINAL_DIR, RESULT_FILE)
-    lengths = reward_lengths(store)
+def test_the_reward_models_length_report_reaches_the_run_page_with_its_drops(researcher_client):
+    # The pipeline puts the trainer's length report into the reward step's summary (tests/pipelines/almost).
+    lengths = _lengths()
     assert lengths["rows"] == 3 and lengths["rows_dropped"] == 1 and lengths["longest_example_tokens"] == 80
 
     run = PipelineRun.objects.create(
         kind="almost",
         config={"almost": {"configurations": []}},
         summary={
-            "rm": {"held_out_accuracy": 0.5, "steps": 2, "train_pairs": 1, "held_out_pairs": 1, "lengths": lengths}
+            "reward_training": {"held_out_accuracy": 0.5, "steps": 2, "train_pairs": 1, "held_out_pairs": 1, "lengths": lengths}
         },
         status=PipelineRun.Status.SUCCEEDED,
     )

@@ -1,4 +1,4 @@
-"""Step rg: one response per prompt for every configuration of the rubric.
+"""Step rg (response generation): one response per prompt for every configuration of the rubric.
 
 Configurations are answered model by model (each model is loaded once); every finished batch is
 `rg/<configuration>/batch-NNNNNN.jsonl`, and `rg/<configuration>.jsonl` (one row per prompt, in
@@ -6,7 +6,6 @@ prompt order, like the original's `<model>-<prompt>-<k>shot.json`) appears when 
 """
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 from pipelines.almost.config import AlmostConfig, ResponseConfiguration
@@ -14,10 +13,8 @@ from pipelines.almost.prompts import RESPONSE_STOPS, AlmostInputs, clean_respons
 from pipelines.common.progress import Progress
 from pipelines.common.store import RunStore
 from pipelines.errors import InvalidInputError
+from pipelines.llm.loader import BackendLoader
 from pipelines.llm.types import LLMBackend, SamplingParams
-
-BackendProvider = Callable[[str], LLMBackend]
-"""Model label -> a loaded backend; the caller owns (and caches, and closes) the backends."""
 
 
 def responses_file(configuration: ResponseConfiguration) -> str:
@@ -47,11 +44,14 @@ def generate_responses(
     config: AlmostConfig,
     inputs: AlmostInputs,
     prompts: list[dict[str, Any]],
-    backend_for: BackendProvider,
+    backends: BackendLoader,
     store: RunStore,
     progress: Progress,
 ) -> dict[str, list[dict[str, Any]]]:
-    """Configuration name -> its rows (`prompt_id`, `prompt`, `response`, `raw`, `finish_reason`, `tokens`)."""
+    """Configuration name -> its rows (`prompt_id`, `prompt`, `response`, `raw`, `finish_reason`, `tokens`).
+
+    A model is loaded (by its label's spec in `inputs.models`) only if one of its configurations is unfinished.
+    """
     check_demonstrations(config, inputs)
     results: dict[str, list[dict[str, Any]]] = {}
     for model in config.models:  # model by model: each backend is asked for once
@@ -62,7 +62,7 @@ def generate_responses(
                 results[configuration.name] = list(store.read_jsonl(responses_file(configuration)))
                 continue
             results[configuration.name] = _answer_configuration(
-                config, inputs, configuration, rank, prompts, backend_for(model), store, progress
+                config, inputs, configuration, rank, prompts, backends.load(inputs.models[model]), store, progress
             )
     return {configuration.name: results[configuration.name] for configuration in config.configurations}
 

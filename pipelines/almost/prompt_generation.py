@@ -1,4 +1,4 @@
-"""Step pg: write new user prompts by showing a model a few seed (and already accepted) prompts.
+"""Step pg (prompt generation): write new user prompts by showing a model a few seed (and already accepted) prompts.
 
 Each model call is a round of `batch_size` candidates, saved with every candidate's verdict as
 `pg/rounds/round-NNNNNN.jsonl`; a resumed run replays the saved rounds (so the in-context pool and

@@ -1,4 +1,4 @@
-"""Step cs: synthetic comparisons, (better configuration's response, worse one's) by rubric rank, then filters.
+"""Step cs (synthetic comparisons): (better configuration's response, worse one's) by rubric rank, then filters.
 
 For every prompt, every pair of configurations (better, worse) in rubric order is a candidate. Each
 named filter gives each candidate a verdict (pass, fail, off, or skip: see `_verdict`). The filters

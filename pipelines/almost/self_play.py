@@ -14,9 +14,9 @@ from typing import Any
 
 from pipelines.almost.config import AlmostConfig
 from pipelines.almost.prompts import RESPONSE_STOPS, AlmostInputs, clean_response, response_prompt_text
-from pipelines.almost.rg import BackendProvider
 from pipelines.common.progress import Progress
 from pipelines.common.store import RunStore
+from pipelines.llm.loader import BackendLoader
 from pipelines.llm.types import SamplingParams
 
 DEMONSTRATIONS_FILE = "rmsp/demonstrations.jsonl"
@@ -31,15 +31,17 @@ def rm_guided_self_play(
     config: AlmostConfig,
     inputs: AlmostInputs,
     prompts: list[dict[str, Any]],
-    backend_for: BackendProvider,
+    backends: BackendLoader,
     reward_model_dir: str | Path,
     store: RunStore,
     progress: Progress,
     *,
     scorer_for: ScorerFactory | None = None,
-    release_backends: Callable[[], None] | None = None,
 ) -> dict[str, Any]:
-    """Best-of-n demonstrations and their score distribution; a finished step is read back."""
+    """Best-of-n demonstrations and their score distribution; a finished step is read back.
+
+    The sampler's backend is released (`backends.release_all()`) before the reward model loads to score.
+    """
     if store.exists(SUMMARY_FILE):
         return store.read_json(SUMMARY_FILE)
     settings = config.rmsp
@@ -52,7 +54,7 @@ def rm_guided_self_play(
     progress.stage(f"rmsp · sample ({configuration.name}, n={settings.n})", total=len(prompts),
                    done=sum(len(batches[index]) for index in range(len(batches)) if index not in unsampled))
     if unsampled:
-        backend = backend_for(configuration.model)
+        backend = backends.load(inputs.models[configuration.model])
         demonstration = inputs.demonstrations.get(configuration.prompt) if configuration.prompt else None
         for index in unsampled:
             progress.check_cancelled()
@@ -72,8 +74,7 @@ def rm_guided_self_play(
             ]
             store.write_jsonl(rows, _samples_name(index))
             progress.advance(len(rows))
-    if release_backends is not None:
-        release_backends()
+    backends.release_all()
 
     unscored = [index for index in range(len(batches)) if not store.exists(_scored_name(index))]
     progress.stage("rmsp · score", total=len(prompts),
