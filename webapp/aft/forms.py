@@ -2,8 +2,9 @@
 
 Forms check shape only; `webapp.aft.services` builds the pipeline config and enforces the rules.
 The bounds shown on the fields are the config's own (`pipelines.aft.config`), which also holds a
-pasted YAML to them. Initial values are the paper's defaults except `max_tokens`, which starts
-small because the bundled model runs on CPU; the help text gives the paper's value.
+pasted YAML to them, and so is the help text of every field named like a config field (its
+docstring). Initial values are the paper's defaults except `max_tokens`, which starts small because
+the bundled model runs on CPU; the help text gives the paper's value.
 """
 
 from __future__ import annotations
@@ -17,7 +18,10 @@ from pipelines.aft.config import (
     MAX_SAMPLES_PER_LAYER,
     MAX_SEED,
     MAX_TEMPERATURE,
+    AftConfig,
+    AggregationDataConfig,
 )
+from webapp.core.forms import help_text_from_config_docs
 from webapp.library.models import Artifact, SeedPromptSet
 from webapp.registry.models import ModelEntry
 from webapp.registry.selectors import default_model_pk
@@ -54,16 +58,8 @@ class AftInferenceForm(forms.Form):
         required=False,
         help_text="Samples per proposal and hidden aggregation layer (paper: 5).",
     )
-    hidden_layer = forms.IntegerField(
-        min_value=0,
-        max_value=MAX_HIDDEN_LAYERS,
-        initial=0,
-        required=False,
-        help_text="Aggregation layers before the final one (paper default: 0).",
-    )
-    final_aggregation = forms.BooleanField(
-        initial=True, required=False, help_text="End with one aggregated answer (n = 1)."
-    )
+    hidden_layer = forms.IntegerField(min_value=0, max_value=MAX_HIDDEN_LAYERS, initial=0, required=False)
+    final_aggregation = forms.BooleanField(initial=True, required=False)
     proposal_temperature = forms.FloatField(
         min_value=0, max_value=MAX_TEMPERATURE, initial=0.7, required=False, help_text="Paper: 0.7."
     )
@@ -89,13 +85,7 @@ class AftInferenceForm(forms.Form):
     seed = forms.IntegerField(
         min_value=0, max_value=MAX_SEED, initial=2024, required=False, help_text="Paper: 2024; empty for random."
     )
-    batch_size = forms.IntegerField(
-        min_value=1,
-        max_value=MAX_BATCH_SIZE,
-        initial=8,
-        required=False,
-        help_text="Prompts per model call; the unit of resume.",
-    )
+    batch_size = forms.IntegerField(min_value=1, max_value=MAX_BATCH_SIZE, initial=8, required=False)
     yaml_config = forms.CharField(
         required=False,
         widget=forms.Textarea(attrs={"rows": 8, "placeholder": "proposal_params:\n    temperature: 0.7\n    ..."}),
@@ -106,6 +96,10 @@ class AftInferenceForm(forms.Form):
         "It replaces the fields above; a key of another format, or one the format would ignore, is refused by name.",
     )
     yaml_file = forms.FileField(required=False, label="or upload the YAML file")
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        help_text_from_config_docs(self, AftConfig)
 
     def clean(self):  # type: ignore[no-untyped-def]
         cleaned = super().clean()
@@ -153,18 +147,10 @@ class AggregationDataForm(forms.Form):
         required=False,
         help_text="Aggregator rule only: the model that writes the targets, ideally stronger than the one you train.",
     )
-    max_proposals = forms.IntegerField(
-        min_value=1, max_value=32, initial=5, help_text="Proposals per example, at most (paper: 5)."
-    )
-    min_proposals = forms.IntegerField(
-        min_value=1, max_value=32, initial=1, help_text="Prompts with fewer are skipped."
-    )
-    include_target_in_proposals = forms.BooleanField(
-        required=False, help_text="Best-response rule: also show the target among the proposals."
-    )
-    plain_rows = forms.BooleanField(
-        required=False, help_text="Also add a plain prompt → target row per prompt (keeps the proposer role)."
-    )
+    max_proposals = forms.IntegerField(min_value=1, max_value=32, initial=5)
+    min_proposals = forms.IntegerField(min_value=1, max_value=32, initial=1)
+    include_target_in_proposals = forms.BooleanField(required=False)
+    plain_rows = forms.BooleanField(required=False)
     aggregator_temperature = forms.FloatField(
         min_value=0, max_value=MAX_TEMPERATURE, initial=0.0, required=False, help_text="0 is greedy."
     )
@@ -181,7 +167,11 @@ class AggregationDataForm(forms.Form):
         initial=2024,
         help_text="Shuffles the proposals' order and seeds the aggregator.",
     )
-    max_examples = forms.IntegerField(min_value=0, initial=0, help_text="0: every prompt of the dataset.")
+    max_examples = forms.IntegerField(min_value=0, initial=0)
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        help_text_from_config_docs(self, AggregationDataConfig)
 
     def options(self) -> dict[str, object]:
         data = self.cleaned_data

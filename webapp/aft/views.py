@@ -1,94 +1,116 @@
-"""AFT pages: start a propose-and-aggregate run (with a cost preview), build aggregation data, browse a prompt's layers."""
+"""AFT pages: start a propose-and-aggregate run (with a cost estimate), build aggregation data, browse a prompt's layers."""
+
 from __future__ import annotations
 
-from django.contrib import messages
-from django.core.exceptions import ValidationError
+import json
+from typing import Any
+
 from django.http import Http404, HttpRequest, HttpResponse
-from django.shortcuts import redirect, render
-from django.views.decorators.http import require_GET, require_http_methods
+from django.shortcuts import render
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from pipelines.aft.config import AftConfig
 from webapp.accounts.permissions import research_required
-from webapp.core.forms import add_validation_error
+from webapp.core.run_forms import Estimate, EstimateLine, estimate_response, new_run_response
 from webapp.runs import selectors as run_selectors
-from webapp.runs import services as run_services
 
 from . import run_page, services
 from .forms import AftInferenceForm, AggregationDataForm
 
+ESTIMATE_HINT = "Choose a model and a prompt set to see how much this run asks of the model."
 
-def _inference_config(form: AftInferenceForm) -> AftConfig | None:
-    """The AFT config the form describes (YAML first), or None with the problems added to the form."""
-    if not form.is_valid():
-        return None
+
+def _build_inference(form: AftInferenceForm) -> dict[str, Any]:
+    """The run config of a valid form: the YAML when one was given, else the fields."""
     data = form.cleaned_data
-    try:
-        if data.get("yaml_config", "").strip():
-            return services.inference_config_from_yaml(
-                data["yaml_config"], source=data.get("yaml_source") or "the YAML config", mode=data["mode"]
-            )
-        return services.inference_config_from_fields(**form.sampling_fields())  # type: ignore[arg-type]
-    except ValidationError as error:
-        add_validation_error(form, error)
-        return None
-
-
-def _estimate(form: AftInferenceForm, config: AftConfig | None) -> dict[str, object] | None:
-    prompt_set = form.cleaned_data.get("prompt_set") if hasattr(form, "cleaned_data") else None
-    if config is None or prompt_set is None:
-        return None
-    return services.inference_cost_estimate(aft=config, prompt_count=prompt_set.prompts.count())
+    if data.get("yaml_config", "").strip():
+        aft = services.inference_config_from_yaml(
+            data["yaml_config"], source=data.get("yaml_source") or "the YAML config", mode=data["mode"]
+        )
+    else:
+        aft = services.inference_config_from_fields(**form.sampling_fields())  # type: ignore[arg-type]
+    return services.inference_config_build(model=data["model"], prompt_set=data["prompt_set"], aft=aft)
 
 
 @require_http_methods(["GET", "POST"])
 @research_required
 def aft_new(request: HttpRequest) -> HttpResponse:
-    form = AftInferenceForm(request.POST or None, request.FILES or None)
-    estimate = None
-    if request.method == "POST":
-        config = _inference_config(form)
-        estimate = _estimate(form, config)
-        if config is not None:
-            try:
-                run_config = services.inference_config_build(
-                    model=form.cleaned_data["model"], prompt_set=form.cleaned_data["prompt_set"], aft=config
-                )
-            except ValidationError as error:
-                add_validation_error(form, error)
-            else:
-                run = run_services.run_create(kind="aft_inference", user=request.user, config=run_config, name=form.cleaned_data["name"])
-                messages.success(request, f"AFT run #{run.pk} queued.")
-                return redirect(run)
-    context = {"form": form, "estimate": estimate}
-    return render(request, "aft/new.html", context, status=400 if form.errors else 200)
+    return new_run_response(
+        request,
+        form=AftInferenceForm(request.POST or None, request.FILES or None),
+        build=_build_inference,
+        kind="aft_inference",
+        run_label="AFT",
+        template="aft/new.html",
+        context={"estimate_hint": ESTIMATE_HINT},
+    )
 
 
-@require_GET
+def _layer_sampling(layer: dict[str, Any]) -> str:
+    return "greedy" if layer["temperature"] == 0 else f"T {layer['temperature']}, top_p {layer['top_p']}"
+
+
+def _inference_estimate(form: AftInferenceForm, config: dict[str, Any]) -> Estimate:
+    """What the config asks of the model over the prompt set, at most, beside plain sampling's cost."""
+    aft = AftConfig.from_dict(config["aft"])
+    figures = services.inference_cost_estimate(aft=aft, prompt_count=form.cleaned_data["prompt_set"].prompts.count())
+    layer_lines = [
+        EstimateLine(
+            layer["name"],
+            f"{layer['samples']} × ≤{layer['max_tokens']} tokens",
+            note=_layer_sampling(layer),
+            key=f"layer-{position}",
+        )
+        for position, layer in enumerate(figures["layers"])
+    ]
+    return Estimate(
+        lines=[
+            EstimateLine("Prompts", figures["prompts"], key="prompts"),
+            *layer_lines,
+            EstimateLine("Generations per prompt", figures["generations_per_prompt"], key="generations-per-prompt"),
+            EstimateLine("Generations in all", figures["generations"], key="generations"),
+            EstimateLine("New tokens, at most", figures["max_new_tokens"], key="max-new-tokens"),
+            EstimateLine("Model calls", figures["model_calls"], key="model-calls"),
+            EstimateLine(
+                "Plain sampling, at most",
+                f"{figures['single_sample_max_new_tokens']} tokens",
+                key="single-sample-max-new-tokens",
+            ),
+        ],
+        notes=[f"{figures['times_single_sample']} generations per answer, against 1 for plain sampling."],
+        resolved=json.dumps(config["aft"], indent=2),
+    )
+
+
+@require_POST
 @research_required
 def aft_estimate(request: HttpRequest) -> HttpResponse:
-    """The cost of what the form would queue, refreshed as the form changes."""
-    form = AftInferenceForm(request.GET)
-    config = _inference_config(form)
-    return render(request, "aft/partials/_estimate.html", {"form": form, "estimate": _estimate(form, config)})
+    """The cost of what the form would queue, or its problems; refreshed as the form changes."""
+    return estimate_response(
+        request,
+        form=AftInferenceForm(request.POST, request.FILES),
+        build=_build_inference,
+        estimate=_inference_estimate,
+        hint=ESTIMATE_HINT,
+    )
+
+
+def _build_data(form: AggregationDataForm) -> dict[str, Any]:
+    data = form.cleaned_data
+    return services.data_config_build(source=data["source"], model=data.get("model"), options=form.options())
 
 
 @require_http_methods(["GET", "POST"])
 @research_required
 def aft_data_new(request: HttpRequest) -> HttpResponse:
-    initial = {"source": request.GET.get("source")}
-    form = AggregationDataForm(request.POST or None, initial=initial)
-    if request.method == "POST" and form.is_valid():
-        try:
-            config = services.data_config_build(
-                source=form.cleaned_data["source"], model=form.cleaned_data.get("model"), options=form.options()
-            )
-        except ValidationError as error:
-            add_validation_error(form, error)
-        else:
-            run = run_services.run_create(kind="aft_data", user=request.user, config=config, name=form.cleaned_data["name"])
-            messages.success(request, f"Aggregation data run #{run.pk} queued.")
-            return redirect(run)
-    return render(request, "aft/data_new.html", {"form": form}, status=400 if form.errors else 200)
+    return new_run_response(
+        request,
+        form=AggregationDataForm(request.POST or None, initial={"source": request.GET.get("source")}),
+        build=_build_data,
+        kind="aft_data",
+        run_label="Aggregation data",
+        template="aft/data_new.html",
+    )
 
 
 @require_GET

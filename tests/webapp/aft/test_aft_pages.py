@@ -49,6 +49,11 @@ def model():
     return model_ensure_embedded()
 
 
+def _estimate_lines(estimate):
+    """The estimate's lines by key."""
+    return {line.key: line for line in estimate.lines}
+
+
 def _fields(model, prompt_set, **overrides):
     values = {
         "model": model.pk,
@@ -154,17 +159,13 @@ def test_the_intermediate_yaml_queues_its_sampled_final_layer(researcher_client,
     intermediate = intermediate.replace(
         "final_aggregation: True # Indicates whether this is the final aggregation step\n", "num_aggregation: 2\n"
     )
-    estimate = researcher_client.get(
+    estimate = researcher_client.post(
         "/aft/new/estimate/", _fields(model, prompt_set, yaml_config=intermediate)
     ).context["estimate"]
-    assert estimate["generations_per_prompt"] == 3 + 3 + 1
-    assert estimate["layers"][-1] == {
-        "name": "final aggregation",
-        "samples": 1,
-        "max_tokens": 64,
-        "temperature": 0.7,
-        "top_p": 1.0,
-    }
+    lines = _estimate_lines(estimate)
+    assert lines["generations-per-prompt"].value == 3 + 3 + 1
+    final = lines["layer-2"]
+    assert (final.label, final.value, final.note) == ("final aggregation", "1 × ≤64 tokens", "T 0.7, top_p 1.0")
     researcher_client.post("/aft/new/", _fields(model, prompt_set, yaml_config=intermediate))
     config = PipelineRun.objects.get().config["aft"]
     assert config["hidden_layer"] == 1 and config["final_params"] == {
@@ -189,14 +190,37 @@ def test_an_empty_prompt_set_is_refused(researcher_client, model):
     assert PipelineRun.objects.count() == 0
 
 
-def test_the_cost_preview_counts_every_generation_and_token(researcher_client, model, prompt_set):
-    page = researcher_client.get("/aft/new/estimate/", _fields(model, prompt_set, hidden_layer=1, n=3, max_tokens=16))
-    estimate = page.context["estimate"]
-    assert estimate["generations_per_prompt"] == 3 + 3 + 1 and estimate["generations"] == 14
-    assert estimate["max_new_tokens"] == 2 * 7 * 16 and estimate["single_sample_max_new_tokens"] == 2 * 16
-    assert 'id="aft-generations">14<' in page.content.decode()
-    refused = researcher_client.get("/aft/new/estimate/", _fields(model, prompt_set, yaml_config="hidden_layer: -2\n"))
+def test_the_cost_estimate_counts_every_generation_and_token(researcher_client, model, prompt_set):
+    page = researcher_client.post("/aft/new/estimate/", _fields(model, prompt_set, hidden_layer=1, n=3, max_tokens=16))
+    lines = _estimate_lines(page.context["estimate"])
+    assert lines["generations-per-prompt"].value == 3 + 3 + 1 and lines["generations"].value == 14
+    assert lines["max-new-tokens"].value == 2 * 7 * 16 and lines["single-sample-max-new-tokens"].value == "32 tokens"
+    assert [lines[f"layer-{i}"].label for i in range(3)] == ["proposals", "aggregation 1", "final aggregation"]
+    assert lines["layer-2"].note == "greedy"
+    html = page.content.decode()
+    assert '<tr data-key="generations"><th>Generations in all</th><td class="num">14<' in html
+    assert "7 generations per answer, against 1 for plain sampling." in html
+    # The estimate is asked for by hx-post (the shared partial), never by GET.
+    assert researcher_client.get("/aft/new/estimate/", _fields(model, prompt_set)).status_code == 405
+    refused = researcher_client.post("/aft/new/estimate/", _fields(model, prompt_set, yaml_config="hidden_layer: -2\n"))
     assert refused.context["estimate"] is None and "hidden_layer" in refused.content.decode()
+    assert PipelineRun.objects.count() == 0  # estimating queues nothing
+
+
+def test_the_form_page_asks_for_the_estimate_by_hx_post(researcher_client):
+    page = researcher_client.get("/aft/new/").content.decode()
+    assert 'hx-post="/aft/new/estimate/"' in page and "Choose a model and a prompt set" in page
+
+
+def test_form_help_text_comes_from_the_config_field_docs():
+    from pipelines.aft.config import AftConfig, AggregationDataConfig
+    from pipelines.common.config_docs import config_field_docs
+    from webapp.aft.forms import AftInferenceForm, AggregationDataForm
+
+    inference, data = AftInferenceForm(), AggregationDataForm()
+    assert inference.fields["hidden_layer"].help_text == config_field_docs(AftConfig)["hidden_layer"]
+    assert data.fields["plain_rows"].help_text == config_field_docs(AggregationDataConfig)["plain_rows"]
+    assert inference.fields["seed"].help_text == "Paper: 2024; empty for random."  # the form's own wins
 
 
 def _artifact(tmp_path: Path, name: str, rows: list[dict]) -> Artifact:
@@ -252,14 +276,13 @@ def test_the_run_page_shows_a_prompts_layers_and_the_data_run_links_to_training(
     researcher_client, researcher, model, prompt_set, tiny_model_dir, settings, tmp_path
 ):
     """A real (tiny-model) AFT output in the run directory, shown by the run page and the prompt view."""
-    from workers.kinds.prompts import snapshot_prompt_set
-
     from pipelines.aft import AftConfig, AftInputs, run_aft
     from pipelines.common.progress import RecordingProgress
     from pipelines.common.store import RunStore
     from pipelines.llm.loader import LocalBackends
     from pipelines.llm.transformers_backend import TransformersBackend
     from webapp.aft import services
+    from workers.kinds.prompts import snapshot_prompt_set
 
     settings.ARTIFACT_ROOT = tmp_path / "artifacts"
     aft = AftConfig.from_dict(
