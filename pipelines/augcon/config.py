@@ -21,7 +21,9 @@ from typing import Any
 
 from pipelines.augcon.rouge import ROUGE_TOKENIZERS, check_jieba_available
 from pipelines.common.config_fields import known_fields
+from pipelines.common.presets import Preset
 from pipelines.errors import InvalidConfigError
+from pipelines.llm.loader import BackendSpec
 from pipelines.training.config import LoraSettings, TrainingArgs
 
 MAX_CHARACTERS = 1_000_000
@@ -45,6 +47,17 @@ def _scorer_training_defaults() -> TrainingArgs:
         trainer_overrides={"warmup_steps": 50},
         save_steps=100,
     )
+
+
+@dataclass(frozen=True)
+class AugConInputs:
+    """The models an AugCon run uses; the documents and few-shot set are the run directory's snapshots."""
+
+    generator: BackendSpec
+    """The model that splits contexts, asks and answers (a registry entry's `backend_spec()`)."""
+    scorer: BackendSpec | None = None
+    """The model whose local weights the scorer trains from (the generator's, in the paper); None (an
+    endpoint has no weights) skips the scorer and keeps the generation order."""
 
 
 @dataclass(frozen=True)
@@ -131,7 +144,7 @@ class AugConConfig:
         _between("max_length", self.max_length, 2, MAX_CHARACTERS)
         _between("min_length", self.min_length, 1, MAX_CHARACTERS)
         if self.min_length >= self.max_length:
-            raise InvalidConfigError(f"min_length ({self.min_length}) must be below max_length ({self.max_length})")
+            raise InvalidConfigError(f"min_length ({self.min_length}) must be below max_length ({self.max_length})", field="min_length")
         _between("character_per_piece", self.character_per_piece, 1, MAX_CHARACTERS)
         _between("min_paragraph_length", self.min_paragraph_length, 0, MAX_CHARACTERS)
         _number_between("length_scale", self.length_scale, 0.1, 20)
@@ -143,20 +156,21 @@ class AugConConfig:
         _number_between("question_temperature", self.question_temperature, 0, 2)
         _number_between("question_top_p", self.question_top_p, 0, 1)
         if self.question_top_p == 0:
-            raise InvalidConfigError("question_top_p must be in (0, 1], got 0")
+            raise InvalidConfigError("question_top_p must be in (0, 1], got 0", field="question_top_p")
         _between("question_max_tokens", self.question_max_tokens, 8, 32768)
         _between("cst_demonstrations", self.cst_demonstrations, 0, 10)
         _between("negatives_per_variant", self.negatives_per_variant, 0, 100_000)
         _between("min_scorer_pairs", self.min_scorer_pairs, 1, 1_000_000)
         if not isinstance(self.scorer, TrainingArgs):
-            raise InvalidConfigError("scorer must be a JSON object of training fields")
+            raise InvalidConfigError("scorer must be a JSON object of training fields", field="scorer")
         _between("scorer_batch_size", self.scorer_batch_size, 1, 4096)
         _number_between("rouge_threshold", self.rouge_threshold, 0, 1)
         if self.rouge_threshold == 0:
-            raise InvalidConfigError("rouge_threshold must be in (0, 1], got 0")
+            raise InvalidConfigError("rouge_threshold must be in (0, 1], got 0", field="rouge_threshold")
         if self.rouge_tokenizer not in ROUGE_TOKENIZERS:
             raise InvalidConfigError(
-                f"rouge_tokenizer must be one of {', '.join(ROUGE_TOKENIZERS)}, got {self.rouge_tokenizer!r}"
+                f"rouge_tokenizer must be one of {', '.join(ROUGE_TOKENIZERS)}, got {self.rouge_tokenizer!r}",
+                field="rouge_tokenizer",
             )
         if self.rouge_tokenizer == "jieba":
             check_jieba_available()
@@ -211,17 +225,17 @@ class AugConConfig:
 
 def _at_least(name: str, value: int, low: int) -> None:
     if not isinstance(value, int) or isinstance(value, bool) or value < low:
-        raise InvalidConfigError(f"{name} must be an integer of at least {low}, got {value!r}")
+        raise InvalidConfigError(f"{name} must be an integer of at least {low}, got {value!r}", field=name)
 
 
 def _between(name: str, value: int, low: int, high: int) -> None:
     if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
-        raise InvalidConfigError(f"{name} must be an integer between {low} and {high}, got {value!r}")
+        raise InvalidConfigError(f"{name} must be an integer between {low} and {high}, got {value!r}", field=name)
 
 
 def _number_between(name: str, value: float, low: float, high: float) -> None:
     if isinstance(value, bool) or not isinstance(value, int | float) or not low <= value <= high:
-        raise InvalidConfigError(f"{name} must be a number between {low} and {high}, got {value!r}")
+        raise InvalidConfigError(f"{name} must be a number between {low} and {high}, got {value!r}", field=name)
 
 
 def tiny_cpu_preset(config: AugConConfig) -> AugConConfig:
@@ -252,8 +266,11 @@ def tiny_cpu_preset(config: AugConConfig) -> AugConConfig:
     )
 
 
-AUGCON_PRESETS = {"tiny-cpu-demo": tiny_cpu_preset}
-PRESET_DESCRIPTIONS = {
-    "tiny-cpu-demo": "English length scale x3, 2 chunks per document, 2 trees per chunk, 192-token splits, "
-    "8 scorer steps on CPU: a demo that finishes in minutes with the bundled 135M model.",
-}
+AUGCON_PRESETS: list[Preset[AugConConfig]] = [
+    Preset(
+        name="tiny-cpu-demo",
+        description="English length scale x3, 2 chunks per document, 2 trees per chunk, 192-token splits, "
+        "8 scorer steps on CPU: a demo that finishes in minutes with the bundled 135M model.",
+        apply=tiny_cpu_preset,
+    ),
+]

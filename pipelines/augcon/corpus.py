@@ -135,6 +135,15 @@ def check_documents(rows: Iterable[dict[str, Any]], where: str = "documents.json
     return documents
 
 
+def few_shot_row(context: str, question: str, answer: str, meta: Any) -> dict[str, str]:
+    """A QA example as the pipeline reads it; it may carry its own worked split (`context_1`,
+    `context_2`) in its meta, which then stands in for the sentence split (`split_demonstration`)."""
+    row = {"context": context, "question": question, "answer": answer}
+    if isinstance(meta, dict) and meta.get("context_1") and meta.get("context_2"):
+        row.update(context_1=str(meta["context_1"]), context_2=str(meta["context_2"]))
+    return row
+
+
 def check_few_shot(rows: Iterable[dict[str, Any]], where: str = "fewshot.jsonl") -> list[dict[str, Any]]:
     """QA examples need non-empty `context`, `question` and `answer`."""
     examples: list[dict[str, Any]] = []

@@ -43,7 +43,8 @@ def check_jieba_available() -> None:
         raise InvalidConfigError(
             'rouge_tokenizer "jieba" (the paper\'s ROUGE-L tokenization for Chinese) needs the jieba package, '
             "which is not installed here: install it (pip install jieba) where the site and the workers run, "
-            'or use rouge_tokenizer "words"'
+            'or use rouge_tokenizer "words"',
+            field="rouge_tokenizer",
         )
 
 

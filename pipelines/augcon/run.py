@@ -13,19 +13,21 @@ Run directory (every file appears atomically; a file that exists is finished, so
     ranking.json                per question: rank in its chunk, kept, and why dropped
     demos.json                  the demonstrations answers are given, and how they were chosen
     answers/<document_id>.jsonl a finished document's answers
-    queries.*, scorer_pairs.*, sft.* (+ sft_dataset/)   the artifacts; summary.json last
+    queries.*, scorer_pairs.*, sft.* (+ sft_dataset/)   the artifacts (export.py); summary.json last
+
+The names are `pipelines/augcon/files.py`'s; what the pages read back is `pipelines/augcon/inspect.py`.
 """
 
 from __future__ import annotations
 
 import random
 import time
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from pipelines.augcon.answers import Demonstration, answer_questions, bootstrap_demonstrations
-from pipelines.augcon.config import AugConConfig
+from pipelines.augcon.config import AugConConfig, AugConInputs
 from pipelines.augcon.corpus import (
     RootChunk,
     check_documents,
@@ -34,71 +36,80 @@ from pipelines.augcon.corpus import (
     document_chunks,
 )
 from pipelines.augcon.cst import CallStats, ask_split, build_trees_together
+from pipelines.augcon.export import export, scorer_pairs
+from pipelines.augcon.files import (
+    CHUNKS_FILE,
+    DEMOS_FILE,
+    DOCUMENTS_FILE,
+    FEW_SHOT_FILE,
+    RANKING_FILE,
+    SCORER_DIR,
+    SCORER_SKIPPED_FILE,
+    SUMMARY_FILE,
+    answers_file,
+    cst_file,
+    negatives_file,
+    scores_file,
+)
 from pipelines.augcon.prompts import NEGATIVE_VARIANTS
 from pipelines.augcon.rouge import greedy_dedup
 from pipelines.common.progress import Progress, StagePrefix
+from pipelines.common.result import PipelineResult
 from pipelines.common.store import RunStore
-from pipelines.common.tables import write_table
 from pipelines.errors import InvalidInputError
-from pipelines.llm.types import LLMBackend
+from pipelines.llm.loader import BackendLoader, BackendSpec
+from pipelines.llm.types import Completion, Conversation, LLMBackend, SamplingParams
 
-DOCUMENTS_FILE = "documents.jsonl"
-FEW_SHOT_FILE = "fewshot.jsonl"
-CHUNKS_FILE = "chunks.jsonl"
-RANKING_FILE = "ranking.json"
-DEMOS_FILE = "demos.json"
-SUMMARY_FILE = "summary.json"
-SCORER_DIR = "scorer"
-SCORER_SKIPPED_FILE = "skipped.json"
-QUERIES_STEM = "queries"
-PAIRS_STEM = "scorer_pairs"
-SFT_STEM = "sft"
-SFT_DATASET_DIR = "sft_dataset"
 STAGES = ("questions", "negatives", "scorer", "score", "rank", "demonstrations", "answers", "export")
 
 
-def cst_file(document_id: str) -> str:
-    return f"cst/{document_id}.json"
+class OnDemandGenerator:
+    """The generator, loaded on its first call: a resumed run whose model calls are all on disk loads none.
 
+    `release` hands the memory back before the scorer trains; the next call loads it again.
+    """
 
-def scores_file(document_id: str) -> str:
-    return f"scores/{document_id}.json"
+    def __init__(self, backends: BackendLoader, spec: BackendSpec) -> None:
+        self.backends = backends
+        self.spec = spec
+        self.backend: LLMBackend | None = None
 
+    @property
+    def name(self) -> str:
+        return self._loaded().name
 
-def answers_file(document_id: str) -> str:
-    return f"answers/{document_id}.jsonl"
+    def _loaded(self) -> LLMBackend:
+        if self.backend is None:
+            self.backend = self.backends.load(self.spec)
+        return self.backend
 
+    def chat(self, conversations: Sequence[Conversation], params: SamplingParams) -> list[list[Completion]]:
+        return self._loaded().chat(conversations, params)
 
-def negatives_file(variant: str) -> str:
-    return f"negatives/{variant}.json"
+    def complete(self, prompts: Sequence[str], params: SamplingParams) -> list[list[Completion]]:
+        return self._loaded().complete(prompts, params)
 
+    def close(self) -> None:
+        """The loader owns the backend; nothing to close here."""
 
-@dataclass
-class AugConResult:
-    queries_path: Path
-    queries_parquet: Path
-    pairs_path: Path
-    pairs_parquet: Path
-    sft_path: Path
-    sft_parquet: Path
-    sft_dataset_dir: Path | None
-    summary: dict[str, Any]
+    def release(self) -> None:
+        if self.backend is not None:
+            self.backends.release_all()
+            self.backend = None
 
 
 def run_augcon(
-    config: AugConConfig,
-    backend: LLMBackend,
-    store: RunStore,
-    progress: Progress,
-    *,
-    scorer_model_dir: str | Path | None,
-) -> AugConResult:
+    config: AugConConfig, inputs: AugConInputs, backends: BackendLoader, store: RunStore, progress: Progress
+) -> PipelineResult:
     """Run (or resume) every stage over `documents.jsonl` and `fewshot.jsonl` in the store.
 
-    `scorer_model_dir` holds the local weights the scorer is trained from (the generator's, in the
-    paper); None skips the scorer and keeps the generation order.
+    The scorer trains from `inputs.scorer`'s local weights (the generator's, in the paper); without
+    one it is skipped and the questions keep their generation order. The three datasets are the
+    result's artifacts; the summary is also written to `summary.json`, last.
     """
     started = time.monotonic()
+    backend = OnDemandGenerator(backends, inputs.generator)
+    scorer_model_dir = backends.model_directory(inputs.scorer) if inputs.scorer is not None else None
     documents = check_documents(store.read_jsonl(DOCUMENTS_FILE), DOCUMENTS_FILE)
     examples = check_few_shot(store.read_jsonl(FEW_SHOT_FILE), FEW_SHOT_FILE)
     chunks = _chunks(config, documents, store)
@@ -114,15 +125,15 @@ def run_augcon(
 
     build_trees(config, backend, store, progress, chunks_by_document, demonstrations)
     make_negatives(config, backend, store, progress, chunks_by_document, demonstrations)
-    scorer_result = fit_scorer(config, store, progress, scorer_model_dir)
+    scorer_result = fit_scorer(config, store, progress, scorer_model_dir, before_training=backend.release)
     score_queries(config, store, progress, chunks_by_document, scorer_model_dir, scorer_result)
     ranking = rank_and_dedup(config, store, progress, chunks_by_document)
     demos = bootstrap(config, backend, store, progress, examples)
     answer(config, backend, store, progress, chunks_by_document, ranking, demos)
-    result = export(config, store, progress, documents, chunks_by_document, ranking)
-    result.summary["seconds_this_attempt"] = round(time.monotonic() - started, 2)
-    store.write_json(result.summary, SUMMARY_FILE)
-    return result
+    exported = export(store, progress, documents, chunks_by_document, ranking)
+    summary = {**exported.summary, "seconds_this_attempt": round(time.monotonic() - started, 2)}
+    store.write_json(summary, SUMMARY_FILE)
+    return PipelineResult(artifacts=exported.artifacts, summary=summary)
 
 
 def _chunks(config: AugConConfig, documents: list[dict[str, Any]], store: RunStore) -> list[RootChunk]:
@@ -280,17 +291,21 @@ def make_negatives(
         progress.advance(1)
 
 
-def scorer_pairs(store: RunStore) -> list[dict[str, Any]]:
-    return [pair for variant in NEGATIVE_VARIANTS for pair in store.read_json(negatives_file(variant.name))["pairs"]]
-
-
 # --- 3. the contrastive scorer ----------------------------------------------------------------
 
 
 def fit_scorer(
-    config: AugConConfig, store: RunStore, progress: Progress, scorer_model_dir: str | Path | None
+    config: AugConConfig,
+    store: RunStore,
+    progress: Progress,
+    scorer_model_dir: Path | None,
+    *,
+    before_training: Callable[[], None] = lambda: None,
 ) -> Any | None:
-    """Train the scorer (resumable), or record why it was skipped; returns the TrainingResult or None."""
+    """Train the scorer (resumable), or record why it was skipped; returns the TrainingResult or None.
+
+    `before_training` frees the generator's memory for the scorer (it is loaded again for the answers).
+    """
     scorer_store = RunStore(store.path(SCORER_DIR))
     if scorer_store.exists(SCORER_SKIPPED_FILE):
         return None
@@ -306,13 +321,8 @@ def fit_scorer(
         return None
     from pipelines.augcon.scorer import train_scorer
 
+    before_training()
     return train_scorer(config.scorer, scorer_model_dir, pairs, scorer_store, StagePrefix(progress, "scorer · "))
-
-
-def scorer_skipped_reason(store: RunStore) -> str:
-    if store.exists(SCORER_DIR, SCORER_SKIPPED_FILE):
-        return store.read_json(SCORER_DIR, SCORER_SKIPPED_FILE)["reason"]
-    return ""
 
 
 def score_queries(
@@ -320,7 +330,7 @@ def score_queries(
     store: RunStore,
     progress: Progress,
     chunks_by_document: dict[str, list[RootChunk]],
-    scorer_model_dir: str | Path | None,
+    scorer_model_dir: Path | None,
     scorer_result: Any | None,
 ) -> None:
     """Score every recorded question with the trained scorer; one file per document."""
@@ -467,194 +477,3 @@ def answer(
         ]
         store.write_jsonl([{"stats": stats.to_dict()}, *rows], answers_file(document_id))
         progress.advance(1)
-
-
-def _answers(store: RunStore, document_id: str) -> tuple[dict[str, int], list[dict[str, Any]]]:
-    rows = list(store.read_jsonl(answers_file(document_id)))
-    return rows[0]["stats"], rows[1:]
-
-
-# --- 6. export --------------------------------------------------------------------------------
-
-QUERY_COLUMNS = (
-    "query_id",
-    "document_id",
-    "title",
-    "chunk_id",
-    "round",
-    "depth",
-    "parent_id",
-    "context",
-    "question",
-    "score",
-    "rank",
-    "kept",
-    "drop_reason",
-    "duplicate_of",
-)
-PAIR_COLUMNS = ("pair_id", "variant", "node_id", "context", "pos_query", "neg_query")
-SFT_COLUMNS = (
-    "context",
-    "question",
-    "answer",
-    "reasoning",
-    "query_id",
-    "document_id",
-    "title",
-    "chunk_id",
-    "depth",
-    "score",
-)
-
-
-def export(
-    config: AugConConfig,
-    store: RunStore,
-    progress: Progress,
-    documents: list[dict[str, Any]],
-    chunks_by_document: dict[str, list[RootChunk]],
-    ranking: dict[str, dict[str, Any]],
-) -> AugConResult:
-    """Write the three artifacts (JSONL + parquet; the SFT set also as a `datasets` directory) and the summary."""
-    progress.stage("export", total=3)
-    titles = {document["document_id"]: document.get("title") or "" for document in documents}
-    cst_stats, negative_stats, answer_stats = CallStats(), CallStats(), CallStats()
-    query_rows: list[dict[str, Any]] = []
-    sft_rows: list[dict[str, Any]] = []
-    statuses: dict[str, int] = {}
-    empty_answers = 0
-    for document_id in chunks_by_document:
-        trees = _trees(store, document_id)
-        cst_stats.add(trees["stats"])
-        by_id = {node["node_id"]: node for node in trees["nodes"]}
-        for node in trees["nodes"]:
-            statuses[node["status"]] = statuses.get(node["status"], 0) + 1
-            if node["status"] not in ("question", "short_question"):
-                continue
-            decision = ranking.get(node["node_id"], {})
-            query_rows.append(
-                {
-                    "query_id": node["node_id"],
-                    "document_id": document_id,
-                    "title": titles.get(document_id, ""),
-                    "chunk_id": node["chunk_id"],
-                    "round": node["round"],
-                    "depth": node["depth"],
-                    "parent_id": node["parent_id"],
-                    "context": node["context"],
-                    "question": node["question"],
-                    "score": decision.get("score"),
-                    "rank": decision.get("rank"),
-                    "kept": bool(decision.get("kept")),
-                    "drop_reason": decision.get("drop_reason", node["reason"]),
-                    "duplicate_of": decision.get("duplicate_of"),
-                }
-            )
-        stats, answers = _answers(store, document_id)
-        answer_stats.add(stats)
-        for row in answers:
-            if not row["answer"]:
-                empty_answers += 1
-                continue
-            node = by_id[row["node_id"]]
-            sft_rows.append(
-                {
-                    "context": node["context"],
-                    "question": node["question"],
-                    "answer": row["answer"],
-                    "reasoning": row["reasoning"],
-                    "query_id": node["node_id"],
-                    "document_id": document_id,
-                    "title": titles.get(document_id, ""),
-                    "chunk_id": node["chunk_id"],
-                    "depth": node["depth"],
-                    "score": ranking[node["node_id"]]["score"],
-                }
-            )
-    for variant in NEGATIVE_VARIANTS:
-        negative_stats.add(store.read_json(negatives_file(variant.name))["stats"])
-    pairs = scorer_pairs(store)
-
-    queries_table = write_table(store.path(f"{QUERIES_STEM}.jsonl"), query_rows, empty_columns=QUERY_COLUMNS)
-    progress.advance(1)
-    pairs_table = write_table(store.path(f"{PAIRS_STEM}.jsonl"), pairs, empty_columns=PAIR_COLUMNS)
-    progress.advance(1)
-    sft_table = write_table(store.path(f"{SFT_STEM}.jsonl"), sft_rows, empty_columns=SFT_COLUMNS)
-    sft_dataset_dir = write_datasets_dir(store, sft_rows)
-    progress.advance(1)
-
-    demos = store.read_json(DEMOS_FILE)
-    bootstrap_stats = demos["stats"]
-    all_calls = cst_stats.calls + negative_stats.calls + answer_stats.calls + bootstrap_stats["calls"]
-    chunks = [chunk for document_chunks_ in chunks_by_document.values() for chunk in document_chunks_]
-    scorer_metrics: dict[str, Any] = {}
-    if store.exists(SCORER_DIR, "final", "result.json"):
-        result = store.read_json(SCORER_DIR, "final", "result.json")
-        scorer_metrics = {"scorer_steps": result["steps"], "scorer_loss": result["metrics"].get("loss")}
-        # The backbone against the paper's QLoRA, and any texts cut to max_length: on the run page.
-        scorer_metrics["scorer_backbone"] = result["metrics"].get("backbone_note", "")
-        scorer_metrics["scorer_texts_cut"] = result["metrics"].get("texts_cut", 0)
-    summary = {
-        "documents": len(chunks_by_document),
-        "chunks": len(chunks),
-        "question_quota": sum(chunk.gen_count for chunk in chunks),
-        "question_target": sum(chunk.target for chunk in chunks),
-        "questions_generated": statuses.get("question", 0),
-        "questions_short": statuses.get("short_question", 0),
-        "nodes_parse_failed": statuses.get("parse_failed", 0),
-        "leaves_below_min_length": statuses.get("leaf", 0),
-        "questions_kept": sum(1 for row in query_rows if row["kept"]),
-        "cst_calls": cst_stats.calls,
-        "parse_failures": cst_stats.parse_failures,
-        "retries": cst_stats.retries,
-        "negative_calls": negative_stats.calls,
-        "negative_parse_failures": negative_stats.parse_failures,
-        "negative_retries": negative_stats.retries,
-        "scorer_pairs": len(pairs),
-        "scorer_skipped": scorer_skipped_reason(store),
-        **scorer_metrics,
-        "bootstrapped_demos": sum(1 for demo in demos["demonstrations"] if demo["bootstrapped"]),
-        "demos": len(demos["demonstrations"]),
-        "bootstrap_calls": bootstrap_stats["calls"],
-        "answer_calls": answer_stats.calls,
-        "empty_answers": empty_answers,
-        "sft_rows": len(sft_rows),
-        "model_calls": all_calls,
-        "prompt_tokens": cst_stats.prompt_tokens
-        + negative_stats.prompt_tokens
-        + answer_stats.prompt_tokens
-        + bootstrap_stats["prompt_tokens"],
-        "completion_tokens": cst_stats.completion_tokens
-        + negative_stats.completion_tokens
-        + answer_stats.completion_tokens
-        + bootstrap_stats["completion_tokens"],
-    }
-    return AugConResult(
-        queries_path=queries_table.jsonl_path,
-        queries_parquet=queries_table.parquet_path,
-        pairs_path=pairs_table.jsonl_path,
-        pairs_parquet=pairs_table.parquet_path,
-        sft_path=sft_table.jsonl_path,
-        sft_parquet=sft_table.parquet_path,
-        sft_dataset_dir=sft_dataset_dir,
-        summary=summary,
-    )
-
-
-def write_datasets_dir(store: RunStore, rows: list[dict[str, Any]]) -> Path | None:
-    """The SFT set as a `datasets.load_from_disk` directory, renamed into place when complete."""
-    import os
-    import shutil
-
-    if not rows:
-        return None
-    from datasets import Dataset
-
-    target = store.path(SFT_DATASET_DIR)
-    staging = store.path(f".staging-{SFT_DATASET_DIR}")
-    shutil.rmtree(staging, ignore_errors=True)
-    Dataset.from_list(rows).save_to_disk(str(staging))
-    if target.exists():
-        shutil.rmtree(target)
-    os.replace(staging, target)
-    return target

@@ -73,3 +73,21 @@ def seeded_store(root: Path, documents: list[dict] | None = None, few_shot: list
     store.write_jsonl(documents if documents is not None else DOCUMENTS, "documents.jsonl")
     store.write_jsonl(few_shot if few_shot is not None else FEW_SHOT[:3], "fewshot.jsonl")
     return store
+
+
+def run_on(config, backend, store: RunStore, progress, *, scorer_model_dir: Path | None = None):  # type: ignore[no-untyped-def]
+    """`run_augcon` on a backend the test holds (the generator's spec names it), the scorer from a local directory."""
+    from pipelines.augcon import AugConInputs, run_augcon
+    from pipelines.llm.loader import LocalBackends
+
+    inputs = AugConInputs(
+        generator={"path": "generator"},
+        scorer={"path": str(scorer_model_dir)} if scorer_model_dir is not None else None,
+    )
+    backends = LocalBackends(store.path(".model-cache"), given={"generator": backend})
+    return run_augcon(config, inputs, backends, store, progress)
+
+
+def artifact(result, name: str):  # type: ignore[no-untyped-def]
+    """The result's artifact called `name` (queries, scorer_pairs, sft)."""
+    return next(output for output in result.artifacts if output.name == name)

@@ -11,11 +11,12 @@ import pytest
 from pipelines.augcon.config import AugConConfig
 from pipelines.augcon.corpus import cst_demonstrations, document_chunks
 from pipelines.augcon.cst import build_document_trees
-from pipelines.augcon.run import build_trees, cst_file, document_groups, run_augcon
+from pipelines.augcon.files import cst_file
+from pipelines.augcon.run import build_trees, document_groups
 from pipelines.common.progress import RecordingProgress
 from pipelines.errors import InvalidInputError, RunCancelled
 
-from .conftest import DOCUMENTS, FEW_SHOT, CountingBackend, seeded_store
+from .conftest import DOCUMENTS, FEW_SHOT, CountingBackend, artifact, run_on, seeded_store
 
 
 def tiny_config(**overrides) -> AugConConfig:
@@ -58,25 +59,25 @@ def test_a_run_on_noise_finishes_and_a_resumed_run_reasks_nothing_finished_and_g
     # a group of its own, so the stop falls between the two documents' trees.
     config = tiny_config(max_attempts=1, batch_size=1)
     uninterrupted = seeded_store(tmp_path / "whole")
-    result = run_augcon(config, tiny_backend, uninterrupted, RecordingProgress(), scorer_model_dir=None)
+    result = run_on(config, tiny_backend, uninterrupted, RecordingProgress())
     summary = result.summary
     assert summary["documents"] == 2 and summary["questions_generated"] == 0 and summary["sft_rows"] == 0
     assert summary["parse_failures"] == summary["cst_calls"] == 2 and summary["retries"] == 0
     assert summary["scorer_skipped"] == "no local scorer model was given"
     assert summary["bootstrap_calls"] == 2 * 3  # 3 answers and 3 yes/no judgements
     assert summary["demos"] == 3 and summary["bootstrapped_demos"] == 0  # filled with plain examples
-    assert result.sft_path.read_text() == "" and result.sft_parquet.is_file()
+    assert artifact(result, "sft").jsonl_path.read_text() == "" and artifact(result, "sft").parquet_path.is_file()
     assert json.loads(uninterrupted.path("summary.json").read_text())["cst_calls"] == summary["cst_calls"]
 
     store = seeded_store(tmp_path / "stopped")
     first = CountingBackend(tiny_backend)
     with pytest.raises(RunCancelled):
-        run_augcon(config, first, store, RecordingProgress(cancel_after=1), scorer_model_dir=None)
+        run_on(config, first, store, RecordingProgress(cancel_after=1))
     assert store.exists(cst_file("while")) and not store.exists(cst_file("pass"))
     finished_contexts = {node["context"] for node in store.read_json(cst_file("while"))["nodes"]}
 
     second = CountingBackend(tiny_backend)
-    run_augcon(config, second, store, RecordingProgress(), scorer_model_dir=None)
+    run_on(config, second, store, RecordingProgress())
     asked_again = [prompt for prompt in second.completion_prompts if any(c in prompt for c in finished_contexts)]
     assert not asked_again, "the finished document was asked again"
     for name in ("cst/while.json", "cst/pass.json"):
@@ -84,7 +85,7 @@ def test_a_run_on_noise_finishes_and_a_resumed_run_reasks_nothing_finished_and_g
     assert store.path("queries.jsonl").read_text() == uninterrupted.path("queries.jsonl").read_text()
 
     third = CountingBackend(tiny_backend)
-    run_augcon(config, third, store, RecordingProgress(), scorer_model_dir=None)
+    run_on(config, third, store, RecordingProgress())
     assert not third.completion_prompts and not third.chat_conversations  # a finished run asks nothing
 
 
@@ -93,14 +94,14 @@ def test_bad_inputs_are_refused_naming_the_file_and_line(tmp_path, tiny_backend)
         tmp_path / "a", documents=[{"document_id": "x", "text": "t"}, {"document_id": "x", "text": "u"}]
     )
     with pytest.raises(InvalidInputError, match="documents.jsonl, line 2: duplicate document_id"):
-        run_augcon(tiny_config(), tiny_backend, store, RecordingProgress(), scorer_model_dir=None)
+        run_on(tiny_config(), tiny_backend, store, RecordingProgress())
     store = seeded_store(tmp_path / "b", few_shot=[{"context": "c", "question": "", "answer": "a"}])
     with pytest.raises(InvalidInputError, match="fewshot.jsonl, line 1: field `question`"):
-        run_augcon(tiny_config(), tiny_backend, store, RecordingProgress(), scorer_model_dir=None)
+        run_on(tiny_config(), tiny_backend, store, RecordingProgress())
     one_sentence = [dict(example, context="No split here") for example in FEW_SHOT[:2]]
     store = seeded_store(tmp_path / "c", few_shot=one_sentence)
     with pytest.raises(InvalidInputError, match="two or more sentences"):
-        run_augcon(tiny_config(), tiny_backend, store, RecordingProgress(), scorer_model_dir=None)
+        run_on(tiny_config(), tiny_backend, store, RecordingProgress())
     assert not store.exists("chunks.jsonl") or not store.exists("cst")
 
 
@@ -139,8 +140,8 @@ def test_gen_count_caps_what_ranking_keeps_per_chunk(tmp_path, tiny_backend):
         cst_file("pass"),
     )
     config = replace(config, negatives_per_variant=0)
-    result = run_augcon(config, tiny_backend, store, RecordingProgress(), scorer_model_dir=None)
-    rows = [json.loads(line) for line in result.queries_path.read_text().splitlines()]
+    result = run_on(config, tiny_backend, store, RecordingProgress())
+    rows = [json.loads(line) for line in artifact(result, "queries").jsonl_path.read_text().splitlines()]
     kept = [row for row in rows if row["kept"]]
     assert len(kept) == chunk.gen_count < len(rows)
     assert [row["query_id"] for row in kept] == [node["node_id"] for node in nodes[: chunk.gen_count]]

@@ -9,14 +9,14 @@ import torch
 
 from pipelines.augcon.config import AugConConfig
 from pipelines.augcon.corpus import document_chunks
+from pipelines.augcon.files import cst_file, negatives_file
 from pipelines.augcon.prompts import NEGATIVE_VARIANTS
-from pipelines.augcon.run import cst_file, negatives_file, run_augcon
 from pipelines.augcon.scorer import QueryScorer, contrastive_loss, train_scorer
 from pipelines.common.progress import RecordingProgress
 from pipelines.common.store import RunStore
 from pipelines.training.config import LoraSettings, TrainingArgs
 
-from .conftest import DOCUMENTS, seeded_store
+from .conftest import DOCUMENTS, artifact, run_on, seeded_store
 
 CONTEXT = DOCUMENTS[1]["text"]
 GOOD = ["What happens when pass is executed?", "Why is pass useful as a placeholder?", "Is pass a null operation?",
@@ -80,30 +80,30 @@ def test_trees_and_negatives_on_disk_train_the_scorer_rank_by_score_and_export_s
         store.write_json({"variant": variant.name, "asked": 2, "pairs": pairs, "stats": {"calls": 2}},
                          negatives_file(variant.name))
 
-    result = run_augcon(config, tiny_backend, store, RecordingProgress(), scorer_model_dir=tiny_model_dir)
+    result = run_on(config, tiny_backend, store, RecordingProgress(), scorer_model_dir=tiny_model_dir)
 
     assert result.summary["scorer_pairs"] == 6 and result.summary["scorer_steps"] == 2
     assert result.summary["scorer_skipped"] == ""
     assert "the paper: QLoRA on a 4-bit NF4 base" in result.summary["scorer_backbone"]  # the CPU deviation, stated
-    rows = [json.loads(line) for line in result.queries_path.read_text().splitlines()]
+    rows = [json.loads(line) for line in artifact(result, "queries").jsonl_path.read_text().splitlines()]
     assert len(rows) == 6 and all(0 < row["score"] < 1 for row in rows)
     by_rank = sorted(rows, key=lambda row: row["rank"])
     assert [row["score"] for row in by_rank] == sorted((row["score"] for row in rows), reverse=True)
     kept = [row for row in rows if row["kept"]]
     assert 0 < len(kept) <= chunk.gen_count
-    sft = [json.loads(line) for line in result.sft_path.read_text().splitlines()]
+    sft = [json.loads(line) for line in artifact(result, "sft").jsonl_path.read_text().splitlines()]
     assert {row["query_id"] for row in sft} <= {row["query_id"] for row in kept}
     assert len(sft) + result.summary["empty_answers"] == len(kept)
     for row in sft:
         assert set(row) >= {"context", "question", "answer", "document_id", "title", "depth", "score"}
         assert row["title"] == "The pass statement" and row["answer"]
-    pairs_rows = result.pairs_path.read_text().splitlines()
+    pairs_rows = artifact(result, "scorer_pairs").jsonl_path.read_text().splitlines()
     assert len(pairs_rows) == 6
     if sft:
         from datasets import load_from_disk
 
-        assert load_from_disk(str(result.sft_dataset_dir)).num_rows == len(sft)
+        assert load_from_disk(str(store.path("sft_dataset"))).num_rows == len(sft)
     config_again = replace(config, rouge_threshold=0.1)  # finished files win: a rerun changes nothing
-    assert run_augcon(config_again, tiny_backend, store, RecordingProgress(), scorer_model_dir=tiny_model_dir).summary[
+    assert run_on(config_again, tiny_backend, store, RecordingProgress(), scorer_model_dir=tiny_model_dir).summary[
         "questions_kept"
     ] == len(kept)
