@@ -148,9 +148,9 @@ class PromptGenerationConfig:
     """Step pg: new user prompts written by a model shown a few seed prompts."""
 
     num_generation: int = 100
-    """New prompts to produce."""
+    """New prompts to produce (the paper: 100 per run of a seed file)."""
     in_context: int = 10
-    """Prompts (seeds and already accepted ones) sampled as in-context examples per generation."""
+    """Prompts (seeds and already accepted ones) sampled as in-context examples per generation (the paper: 10)."""
     temperature: float = 1.2
     top_p: float = 0.9
     max_tokens: int = 64

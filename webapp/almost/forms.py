@@ -20,9 +20,11 @@ from pipelines.almost.config import (
     RESPONSE_MAX_TOKENS_RANGE,
     RMSP_N_RANGE,
     SHOTS_RANGE,
+    PromptGenerationConfig,
 )
 from pipelines.training.config import RewardConfig, effective_batch_text
 from pipelines.training.presets import TRAINING_PRESETS
+from webapp.core.forms import help_text_from_config_docs
 from webapp.library.models import FewShotSet, SeedPromptSet
 from webapp.registry.models import ModelEntry
 
@@ -53,13 +55,11 @@ class AlmostRunForm(forms.Form):
         min_value=NUM_GENERATION_RANGE[0],
         max_value=NUM_GENERATION_RANGE[1],
         initial=100,
-        help_text="New prompts to generate (paper: 100 per seed file run).",
     )
     in_context = forms.IntegerField(
         min_value=IN_CONTEXT_RANGE[0],
         max_value=IN_CONTEXT_RANGE[1],
         initial=10,
-        help_text="Seeds sampled as in-context examples per generation (paper: 10).",
     )
     prompt_max_tokens = forms.IntegerField(
         min_value=PROMPT_MAX_TOKENS_RANGE[0],
@@ -119,8 +119,16 @@ class AlmostRunForm(forms.Form):
         min_value=RMSP_N_RANGE[0], max_value=RMSP_N_RANGE[1], initial=4, label="RMSP samples per prompt"
     )
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
+    def __init__(
+        self, data: Any = None, *args: Any, rubric_rows: list[dict[str, Any]] | None = None, **kwargs: Any
+    ) -> None:
+        """`rubric_rows`: show the rubric as these rows, unbound (a new form, or the editor's result);
+        otherwise the rubric is bound to `data` with the rest of the form."""
+        super().__init__(data, *args, **kwargs)
+        if rubric_rows is None and data is not None:
+            self.rubric = ConfigurationFormSet(data, prefix=RUBRIC_PREFIX)
+        else:
+            self.rubric = ConfigurationFormSet(prefix=RUBRIC_PREFIX, initial=rubric_rows or [])
         for name in FILTERS:
             self.fields[_filter_field_name(name)] = forms.BooleanField(
                 required=False,
@@ -128,6 +136,7 @@ class AlmostRunForm(forms.Form):
                 label=f"Filter: {name}",
                 help_text=f"Remove a pair when {FILTER_DESCRIPTIONS[name]}.",
             )
+        help_text_from_config_docs(self, PromptGenerationConfig, ["num_generation", "in_context"])
 
     def filter_fields(self) -> list[forms.BoundField]:
         return [self[_filter_field_name(name)] for name in FILTERS]
@@ -137,6 +146,21 @@ class AlmostRunForm(forms.Form):
 
     def filters(self) -> dict[str, bool]:
         return {name: bool(self.cleaned_data.get(_filter_field_name(name))) for name in FILTERS}
+
+    def clean(self) -> dict[str, Any]:
+        """The rubric is part of the form: its problems are the form's (the page and the estimate show them)."""
+        cleaned = super().clean()
+        if not self.rubric.is_valid():
+            for position, errors in enumerate(self.rubric.errors, start=1):
+                for field, messages in errors.items():
+                    self.add_error(None, f"configuration {position} {field}: {' '.join(messages)}")
+            for message in self.rubric.non_form_errors():
+                self.add_error(None, message)
+        return cleaned
+
+    def configurations(self) -> list[ConfigurationChoice]:
+        """The rubric's entries in rank order (best first); call on a valid form."""
+        return [entry.choice() for entry in self.rubric.forms if entry.cleaned_data]
 
 
 class ConfigurationForm(forms.Form):

@@ -18,7 +18,7 @@ from django.utils.text import slugify
 from pipelines.almost.config import FILTERS, AlmostConfig, configuration_name, estimate_cost
 from pipelines.errors import InvalidConfigError
 from pipelines.training.config import RewardConfig, TrainingArgs
-from pipelines.training.presets import TRAINING_PRESETS, training_preset
+from pipelines.training.presets import training_preset
 from webapp.library.models import FewShotSet, SeedPromptSet
 from webapp.registry.models import ModelEntry
 from webapp.training.services import check_trainable, resolve_prompt_format
@@ -147,9 +147,7 @@ def almost_config_build(
     check_trainable(reward_model, "reward_model")
     chosen_format = reward_prompt_format or (reward_overrides or {}).get("prompt_format", "")
     prompt_format = resolve_prompt_format(reward_model, chosen_format, "reward_prompt_format")
-    preset_names = [option.name for option in TRAINING_PRESETS]
-    if preset and preset not in preset_names:
-        raise ValidationError({"preset": f"Unknown preset {preset!r}; choose one of {', '.join(preset_names)}."})
+    reward = training_preset(preset).apply(RewardConfig()) if preset else RewardConfig()  # unknown: refused on "preset"
     unknown_filters = set(filters or {}) - set(FILTERS)
     if unknown_filters:
         raise ValidationError({"filters": f"Unknown filter(s) {', '.join(sorted(unknown_filters))}."})
@@ -163,9 +161,6 @@ def almost_config_build(
             entry["max_tokens"] = response_max_tokens
         rubric.append(entry)
     try:
-        reward = RewardConfig()
-        if preset:
-            reward = training_preset(preset).apply(reward)
         training = {**reward.training.to_dict(), **(reward_overrides or {}), "prompt_format": prompt_format}
         if reward_max_steps:
             training["max_steps"] = reward_max_steps

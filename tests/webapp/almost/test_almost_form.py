@@ -229,7 +229,8 @@ def test_the_reward_models_text_format_follows_its_tokenizer_and_a_missing_chat_
     estimate = researcher_client.post(
         "/almost/new/estimate/", {**_post(seeds, small, rows, action="estimate"), "reward_model": base.pk}
     ).content.decode()
-    assert 'id="almost-reward-format">raw: prompt\\n\\nAssistant: reply&lt;eos&gt; (the paper\'s)' in estimate
+    row = estimate[estimate.index('data-key="reward-format"') :].split("</tr>")[0]
+    assert "raw: prompt\\n\\nAssistant: reply&lt;eos&gt; (the paper&#x27;s)" in row
     for model, expected in ((base, "raw_assistant"), (instruct, "chat_template")):
         response = researcher_client.post(
             "/almost/new/", {**_post(seeds, small, rows, action="start"), "reward_model": model.pk}
@@ -291,7 +292,7 @@ def test_the_estimate_shows_the_cost_or_the_problems(researcher_client, seeds, h
         {"model": small.pk, "shots": "1", "demonstration_set": hhh.pk},
     ]
     page = researcher_client.post("/almost/new/estimate/", _post(seeds, small, rows)).content.decode()
-    assert 'id="almost-cost"' in page and "Responses" in page
+    assert 'data-key="responses"' in page and "Responses (prompts × configurations)" in page
     page = researcher_client.post("/almost/new/estimate/", _post(seeds, small, rows[:1])).content.decode()
     assert "at least two configurations" in page
     assert PipelineRun.objects.count() == 0
@@ -305,9 +306,9 @@ def test_the_estimate_spells_out_the_reward_models_batch_and_marks_the_held_out_
         {"model": small.pk, "shots": "1", "demonstration_set": hhh.pk},
     ]
     page = researcher_client.post("/almost/new/estimate/", _post(seeds, small, rows, preset="")).content.decode()
-    batch = page[page.index('id="almost-reward-batch"') :]
+    batch = page[page.index('data-key="reward-batch"') :]
     assert batch.split("</td>")[0].endswith("4 per device x 32 accumulation x 1 device = 128")  # the paper's 128
-    assert 'Reward-model held out <span class="muted">(ours)</span>' in page
+    assert "Reward-model held out (ours)" in page
     page = researcher_client.post("/almost/new/estimate/", _post(seeds, small, rows)).content.decode()
     assert "2 per device x 1 accumulation x 1 device = 2" in page
     assert "(paper: 4 per device x 8 accumulation x 4 devices = 128)" in page
