@@ -11,7 +11,8 @@ from typing import Any
 from django import forms
 
 from pipelines.augcon.config import AUGCON_PRESETS, AugConConfig
-from pipelines.common.config_docs import config_field_docs
+from pipelines.common.presets import preset_choices
+from webapp.core.forms import help_text_from_config_docs
 from webapp.library.models import Corpus, FewShotSet
 from webapp.registry.models import ModelEntry
 from webapp.registry.selectors import default_model_pk
@@ -95,7 +96,7 @@ class AugConRunForm(forms.Form):
         help_text="The scorer's base (local weights). Blank: the model above, as in the paper.",
     )
     preset = forms.ChoiceField(
-        choices=[("", "none: the paper's defaults")] + [(name, name) for name in AUGCON_PRESETS],
+        choices=[("", "none: the paper's defaults")] + [(name, name) for name, _ in preset_choices(AUGCON_PRESETS)],
         required=False,
         initial="tiny-cpu-demo",
         help_text="Starting values; any setting filled in below wins over it.",
@@ -114,14 +115,11 @@ class AugConRunForm(forms.Form):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         defaults = AugConConfig()
-        docs = config_field_docs(AugConConfig)
         for name in INTEGER_SETTINGS + FLOAT_SETTINGS:
-            default = getattr(defaults, name)
             field_class = forms.IntegerField if name in INTEGER_SETTINGS else forms.FloatField
             self.fields[name] = field_class(
                 required=False,
-                help_text=f"{docs.get(name, '')} Paper default: {default}.",
-                widget=forms.NumberInput(attrs={"placeholder": str(default), "step": "any"}),
+                widget=forms.NumberInput(attrs={"placeholder": str(getattr(defaults, name)), "step": "any"}),
             )
         scorer = defaults.scorer
         for form_name, (target, field_class, help_text) in SCORER_SETTINGS.items():
@@ -147,7 +145,6 @@ class AugConRunForm(forms.Form):
                 ("jieba", "jieba: the paper's jieba words and rouge_chinese F (needs the jieba package)"),
             ],
             required=False,
-            help_text=docs.get("rouge_tokenizer", ""),
         )
         self.order_fields(
             [
@@ -163,6 +160,9 @@ class AugConRunForm(forms.Form):
                 *FLOAT_SETTINGS[:1],
             ]
         )
+        help_text_from_config_docs(self, AugConConfig)
+        for name in INTEGER_SETTINGS + FLOAT_SETTINGS:
+            self.fields[name].help_text = f"{self.fields[name].help_text} Paper default: {getattr(defaults, name)}."
 
     def overrides(self) -> dict[str, Any]:
         """The settings the user filled in, as AugConConfig fields (scorer fields nested)."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pipelines.augcon.config import AUGCON_PRESETS
 from webapp.runs.registry import RunKind, RunSection
 
 from . import run_page
@@ -10,7 +11,8 @@ AUGCON = RunKind(
     kind="augcon",
     label="AugCon: SFT data from a corpus",
     queue="gpu",
-    job="workers.methods.augcon.handle",
+    job="workers.kinds.augcon.prepare",
     section=RunSection(template=run_page.TEMPLATE, context=run_page.context),
+    presets=AUGCON_PRESETS,
     form_url="augcon:new",
 )

@@ -15,9 +15,10 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 
 from pipelines.augcon.budget import Budget, estimate_budget
-from pipelines.augcon.config import AUGCON_PRESETS, PRESET_DESCRIPTIONS, AugConConfig
-from pipelines.augcon.corpus import cst_demonstrations
+from pipelines.augcon.config import AUGCON_PRESETS, AugConConfig
+from pipelines.augcon.corpus import cst_demonstrations, few_shot_row
 from pipelines.common.config_docs import config_field_docs
+from pipelines.common.presets import preset_choices, preset_named
 from pipelines.errors import InvalidConfigError
 from pipelines.training.config import TrainingArgs
 from webapp.library.models import Corpus, FewShotSet
@@ -110,41 +111,37 @@ def check_scorer_backbone(config: AugConConfig) -> None:
 
 
 def few_shot_examples(few_shot_set: FewShotSet) -> list[dict[str, Any]]:
+    """The set's examples as the pipeline reads them: what the form checks and the worker snapshots."""
     return [
-        {
-            "context": e.context,
-            "question": e.question,
-            "answer": e.answer,
-            **(
-                {"context_1": e.meta["context_1"], "context_2": e.meta["context_2"]}
-                if isinstance(e.meta, dict) and e.meta.get("context_1") and e.meta.get("context_2")
-                else {}
-            ),
-        }
-        for e in few_shot_set.examples.order_by("position")
+        few_shot_row(example.context, example.question, example.answer, example.meta)
+        for example in few_shot_set.examples.order_by("position")
     ]
 
 
 def augcon_settings(*, preset: str = "", overrides: dict[str, Any] | None = None) -> AugConConfig:
-    """Layers, later wins: the paper's defaults, the preset, the form's fields (`scorer` merged by key)."""
+    """Layers, later wins: the paper's defaults, the preset, the form's fields (`scorer` merged by key).
+
+    A setting out of range raises the config's `InvalidConfigError` naming its field; the scorer's
+    training fields are the form's `scorer_<name>` fields.
+    """
     config = AugConConfig()
     if preset:
-        if preset not in AUGCON_PRESETS:
-            raise ValidationError({"preset": f"Unknown preset {preset!r}; choose one of {', '.join(AUGCON_PRESETS)}."})
-        config = AUGCON_PRESETS[preset](config)
+        config = preset_named(AUGCON_PRESETS, preset).apply(config)
     values = dict(overrides or {})
     scorer_values = values.pop("scorer", None) or {}
-    try:
-        if scorer_values:
-            scorer = config.scorer.to_dict()
-            for key, value in scorer_values.items():
-                scorer[key] = (
-                    {**scorer[key], **value} if isinstance(value, dict) and isinstance(scorer.get(key), dict) else value
-                )
+    if scorer_values:
+        scorer = config.scorer.to_dict()
+        for key, value in scorer_values.items():
+            scorer[key] = (
+                {**scorer[key], **value} if isinstance(value, dict) and isinstance(scorer.get(key), dict) else value
+            )
+        try:
             config = replace(config, scorer=TrainingArgs.from_dict(scorer))
-        return AugConConfig.from_dict({**config.to_dict(), **values})
-    except InvalidConfigError as error:
-        raise ValidationError(f"Invalid AugCon settings: {error}.") from error
+        except InvalidConfigError as error:
+            raise InvalidConfigError(
+                f"scorer: {error}", field=f"scorer_{error.field}" if error.field else None
+            ) from error
+    return AugConConfig.from_dict({**config.to_dict(), **values})
 
 
 def augcon_config_build(
@@ -233,4 +230,4 @@ def defaults_table() -> list[dict[str, Any]]:
 
 
 def preset_table() -> list[dict[str, str]]:
-    return [{"name": name, "description": PRESET_DESCRIPTIONS.get(name, "")} for name in AUGCON_PRESETS]
+    return [{"name": name, "description": description} for name, description in preset_choices(AUGCON_PRESETS)]

@@ -1,71 +1,89 @@
 """AugCon pages: the run form (with a live prompt budget), and a run's browsable split trees."""
+
 from __future__ import annotations
 
 import json
+from typing import Any
 
-from django.contrib import messages
-from django.core.exceptions import ValidationError
 from django.http import Http404, HttpRequest, HttpResponse
-from django.shortcuts import get_object_or_404, redirect, render
-from django.views.decorators.http import require_GET, require_http_methods
+from django.shortcuts import get_object_or_404, render
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from webapp.accounts.permissions import research_required
-from webapp.core.forms import add_validation_error
-from webapp.runs import services as run_services
+from webapp.core.run_forms import Estimate, EstimateLine, estimate_response, new_run_response
 from webapp.runs.models import PipelineRun
 
 from . import selectors, services
 from .forms import AugConRunForm
 
+ESTIMATE_HINT = "Choose a corpus, a few-shot set and a model to see what the run asks of the model."
 
-def _build(form: AugConRunForm) -> dict[str, object] | None:
-    """The validated run config, or None with the problems added to the form."""
-    if not form.is_valid():
-        return None
+
+def _build(form: AugConRunForm) -> dict[str, Any]:
+    """The validated run config of a valid form; raises ValidationError / InvalidConfigError naming the field."""
     data = form.cleaned_data
-    try:
-        return services.augcon_config_build(
-            model=data["model"],
-            corpus=data["corpus"],
-            few_shot_set=data["few_shot_set"],
-            scorer_model=data.get("scorer_model"),
-            documents=data.get("documents") or "",
-            max_documents=data.get("max_documents"),
-            preset=data.get("preset") or "",
-            overrides=form.overrides(),
-        )
-    except ValidationError as error:
-        add_validation_error(form, error)
-        return None
+    return services.augcon_config_build(
+        model=data["model"],
+        corpus=data["corpus"],
+        few_shot_set=data["few_shot_set"],
+        scorer_model=data.get("scorer_model"),
+        documents=data.get("documents") or "",
+        max_documents=data.get("max_documents"),
+        preset=data.get("preset") or "",
+        overrides=form.overrides(),
+    )
 
 
 @require_http_methods(["GET", "POST"])
 @research_required
 def augcon_new(request: HttpRequest) -> HttpResponse:
-    form = AugConRunForm(request.POST or None)
-    if request.method == "POST":
-        config = _build(form)
-        if config is not None:
-            run = run_services.run_create(kind="augcon", user=request.user, config=config, name=form.cleaned_data["name"])
-            messages.success(request, f"AugCon run #{run.pk} queued.")
-            return redirect(run)
-    context = {"form": form, "defaults": services.defaults_table(), "presets": services.preset_table()}
-    return render(request, "augcon/new.html", context, status=400 if form.errors else 200)
+    return new_run_response(
+        request,
+        form=AugConRunForm(request.POST or None),
+        build=_build,
+        kind="augcon",
+        run_label="AugCon",
+        template="augcon/new.html",
+        context={
+            "defaults": services.defaults_table(),
+            "presets": services.preset_table(),
+            "estimate_hint": ESTIMATE_HINT,
+        },
+    )
 
 
-@require_GET
+def _estimate(form: AugConRunForm, config: dict[str, Any]) -> Estimate:
+    """The prompt budget of the built config: calls and tokens per stage, from the chosen documents' texts."""
+    budget = services.augcon_budget(config)
+    figures = (
+        ("Documents", len(config["document_positions"]), "documents"),
+        ("Root chunks", budget.chunks, "chunks"),
+        ("Questions to keep (gen_count)", budget.question_quota, "question-quota"),
+        ("Questions to generate (× over-generation)", budget.question_target, "question-target"),
+        ("Question-and-split calls, expected", budget.cst_calls_expected, "cst-calls"),
+        ("… worst case (model never follows the format)", budget.cst_calls_worst_case, "cst-calls-worst-case"),
+        ("Negative-question calls", budget.negative_calls, "negative-calls"),
+        ("Scorer training steps", budget.scorer_steps, "scorer-steps"),
+        ("Bootstrap calls (answers + yes/no judging)", budget.bootstrap_calls, "bootstrap-calls"),
+        ("Answer calls", budget.answer_calls, "answer-calls"),
+        ("Model calls in all, expected", budget.model_calls_expected, "model-calls"),
+        ("Prompt tokens, expected", budget.prompt_tokens_expected, "prompt-tokens"),
+        ("New tokens, expected", budget.completion_tokens_expected, "completion-tokens"),
+        ("New tokens, at most", budget.completion_tokens_at_most, "completion-tokens-at-most"),
+    )
+    return Estimate(
+        lines=[EstimateLine(label, value, key=key) for label, value, key in figures],
+        notes=['Tokens at 4 characters each. "Expected" assumes every output parses (one call per question).'],
+        resolved=json.dumps(config["augcon"], indent=2),
+    )
+
+
+@require_POST
 @research_required
 def augcon_estimate(request: HttpRequest) -> HttpResponse:
     """The prompt budget of what the form would queue, or what stops it; refreshed as the form changes."""
-    form = AugConRunForm(request.GET)
-    config = _build(form) if request.GET else None
-    budget = services.augcon_budget(config) if config else None
-    resolved = json.dumps(config["augcon"], indent=2) if config else ""
-    return render(
-        request,
-        "augcon/partials/_estimate.html",
-        {"form": form, "budget": budget, "resolved": resolved, "asked": bool(request.GET),
-         "documents": len(config["document_positions"]) if config else 0},
+    return estimate_response(
+        request, form=AugConRunForm(request.POST), build=_build, estimate=_estimate, hint=ESTIMATE_HINT
     )
 
 

@@ -77,12 +77,12 @@ def test_a_valid_post_queues_a_run_with_the_layers_resolved(researcher_client, c
         ({"documents": "0-1, 7"}, "documents", "no document at position 7"),
         ({"documents": "a-b"}, "documents", "is not a position"),
         ({"documents": "5-2"}, "documents", "ends before it starts"),
-        ({"min_length": 900}, None, "min_length"),
-        ({"rouge_threshold": 1.5}, None, "rouge_threshold"),
-        ({"max_attempts": 0}, None, "max_attempts"),
-        ({"scorer_learning_rate": 0.5}, None, "learning_rate"),
-        ({"seed": 10**12}, None, "seed must be an integer between 0 and 4294967295"),
-        ({"max_chunks_per_document": 10**9}, None, "max_chunks_per_document"),
+        ({"min_length": 900}, "min_length", "must be below max_length"),
+        ({"rouge_threshold": 1.5}, "rouge_threshold", "rouge_threshold"),
+        ({"max_attempts": 0}, "max_attempts", "max_attempts"),
+        ({"scorer_learning_rate": 0.5}, None, "scorer: learning_rate"),
+        ({"seed": 10**12}, "seed", "seed must be an integer between 0 and 4294967295"),
+        ({"max_chunks_per_document": 10**9}, "max_chunks_per_document", "max_chunks_per_document"),
         ({"rouge_tokenizer": "bert"}, "rouge_tokenizer", "bert"),
     ],
 )
@@ -112,7 +112,7 @@ def test_the_papers_rouge_tokenizer_is_refused_on_the_form_where_jieba_is_missin
     monkeypatch.setitem(sys.modules, "jieba", None)  # how Python marks a module as not importable
     response = researcher_client.post("/augcon/new/", _post(corpus, qa_set, rouge_tokenizer="jieba"))
     assert response.status_code == 400
-    assert any("needs the jieba package" in message for message in response.context["form"].non_field_errors())
+    assert any("needs the jieba package" in message for message in response.context["form"].errors["rouge_tokenizer"])
     assert not PipelineRun.objects.exists()
 
 
@@ -138,16 +138,18 @@ def test_an_endpoint_generator_needs_a_local_scorer_model(corpus, qa_set):
 
 
 def test_the_estimate_shows_the_prompt_budget_or_the_problem(researcher_client, corpus, qa_set):
-    page = researcher_client.get("/augcon/new/estimate/", _post(corpus, qa_set)).content.decode()
-    assert 'id="augcon-budget"' in page and "Ready to queue: 2 documents" in page
+    page = researcher_client.post("/augcon/new/estimate/", _post(corpus, qa_set)).content.decode()
+    assert "Ready to queue." in page and 'data-key="documents"><th>Documents</th><td class="num">2<' in page
     config = services.augcon_config_build(
         model=model_ensure_embedded(), corpus=corpus, few_shot_set=qa_set, max_documents=2
     )
     budget = services.augcon_budget(config)
-    assert f'id="augcon-budget-calls">{budget.model_calls_expected}<' in page
+    assert f'data-key="model-calls"><th>Model calls in all, expected</th><td class="num">{budget.model_calls_expected}<' in page
     assert budget.documents == 2 and budget.chunks == 2 and budget.question_target > budget.question_quota > 0
-    bad = researcher_client.get("/augcon/new/estimate/", _post(corpus, qa_set, documents="9")).content.decode()
-    assert "no document at position 9" in bad and 'id="augcon-budget"' not in bad
+    assert "&quot;length_scale&quot;" in page  # the resolved settings, folded
+    bad = researcher_client.post("/augcon/new/estimate/", _post(corpus, qa_set, documents="9")).content.decode()
+    assert "no document at position 9" in bad and "Ready to queue" not in bad
+    assert researcher_client.get("/augcon/new/estimate/").status_code == 405  # the form posts itself (hx-post)
     assert not PipelineRun.objects.exists()
 
 
