@@ -21,6 +21,7 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from pipelines.common.config_fields import known_fields
+from pipelines.common.presets import Preset
 from pipelines.errors import InvalidConfigError
 from pipelines.llm.types import SamplingParams
 from pipelines.training.config import LoraSettings, PreferenceConfig, TrainingArgs, preference_training_defaults
@@ -100,46 +101,62 @@ class SpinConfig:
 
     def __post_init__(self) -> None:
         if not 1 <= self.iterations <= MAX_ITERATIONS:
-            raise InvalidConfigError(f"iterations must be between 1 and {MAX_ITERATIONS}, got {self.iterations}")
+            raise InvalidConfigError(
+                f"iterations must be between 1 and {MAX_ITERATIONS}, got {self.iterations}", field="iterations"
+            )
         if self.generation.n != 1:
             raise InvalidConfigError(
-                f"SPIN generates one answer per prompt; generation.n must be 1, got {self.generation.n}"
+                f"SPIN generates one answer per prompt; generation.n must be 1, got {self.generation.n}",
+                field="generation.n",
             )
         if not 1 <= self.generation.max_tokens <= MAX_NEW_TOKENS:
             raise InvalidConfigError(
-                f"generation.max_tokens must be between 1 and {MAX_NEW_TOKENS}, got {self.generation.max_tokens}"
+                f"generation.max_tokens must be between 1 and {MAX_NEW_TOKENS}, got {self.generation.max_tokens}",
+                field="generation.max_tokens",
             )
         if self.generation.temperature > MAX_TEMPERATURE:
             raise InvalidConfigError(
-                f"generation.temperature must be between 0 and {MAX_TEMPERATURE:g}, got {self.generation.temperature}"
+                f"generation.temperature must be between 0 and {MAX_TEMPERATURE:g}, got {self.generation.temperature}",
+                field="generation.temperature",
             )
         _check_seed("generation.seed", self.generation.seed)
         if not 1 <= self.generation_batch_size <= MAX_GENERATION_BATCH:
             raise InvalidConfigError(
-                f"generation_batch_size must be between 1 and {MAX_GENERATION_BATCH}, got {self.generation_batch_size}"
+                f"generation_batch_size must be between 1 and {MAX_GENERATION_BATCH}, got {self.generation_batch_size}",
+                field="generation_batch_size",
             )
         if self.training.loss not in ("spin", "sigmoid", "hinge"):
-            raise InvalidConfigError(f"SPIN trains with the spin (logistic) or hinge loss, got {self.training.loss!r}")
+            raise InvalidConfigError(
+                f"SPIN trains with the spin (logistic) or hinge loss, got {self.training.loss!r}", field="training.loss"
+            )
         if not 0 <= self.max_prompts <= MAX_PROMPTS:
-            raise InvalidConfigError(f"max_prompts must be 0 (all) or up to {MAX_PROMPTS}, got {self.max_prompts}")
+            raise InvalidConfigError(
+                f"max_prompts must be 0 (all) or up to {MAX_PROMPTS}, got {self.max_prompts}", field="max_prompts"
+            )
         if self.conversation_turn not in CONVERSATION_TURNS:
             raise InvalidConfigError(
-                f"conversation_turn must be one of {', '.join(CONVERSATION_TURNS)}, got {self.conversation_turn!r}"
+                f"conversation_turn must be one of {', '.join(CONVERSATION_TURNS)}, got {self.conversation_turn!r}",
+                field="conversation_turn",
             )
         if len(self.schedule) > MAX_ITERATIONS:
-            raise InvalidConfigError(f"schedule has {len(self.schedule)} entries; at most {MAX_ITERATIONS}")
+            raise InvalidConfigError(
+                f"schedule has {len(self.schedule)} entries; at most {MAX_ITERATIONS}", field="schedule"
+            )
         for index, overrides in enumerate(self.schedule):
             if not isinstance(overrides, dict):
-                raise InvalidConfigError(f"schedule[{index}] must be an object, got {type(overrides).__name__}")
+                raise InvalidConfigError(
+                    f"schedule[{index}] must be an object, got {type(overrides).__name__}", field="schedule"
+                )
             unknown = set(overrides) - {"learning_rate", "learning_rate_factor", "beta"}
             if unknown:
                 raise InvalidConfigError(
                     f"schedule[{index}] may set learning_rate_factor, learning_rate and beta only, "
-                    f"not {', '.join(sorted(unknown))}"
+                    f"not {', '.join(sorted(unknown))}",
+                    field="schedule",
                 )
             if {"learning_rate", "learning_rate_factor"} <= set(overrides):
                 raise InvalidConfigError(
-                    f"schedule[{index}] sets both learning_rate and learning_rate_factor; give one"
+                    f"schedule[{index}] sets both learning_rate and learning_rate_factor; give one", field="schedule"
                 )
             self.training_for(index)  # validates the values
 
@@ -187,7 +204,7 @@ class SpinConfig:
 
 def _check_seed(name: str, seed: int | None) -> None:
     if seed is not None and not 0 <= seed <= MAX_SEED:
-        raise InvalidConfigError(f"{name} must be between 0 and {MAX_SEED}, got {seed}")
+        raise InvalidConfigError(f"{name} must be between 0 and {MAX_SEED}, got {seed}", field=name)
 
 
 def effective_batch(args: TrainingArgs, devices: int) -> dict[str, int]:
@@ -209,7 +226,8 @@ def batch_for_devices(config: SpinConfig, devices: int, effective: int = PAPER_E
     if devices < 1 or effective % devices:
         raise InvalidConfigError(
             f"an effective batch of {effective} cannot be split over {devices} devices; choose a device count "
-            f"that divides {effective}"
+            f"that divides {effective}",
+            field="devices",
         )
     per_device = min(8, effective // devices)
     while (effective // devices) % per_device:
@@ -267,13 +285,19 @@ def gpu_7b_preset(config: SpinConfig) -> SpinConfig:
     return replace(config, training=replace(config.training, training=TrainingArgs.from_dict(merged)))
 
 
-SPIN_PRESETS = {"lora": lora_preset, "tiny-cpu-demo": tiny_cpu_preset, "7b-8gpu-zero3": gpu_7b_preset}
-PRESET_LABELS = {
-    "": "the paper's settings: full fine-tuning, RMSprop, lr 5e-7, effective batch 64",
-    "lora": "LoRA r16 at lr 5e-6 (ours: the paper fine-tunes every weight)",
-    "tiny-cpu-demo": "tiny CPU demo (ours): LoRA r8 at lr 5e-5, 8 steps of batch 2, 48-token answers",
-    "7b-8gpu-zero3": "the paper's settings on 8 GPUs: full fine-tuning, bf16, ZeRO-3, 8 per device",
-}
-"""What each preset is, as the form offers it; "" is `SpinConfig()` itself."""
+PAPER_SETTINGS = "the paper's settings: full fine-tuning, RMSprop, lr 5e-7, effective batch 64"
+"""What the form calls no preset at all: `SpinConfig()` itself."""
+SPIN_PRESETS: tuple[Preset[SpinConfig], ...] = (
+    Preset("lora", "LoRA r16 at lr 5e-6 (ours: the paper fine-tunes every weight)", lora_preset),
+    Preset(
+        "tiny-cpu-demo",
+        "tiny CPU demo (ours): LoRA r8 at lr 5e-5, 8 steps of batch 2, 48-token answers",
+        tiny_cpu_preset,
+    ),
+    Preset(
+        "7b-8gpu-zero3", "the paper's settings on 8 GPUs: full fine-tuning, bf16, ZeRO-3, 8 per device", gpu_7b_preset
+    ),
+)
+"""The named settings the form offers over `SpinConfig()`; the descriptions say which are ours."""
 PRESETS_WITH_PAPER_BATCH = ("", "lora", "7b-8gpu-zero3")
-"""Presets whose effective batch is the paper's 64 on whatever device count the run asks for."""
+"""Presets whose effective batch is the paper's 64 on whatever device count the run asks for ("": no preset)."""

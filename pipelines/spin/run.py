@@ -14,39 +14,34 @@ Run directory layout (every file appears atomically, so a restart skips what is 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from pipelines.common.jsonl import read_jsonl_rows
 from pipelines.common.progress import Progress, StagePrefix
 from pipelines.common.prompts import write_prompts
+from pipelines.common.result import ArtifactOutput, ModelOutput, PipelineResult
 from pipelines.common.store import RunStore
 from pipelines.errors import InvalidInputError
 from pipelines.generate import GenerateConfig, GenerateInputs, run_generate
-from pipelines.llm.loader import LocalBackends
+from pipelines.llm.loader import BackendLoader, BackendSpec
 from pipelines.llm.types import LLMBackend
 from pipelines.spin.config import CONVERSATION_TURNS, SpinConfig
+from pipelines.spin.inspect import PROMPTS_SUMMARY_FILE, SPIN_PROMPTS_FILE, SUMMARY_FILE, iteration_rows
 
-SPIN_PROMPTS_FILE = "prompts.jsonl"
-PROMPTS_SUMMARY_FILE = "prompts-summary.json"
 PAIRS_FILE = "pairs.jsonl"
 TRAIN_FILE = "train.jsonl"
-SUMMARY_FILE = "summary.json"
-
-BackendFactory = Callable[[Path], LLMBackend]
-IterationCallback = Callable[[int, dict[str, Any]], None]
 
 
-@dataclass
-class SpinResult:
-    iterations: list[dict[str, Any]] = field(default_factory=list)
-    """Each iteration's summary (model_dir, pairs_path, metrics, seconds), in order."""
+@dataclass(frozen=True)
+class SpinInputs:
+    """What a SPIN run starts from: p_0 (a registry entry's backend spec) and the SFT dataset's JSONL."""
 
-    @property
-    def final_model_dir(self) -> str:
-        return self.iterations[-1]["model_dir"]
+    model: BackendSpec
+    """p_0; its weights are trained directly, and its dtype is the one every generator loads at."""
+    sft_path: Path
+    """The SFT rows whose answers are the real ones (read once, into `prompts.jsonl`)."""
 
 
 def spin_prompts(
@@ -130,24 +125,23 @@ def spin_pair(prompt_row: dict[str, Any], generated_answer: str, iteration: int)
 
 
 def run_spin(
-    config: SpinConfig,
-    model_dir: str | Path,
-    sft_path: str | Path,
-    store: RunStore,
-    progress: Progress,
-    *,
-    backend_for: BackendFactory,
-    on_iteration: IterationCallback | None = None,
-) -> SpinResult:
-    """Run (or resume) every iteration; `on_iteration(t, summary)` is called for finished ones, old and new.
+    config: SpinConfig, inputs: SpinInputs, backends: BackendLoader, store: RunStore, progress: Progress
+) -> PipelineResult:
+    """Run (or resume) every iteration; each finished one, old and new, is published at once.
 
-    `backend_for(model_dir)` loads a generation backend for p_t; it is closed after generation so
-    training gets the memory.
+    Iteration t publishes its pairs (`pairs-iter<t>`) and p_{t+1} (`iter<t>`, trained from the run's
+    model for t = 0, else from `iter<t-1>`), so a crashed worker loses no finished iteration; a
+    resume publishes the finished ones again, which updates their entries. The result lists them all.
     """
     from pipelines.training.data import read_rows
 
+    progress.stage("load model", total=1)
+    base_dir = backends.model_directory(inputs.model)
+    progress.advance(1)
     if not store.exists(SPIN_PROMPTS_FILE):
-        rows, prompts_summary = build_spin_prompts(read_rows(sft_path), config.max_prompts, config.conversation_turn)
+        rows, prompts_summary = build_spin_prompts(
+            read_rows(inputs.sft_path), config.max_prompts, config.conversation_turn
+        )
         store.write_json(prompts_summary, PROMPTS_SUMMARY_FILE)
         store.write_jsonl(rows, SPIN_PROMPTS_FILE)
         if prompts_summary["replies_left_out"]:
@@ -156,8 +150,8 @@ def run_spin(
                 f"replies left out (conversation_turn {config.conversation_turn!r}; 'every' uses them all)"
             )
     prompts = list(store.read_jsonl(SPIN_PROMPTS_FILE))
-    result = SpinResult()
-    current = Path(model_dir)
+    result = PipelineResult()
+    current = base_dir
     for iteration in range(config.iterations):
         iteration_store = RunStore(store.path(f"iter-{iteration}"))
         step_progress = StagePrefix(progress, f"iter {iteration} · ")
@@ -165,33 +159,66 @@ def run_spin(
             summary = iteration_store.read_json(SUMMARY_FILE)
             progress.log(f"iteration {iteration} already finished: {summary['model_dir']}")
         else:
+            generator = _generator_spec(current, inputs.model)
             summary = _run_iteration(
-                config, iteration, current, prompts, store, iteration_store, step_progress, backend_for
+                config, iteration, generator, prompts, store, iteration_store, step_progress, backends
             )
-        result.iterations.append(summary)
-        if on_iteration is not None:
-            on_iteration(iteration, summary)
+        finished = _iteration_outputs(config, iteration, summary, store)
+        progress.publish(finished)
+        result.artifacts += finished.artifacts
+        result.models += finished.models
+        result.summary = finished.summary
         current = Path(summary["model_dir"])
     return result
+
+
+def _generator_spec(model_dir: Path, base: BackendSpec) -> BackendSpec:
+    """p_t as a backend spec: the weights in `model_dir`, at the base model's dtype."""
+    return {"kind": "transformers", "source": "run", "path": str(model_dir), "dtype": base.get("dtype", "")}
+
+
+def _iteration_outputs(config: SpinConfig, iteration: int, summary: dict[str, Any], store: RunStore) -> PipelineResult:
+    """A finished iteration as outputs: its pairs, its model (the chain iter0 -> iter1 -> ...), the run's table."""
+    pairs_name = f"pairs-iter{iteration}"
+    run_summary: dict[str, Any] = {"iterations": iteration_rows(store, iteration + 1)}
+    if store.exists(PROMPTS_SUMMARY_FILE):  # how the rows became prompts: turn mode, replies left out
+        run_summary["prompts"] = store.read_json(PROMPTS_SUMMARY_FILE)
+    return PipelineResult(
+        artifacts=[ArtifactOutput(name=pairs_name, kind="preferences", jsonl_path=Path(summary["pairs_path"]))],
+        models=[
+            ModelOutput(
+                key=f"iter{iteration}",
+                output_dir=Path(summary["model_dir"]),
+                parent="model" if iteration == 0 else f"iter{iteration - 1}",
+                dataset=pairs_name,
+                label=f"SPIN iter{iteration}",
+                training_config={**config.training_for(iteration).to_dict(), "spin_iteration": iteration},
+                metrics=summary["metrics"],
+                parameter_count=summary["parameter_count"],
+            )
+        ],
+        summary=run_summary,
+    )
 
 
 def _run_iteration(
     config: SpinConfig,
     iteration: int,
-    model_dir: Path,
+    generator: BackendSpec,
     prompts: list[dict[str, Any]],
     store: RunStore,
     iteration_store: RunStore,
     progress: Progress,
-    backend_for: BackendFactory,
+    backends: BackendLoader,
 ) -> dict[str, Any]:
     from pipelines.training.preference import run_preference
 
+    model_dir = Path(generator["path"])
     started = time.monotonic()
     generation_seconds = 0.0
     if not iteration_store.exists(PAIRS_FILE):
         generation_started = time.monotonic()
-        generated = _generate(config, iteration, model_dir, prompts, iteration_store, progress, backend_for)
+        generated = _generate(config, iteration, generator, prompts, iteration_store, progress, backends)
         pairs = [spin_pair(row, generated[row["prompt_id"]], iteration) for row in prompts]
         iteration_store.write_jsonl(pairs, PAIRS_FILE)
         generation_seconds = time.monotonic() - generation_started
@@ -227,11 +254,11 @@ def _run_iteration(
 def _generate(
     config: SpinConfig,
     iteration: int,
-    model_dir: Path,
+    generator: BackendSpec,
     prompts: list[dict[str, Any]],
     iteration_store: RunStore,
     progress: Progress,
-    backend_for: BackendFactory,
+    backends: BackendLoader,
 ) -> dict[str, str]:
     """p_t's one answer per prompt, through the generate pipeline (batched, resumable by batch)."""
     generate_store = RunStore(iteration_store.path("generate"))
@@ -239,17 +266,45 @@ def _generate(
     sampling = config.generation
     if sampling.seed is not None:  # a fresh draw each iteration, the same one on a resume
         sampling = type(sampling).from_dict({**sampling.to_dict(), "seed": sampling.seed + 1000 * iteration})
-    backend = backend_for(model_dir)
+    loader = _FreshGenerator(backends)
     try:
-        # p_t is loaded here (SPIN closes it before training); the loader hands run_generate that one.
         generated = run_generate(
             GenerateConfig(sampling=sampling, batch_size=config.generation_batch_size),
-            GenerateInputs(model={"path": str(model_dir)}),
-            LocalBackends(model_dir, given={str(model_dir): backend}),
+            GenerateInputs(model=generator),
+            loader,
             generate_store,
             progress,
         )
     finally:
-        backend.close()
+        loader.close()
     (generations,) = generated.artifacts
     return {row["prompt_id"]: row["responses"][0].lstrip() for row in read_jsonl_rows(generations.jsonl_path)}
+
+
+class _FreshGenerator:
+    """The run's loader as the generate step sees it: p_t is loaded fresh and closed after generation.
+
+    p_t is a model just trained that no later job asks for, so it is not kept warm (`fresh=True`), and
+    SPIN closes it before training needs the memory. It loads only when a batch is still missing, so
+    a resume whose answers are all on disk loads none.
+    """
+
+    def __init__(self, backends: BackendLoader) -> None:
+        self.backends = backends
+        self.backend: LLMBackend | None = None
+
+    def load(self, spec: BackendSpec, *, fresh: bool = False) -> LLMBackend:
+        if self.backend is None:
+            self.backend = self.backends.load(spec, fresh=True)
+        return self.backend
+
+    def release_all(self) -> None:
+        self.backends.release_all()
+
+    def model_directory(self, spec: BackendSpec) -> Path:
+        return self.backends.model_directory(spec)
+
+    def close(self) -> None:
+        if self.backend is not None:
+            self.backend.close()
+            self.backend = None

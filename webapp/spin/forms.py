@@ -1,14 +1,25 @@
 """The SPIN form: model, SFT dataset, preset, and the knobs worth changing (blank keeps the preset's).
 
 The bounds on the fields are the config's own (`pipelines.spin.config`); the service checks the
-whole config again, so the form and any other caller meet the same limits.
+whole config again, so the form and any other caller meet the same limits. Fields named like a
+`SpinConfig` field take its docstring as help text.
 """
 
 from __future__ import annotations
 
 from django import forms
 
-from pipelines.spin.config import MAX_ITERATIONS, MAX_NEW_TOKENS, MAX_PROMPTS, PAPER_EFFECTIVE_BATCH, PRESET_LABELS
+from pipelines.common.presets import preset_choices
+from pipelines.spin.config import (
+    MAX_ITERATIONS,
+    MAX_NEW_TOKENS,
+    MAX_PROMPTS,
+    PAPER_EFFECTIVE_BATCH,
+    PAPER_SETTINGS,
+    SPIN_PRESETS,
+    SpinConfig,
+)
+from webapp.core.forms import help_text_from_config_docs
 from webapp.library.models import Artifact
 from webapp.registry.models import ModelEntry
 from webapp.registry.selectors import default_model_pk
@@ -32,25 +43,14 @@ class SpinRunForm(forms.Form):
         help_text="An SFT dataset (prompt/response, question/answer or messages): its answers are the 'real' ones.",
     )
     preset = forms.ChoiceField(
-        choices=[("", PRESET_LABELS[""]), *((name, label) for name, label in PRESET_LABELS.items() if name)],
+        choices=[("", PAPER_SETTINGS), *preset_choices(SPIN_PRESETS)],
         required=False,
         initial="tiny-cpu-demo",
         help_text="The paper's settings train every weight; a LoRA preset is ours and says so.",
     )
-    conversation_turn = forms.ChoiceField(
-        choices=CONVERSATION_TURN_CHOICES,
-        initial="first",
-        help_text="Which reply of a multi-turn row is the real answer. Its prompt is always every turn before it.",
-    )
-    iterations = forms.IntegerField(
-        min_value=1, max_value=MAX_ITERATIONS, initial=2, help_text="Paper: iterations 0 to 3."
-    )
-    max_prompts = forms.IntegerField(
-        min_value=0,
-        max_value=MAX_PROMPTS,
-        required=False,
-        help_text="Rows of the dataset; 0 uses all, blank keeps the preset's.",
-    )
+    conversation_turn = forms.ChoiceField(choices=CONVERSATION_TURN_CHOICES, initial="first")
+    iterations = forms.IntegerField(min_value=1, max_value=MAX_ITERATIONS, initial=2)
+    max_prompts = forms.IntegerField(min_value=0, max_value=MAX_PROMPTS, required=False)
     max_new_tokens = forms.IntegerField(
         min_value=1, max_value=MAX_NEW_TOKENS, required=False, help_text="Length of p_t's answers (paper: 256)."
     )
@@ -64,9 +64,7 @@ class SpinRunForm(forms.Form):
         min_value=0, required=False, help_text="Paper: 0.1; the paper's schedule sets 5.0 from iteration 3."
     )
     max_steps = forms.IntegerField(required=False, help_text="Optimizer steps per iteration; -1 runs the epochs.")
-    mix_previous = forms.BooleanField(
-        required=False, initial=True, help_text="From iteration 1, train on this and the previous iteration's pairs."
-    )
+    mix_previous = forms.BooleanField(required=False, initial=True)
     devices = forms.IntegerField(
         min_value=1,
         max_value=PAPER_EFFECTIVE_BATCH,
@@ -74,6 +72,10 @@ class SpinRunForm(forms.Form):
         help_text=f"GPUs the run trains on: the paper's effective batch of {PAPER_EFFECTIVE_BATCH} is split as "
         "per-device batch x accumulation x devices (also the memory check).",
     )
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        help_text_from_config_docs(self, SpinConfig)
 
     def training_overrides(self) -> dict[str, object]:
         data = self.cleaned_data

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pipelines.spin import SPIN_PRESETS
 from webapp.runs.registry import RunKind, RunSection
 
 from . import run_page
@@ -10,8 +11,9 @@ SPIN = RunKind(
     kind="spin",
     label="SPIN: self-play fine-tuning",
     queue="gpu",
-    job="workers.methods.spin.handle",
+    job="workers.kinds.spin.prepare",
     section=RunSection(template=run_page.TEMPLATE, context=run_page.context),
+    presets=SPIN_PRESETS,
     form_url="spin:new",
     trains=True,
 )

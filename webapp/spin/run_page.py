@@ -11,12 +11,12 @@ SAMPLE_PAIRS = 3
 
 
 def context(run: PipelineRun) -> dict[str, Any]:
-    iterations = run.summary.get("iterations", [])
+    from webapp.spin.services import training_summary
+
+    iterations = _with_model_names(run, run.summary.get("iterations", []))
     samples = []
     for artifact in run.artifacts.filter(name__startswith="pairs-iter").order_by("name"):
         samples.append({"artifact": artifact, "pairs": artifact.preview[:SAMPLE_PAIRS]})
-    from webapp.spin.services import training_summary
-
     return {
         "iterations": iterations,
         "samples": samples,
@@ -28,3 +28,18 @@ def context(run: PipelineRun) -> dict[str, Any]:
             {"label": f"iter {row['iteration']}", "lengths": row["lengths"]} for row in iterations if row.get("lengths")
         ],
     }
+
+
+def _with_model_names(run: PipelineRun, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The iteration table's rows with each iteration's registry entry (found by its `spin_iteration`)."""
+    entries = {
+        entry.training_config.get("spin_iteration"): entry
+        for entry in run.produced_models.only("pk", "name", "training_config")
+    }
+    named = []
+    for row in rows:
+        entry = entries.get(row["iteration"])
+        if entry is not None:
+            row = {**row, "model": entry.name, "model_id": entry.pk}
+        named.append(row)
+    return named

@@ -7,7 +7,8 @@ from typing import Any
 
 from django.core.exceptions import ValidationError
 
-from pipelines.errors import InvalidConfigError, InvalidInputError
+from pipelines.common.presets import preset_named
+from pipelines.errors import InvalidInputError
 from pipelines.llm.types import SamplingParams
 from pipelines.spin import SPIN_PRESETS, SpinConfig
 from pipelines.spin.config import PRESETS_WITH_PAPER_BATCH, batch_for_devices, effective_batch
@@ -32,7 +33,8 @@ def spin_config_build(
     devices: int = 1,
     conversation_turn: str = "first",
 ) -> dict[str, Any]:
-    """The run config of a SPIN run, or a ValidationError naming the field that is wrong.
+    """The run config of a SPIN run; refused with a ValidationError (dataset, memory) or the config's
+    own InvalidConfigError, each naming the field that is wrong.
 
     Layers, later wins: the paper's defaults (`SpinConfig()`), the preset, the paper's effective
     batch of 64 split over `devices` (for the presets that follow the paper's batch), then the
@@ -43,39 +45,26 @@ def spin_config_build(
         validate_dataset_fields("sft", dataset.columns)
     except InvalidInputError as error:
         raise ValidationError({"dataset": f"Dataset “{dataset.name}”: {error}."}) from error
-    try:
-        config = SpinConfig()
-        if preset:
-            if preset not in SPIN_PRESETS:
-                raise InvalidConfigError(f"unknown preset {preset!r}; choose one of {', '.join(SPIN_PRESETS)}")
-            config = SPIN_PRESETS[preset](config)
-    except InvalidConfigError as error:
-        raise ValidationError({"preset": str(error)}) from error
+    config = SpinConfig()
+    if preset:
+        config = preset_named(SPIN_PRESETS, preset).apply(config)
     if preset in PRESETS_WITH_PAPER_BATCH:
-        try:
-            config = batch_for_devices(config, devices)
-        except InvalidConfigError as error:
-            raise ValidationError({"devices": f"{error}."}) from error
-    try:
-        changes: dict[str, Any] = {"mix_previous": mix_previous, "conversation_turn": conversation_turn}
-        if iterations is not None:
-            changes["iterations"] = iterations
-        if max_prompts is not None:
-            changes["max_prompts"] = max_prompts
-        if max_new_tokens is not None:
-            changes["generation"] = SamplingParams.from_dict(
-                {**config.generation.to_dict(), "max_tokens": max_new_tokens}
-            )
-        training = config.training
-        if training_overrides:
-            training = replace(
-                training, training=TrainingArgs.from_dict({**training.training.to_dict(), **training_overrides})
-            )
-        if beta is not None:
-            training = replace(training, beta=beta)
-        config = SpinConfig.from_dict({**replace(config, **changes, training=training).to_dict()})
-    except InvalidConfigError as error:
-        raise ValidationError(f"Invalid SPIN settings: {error}.") from error
+        config = batch_for_devices(config, devices)
+    changes: dict[str, Any] = {"mix_previous": mix_previous, "conversation_turn": conversation_turn}
+    if iterations is not None:
+        changes["iterations"] = iterations
+    if max_prompts is not None:
+        changes["max_prompts"] = max_prompts
+    if max_new_tokens is not None:
+        changes["generation"] = SamplingParams.from_dict({**config.generation.to_dict(), "max_tokens": max_new_tokens})
+    training = config.training
+    if training_overrides:
+        training = replace(
+            training, training=TrainingArgs.from_dict({**training.training.to_dict(), **training_overrides})
+        )
+    if beta is not None:
+        training = replace(training, beta=beta)
+    config = SpinConfig.from_dict({**replace(config, **changes, training=training).to_dict()})
     check_fits(config.training.training, model, devices)
     return {
         "model_id": model.pk,

@@ -1,59 +1,77 @@
-"""SPIN pages: the run form with a cost preview; the iterations live on the run page (run_page.py)."""
+"""SPIN pages: the run form with a live cost estimate; the iterations live on the run page (run_page.py)."""
 
 from __future__ import annotations
 
-from django.contrib import messages
-from django.core.exceptions import ValidationError
+from typing import Any
+
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import redirect, render
-from django.views.decorators.http import require_http_methods
+from django.views.decorators.http import require_http_methods, require_POST
 
 from webapp.accounts.permissions import research_required
-from webapp.core.forms import add_validation_error
-from webapp.runs import services as run_services
+from webapp.core.run_forms import Estimate, EstimateLine, estimate_response, new_run_response
 
 from . import services
 from .forms import SpinRunForm
 
+ESTIMATE_HINT = (
+    "Choose a model and an SFT dataset to see the generations and training pairs this run implies, "
+    "and how it trains (adapter, effective batch, learning rate and β per iteration)."
+)
+ESTIMATE_LABELS = {
+    "iterations": "Iterations",
+    "prompts": "Prompts",
+    "generations": "Generations",
+    "max_new_tokens": "New tokens, at most",
+    "training_pairs": "Training pairs, all iterations",
+}
+"""How the estimate names SPIN's counts; the training summary's entries are named in words already."""
 
-def _build(form: SpinRunForm) -> dict | None:  # type: ignore[type-arg]
-    if not form.is_valid():
-        return None
+
+def _build(form: SpinRunForm) -> dict[str, Any]:
+    """The validated run config of a valid form; refusals name the field at fault."""
     data = form.cleaned_data
-    try:
-        return services.spin_config_build(
-            model=data["model"],
-            dataset=data["dataset"],
-            preset=data["preset"],
-            iterations=data["iterations"],
-            max_prompts=data["max_prompts"],
-            max_new_tokens=data["max_new_tokens"],
-            training_overrides=form.training_overrides(),
-            beta=data["beta"],
-            mix_previous=data["mix_previous"],
-            devices=data["devices"],
-            conversation_turn=data["conversation_turn"],
-        )
-    except ValidationError as error:
-        add_validation_error(form, error)
-        return None
+    return services.spin_config_build(
+        model=data["model"],
+        dataset=data["dataset"],
+        preset=data["preset"],
+        iterations=data["iterations"],
+        max_prompts=data["max_prompts"],
+        max_new_tokens=data["max_new_tokens"],
+        training_overrides=form.training_overrides(),
+        beta=data["beta"],
+        mix_previous=data["mix_previous"],
+        devices=data["devices"],
+        conversation_turn=data["conversation_turn"],
+    )
 
 
 @require_http_methods(["GET", "POST"])
 @research_required
 def spin_new(request: HttpRequest) -> HttpResponse:
-    form = SpinRunForm(request.POST or None, initial={"dataset": request.GET.get("dataset")})
-    estimate = None
-    if request.method == "POST":
-        config = _build(form)
-        if config is not None:
-            if "preview" not in request.POST:
-                run = run_services.run_create(kind="spin", user=request.user, config=config, name=form.cleaned_data["name"])
-                messages.success(request, f"SPIN run #{run.pk} queued.")
-                return redirect(run)
-            dataset = form.cleaned_data["dataset"]
-            try:
-                estimate = services.spin_cost_estimate(prompt_count=dataset.row_count, config=config, dataset=dataset)
-            except ValidationError as error:
-                add_validation_error(form, error)
-    return render(request, "spin/new.html", {"form": form, "estimate": estimate}, status=400 if form.errors else 200)
+    return new_run_response(
+        request,
+        form=SpinRunForm(request.POST or None, initial={"dataset": request.GET.get("dataset")}),
+        build=_build,
+        kind="spin",
+        run_label="SPIN",
+        template="spin/new.html",
+        context={"estimate_hint": ESTIMATE_HINT},
+    )
+
+
+def _estimate(form: SpinRunForm, config: dict[str, Any]) -> Estimate:
+    """Generations and training pairs the run implies, and how it trains (the paper's settings or ours)."""
+    dataset = form.cleaned_data["dataset"]
+    figures = services.spin_cost_estimate(prompt_count=dataset.row_count, config=config, dataset=dataset)
+    return Estimate(
+        lines=[EstimateLine(ESTIMATE_LABELS.get(key, key), value, key=key) for key, value in figures.items()]
+    )
+
+
+@require_POST
+@research_required
+def spin_estimate(request: HttpRequest) -> HttpResponse:
+    """What the form would queue, or the problems; refreshed as the form changes."""
+    return estimate_response(
+        request, form=SpinRunForm(request.POST), build=_build, estimate=_estimate, hint=ESTIMATE_HINT
+    )

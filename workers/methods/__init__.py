@@ -1,1 +1,1 @@
-"""One module per method (spin, augcon, aft, almost, evaluation), each with `handle(run, progress)`."""
+"""One module per method (augcon, aft, almost, evaluation), each with `handle(run, progress)`."""

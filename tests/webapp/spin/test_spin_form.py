@@ -7,6 +7,7 @@ import json
 import pytest
 from django.core.exceptions import ValidationError
 
+from pipelines.errors import InvalidConfigError
 from webapp.library.models import Artifact
 from webapp.registry.services import model_ensure_embedded
 from webapp.runs import services as run_services
@@ -57,7 +58,13 @@ def test_a_preference_dataset_is_refused_naming_what_spin_needs(tmp_path):
     assert "`response`" in caught.value.message_dict["dataset"][0]
 
 
-def test_the_form_previews_the_cost_then_queues(researcher_client, sft):
+def _estimate_figures(response) -> dict:
+    """The estimate partial's figures by key, as the page shows them."""
+    assert response.status_code == 200
+    return {line.key: line.value for line in response.context["estimate"].lines}
+
+
+def test_the_form_estimates_the_cost_then_queues(researcher_client, sft):
     fields = {
         "model": model_ensure_embedded().pk,
         "dataset": sft.pk,
@@ -68,10 +75,13 @@ def test_the_form_previews_the_cost_then_queues(researcher_client, sft):
         "devices": "1",
         "conversation_turn": "first",
     }
-    preview = researcher_client.post("/spin/new/", {**fields, "preview": "1"})
-    assert preview.status_code == 200 and PipelineRun.objects.count() == 0
-    page = preview.content.decode()
-    assert "generations" in page and '<td class="num" data-key="generations">8</td>' in page  # 4 prompts x 2 iterations
+    estimate = researcher_client.post("/spin/estimate/", fields)
+    assert estimate.status_code == 200 and PipelineRun.objects.count() == 0
+    page = estimate.content.decode()
+    assert '<tr data-key="generations"><th>Generations</th><td class="num">8</td>' in page  # 4 prompts x 2 iterations
+    # The form asks for its estimate itself, on every change (the one shared estimate partial).
+    form_page = researcher_client.get("/spin/new/").content.decode()
+    assert 'hx-post="/spin/estimate/"' in form_page and 'id="spin-estimate"' in form_page
 
     response = researcher_client.post("/spin/new/", fields)
     run = PipelineRun.objects.get()
@@ -94,6 +104,20 @@ def test_bad_settings_are_shown_and_nothing_is_queued(researcher_client, sft):
     )
     assert response.status_code == 400 and "learning_rate" in response.content.decode()
     assert PipelineRun.objects.count() == 0
+    # The estimate shows the same refusal instead of figures.
+    estimate = researcher_client.post(
+        "/spin/estimate/",
+        {
+            "model": model_ensure_embedded().pk,
+            "dataset": sft.pk,
+            "preset": "tiny-cpu-demo",
+            "iterations": "2",
+            "learning_rate": "0.5",
+            "devices": "1",
+            "conversation_turn": "first",
+        },
+    )
+    assert estimate.context["estimate"] is None and "learning_rate" in estimate.content.decode()
 
 
 def test_the_paper_batch_of_64_is_split_over_the_devices_and_shown_and_a_split_that_cannot_reach_it_is_refused(sft):
@@ -103,9 +127,9 @@ def test_the_paper_batch_of_64_is_split_over_the_devices_and_shown_and_a_split_t
     summary = services.training_summary(on_eight)
     assert summary["effective batch"].startswith("8 per device × 1 accumulation × 8 devices = 64")
     assert summary["adapter"] == "full fine-tuning (the paper's)"
-    with pytest.raises(ValidationError) as caught:
+    with pytest.raises(InvalidConfigError, match="cannot be split over 3 devices") as caught:
         services.spin_config_build(model=model_ensure_embedded(), dataset=sft, preset="", devices=3)
-    assert "cannot be split over 3 devices" in caught.value.message_dict["devices"][0]
+    assert caught.value.field == "devices"
 
 
 def test_the_lora_option_is_labelled_ours_and_trains_at_a_rate_that_moves_an_adapter(researcher_client, sft):
@@ -117,9 +141,14 @@ def test_the_lora_option_is_labelled_ours_and_trains_at_a_rate_that_moves_an_ada
     page = researcher_client.get("/spin/new/").content.decode()
     assert "the paper&#x27;s settings: full fine-tuning, RMSprop, lr 5e-7, effective batch 64" in page
     assert "LoRA r16 at lr 5e-6 (ours" in page and "tiny CPU demo (ours)" in page
+    # Help text comes from SpinConfig's field docs, written once beside the field.
+    assert "Rounds of self-play; the paper reports iterations 0 to 3" in page
+    with pytest.raises(InvalidConfigError) as caught:
+        services.spin_config_build(model=model_ensure_embedded(), dataset=sft, preset="huge")
+    assert caught.value.field == "preset"
 
 
-def test_the_preview_shows_how_the_paper_preset_trains(researcher_client, sft):
+def test_the_estimate_shows_how_the_paper_preset_trains(researcher_client, sft):
     fields = {
         "model": model_ensure_embedded().pk,
         "dataset": sft.pk,
@@ -128,18 +157,17 @@ def test_the_preview_shows_how_the_paper_preset_trains(researcher_client, sft):
         "conversation_turn": "first",
         "mix_previous": "on",
         "devices": "1",
-        "preview": "1",
     }
-    page = researcher_client.post("/spin/new/", fields)
-    assert page.status_code == 200, page.context["form"].errors
-    estimate = page.context["estimate"]
+    page = researcher_client.post("/spin/estimate/", fields)
+    assert page.context["estimate"] is not None, page.context["form"].errors
+    estimate = _estimate_figures(page)
     assert estimate["effective batch"].startswith("8 per device × 8 accumulation × 1 device = 64")
     assert estimate["learning rate per iteration"] == "5e-07, 5e-07, 1e-07, 1e-07"
     assert estimate["beta per iteration"] == "0.1, 0.1, 0.1, 5"
     assert PipelineRun.objects.count() == 0
 
 
-def test_the_turn_mode_is_a_form_field_and_every_reply_counts_in_the_preview(researcher_client, tmp_path):
+def test_the_turn_mode_is_a_form_field_and_every_reply_counts_in_the_estimate(researcher_client, tmp_path):
     conversation = [
         {"role": "user", "content": "Capital of Austria?"},
         {"role": "assistant", "content": "Vienna."},
@@ -155,8 +183,8 @@ def test_the_turn_mode_is_a_form_field_and_every_reply_counts_in_the_preview(res
         "conversation_turn": "every",
         "devices": "1",
     }
-    preview = researcher_client.post("/spin/new/", {**fields, "preview": "1"})
-    assert preview.context["estimate"]["prompts"] == 6 and preview.context["estimate"]["prompt turn"] == "every"
+    estimate = _estimate_figures(researcher_client.post("/spin/estimate/", fields))
+    assert estimate["prompts"] == 6 and estimate["prompt turn"] == "every"
     researcher_client.post("/spin/new/", fields)
     assert PipelineRun.objects.get().config["spin"]["conversation_turn"] == "every"
 
@@ -188,7 +216,7 @@ def test_out_of_bounds_settings_are_refused_naming_the_field_and_nothing_is_queu
 
 
 def test_a_config_beyond_spins_bounds_is_refused_by_the_service_too(sft):
-    with pytest.raises(ValidationError, match="max_tokens must be between 1 and 32768"):
+    with pytest.raises(InvalidConfigError, match="max_tokens must be between 1 and 32768"):
         services.spin_config_build(model=model_ensure_embedded(), dataset=sft, max_new_tokens=10**9)
-    with pytest.raises(ValidationError, match="num_epochs"):
+    with pytest.raises(InvalidConfigError, match="num_epochs"):
         services.spin_config_build(model=model_ensure_embedded(), dataset=sft, training_overrides={"num_epochs": 10**7})

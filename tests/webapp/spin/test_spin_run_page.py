@@ -7,12 +7,12 @@ from pathlib import Path
 import pytest
 
 from pipelines.common.store import RunStore
+from pipelines.spin.inspect import iteration_rows
 from pipelines.training.data import LengthReport
 from pipelines.training.result import TrainingResult
 from pipelines.training.saving import FINAL_DIR, RESULT_FILE
 from webapp.registry.models import ModelEntry
 from webapp.runs.models import PipelineRun
-from workers.methods.spin import _iteration_rows
 
 pytestmark = pytest.mark.django_db
 
@@ -52,8 +52,7 @@ def test_each_iterations_length_report_reaches_the_run_page_with_its_cuts(resear
     store = RunStore(tmp_path / "run")
     _finished_iteration(store, 0, _lengths(rows_cut=1))
     _finished_iteration(store, 1, _lengths(rows_cut=0))
-    entry = ModelEntry.objects.create(name="iter model", source=ModelEntry.Source.RUN, path="/m/out")
-    rows = _iteration_rows(store, 1, {0: entry, 1: entry})
+    rows = iteration_rows(store, 2)
     assert rows[0]["lengths"]["rows_cut"] == 1 and rows[0]["lengths"]["longest_prompt_tokens"] == 40
     assert rows[1]["lengths"]["rows"] == 4
 
@@ -63,7 +62,18 @@ def test_each_iterations_length_report_reaches_the_run_page_with_its_cuts(resear
         summary={"iterations": rows},
         status=PipelineRun.Status.SUCCEEDED,
     )
+    # The table names each iteration's model from the run's registry entries, not from the summary.
+    for iteration in (0, 1):
+        ModelEntry.objects.create(
+            name=f"tiny → SPIN iter{iteration} #{run.pk}",
+            source=ModelEntry.Source.RUN,
+            path=f"/m/out{iteration}",
+            produced_by_run=run,
+            training_config={"spin_iteration": iteration},
+        )
     html = researcher_client.get(run.get_absolute_url()).content.decode()
+    iteration_table = html[html.index('id="spin-iterations"') :].split("</table>")[0]
+    assert f"tiny → SPIN iter0 #{run.pk}" in iteration_table and f"tiny → SPIN iter1 #{run.pk}" in iteration_table
     table = html[html.index('id="spin-lengths"') :]
     assert '<tr data-training="iter 0">' in table and '<tr data-training="iter 1">' in table
     assert "40 / 32" in table  # the longest prompt against max_prompt_length
