@@ -64,12 +64,8 @@ class PreparedJob:
 
 def run_job(run: PipelineRun, progress: DbProgress) -> None:
     """Run (or resume) the run's pipeline through its kind's `prepare`; register what it made."""
-    job_path = run_kind(run.kind).job
-    if job_path.endswith(".handle"):  # TRANSITION: a kind not yet converted to prepare(); removed in this change
-        import_string(job_path)(run, progress)
-        return
     store = RunStore(services.run_directory(run))
-    prepare = import_string(job_path)
+    prepare = import_string(run_kind(run.kind).job)
     job: PreparedJob = prepare(run, store)
     registered = Registered(models=dict(job.models))
     registrar = OutputRegistrar(run, job, registered)
