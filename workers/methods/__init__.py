@@ -1,1 +1,0 @@
-"""One module per method (augcon, aft, almost, evaluation), each with `handle(run, progress)`."""
