@@ -42,7 +42,9 @@ def _start(user, *, trainer: str, model: ModelEntry, dataset: Artifact, override
         trainer=trainer, model=model, dataset=dataset, preset="tiny-cpu-demo",
         training_overrides={"lora": {"r": 4}, "torch_threads": 1, **overrides}, method_options=options or {},
     )
-    return services.training_run_create(user=user, config=config, name=f"test {trainer}")
+    return run_services.run_create(
+        user=user, kind=services.training_kind(config), config=config, name=f"test {trainer}"
+    )
 
 
 @pytest.fixture

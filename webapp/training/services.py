@@ -33,8 +33,6 @@ from pipelines.training.memory import estimate_memory_fits
 from pipelines.training.presets import TRAINING_PRESETS, training_preset
 from webapp.library.models import Artifact
 from webapp.registry.models import ModelEntry
-from webapp.runs import services as run_services
-from webapp.runs.models import PipelineRun
 
 TRAINERS: dict[str, tuple[str, type]] = {
     "sft": ("train_sft", SFTConfig),
@@ -289,10 +287,9 @@ def _device_memory_bytes(device: str) -> int:
     return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
 
 
-def training_run_create(*, user: Any, config: dict[str, Any], name: str = "") -> PipelineRun:
-    """Queue a validated training config on the gpu queue (CPU workers listen there too)."""
-    kind = TRAINERS[config["trainer"]][0]
-    return run_services.run_create(user=user, kind=kind, config=config, name=name)
+def training_kind(config: dict[str, Any]) -> str:
+    """The run kind of a built training config: its trainer decides (train_sft, train_preference, train_reward)."""
+    return TRAINERS[config["trainer"]][0]
 
 
 def preset_table() -> list[dict[str, Any]]:

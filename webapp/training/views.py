@@ -32,11 +32,6 @@ def _build(form: TrainingRunForm) -> dict[str, Any]:
     )
 
 
-def _run_kind(config: dict[str, Any]) -> str:
-    """The trainer decides the kind: train_sft, train_preference or train_reward."""
-    return services.TRAINERS[config["trainer"]][0]
-
-
 @require_http_methods(["GET", "POST"])
 @research_required
 def training_new(request: HttpRequest) -> HttpResponse:
@@ -47,7 +42,7 @@ def training_new(request: HttpRequest) -> HttpResponse:
         request,
         form=TrainingRunForm(request.POST or None, initial=initial),
         build=_build,
-        kind=_run_kind,
+        kind=services.training_kind,
         run_label="Training",
         template="training/new.html",
         context={"presets": services.preset_table(), "estimate_hint": ESTIMATE_HINT},
