@@ -4,18 +4,17 @@ from __future__ import annotations
 import json
 
 from django.contrib import messages
-from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
-from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django.views.decorators.http import require_GET, require_POST
 
 from webapp.accounts.permissions import research_required
 
 from . import selectors, services
 from .charts import metric_charts
-from .sections import kind_section
 from .models import PipelineRun
+from .sections import kind_section
 
 ARTIFACT_PAGE_SIZE = 25
 
