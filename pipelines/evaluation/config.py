@@ -122,21 +122,26 @@ class EvaluationConfig:
     def __post_init__(self) -> None:
         object.__setattr__(self, "candidates", tuple(self.candidates))
         if not self.candidates:
-            raise InvalidConfigError("an evaluation needs at least one candidate")
+            raise InvalidConfigError("an evaluation needs at least one candidate", field="candidates")
         ids = [c.contestant_id for c in self.candidates] + [self.baseline.contestant_id]
         if len(set(ids)) != len(ids):
             raise InvalidConfigError(f"contestant ids must be distinct, got {', '.join(ids)}")
         if not self.judge_spec:
-            raise InvalidConfigError("an evaluation needs a judge model (judge_spec)")
+            raise InvalidConfigError("an evaluation needs a judge model (judge_spec)", field="judge_spec")
         for name in ("answer_batch_size", "judge_batch_size"):
             if not 1 <= getattr(self, name) <= 1024:
-                raise InvalidConfigError(f"{name} must be between 1 and 1024, got {getattr(self, name)}")
+                raise InvalidConfigError(f"{name} must be between 1 and 1024, got {getattr(self, name)}", field=name)
         if not 1 <= self.bootstrap_rounds <= 100_000:
-            raise InvalidConfigError(f"bootstrap_rounds must be between 1 and 100000, got {self.bootstrap_rounds}")
+            raise InvalidConfigError(
+                f"bootstrap_rounds must be between 1 and 100000, got {self.bootstrap_rounds}", field="bootstrap_rounds"
+            )
         if not 0 <= self.lc_bootstrap_rounds <= 10_000:
-            raise InvalidConfigError(f"lc_bootstrap_rounds must be between 0 and 10000, got {self.lc_bootstrap_rounds}")
+            raise InvalidConfigError(
+                f"lc_bootstrap_rounds must be between 0 and 10000, got {self.lc_bootstrap_rounds}",
+                field="lc_bootstrap_rounds",
+            )
         if not 0.5 <= self.confidence < 1:
-            raise InvalidConfigError(f"confidence must be in [0.5, 1), got {self.confidence}")
+            raise InvalidConfigError(f"confidence must be in [0.5, 1), got {self.confidence}", field="confidence")
         if not 0 <= self.judge.retries <= 10:
             raise InvalidConfigError(f"judge.retries must be between 0 and 10, got {self.judge.retries}")
 
@@ -163,7 +168,7 @@ class EvaluationConfig:
         values = known_fields(cls, data, "evaluation config")
         values["candidates"] = tuple(Contestant.from_dict(c) for c in values.get("candidates") or ())
         if "baseline" not in values:
-            raise InvalidConfigError("an evaluation needs a baseline")
+            raise InvalidConfigError("an evaluation needs a baseline", field="baseline")
         values["baseline"] = Contestant.from_dict(values["baseline"])
         values["judge"] = JudgeConfig.from_dict(values.get("judge") or {})
         return cls(**values)

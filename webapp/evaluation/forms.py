@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from django import forms
 
+from pipelines.evaluation.config import EvaluationConfig
+from webapp.core.forms import help_text_from_config_docs
 from webapp.library.models import Artifact, Rubric, SeedPromptSet
 from webapp.registry.models import ModelEntry
 
@@ -71,3 +73,7 @@ class EvaluationForm(forms.Form):
         min_value=0, max_value=10, initial=2, help_text="Parsed text: re-asks for an unreadable verdict."
     )
     bootstrap_rounds = forms.IntegerField(min_value=100, max_value=100_000, initial=2000)
+
+    def __init__(self, *args, **kwargs) -> None:  # type: ignore[no-untyped-def]
+        super().__init__(*args, **kwargs)
+        help_text_from_config_docs(self, EvaluationConfig, ["bootstrap_rounds"])

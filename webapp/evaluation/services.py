@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from django.conf import settings
-from django.core.exceptions import ValidationError
+from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 from django.db import transaction
 from django.utils import timezone
 
@@ -203,7 +203,9 @@ def evaluation_config_build(
             seed=seed or 0,
         )
     except InvalidConfigError as error:
-        raise ValidationError(f"Invalid evaluation settings: {error}.") from error
+        # A setting the config names goes beside the form's field of that name (add_validation_error
+        # puts one the form does not have on top).
+        raise ValidationError({error.field or NON_FIELD_ERRORS: f"Invalid evaluation settings: {error}."}) from error
     return config, descriptions, baseline_description
 
 

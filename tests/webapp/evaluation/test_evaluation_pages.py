@@ -135,6 +135,14 @@ def test_a_model_against_itself_with_the_same_decoding_is_refused_but_another_te
     assert "Be brief." in config.judge.criteria
 
 
+def test_a_setting_the_pipeline_config_refuses_is_named_by_its_field(tmp_path, judge_model):
+    base, new = _answers(tmp_path, "base", lambda p: "x"), _answers(tmp_path, "new", lambda p: "y")
+    with pytest.raises(ValidationError) as caught:
+        services.evaluation_config_build(candidate_models=[], candidate_artifacts=[new], baseline_model=None,
+                                         baseline_artifact=base, judge=judge_model, bootstrap_rounds=0)
+    assert "bootstrap_rounds must be between 1 and 100000" in caught.value.message_dict["bootstrap_rounds"][0]
+
+
 def test_an_artifact_without_answer_columns_and_a_reward_judge_are_refused(tmp_path, judge_model):
     path = tmp_path / "pairs.jsonl"
     path.write_text(json.dumps({"prompt": "p", "chosen": "a", "rejected": "b"}) + "\n")
