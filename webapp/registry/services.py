@@ -183,16 +183,22 @@ def model_register_trained(
 ) -> ModelEntry:
     """A checkpoint a run produced, with its lineage; registering it again (a rerun) updates it.
 
-    Its name is `"<parent> → <label> #<run>"`; `label` tells apart several checkpoints of one run
-    (SPIN's iterations) and defaults to the run kind's label. Of `metrics`, the entry keeps the
-    figures worth keeping (`pipelines.training.result.metrics_worth_keeping`).
+    Its name is `"<parent> → <label> #<run>"`, where a parent this run produced is named by its own
+    parent (a chain of one run's checkpoints keeps the name of the model it started from); `label`
+    tells apart several checkpoints of one run (SPIN's iterations) and defaults to the run kind's
+    label. Of `metrics`, the entry keeps the figures worth keeping (`pipelines.training.result.metrics_worth_keeping`).
     """
     from django.db import transaction
 
     from webapp.runs.registry import kind_label
     from webapp.runs.services import run_fence
 
-    name = f"{parent.name} → {label or kind_label(run.kind).removeprefix('Train: ')} #{run.pk}"
+    # A chain within one run (SPIN's iter0 → iter1) is named after the model it started from:
+    # "<base> → SPIN iter1 #<run>", not "<base> → SPIN iter0 #<run> → SPIN iter1 #<run>".
+    named_after = parent
+    while named_after.produced_by_run_id == run.pk and named_after.parent is not None:
+        named_after = named_after.parent
+    name = f"{named_after.name} → {label or kind_label(run.kind).removeprefix('Train: ')} #{run.pk}"
     with transaction.atomic():  # a fenced (superseded) attempt registers nothing: webapp/runs/services.py
         run_fence(run_id=run.pk)
         entry, _ = ModelEntry.objects.update_or_create(
