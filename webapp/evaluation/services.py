@@ -46,7 +46,7 @@ def parse_imported_prompts(path: Path, *, file_name: str) -> list[str]:
     MAX_PROMPT_FILE_BYTES refused before any of it is read, a UTF-8 byte order mark accepted, a NUL
     character refused, and every problem named by file and line.
     """
-    from webapp.library.parsers import ImportProblem, jsonl_objects
+    from webapp.library.parsers.reading import ImportProblem, jsonl_objects
 
     prompts: list[str] = []
     expected = "a prompt field (" + ", ".join(PROMPT_FIELDS) + ")"

@@ -9,8 +9,11 @@ from django import forms
 from django.core.exceptions import ValidationError
 from django.forms.fields import InvalidJSONInput
 
-from . import parsers
 from .models import FewShotSet
+from .parsers.corpus import CORPUS_EXTENSIONS
+from .parsers.datasets import DATASET_EXTENSIONS
+from .parsers.prompts import SEED_PROMPT_EXTENSIONS
+from .parsers.reading import MAX_JSON_NESTING, json_nesting_depth
 
 
 class UploadForm(forms.Form):
@@ -28,7 +31,7 @@ class CorpusUploadForm(UploadForm):
             'JSONL (one object a line with a "text" or "article" field, optional "title"), a .txt file '
             '(one document), a .zip of .txt files, or parquet with a "text" or "article" column.'
         ),
-        widget=forms.ClearableFileInput(attrs={"accept": ",".join(parsers.CORPUS_EXTENSIONS)}),
+        widget=forms.ClearableFileInput(attrs={"accept": ",".join(CORPUS_EXTENSIONS)}),
     )
 
     drop_duplicates = forms.BooleanField(
@@ -43,7 +46,7 @@ class CorpusAppendForm(forms.Form):
     file = forms.FileField(
         allow_empty_file=True,  # the importer names an empty file itself, with its name
         help_text="Another file in any corpus format; its documents go after the last one.",
-        widget=forms.ClearableFileInput(attrs={"accept": ",".join(parsers.CORPUS_EXTENSIONS)}),
+        widget=forms.ClearableFileInput(attrs={"accept": ",".join(CORPUS_EXTENSIONS)}),
     )
     drop_duplicates = forms.BooleanField(
         required=False,
@@ -59,7 +62,7 @@ class SeedPromptSetUploadForm(UploadForm):
             'A .txt file with one prompt a line (the first line may be "### Instruction: ..."), '
             'or JSONL with a "prompt" or "text" field.'
         ),
-        widget=forms.ClearableFileInput(attrs={"accept": ",".join(parsers.SEED_PROMPT_EXTENSIONS)}),
+        widget=forms.ClearableFileInput(attrs={"accept": ",".join(SEED_PROMPT_EXTENSIONS)}),
     )
 
 
@@ -90,12 +93,12 @@ class DatasetUploadForm(forms.Form):
             'JSONL. SFT: "prompt" and "response" (or "messages", or "question" and "answer") on every line. '
             'Preference: "prompt", "chosen" and "rejected" (or SPIN\'s "real" and "generated").'
         ),
-        widget=forms.ClearableFileInput(attrs={"accept": ",".join(parsers.DATASET_EXTENSIONS)}),
+        widget=forms.ClearableFileInput(attrs={"accept": ",".join(DATASET_EXTENSIONS)}),
     )
 
 
 class NestingLimitedJSONField(forms.JSONField):
-    """A JSON form field that refuses values nested deeper than `parsers.MAX_JSON_NESTING` as a form error.
+    """A JSON form field that refuses values nested deeper than `MAX_JSON_NESTING` as a form error.
 
     Django's own field lets `json.loads` raise RecursionError on a deeply nested value (an HTTP 500),
     and a value a little shallower than the recursion limit would fail later, when saved or shown.
@@ -106,7 +109,7 @@ class NestingLimitedJSONField(forms.JSONField):
             converted = super().to_python(value)
         except RecursionError:
             raise ValidationError(self._too_deep_message(), code="too_deep") from None
-        if parsers.json_nesting_depth(converted) > parsers.MAX_JSON_NESTING:
+        if json_nesting_depth(converted) > MAX_JSON_NESTING:
             raise ValidationError(self._too_deep_message(), code="too_deep")
         return converted
 
@@ -124,7 +127,7 @@ class NestingLimitedJSONField(forms.JSONField):
 
     def _too_deep_message(self) -> str:
         return (
-            f"The JSON is nested more than {parsers.MAX_JSON_NESTING} levels deep; "
+            f"The JSON is nested more than {MAX_JSON_NESTING} levels deep; "
             "give a flat list of strings or simple objects."
         )
 

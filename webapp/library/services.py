@@ -27,7 +27,6 @@ from django.db import IntegrityError, connections, models, router, transaction
 from django.db.models import F, Max
 from django.utils import timezone
 
-from . import parsers
 from .artifacts import artifact_save, dataset_file_summary
 from .models import (
     Artifact,
@@ -41,7 +40,11 @@ from .models import (
     SeedPrompt,
     SeedPromptSet,
 )
-from .parsers import ImportProblem, ProgressCallback
+from .parsers.corpus import read_corpus
+from .parsers.datasets import read_training_rows
+from .parsers.fewshot import read_demonstration_prompt, read_qa_examples
+from .parsers.prompts import InstructionRecord, read_seed_prompts
+from .parsers.reading import MAX_JSON_NESTING, ImportProblem, ProgressCallback, first_nul_field, json_nesting_depth
 
 __all__ = [
     "CorpusImportResult",
@@ -333,7 +336,7 @@ def _corpus_add_documents(
     drop_duplicates: bool,
 ) -> _DocumentCounts:
     """Stream the file's documents into the (staged) corpus from position 0; duplicates counted, maybe dropped."""
-    records = parsers.read_corpus(
+    records = read_corpus(
         path,
         file_name=original_name,
         max_bytes=_max_upload_bytes(),
@@ -384,7 +387,7 @@ def seed_prompt_set_import(
     """Create a seed prompt set from .txt (optional `### Instruction:` first line) or .jsonl; all or nothing."""
     _check_batch_size(batch_size)
     prompt_set = SeedPromptSet(name=name, description=description, created_by=user)
-    records = parsers.read_seed_prompts(
+    records = read_seed_prompts(
         Path(uploaded_file_path),
         file_name=original_name,
         max_bytes=_max_upload_bytes(),
@@ -396,7 +399,7 @@ def seed_prompt_set_import(
     def prompts() -> Iterator[SeedPrompt]:
         position = 0
         for record in records:
-            if isinstance(record, parsers.InstructionRecord):
+            if isinstance(record, InstructionRecord):
                 prompt_set.instruction = record.text
                 continue
             yield SeedPrompt(prompt_set=prompt_set, position=position, text=record.text, meta=record.meta)
@@ -432,7 +435,7 @@ def few_shot_set_import(
     _stage(few_shot_set)
     try:
         if kind == FewShotSet.Kind.DEMONSTRATION:
-            prompt = parsers.read_demonstration_prompt(
+            prompt = read_demonstration_prompt(
                 path, file_name=original_name, max_bytes=_max_upload_bytes(), max_document_bytes=_max_document_bytes()
             )
             few_shot_set.preamble = prompt.preamble
@@ -446,7 +449,7 @@ def few_shot_set_import(
                 for position, dialogue in enumerate(prompt.dialogues)
             )
         else:
-            records = parsers.read_qa_examples(
+            records = read_qa_examples(
                 path,
                 file_name=original_name,
                 max_bytes=_max_upload_bytes(),
@@ -481,11 +484,11 @@ def _clean_configurations(configurations: Any) -> list[Any]:
         return []
     if not isinstance(configurations, list):
         raise ValidationError({"configurations": "Give a JSON list, best configuration first."})
-    if parsers.json_nesting_depth(configurations) > parsers.MAX_JSON_NESTING:
+    if json_nesting_depth(configurations) > MAX_JSON_NESTING:
         raise ValidationError(
-            {"configurations": f"The JSON is nested more than {parsers.MAX_JSON_NESTING} levels deep; flatten it."}
+            {"configurations": f"The JSON is nested more than {MAX_JSON_NESTING} levels deep; flatten it."}
         )
-    if parsers.first_nul_field(configurations)[0]:
+    if first_nul_field(configurations)[0]:
         raise ValidationError(
             {"configurations": "A configuration holds a NUL character (\\u0000), which the database cannot store."}
         )
@@ -557,7 +560,7 @@ def dataset_import(
     directory = Path(settings.ARTIFACT_ROOT) / "datasets" / uuid.uuid4().hex
     directory.mkdir(parents=True)
     jsonl_path, parquet_path = directory / "data.jsonl", directory / "data.parquet"
-    records = parsers.read_training_rows(
+    records = read_training_rows(
         Path(uploaded_file_path),
         file_name=original_name,
         purpose=purpose,

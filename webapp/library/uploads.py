@@ -32,7 +32,7 @@ from django.views.decorators.csrf import csrf_exempt, csrf_protect
 
 from webapp.core.forms import add_validation_error
 
-from .parsers import ImportProblem
+from .parsers.reading import ImportProblem
 
 # Multipart boundaries and the small text fields that travel with the file.
 UPLOAD_OVERHEAD_BYTES = 1 << 20

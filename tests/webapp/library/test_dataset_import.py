@@ -10,7 +10,7 @@ import pytest
 
 from webapp.library import services
 from webapp.library.models import Artifact
-from webapp.library.parsers import ImportProblem
+from webapp.library.parsers.reading import ImportProblem
 
 pytestmark = pytest.mark.django_db
 

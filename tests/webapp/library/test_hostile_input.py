@@ -24,7 +24,7 @@ from django.urls import reverse
 
 from webapp.library import services
 from webapp.library.models import Corpus, Document, FewShotExample, FewShotSet, SeedPrompt, SeedPromptSet
-from webapp.library.parsers import ImportProblem
+from webapp.library.parsers.reading import ImportProblem
 
 from .conftest import parquet_bytes, zip_bytes
 

@@ -17,7 +17,7 @@ from django.utils import timezone
 
 from webapp.library import selectors, services
 from webapp.library.models import Corpus, Document, ImportStatus, SeedPrompt, SeedPromptSet
-from webapp.library.parsers import ImportProblem
+from webapp.library.parsers.reading import ImportProblem
 
 # Other connections must see (or not see) what the import committed: no test-wide transaction.
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -14,7 +14,7 @@ from django.db import connection
 
 from webapp.library import services
 from webapp.library.models import Corpus, Document, FewShotExample, FewShotSet, Rubric, SeedPrompt, SeedPromptSet
-from webapp.library.parsers import ImportProblem
+from webapp.library.parsers.reading import ImportProblem
 
 from .conftest import parquet_bytes, zip_bytes
 

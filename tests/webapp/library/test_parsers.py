@@ -6,8 +6,11 @@ import json
 
 import pytest
 
-from webapp.library import parsers
-from webapp.library.parsers import DocumentRecord, ImportProblem, InstructionRecord, PromptRecord
+from webapp.library.parsers import corpus
+from webapp.library.parsers.corpus import DocumentRecord, read_corpus
+from webapp.library.parsers.fewshot import read_demonstration_prompt, read_qa_examples
+from webapp.library.parsers.prompts import InstructionRecord, PromptRecord, read_seed_prompts
+from webapp.library.parsers.reading import ImportProblem
 
 from .conftest import parquet_bytes, zip_bytes
 
@@ -16,7 +19,7 @@ def test_jsonl_corpus_reads_text_or_article_with_title_and_meta(write_file):
     path = write_file(
         '{"title": "First", "text": "Alpha text", "lang": "en"}\n\n{"article": "Beta text"}\n', "corpus.jsonl"
     )
-    records = list(parsers.read_corpus(path, file_name="corpus.jsonl"))
+    records = list(read_corpus(path, file_name="corpus.jsonl"))
     assert records == [
         DocumentRecord(text="Alpha text", title="First", source="corpus.jsonl, line 1", meta={"lang": "en"}),
         DocumentRecord(text="Beta text", title="", source="corpus.jsonl, line 3", meta={}),
@@ -25,14 +28,14 @@ def test_jsonl_corpus_reads_text_or_article_with_title_and_meta(write_file):
 
 def test_txt_corpus_is_one_document_titled_by_the_file_name(write_file):
     path = write_file("Line one\nLine two\n", "notes.txt")
-    assert list(parsers.read_corpus(path, file_name="notes.txt")) == [
+    assert list(read_corpus(path, file_name="notes.txt")) == [
         DocumentRecord(text="Line one\nLine two\n", title="notes.txt", source="notes.txt")
     ]
 
 
 def test_zip_corpus_reads_each_txt_entry_and_skips_directories(write_file):
     path = write_file(zip_bytes([("a.txt", "Alpha"), ("sub/", ""), ("sub/b.txt", "Beta")]), "docs.zip")
-    records = list(parsers.read_corpus(path, file_name="docs.zip"))
+    records = list(read_corpus(path, file_name="docs.zip"))
     assert [(record.title, record.text, record.source) for record in records] == [
         ("a.txt", "Alpha", "docs.zip:a.txt"),
         ("b.txt", "Beta", "docs.zip:sub/b.txt"),
@@ -40,11 +43,11 @@ def test_zip_corpus_reads_each_txt_entry_and_skips_directories(write_file):
 
 
 def test_parquet_corpus_reads_rows_in_batches(write_file, monkeypatch):
-    monkeypatch.setattr(parsers, "PARQUET_BATCH_ROWS", 2)
+    monkeypatch.setattr(corpus, "PARQUET_BATCH_ROWS", 2)
     path = write_file(
         parquet_bytes({"article": ["x", "y", "z"], "title": ["t1", None, "t3"], "year": [1, 2, 3]}), "p.parquet"
     )
-    records = list(parsers.read_corpus(path, file_name="p.parquet"))
+    records = list(read_corpus(path, file_name="p.parquet"))
     assert records == [
         DocumentRecord(text="x", title="t1", source="p.parquet, row 1", meta={"year": 1}),
         DocumentRecord(text="y", title="", source="p.parquet, row 2", meta={"year": 2}),
@@ -54,7 +57,7 @@ def test_parquet_corpus_reads_rows_in_batches(write_file, monkeypatch):
 
 def test_seed_prompts_txt_takes_the_instruction_line_then_one_prompt_a_line(write_file):
     path = write_file("### Instruction: Be brief.\nWhat is Python?\n\n  Why is the sky blue?  \n", "seeds.txt")
-    assert list(parsers.read_seed_prompts(path, file_name="seeds.txt")) == [
+    assert list(read_seed_prompts(path, file_name="seeds.txt")) == [
         InstructionRecord(text="Be brief.", source="seeds.txt, line 1"),
         PromptRecord(text="What is Python?", source="seeds.txt, line 2"),
         PromptRecord(text="Why is the sky blue?", source="seeds.txt, line 4"),
@@ -63,9 +66,9 @@ def test_seed_prompts_txt_takes_the_instruction_line_then_one_prompt_a_line(writ
 
 def test_seed_prompts_txt_without_instruction_and_jsonl(write_file):
     txt = write_file("One\nTwo\n", "seeds.txt")
-    assert [record.text for record in parsers.read_seed_prompts(txt, file_name="seeds.txt")] == ["One", "Two"]
+    assert [record.text for record in read_seed_prompts(txt, file_name="seeds.txt")] == ["One", "Two"]
     jsonl = write_file('{"prompt": "One", "topic": "x"}\n{"text": "Two"}\n', "seeds.jsonl")
-    records = list(parsers.read_seed_prompts(jsonl, file_name="seeds.jsonl"))
+    records = list(read_seed_prompts(jsonl, file_name="seeds.jsonl"))
     assert records == [
         PromptRecord(text="One", source="seeds.jsonl, line 1", meta={"topic": "x"}),
         PromptRecord(text="Two", source="seeds.jsonl, line 2", meta={}),
@@ -74,7 +77,7 @@ def test_seed_prompts_txt_without_instruction_and_jsonl(write_file):
 
 def test_qa_examples_need_context_question_and_answer(write_file):
     path = write_file(json.dumps({"context": "C", "question": "Q", "answer": "A", "id": 7}) + "\n", "qa.jsonl")
-    [record] = parsers.read_qa_examples(path, file_name="qa.jsonl")
+    [record] = read_qa_examples(path, file_name="qa.jsonl")
     assert (record.context, record.question, record.answer, record.meta, record.source) == (
         "C",
         "Q",
@@ -86,7 +89,7 @@ def test_qa_examples_need_context_question_and_answer(write_file):
 
 def test_demonstration_prompt_splits_preamble_and_dialogues_with_their_lines(write_file):
     text = "Preamble here.\n\n-----\n\nHuman: Hi\n\nAssistant: Hello\n\n-----\n\nHuman: Bye\n\nAssistant: Bye!\n"
-    prompt = parsers.read_demonstration_prompt(write_file(text, "demo.txt"), file_name="demo.txt")
+    prompt = read_demonstration_prompt(write_file(text, "demo.txt"), file_name="demo.txt")
     assert prompt.preamble == "Preamble here."
     assert prompt.dialogues == [
         PromptRecord(text="Human: Hi\n\nAssistant: Hello", source="demo.txt, line 5"),
@@ -97,9 +100,7 @@ def test_demonstration_prompt_splits_preamble_and_dialogues_with_their_lines(wri
 def test_progress_reports_bytes_read_up_to_the_total(write_file):
     path = write_file("".join(json.dumps({"text": f"document {i}"}) + "\n" for i in range(100)), "corpus.jsonl")
     reports = []
-    list(
-        parsers.read_corpus(path, file_name="corpus.jsonl", progress=lambda done, total: reports.append((done, total)))
-    )
+    list(read_corpus(path, file_name="corpus.jsonl", progress=lambda done, total: reports.append((done, total))))
     assert reports[-1] == (path.stat().st_size, path.stat().st_size)
 
 
@@ -205,7 +206,7 @@ BAD_CORPORA = [
 def test_bad_corpus_files_are_named_precisely(write_file, file_name, content, message):
     path = write_file(content, file_name)
     with pytest.raises(ImportProblem) as raised:
-        list(parsers.read_corpus(path, file_name=file_name))
+        list(read_corpus(path, file_name=file_name))
     assert str(raised.value) == message
 
 
@@ -216,7 +217,7 @@ def test_oversize_file_is_refused_before_reading(write_file, monkeypatch):
         "builtins.open", lambda *args, **kwargs: opened.append(args) or pytest.fail("the file was opened")
     )
     with pytest.raises(ImportProblem) as raised:
-        list(parsers.read_corpus(path, file_name="corpus.jsonl", max_bytes=100))
+        list(read_corpus(path, file_name="corpus.jsonl", max_bytes=100))
     assert str(raised.value) == "corpus.jsonl: the file is 280 bytes, over the limit of 100 bytes"
     assert opened == []
 
@@ -225,7 +226,7 @@ def test_zip_that_unpacks_past_the_limit_is_refused(write_file):
     path = write_file(zip_bytes([("big.txt", "a" * 50_000)]), "docs.zip")
     assert path.stat().st_size < 10_000, "the compressed archive is under the limit; its contents are not"
     with pytest.raises(ImportProblem) as raised:
-        list(parsers.read_corpus(path, file_name="docs.zip", max_bytes=10_000))
+        list(read_corpus(path, file_name="docs.zip", max_bytes=10_000))
     assert str(raised.value) == "docs.zip: the archive unpacks to 50,000 bytes, over the limit of 10,000 bytes"
 
 
@@ -258,7 +259,7 @@ def test_zip_that_unpacks_past_the_limit_is_refused(write_file):
 )
 def test_bad_seed_prompt_files_are_named_precisely(write_file, file_name, content, message):
     with pytest.raises(ImportProblem) as raised:
-        list(parsers.read_seed_prompts(write_file(content, file_name), file_name=file_name))
+        list(read_seed_prompts(write_file(content, file_name), file_name=file_name))
     assert str(raised.value) == message
 
 
@@ -276,7 +277,7 @@ def test_bad_seed_prompt_files_are_named_precisely(write_file, file_name, conten
 )
 def test_bad_qa_files_are_named_precisely(write_file, content, message):
     with pytest.raises(ImportProblem) as raised:
-        list(parsers.read_qa_examples(write_file(content, "qa.jsonl"), file_name="qa.jsonl"))
+        list(read_qa_examples(write_file(content, "qa.jsonl"), file_name="qa.jsonl"))
     assert str(raised.value) == message
 
 
@@ -284,10 +285,10 @@ def test_demonstration_prompt_without_dialogues_or_with_an_empty_one(write_file)
     with pytest.raises(
         ImportProblem, match=r'^demo.txt: no dialogues found; put a blank line and a "-----" line before each dialogue$'
     ):
-        parsers.read_demonstration_prompt(write_file("Only a preamble.\n", "demo.txt"), file_name="demo.txt")
+        read_demonstration_prompt(write_file("Only a preamble.\n", "demo.txt"), file_name="demo.txt")
     text = "Preamble.\n\n-----\n\nHuman: Hi\n\n-----\n\n"
     with pytest.raises(ImportProblem) as raised:
-        parsers.read_demonstration_prompt(write_file(text, "demo.txt"), file_name="demo.txt")
+        read_demonstration_prompt(write_file(text, "demo.txt"), file_name="demo.txt")
     assert str(raised.value) == 'demo.txt, line 7: empty dialogue after the "-----" separator on this line'
 
 
