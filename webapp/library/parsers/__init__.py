@@ -7,6 +7,6 @@ Every reader yields plain records that carry their provenance (file name, line o
   decoding, NUL and JSON nesting checks, `jsonl_objects`.
 - `corpus`: `read_corpus` (.jsonl, .txt, .zip, .parquet) and `DocumentRecord`, under `SizeLimits`.
 - `prompts`: `read_seed_prompts` with `PromptRecord` and `InstructionRecord`.
-- `fewshot`: `read_qa_examples` (`QAExampleRecord`) and `read_demonstration_prompt`.
+- `fewshot`: `read_qa_examples` (`QAExampleRecord`) and `read_demonstration_prompt` (`DemonstrationRecord`).
 - `datasets`: `read_training_rows` for SFT and preference datasets.
 """

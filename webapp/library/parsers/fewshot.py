@@ -39,8 +39,12 @@ class QAExampleRecord:
 
 
 @dataclass(frozen=True)
-class DemonstrationPrompt:
-    """A demonstration prompt in ALMoST's format: a preamble, then dialogues separated by `-----` lines."""
+class DemonstrationRecord:
+    """A demonstration prompt file as read: its preamble, then its dialogues, each with the line it starts on.
+
+    Stored as a few-shot set; the ALMoST worker turns that set into the pipeline's own
+    `pipelines.almost.prompts.DemonstrationPrompt`, which holds plain dialogue strings.
+    """
 
     preamble: str
     dialogues: list[PromptRecord]
@@ -71,7 +75,7 @@ def read_qa_examples(
 
 def read_demonstration_prompt(
     path: Path, *, file_name: str, max_bytes: int | None = None, max_document_bytes: int | None = None
-) -> DemonstrationPrompt:
+) -> DemonstrationRecord:
     """A demonstration prompt file: preamble, then dialogues each introduced by a `-----` line (as ALMoST's).
 
     The file is one prompt, read whole, so it is held to the per-document cap before it is read.
@@ -104,4 +108,4 @@ def read_demonstration_prompt(
             line_number = text.count("\n", 0, chunk_start) + 1
             raise ImportProblem(file_name, line_number, None, 'empty dialogue after the "-----" separator on this line')
         dialogues.append(PromptRecord(text=dialogue, source=f"{file_name}, line {line_number}"))
-    return DemonstrationPrompt(preamble=preamble, dialogues=dialogues)
+    return DemonstrationRecord(preamble=preamble, dialogues=dialogues)
