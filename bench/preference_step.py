@@ -76,7 +76,8 @@ class StepClock:
 
 def time_ours(model_dir: Path, dataset: Path, steps: int, workdir: Path) -> dict:
     from pipelines.common.store import RunStore
-    from pipelines.training.config import PreferenceConfig, TrainingArgs
+    from pipelines.training.arguments import TrainingArgs
+    from pipelines.training.config import PreferenceConfig
     from pipelines.training.preference import run_preference
 
     config = PreferenceConfig(

@@ -24,7 +24,8 @@ from typing import Any
 
 from pipelines.common.config_fields import known_fields
 from pipelines.errors import InvalidConfigError
-from pipelines.training.config import REWARD_EFFECTIVE_BATCH, RewardConfig, effective_batch, effective_batch_text
+from pipelines.training.arguments import effective_batch, effective_batch_text
+from pipelines.training.config import REWARD_EFFECTIVE_BATCH, RewardConfig
 
 RESPONSE_RULES = (
     "empty",

@@ -24,7 +24,7 @@ from pipelines.common.config_fields import known_fields
 from pipelines.common.presets import Preset
 from pipelines.errors import InvalidConfigError
 from pipelines.llm.loader import BackendSpec
-from pipelines.training.config import LoraSettings, TrainingArgs
+from pipelines.training.arguments import LoraSettings, TrainingArgs
 
 MAX_CHARACTERS = 1_000_000
 """Upper bound of every character threshold (a root chunk, a leaf, a paragraph)."""

@@ -24,7 +24,8 @@ from pipelines.common.config_fields import known_fields
 from pipelines.common.presets import Preset
 from pipelines.errors import InvalidConfigError
 from pipelines.llm.types import SamplingParams
-from pipelines.training.config import LoraSettings, PreferenceConfig, TrainingArgs, preference_training_defaults
+from pipelines.training.arguments import LoraSettings, TrainingArgs
+from pipelines.training.config import PreferenceConfig, preference_training_defaults
 
 CONVERSATION_TURNS = ("first", "last", "every")
 """Which assistant reply of a multi-turn SFT row becomes the real answer; its prompt is always every

@@ -5,7 +5,8 @@ run starts); the trainers live in `sft`, `preference`, `reward` and `merge`, whi
 transformers and PEFT, and are imported by workers only.
 """
 
-from pipelines.training.config import LoraSettings, PreferenceConfig, RewardConfig, SFTConfig, TrainingArgs
+from pipelines.training.arguments import LoraSettings, TrainingArgs
+from pipelines.training.config import PreferenceConfig, RewardConfig, SFTConfig
 from pipelines.training.layouts import validate_dataset_fields
 from pipelines.training.memory import MemoryEstimate, estimate_memory_fits
 from pipelines.training.presets import TRAINING_PRESETS, TrainingPreset, training_preset

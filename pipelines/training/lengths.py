@@ -14,7 +14,7 @@ from typing import Any
 
 from pipelines.common.jsonl import read_jsonl_rows
 from pipelines.errors import InvalidConfigError, InvalidInputError
-from pipelines.training.config import TrainingArgs
+from pipelines.training.arguments import TrainingArgs
 from pipelines.training.data import (
     LengthReport,
     fit_prompt_completions,

@@ -6,7 +6,7 @@ import os
 from dataclasses import dataclass
 
 from pipelines.errors import InvalidConfigError
-from pipelines.training.config import DTYPES
+from pipelines.training.arguments import DTYPES
 
 _BYTES_PER_PARAMETER = {"float32": 4, "bfloat16": 2, "float16": 2}
 

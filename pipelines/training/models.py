@@ -8,7 +8,7 @@ from typing import Any
 import torch
 
 from pipelines.errors import InvalidConfigError
-from pipelines.training.config import TrainingArgs
+from pipelines.training.arguments import TrainingArgs
 from pipelines.training.runtime import Runtime
 
 

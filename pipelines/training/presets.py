@@ -13,7 +13,8 @@ from typing import Any, cast
 
 from pipelines.common.presets import Preset, preset_named
 from pipelines.errors import InvalidConfigError
-from pipelines.training.config import PreferenceConfig, RewardConfig, SFTConfig, TrainingArgs
+from pipelines.training.arguments import TrainingArgs
+from pipelines.training.config import PreferenceConfig, RewardConfig, SFTConfig
 
 DEEPSPEED_DIR = Path(__file__).resolve().parent / "deepspeed"
 ZERO3_CONFIG_PATH = DEEPSPEED_DIR / "zero3.json"

@@ -20,8 +20,9 @@ import torch.nn.functional as F  # noqa: N812
 from pipelines.common.progress import Progress
 from pipelines.common.store import RunStore
 from pipelines.errors import InvalidInputError
+from pipelines.training.arguments import effective_batch_text
 from pipelines.training.callbacks import ProgressCallback
-from pipelines.training.config import TRAINING_FORMAT_FILE, RewardConfig, effective_batch_text
+from pipelines.training.config import TRAINING_FORMAT_FILE, RewardConfig
 from pipelines.training.data import (
     Messages,
     collate_pairs,

@@ -9,7 +9,7 @@ from pathlib import Path
 import torch
 
 from pipelines.errors import InvalidConfigError
-from pipelines.training.config import TrainingArgs
+from pipelines.training.arguments import TrainingArgs
 
 
 @dataclass(frozen=True)

@@ -16,8 +16,8 @@ from transformers import Trainer, TrainingArguments
 from pipelines.common.progress import Progress
 from pipelines.common.store import RunStore
 from pipelines.errors import InvalidConfigError, RunCancelled
+from pipelines.training.arguments import TrainingArgs
 from pipelines.training.callbacks import ProgressCallback
-from pipelines.training.config import TrainingArgs
 from pipelines.training.result import TrainingResult
 from pipelines.training.runtime import Runtime
 from pipelines.training.saving import save_final

@@ -22,7 +22,8 @@ from pipelines.almost.config import (
     SHOTS_RANGE,
     PromptGenerationConfig,
 )
-from pipelines.training.config import RewardConfig, effective_batch_text
+from pipelines.training.arguments import effective_batch_text
+from pipelines.training.config import RewardConfig
 from pipelines.training.presets import TRAINING_PRESETS
 from webapp.core.forms import help_text_from_config_docs
 from webapp.library.models import FewShotSet, SeedPromptSet

@@ -17,7 +17,8 @@ from django.utils.text import slugify
 
 from pipelines.almost.config import FILTERS, AlmostConfig, configuration_name, estimate_cost
 from pipelines.errors import InvalidConfigError
-from pipelines.training.config import RewardConfig, TrainingArgs
+from pipelines.training.arguments import TrainingArgs
+from pipelines.training.config import RewardConfig
 from pipelines.training.presets import training_preset
 from webapp.library.models import FewShotSet, SeedPromptSet
 from webapp.registry.models import ModelEntry

@@ -20,7 +20,7 @@ from pipelines.augcon.corpus import cst_demonstrations, few_shot_row
 from pipelines.common.config_docs import config_field_docs
 from pipelines.common.presets import preset_choices, preset_named
 from pipelines.errors import InvalidConfigError
-from pipelines.training.config import TrainingArgs
+from pipelines.training.arguments import TrainingArgs
 from webapp.library.models import Corpus, FewShotSet
 from webapp.registry.models import ModelEntry
 

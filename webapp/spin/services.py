@@ -12,7 +12,7 @@ from pipelines.errors import InvalidInputError
 from pipelines.llm.types import SamplingParams
 from pipelines.spin import SPIN_PRESETS, SpinConfig
 from pipelines.spin.config import PRESETS_WITH_PAPER_BATCH, batch_for_devices, effective_batch
-from pipelines.training.config import TrainingArgs
+from pipelines.training.arguments import TrainingArgs
 from pipelines.training.layouts import validate_dataset_fields
 from webapp.library.models import Artifact
 from webapp.registry.models import ModelEntry

@@ -11,7 +11,8 @@ from typing import Any
 from django import forms
 from django.forms.fields import InvalidJSONInput
 
-from pipelines.training.config import ADAPTERS, DEVICES, DTYPES, PREFERENCE_LOSSES, TrainingArgs
+from pipelines.training.arguments import ADAPTERS, DEVICES, DTYPES, TrainingArgs
+from pipelines.training.config import PREFERENCE_LOSSES
 from pipelines.training.presets import TRAINING_PRESETS
 from webapp.core.forms import help_text_from_config_docs
 from webapp.library.models import Artifact

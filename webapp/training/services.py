@@ -18,15 +18,8 @@ from django.core.exceptions import ValidationError
 
 from pipelines.errors import InvalidConfigError, InvalidInputError
 from pipelines.llm.factory import model_directory
-from pipelines.training.config import (
-    REWARD_EFFECTIVE_BATCH,
-    PreferenceConfig,
-    RewardConfig,
-    SFTConfig,
-    TrainingArgs,
-    accumulation_for_effective_batch,
-    effective_batch_text,
-)
+from pipelines.training.arguments import TrainingArgs, accumulation_for_effective_batch, effective_batch_text
+from pipelines.training.config import REWARD_EFFECTIVE_BATCH, PreferenceConfig, RewardConfig, SFTConfig
 from pipelines.training.layouts import validate_dataset_fields
 from pipelines.training.lengths import measure_dataset
 from pipelines.training.memory import estimate_memory_fits

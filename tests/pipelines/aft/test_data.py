@@ -145,7 +145,8 @@ def test_the_aggregator_rule_has_a_model_write_targets_and_resumes_by_batch(tmp_
 
 
 def test_sft_on_aggregation_rows_trains_the_tiny_model(tmp_path, tiny_model_dir):
-    from pipelines.training.config import SFTConfig, TrainingArgs
+    from pipelines.training.arguments import TrainingArgs
+    from pipelines.training.config import SFTConfig
     from pipelines.training.sft import run_sft
 
     source = _write(tmp_path / "pairs.jsonl", PAIRS)

@@ -22,7 +22,8 @@ from pipelines.common.progress import RecordingProgress
 from pipelines.common.result import PipelineResult
 from pipelines.common.store import RunStore
 from pipelines.errors import InvalidInputError, RunCancelled
-from pipelines.training.config import RewardConfig, TrainingArgs
+from pipelines.training.arguments import TrainingArgs
+from pipelines.training.config import RewardConfig
 from pipelines.training.presets import training_preset
 
 HHH = DemonstrationPrompt(

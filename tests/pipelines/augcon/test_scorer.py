@@ -14,7 +14,7 @@ from pipelines.augcon.prompts import NEGATIVE_VARIANTS
 from pipelines.augcon.scorer import QueryScorer, contrastive_loss, train_scorer
 from pipelines.common.progress import RecordingProgress
 from pipelines.common.store import RunStore
-from pipelines.training.config import LoraSettings, TrainingArgs
+from pipelines.training.arguments import LoraSettings, TrainingArgs
 
 from .conftest import DOCUMENTS, artifact, run_on, seeded_store
 

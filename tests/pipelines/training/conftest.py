@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.training.config import TrainingArgs
+from pipelines.training.arguments import TrainingArgs
 
 QUESTIONS = [
     ("What is 2 + 2?", "2 + 2 is 4.", "2 + 2 is 7."),

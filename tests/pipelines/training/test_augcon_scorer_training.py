@@ -9,7 +9,7 @@ from pipelines.augcon.scorer import train_scorer
 from pipelines.common.progress import RecordingProgress
 from pipelines.common.store import RunStore
 from pipelines.errors import InvalidConfigError
-from pipelines.training.config import TrainingArgs
+from pipelines.training.arguments import TrainingArgs
 
 PAIRS = [
     {"context": "The pass statement does nothing.", "pos_query": "What does pass do?", "neg_query": "zz qq"},

@@ -8,14 +8,8 @@ import sys
 import pytest
 
 from pipelines.errors import InvalidConfigError, InvalidInputError
-from pipelines.training.config import (
-    PreferenceConfig,
-    RewardConfig,
-    SFTConfig,
-    accumulation_for_effective_batch,
-    effective_batch,
-    effective_batch_text,
-)
+from pipelines.training.arguments import accumulation_for_effective_batch, effective_batch, effective_batch_text
+from pipelines.training.config import PreferenceConfig, RewardConfig, SFTConfig
 from pipelines.training.layouts import validate_dataset_fields
 from pipelines.training.memory import estimate_memory_fits
 from pipelines.training.presets import TRAINING_PRESETS, ZERO3_CONFIG_PATH, TrainingPreset, training_preset
@@ -176,7 +170,8 @@ def test_memory_estimate_tells_a_7b_full_run_from_a_lora_run():
 
 def test_importing_the_training_package_does_not_import_torch():
     code = (
-        "import sys, pipelines.training, pipelines.training.config, pipelines.training.presets, "
+        "import sys, pipelines.training, pipelines.training.arguments, pipelines.training.config, "
+        "pipelines.training.presets, "
         "pipelines.training.layouts, pipelines.training.memory, pipelines.training.result; "
         "print('torch' in sys.modules)"
     )

@@ -6,7 +6,8 @@ import pytest
 
 from pipelines.common.progress import RecordingProgress
 from pipelines.common.store import RunStore
-from pipelines.training.config import LoraSettings, PreferenceConfig, TrainingArgs
+from pipelines.training.arguments import LoraSettings, TrainingArgs
+from pipelines.training.config import PreferenceConfig
 from pipelines.training.preference import run_preference
 
 from .conftest import write_jsonl

@@ -88,7 +88,7 @@ def test_help_text_comes_from_the_config_unless_the_form_wrote_its_own():
 
 
 def test_the_training_form_explains_its_settings_from_the_training_config():
-    from pipelines.training.config import TrainingArgs
+    from pipelines.training.arguments import TrainingArgs
     from webapp.training.forms import TrainingRunForm
 
     docs = config_field_docs(TrainingArgs)
