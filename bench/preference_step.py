@@ -111,7 +111,9 @@ def time_bound(model_dir: Path, repeats: int) -> dict:
     import torch
     from transformers import AutoModelForCausalLM
 
-    from pipelines.training.data import collate_pairs, encode_preference_with_report, preference_pairs
+    from pipelines.training.batching import collate_pairs
+    from pipelines.training.encoding import encode_preference_with_report
+    from pipelines.training.examples import preference_pairs
     from pipelines.training.models import load_tokenizer
 
     tokenizer = load_tokenizer(model_dir)

@@ -128,7 +128,7 @@ def _completions_groups(rows: list[dict[str, Any]]) -> list[ResponseGroup]:
 
 def _preference_groups(rows: list[dict[str, Any]]) -> list[ResponseGroup]:
     """Pairs grouped by prompt; each response scores wins minus losses over its prompt's pairs."""
-    from pipelines.training.data import preference_pairs
+    from pipelines.training.examples import preference_pairs
 
     pairs = preference_pairs(rows)
     by_prompt: dict[str, ResponseGroup] = {}
@@ -270,7 +270,7 @@ def run_aggregation_data(
     missing. The artifact is "aggregation sft"; the summary counts its rows and the prompt groups
     read, used and skipped (and why).
     """
-    from pipelines.training.data import read_rows
+    from pipelines.training.examples import read_rows
 
     if config.needs_model and inputs.model is None:
         raise InvalidConfigError("target_rule aggregator needs a model to write the aggregations (model_id)")

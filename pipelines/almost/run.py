@@ -36,7 +36,7 @@ from pipelines.common.store import RunStore
 from pipelines.common.tables import parquet_twin, write_table
 from pipelines.errors import InvalidInputError
 from pipelines.llm.loader import BackendLoader
-from pipelines.training.data import split_held_out
+from pipelines.training.examples import split_held_out
 
 SUMMARY_FILE = "summary.json"
 REWARD_DIR = "rm"

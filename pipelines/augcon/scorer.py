@@ -22,8 +22,8 @@ from pipelines.common.progress import Progress
 from pipelines.common.store import RunStore
 from pipelines.errors import InvalidInputError
 from pipelines.training.arguments import TrainingArgs
+from pipelines.training.batching import collate_pairs
 from pipelines.training.callbacks import ProgressCallback
-from pipelines.training.data import collate_pairs
 from pipelines.training.models import apply_lora, load_model, parameter_counts
 from pipelines.training.result import TrainingResult
 from pipelines.training.runtime import resolve_runtime

@@ -62,7 +62,7 @@ def build_spin_prompts(
     prompt is a single user message (the usual SFT row), else a list of {role, content} messages for
     every row, so the file has one shape. The summary counts multi-turn rows and the replies left out.
     """
-    from pipelines.training.data import sft_examples
+    from pipelines.training.examples import sft_examples
 
     if conversation_turn not in CONVERSATION_TURNS:
         raise InvalidInputError(
@@ -133,7 +133,7 @@ def run_spin(
     model for t = 0, else from `iter<t-1>`), so a crashed worker loses no finished iteration; a
     resume publishes the finished ones again, which updates their entries. The result lists them all.
     """
-    from pipelines.training.data import read_rows
+    from pipelines.training.examples import read_rows
 
     progress.stage("load model", total=1)
     base_dir = backends.model_directory(inputs.model)

@@ -15,11 +15,6 @@ from pipelines.errors import InvalidConfigError
 from pipelines.training.arguments import MAX_TRAINING_STEPS, TrainingArgs, check_choice
 
 PREFERENCE_LOSSES = ("sigmoid", "spin", "ipo", "hinge")
-RAW_ASSISTANT_SEPARATOR = "\n\nAssistant:"
-"""What `raw_assistant` puts between the prompt and the reply (ALMoST: `prompt\n\nAssistant: reply<eos>`)."""
-
-TRAINING_FORMAT_FILE = "refinery_training_format.json"
-"""Written beside every saved model: how its examples were formatted, so a scorer formats alike."""
 
 
 def _from_dict_with_training(cls: type, data: dict[str, Any], where: str) -> Any:

@@ -8,7 +8,7 @@ import shutil
 from pathlib import Path
 
 from pipelines.errors import InvalidInputError
-from pipelines.training.config import TRAINING_FORMAT_FILE
+from pipelines.training.formatting import TRAINING_FORMAT_FILE
 
 
 def merge_lora(base_dir: str | Path, adapter_dir: str | Path, out_dir: str | Path) -> Path:

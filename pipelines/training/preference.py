@@ -21,15 +21,11 @@ import torch.nn.functional as F  # noqa: N812
 from pipelines.common.progress import Progress
 from pipelines.common.store import RunStore
 from pipelines.errors import InvalidConfigError
+from pipelines.training.batching import collate_pairs
 from pipelines.training.callbacks import ProgressCallback
 from pipelines.training.config import PreferenceConfig
-from pipelines.training.data import (
-    IGNORE_INDEX,
-    collate_pairs,
-    encode_preference_with_report,
-    load_preference_pairs,
-    split_held_out,
-)
+from pipelines.training.encoding import IGNORE_INDEX, encode_preference_with_report
+from pipelines.training.examples import load_preference_pairs, split_held_out
 from pipelines.training.models import apply_lora, disable_dropout, load_model, load_tokenizer, parameter_counts
 from pipelines.training.result import TrainingResult
 from pipelines.training.runtime import resolve_runtime

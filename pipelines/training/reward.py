@@ -21,16 +21,12 @@ from pipelines.common.progress import Progress
 from pipelines.common.store import RunStore
 from pipelines.errors import InvalidInputError
 from pipelines.training.arguments import effective_batch_text
+from pipelines.training.batching import collate_pairs
 from pipelines.training.callbacks import ProgressCallback
-from pipelines.training.config import TRAINING_FORMAT_FILE, RewardConfig
-from pipelines.training.data import (
-    Messages,
-    collate_pairs,
-    encode_preference_with_report,
-    encode_prompt_completions,
-    load_preference_pairs,
-    split_held_out,
-)
+from pipelines.training.config import RewardConfig
+from pipelines.training.encoding import encode_preference_with_report
+from pipelines.training.examples import Messages, load_preference_pairs, split_held_out
+from pipelines.training.formatting import TRAINING_FORMAT_FILE, encode_prompt_completions
 from pipelines.training.models import apply_lora, load_model, load_tokenizer, parameter_counts
 from pipelines.training.result import TrainingResult
 from pipelines.training.runtime import resolve_runtime

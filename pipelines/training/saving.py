@@ -16,7 +16,7 @@ from transformers import Trainer
 from pipelines.common.progress import Progress
 from pipelines.common.store import RunStore
 from pipelines.training.arguments import TrainingArgs
-from pipelines.training.config import TRAINING_FORMAT_FILE
+from pipelines.training.formatting import TRAINING_FORMAT_FILE
 from pipelines.training.result import TrainingResult
 
 FINAL_DIR = "final"

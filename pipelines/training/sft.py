@@ -8,9 +8,11 @@ from pathlib import Path
 from pipelines.common.progress import Progress
 from pipelines.common.store import RunStore
 from pipelines.errors import InvalidInputError
+from pipelines.training.batching import collate_sft
 from pipelines.training.callbacks import ProgressCallback
 from pipelines.training.config import SFTConfig
-from pipelines.training.data import collate_sft, encode_sft_with_report, load_sft_examples, pack_sft
+from pipelines.training.encoding import encode_sft_with_report, pack_sft
+from pipelines.training.examples import load_sft_examples
 from pipelines.training.models import apply_lora, load_model, load_tokenizer, parameter_counts
 from pipelines.training.result import TrainingResult
 from pipelines.training.runtime import resolve_runtime

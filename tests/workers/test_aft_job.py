@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 
 from pipelines.aft import AftConfig
-from pipelines.training.data import load_sft_examples
+from pipelines.training.examples import load_sft_examples
 from tests.fixtures.runs import wait_for_run
 from webapp.aft import services
 from webapp.library.models import Artifact, SeedPrompt, SeedPromptSet

@@ -111,7 +111,7 @@ def spin_cost_estimate(*, prompt_count: int, config: dict[str, Any], dataset: Ar
     prompts = rows
     if spin.conversation_turn == "every" and dataset is not None:
         from pipelines.spin.run import build_spin_prompts
-        from pipelines.training.data import read_rows
+        from pipelines.training.examples import read_rows
 
         try:
             prompts = build_spin_prompts(read_rows(dataset.jsonl_path), spin.max_prompts, "every")[1]["prompts"]

@@ -21,7 +21,7 @@ from pipelines.llm.factory import model_directory
 from pipelines.training.arguments import TrainingArgs, accumulation_for_effective_batch, effective_batch_text
 from pipelines.training.config import REWARD_EFFECTIVE_BATCH, PreferenceConfig, RewardConfig, SFTConfig
 from pipelines.training.layouts import validate_dataset_fields
-from pipelines.training.lengths import measure_dataset
+from pipelines.training.length_preview import measure_dataset
 from pipelines.training.memory import estimate_memory_fits
 from pipelines.training.presets import TRAINING_PRESETS, training_preset
 from webapp.library.models import Artifact

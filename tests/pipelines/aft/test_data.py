@@ -12,7 +12,7 @@ from pipelines.common.progress import RecordingProgress
 from pipelines.common.store import RunStore
 from pipelines.errors import InvalidConfigError, InvalidInputError
 from pipelines.llm.loader import LocalBackends
-from pipelines.training.data import load_sft_examples
+from pipelines.training.examples import load_sft_examples
 
 AGGREGATOR = {"path": "aggregator"}
 """The aggregator model's spec in these tests; `_backends` hands it the tiny backend."""

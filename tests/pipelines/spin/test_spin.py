@@ -52,7 +52,7 @@ def _inputs(model_dir: Path, sft_path: Path) -> SpinInputs:
 
 
 def test_sft_rows_become_first_turn_prompts_with_real_answers_and_pairs_in_spins_format(sft_path):
-    from pipelines.training.data import read_rows
+    from pipelines.training.examples import read_rows
 
     prompts = spin_prompts(read_rows(sft_path), max_prompts=3)
     assert [row["prompt"] for row in prompts] == [q for q, _ in QA[:3]]
@@ -109,7 +109,7 @@ def test_the_conversation_modes_keep_every_turn_before_the_chosen_reply():
 
 
 def test_the_training_layer_reads_a_multi_turn_pair_with_its_whole_context():
-    from pipelines.training.data import preference_pairs
+    from pipelines.training.examples import preference_pairs
 
     pair = spin_pair(spin_prompts([{"messages": CONVERSATION}], conversation_turn="last")[0], "Two million.", 0)
     (read,) = preference_pairs([pair])
@@ -240,7 +240,8 @@ def test_two_iterations_chain_models_mix_data_and_use_the_generator_as_reference
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from pipelines.training.data import encode_preference_with_report, load_preference_pairs
+    from pipelines.training.encoding import encode_preference_with_report
+    from pipelines.training.examples import load_preference_pairs
 
     generator = AutoModelForCausalLM.from_pretrained(first["model_dir"], dtype=torch.float32).eval()
     tokenizer = AutoTokenizer.from_pretrained(first["model_dir"])

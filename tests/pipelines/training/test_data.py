@@ -5,16 +5,13 @@ from __future__ import annotations
 import pytest
 
 from pipelines.errors import InvalidInputError
-from pipelines.training.data import (
-    IGNORE_INDEX,
+from pipelines.training.batching import collate_sft
+from pipelines.training.encoding import IGNORE_INDEX, encode_preference_with_report, encode_sft_with_report, pack_sft
+from pipelines.training.examples import (
     PreferencePair,
     PromptCompletion,
-    collate_sft,
-    encode_preference_with_report,
-    encode_sft_with_report,
     load_preference_pairs,
     load_sft_examples,
-    pack_sft,
     read_rows,
 )
 
@@ -136,10 +133,10 @@ def test_a_cut_aggregation_prompt_keeps_its_header_instruction_and_question(toke
 
 def test_the_drafts_numbering_matches_afts_prompt():
     from pipelines.aft.prompts import numbered_responses
-    from pipelines.training.data import _numbered
+    from pipelines.training.examples import numbered_proposals
 
     drafts = ["a", "b\nc", " d "]
-    assert _numbered(drafts) == numbered_responses(drafts)
+    assert numbered_proposals(drafts) == numbered_responses(drafts)
 
 
 def test_refuse_names_the_rows_and_the_lengths_that_would_fit(tokenizer, tmp_path):

@@ -54,7 +54,8 @@ def test_preference_loss_equals_the_closed_form(loss_type, beta):
 def test_reference_log_probs_match_a_direct_computation(tiny_model_dir, preference_dataset, tmp_path):
     from transformers import AutoModelForCausalLM
 
-    from pipelines.training.data import encode_preference_with_report, load_preference_pairs
+    from pipelines.training.encoding import encode_preference_with_report
+    from pipelines.training.examples import load_preference_pairs
     from pipelines.training.models import load_tokenizer
 
     tokenizer = load_tokenizer(tiny_model_dir)

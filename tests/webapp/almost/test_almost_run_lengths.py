@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from pipelines.training.data import LengthReport
+from pipelines.training.length_limits import LengthReport
 from webapp.runs.models import PipelineRun
 
 pytestmark = pytest.mark.django_db

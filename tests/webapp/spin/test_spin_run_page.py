@@ -8,7 +8,7 @@ import pytest
 
 from pipelines.common.store import RunStore
 from pipelines.spin.inspect import iteration_rows
-from pipelines.training.data import LengthReport
+from pipelines.training.length_limits import LengthReport
 from pipelines.training.result import TrainingResult
 from pipelines.training.saving import FINAL_DIR, RESULT_FILE
 from webapp.registry.models import ModelEntry

@@ -15,12 +15,8 @@ from typing import Any
 from pipelines.common.jsonl import read_jsonl_rows
 from pipelines.errors import InvalidConfigError, InvalidInputError
 from pipelines.training.arguments import TrainingArgs
-from pipelines.training.data import (
-    LengthReport,
-    fit_prompt_completions,
-    preference_pairs,
-    sft_examples,
-)
+from pipelines.training.examples import preference_pairs, sft_examples
+from pipelines.training.length_limits import LengthReport, fit_prompt_completions
 
 PREVIEW_ROW_LIMIT = 2000
 """The preview measures at most this many rows (the first ones); the job measures them all."""
@@ -41,7 +37,7 @@ def load_fast_tokenizer(model_dir: str | Path) -> Any:
 
 def read_first_rows(path: str | Path, limit: int) -> tuple[list[dict[str, Any]], bool]:
     """The first `limit` rows of a JSONL or parquet dataset, and whether there were more."""
-    from pipelines.training.data import read_rows
+    from pipelines.training.examples import read_rows
 
     path = Path(path)
     if path.suffix == ".parquet":
