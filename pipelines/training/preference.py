@@ -29,7 +29,7 @@ from pipelines.training.examples import load_preference_pairs, split_held_out
 from pipelines.training.models import apply_lora, disable_dropout, load_model, load_tokenizer, parameter_counts
 from pipelines.training.result import TrainingResult
 from pipelines.training.runtime import resolve_runtime
-from pipelines.training.saving import finished_result, write_config
+from pipelines.training.saving import finished_result, write_training_config
 from pipelines.training.trainer import CHECKPOINTS_DIR, CheckpointingTrainer, train_and_save, training_arguments
 
 REFERENCE_LOGPS_FILE = "reference_logps.json"
@@ -292,7 +292,7 @@ def run_preference(
     dataset_path = Path(dataset_path)
     runtime = resolve_runtime(args)
     pairs = load_preference_pairs(dataset_path)
-    write_config(store, "preference", config, model_dir, dataset_path)
+    write_training_config(store, "preference", config, model_dir, dataset_path)
 
     tokenizer = load_tokenizer(model_dir, args.prompt_format)
     features, lengths = encode_preference_with_report(

@@ -24,7 +24,7 @@ TRAINERS = ("sft", "preference", "reward")
 """The kinds of training, as `validate_dataset_fields` and the training form name them."""
 
 
-def trainer_of(config: TrainerConfig) -> str:
+def trainer_kind(config: TrainerConfig) -> str:
     """The kind of training a config is for: "sft", "preference" or "reward"."""
     return {SFTConfig: "sft", PreferenceConfig: "preference", RewardConfig: "reward"}[type(config)]
 
@@ -52,7 +52,7 @@ class TrainingPreset(Preset[TrainerConfig]):
         object.__setattr__(self, "apply", self._lay_over)
 
     def _lay_over(self, config: TrainerConfig) -> TrainerConfig:
-        trainer = trainer_of(config)
+        trainer = trainer_kind(config)
         if trainer not in self.trainers:
             raise InvalidConfigError(
                 f"preset {self.name!r} is for {' or '.join(self.trainers)} training, not {trainer}", field="preset"

@@ -30,7 +30,7 @@ from pipelines.training.formatting import TRAINING_FORMAT_FILE, encode_prompt_co
 from pipelines.training.models import apply_lora, load_model, load_tokenizer, parameter_counts
 from pipelines.training.result import TrainingResult
 from pipelines.training.runtime import resolve_runtime
-from pipelines.training.saving import finished_result, write_config
+from pipelines.training.saving import finished_result, write_training_config
 from pipelines.training.trainer import CHECKPOINTS_DIR, CheckpointingTrainer, train_and_save, training_arguments
 
 
@@ -111,7 +111,7 @@ def run_reward(
     args = config.training
     runtime = resolve_runtime(args)
     pairs = load_preference_pairs(dataset_path)
-    write_config(store, "reward", config, model_dir, dataset_path)
+    write_training_config(store, "reward", config, model_dir, dataset_path)
 
     tokenizer = load_tokenizer(model_dir, args.prompt_format)
     features, lengths = encode_preference_with_report(

@@ -89,10 +89,11 @@ def _save_atomically(target: Path, trainer: Trainer, tokenizer: Any, prompt_form
     return target
 
 
-def write_config(store: RunStore, kind: str, config: Any, model_dir: str | Path, dataset_path: str | Path) -> None:
+def write_training_config(
+    store: RunStore, kind: str, config: Any, model_dir: str | Path, dataset_path: str | Path
+) -> None:
     """Record what the run trains, beside its outputs (a lineage entry can be built from it)."""
     store.write_json(
         {"kind": kind, "config": config.to_dict(), "model_dir": str(model_dir), "dataset_path": str(dataset_path)},
         "training_config.json",
     )
-

@@ -16,7 +16,7 @@ from pipelines.training.examples import load_sft_examples
 from pipelines.training.models import apply_lora, load_model, load_tokenizer, parameter_counts
 from pipelines.training.result import TrainingResult
 from pipelines.training.runtime import resolve_runtime
-from pipelines.training.saving import finished_result, write_config
+from pipelines.training.saving import finished_result, write_training_config
 from pipelines.training.trainer import CHECKPOINTS_DIR, CheckpointingTrainer, train_and_save, training_arguments
 
 
@@ -37,7 +37,7 @@ def run_sft(
     args = config.training
     runtime = resolve_runtime(args)
     examples = load_sft_examples(dataset_path, include_context=config.include_context)
-    write_config(store, "sft", config, model_dir, dataset_path)
+    write_training_config(store, "sft", config, model_dir, dataset_path)
 
     progress.stage("tokenize", total=len(examples))
     tokenizer = load_tokenizer(model_dir, args.prompt_format)

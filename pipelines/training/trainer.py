@@ -149,7 +149,7 @@ class CheckpointingTrainer(Trainer):
             shutil.rmtree(path, ignore_errors=True)
 
 
-def quiet(trainer: Trainer) -> Trainer:
+def without_console_printer(trainer: Trainer) -> Trainer:
     """Drop the Trainer's stdout printer: metrics go to Progress, and a worker's log stays readable."""
     from transformers.trainer_callback import PrinterCallback
 
@@ -193,7 +193,7 @@ def train_and_save(
     first score back from eval_at_start.json, reported as `start_*`) and after the last, so a run
     reports how far training moved the held-out metrics.
     """
-    quiet(trainer)
+    without_console_printer(trainer)
     checkpoints_dir = store.path(CHECKPOINTS_DIR)
     if evaluate and latest_checkpoint(checkpoints_dir) is None:
         store.write_json(trainer.evaluate(), EVAL_AT_START_FILE)
@@ -216,5 +216,3 @@ def train_and_save(
         progress=progress,
         lengths=lengths,
     )
-
-

@@ -16,7 +16,7 @@ from pipelines.training.arguments import TrainingArgs
 from pipelines.training.layouts import validate_dataset_fields
 from webapp.library.models import Artifact
 from webapp.registry.models import ModelEntry
-from webapp.training.services import check_fits, check_trainable
+from webapp.training.services import check_fits_memory, check_trainable
 
 
 def spin_config_build(
@@ -65,7 +65,7 @@ def spin_config_build(
     if beta is not None:
         training = replace(training, beta=beta)
     config = SpinConfig.from_dict({**replace(config, **changes, training=training).to_dict()})
-    check_fits(config.training.training, model, devices)
+    check_fits_memory(config.training.training, model, devices)
     return {
         "model_id": model.pk,
         "dataset_artifact_id": dataset.pk,

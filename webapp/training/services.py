@@ -107,7 +107,7 @@ def training_config_build(
     except RecursionError as error:
         raise ValidationError("Invalid training settings: nested too deeply.") from error
 
-    check_fits(config.training, model, devices)
+    check_fits_memory(config.training, model, devices)
     return {
         "trainer": trainer,
         "model_id": model.pk,
@@ -245,7 +245,7 @@ def check_trainable(model: ModelEntry, field: str) -> None:
         raise ValidationError({field: f"{model.name} is a reward model; train from a text-generation model."})
 
 
-def check_fits(args: TrainingArgs, model: ModelEntry, devices: int) -> None:
+def check_fits_memory(args: TrainingArgs, model: ModelEntry, devices: int) -> None:
     """Refuse a run whose weights, gradients and optimizer state cannot fit the device it asks for."""
     if not model.parameter_count:
         return  # unknown size (e.g. a directory without safetensors): the worker finds out
