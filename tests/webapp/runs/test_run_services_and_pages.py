@@ -133,6 +133,7 @@ def test_run_page_polls_while_active_and_stops_when_finished(researcher_client, 
 
 def test_lost_run_page_shows_the_reason_and_a_resume_button(live_settings, researcher_client, run):
     _set(run, status=PipelineRun.Status.RUNNING, heartbeat_at=timezone.now() - timedelta(minutes=5))
+    assert services.runs_mark_lost() == 1  # the workers' periodic sweep (workers/lost_run_sweep.py); a GET writes nothing
     page = researcher_client.get(f"/runs/{run.pk}/").content.decode()
     assert "Worker lost" in page and "heartbeats" in page and "no longer registered in Redis" in page and "Resume" in page
 
