@@ -20,7 +20,6 @@ AFT_INFERENCE = RunKind(
     queue="gpu",
     job="workers.kinds.aft_inference.prepare",
     section=RunSection(template=run_page.TEMPLATE, context=run_page.context),
-    form_url="aft:new",
 )
 
 AFT_DATA = RunKind(
@@ -29,5 +28,4 @@ AFT_DATA = RunKind(
     queue=_data_queue,
     job="workers.kinds.aft_data.prepare",
     section=RunSection(template=run_page.TEMPLATE, context=run_page.context),
-    form_url="aft:data-new",
 )

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from pipelines.training.presets import TRAINING_PRESETS
 from webapp.runs.registry import RunKind, RunSection
 
-from . import run_page, services
+from . import run_page
 
 ALMOST = RunKind(
     kind="almost",
@@ -13,7 +12,4 @@ ALMOST = RunKind(
     queue="gpu",
     job="workers.kinds.almost.prepare",
     section=RunSection(template=run_page.TEMPLATE, context=run_page.context),
-    estimate=services.almost_cost_estimate,
-    presets=TRAINING_PRESETS,  # the reward model's training settings
-    form_url="almost:new",
 )

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pipelines.augcon.config import AUGCON_PRESETS
 from webapp.runs.registry import RunKind, RunSection
 
 from . import run_page
@@ -13,6 +12,4 @@ AUGCON = RunKind(
     queue="gpu",
     job="workers.kinds.augcon.prepare",
     section=RunSection(template=run_page.TEMPLATE, context=run_page.context),
-    presets=AUGCON_PRESETS,
-    form_url="augcon:new",
 )

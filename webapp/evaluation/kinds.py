@@ -12,5 +12,4 @@ EVALUATION = RunKind(
     queue="gpu",
     job="workers.kinds.evaluation.prepare",
     section=RunSection(template=run_page.TEMPLATE, context=run_page.context),
-    form_url="evaluation:new",
 )

@@ -9,5 +9,4 @@ GENERATE = RunKind(
     label="Generate answers",
     queue="gpu",
     job="workers.kinds.generate.prepare",
-    form_url="generate:new",
 )

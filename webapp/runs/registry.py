@@ -8,11 +8,9 @@ section), the run lists (the label). Adding a method is: declare its `RunKind`, 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
-
-from pipelines.common.presets import Preset
 
 
 @dataclass(frozen=True)
@@ -36,10 +34,6 @@ class RunKind:
     - `job`: dotted path of the worker's `prepare(run, store)` for this kind (a string, so the web
       process never imports worker code or the libraries it needs).
     - `section`: the kind's part of the run page, if it has one.
-    - `estimate`: what a run of this kind asks of the models, from the form's cleaned data (shown
-      before it is queued), if the kind has one.
-    - `presets`: the named settings its form offers.
-    - `form_url`: the URL name of the form that creates runs of this kind ("" if none).
     - `trains`: its jobs train a model (the run page shows training curves).
     """
 
@@ -48,9 +42,6 @@ class RunKind:
     queue: str | Callable[[dict[str, Any]], str]
     job: str
     section: RunSection | None = None
-    estimate: Callable[..., Any] | None = None
-    presets: Sequence[Preset[Any]] = field(default_factory=tuple)
-    form_url: str = ""
     trains: bool = False
 
     def queue_for(self, config: dict[str, Any]) -> str:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pipelines.spin import SPIN_PRESETS
 from webapp.runs.registry import RunKind, RunSection
 
 from . import run_page
@@ -13,7 +12,5 @@ SPIN = RunKind(
     queue="gpu",
     job="workers.kinds.spin.prepare",
     section=RunSection(template=run_page.TEMPLATE, context=run_page.context),
-    presets=SPIN_PRESETS,
-    form_url="spin:new",
     trains=True,
 )

@@ -9,7 +9,6 @@ TRAIN_SFT = RunKind(
     label="Train: SFT",
     queue="gpu",
     job="workers.kinds.training.prepare",
-    form_url="training:new",
     trains=True,
 )
 
@@ -18,7 +17,6 @@ TRAIN_PREFERENCE = RunKind(
     label="Train: preference (DPO/SPIN)",
     queue="gpu",
     job="workers.kinds.training.prepare",
-    form_url="training:new",
     trains=True,
 )
 
@@ -27,6 +25,5 @@ TRAIN_REWARD = RunKind(
     label="Train: reward model",
     queue="gpu",
     job="workers.kinds.training.prepare",
-    form_url="training:new",
     trains=True,
 )
