@@ -64,3 +64,11 @@ def tiny_training(**overrides) -> TrainingArgs:
     }
     values.update(overrides)
     return TrainingArgs.from_dict(values)
+
+
+@pytest.fixture(scope="module")
+def tokenizer(tiny_model_dir):
+    """The tiny test model's tokenizer, loaded once per module (its chat template formats every example)."""
+    from pipelines.training.models import load_tokenizer
+
+    return load_tokenizer(tiny_model_dir)
