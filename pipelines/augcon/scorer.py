@@ -22,13 +22,12 @@ from pipelines.common.progress import Progress
 from pipelines.common.store import RunStore
 from pipelines.errors import InvalidInputError
 from pipelines.training.arguments import TrainingArgs
-from pipelines.training.batching import collate_pairs
-from pipelines.training.callbacks import ProgressCallback
-from pipelines.training.models import apply_lora, load_model, parameter_counts
+from pipelines.training.batching import collate_pairs, padded_batches
+from pipelines.training.models import apply_lora, load_model
 from pipelines.training.result import TrainingResult
 from pipelines.training.runtime import resolve_runtime
 from pipelines.training.saving import FINAL_DIR, RESULT_FILE, finished_result
-from pipelines.training.trainer import CHECKPOINTS_DIR, CheckpointingTrainer, train_and_save, training_arguments
+from pipelines.training.trainer import CheckpointingTrainer, train_and_save
 
 SCORER_TEXT = "Context: {context}\n\nQuestion: {query}\n\n"
 
@@ -126,24 +125,17 @@ def train_scorer(
     model.config.pad_token_id = tokenizer.pad_token_id
     if args.adapter == "lora":
         model = apply_lora(model, args, task_type="SEQ_CLS")
-    counts = parameter_counts(model)
-    callback = ProgressCallback(progress, "train")
-    trainer = ContrastiveScorerTrainer(
-        model=model,
-        args=training_arguments(args, runtime, store.path(CHECKPOINTS_DIR)),
-        train_dataset=features,
-        data_collator=partial(collate_pairs, pad_token_id=tokenizer.pad_token_id),
-        callbacks=[callback],
-    )
     result = train_and_save(
-        trainer=trainer,
-        callback=callback,
+        ContrastiveScorerTrainer,
+        model=model,
         tokenizer=tokenizer,
+        train_features=features,
+        data_collator=partial(collate_pairs, pad_token_id=tokenizer.pad_token_id),
         store=store,
         args=args,
+        runtime=runtime,
         base_dir=model_dir,
         merge=False,
-        counts=counts,
         progress=progress,
     )
     # QueryScorer reads the backbone back, so a QLoRA adapter scores on the 4-bit base it was trained on.
@@ -220,17 +212,9 @@ class QueryScorer:
     def score(self, contexts: list[str], queries: list[str]) -> list[float]:
         texts = [scorer_text(context, query) for context, query in zip(contexts, queries, strict=True)]
         sequences = encode_texts(self.tokenizer, texts, self.max_length)
-        pad = self.tokenizer.pad_token_id
         scores: list[float] = []
         with torch.inference_mode():
-            for start in range(0, len(sequences), self.batch_size):
-                chunk = sequences[start : start + self.batch_size]
-                longest = max(len(sequence) for sequence in chunk)
-                input_ids = torch.full((len(chunk), longest), pad, dtype=torch.long)
-                attention_mask = torch.zeros((len(chunk), longest), dtype=torch.long)
-                for row, sequence in enumerate(chunk):
-                    input_ids[row, : len(sequence)] = torch.tensor(sequence, dtype=torch.long)
-                    attention_mask[row, : len(sequence)] = 1
+            for input_ids, attention_mask in padded_batches(sequences, self.batch_size, self.tokenizer.pad_token_id):
                 batch = {"input_ids": input_ids.to(self.device), "attention_mask": attention_mask.to(self.device)}
                 scores.extend(_scores(self.model, batch).cpu().tolist())
         return scores

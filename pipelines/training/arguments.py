@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from pipelines.common.config_fields import known_fields
+from pipelines.common.config_fields import MAX_SEED, known_fields
 from pipelines.errors import InvalidConfigError
 
 OPTIMIZERS = ("adamw", "rmsprop", "sgd", "adafactor")
@@ -23,7 +23,6 @@ OVER_LENGTH_RULES = ("cut", "refuse", "drop")
 PROMPT_FORMATS = ("chat_template", "raw_assistant")
 MAX_TRAINING_STEPS = 10_000_000
 MAX_EPOCHS = 1000
-MAX_SEED = 2**32 - 1
 
 
 @dataclass(frozen=True)
@@ -182,6 +181,15 @@ class TrainingArgs:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    def length_limits(self) -> dict[str, Any]:
+        """The four settings the encoders fit token rows by, as their keyword arguments (encoding.py)."""
+        return {
+            "max_length": self.max_length,
+            "max_prompt_length": self.max_prompt_length,
+            "over_length": self.over_length,
+            "prompt_format": self.prompt_format,
+        }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TrainingArgs:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 from pipelines.training.encoding import IGNORE_INDEX
@@ -63,3 +64,21 @@ def collate_pairs(features: list[dict[str, Any]], pad_token_id: int) -> dict[str
         batch["ref_chosen_logps"] = torch.tensor([f["ref_chosen_logps"] for f in features], dtype=torch.float64)
         batch["ref_rejected_logps"] = torch.tensor([f["ref_rejected_logps"] for f in features], dtype=torch.float64)
     return batch
+
+
+def padded_batches(sequences: list[list[int]], batch_size: int, pad_token_id: int) -> Iterator[tuple[Any, Any]]:
+    """(input_ids, attention_mask) for `batch_size` sequences at a time, right-padded to each batch's longest.
+
+    What the scorers (reward model, AugCon's query scorer) run their model on: scoring needs no labels.
+    """
+    import torch
+
+    for start in range(0, len(sequences), batch_size):
+        chunk = sequences[start : start + batch_size]
+        longest = max(len(sequence) for sequence in chunk)
+        input_ids = torch.full((len(chunk), longest), pad_token_id, dtype=torch.long)
+        attention_mask = torch.zeros((len(chunk), longest), dtype=torch.long)
+        for row, sequence in enumerate(chunk):
+            input_ids[row, : len(sequence)] = torch.tensor(sequence, dtype=torch.long)
+            attention_mask[row, : len(sequence)] = 1
+        yield input_ids, attention_mask

@@ -24,6 +24,22 @@ def _from_dict_with_training(cls: type, data: dict[str, Any], where: str) -> Any
     return cls(**values)
 
 
+def _check_training(training: Any) -> None:
+    """`training` is a TrainingArgs once `from_dict` has read it; a dict passed to the constructor is not."""
+    if not isinstance(training, TrainingArgs):
+        raise InvalidConfigError("training must be a TrainingArgs or a JSON object of its fields")
+
+
+def _check_held_out(eval_fraction: float, eval_steps: int) -> None:
+    """The held-out share and evaluation interval the preference and reward trainers both take."""
+    if not 0.0 <= eval_fraction < 1.0:
+        raise InvalidConfigError(f"eval_fraction must be in [0, 1), got {eval_fraction}")
+    if isinstance(eval_steps, bool) or not isinstance(eval_steps, int):
+        raise InvalidConfigError(f"eval_steps must be a whole number, got {eval_steps!r}")
+    if not 0 <= eval_steps <= MAX_TRAINING_STEPS:
+        raise InvalidConfigError(f"eval_steps must be between 0 and {MAX_TRAINING_STEPS}, got {eval_steps}")
+
+
 def _sft_training_defaults() -> TrainingArgs:
     # ALMoST's SFT on RM-selected demonstrations: lr 2e-5, 3 epochs, max length 512.
     return TrainingArgs(learning_rate=2e-5, num_epochs=3.0, max_length=512, max_prompt_length=384)
@@ -84,8 +100,7 @@ class SFTConfig:
     """With LoRA, also save the adapter merged into the base as a full model under final/merged."""
 
     def __post_init__(self) -> None:
-        if not isinstance(self.training, TrainingArgs):
-            raise InvalidConfigError("training must be a TrainingArgs or a JSON object of its fields")
+        _check_training(self.training)
         for name in ("packing", "include_context", "completion_only_loss", "merge_adapter"):
             if not isinstance(getattr(self, name), bool):
                 raise InvalidConfigError(f"{name} must be true or false, got {getattr(self, name)!r}")
@@ -128,8 +143,7 @@ class PreferenceConfig:
     reward carries dropout noise from the first step."""
 
     def __post_init__(self) -> None:
-        if not isinstance(self.training, TrainingArgs):
-            raise InvalidConfigError("training must be a TrainingArgs or a JSON object of its fields")
+        _check_training(self.training)
         check_choice("loss", self.loss, PREFERENCE_LOSSES)
         if not 0 < self.beta <= 100:
             raise InvalidConfigError(f"beta must be in (0, 100], got {self.beta}")
@@ -137,12 +151,7 @@ class PreferenceConfig:
             raise InvalidConfigError(
                 f"reference_batch_size must be between 1 and 4096, got {self.reference_batch_size}"
             )
-        if not 0.0 <= self.eval_fraction < 1.0:
-            raise InvalidConfigError(f"eval_fraction must be in [0, 1), got {self.eval_fraction}")
-        if isinstance(self.eval_steps, bool) or not isinstance(self.eval_steps, int):
-            raise InvalidConfigError(f"eval_steps must be a whole number, got {self.eval_steps!r}")
-        if not 0 <= self.eval_steps <= MAX_TRAINING_STEPS:
-            raise InvalidConfigError(f"eval_steps must be between 0 and {MAX_TRAINING_STEPS}, got {self.eval_steps}")
+        _check_held_out(self.eval_fraction, self.eval_steps)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -167,14 +176,8 @@ class RewardConfig:
     """With LoRA, also save the merged reward model (what `RewardScorer` loads fastest)."""
 
     def __post_init__(self) -> None:
-        if not isinstance(self.training, TrainingArgs):
-            raise InvalidConfigError("training must be a TrainingArgs or a JSON object of its fields")
-        if not 0.0 <= self.eval_fraction < 1.0:
-            raise InvalidConfigError(f"eval_fraction must be in [0, 1), got {self.eval_fraction}")
-        if isinstance(self.eval_steps, bool) or not isinstance(self.eval_steps, int):
-            raise InvalidConfigError(f"eval_steps must be a whole number, got {self.eval_steps!r}")
-        if not 0 <= self.eval_steps <= MAX_TRAINING_STEPS:
-            raise InvalidConfigError(f"eval_steps must be between 0 and {MAX_TRAINING_STEPS}, got {self.eval_steps}")
+        _check_training(self.training)
+        _check_held_out(self.eval_fraction, self.eval_steps)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

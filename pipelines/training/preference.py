@@ -22,15 +22,15 @@ from pipelines.common.progress import Progress
 from pipelines.common.store import RunStore
 from pipelines.errors import InvalidConfigError
 from pipelines.training.batching import collate_pairs
-from pipelines.training.callbacks import ProgressCallback
-from pipelines.training.config import PreferenceConfig
+from pipelines.training.config import PreferenceConfig, RewardConfig
 from pipelines.training.encoding import IGNORE_INDEX, encode_preference_with_report
 from pipelines.training.examples import load_preference_pairs, split_held_out
-from pipelines.training.models import apply_lora, disable_dropout, load_model, load_tokenizer, parameter_counts
+from pipelines.training.length_limits import LengthReport
+from pipelines.training.models import apply_lora, disable_dropout, load_model, load_tokenizer
 from pipelines.training.result import TrainingResult
 from pipelines.training.runtime import resolve_runtime
 from pipelines.training.saving import finished_result, write_training_config
-from pipelines.training.trainer import CHECKPOINTS_DIR, CheckpointingTrainer, train_and_save, training_arguments
+from pipelines.training.trainer import CheckpointingTrainer, train_and_save
 
 REFERENCE_LOGPS_FILE = "reference_logps.json"
 
@@ -168,25 +168,15 @@ class PreferenceTrainer(CheckpointingTrainer):
 
     def evaluate(self, eval_dataset=None, ignore_keys=None, metric_key_prefix="eval"):  # type: ignore[no-untyped-def]
         """Implicit-reward accuracy and margins on the held-out pairs."""
-        dataset = eval_dataset if eval_dataset is not None else self.eval_dataset
-        if not dataset:
+        batches = self.scored_held_out(eval_dataset, self._pair_outputs)
+        if not batches:
             return {}
-        model = self.model
-        was_training = model.training
-        model.eval()
-        chosen_all, rejected_all, losses = [], [], []
-        with torch.inference_mode():
-            for start in range(0, len(dataset), self.args.per_device_eval_batch_size):
-                batch = self.data_collator(dataset[start : start + self.args.per_device_eval_batch_size])
-                batch = self._prepare_inputs(batch)
-                loss, chosen_rewards, rejected_rewards = self._pair_outputs(model, batch)
-                chosen_all.append(chosen_rewards)
-                rejected_all.append(rejected_rewards)
-                losses.append(loss.item() * len(chosen_rewards))
-        model.train(was_training)
-        chosen, rejected = torch.cat(chosen_all), torch.cat(rejected_all)
+        chosen = torch.cat([chosen_rewards for _loss, chosen_rewards, _rejected in batches])
+        rejected = torch.cat([rejected_rewards for _loss, _chosen, rejected_rewards in batches])
         metrics = {f"{metric_key_prefix}/{name}": value for name, value in _reward_metrics(chosen, rejected).items()}
-        metrics[f"{metric_key_prefix}/loss"] = sum(losses) / len(dataset)
+        # Each batch's loss is its pairs' mean: weighted by its pair count, the mean over every pair.
+        total_loss = sum(loss.item() * len(chosen_rewards) for loss, chosen_rewards, _rejected in batches)
+        metrics[f"{metric_key_prefix}/loss"] = total_loss / len(chosen)
         self.log(dict(metrics))
         return metrics
 
@@ -269,6 +259,28 @@ def _model_identity(model_dir: Path) -> dict[str, Any]:
     }
 
 
+def encoded_pairs(
+    kind: str,
+    config: PreferenceConfig | RewardConfig,
+    model_dir: str | Path,
+    dataset_path: str | Path,
+    store: RunStore,
+    progress: Progress,
+) -> tuple[Any, list[dict[str, Any]], LengthReport]:
+    """The tokenizer, the pairs' token rows and their length report: how every pair trainer starts.
+
+    On the way it records the run's training config (`kind`: "preference" or "reward") and logs the
+    token lengths, so a run shows what was cut before it loads the model.
+    """
+    args = config.training
+    pairs = load_preference_pairs(dataset_path)
+    write_training_config(store, kind, config, model_dir, dataset_path)
+    tokenizer = load_tokenizer(model_dir, args.prompt_format)
+    features, lengths = encode_preference_with_report(tokenizer, pairs, **args.length_limits())
+    progress.log(f"token lengths: {lengths.message()}")
+    return tokenizer, features, lengths
+
+
 def run_preference(
     config: PreferenceConfig,
     model_dir: str | Path,
@@ -291,19 +303,7 @@ def run_preference(
     ref_model_dir = Path(ref_model_dir) if ref_model_dir else model_dir
     dataset_path = Path(dataset_path)
     runtime = resolve_runtime(args)
-    pairs = load_preference_pairs(dataset_path)
-    write_training_config(store, "preference", config, model_dir, dataset_path)
-
-    tokenizer = load_tokenizer(model_dir, args.prompt_format)
-    features, lengths = encode_preference_with_report(
-        tokenizer,
-        pairs,
-        max_length=args.max_length,
-        max_prompt_length=args.max_prompt_length,
-        over_length=args.over_length,
-        prompt_format=args.prompt_format,
-    )
-    progress.log(f"token lengths: {lengths.message()}")
+    tokenizer, features, lengths = encoded_pairs("preference", config, model_dir, dataset_path, store, progress)
     model = load_model(model_dir, args, runtime)
     if runtime.device == "cuda" and not args.qlora:
         model.to("cuda")
@@ -329,32 +329,21 @@ def run_preference(
     if config.disable_dropout:
         switched_off = disable_dropout(model)
         progress.log(f"policy dropout off in {switched_off} modules (as TRL's DPOTrainer)")
-    counts = parameter_counts(model)
-    evaluating = bool(eval_features)
-    overrides: dict[str, Any] = {}
-    if evaluating and config.eval_steps:
-        overrides = {"eval_strategy": "steps", "eval_steps": config.eval_steps}
-    callback = ProgressCallback(progress, "train")
-    trainer = PreferenceTrainer(
-        model=model,
-        args=training_arguments(args, runtime, store.path(CHECKPOINTS_DIR), **overrides),
-        train_dataset=train_features,
-        eval_dataset=eval_features or None,
-        data_collator=partial(collate_pairs, pad_token_id=tokenizer.pad_token_id),
-        callbacks=[callback],
-        beta=config.beta,
-        loss_type=config.loss,
-    )
     return train_and_save(
-        trainer=trainer,
-        callback=callback,
+        PreferenceTrainer,
+        model=model,
         tokenizer=tokenizer,
+        train_features=train_features,
+        eval_features=eval_features,
+        eval_steps=config.eval_steps,
+        data_collator=partial(collate_pairs, pad_token_id=tokenizer.pad_token_id),
         store=store,
         args=args,
+        runtime=runtime,
         base_dir=model_dir,
         merge=config.merge_adapter,
-        counts=counts,
         progress=progress,
-        evaluate=evaluating,
         lengths=lengths.summary(),
+        beta=config.beta,
+        loss_type=config.loss,
     )

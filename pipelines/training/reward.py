@@ -21,17 +21,16 @@ from pipelines.common.progress import Progress
 from pipelines.common.store import RunStore
 from pipelines.errors import InvalidInputError
 from pipelines.training.arguments import effective_batch_text
-from pipelines.training.batching import collate_pairs
-from pipelines.training.callbacks import ProgressCallback
+from pipelines.training.batching import collate_pairs, padded_batches
 from pipelines.training.config import RewardConfig
-from pipelines.training.encoding import encode_preference_with_report
-from pipelines.training.examples import Messages, load_preference_pairs, split_held_out
+from pipelines.training.examples import Messages, split_held_out
 from pipelines.training.formatting import TRAINING_FORMAT_FILE, encode_prompt_completions
-from pipelines.training.models import apply_lora, load_model, load_tokenizer, parameter_counts
+from pipelines.training.models import apply_lora, load_model
+from pipelines.training.preference import encoded_pairs
 from pipelines.training.result import TrainingResult
 from pipelines.training.runtime import resolve_runtime
-from pipelines.training.saving import finished_result, write_training_config
-from pipelines.training.trainer import CHECKPOINTS_DIR, CheckpointingTrainer, train_and_save, training_arguments
+from pipelines.training.saving import finished_result
+from pipelines.training.trainer import CheckpointingTrainer, train_and_save
 
 
 def bradley_terry_loss(chosen_rewards: torch.Tensor, rejected_rewards: torch.Tensor) -> torch.Tensor:
@@ -60,22 +59,11 @@ class RewardTrainer(CheckpointingTrainer):
 
     def evaluate(self, eval_dataset=None, ignore_keys=None, metric_key_prefix="eval"):  # type: ignore[no-untyped-def]
         """Pairwise accuracy, mean margin and loss on the held-out pairs."""
-        dataset = eval_dataset if eval_dataset is not None else self.eval_dataset
-        if not dataset:
+        batches = self.scored_held_out(eval_dataset, _pair_rewards)
+        if not batches:
             return {}
-        model = self.model
-        was_training = model.training
-        model.eval()
-        chosen_all, rejected_all = [], []
-        size = self.args.per_device_eval_batch_size
-        with torch.inference_mode():
-            for start in range(0, len(dataset), size):
-                batch = self._prepare_inputs(self.data_collator(dataset[start : start + size]))
-                chosen, rejected = _pair_rewards(model, batch)
-                chosen_all.append(chosen)
-                rejected_all.append(rejected)
-        model.train(was_training)
-        chosen, rejected = torch.cat(chosen_all), torch.cat(rejected_all)
+        chosen = torch.cat([batch_chosen for batch_chosen, _rejected in batches])
+        rejected = torch.cat([batch_rejected for _chosen, batch_rejected in batches])
         metrics = {f"{metric_key_prefix}/{name}": value for name, value in _pair_metrics(chosen, rejected).items()}
         metrics[f"{metric_key_prefix}/loss"] = bradley_terry_loss(chosen, rejected).item()
         self.log(dict(metrics))
@@ -110,19 +98,7 @@ def run_reward(
         return done
     args = config.training
     runtime = resolve_runtime(args)
-    pairs = load_preference_pairs(dataset_path)
-    write_training_config(store, "reward", config, model_dir, dataset_path)
-
-    tokenizer = load_tokenizer(model_dir, args.prompt_format)
-    features, lengths = encode_preference_with_report(
-        tokenizer,
-        pairs,
-        max_length=args.max_length,
-        max_prompt_length=args.max_prompt_length,
-        over_length=args.over_length,
-        prompt_format=args.prompt_format,
-    )
-    progress.log(f"token lengths: {lengths.message()}")
+    tokenizer, features, lengths = encoded_pairs("reward", config, model_dir, dataset_path, store, progress)
     train_features, eval_features = split_held_out(features, config.eval_fraction, args.seed)
     progress.log(
         f"{len(train_features)} training pairs, {len(eval_features)} held out; "
@@ -139,31 +115,20 @@ def run_reward(
     model.config.pad_token_id = pad_id
     if args.adapter == "lora":
         model = apply_lora(model, args, task_type="SEQ_CLS")
-    counts = parameter_counts(model)
-    evaluating = bool(eval_features)
-    overrides: dict[str, Any] = {}
-    if evaluating and config.eval_steps:
-        overrides = {"eval_strategy": "steps", "eval_steps": config.eval_steps}
-    callback = ProgressCallback(progress, "train")
-    trainer = RewardTrainer(
-        model=model,
-        args=training_arguments(args, runtime, store.path(CHECKPOINTS_DIR), **overrides),
-        train_dataset=train_features,
-        eval_dataset=eval_features or None,
-        data_collator=partial(collate_pairs, pad_token_id=pad_id),
-        callbacks=[callback],
-    )
     return train_and_save(
-        trainer=trainer,
-        callback=callback,
+        RewardTrainer,
+        model=model,
         tokenizer=tokenizer,
+        train_features=train_features,
+        eval_features=eval_features,
+        eval_steps=config.eval_steps,
+        data_collator=partial(collate_pairs, pad_token_id=pad_id),
         store=store,
         args=args,
+        runtime=runtime,
         base_dir=model_dir,
         merge=config.merge_adapter,
-        counts=counts,
         progress=progress,
-        evaluate=evaluating,
         lengths=lengths.summary(),
     )
 
@@ -226,14 +191,7 @@ class RewardScorer:
         self.model.config.pad_token_id = pad
         scores: list[float] = []
         with torch.inference_mode():
-            for start in range(0, len(sequences), self.batch_size):
-                chunk = sequences[start : start + self.batch_size]
-                longest = max(len(sequence) for sequence in chunk)
-                input_ids = torch.full((len(chunk), longest), pad, dtype=torch.long)
-                attention_mask = torch.zeros((len(chunk), longest), dtype=torch.long)
-                for row, sequence in enumerate(chunk):
-                    input_ids[row, : len(sequence)] = torch.tensor(sequence)
-                    attention_mask[row, : len(sequence)] = 1
+            for input_ids, attention_mask in padded_batches(sequences, self.batch_size, pad):
                 logits = self.model(
                     input_ids=input_ids.to(self.device), attention_mask=attention_mask.to(self.device)
                 ).logits

@@ -9,15 +9,14 @@ from pipelines.common.progress import Progress
 from pipelines.common.store import RunStore
 from pipelines.errors import InvalidInputError
 from pipelines.training.batching import collate_sft
-from pipelines.training.callbacks import ProgressCallback
 from pipelines.training.config import SFTConfig
 from pipelines.training.encoding import encode_sft_with_report, pack_sft
 from pipelines.training.examples import load_sft_examples
-from pipelines.training.models import apply_lora, load_model, load_tokenizer, parameter_counts
+from pipelines.training.models import apply_lora, load_model, load_tokenizer
 from pipelines.training.result import TrainingResult
 from pipelines.training.runtime import resolve_runtime
 from pipelines.training.saving import finished_result, write_training_config
-from pipelines.training.trainer import CHECKPOINTS_DIR, CheckpointingTrainer, train_and_save, training_arguments
+from pipelines.training.trainer import CheckpointingTrainer, train_and_save
 
 
 def run_sft(
@@ -44,10 +43,7 @@ def run_sft(
     features, lengths = encode_sft_with_report(
         tokenizer,
         examples,
-        max_length=args.max_length,
-        max_prompt_length=args.max_prompt_length,
-        over_length=args.over_length,
-        prompt_format=args.prompt_format,
+        **args.length_limits(),
         completion_only_loss=config.completion_only_loss,
     )
     progress.log(f"token lengths: {lengths.message()}")
@@ -61,25 +57,17 @@ def run_sft(
     model = load_model(model_dir, args, runtime)
     if args.adapter == "lora":
         model = apply_lora(model, args)
-    counts = parameter_counts(model)
-
-    callback = ProgressCallback(progress, "train")
-    trainer = CheckpointingTrainer(
-        model=model,
-        args=training_arguments(args, runtime, store.path(CHECKPOINTS_DIR)),
-        train_dataset=features,
-        data_collator=partial(collate_sft, pad_token_id=tokenizer.pad_token_id),
-        callbacks=[callback],
-    )
     return train_and_save(
-        trainer=trainer,
-        callback=callback,
+        CheckpointingTrainer,
+        model=model,
         tokenizer=tokenizer,
+        train_features=features,
+        data_collator=partial(collate_sft, pad_token_id=tokenizer.pad_token_id),
         store=store,
         args=args,
+        runtime=runtime,
         base_dir=model_dir,
         merge=config.merge_adapter,
-        counts=counts,
         progress=progress,
         lengths=lengths.summary(),
     )

@@ -8,9 +8,11 @@ import dataclasses
 import os
 import re
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import torch
 from transformers import Trainer, TrainingArguments
 
 from pipelines.common.progress import Progress
@@ -18,6 +20,7 @@ from pipelines.common.store import RunStore
 from pipelines.errors import InvalidConfigError, RunCancelled
 from pipelines.training.arguments import TrainingArgs
 from pipelines.training.callbacks import ProgressCallback
+from pipelines.training.models import parameter_counts
 from pipelines.training.result import TrainingResult
 from pipelines.training.runtime import Runtime
 from pipelines.training.saving import save_final
@@ -113,6 +116,26 @@ class CheckpointingTrainer(Trainer):
             self._metric_sums, self._metric_batches = {}, 0
         super().log(logs, start_time)
 
+    def scored_held_out(self, eval_dataset: Any, score: Callable[[Any, dict[str, Any]], Any]) -> list[Any]:
+        """`score(model, batch)` for each evaluation batch of the held-out rows (`eval_dataset`, else the trainer's).
+
+        Why: the pair trainers report held-out figures of their own loss, which Trainer's evaluation loop
+        does not compute. Runs without gradients in eval mode; the model's mode comes back after.
+        """
+        dataset = eval_dataset if eval_dataset is not None else self.eval_dataset
+        if not dataset:
+            return []
+        size = self.args.per_device_eval_batch_size
+        was_training = self.model.training
+        self.model.eval()
+        with torch.inference_mode():
+            scores = [
+                score(self.model, self._prepare_inputs(self.data_collator(dataset[start : start + size])))
+                for start in range(0, len(dataset), size)
+            ]
+        self.model.train(was_training)
+        return scores
+
     def _get_output_dir(self, trial: Any) -> str:
         if self._staging_root is not None:
             return str(self._staging_root)
@@ -174,27 +197,47 @@ def train_with_resume(trainer: Trainer, callback: ProgressCallback, checkpoints_
 
 
 def train_and_save(
+    trainer_class: type[Trainer],
     *,
-    trainer: Trainer,
-    callback: ProgressCallback,
+    model: Any,
     tokenizer: Any,
+    train_features: list[dict[str, Any]],
+    data_collator: Callable[[list[dict[str, Any]]], dict[str, Any]],
     store: RunStore,
     args: TrainingArgs,
+    runtime: Runtime,
     base_dir: str | Path,
     merge: bool,
-    counts: tuple[int, int],
     progress: Progress,
-    evaluate: bool = False,
+    eval_features: list[dict[str, Any]] | None = None,
+    eval_steps: int = 0,
     lengths: dict[str, Any] | None = None,
+    **trainer_options: Any,
 ) -> TrainingResult:
-    """The recipe every trainer here shares: train (resuming), gather the metrics, save under final/.
+    """The recipe every trainer here shares: build `trainer_class`, train (resuming), gather the metrics, save under final/.
 
-    With `evaluate`, the held-out set is scored before the first step (once: a resumed run reads the
-    first score back from eval_at_start.json, reported as `start_*`) and after the last, so a run
-    reports how far training moved the held-out metrics.
+    With held-out `eval_features`, the held-out set is scored before the first step (once: a resumed run
+    reads the first score back from eval_at_start.json, reported as `start_*`), every `eval_steps` when
+    set, and after the last, so a run reports how far training moved the held-out metrics.
+    `trainer_options` go to the trainer class (a preference loss's beta, for one).
     """
-    without_console_printer(trainer)
+    counts = parameter_counts(model)
+    evaluate = bool(eval_features)
+    overrides: dict[str, Any] = {}
+    if evaluate and eval_steps:
+        overrides = {"eval_strategy": "steps", "eval_steps": eval_steps}
     checkpoints_dir = store.path(CHECKPOINTS_DIR)
+    callback = ProgressCallback(progress, "train")
+    trainer = trainer_class(
+        model=model,
+        args=training_arguments(args, runtime, checkpoints_dir, **overrides),
+        train_dataset=train_features,
+        eval_dataset=eval_features or None,
+        data_collator=data_collator,
+        callbacks=[callback],
+        **trainer_options,
+    )
+    without_console_printer(trainer)
     if evaluate and latest_checkpoint(checkpoints_dir) is None:
         store.write_json(trainer.evaluate(), EVAL_AT_START_FILE)
     steps = train_with_resume(trainer, callback, checkpoints_dir, progress)
