@@ -307,9 +307,7 @@ def run_aggregation_data(
         batch_name=lambda index: batch_file_name(index, folder="data-batches"),
     )
 
-    progress.stage("export", total=1)
-    table = export_batch_files(store, batched.batch_names, OUTPUT_STEM)
-    progress.advance(1)
+    table = export_batch_files(store, batched.batch_names, OUTPUT_STEM, progress)
     kinds = [row["row_kind"] for name in batched.batch_names for row in store.read_jsonl(name)]
     aggregation_rows = kinds.count("aggregation")
     counts = {**counts, "skipped_empty_target": len(examples) - aggregation_rows}

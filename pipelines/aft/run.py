@@ -18,7 +18,7 @@ from typing import Any
 
 from pipelines.aft.config import AftConfig, AftInputs
 from pipelines.aft.layers import LayerRecord, aggregate, propose
-from pipelines.common.batches import run_in_batches
+from pipelines.common.batches import report_batch_speed, run_in_batches
 from pipelines.common.progress import Progress
 from pipelines.common.prompts import load_prompts
 from pipelines.common.result import ArtifactOutput, PipelineResult
@@ -55,16 +55,12 @@ def run_aft(
             backend = backends.load(inputs.model)
         started = time.monotonic()
         rows = answer_batch(config, backend, batch, index, progress)
-        elapsed = time.monotonic() - started
-        tokens = sum(row["completion_tokens"] for row in rows)
-        progress.metrics({"batch": index, "tokens_per_second": round(tokens / elapsed, 2) if elapsed else 0.0})
+        report_batch_speed(progress, index, sum(row["completion_tokens"] for row in rows), started)
         return rows
 
     batched = run_in_batches(prompts, config.batch_size, answer, store=store, progress=progress, stage=STAGE)
 
-    progress.stage("export", total=1)
-    table = export_batch_files(store, batched.batch_names, OUTPUT_STEM)
-    progress.advance(1)
+    table = export_batch_files(store, batched.batch_names, OUTPUT_STEM, progress)
     summary = summarize_rows(list(store.read_jsonl(table.jsonl_path.name)))
     return PipelineResult(
         artifacts=[

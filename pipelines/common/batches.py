@@ -10,6 +10,7 @@ cancellation check between batches, writing, and advancing.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -74,3 +75,9 @@ def run_in_batches(
         items_generated += len(batch)
         progress.advance(len(batch))
     return BatchedRun(batch_names=names, batches_generated=batches_generated, items_generated=items_generated)
+
+
+def report_batch_speed(progress: Progress, index: int, tokens: int, started: float) -> None:
+    """Report batch `index`'s new tokens per second since `started` (a `time.monotonic()`): the run page's speed chart."""
+    elapsed = time.monotonic() - started
+    progress.metrics({"batch": index, "tokens_per_second": round(tokens / elapsed, 2) if elapsed else 0.0})

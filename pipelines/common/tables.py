@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pipelines.common.progress import Progress
 from pipelines.common.store import RunStore, atomic_writer
 
 
@@ -72,6 +73,12 @@ def write_table(jsonl_path: Path, rows: Sequence[dict[str, Any]], *, empty_colum
     return write_table_in_batches(jsonl_path, [rows], empty_columns=empty_columns)
 
 
-def export_batch_files(store: RunStore, batch_names: Sequence[str], stem: str) -> WrittenTable:
-    """Concatenate a run's finished batch files into `<stem>.jsonl` and `<stem>.parquet`, one batch at a time."""
-    return write_table_in_batches(store.path(f"{stem}.jsonl"), (list(store.read_jsonl(name)) for name in batch_names))
+def export_batch_files(store: RunStore, batch_names: Sequence[str], stem: str, progress: Progress) -> WrittenTable:
+    """Concatenate a run's finished batch files into `<stem>.jsonl` and `<stem>.parquet`, one batch at a time.
+
+    This is the run's "export" stage (one step on `progress`), the last before its result.
+    """
+    progress.stage("export", total=1)
+    table = write_table_in_batches(store.path(f"{stem}.jsonl"), (list(store.read_jsonl(name)) for name in batch_names))
+    progress.advance(1)
+    return table

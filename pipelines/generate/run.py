@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from pipelines.common.batches import run_in_batches
+from pipelines.common.batches import report_batch_speed, run_in_batches
 from pipelines.common.progress import Progress
 from pipelines.common.prompts import load_prompts
 from pipelines.common.result import ArtifactOutput, PipelineResult
@@ -42,16 +42,12 @@ def run_generate(
             backend = backends.load(inputs.model)
         batch_started = time.monotonic()
         rows = _answer_batch(config, backend, batch, _batch_sampling(config.sampling, index))
-        tokens = sum(sum(row["completion_tokens"]) for row in rows)
-        elapsed = time.monotonic() - batch_started
-        progress.metrics({"batch": index, "tokens_per_second": round(tokens / elapsed, 2) if elapsed else 0.0})
+        report_batch_speed(progress, index, sum(sum(row["completion_tokens"]) for row in rows), batch_started)
         return rows
 
     batched = run_in_batches(prompts, config.batch_size, answer, store=store, progress=progress, stage=STAGE)
 
-    progress.stage("export", total=1)
-    table = export_batch_files(store, batched.batch_names, OUTPUT_STEM)
-    progress.advance(1)
+    table = export_batch_files(store, batched.batch_names, OUTPUT_STEM, progress)
     completion_tokens = sum(sum(row["completion_tokens"]) for row in store.read_jsonl(table.jsonl_path.name))
     seconds = time.monotonic() - started
     return PipelineResult(

@@ -7,6 +7,7 @@ import json
 import pyarrow.parquet as pq
 import pytest
 
+from pipelines.common.progress import RecordingProgress
 from pipelines.common.store import RunStore
 from pipelines.common.tables import export_batch_files, parquet_twin, write_table, write_table_in_batches
 
@@ -29,7 +30,9 @@ def test_finished_batch_files_are_exported_under_a_stem(tmp_path) -> None:
     store = RunStore(tmp_path)
     store.write_jsonl([{"x": "é"}], "batches/batch-000000.jsonl")
     store.write_jsonl([{"x": "b"}], "batches/batch-000001.jsonl")
-    table = export_batch_files(store, ["batches/batch-000000.jsonl", "batches/batch-000001.jsonl"], "out")
+    table = export_batch_files(
+        store, ["batches/batch-000000.jsonl", "batches/batch-000001.jsonl"], "out", RecordingProgress()
+    )
     assert table.jsonl_path == store.path("out.jsonl")
     assert table.jsonl_path.read_text(encoding="utf-8") == '{"x": "é"}\n{"x": "b"}\n'
     assert pq.read_table(table.parquet_path).num_rows == 2
