@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pipelines.common.config_fields import known_fields
+from pipelines.common.config_fields import check_seed, known_fields
 from pipelines.errors import InvalidConfigError
 from pipelines.llm.loader import BackendSpec
 from pipelines.llm.types import SamplingParams
@@ -46,7 +46,6 @@ MAX_NEW_TOKENS = 32768
 """New tokens per sample; the paper uses 4096, and the aggregation prompt holds n of them."""
 MAX_TEMPERATURE = 2.0
 MAX_BATCH_SIZE = 1024
-MAX_SEED = 2**32 - 1
 FORMAT_KEYS = {
     "first release": ("proposal_params", "aggregation_params", "hidden_layer", "final_aggregation", "final_params"),
     "intermediate": ("proposal_params", "aggregation_params", "num_aggregation"),
@@ -373,12 +372,6 @@ def check_sampling_limits(section: str, sampling: SamplingParams) -> None:
             f"{section}.temperature must be between 0 and {MAX_TEMPERATURE:g}, got {sampling.temperature}",
             field=f"{section}.temperature",
         )
-
-
-def check_seed(name: str, seed: int | None) -> None:
-    """Seeds are empty (random) or between 0 and 2^32 - 1, what every backend's generator accepts."""
-    if seed is not None and not 0 <= seed <= MAX_SEED:
-        raise InvalidConfigError(f"{name} must be between 0 and {MAX_SEED}, got {seed}", field=name)
 
 
 def _sampling(section: str, raw: Any, defaults: SamplingParams, label: dict[str, str] | None = None) -> SamplingParams:

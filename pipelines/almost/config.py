@@ -22,7 +22,7 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from pipelines.common.config_fields import known_fields
+from pipelines.common.config_fields import MAX_SEED, known_fields
 from pipelines.errors import InvalidConfigError
 from pipelines.training.arguments import effective_batch, effective_batch_text
 from pipelines.training.config import REWARD_EFFECTIVE_BATCH, RewardConfig
@@ -60,7 +60,6 @@ FILTER_DESCRIPTIONS = {
 
 MAX_CONFIGURATIONS = 32
 """Rubric entries at most (each is a full pass of responses over every prompt)."""
-MAX_SEED = 2**32 - 1
 SHOTS_RANGE = (0, 64)
 RESPONSE_MAX_TOKENS_RANGE = (1, 32768)
 NUM_GENERATION_RANGE = (1, 1_000_000)

@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from pipelines.augcon.rouge import ROUGE_TOKENIZERS, check_jieba_available
-from pipelines.common.config_fields import known_fields
+from pipelines.common.config_fields import MAX_SEED, known_fields
 from pipelines.common.presets import Preset
 from pipelines.errors import InvalidConfigError
 from pipelines.llm.loader import BackendSpec
@@ -28,7 +28,6 @@ from pipelines.training.arguments import LoraSettings, TrainingArgs
 
 MAX_CHARACTERS = 1_000_000
 """Upper bound of every character threshold (a root chunk, a leaf, a paragraph)."""
-MAX_SEED = 2**32 - 1
 
 
 def _scorer_training_defaults() -> TrainingArgs:

@@ -1,4 +1,5 @@
-"""Reading a config dataclass from JSON: the one check every method's `from_dict` starts with."""
+"""Reading a config dataclass from JSON, and the checks every method's configs share: the one check
+every `from_dict` starts with, and the seed's range."""
 
 from __future__ import annotations
 
@@ -6,6 +7,9 @@ from dataclasses import fields
 from typing import Any
 
 from pipelines.errors import InvalidConfigError
+
+MAX_SEED = 2**32 - 1
+"""The largest seed: what every backend's generator and `random.Random` accept alike."""
 
 
 def known_fields(cls: type, data: Any, where: str) -> dict[str, Any]:
@@ -20,3 +24,9 @@ def known_fields(cls: type, data: Any, where: str) -> dict[str, Any]:
     if unknown:
         raise InvalidConfigError(f"unknown {where} field(s): {', '.join(sorted(unknown))}")
     return dict(data)
+
+
+def check_seed(name: str, seed: int | None) -> None:
+    """Seeds are empty (random) or between 0 and MAX_SEED; a refusal names the config field `name`."""
+    if seed is not None and not 0 <= seed <= MAX_SEED:
+        raise InvalidConfigError(f"{name} must be between 0 and {MAX_SEED}, got {seed}", field=name)

@@ -20,7 +20,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
-from pipelines.common.config_fields import known_fields
+from pipelines.common.config_fields import check_seed, known_fields
 from pipelines.common.presets import Preset
 from pipelines.errors import InvalidConfigError
 from pipelines.llm.types import SamplingParams
@@ -37,7 +37,6 @@ MAX_NEW_TOKENS = 32768
 MAX_PROMPTS = 10_000_000
 MAX_GENERATION_BATCH = 1024
 MAX_TEMPERATURE = 2.0
-MAX_SEED = 2**32 - 1
 LORA_LEARNING_RATE = 5e-6
 """Ours: the `lora` preset's rate, 10x the paper's. A LoRA adapter starts at zero (B = 0) and only its
 low-rank product moves the weights, so at the paper's 5e-7 it moves about a tenth as far as full
@@ -120,7 +119,7 @@ class SpinConfig:
                 f"generation.temperature must be between 0 and {MAX_TEMPERATURE:g}, got {self.generation.temperature}",
                 field="generation.temperature",
             )
-        _check_seed("generation.seed", self.generation.seed)
+        check_seed("generation.seed", self.generation.seed)
         if not 1 <= self.generation_batch_size <= MAX_GENERATION_BATCH:
             raise InvalidConfigError(
                 f"generation_batch_size must be between 1 and {MAX_GENERATION_BATCH}, got {self.generation_batch_size}",
@@ -201,11 +200,6 @@ class SpinConfig:
         if isinstance(values.get("training"), dict):
             values["training"] = PreferenceConfig.from_dict(values["training"])
         return cls(**values)
-
-
-def _check_seed(name: str, seed: int | None) -> None:
-    if seed is not None and not 0 <= seed <= MAX_SEED:
-        raise InvalidConfigError(f"{name} must be between 0 and {MAX_SEED}, got {seed}", field=name)
 
 
 def effective_batch(args: TrainingArgs, devices: int) -> dict[str, int]:

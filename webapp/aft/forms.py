@@ -16,11 +16,11 @@ from pipelines.aft.config import (
     MAX_HIDDEN_LAYERS,
     MAX_NEW_TOKENS,
     MAX_SAMPLES_PER_LAYER,
-    MAX_SEED,
     MAX_TEMPERATURE,
     AftConfig,
     AggregationDataConfig,
 )
+from pipelines.common.config_fields import MAX_SEED
 from webapp.core.forms import help_text_from_config_docs
 from webapp.library.models import Artifact, SeedPromptSet
 from webapp.registry.models import ModelEntry
