@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import random
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from tests.fixtures.runs import wait_for_run
 from tests.fixtures.services import WorkerProcess
 from webapp.generate import services as generate_services
 from webapp.library.models import SeedPrompt, SeedPromptSet
@@ -107,3 +109,53 @@ def step_worker_until(
         time.sleep(slice_seconds)
         worker.pause()
         time.sleep(rest_seconds)
+
+
+def kill_after_batches(
+    worker: WorkerProcess, run: PipelineRun, batch_dir: Path, *, total_batches: int
+) -> tuple[dict[Path, int], str]:
+    """SIGKILL `worker` at a random point part way through `run`: after a few batch files and a few slices more.
+
+    The worker must be paused before the run is queued (so the run cannot get ahead of the stepping).
+    Returns the batch files finished before the kill with their modification times (a resumed run
+    must not write them again) and the kill point, a sentence every failure prints for a replay.
+    """
+    chooser = random.Random()
+    batches_before_kill = chooser.randint(1, 4)
+    slices_into_next_batch = chooser.randint(0, 3)
+    kill_point = f"killed after {batches_before_kill} batches + {slices_into_next_batch} worker slices"
+    step_worker_until(
+        worker,
+        run,
+        lambda: len(batch_files(batch_dir)) >= batches_before_kill,
+        what=f"{batches_before_kill} batches are finished",
+    )
+    for _ in range(slices_into_next_batch):
+        worker.resume()
+        time.sleep(WORKER_SLICE_SECONDS)
+        worker.pause()
+    worker.kill()
+    finished_before_kill = {path: path.stat().st_mtime_ns for path in batch_files(batch_dir)}
+    assert batches_before_kill <= len(finished_before_kill) < total_batches, kill_point
+    return finished_before_kill, kill_point
+
+
+def resume_once_lost(
+    run: PipelineRun,
+    start_worker: Callable[[], WorkerProcess],
+    kill_point: str,
+    *,
+    lost_within: float,
+    finish_within: float,
+) -> tuple[PipelineRun, WorkerProcess]:
+    """Wait for the killed run to be declared lost, start a fresh worker, resume the run and wait for its end.
+
+    Returns the finished run and the new worker (whose log a failure shows).
+    """
+    run = wait_for_run(
+        run, lambda r: r.status == PipelineRun.Status.LOST, lost_within, f"the run to be lost ({kill_point})"
+    )
+    worker = start_worker()
+    services.run_resume(run=run)
+    run = wait_for_run(run, timeout=finish_within, what=f"the resumed run to finish ({kill_point})")
+    return run, worker

@@ -8,24 +8,19 @@ the next one, so the kill lands mid-run on any machine; the kill point is printe
 
 from __future__ import annotations
 
-import random
-import time
-
 import pytest
 
 from pipelines.aft import AftConfig
 from tests.faults.support import (
-    WORKER_SLICE_SECONDS,
     artifact_rows,
     assert_every_prompt_once,
-    batch_files,
+    kill_after_batches,
     prompt_set_of,
-    step_worker_until,
+    resume_once_lost,
     tiny_model_entry,
 )
 from tests.fixtures.runs import wait_for_run
 from webapp.aft import services as aft_services
-from webapp.runs import services
 from webapp.runs import services as run_services
 from webapp.runs.models import PipelineRun
 
@@ -57,38 +52,20 @@ def test_aft_worker_killed_at_a_random_point_resumes_to_the_uninterrupted_artifa
     reference_rows = artifact_rows(reference, "aggregations")
     assert_every_prompt_once(reference_rows, PROMPTS)
 
-    chooser = random.Random()
-    batches_before_kill = chooser.randint(1, 4)
-    slices_into_next_batch = chooser.randint(0, 3)
-    kill_point = f"killed after {batches_before_kill} batches + {slices_into_next_batch} worker slices"
     first_worker.pause()  # before the job is queued: the run cannot get ahead of the stepping
     run = run_services.run_create(kind="aft_inference", user=researcher, config=config)
-    batch_dir = services.run_directory(run) / "batches"
-    step_worker_until(
-        first_worker,
-        run,
-        lambda: len(batch_files(batch_dir)) >= batches_before_kill,
-        what=f"{batches_before_kill} batches are finished",
+    batch_dir = run_services.run_directory(run) / "batches"
+    finished_before_kill, kill_point = kill_after_batches(
+        first_worker, run, batch_dir, total_batches=PROMPTS // BATCH_SIZE
     )
-    for _ in range(slices_into_next_batch):
-        first_worker.resume()
-        time.sleep(WORKER_SLICE_SECONDS)
-        first_worker.pause()
-    first_worker.kill()
-    finished_before_kill = {path.name: path.stat().st_mtime_ns for path in batch_files(batch_dir)}
-    assert batches_before_kill <= len(finished_before_kill) < PROMPTS // BATCH_SIZE, kill_point
-
-    run = wait_for_run(run, lambda r: r.status == PipelineRun.Status.LOST, 90, f"the run to be lost ({kill_point})")
-    rq_worker()
-    services.run_resume(run=run)
-    run = wait_for_run(run, timeout=240, what=f"the resumed run to finish ({kill_point})")
+    run, _worker = resume_once_lost(run, rq_worker, kill_point, lost_within=90, finish_within=240)
 
     assert run.status == PipelineRun.Status.SUCCEEDED, f"{kill_point}: {run.error}\n{run.traceback}"
     rows = artifact_rows(run, "aggregations")
     assert_every_prompt_once(rows, PROMPTS)
     assert run.artifacts.get().row_count == reference.artifacts.get().row_count == PROMPTS
-    for name, mtime in finished_before_kill.items():
-        assert (batch_dir / name).stat().st_mtime_ns == mtime, f"{name} was answered twice ({kill_point})"
+    for path, mtime in finished_before_kill.items():
+        assert path.stat().st_mtime_ns == mtime, f"{path.name} was answered twice ({kill_point})"
     assert run.summary["batches_generated_this_attempt"] == PROMPTS // BATCH_SIZE - len(finished_before_kill)
     assert [row["final_answer"] for row in rows] == [row["final_answer"] for row in reference_rows], (
         f"the resumed run drew other text than the uninterrupted one ({kill_point})"

@@ -10,18 +10,10 @@ machine; the kill point is printed for a replay.
 from __future__ import annotations
 
 import dataclasses
-import random
-import time
 
 import pytest
 
-from tests.faults.support import (
-    WORKER_SLICE_SECONDS,
-    batch_files,
-    prompt_set_of,
-    step_worker_until,
-    tiny_model_entry,
-)
+from tests.faults.support import kill_after_batches, prompt_set_of, resume_once_lost, tiny_model_entry
 from tests.fixtures.runs import wait_for_run
 from webapp.evaluation import services
 from webapp.evaluation.selectors import evaluation_rows
@@ -81,32 +73,12 @@ def test_an_evaluation_worker_killed_at_a_random_judge_batch_resumes_to_the_unin
     reference_rows = list(evaluation_rows(reference))
     assert len(reference_rows) == PROMPTS
 
-    chooser = random.Random()
-    batches_before_kill = chooser.randint(1, 4)
-    slices_into_next_batch = chooser.randint(0, 3)
-    kill_point = f"killed after {batches_before_kill} judge batches + {slices_into_next_batch} worker slices"
     first_worker.pause()  # before the job is queued: the run cannot get ahead of the stepping
     evaluation = evaluate("killed")
     run = evaluation.run
     judgments = run_services.run_directory(run) / "judgments"
-    step_worker_until(
-        first_worker,
-        run,
-        lambda: len(batch_files(judgments)) >= batches_before_kill,
-        what=f"{batches_before_kill} judge batches are finished",
-    )
-    for _ in range(slices_into_next_batch):
-        first_worker.resume()
-        time.sleep(WORKER_SLICE_SECONDS)
-        first_worker.pause()
-    first_worker.kill()
-    finished_before_kill = {path: path.stat().st_mtime_ns for path in batch_files(judgments)}
-    assert batches_before_kill <= len(finished_before_kill) < JUDGE_BATCHES, kill_point
-
-    run = wait_for_run(run, lambda r: r.status == PipelineRun.Status.LOST, 90, f"the run to be lost ({kill_point})")
-    rq_worker()
-    run_services.run_resume(run=run)
-    run = wait_for_run(run, timeout=240, what=f"the resumed evaluation to finish ({kill_point})")
+    finished_before_kill, kill_point = kill_after_batches(first_worker, run, judgments, total_batches=JUDGE_BATCHES)
+    run, _worker = resume_once_lost(run, rq_worker, kill_point, lost_within=90, finish_within=240)
 
     assert run.status == PipelineRun.Status.SUCCEEDED, f"{kill_point}: {run.error}\n{run.traceback}"
     evaluation.refresh_from_db()

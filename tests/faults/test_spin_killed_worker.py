@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from tests.faults.kill_points import fault_seed, file_times, pause_when_file_appears
-from tests.faults.support import artifact_rows, tiny_model_entry
+from tests.faults.support import artifact_rows, resume_once_lost, tiny_model_entry
 from tests.fixtures.runs import wait_for_run
 from webapp.library.models import Artifact
 from webapp.registry.models import ModelEntry
@@ -98,10 +98,7 @@ def test_spin_worker_killed_at_a_random_point_resumes_to_the_uninterrupted_artif
     # Checkpoints are rotated away as training goes on: the files that must never be written twice are the rest.
     written = file_times(run_directory, [name for name in files if "/checkpoints/" not in name])
 
-    run = wait_for_run(run, lambda r: r.status == PipelineRun.Status.LOST, 60, f"the run to be lost ({kill_point})")
-    second_worker = rq_worker()
-    run_services.run_resume(run=run)
-    run = wait_for_run(run, timeout=120, what=f"the resumed run to finish ({kill_point})")
+    run, second_worker = resume_once_lost(run, rq_worker, kill_point, lost_within=60, finish_within=120)
     assert run.status == PipelineRun.Status.SUCCEEDED, (
         f"{kill_point}: {run.error}\n{run.traceback}\n{second_worker.log_text()[-3000:]}"
     )
