@@ -21,6 +21,7 @@ from pipelines.evaluation.inspect import evaluation_results
 from pipelines.evaluation.judge import JudgeRequest, candidate_outcome, judge_batch, judge_conversation, parse_verdict
 from pipelines.llm.loader import LocalBackends
 from pipelines.llm.types import Completion, Conversation, LLMBackend, SamplingParams
+from tests.fixtures.judges import responses_to_judge
 
 
 @pytest.mark.parametrize(
@@ -91,9 +92,7 @@ class ScriptedJudge:
         self.calls.append(params)
         outputs = []
         for conversation in conversations:
-            user = conversation[-1]["content"]
-            response_a = user.split("## Response A\n\n")[1].split("\n\n## Response B")[0]
-            response_b = user.split("## Response B\n\n")[1].split("\n\n## Criteria")[0]
+            response_a, response_b = responses_to_judge(conversation)
             self.replies += 1
             outputs.append([Completion(self.decide(response_a, response_b, len(self.calls)), 10, 1)])
         return outputs
@@ -127,7 +126,8 @@ def _judged_by(tmp_path: Path, judge: LLMBackend) -> LocalBackends:
     return LocalBackends(tmp_path / "models", given={SCRIPTED_JUDGE_SPEC["path"]: judge})
 
 
-def _evaluate(tmp_path: Path, judge: ScriptedJudge, retries: int = 2, judge_batch_size: int = 3):
+def _evaluate(tmp_path: Path, judge: ScriptedJudge, judge_config: JudgeConfig | None = None, judge_batch_size: int = 3):
+    """Evaluate the NEW answers against the OLD ones with `judge` (text verdicts, 2 retries, unless `judge_config`)."""
     store = RunStore(tmp_path / "run")
     store.write_jsonl(({"prompt_id": f"p{i}", "prompt": p} for i, p in enumerate(PROMPTS)), "prompts.jsonl")
     config = EvaluationConfig(
@@ -138,7 +138,7 @@ def _evaluate(tmp_path: Path, judge: ScriptedJudge, retries: int = 2, judge_batc
             "baseline", "old", kind="answers", answers_path=str(_answers_file(tmp_path / "old.jsonl", "OLD"))
         ),
         judge_spec=SCRIPTED_JUDGE_SPEC,
-        judge=JudgeConfig(method="text", retries=retries),
+        judge=judge_config or JudgeConfig(method="text", retries=2),
         judge_batch_size=judge_batch_size,
         bootstrap_rounds=200,
         lc_bootstrap_rounds=10,
@@ -182,7 +182,7 @@ def test_unreadable_replies_are_retried_with_sampling_and_then_read(tmp_path):
 def test_replies_that_stay_unreadable_are_counted_and_kept_out_of_the_statistics_never_dropped(tmp_path):
     # The first prompt's replies are never readable; every other judgment favours the candidate.
     judge = ScriptedJudge(lambda a, b, call: "hmm" if "2 + 2" in a else ("A" if a.startswith("NEW") else "B"))
-    results, rows = _evaluate(tmp_path, judge, retries=1)
+    results, rows = _evaluate(tmp_path, judge, JudgeConfig(method="text", retries=1))
     statistics = results["candidates"]["c0"]
     assert len(rows) == len(PROMPTS), "an unjudged prompt keeps its row"
     assert rows[0]["preference"] is None and rows[0]["unparsed_orders"] == 2
@@ -228,7 +228,7 @@ def test_a_prompt_read_in_one_order_only_is_flagged_and_counted(tmp_path):
             return "hmm"
         return "A" if a.startswith("NEW") else "B"
 
-    results, rows = _evaluate(tmp_path, ScriptedJudge(decide), retries=0)
+    results, rows = _evaluate(tmp_path, ScriptedJudge(decide), JudgeConfig(method="text", retries=0))
     statistics = results["candidates"]["c0"]
     assert rows[0]["single_order"] is True and rows[0]["unparsed_orders"] == 1
     assert not any(row["single_order"] for row in rows[1:])
@@ -251,38 +251,16 @@ class ScriptedScorer(ScriptedJudge):
     def chat_next_token_logprobs(self, conversations, *, top_k=20, always_include=()):
         results = []
         for conversation in conversations:
-            user = conversation[-1]["content"]
-            response_a = user.split("## Response A\n\n")[1].split("\n\n## Response B")[0]
-            response_b = user.split("## Response B\n\n")[1].split("\n\n## Criteria")[0]
+            response_a, response_b = responses_to_judge(conversation)
             self.scored += 1
             results.append({text: math.log(p) for text, p in self.distribution(response_a, response_b).items()})
         return results
 
 
-def _evaluate_logprob(tmp_path: Path, scorer: ScriptedScorer):
-    store = RunStore(tmp_path / "run")
-    store.write_jsonl(({"prompt_id": f"p{i}", "prompt": p} for i, p in enumerate(PROMPTS)), "prompts.jsonl")
-    config = EvaluationConfig(
-        candidates=(
-            Contestant("c0", "new", kind="answers", answers_path=str(_answers_file(tmp_path / "new.jsonl", "NEW"))),
-        ),
-        baseline=Contestant(
-            "baseline", "old", kind="answers", answers_path=str(_answers_file(tmp_path / "old.jsonl", "OLD"))
-        ),
-        judge_spec=SCRIPTED_JUDGE_SPEC,
-        judge=JudgeConfig(method="logprob"),
-        judge_batch_size=3,
-        bootstrap_rounds=200,
-        lc_bootstrap_rounds=10,
-    )
-    run_evaluation(config, _inputs(tmp_path), _judged_by(tmp_path, scorer), store, RecordingProgress())
-    return evaluation_results(store), list(store.read_jsonl("rows/c0.jsonl"))
-
-
 def test_the_logprob_judge_reads_the_probability_mass_on_the_verdict_tokens(tmp_path):
     # The first position gets 0.3 + 0.1 (two tokens), the second 0.2, tie 0.1; the rest is other tokens.
     scorer = ScriptedScorer(lambda a, b: {"A": 0.3, " A": 0.1, "B": 0.2, " tie": 0.1, "The": 0.25, "I": 0.05})
-    results, rows = _evaluate_logprob(tmp_path, scorer)
+    results, rows = _evaluate(tmp_path, scorer, JudgeConfig(method="logprob"))
     statistics = results["candidates"]["c0"]
     assert scorer.calls == [], "nothing is generated"
     assert scorer.scored == 2 * len(PROMPTS)
@@ -304,7 +282,7 @@ def test_the_logprob_judge_without_any_verdict_token_reports_the_judgment_unread
             return {"The": 0.6, "I": 0.4}
         return {"A": 0.9, "B": 0.1} if a.startswith("NEW") else {"A": 0.1, "B": 0.9}
 
-    results, rows = _evaluate_logprob(tmp_path, ScriptedScorer(distribution))
+    results, rows = _evaluate(tmp_path, ScriptedScorer(distribution), JudgeConfig(method="logprob"))
     statistics = results["candidates"]["c0"]
     assert rows[0]["verdict_baseline_first"] is None and rows[0]["single_order"] is True
     assert rows[0]["preference"] == pytest.approx(0.9)

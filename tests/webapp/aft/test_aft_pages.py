@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
-from webapp.library.models import Artifact, SeedPrompt, SeedPromptSet
+from tests.fixtures.generate_runs import prompt_set_of
+from webapp.library.models import Artifact, SeedPromptSet
 from webapp.registry.services import model_ensure_embedded
 from webapp.runs import services as run_services
 from webapp.runs.models import PipelineRun
@@ -39,9 +40,7 @@ final_aggregation: True # Indicates whether this is the final aggregation step
 
 @pytest.fixture
 def prompt_set():
-    prompt_set = SeedPromptSet.objects.create(name="two", prompt_count=2)
-    SeedPrompt.objects.bulk_create(SeedPrompt(prompt_set=prompt_set, position=i, text=f"prompt {i}") for i in range(2))
-    return prompt_set
+    return prompt_set_of(2, "two")
 
 
 @pytest.fixture

@@ -17,6 +17,7 @@ from django.core.exceptions import ValidationError
 from pipelines.common.progress import RecordingProgress
 from pipelines.llm.loader import LocalBackends
 from pipelines.llm.types import Completion
+from tests.fixtures.judges import responses_to_judge
 from webapp.evaluation import services
 from webapp.evaluation.models import CachedAnswer, Evaluation
 from webapp.library.models import Artifact, Rubric, SeedPrompt, SeedPromptSet
@@ -38,9 +39,7 @@ class PreferLongerJudge:
     def chat(self, conversations, params):
         outputs = []
         for conversation in conversations:
-            user = conversation[-1]["content"]
-            response_a = user.split("## Response A\n\n")[1].split("\n\n## Response B")[0]
-            response_b = user.split("## Response B\n\n")[1].split("\n\n## Criteria")[0]
+            response_a, response_b = responses_to_judge(conversation)
             verdict = "tie" if len(response_a) == len(response_b) else ("A" if len(response_a) > len(response_b) else "B")
             outputs.append([Completion(verdict, 10, 1)])
         return outputs
@@ -378,9 +377,7 @@ class LogprobJudge(PreferLongerJudge):
 
         results = []
         for conversation in conversations:
-            user = conversation[-1]["content"]
-            response_a = user.split("## Response A\n\n")[1].split("\n\n## Response B")[0]
-            response_b = user.split("## Response B\n\n")[1].split("\n\n## Criteria")[0]
+            response_a, response_b = responses_to_judge(conversation)
             longer, shorter = ("A", "B") if len(response_a) >= len(response_b) else ("B", "A")
             results.append({longer: math.log(0.7), f" {shorter}": math.log(0.2), "tie": math.log(0.1)})
         return results

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from webapp.library.models import SeedPrompt, SeedPromptSet
+from tests.fixtures.generate_runs import prompt_set_of
+from webapp.library.models import SeedPromptSet
 from webapp.registry.services import model_ensure_embedded
 from webapp.runs.models import PipelineRun
 
@@ -12,9 +13,7 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture
 def prompt_set():
-    prompt_set = SeedPromptSet.objects.create(name="three", prompt_count=3)
-    SeedPrompt.objects.bulk_create(SeedPrompt(prompt_set=prompt_set, position=i, text=f"prompt {i}") for i in range(3))
-    return prompt_set
+    return prompt_set_of(3, "three")
 
 
 def test_new_generate_form_creates_a_run_and_redirects(researcher_client, prompt_set):

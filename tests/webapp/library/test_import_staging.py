@@ -33,6 +33,16 @@ def _big_jsonl(path: Path, documents: int, *, bad_last_line: bool = False) -> Pa
     return path
 
 
+def _corpus_of(tmp_path: Path, user, name: str, documents: int) -> Corpus:  # type: ignore[no-untyped-def]
+    """A corpus `name` imported whole from a file of `documents` documents (one.jsonl)."""
+    return services.corpus_import(
+        name=name,
+        uploaded_file_path=_big_jsonl(tmp_path / "one.jsonl", documents),
+        original_name="one.jsonl",
+        user=user,
+    ).corpus
+
+
 class PausedImport:
     """A corpus import (or append) in another thread (its own database connection) that stops at its first
     progress report, after 1 MiB of the file has been read, until the test lets it go on."""
@@ -122,12 +132,7 @@ def test_a_refused_import_removes_every_committed_batch(tmp_path, researcher):
 
 
 def test_a_refused_append_leaves_the_corpus_and_the_table_as_they_were(tmp_path, researcher):
-    corpus = services.corpus_import(
-        name="Kept",
-        uploaded_file_path=_big_jsonl(tmp_path / "one.jsonl", 5),
-        original_name="one.jsonl",
-        user=researcher,
-    ).corpus
+    corpus = _corpus_of(tmp_path, researcher, "Kept", 5)
     with pytest.raises(ImportProblem):
         services.corpus_append(
             corpus=corpus,
@@ -140,12 +145,7 @@ def test_a_refused_append_leaves_the_corpus_and_the_table_as_they_were(tmp_path,
 
 
 def test_an_append_is_invisible_until_complete_then_lands_after_the_last_document(tmp_path, researcher):
-    corpus = services.corpus_import(
-        name="Growing",
-        uploaded_file_path=_big_jsonl(tmp_path / "one.jsonl", 3),
-        original_name="one.jsonl",
-        user=researcher,
-    ).corpus
+    corpus = _corpus_of(tmp_path, researcher, "Growing", 3)
     result = services.corpus_append(
         corpus=corpus,
         uploaded_file_path=_big_jsonl(tmp_path / "two.jsonl", 250),
@@ -160,12 +160,7 @@ def test_an_append_is_invisible_until_complete_then_lands_after_the_last_documen
 
 
 def test_an_append_under_way_adds_nothing_visible_to_the_corpus(tmp_path, researcher, client: Client):
-    corpus = services.corpus_import(
-        name="Growing",
-        uploaded_file_path=_big_jsonl(tmp_path / "one.jsonl", 3),
-        original_name="one.jsonl",
-        user=researcher,
-    ).corpus
+    corpus = _corpus_of(tmp_path, researcher, "Growing", 3)
     client.force_login(researcher)
     with PausedImport(
         services.corpus_append,

@@ -17,9 +17,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from webapp.generate import services as generate_services
-from webapp.library.models import SeedPrompt, SeedPromptSet
-from webapp.registry.services import model_ensure_embedded
+from tests.fixtures.generate_runs import prompt_set_of, small_generate_config
 from webapp.runs import services
 from webapp.runs.models import PipelineRun
 
@@ -31,18 +29,7 @@ WRITE = re.compile(r"^\s*(INSERT|UPDATE|DELETE|REPLACE)\b", re.IGNORECASE)
 @pytest.fixture
 def stale_run(researcher) -> PipelineRun:
     """A running run whose heartbeat stopped five minutes ago and whose worker Redis does not know."""
-    prompt_set = SeedPromptSet.objects.create(name="two", prompt_count=2)
-    SeedPrompt.objects.bulk_create(SeedPrompt(prompt_set=prompt_set, position=i, text=f"prompt {i}") for i in range(2))
-    config = generate_services.generate_config_build(
-        model=model_ensure_embedded(),
-        prompt_set=prompt_set,
-        n=1,
-        max_tokens=4,
-        temperature=0.7,
-        top_p=0.9,
-        seed=0,
-        batch_size=2,
-    )
+    config = small_generate_config(prompt_set_of(2, "two"))
     run = services.run_create(user=researcher, kind="generate", config=config)
     PipelineRun.objects.filter(pk=run.pk).update(
         status=PipelineRun.Status.RUNNING,

@@ -11,9 +11,7 @@ import pytest
 from rq.job import Job, JobStatus
 from rq.registry import FailedJobRegistry
 
-from webapp.generate import services as generate_services
-from webapp.library.models import SeedPrompt, SeedPromptSet
-from webapp.registry.services import model_ensure_embedded
+from tests.fixtures.generate_runs import prompt_set_of, small_generate_config
 from webapp.runs import services
 from webapp.runs.models import PipelineRun
 
@@ -21,19 +19,7 @@ pytestmark = pytest.mark.django_db(transaction=True)  # the job is enqueued when
 
 
 def queued_run(user, name: str) -> PipelineRun:  # type: ignore[no-untyped-def]
-    prompt_set = SeedPromptSet.objects.create(name=name, prompt_count=2)
-    SeedPrompt.objects.bulk_create(SeedPrompt(prompt_set=prompt_set, position=i, text=f"prompt {i}") for i in range(2))
-    config = generate_services.generate_config_build(
-        model=model_ensure_embedded(),
-        prompt_set=prompt_set,
-        n=1,
-        max_tokens=4,
-        temperature=0.7,
-        top_p=0.9,
-        seed=0,
-        batch_size=2,
-    )
-    return services.run_create(user=user, kind="generate", config=config)
+    return services.run_create(user=user, kind="generate", config=small_generate_config(prompt_set_of(2, name)))
 
 
 def end_job(job: Job, how: str) -> None:

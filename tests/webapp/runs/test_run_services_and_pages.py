@@ -7,6 +7,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
+from tests.fixtures.generate_runs import prompt_set_of, small_generate_config
 from webapp.generate import services as generate_services
 from webapp.library.models import Artifact, SeedPrompt, SeedPromptSet
 from webapp.registry.services import model_ensure_embedded
@@ -18,16 +19,12 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture
 def prompt_set():
-    prompt_set = SeedPromptSet.objects.create(name="three", prompt_count=3)
-    SeedPrompt.objects.bulk_create(SeedPrompt(prompt_set=prompt_set, position=i, text=f"prompt {i}") for i in range(3))
-    return prompt_set
+    return prompt_set_of(3, "three")
 
 
 @pytest.fixture
 def run(researcher, prompt_set):
-    config = generate_services.generate_config_build(
-        model=model_ensure_embedded(), prompt_set=prompt_set, n=2, max_tokens=8, temperature=0.7, top_p=0.9, seed=0, batch_size=2
-    )
+    config = small_generate_config(prompt_set, n=2, max_tokens=8)
     return services.run_create(user=researcher, kind="generate", config=config)
 
 

@@ -15,10 +15,10 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import connection
 
+from tests.fixtures.generate_runs import prompt_set_of, small_generate_config
 from webapp.core.submissions import DuplicateSubmission
 from webapp.evaluation.models import Evaluation
-from webapp.generate import services as generate_services
-from webapp.library.models import Corpus, Document, FewShotExample, FewShotSet, SeedPrompt, SeedPromptSet
+from webapp.library.models import Corpus, Document, FewShotExample, FewShotSet, SeedPromptSet
 from webapp.registry.models import ModelEntry
 from webapp.registry.services import model_ensure_embedded
 from webapp.runs import services
@@ -33,9 +33,7 @@ OTHER_KEY = "0f9e8d7c6b5a49382716f5e4d3c2b1a0"
 
 @pytest.fixture
 def prompt_set() -> SeedPromptSet:
-    prompt_set = SeedPromptSet.objects.create(name="three", prompt_count=3)
-    SeedPrompt.objects.bulk_create(SeedPrompt(prompt_set=prompt_set, position=i, text=f"prompt {i}") for i in range(3))
-    return prompt_set
+    return prompt_set_of(3, "three")
 
 
 def _generate_post(prompt_set: SeedPromptSet, key: str | None) -> dict:
@@ -183,16 +181,7 @@ def test_two_racing_submissions_with_one_key_queue_one_run(live_settings, resear
     """Both requests pass the look-up before either commits: the unique key decides, the loser is told which run won."""
     if connection.vendor == "sqlite":
         pytest.skip("SQLite serialises writers: there is no race to lose")
-    config = generate_services.generate_config_build(
-        model=model_ensure_embedded(),
-        prompt_set=prompt_set,
-        n=1,
-        max_tokens=8,
-        temperature=0.7,
-        top_p=0.9,
-        seed=0,
-        batch_size=2,
-    )
+    config = small_generate_config(prompt_set, max_tokens=8)
     barrier = threading.Barrier(2)
     outcomes: list[object] = []
 

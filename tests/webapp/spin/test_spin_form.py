@@ -28,6 +28,19 @@ def sft(tmp_path):
     return _artifact(tmp_path, "qa", [{"question": f"q{i}?", "answer": f"a{i}."} for i in range(10)])
 
 
+def _form_post(dataset: Artifact, **changes: str) -> dict:
+    """What the form posts: the embedded model on `dataset`, the tiny preset, two iterations on one device, and `changes`."""
+    return {
+        "model": model_ensure_embedded().pk,
+        "dataset": dataset.pk,
+        "preset": "tiny-cpu-demo",
+        "iterations": "2",
+        "conversation_turn": "first",
+        "devices": "1",
+        **changes,
+    }
+
+
 def test_the_paper_defaults_and_the_tiny_preset(sft):
     paper = services.spin_config_build(model=model_ensure_embedded(), dataset=sft, preset="")["spin"]
     assert paper["training"]["loss"] == "spin" and paper["training"]["beta"] == 0.1
@@ -65,16 +78,7 @@ def _estimate_figures(response) -> dict:
 
 
 def test_the_form_estimates_the_cost_then_queues(researcher_client, sft):
-    fields = {
-        "model": model_ensure_embedded().pk,
-        "dataset": sft.pk,
-        "preset": "tiny-cpu-demo",
-        "iterations": "2",
-        "max_prompts": "4",
-        "mix_previous": "on",
-        "devices": "1",
-        "conversation_turn": "first",
-    }
+    fields = _form_post(sft, max_prompts="4", mix_previous="on")
     estimate = researcher_client.post("/spin/estimate/", fields)
     assert estimate.status_code == 200 and PipelineRun.objects.count() == 0
     page = estimate.content.decode()
@@ -90,33 +94,12 @@ def test_the_form_estimates_the_cost_then_queues(researcher_client, sft):
 
 
 def test_bad_settings_are_shown_and_nothing_is_queued(researcher_client, sft):
-    response = researcher_client.post(
-        "/spin/new/",
-        {
-            "model": model_ensure_embedded().pk,
-            "dataset": sft.pk,
-            "preset": "tiny-cpu-demo",
-            "iterations": "2",
-            "learning_rate": "0.5",
-            "devices": "1",
-            "conversation_turn": "first",
-        },
-    )
+    fields = _form_post(sft, learning_rate="0.5")
+    response = researcher_client.post("/spin/new/", fields)
     assert response.status_code == 400 and "learning_rate" in response.content.decode()
     assert PipelineRun.objects.count() == 0
     # The estimate shows the same refusal instead of figures.
-    estimate = researcher_client.post(
-        "/spin/estimate/",
-        {
-            "model": model_ensure_embedded().pk,
-            "dataset": sft.pk,
-            "preset": "tiny-cpu-demo",
-            "iterations": "2",
-            "learning_rate": "0.5",
-            "devices": "1",
-            "conversation_turn": "first",
-        },
-    )
+    estimate = researcher_client.post("/spin/estimate/", fields)
     assert estimate.context["estimate"] is None and "learning_rate" in estimate.content.decode()
 
 
@@ -149,15 +132,7 @@ def test_the_lora_option_is_labelled_ours_and_trains_at_a_rate_that_moves_an_ada
 
 
 def test_the_estimate_shows_how_the_paper_preset_trains(researcher_client, sft):
-    fields = {
-        "model": model_ensure_embedded().pk,
-        "dataset": sft.pk,
-        "preset": "",
-        "iterations": "4",
-        "conversation_turn": "first",
-        "mix_previous": "on",
-        "devices": "1",
-    }
+    fields = _form_post(sft, preset="", iterations="4", mix_previous="on")
     page = researcher_client.post("/spin/estimate/", fields)
     assert page.context["estimate"] is not None, page.context["form"].errors
     estimate = _estimate_figures(page)
@@ -175,14 +150,7 @@ def test_the_turn_mode_is_a_form_field_and_every_reply_counts_in_the_estimate(re
         {"role": "assistant", "content": "About 2.1 million."},
     ]
     chat = _artifact(tmp_path, "chat", [{"messages": conversation}] * 3)
-    fields = {
-        "model": model_ensure_embedded().pk,
-        "dataset": chat.pk,
-        "preset": "tiny-cpu-demo",
-        "iterations": "1",
-        "conversation_turn": "every",
-        "devices": "1",
-    }
+    fields = _form_post(chat, iterations="1", conversation_turn="every")
     estimate = _estimate_figures(researcher_client.post("/spin/estimate/", fields))
     assert estimate["prompts"] == 6 and estimate["prompt turn"] == "every"
     researcher_client.post("/spin/new/", fields)
@@ -201,16 +169,7 @@ def test_the_turn_mode_is_a_form_field_and_every_reply_counts_in_the_estimate(re
 def test_out_of_bounds_settings_are_refused_naming_the_field_and_nothing_is_queued(
     researcher_client, sft, overrides, named
 ):
-    fields = {
-        "model": model_ensure_embedded().pk,
-        "dataset": sft.pk,
-        "preset": "tiny-cpu-demo",
-        "iterations": "2",
-        "conversation_turn": "first",
-        "devices": "1",
-        **overrides,
-    }
-    response = researcher_client.post("/spin/new/", fields)
+    response = researcher_client.post("/spin/new/", _form_post(sft, **overrides))
     assert response.status_code == 400 and named in response.context["form"].errors
     assert PipelineRun.objects.count() == 0
 

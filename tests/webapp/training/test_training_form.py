@@ -31,6 +31,17 @@ def sft_artifact(tmp_path):
     return _artifact(tmp_path, "sft", [{"prompt": "What is 2+2?", "response": "4."}] * 3)
 
 
+def _form_post(dataset: Artifact, trainer: str = "sft", model: ModelEntry | None = None, **changes: str) -> dict:
+    """What the form posts: `trainer` on `dataset` with `model` (the embedded one by default), one device, and `changes`."""
+    return {
+        "trainer": trainer,
+        "model": (model or model_ensure_embedded()).pk,
+        "dataset": dataset.pk,
+        "devices": "1",
+        **changes,
+    }
+
+
 @pytest.fixture
 def pairs_artifact(tmp_path):
     return _artifact(tmp_path, "pairs", [{"prompt": "2+2?", "chosen": "4.", "rejected": "7."}] * 3)
@@ -118,34 +129,18 @@ def test_the_form_queues_a_training_run_on_the_gpu_queue(researcher_client, sft_
     model = model_ensure_embedded()
     response = researcher_client.post(
         "/training/new/",
-        {
-            "trainer": "sft",
-            "model": model.pk,
-            "dataset": sft_artifact.pk,
-            "preset": "tiny-cpu-demo",
-            "max_steps": "4",
-            "devices": "1",
-            "lora_r": "4",
-            "name": "tiny sft",
-        },
+        _form_post(sft_artifact, model=model, preset="tiny-cpu-demo", max_steps="4", lora_r="4", name="tiny sft"),
     )
     assert response.status_code == 302, response.content.decode()[:2000]
     run = PipelineRun.objects.get()
     assert response["Location"] == run.get_absolute_url()
-    assert run.kind == PipelineRun.Kind.TRAIN_SFT and run.queue_name == "gpu" and run.name == "tiny sft"
+    assert run.kind == "train_sft" and run.queue_name == "gpu" and run.name == "tiny sft"
     assert run.config["config"]["training"]["max_steps"] == 4
     assert run.config["dataset_artifact_id"] == sft_artifact.pk and run.config["model_id"] == model.pk
 
 
 def test_a_repeated_submission_queues_one_run_and_goes_to_it(researcher_client, sft_artifact):
-    form = {
-        "trainer": "sft",
-        "model": model_ensure_embedded().pk,
-        "dataset": sft_artifact.pk,
-        "preset": "tiny-cpu-demo",
-        "devices": "1",
-        "submission_key": "a1b2c3d4e5f60718293a4b5c6d7e8f90",
-    }
+    form = _form_post(sft_artifact, preset="tiny-cpu-demo", submission_key="a1b2c3d4e5f60718293a4b5c6d7e8f90")
     first = researcher_client.post("/training/new/", form)
     again = researcher_client.post("/training/new/", form)
     run = PipelineRun.objects.get()
@@ -162,24 +157,14 @@ def test_the_form_posts_itself_to_the_estimate_as_it_changes(researcher_client):
 
 
 def test_the_form_shows_the_missing_field_and_queues_nothing(researcher_client, sft_artifact):
-    response = researcher_client.post(
-        "/training/new/",
-        {"trainer": "reward", "model": model_ensure_embedded().pk, "dataset": sft_artifact.pk, "devices": "1"},
-    )
+    response = researcher_client.post("/training/new/", _form_post(sft_artifact, trainer="reward"))
     assert response.status_code == 400
     assert "no `chosen` field" in response.content.decode()
     assert PipelineRun.objects.count() == 0
 
 
 def test_the_estimate_shows_the_resolved_config(researcher_client, pairs_artifact):
-    query = {
-        "trainer": "preference",
-        "model": model_ensure_embedded().pk,
-        "dataset": pairs_artifact.pk,
-        "preset": "tiny-cpu-demo",
-        "loss": "spin",
-        "devices": "1",
-    }
+    query = _form_post(pairs_artifact, trainer="preference", preset="tiny-cpu-demo", loss="spin")
     page = researcher_client.post("/training/new/estimate/", query).content.decode()
     assert "Ready to queue" in page and "&quot;spin&quot;" in page
     page = researcher_client.post("/training/new/estimate/", {**query, "beta": "-1"}).content.decode()
@@ -212,13 +197,7 @@ def aggregation_artifact(tmp_path):
 def test_the_estimate_measures_token_lengths_and_proposes_lengths_that_fit(
     researcher_client, tiny_entry, aggregation_artifact
 ):
-    query = {
-        "trainer": "sft",
-        "model": tiny_entry.pk,
-        "dataset": aggregation_artifact.pk,
-        "preset": "tiny-cpu-demo",
-        "devices": "1",
-    }
+    query = _form_post(aggregation_artifact, model=tiny_entry, preset="tiny-cpu-demo")
     page = researcher_client.post("/training/new/estimate/", query).content.decode()
     assert "Ready to queue" in page
     assert "3 rows over the limits" in page and "they will be cut (counted in the run summary)" in page
@@ -247,29 +226,12 @@ def test_the_aggregation_preset_sizes_the_lengths_from_the_dataset(tiny_entry, a
     ["[" * 100_000 + "]" * 100_000, json.dumps({"trainer_overrides": {"a": {"b": {"c": {"d": {"e": 1}}}}}})],
 )
 def test_deeply_nested_extra_settings_are_a_form_error_not_a_500(researcher_client, sft_artifact, extra):
-    response = researcher_client.post(
-        "/training/new/",
-        {
-            "trainer": "sft",
-            "model": model_ensure_embedded().pk,
-            "dataset": sft_artifact.pk,
-            "devices": "1",
-            "extra_settings": extra,
-        },
-    )
+    form = _form_post(sft_artifact, extra_settings=extra)
+    response = researcher_client.post("/training/new/", form)
     assert response.status_code == 400
     assert "Nested too deeply" in response.content.decode()
     assert PipelineRun.objects.count() == 0
-    estimate = researcher_client.post(
-        "/training/new/estimate/",
-        {
-            "trainer": "sft",
-            "model": model_ensure_embedded().pk,
-            "dataset": sft_artifact.pk,
-            "devices": "1",
-            "extra_settings": extra,
-        },
-    )
+    estimate = researcher_client.post("/training/new/estimate/", form)
     assert estimate.status_code == 200 and "Nested too deeply" in estimate.content.decode()
 
 
@@ -283,16 +245,7 @@ def test_deeply_nested_extra_settings_are_a_form_error_not_a_500(researcher_clie
     ],
 )
 def test_limits_are_the_configs_so_the_json_box_cannot_bypass_them(researcher_client, sft_artifact, extra, fragment):
-    response = researcher_client.post(
-        "/training/new/",
-        {
-            "trainer": "sft",
-            "model": model_ensure_embedded().pk,
-            "dataset": sft_artifact.pk,
-            "devices": "1",
-            "extra_settings": json.dumps(extra),
-        },
-    )
+    response = researcher_client.post("/training/new/", _form_post(sft_artifact, extra_settings=json.dumps(extra)))
     assert response.status_code == 400
     assert fragment in response.content.decode()
     assert PipelineRun.objects.count() == 0
@@ -307,16 +260,7 @@ def test_fine_tune_from_augcon_opens_augcons_own_sft_settings(researcher_client,
     assert "preset=augcon-sft" in href
     page = researcher_client.get(href.replace("&amp;", "&")).content.decode()
     assert '<option value="augcon-sft" selected>' in page
-    response = researcher_client.post(
-        "/training/new/",
-        {
-            "trainer": "sft",
-            "model": model_ensure_embedded().pk,
-            "dataset": artifact.pk,
-            "preset": "augcon-sft",
-            "devices": "1",
-        },
-    )
+    response = researcher_client.post("/training/new/", _form_post(artifact, preset="augcon-sft"))
     assert response.status_code == 302, response.content.decode()[:3000]
     config = PipelineRun.objects.get().config["config"]
     training = config["training"]
@@ -337,8 +281,7 @@ def test_reward_model_defaults_step_on_128_pairs_shown_per_device_accumulation_d
     )
     assert four["effective_batch"] == "4 per device x 8 accumulation x 4 devices = 128"
     page = researcher_client.post(
-        "/training/new/estimate/",
-        {"trainer": "reward", "model": model_ensure_embedded().pk, "dataset": pairs_artifact.pk, "devices": "1"},
+        "/training/new/estimate/", _form_post(pairs_artifact, trainer="reward")
     ).content.decode()
     assert "4 per device x 32 accumulation x 1 device = 128" in page
     form_page = researcher_client.get("/training/new/").content.decode()
@@ -355,7 +298,7 @@ def test_the_prompt_format_follows_the_models_tokenizer_and_a_missing_chat_templ
     assert blank_base["config"]["training"]["prompt_format"] == "raw_assistant"
     assert blank_instruct["config"]["training"]["prompt_format"] == "chat_template"
 
-    form = {"trainer": "sft", "model": base.pk, "dataset": sft_artifact.pk, "devices": "1", "preset": "tiny-cpu-demo"}
+    form = _form_post(sft_artifact, model=base, preset="tiny-cpu-demo")
     refused = researcher_client.post("/training/new/", {**form, "prompt_format": "chat_template"})
     assert refused.status_code == 400
     errors = refused.context["form"].errors["prompt_format"]  # on the field, shown beside it
