@@ -73,20 +73,20 @@ def _check_range(name: str, value: Any, low: float, high: float) -> None:
     """A number (not a bool, not a string) in [low, high]: the one place every limit lives, whether the config
     came from the form, a dict or YAML."""
     if isinstance(value, bool) or not isinstance(value, int | float):
-        raise InvalidConfigError(f"{name} must be a number between {low} and {high}, got {value!r}")
+        raise InvalidConfigError(f"{name} must be a number between {low} and {high}, got {value!r}", field=name)
     if not low <= value <= high:
-        raise InvalidConfigError(f"{name} must be between {low} and {high}, got {value}")
+        raise InvalidConfigError(f"{name} must be between {low} and {high}, got {value}", field=name)
 
 
 def _check_integer(name: str, value: Any, low: int, high: int) -> None:
     if isinstance(value, bool) or not isinstance(value, int):
-        raise InvalidConfigError(f"{name} must be an integer between {low} and {high}, got {value!r}")
+        raise InvalidConfigError(f"{name} must be an integer between {low} and {high}, got {value!r}", field=name)
     _check_range(name, value, low, high)
 
 
 def _check_flag(name: str, value: Any) -> None:
     if not isinstance(value, bool):
-        raise InvalidConfigError(f"{name} must be true or false, got {value!r}")
+        raise InvalidConfigError(f"{name} must be true or false, got {value!r}", field=name)
 
 
 LONG_DEMONSTRATION_MAX_TOKENS = 768

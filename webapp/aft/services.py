@@ -12,6 +12,7 @@ from django.core.exceptions import ValidationError
 
 from pipelines.aft.config import AftConfig, AggregationDataConfig
 from pipelines.errors import InvalidConfigError, InvalidInputError
+from webapp.core.forms import config_refusal
 from webapp.library.models import Artifact, SeedPromptSet
 from webapp.registry.models import ModelEntry
 
@@ -86,7 +87,7 @@ def inference_config_from_fields(
     try:
         return AftConfig.from_dict(data)
     except InvalidConfigError as error:
-        raise _field_error(error, INFERENCE_FORM_FIELD_FOR_CONFIG_FIELD) from error
+        raise config_refusal(error, INFERENCE_FORM_FIELD_FOR_CONFIG_FIELD) from error
 
 
 def inference_config_from_yaml(text: str, *, source: str = "config.yaml", mode: str | None = None) -> AftConfig:
@@ -101,12 +102,6 @@ def inference_config_from_yaml(text: str, *, source: str = "config.yaml", mode: 
     except InvalidConfigError as error:
         raise ValidationError({"yaml_config": str(error)}) from error
     return config
-
-
-def _field_error(error: InvalidConfigError, form_field_for_config_field: dict[str, str]) -> ValidationError:
-    """The config's refusal on the form field that holds its config field, or on top of the form."""
-    form_field = form_field_for_config_field.get(error.field or "")
-    return ValidationError({form_field: str(error)}) if form_field else ValidationError(str(error))
 
 
 def inference_config_build(*, model: ModelEntry, prompt_set: SeedPromptSet, aft: AftConfig) -> dict[str, Any]:
@@ -134,7 +129,7 @@ def data_config_build(*, source: Artifact, model: ModelEntry | None, options: di
     try:
         config = AggregationDataConfig.from_dict({key: value for key, value in options.items() if value is not None})
     except InvalidConfigError as error:
-        raise _field_error(error, DATA_FORM_FIELD_FOR_CONFIG_FIELD) from error
+        raise config_refusal(error, DATA_FORM_FIELD_FOR_CONFIG_FIELD) from error
     if config.needs_model:
         if model is None:
             raise ValidationError(

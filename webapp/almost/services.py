@@ -20,11 +20,23 @@ from pipelines.errors import InvalidConfigError
 from pipelines.training.arguments import TrainingArgs
 from pipelines.training.config import RewardConfig
 from pipelines.training.presets import training_preset
+from webapp.core.forms import config_refusal
 from webapp.library.models import FewShotSet, SeedPromptSet
 from webapp.registry.models import ModelEntry
 from webapp.training.services import check_trainable, resolve_prompt_format
 
 _LABEL_NOISE = {"demonstration", "demonstrations", "prompt", "prompts", "set", "style"}
+
+
+# Which form field holds each config field (`InvalidConfigError.field`), so a refusal lands beside it;
+# any other config field's refusal goes on top of the form.
+FORM_FIELD_FOR_CONFIG_FIELD = {
+    "prompt_generation.num_generation": "num_generation",
+    "prompt_generation.in_context": "in_context",
+    "prompt_generation.max_tokens": "prompt_max_tokens",
+    "rmsp.n": "rmsp_n",
+    "rmsp.enabled": "rmsp_enabled",
+}
 
 
 @dataclass(frozen=True)
@@ -182,7 +194,7 @@ def almost_config_build(
             }
         )
     except InvalidConfigError as error:
-        raise ValidationError(f"Invalid ALMoST settings: {error}.") from error
+        raise config_refusal(error, FORM_FIELD_FOR_CONFIG_FIELD, f"Invalid ALMoST settings: {error}.") from error
     return {
         "almost": config.to_dict(),
         "seed_prompt_set_id": seed_prompt_set.pk,

@@ -29,6 +29,20 @@ def add_validation_error(form: forms.Form, error: ValidationError | InvalidConfi
         form.add_error(None, error.messages)
 
 
+def config_refusal(
+    error: InvalidConfigError, form_field_for_config_field: dict[str, str], message: str = ""
+) -> ValidationError:
+    """A pipeline config's refusal on the form field that holds its config field, or on top of the form.
+
+    Why: a service builds the config from form fields named otherwise ("rmsp_n" sets "rmsp.n"), so
+    `InvalidConfigError.field` alone cannot find the field; the service's map can. `message`
+    replaces the error's own text when the service words it for the page.
+    """
+    text = message or str(error)
+    form_field = form_field_for_config_field.get(error.field or "")
+    return ValidationError({form_field: text}) if form_field else ValidationError(text)
+
+
 def help_text_from_config_docs(form: forms.Form, config_class: type, field_names: Iterable[str] | None = None) -> None:
     """Give the form's fields the docstrings of the config fields of the same name as help text.
 
