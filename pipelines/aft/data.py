@@ -32,7 +32,7 @@ from pipelines.aft.config import AggregationDataConfig, AggregationDataInputs
 from pipelines.aft.prompts import PROPOSER_SYSTEM, aggregator_conversation
 from pipelines.common.batches import batch_file_name, run_in_batches
 from pipelines.common.progress import Progress
-from pipelines.common.result import ArtifactOutput, PipelineResult
+from pipelines.common.result import PipelineResult
 from pipelines.common.store import RunStore
 from pipelines.common.tables import export_batch_files
 from pipelines.errors import InvalidConfigError, InvalidInputError
@@ -312,11 +312,7 @@ def run_aggregation_data(
     aggregation_rows = kinds.count("aggregation")
     counts = {**counts, "skipped_empty_target": len(examples) - aggregation_rows}
     return PipelineResult(
-        artifacts=[
-            ArtifactOutput(
-                name="aggregation sft", kind="sft", jsonl_path=table.jsonl_path, parquet_path=table.parquet_path
-            )
-        ],
+        artifacts=[table.artifact("aggregation sft", "sft")],
         summary={
             "rows": table.row_count,
             "aggregation_rows": aggregation_rows,

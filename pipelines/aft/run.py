@@ -21,10 +21,10 @@ from pipelines.aft.layers import LayerRecord, aggregate, propose
 from pipelines.common.batches import report_batch_speed, run_in_batches
 from pipelines.common.progress import Progress
 from pipelines.common.prompts import load_prompts
-from pipelines.common.result import ArtifactOutput, PipelineResult
+from pipelines.common.result import PipelineResult
 from pipelines.common.store import RunStore
 from pipelines.common.tables import export_batch_files
-from pipelines.llm.loader import BackendLoader
+from pipelines.llm.loader import BackendLoader, load_when_needed
 from pipelines.llm.types import LLMBackend, SamplingParams
 
 OUTPUT_STEM = "aggregations"
@@ -47,14 +47,11 @@ def run_aft(
         f"{config.mode}: {' -> '.join(f'{layer.name} (n={layer.sampling.n})' for layer in config.layers())}; "
         f"{config.generations_per_prompt()} generations per prompt"
     )
-    backend: LLMBackend | None = None
+    backend = load_when_needed(backends, inputs.model)
 
     def answer(index: int, batch: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        nonlocal backend
-        if backend is None:
-            backend = backends.load(inputs.model)
         started = time.monotonic()
-        rows = answer_batch(config, backend, batch, index, progress)
+        rows = answer_batch(config, backend(), batch, index, progress)
         report_batch_speed(progress, index, sum(row["completion_tokens"] for row in rows), started)
         return rows
 
@@ -63,14 +60,7 @@ def run_aft(
     table = export_batch_files(store, batched.batch_names, OUTPUT_STEM, progress)
     summary = summarize_rows(list(store.read_jsonl(table.jsonl_path.name)))
     return PipelineResult(
-        artifacts=[
-            ArtifactOutput(
-                name="aggregations" if config.mode == "aggregate" else "single samples",
-                kind="aggregations",
-                jsonl_path=table.jsonl_path,
-                parquet_path=table.parquet_path,
-            )
-        ],
+        artifacts=[table.artifact("aggregations" if config.mode == "aggregate" else "single samples", "aggregations")],
         summary=flat_summary(summary, batched.batches_generated),
     )
 

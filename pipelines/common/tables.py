@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from pipelines.common.progress import Progress
+from pipelines.common.result import ArtifactOutput
 from pipelines.common.store import RunStore, atomic_writer
 
 
@@ -26,6 +27,10 @@ class WrittenTable:
     jsonl_path: Path
     parquet_path: Path
     row_count: int
+
+    def artifact(self, name: str, kind: str) -> ArtifactOutput:
+        """This table as a run's output artifact `name` of `kind` (both files)."""
+        return ArtifactOutput(name=name, kind=kind, jsonl_path=self.jsonl_path, parquet_path=self.parquet_path)
 
 
 def parquet_twin(jsonl_path: Path) -> Path:

@@ -30,8 +30,7 @@ from pipelines.evaluation.cache import AnswerCache
 from pipelines.evaluation.config import Contestant, EvaluationConfig, EvaluationInputs
 from pipelines.evaluation.judge import ORDERS, JudgeRequest, judge_batch
 from pipelines.evaluation.summary import run_summary
-from pipelines.llm.loader import BackendLoader
-from pipelines.llm.types import LLMBackend
+from pipelines.llm.loader import BackendLoader, load_when_needed
 
 REFERENCE_FILE = "reference_preferences.json"
 COMPARISONS_FILE = "comparisons.jsonl"
@@ -139,13 +138,10 @@ def _judge_candidate(
         for row in prompts
         for order in ORDERS
     ]
-    backend: LLMBackend | None = None
+    backend = load_when_needed(backends, config.judge_spec)
 
     def judge(index: int, batch: list[JudgeRequest]) -> list[dict[str, Any]]:
-        nonlocal backend
-        if backend is None:
-            backend = backends.load(config.judge_spec)
-        results = judge_batch(config.judge, backend, batch, seed=config.seed + index)
+        results = judge_batch(config.judge, backend(), batch, seed=config.seed + index)
         failures = sum(1 for result in results if result.verdict is None)
         if failures:
             progress.log(

@@ -13,11 +13,11 @@ from typing import Any
 from pipelines.common.batches import report_batch_speed, run_in_batches
 from pipelines.common.progress import Progress
 from pipelines.common.prompts import load_prompts
-from pipelines.common.result import ArtifactOutput, PipelineResult
+from pipelines.common.result import PipelineResult
 from pipelines.common.store import RunStore
 from pipelines.common.tables import export_batch_files
 from pipelines.generate.config import GenerateConfig, GenerateInputs
-from pipelines.llm.loader import BackendLoader
+from pipelines.llm.loader import BackendLoader, load_when_needed
 from pipelines.llm.types import Conversation, LLMBackend, SamplingParams
 
 OUTPUT_STEM = "generations"
@@ -34,14 +34,11 @@ def run_generate(
     """
     started = time.monotonic()
     prompts = load_prompts(store)
-    backend: LLMBackend | None = None
+    backend = load_when_needed(backends, inputs.model)
 
     def answer(index: int, batch: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        nonlocal backend
-        if backend is None:
-            backend = backends.load(inputs.model)
         batch_started = time.monotonic()
-        rows = _answer_batch(config, backend, batch, _batch_sampling(config.sampling, index))
+        rows = _answer_batch(config, backend(), batch, _batch_sampling(config.sampling, index))
         report_batch_speed(progress, index, sum(sum(row["completion_tokens"]) for row in rows), batch_started)
         return rows
 
@@ -51,11 +48,7 @@ def run_generate(
     completion_tokens = sum(sum(row["completion_tokens"]) for row in store.read_jsonl(table.jsonl_path.name))
     seconds = time.monotonic() - started
     return PipelineResult(
-        artifacts=[
-            ArtifactOutput(
-                name="generations", kind="generations", jsonl_path=table.jsonl_path, parquet_path=table.parquet_path
-            )
-        ],
+        artifacts=[table.artifact("generations", "generations")],
         summary={
             "rows": table.row_count,
             "completion_tokens": completion_tokens,

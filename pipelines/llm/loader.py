@@ -9,6 +9,7 @@ notebooks and tests.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -76,3 +77,19 @@ def spec_name(spec: BackendSpec) -> str:
     if spec.get("source") == "embedded":
         return "embedded"
     return str(spec.get("path") or spec.get("served_model_name") or spec.get("base_url") or "?")
+
+
+def load_when_needed(backends: BackendLoader, spec: BackendSpec) -> Callable[[], LLMBackend]:
+    """A function that loads `spec` on its first call and hands out that backend after.
+
+    Why: a batch stage calls it inside its batch function, so a resumed run whose batches are all
+    on disk already loads no model at all.
+    """
+    loaded: list[LLMBackend] = []
+
+    def backend() -> LLMBackend:
+        if not loaded:
+            loaded.append(backends.load(spec))
+        return loaded[0]
+
+    return backend
