@@ -175,7 +175,7 @@ def _prepare(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         seed=1,
     )
     run = PipelineRun.objects.create(
-        kind=PipelineRun.Kind.GENERATE,
+        kind="generate",
         name=f"load-{tag}",
         created_by=researcher,
         status=PipelineRun.Status.RUNNING,
