@@ -17,6 +17,7 @@ from django.utils.module_loading import import_string
 
 from pipelines.common.result import PipelineResult
 from pipelines.common.store import RunStore
+from pipelines.errors import RunCancelled
 from pipelines.llm.loader import BackendLoader
 from webapp.library.models import Artifact
 from webapp.registry.models import ModelEntry
@@ -78,8 +79,6 @@ def run_job(run: PipelineRun, progress: DbProgress) -> None:
         raise  # a superseded attempt writes nothing, not even the kind's own status
     except BaseException as error:
         if job.on_stopped is not None:
-            from pipelines.errors import RunCancelled
-
             job.on_stopped("cancelled" if isinstance(error, RunCancelled) else "failed")
         raise
     registrar.register(result)
