@@ -15,7 +15,7 @@ from typing import Any
 
 from django.utils.module_loading import import_string
 
-from pipelines.common.result import PipelineResult
+from pipelines.common.result import ArtifactOutput, ModelOutput, PipelineResult
 from pipelines.common.store import RunStore
 from pipelines.errors import RunCancelled
 from pipelines.llm.loader import BackendLoader
@@ -96,6 +96,8 @@ class OutputRegistrar:
 
     def register(self, result: PipelineResult) -> None:
         for output in result.artifacts:
+            if self._already_registered_artifact(output):
+                continue  # published before the end and listed again in the final result: counted once
             self.registered.artifacts[output.name] = retry_through_outage(
                 lambda output=output: services.artifact_register(
                     run=self.run,
@@ -107,6 +109,8 @@ class OutputRegistrar:
             )
         model_summary: dict[str, Any] = {}
         for output in result.models:
+            if self._already_registered_model(output):
+                continue
             parent = self.registered.models.get(output.parent)
             if parent is None:
                 raise KeyError(
@@ -133,3 +137,13 @@ class OutputRegistrar:
         values = {**result.summary, **model_summary}
         if values:
             retry_through_outage(lambda: services.run_update_summary(run_id=self.run.pk, values=values))
+
+    def _already_registered_artifact(self, output: ArtifactOutput) -> bool:
+        """This attempt registered this very file under this name already (a finished file never changes)."""
+        artifact = self.registered.artifacts.get(output.name)
+        return artifact is not None and artifact.jsonl_path == str(output.jsonl_path)
+
+    def _already_registered_model(self, output: ModelOutput) -> bool:
+        """This attempt registered this very checkpoint under this key already."""
+        entry = self.registered.models.get(output.key)
+        return entry is not None and entry.produced_by_run_id == self.run.pk and entry.path == str(output.output_dir)

@@ -8,8 +8,12 @@ from django.core.exceptions import ValidationError
 from pipelines.errors import InvalidConfigError
 from pipelines.generate.config import GenerateConfig
 from pipelines.llm.types import SamplingParams
+from webapp.core.forms import config_refusal
 from webapp.library.models import SeedPromptSet
 from webapp.registry.models import ModelEntry
+
+# The generate form names the sampling settings without their section.
+FORM_FIELD_FOR_CONFIG_FIELD = {f"sampling.{name}": name for name in ("n", "max_tokens", "temperature", "top_p", "seed")}
 
 
 def generate_config_build(
@@ -31,7 +35,7 @@ def generate_config_build(
         sampling = SamplingParams(n=n, max_tokens=max_tokens, temperature=temperature, top_p=top_p, seed=seed)
         generate = GenerateConfig(sampling=sampling, batch_size=batch_size, system_prompt=system_prompt)
     except InvalidConfigError as error:
-        raise ValidationError(str(error)) from error
+        raise config_refusal(error, FORM_FIELD_FOR_CONFIG_FIELD) from error
     return {"model_id": model.pk, "prompt_set_id": prompt_set.pk, "generate": generate.to_dict()}
 
 

@@ -6,6 +6,8 @@ from django.conf import settings
 from django.db import models
 from django.urls import reverse
 
+from .registry import UnknownRunKind, kind_label, run_kind
+
 
 class PipelineRun(models.Model):
     """One job: its validated config, where it stands, and what went wrong if it failed.
@@ -88,15 +90,11 @@ class PipelineRun(models.Model):
     @property
     def kind_label(self) -> str:
         """What the kind is called on pages (from its declaration in the run-kind registry)."""
-        from .registry import kind_label
-
         return kind_label(self.kind)
 
     @property
     def is_training(self) -> bool:
         """Its jobs train a model, so the run page shows training curves."""
-        from .registry import UnknownRunKind, run_kind
-
         try:
             return run_kind(self.kind).trains
         except UnknownRunKind:

@@ -46,10 +46,11 @@ def test_config_is_validated_before_anything_is_queued(researcher):
 
     with pytest.raises(ValidationError, match="has no prompts"):
         generate_services.generate_config_build(model=model_ensure_embedded(), prompt_set=empty, n=1, max_tokens=8, temperature=0.7, top_p=1.0, seed=0, batch_size=2)
-    with pytest.raises(ValidationError, match="top_p"):
+    with pytest.raises(ValidationError, match="top_p") as refused:
         prompt_set = SeedPromptSet.objects.create(name="one")
         SeedPrompt.objects.create(prompt_set=prompt_set, position=0, text="x")
         generate_services.generate_config_build(model=model_ensure_embedded(), prompt_set=prompt_set, n=1, max_tokens=8, temperature=0.7, top_p=0.0, seed=0, batch_size=2)
+    assert list(refused.value.message_dict) == ["top_p"]  # beside the form's field, not on top of the form
     assert PipelineRun.objects.count() == 0
 
 
