@@ -21,6 +21,7 @@ from pipelines.evaluation.human import annotation_pairs
 from pipelines.evaluation.judge import DEFAULT_CRITERIA, JUDGE_METHODS, JudgeConfig
 from pipelines.llm.types import SamplingParams
 from webapp.library.models import Artifact, Rubric, SeedPromptSet
+from webapp.library.parsers.reading import ImportProblem, jsonl_objects
 from webapp.registry.models import ModelEntry
 from webapp.runs import services as run_services
 
@@ -46,8 +47,6 @@ def parse_imported_prompts(path: Path, *, file_name: str) -> list[str]:
     MAX_PROMPT_FILE_BYTES refused before any of it is read, a UTF-8 byte order mark accepted, a NUL
     character refused, and every problem named by file and line.
     """
-    from webapp.library.parsers.reading import ImportProblem, jsonl_objects
-
     prompts: list[str] = []
     expected = "a prompt field (" + ", ".join(PROMPT_FIELDS) + ")"
     try:

@@ -48,7 +48,6 @@ from .parsers.reading import MAX_JSON_NESTING, ImportProblem, ProgressCallback, 
 
 __all__ = [
     "CorpusImportResult",
-    "ImportProblem",
     "corpus_append",
     "corpus_import",
     "dataset_import",
