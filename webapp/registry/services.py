@@ -17,6 +17,7 @@ from pipelines.llm.endpoint_policy import (
     check_endpoint_url,
 )
 from pipelines.training.result import metrics_worth_keeping
+from webapp.runs.registry import kind_label
 
 from .models import ModelEntry
 
@@ -190,7 +191,6 @@ def model_register_trained(
     """
     from django.db import transaction
 
-    from webapp.runs.registry import kind_label
     from webapp.runs.services import run_fence
 
     # A chain within one run (SPIN's iter0 → iter1) is named after the model it started from:
