@@ -8,9 +8,11 @@ section), the run lists (the label). Adding a method is: declare its `RunKind`, 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
+
+from pipelines.common.progress_plan import PlannedStage
 
 
 @dataclass(frozen=True)
@@ -25,6 +27,19 @@ class RunSection:
 
 
 @dataclass(frozen=True)
+class RunClone:
+    """How "Clone and edit" opens the kind's form with a finished run's settings (`?from_run=<id>`).
+
+    - `form_url`: the URL name of the kind's "new run" page (several kinds may share one form).
+    - `form_data`: the run's stored config -> the form's fields, as the form would post them, so
+      that building the form again gives the same config (webapp/runs/clone.py has the helper).
+    """
+
+    form_url: str
+    form_data: Callable[[dict[str, Any]], dict[str, Any]]
+
+
+@dataclass(frozen=True)
 class RunKind:
     """One kind of run.
 
@@ -35,6 +50,16 @@ class RunKind:
       process never imports worker code or the libraries it needs).
     - `section`: the kind's part of the run page, if it has one.
     - `trains`: its jobs train a model (the run page shows training curves).
+    - `form`, `config_build`: dotted paths of the form that validates a new run of this kind (the
+      "new run" page's form) and of `build(valid_form) -> config`, so the page and the JSON API
+      (webapp/api/) create runs through the same validation; empty when runs of this kind are not
+      created from a run form (an evaluation has its own create endpoint).
+    - `kind_from_config`: dotted path of `kind(config) -> str` when one form creates several kinds
+      (training's trainer picks train_sft, train_preference or train_reward); empty: always `kind`.
+    - `clone`: how its runs open the form again ("Clone and edit"); None: they cannot.
+    - `stages`: the stages its pipeline reports, in order, as a function of the run's config
+      (`pipelines.common.progress_plan`), so the run page shows the whole run's progress, not only
+      the current stage's counts; None: the page shows the current stage's counts alone.
     """
 
     kind: str
@@ -43,6 +68,11 @@ class RunKind:
     job: str
     section: RunSection | None = None
     trains: bool = False
+    form: str = ""
+    config_build: str = ""
+    kind_from_config: str = ""
+    clone: RunClone | None = None
+    stages: Callable[[dict[str, Any]], Sequence[PlannedStage]] | None = None
 
     def queue_for(self, config: dict[str, Any]) -> str:
         """The queue a run of this kind with `config` goes to."""
