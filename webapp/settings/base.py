@@ -37,6 +37,7 @@ INSTALLED_APPS = [
     "webapp.almost",
     "webapp.evaluation",
     "webapp.annotation",
+    "webapp.webhooks",
 ]
 
 MIDDLEWARE = [
@@ -161,6 +162,14 @@ REFINERY_ENDPOINT_ALLOW_PRIVATE = os.environ.get("REFINERY_ENDPOINT_ALLOW_PRIVAT
 REFINERY_ENDPOINT_KEY_PREFIX = os.environ.get("REFINERY_ENDPOINT_KEY_PREFIX", "REFINERY_ENDPOINT_KEY_")
 REFINERY_ENDPOINT_KEY_VARIABLES = [
     name.strip() for name in os.environ.get("REFINERY_ENDPOINT_KEY_VARIABLES", "").split(",") if name.strip()
+]
+
+# Webhooks (webapp/webhooks, docs/webhooks.md): hooks may reach this machine or private networks only when
+# allowed here; each POST waits at most the timeout; a failed one is retried after each delay in turn.
+REFINERY_WEBHOOK_ALLOW_PRIVATE = os.environ.get("REFINERY_WEBHOOK_ALLOW_PRIVATE", "0") == "1"
+REFINERY_WEBHOOK_TIMEOUT_SECONDS = int(os.environ.get("REFINERY_WEBHOOK_TIMEOUT_SECONDS", 5))
+REFINERY_WEBHOOK_RETRY_SECONDS = [
+    int(seconds) for seconds in os.environ.get("REFINERY_WEBHOOK_RETRY_SECONDS", "10,60,300,1800").split(",") if seconds.strip()
 ]
 
 LOGGING = {
