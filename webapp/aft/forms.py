@@ -9,6 +9,8 @@ the bundled model runs on CPU; the help text gives the paper's value.
 
 from __future__ import annotations
 
+from typing import Any
+
 from django import forms
 
 from pipelines.aft.config import (
@@ -25,6 +27,8 @@ from webapp.core.forms import help_text_from_config_docs
 from webapp.library.models import Artifact, SeedPromptSet
 from webapp.registry.models import ModelEntry
 from webapp.registry.selectors import default_model_pk
+
+from . import services
 
 MODE_CHOICES = [
     ("aggregate", "Propose and aggregate"),
@@ -193,3 +197,24 @@ class AggregationDataForm(forms.Form):
             "seed": data["seed"],
             "max_examples": data["max_examples"],
         }
+
+
+def aft_inference_run_config(form: AftInferenceForm) -> dict[str, Any]:
+    """The run config of a valid form: the YAML when one was given, else the fields.
+
+    The "new run" page and the JSON API both build runs here.
+    """
+    data = form.cleaned_data
+    if data.get("yaml_config", "").strip():
+        aft = services.inference_config_from_yaml(
+            data["yaml_config"], source=data.get("yaml_source") or "the YAML config", mode=data["mode"]
+        )
+    else:
+        aft = services.inference_config_from_fields(**form.sampling_fields())  # type: ignore[arg-type]
+    return services.inference_config_build(model=data["model"], prompt_set=data["prompt_set"], aft=aft)
+
+
+def aft_data_run_config(form: AggregationDataForm) -> dict[str, Any]:
+    """The run config of a valid form (the "new run" page and the JSON API both build runs here)."""
+    data = form.cleaned_data
+    return services.data_config_build(source=data["source"], model=data.get("model"), options=form.options())

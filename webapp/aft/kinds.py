@@ -20,6 +20,8 @@ AFT_INFERENCE = RunKind(
     queue="gpu",
     job="workers.kinds.aft_inference.prepare",
     section=RunSection(template=run_page.TEMPLATE, context=run_page.context),
+    form="webapp.aft.forms.AftInferenceForm",
+    config_build="webapp.aft.forms.aft_inference_run_config",
 )
 
 AFT_DATA = RunKind(
@@ -28,4 +30,6 @@ AFT_DATA = RunKind(
     queue=_data_queue,
     job="workers.kinds.aft_data.prepare",
     section=RunSection(template=run_page.TEMPLATE, context=run_page.context),
+    form="webapp.aft.forms.AggregationDataForm",
+    config_build="webapp.aft.forms.aft_data_run_config",
 )

@@ -15,21 +15,9 @@ from webapp.core.run_forms import Estimate, EstimateLine, estimate_response, new
 from webapp.runs import selectors as run_selectors
 
 from . import run_page, services
-from .forms import AftInferenceForm, AggregationDataForm
+from .forms import AftInferenceForm, AggregationDataForm, aft_data_run_config, aft_inference_run_config
 
 ESTIMATE_HINT = "Choose a model and a prompt set to see how much this run asks of the model."
-
-
-def _build_inference(form: AftInferenceForm) -> dict[str, Any]:
-    """The run config of a valid form: the YAML when one was given, else the fields."""
-    data = form.cleaned_data
-    if data.get("yaml_config", "").strip():
-        aft = services.inference_config_from_yaml(
-            data["yaml_config"], source=data.get("yaml_source") or "the YAML config", mode=data["mode"]
-        )
-    else:
-        aft = services.inference_config_from_fields(**form.sampling_fields())  # type: ignore[arg-type]
-    return services.inference_config_build(model=data["model"], prompt_set=data["prompt_set"], aft=aft)
 
 
 @require_http_methods(["GET", "POST"])
@@ -38,7 +26,7 @@ def aft_new(request: HttpRequest) -> HttpResponse:
     return new_run_response(
         request,
         form=AftInferenceForm(request.POST or None, request.FILES or None),
-        build=_build_inference,
+        build=aft_inference_run_config,
         kind="aft_inference",
         run_label="AFT",
         template="aft/new.html",
@@ -89,15 +77,10 @@ def aft_estimate(request: HttpRequest) -> HttpResponse:
     return estimate_response(
         request,
         form=AftInferenceForm(request.POST, request.FILES),
-        build=_build_inference,
+        build=aft_inference_run_config,
         estimate=_inference_estimate,
         hint=ESTIMATE_HINT,
     )
-
-
-def _build_data(form: AggregationDataForm) -> dict[str, Any]:
-    data = form.cleaned_data
-    return services.data_config_build(source=data["source"], model=data.get("model"), options=form.options())
 
 
 @require_http_methods(["GET", "POST"])
@@ -106,7 +89,7 @@ def aft_data_new(request: HttpRequest) -> HttpResponse:
     return new_run_response(
         request,
         form=AggregationDataForm(request.POST or None, initial={"source": request.GET.get("source")}),
-        build=_build_data,
+        build=aft_data_run_config,
         kind="aft_data",
         run_label="Aggregation data",
         template="aft/data_new.html",

@@ -29,6 +29,7 @@ from webapp.core.forms import help_text_from_config_docs
 from webapp.library.models import FewShotSet, SeedPromptSet
 from webapp.registry.models import ModelEntry
 
+from . import services
 from .services import ConfigurationChoice
 
 RUBRIC_PREFIX = "rubric"
@@ -197,3 +198,27 @@ def rubric_rows(data: Any) -> list[dict[str, str]]:
         {field: data.get(f"{RUBRIC_PREFIX}-{index}-{field}", "") for field in ("model", "shots", "demonstration_set")}
         for index in range(min(total, MAX_CONFIGURATIONS))
     ]
+
+
+def almost_run_config(form: AlmostRunForm) -> dict[str, Any]:
+    """The run config of a valid form; raises ValidationError naming the field at fault.
+
+    The "new run" page and the JSON API both build runs here.
+    """
+    data = form.cleaned_data
+    return services.almost_config_build(
+        seed_prompt_set=data["seed_prompt_set"],
+        configurations=form.configurations(),
+        reward_model=data["reward_model"],
+        num_generation=data["num_generation"],
+        in_context=data["in_context"],
+        rmsp_n=data["rmsp_n"],
+        rmsp_enabled=data["rmsp_enabled"],
+        filters=form.filters(),
+        preset=data["preset"],
+        reward_max_steps=data.get("reward_max_steps"),
+        reward_eval_fraction=data.get("reward_eval_fraction"),
+        response_max_tokens=data.get("response_max_tokens"),
+        prompt_max_tokens=data.get("prompt_max_tokens"),
+        reward_prompt_format=data.get("reward_prompt_format") or "",
+    )

@@ -12,4 +12,6 @@ ALMOST = RunKind(
     queue="gpu",
     job="workers.kinds.almost.prepare",
     section=RunSection(template=run_page.TEMPLATE, context=run_page.context),
+    form="webapp.almost.forms.AlmostRunForm",
+    config_build="webapp.almost.forms.almost_run_config",
 )

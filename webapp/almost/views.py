@@ -14,32 +14,11 @@ from webapp.library.models import SeedPromptSet
 from webapp.registry.models import ModelEntry
 
 from . import services
-from .forms import AlmostRunForm, rubric_rows
+from .forms import AlmostRunForm, almost_run_config, rubric_rows
 from .rubric_editor import initial_rubric, is_editor_action, rubric_edit
 
 TEMPLATE = "almost/new.html"
 ESTIMATE_HINT = "Change a field to see how much this run asks of the models."
-
-
-def _build(form: AlmostRunForm) -> dict[str, Any]:
-    """The run config of a valid form; raises ValidationError naming the field at fault."""
-    data = form.cleaned_data
-    return services.almost_config_build(
-        seed_prompt_set=data["seed_prompt_set"],
-        configurations=form.configurations(),
-        reward_model=data["reward_model"],
-        num_generation=data["num_generation"],
-        in_context=data["in_context"],
-        rmsp_n=data["rmsp_n"],
-        rmsp_enabled=data["rmsp_enabled"],
-        filters=form.filters(),
-        preset=data["preset"],
-        reward_max_steps=data.get("reward_max_steps"),
-        reward_eval_fraction=data.get("reward_eval_fraction"),
-        response_max_tokens=data.get("response_max_tokens"),
-        prompt_max_tokens=data.get("prompt_max_tokens"),
-        reward_prompt_format=data.get("reward_prompt_format") or "",
-    )
 
 
 @require_http_methods(["GET", "POST"])
@@ -57,7 +36,7 @@ def almost_new(request: HttpRequest) -> HttpResponse:
     return new_run_response(
         request,
         form=form,
-        build=_build,
+        build=almost_run_config,
         kind="almost",
         run_label="ALMoST",
         template=TEMPLATE,
@@ -125,5 +104,5 @@ def _estimate(form: AlmostRunForm, config: dict[str, Any]) -> Estimate:
 def almost_estimate(request: HttpRequest) -> HttpResponse:
     """What the form would ask of the models, or why it would be refused; refreshed as the form changes."""
     return estimate_response(
-        request, form=AlmostRunForm(request.POST), build=_build, estimate=_estimate, hint=ESTIMATE_HINT
+        request, form=AlmostRunForm(request.POST), build=almost_run_config, estimate=_estimate, hint=ESTIMATE_HINT
     )

@@ -17,6 +17,8 @@ from webapp.library.models import Corpus, FewShotSet
 from webapp.registry.models import ModelEntry
 from webapp.registry.selectors import default_model_pk
 
+from . import services
+
 # AugConConfig fields the form shows one to one (name -> form field class).
 INTEGER_SETTINGS = (
     "max_length",
@@ -188,3 +190,21 @@ class AugConRunForm(forms.Form):
         if scorer:
             values["scorer"] = scorer
         return values
+
+
+def augcon_run_config(form: AugConRunForm) -> dict[str, Any]:
+    """The validated run config of a valid form; raises ValidationError / InvalidConfigError naming the field.
+
+    The "new run" page and the JSON API both build runs here.
+    """
+    data = form.cleaned_data
+    return services.augcon_config_build(
+        model=data["model"],
+        corpus=data["corpus"],
+        few_shot_set=data["few_shot_set"],
+        scorer_model=data.get("scorer_model"),
+        documents=data.get("documents") or "",
+        max_documents=data.get("max_documents"),
+        preset=data.get("preset") or "",
+        overrides=form.overrides(),
+    )

@@ -12,4 +12,6 @@ AUGCON = RunKind(
     queue="gpu",
     job="workers.kinds.augcon.prepare",
     section=RunSection(template=run_page.TEMPLATE, context=run_page.context),
+    form="webapp.augcon.forms.AugConRunForm",
+    config_build="webapp.augcon.forms.augcon_run_config",
 )

@@ -14,24 +14,9 @@ from webapp.core.run_forms import Estimate, EstimateLine, estimate_response, new
 from webapp.runs.models import PipelineRun
 
 from . import selectors, services
-from .forms import AugConRunForm
+from .forms import AugConRunForm, augcon_run_config
 
 ESTIMATE_HINT = "Choose a corpus, a few-shot set and a model to see what the run asks of the model."
-
-
-def _build(form: AugConRunForm) -> dict[str, Any]:
-    """The validated run config of a valid form; raises ValidationError / InvalidConfigError naming the field."""
-    data = form.cleaned_data
-    return services.augcon_config_build(
-        model=data["model"],
-        corpus=data["corpus"],
-        few_shot_set=data["few_shot_set"],
-        scorer_model=data.get("scorer_model"),
-        documents=data.get("documents") or "",
-        max_documents=data.get("max_documents"),
-        preset=data.get("preset") or "",
-        overrides=form.overrides(),
-    )
 
 
 @require_http_methods(["GET", "POST"])
@@ -40,7 +25,7 @@ def augcon_new(request: HttpRequest) -> HttpResponse:
     return new_run_response(
         request,
         form=AugConRunForm(request.POST or None),
-        build=_build,
+        build=augcon_run_config,
         kind="augcon",
         run_label="AugCon",
         template="augcon/new.html",
@@ -83,7 +68,7 @@ def _estimate(form: AugConRunForm, config: dict[str, Any]) -> Estimate:
 def augcon_estimate(request: HttpRequest) -> HttpResponse:
     """The prompt budget of what the form would queue, or what stops it; refreshed as the form changes."""
     return estimate_response(
-        request, form=AugConRunForm(request.POST), build=_build, estimate=_estimate, hint=ESTIMATE_HINT
+        request, form=AugConRunForm(request.POST), build=augcon_run_config, estimate=_estimate, hint=ESTIMATE_HINT
     )
 
 

@@ -1,11 +1,15 @@
 """The generate form; it checks shape, `webapp.generate.services` checks the rules."""
 from __future__ import annotations
 
+from typing import Any
+
 from django import forms
 
 from webapp.library.models import SeedPromptSet
 from webapp.registry.models import ModelEntry
 from webapp.registry.selectors import default_model_pk
+
+from . import services
 
 
 class GenerateRunForm(forms.Form):
@@ -21,3 +25,19 @@ class GenerateRunForm(forms.Form):
     seed = forms.IntegerField(required=False, initial=0, help_text="Fixes sampling; leave empty for random.")
     batch_size = forms.IntegerField(min_value=1, max_value=256, initial=8, help_text="Prompts per model call; the unit of resume.")
     system_prompt = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2}))
+
+
+def generate_run_config(form: GenerateRunForm) -> dict[str, Any]:
+    """The run config of a valid form (the "new run" page and the JSON API both build runs here)."""
+    data = form.cleaned_data
+    return services.generate_config_build(
+        model=data["model"],
+        prompt_set=data["prompt_set"],
+        n=data["n"],
+        max_tokens=data["max_tokens"],
+        temperature=data["temperature"],
+        top_p=data["top_p"],
+        seed=data["seed"],
+        batch_size=data["batch_size"],
+        system_prompt=data["system_prompt"],
+    )

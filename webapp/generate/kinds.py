@@ -9,4 +9,6 @@ GENERATE = RunKind(
     label="Generate answers",
     queue="gpu",
     job="workers.kinds.generate.prepare",
+    form="webapp.generate.forms.GenerateRunForm",
+    config_build="webapp.generate.forms.generate_run_config",
 )

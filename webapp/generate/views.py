@@ -11,24 +11,9 @@ from webapp.accounts.permissions import research_required
 from webapp.core.run_forms import Estimate, EstimateLine, estimate_response, new_run_response
 
 from . import services
-from .forms import GenerateRunForm
+from .forms import GenerateRunForm, generate_run_config
 
 ESTIMATE_HINT = "Choose a prompt set to see how much this run asks of the model."
-
-
-def _build(form: GenerateRunForm) -> dict[str, Any]:
-    data = form.cleaned_data
-    return services.generate_config_build(
-        model=data["model"],
-        prompt_set=data["prompt_set"],
-        n=data["n"],
-        max_tokens=data["max_tokens"],
-        temperature=data["temperature"],
-        top_p=data["top_p"],
-        seed=data["seed"],
-        batch_size=data["batch_size"],
-        system_prompt=data["system_prompt"],
-    )
 
 
 @require_http_methods(["GET", "POST"])
@@ -37,7 +22,7 @@ def generate_new(request: HttpRequest) -> HttpResponse:
     return new_run_response(
         request,
         form=GenerateRunForm(request.POST or None),
-        build=_build,
+        build=generate_run_config,
         kind="generate",
         run_label="Generate",
         template="generate/new.html",
@@ -63,5 +48,5 @@ def _estimate(form: GenerateRunForm, config: dict[str, Any]) -> Estimate:
 @research_required
 def generate_estimate(request: HttpRequest) -> HttpResponse:
     return estimate_response(
-        request, form=GenerateRunForm(request.POST), build=_build, estimate=_estimate, hint=ESTIMATE_HINT
+        request, form=GenerateRunForm(request.POST), build=generate_run_config, estimate=_estimate, hint=ESTIMATE_HINT
     )

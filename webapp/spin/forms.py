@@ -7,6 +7,8 @@ whole config again, so the form and any other caller meet the same limits. Field
 
 from __future__ import annotations
 
+from typing import Any
+
 from django import forms
 
 from pipelines.common.presets import preset_choices
@@ -23,6 +25,8 @@ from webapp.core.forms import help_text_from_config_docs
 from webapp.library.models import Artifact
 from webapp.registry.models import ModelEntry
 from webapp.registry.selectors import default_model_pk
+
+from . import services
 
 CONVERSATION_TURN_CHOICES = [
     ("first", "First user turn and its reply (SPIN's: their code keeps messages[0] and messages[1])"),
@@ -80,3 +84,24 @@ class SpinRunForm(forms.Form):
     def training_overrides(self) -> dict[str, object]:
         data = self.cleaned_data
         return {name: data[name] for name in ("learning_rate", "max_steps") if data.get(name) is not None}
+
+
+def spin_run_config(form: SpinRunForm) -> dict[str, Any]:
+    """The validated run config of a valid form; refusals name the field at fault.
+
+    The "new run" page and the JSON API both build runs here.
+    """
+    data = form.cleaned_data
+    return services.spin_config_build(
+        model=data["model"],
+        dataset=data["dataset"],
+        preset=data["preset"],
+        iterations=data["iterations"],
+        max_prompts=data["max_prompts"],
+        max_new_tokens=data["max_new_tokens"],
+        training_overrides=form.training_overrides(),
+        beta=data["beta"],
+        mix_previous=data["mix_previous"],
+        devices=data["devices"],
+        conversation_turn=data["conversation_turn"],
+    )

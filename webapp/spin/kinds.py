@@ -13,4 +13,6 @@ SPIN = RunKind(
     job="workers.kinds.spin.prepare",
     section=RunSection(template=run_page.TEMPLATE, context=run_page.context),
     trains=True,
+    form="webapp.spin.forms.SpinRunForm",
+    config_build="webapp.spin.forms.spin_run_config",
 )

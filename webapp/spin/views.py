@@ -11,7 +11,7 @@ from webapp.accounts.permissions import research_required
 from webapp.core.run_forms import Estimate, EstimateLine, estimate_response, new_run_response
 
 from . import services
-from .forms import SpinRunForm
+from .forms import SpinRunForm, spin_run_config
 
 ESTIMATE_HINT = (
     "Choose a model and an SFT dataset to see the generations and training pairs this run implies, "
@@ -27,31 +27,13 @@ ESTIMATE_LABELS = {
 """How the estimate names SPIN's counts; the training summary's entries are named in words already."""
 
 
-def _build(form: SpinRunForm) -> dict[str, Any]:
-    """The validated run config of a valid form; refusals name the field at fault."""
-    data = form.cleaned_data
-    return services.spin_config_build(
-        model=data["model"],
-        dataset=data["dataset"],
-        preset=data["preset"],
-        iterations=data["iterations"],
-        max_prompts=data["max_prompts"],
-        max_new_tokens=data["max_new_tokens"],
-        training_overrides=form.training_overrides(),
-        beta=data["beta"],
-        mix_previous=data["mix_previous"],
-        devices=data["devices"],
-        conversation_turn=data["conversation_turn"],
-    )
-
-
 @require_http_methods(["GET", "POST"])
 @research_required
 def spin_new(request: HttpRequest) -> HttpResponse:
     return new_run_response(
         request,
         form=SpinRunForm(request.POST or None, initial={"dataset": request.GET.get("dataset")}),
-        build=_build,
+        build=spin_run_config,
         kind="spin",
         run_label="SPIN",
         template="spin/new.html",
@@ -73,5 +55,5 @@ def _estimate(form: SpinRunForm, config: dict[str, Any]) -> Estimate:
 def spin_estimate(request: HttpRequest) -> HttpResponse:
     """What the form would queue, or the problems; refreshed as the form changes."""
     return estimate_response(
-        request, form=SpinRunForm(request.POST), build=_build, estimate=_estimate, hint=ESTIMATE_HINT
+        request, form=SpinRunForm(request.POST), build=spin_run_config, estimate=_estimate, hint=ESTIMATE_HINT
     )

@@ -19,6 +19,8 @@ from webapp.library.models import Artifact
 from webapp.registry.models import ModelEntry
 from webapp.registry.selectors import default_model_pk
 
+from . import services
+
 TRAINER_CHOICES = [
     ("sft", "SFT: prompt → response"),
     ("preference", "Preference: DPO family and SPIN (prompt, chosen, rejected)"),
@@ -207,3 +209,21 @@ class TrainingRunForm(forms.Form):
         if trainer == "sft" and data.get("loss_on"):
             options["completion_only_loss"] = data["loss_on"] == "reply"
         return options
+
+
+def training_run_config(form: TrainingRunForm) -> dict[str, Any]:
+    """The validated run config of a valid form; raises ValidationError naming the field at fault.
+
+    The "new run" page and the JSON API both build runs here.
+    """
+    data = form.cleaned_data
+    return services.training_config_build(
+        trainer=data["trainer"],
+        model=data["model"],
+        dataset=data["dataset"],
+        preset=data["preset"],
+        training_overrides=form.training_overrides(),
+        method_options=form.method_options(),
+        devices=data["devices"],
+        reference_model=data.get("reference_model"),
+    )

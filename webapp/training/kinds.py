@@ -10,6 +10,9 @@ TRAIN_SFT = RunKind(
     queue="gpu",
     job="workers.kinds.training.prepare",
     trains=True,
+    form="webapp.training.forms.TrainingRunForm",
+    config_build="webapp.training.forms.training_run_config",
+    kind_from_config="webapp.training.services.training_kind",
 )
 
 TRAIN_PREFERENCE = RunKind(
@@ -18,6 +21,9 @@ TRAIN_PREFERENCE = RunKind(
     queue="gpu",
     job="workers.kinds.training.prepare",
     trains=True,
+    form="webapp.training.forms.TrainingRunForm",
+    config_build="webapp.training.forms.training_run_config",
+    kind_from_config="webapp.training.services.training_kind",
 )
 
 TRAIN_REWARD = RunKind(
@@ -26,4 +32,7 @@ TRAIN_REWARD = RunKind(
     queue="gpu",
     job="workers.kinds.training.prepare",
     trains=True,
+    form="webapp.training.forms.TrainingRunForm",
+    config_build="webapp.training.forms.training_run_config",
+    kind_from_config="webapp.training.services.training_kind",
 )

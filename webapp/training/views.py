@@ -12,24 +12,9 @@ from webapp.accounts.permissions import research_required
 from webapp.core.run_forms import Estimate, EstimateLine, EstimateWarning, estimate_response, new_run_response
 
 from . import services
-from .forms import TrainingRunForm
+from .forms import TrainingRunForm, training_run_config
 
 ESTIMATE_HINT = "Change a field to see the resolved settings."
-
-
-def _build(form: TrainingRunForm) -> dict[str, Any]:
-    """The validated run config of a valid form; raises ValidationError naming the field at fault."""
-    data = form.cleaned_data
-    return services.training_config_build(
-        trainer=data["trainer"],
-        model=data["model"],
-        dataset=data["dataset"],
-        preset=data["preset"],
-        training_overrides=form.training_overrides(),
-        method_options=form.method_options(),
-        devices=data["devices"],
-        reference_model=data.get("reference_model"),
-    )
 
 
 @require_http_methods(["GET", "POST"])
@@ -41,7 +26,7 @@ def training_new(request: HttpRequest) -> HttpResponse:
     return new_run_response(
         request,
         form=TrainingRunForm(request.POST or None, initial=initial),
-        build=_build,
+        build=training_run_config,
         kind=services.training_kind,
         run_label="Training",
         template="training/new.html",
@@ -89,5 +74,5 @@ def _over_length_warning(lengths: dict[str, Any]) -> EstimateWarning:
 def training_estimate(request: HttpRequest) -> HttpResponse:
     """What the form would queue: the resolved config and how it trains, or the problems; refreshed as the form changes."""
     return estimate_response(
-        request, form=TrainingRunForm(request.POST), build=_build, estimate=_estimate, hint=ESTIMATE_HINT
+        request, form=TrainingRunForm(request.POST), build=training_run_config, estimate=_estimate, hint=ESTIMATE_HINT
     )
