@@ -57,6 +57,7 @@ from django.shortcuts import redirect, render
 
 from pipelines.errors import InvalidConfigError
 from webapp.core.forms import add_validation_error
+from webapp.runs.clone import clone_form, clone_source
 from webapp.runs.services import run_create
 
 FormType = TypeVar("FormType", bound=forms.Form)
@@ -104,14 +105,32 @@ def new_run_response(
       form has errors, so a refused POST is not mistaken for a success.
 
     The run's name is the form's `name` field when it has one.
+
+    Clone and edit (`?from_run=<id>`, webapp/runs/clone.py): a GET shows the form bound to that
+    run's settings, with what can no longer be used marked; the POST (to the same URL) notes the
+    run it was cloned from on the new run.
     """
+    source = clone_source(request)
     if request.method == "POST":
         config = config_from_form(form, build)
         if config is not None:
             run_kind = kind(config) if callable(kind) else kind
-            run = run_create(user=request.user, kind=run_kind, config=config, name=form.cleaned_data.get("name") or "")
+            run = run_create(
+                user=request.user,
+                kind=run_kind,
+                config=config,
+                name=form.cleaned_data.get("name") or "",
+                cloned_from=source,
+            )
             messages.success(request, f"{run_label} run #{run.pk} queued.")
             return redirect(run)
+    elif source is not None:
+        form = clone_form(form, source)
+        context = {**(context or {}), "form": form}
+        messages.info(
+            request, f"The form holds the settings of run #{source.pk} ({source}): edit them and queue a new run."
+        )
+        return render(request, template, {**context, "cloned_from": source})
     return render(request, template, {"form": form, **(context or {})}, status=400 if form.errors else 200)
 
 

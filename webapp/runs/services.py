@@ -33,6 +33,7 @@ from django.utils import timezone
 from webapp.core.submissions import DuplicateSubmission, current_submission_key
 from webapp.library.artifacts import artifact_save, dataset_file_summary
 from webapp.library.models import Artifact
+from webapp.webhooks.services import webhooks_run_finished
 
 from .models import PipelineRun
 from .registry import run_kind
@@ -243,7 +244,11 @@ def _finish(run_id: int, status: str, attempt: int | None, **fields: Any) -> boo
     attempt = _attempt_for(run_id, attempt)
     if attempt is not None:
         running = running.filter(attempt=attempt)
-    return bool(running.update(status=status, finished_at=timezone.now(), eta_seconds=None, **fields))
+    finished = bool(running.update(status=status, finished_at=timezone.now(), eta_seconds=None, **fields))
+    if finished:
+        # After commit and robust: a failing hook or an unreachable Redis never fails or blocks the run.
+        transaction.on_commit(lambda: webhooks_run_finished(run_id=run_id), robust=True)
+    return finished
 
 
 def run_mark_succeeded(*, run_id: int, attempt: int | None = None) -> bool:
@@ -272,6 +277,8 @@ def run_request_cancel(*, run: PipelineRun) -> PipelineRun:
         run.finished_at = timezone.now()
         transaction.on_commit(lambda: _cancel_rq_job(run.queue_name, run.rq_job_id))
     run.save(update_fields=["cancel_requested", "status", "finished_at"])
+    if run.status == PipelineRun.Status.CANCELLED:
+        transaction.on_commit(lambda: webhooks_run_finished(run_id=run.pk), robust=True)
     return run
 
 

@@ -69,7 +69,7 @@ def test_finished_runs_cannot_be_cancelled_and_active_runs_cannot_be_resumed(run
     with pytest.raises(services.RunStateError, match="only failed, cancelled or lost runs can be resumed"):
         services.run_resume(run=run)
     run = _set(run, status=PipelineRun.Status.SUCCEEDED)
-    with pytest.raises(services.RunStateError, match="only queued or running runs can be cancelled"):
+    with pytest.raises(services.RunStateError, match="only queued, running or lost runs can be cancelled"):
         services.run_request_cancel(run=run)
 
 
