@@ -23,6 +23,7 @@ from django.utils import timezone
 from pipelines.common.store import RunStore
 from pipelines.common.tables import write_table
 from webapp.library.models import Artifact, Rubric
+from webapp.webhooks.services import webhooks_campaign_judged
 
 from . import pairs
 from .models import Assignment, Campaign, Item, Judgment, Verdict
@@ -303,6 +304,8 @@ def judgment_submit(
             judgment.full_clean(exclude=["item", "annotator"], validate_unique=False, validate_constraints=False)
             judgment.save()
             Assignment.objects.filter(pk=assignment.pk).update(completed_at=now)
+            # The judgment that completes the campaign raises campaign.completed, once, after commit.
+            transaction.on_commit(lambda: webhooks_campaign_judged(campaign_id=campaign.pk), robust=True)
             return judgment
     except IntegrityError:
         # The key was used before (a retry racing the first request, or a resubmission after undo):
