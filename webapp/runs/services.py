@@ -122,8 +122,12 @@ def run_create(
     config: dict[str, Any],
     name: str = "",
     submission_key: str | None = None,
+    cloned_from: PipelineRun | None = None,
 ) -> PipelineRun:
     """Save a run whose config its kind's app validated, and enqueue it after commit on its kind's queue.
+
+    `cloned_from`: the run whose settings the form started from ("Clone and edit"); it becomes the
+    run's `parent` and its summary's `cloned_from`, so the lineage shows on the run page.
 
     `submission_key` (by default the key of the form POST being handled, see webapp/core/submissions.py)
     makes a repeated submission of the same form queue nothing: it raises DuplicateSubmission naming
@@ -142,6 +146,8 @@ def run_create(
         queue_name=run_kind(kind).queue_for(config),
         queued_at=timezone.now(),
         submission_key=key,
+        parent=cloned_from,
+        summary={"cloned_from": cloned_from.pk} if cloned_from is not None else {},
     )
     run.full_clean(validate_constraints=False)
     try:
@@ -265,14 +271,20 @@ def run_mark_cancelled(*, run_id: int, attempt: int | None = None) -> bool:
 
 @transaction.atomic
 def run_request_cancel(*, run: PipelineRun) -> PipelineRun:
-    """Ask a run to stop: a queued run stops at once; a running one stops at its next batch boundary."""
+    """Ask a run to stop: a queued run stops at once; a running one stops at its next batch boundary.
+
+    A lost run (its worker died) is cancelled at once too: nothing runs it, and cancelling says
+    that nobody means to resume it (it still can be, as any cancelled run).
+    """
     run = PipelineRun.objects.select_for_update().get(pk=run.pk)
-    if run.status not in PipelineRun.ACTIVE_STATUSES:
+    if run.status not in (*PipelineRun.ACTIVE_STATUSES, PipelineRun.Status.LOST):
         raise RunStateError(
-            f"run {run.pk} is {run.get_status_display().lower()}; only queued or running runs can be cancelled"
+            f"run {run.pk} is {run.get_status_display().lower()}; only queued, running or lost runs can be cancelled"
         )
     run.cancel_requested = True
-    if run.status == PipelineRun.Status.QUEUED:
+    if run.status == PipelineRun.Status.LOST:
+        run.status = PipelineRun.Status.CANCELLED
+    elif run.status == PipelineRun.Status.QUEUED:
         run.status = PipelineRun.Status.CANCELLED
         run.finished_at = timezone.now()
         transaction.on_commit(lambda: _cancel_rq_job(run.queue_name, run.rq_job_id))
