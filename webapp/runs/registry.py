@@ -8,8 +8,8 @@ section), the run lists (the label). Adding a method is: declare its `RunKind`, 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from pipelines.common.progress_plan import PlannedStage
@@ -31,12 +31,18 @@ class RunClone:
     """How "Clone and edit" opens the kind's form with a finished run's settings (`?from_run=<id>`).
 
     - `form_url`: the URL name of the kind's "new run" page (several kinds may share one form).
-    - `form_data`: the run's stored config -> the form's fields, as the form would post them, so
-      that building the form again gives the same config (webapp/runs/clone.py has the helper).
+    - `paths`: form field -> dotted path of its value in the config, for the fields not named like
+      a config key (by default a field `n` takes the config's one `n` key, a model choice `model`
+      its `model_id`; webapp/runs/clone.py).
+    - `form_data`: the run's config -> the form's data, for a form the names cannot describe
+      (ALMoST's rubric rows); its result is laid over what the names and `paths` found.
+
+    Building the form from that data gives the same config again (tests check each kind).
     """
 
     form_url: str
-    form_data: Callable[[dict[str, Any]], dict[str, Any]]
+    paths: Mapping[str, str] = field(default_factory=dict)
+    form_data: Callable[[dict[str, Any]], dict[str, Any]] | None = None
 
 
 @dataclass(frozen=True)
