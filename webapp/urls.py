@@ -27,6 +27,7 @@ urlpatterns = [
     path("almost/", include("webapp.almost.urls")),
     path("evaluations/", include("webapp.evaluation.urls")),
     path("annotation/", include("webapp.annotation.urls")),
+    path("webhooks/", include("webapp.webhooks.urls")),
     path("admin/rq/", include("django_rq.urls")),
     path("admin/", admin.site.urls),
 ]
