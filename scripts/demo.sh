@@ -51,7 +51,7 @@ echo "$demo_data_output"
 login_line="$(grep -m1 'Admin login:' <<<"$demo_data_output" || true)"
 
 refinery_log "Starting one worker and the web server (logs in var/)"
-refinery_start_process worker python manage.py rqworker gpu default
+refinery_start_process worker python manage.py rqworker --with-scheduler gpu default
 refinery_start_process web python manage.py runserver --noreload "127.0.0.1:$PORT"
 url="http://127.0.0.1:$PORT"
 refinery_wait_http "$url/healthz" 60 web
