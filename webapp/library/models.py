@@ -218,6 +218,14 @@ class Artifact(models.Model):
     columns = models.JSONField(default=list, blank=True)
     preview = models.JSONField(default=list, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
+    # Lineage of a curated artifact (webapp/library/curation.py): the artifact it was saved from, who
+    # saved it, and what changed (parent's name and id, dropped and flagged row indices of the parent,
+    # edited values by row and column), kept in `curation` so the record survives the parent's deletion.
+    parent = models.ForeignKey(
+        "self", related_name="curated_children", null=True, blank=True, on_delete=models.SET_NULL
+    )
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    curation = models.JSONField(default=dict, blank=True)
 
     class Meta:
         db_table = "runs_artifact"
@@ -229,3 +237,30 @@ class Artifact(models.Model):
 
     def get_absolute_url(self) -> str:
         return reverse("runs:artifact", args=[self.pk])
+
+
+class CurationDraft(models.Model):
+    """One user's curation in progress on one artifact, kept on the server so a reload loses nothing.
+
+    Row indices count the artifact's non-blank JSONL lines from 0. The artifact itself is never
+    changed: "Save as new artifact" writes a new one from the parent's rows and this draft.
+    """
+
+    artifact = models.ForeignKey(Artifact, related_name="curation_drafts", on_delete=models.CASCADE)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, related_name="curation_drafts", on_delete=models.CASCADE)
+    dropped_rows = models.JSONField(default=list, blank=True, help_text="Sorted indices of rows left out.")
+    flagged_rows = models.JSONField(default=list, blank=True, help_text="Sorted indices of rows marked for review.")
+    edited_values = models.JSONField(
+        default=dict, blank=True, help_text='New text by row index and column: {"3": {"response": "..."}}.'
+    )
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["artifact", "user"], name="curation_draft_per_user")]
+
+    def __str__(self) -> str:
+        return f"{self.user} on {self.artifact}"
+
+    @property
+    def is_empty(self) -> bool:
+        return not (self.dropped_rows or self.flagged_rows or self.edited_values)
