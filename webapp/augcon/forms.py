@@ -1,7 +1,8 @@
 """The AugCon run form: corpus, documents, few-shot set, models, a preset, and every setting of the method.
 
-A blank setting keeps the preset's value (or, without a preset, the paper's default, shown as the
-field's placeholder and in its explanation); the services module resolves the layers and checks them.
+A blank setting keeps the preset's value (or, without a preset, the paper's default), shown in grey as
+the field's placeholder; the services module resolves the layers and checks them. The fields that
+decide a run stay open, the method's settings sit under "Advanced" (`GuidedFormMixin`).
 """
 
 from __future__ import annotations
@@ -12,7 +13,9 @@ from django import forms
 
 from pipelines.augcon.config import AUGCON_PRESETS, AugConConfig
 from pipelines.common.presets import preset_choices
-from webapp.core.forms import help_text_from_config_docs
+from pipelines.errors import InvalidConfigError
+from webapp.core.choices import CountedChoiceField
+from webapp.core.forms import GuidedFormMixin, PresetChoice, help_text_from_config_docs
 from webapp.library.models import Corpus, FewShotSet
 from webapp.registry.models import ModelEntry
 from webapp.registry.selectors import default_model_pk
@@ -72,9 +75,28 @@ def _generation_models():  # type: ignore[no-untyped-def]
     return ModelEntry.objects.filter(task=ModelEntry.Task.GENERATION)
 
 
-class AugConRunForm(forms.Form):
+class AugConRunForm(GuidedFormMixin, forms.Form):
+    essential_fields = (
+        "name",
+        "corpus",
+        "documents",
+        "max_documents",
+        "few_shot_set",
+        "model",
+        "scorer_model",
+        "preset",
+    )
+    preset_inputs = ("preset",)
+
     name = forms.CharField(max_length=200, required=False, help_text="Optional label for the run list.")
-    corpus = forms.ModelChoiceField(queryset=Corpus.objects.all(), help_text="The documents to turn into SFT data.")
+    corpus = CountedChoiceField(
+        queryset=Corpus.objects.all(),
+        count="document_count",
+        unit="document",
+        empty_text="No corpus yet: upload one.",
+        empty_url_name="library:corpus-upload",
+        help_text="The documents to turn into SFT data.",
+    )
     documents = forms.CharField(
         required=False,
         help_text="Document positions to use, e.g. 0-9, 12 (blank: every document, in order).",
@@ -82,8 +104,12 @@ class AugConRunForm(forms.Form):
     max_documents = forms.IntegerField(
         required=False, min_value=1, initial=10, help_text="Use at most this many of them (blank: no limit)."
     )
-    few_shot_set = forms.ModelChoiceField(
+    few_shot_set = CountedChoiceField(
         queryset=FewShotSet.objects.filter(kind=FewShotSet.Kind.QA),
+        count="example_count",
+        unit="example",
+        empty_text="No QA few-shot set yet (context, question, answer): upload one.",
+        empty_url_name="library:fewshot-upload",
         help_text="QA examples (context, question, answer): the question-and-split prompt shows 3 of them as splits, "
         "and answers bootstrap their demonstrations from all of them.",
     )
@@ -110,9 +136,7 @@ class AugConRunForm(forms.Form):
         "declares gpu workers with CUDA and bitsandbytes (REFINERY_GPU_WORKERS=1): the web server cannot see the "
         "workers' hardware. Unticked: LoRA over a full-precision base, stated in the run summary.",
     )
-    scorer_warmup_steps = forms.IntegerField(
-        required=False, min_value=0, help_text=SCORER_WARMUP_HELP, widget=forms.NumberInput(attrs={"placeholder": "50"})
-    )
+    scorer_warmup_steps = forms.IntegerField(required=False, min_value=0, help_text=SCORER_WARMUP_HELP)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -121,10 +145,9 @@ class AugConRunForm(forms.Form):
             field_class = forms.IntegerField if name in INTEGER_SETTINGS else forms.FloatField
             self.fields[name] = field_class(
                 required=False,
-                widget=forms.NumberInput(attrs={"placeholder": str(getattr(defaults, name)), "step": "any"}),
+                widget=forms.NumberInput(attrs={"step": "any"}),
             )
-        scorer = defaults.scorer
-        for form_name, (target, field_class, help_text) in SCORER_SETTINGS.items():
+        for form_name, (_target, field_class, help_text) in SCORER_SETTINGS.items():
             if field_class is forms.ChoiceField:
                 self.fields[form_name] = forms.ChoiceField(
                     choices=[("", "(preset)"), ("auto", "auto"), ("cpu", "cpu"), ("cuda", "cuda")],
@@ -132,13 +155,8 @@ class AugConRunForm(forms.Form):
                     help_text=help_text,
                 )
                 continue
-            value: Any = scorer
-            for part in target.split("."):
-                value = getattr(value, part)
             self.fields[form_name] = field_class(
-                required=False,
-                help_text=help_text,
-                widget=forms.NumberInput(attrs={"placeholder": str(value), "step": "any"}),
+                required=False, help_text=help_text, widget=forms.NumberInput(attrs={"step": "any"})
             )
         self.fields["rouge_tokenizer"] = forms.ChoiceField(
             choices=[
@@ -165,6 +183,23 @@ class AugConRunForm(forms.Form):
         help_text_from_config_docs(self, AugConConfig)
         for name in INTEGER_SETTINGS + FLOAT_SETTINGS:
             self.fields[name].help_text = f"{self.fields[name].help_text} Paper default: {getattr(defaults, name)}."
+        self.show_preset_values()
+
+    def preset_values(self, choice: PresetChoice) -> dict[str, Any]:
+        """What each blank setting resolves to under the preset (the paper's defaults without one)."""
+        try:
+            config = services.augcon_settings(preset=choice[0])
+        except InvalidConfigError:
+            return {}  # an unknown preset: the form's own error says so
+        values: dict[str, Any] = {name: getattr(config, name) for name in INTEGER_SETTINGS + FLOAT_SETTINGS}
+        values["rouge_tokenizer"] = config.rouge_tokenizer
+        for form_name, (target, _field, _help) in SCORER_SETTINGS.items():
+            value: Any = config.scorer
+            for part in target.split("."):
+                value = getattr(value, part)
+            values[form_name] = value
+        values["scorer_warmup_steps"] = config.scorer.trainer_overrides.get("warmup_steps")
+        return values
 
     def overrides(self) -> dict[str, Any]:
         """The settings the user filled in, as AugConConfig fields (scorer fields nested)."""

@@ -8,7 +8,7 @@ example that can show a split, the scorer has local weights to train, every sett
 from __future__ import annotations
 
 import re
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 from django.conf import settings
@@ -16,11 +16,12 @@ from django.core.exceptions import ValidationError
 
 from pipelines.augcon.budget import Budget, estimate_budget
 from pipelines.augcon.config import AUGCON_PRESETS, AugConConfig
-from pipelines.augcon.corpus import cst_demonstrations, few_shot_row
+from pipelines.augcon.corpus import chunk_text, cst_demonstrations, few_shot_row, normalise, paragraphs
 from pipelines.common.config_docs import config_field_docs
 from pipelines.common.presets import preset_choices, preset_named
 from pipelines.errors import InvalidConfigError
 from pipelines.training.arguments import TrainingArgs
+from webapp.core.run_forms import EstimateWarning
 from webapp.library.models import Corpus, FewShotSet
 from webapp.registry.models import ModelEntry
 
@@ -182,6 +183,11 @@ def augcon_config_build(
     check_scorer_model(scorer_model or model, "scorer_model" if scorer_model else "model")
     check_scorer_backbone(config)
     positions = select_positions(corpus=corpus, documents=documents, max_documents=max_documents)
+    skipped = documents_without_chunks(corpus=corpus, positions=positions, config=config)
+    if len(skipped) == len(positions):
+        raise ValidationError(
+            {"min_paragraph_length": f"The run would make nothing: {skipped_documents_text(skipped, config)}"}
+        )
     return {
         "model_id": model.pk,
         "scorer_model_id": scorer_model.pk if scorer_model else None,
@@ -191,6 +197,65 @@ def augcon_config_build(
         "preset": preset,
         "augcon": config.to_dict(),
     }
+
+
+@dataclass(frozen=True)
+class SkippedDocument:
+    """A chosen document that gives no root chunk, so no question: every paragraph is too short."""
+
+    position: int
+    title: str
+    longest_paragraph: int
+    """Characters of its longest paragraph, as the chunker measures it (whitespace normalised)."""
+
+
+def documents_without_chunks(*, corpus: Corpus, positions: list[int], config: AugConConfig) -> list[SkippedDocument]:
+    """The chosen documents the chunker leaves out whole (no paragraph longer than the minimum), in order.
+
+    Why: a document without a root chunk gets no question; when every document is left out the run
+    would fail after queueing, so the form refuses it, and names the skipped ones when only some are.
+    """
+    skipped = []
+    for position, title, text in (
+        corpus.documents.filter(position__in=positions).order_by("position").values_list("position", "title", "text")
+    ):
+        if chunk_text(text, max_length=config.chunk_characters, min_paragraph_length=config.paragraph_characters):
+            continue
+        longest = max((len(normalise(paragraph)) for paragraph in paragraphs(text)), default=0)
+        skipped.append(SkippedDocument(position, title, longest))
+    return skipped
+
+
+def skipped_documents_text(skipped: list[SkippedDocument], config: AugConConfig) -> str:
+    """ "document 0 “Intro” (longest paragraph 84 characters) ... is left out: ...", naming at most five."""
+    named = "; ".join(
+        f"document {document.position}{f' “{document.title}”' if document.title else ''} "
+        f"(longest paragraph {document.longest_paragraph} characters)"
+        for document in skipped[:5]
+    )
+    more = f" and {len(skipped) - 5} more" if len(skipped) > 5 else ""
+    verb = "is" if len(skipped) == 1 else "are"
+    return (
+        f"{named}{more} {verb} left out whole: a paragraph must be longer than {config.paragraph_characters} characters "
+        f"(min_paragraph_length {config.min_paragraph_length} × length_scale {config.length_scale:g}). Lower the "
+        "minimum paragraph length or choose longer documents."
+    )
+
+
+def augcon_warnings(config: dict[str, Any]) -> list[EstimateWarning]:
+    """What the estimate should say before queueing: the chosen documents that give no question, and why."""
+    corpus = Corpus.objects.get(pk=config["corpus_id"])
+    augcon = AugConConfig.from_dict(config["augcon"])
+    skipped = documents_without_chunks(corpus=corpus, positions=config["document_positions"], config=augcon)
+    if not skipped:
+        return []
+    kept = len(config["document_positions"]) - len(skipped)
+    return [
+        EstimateWarning(
+            f"{len(skipped)} of {len(config['document_positions'])} documents give no question ({kept} kept): "
+            + skipped_documents_text(skipped, augcon)
+        )
+    ]
 
 
 def augcon_budget(config: dict[str, Any]) -> Budget:

@@ -58,6 +58,7 @@ def _estimate(form: AugConRunForm, config: dict[str, Any]) -> Estimate:
     )
     return Estimate(
         lines=[EstimateLine(label, value, key=key) for label, value, key in figures],
+        warnings=services.augcon_warnings(config),
         notes=['Tokens at 4 characters each. "Expected" assumes every output parses (one call per question).'],
         resolved=json.dumps(config["augcon"], indent=2),
     )

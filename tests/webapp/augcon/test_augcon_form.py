@@ -26,24 +26,76 @@ def _post(corpus, qa_set, **fields) -> dict:
     return data
 
 
-def test_the_form_shows_every_paper_default_with_its_explanation(researcher_client):
+def _advanced_section(page: str) -> str:
+    """The HTML of the form's "Advanced" section (partials/_form_fields.html)."""
+    start = page.index('<details class="advanced"')
+    return page[start : page.index("</details>", start)]
+
+
+def test_the_form_shows_the_chosen_presets_values_and_the_papers_in_the_help(researcher_client):
     page = researcher_client.get("/augcon/new/").content.decode()
-    for name, default in (
-        ("max_length", "500"),
-        ("min_length", "20"),
-        ("character_per_piece", "35"),
-        ("over_generation", "1.15"),
-        ("max_attempts", "4"),
-        ("question_temperature", "0.85"),
-        ("rouge_threshold", "0.7"),
-        ("answer_temperature", "0.0"),
-        ("judge_temperature", "0.2"),
-        ("max_bootstrapped_demos", "3"),
+    preset = services.augcon_settings(preset="tiny-cpu-demo")  # the form's initial preset
+    paper = services.augcon_settings()
+    advanced = _advanced_section(page)
+    for name in (
+        "max_length",
+        "min_length",
+        "min_paragraph_length",
+        "length_scale",
+        "over_generation",
+        "question_temperature",
+        "rouge_threshold",
+        "answer_temperature",
+        "max_bootstrapped_demos",
     ):
-        assert f'name="{name}"' in page and f'placeholder="{default}"' in page, name
+        value = getattr(preset, name)
+        shown = f"{value:g}" if isinstance(value, float) else str(value)
+        assert f'name="{name}"' in advanced, name  # a method setting: under "Advanced"
+        assert f'placeholder="{shown}" data-preset-field="{name}"' in advanced, name
+    assert (
+        preset.length_scale != paper.length_scale
+        and f'placeholder="{paper.length_scale:g}" data-preset-field="length_scale"' not in page
+    )
     assert "Paper default: 1.15" in page and "until it has gen_count x this many questions" in page
     assert 'id="augcon-defaults"' in page and "LoRA r 32 alpha 32" in page
-    assert 'placeholder="50"' in page  # scorer warmup steps
+    warmup = preset.scorer.trainer_overrides["warmup_steps"]
+    assert f'placeholder="{warmup}" data-preset-field="scorer_warmup_steps"' in advanced
+    assert '<details class="advanced" data-advanced>' in page  # closed: nothing differs from the preset
+
+
+def test_the_essential_fields_stay_open_and_the_rest_are_advanced():
+    from webapp.augcon.forms import AugConRunForm
+
+    form = AugConRunForm()
+    essential = [field.name for field in form.essential()]
+    advanced = [field.name for field in form.advanced()]
+    assert essential == list(AugConRunForm.essential_fields)
+    assert set(essential) | set(advanced) == set(form.fields) and not set(essential) & set(advanced)
+    assert {"min_paragraph_length", "scorer_learning_rate", "rouge_tokenizer"} <= set(advanced)
+
+
+def test_the_advanced_section_opens_when_a_field_differs_from_the_preset_or_has_an_error(corpus, qa_set):
+    from webapp.augcon.forms import AugConRunForm
+
+    preset = services.augcon_settings(preset="tiny-cpu-demo")
+    same = AugConRunForm(_post(corpus, qa_set, preset="tiny-cpu-demo", max_length=preset.max_length))
+    assert not same.advanced_open()  # the preset's own value: nothing to show
+    differs = AugConRunForm(_post(corpus, qa_set, preset="tiny-cpu-demo", max_length=preset.max_length + 1))
+    assert differs.advanced_differences() == ["max_length"] and differs.advanced_open()
+    wrong = AugConRunForm(_post(corpus, qa_set, max_attempts="many"))
+    assert wrong.advanced_open() and "max_attempts" in wrong.errors
+
+
+def test_without_a_preset_the_blank_fields_show_the_papers_defaults():
+    from webapp.augcon.forms import AugConRunForm
+
+    form = AugConRunForm(initial={"preset": ""})
+    paper = services.augcon_settings()
+    assert form.fields["over_generation"].widget.attrs["placeholder"] == f"{paper.over_generation:g}"
+    assert form.fields["max_length"].widget.attrs["placeholder"] == str(paper.max_length)
+    table = form.preset_value_table()
+    assert table[""]["max_length"] == str(paper.max_length)
+    assert table["tiny-cpu-demo"]["max_length"] == str(services.augcon_settings(preset="tiny-cpu-demo").max_length)
 
 
 def test_a_valid_post_queues_a_run_with_the_layers_resolved(researcher_client, corpus, qa_set):
@@ -54,6 +106,7 @@ def test_a_valid_post_queues_a_run_with_the_layers_resolved(researcher_client, c
             qa_set,
             preset="tiny-cpu-demo",
             rouge_threshold=0.5,
+            min_paragraph_length=50,  # the preset's 100 x length_scale 3 would leave out both short documents
             documents="1-2",
             scorer_lora_r=4,
             scorer_warmup_steps=0,
@@ -144,13 +197,54 @@ def test_the_estimate_shows_the_prompt_budget_or_the_problem(researcher_client, 
         model=model_ensure_embedded(), corpus=corpus, few_shot_set=qa_set, max_documents=2
     )
     budget = services.augcon_budget(config)
-    assert f'data-key="model-calls"><th>Model calls in all, expected</th><td class="num">{budget.model_calls_expected}<' in page
+    assert (
+        f'data-key="model-calls"><th>Model calls in all, expected</th><td class="num">{budget.model_calls_expected}<'
+        in page
+    )
     assert budget.documents == 2 and budget.chunks == 2 and budget.question_target > budget.question_quota > 0
     assert "&quot;length_scale&quot;" in page  # the resolved settings, folded
     bad = researcher_client.post("/augcon/new/estimate/", _post(corpus, qa_set, documents="9")).content.decode()
     assert "no document at position 9" in bad and "Ready to queue" not in bad
     assert researcher_client.get("/augcon/new/estimate/").status_code == 405  # the form posts itself (hx-post)
     assert not PipelineRun.objects.exists()
+
+
+def test_a_minimum_paragraph_length_that_drops_every_document_is_refused_with_the_reason(
+    researcher_client, corpus, qa_set
+):
+    longest = max(len(document.text) for document in corpus.documents.all())
+    fields = _post(corpus, qa_set, max_documents=3, min_paragraph_length=longest, length_scale=1)
+    estimate = researcher_client.post("/augcon/new/estimate/", fields).content.decode()
+    assert "The run would make nothing" in estimate and "Ready to queue" not in estimate
+    assert "document 0 “The while statement”" in estimate and f"longer than {longest} characters" in estimate
+    response = researcher_client.post("/augcon/new/", fields)
+    assert response.status_code == 400
+    message = " ".join(response.context["form"].errors["min_paragraph_length"])
+    assert "document 2 “The del statement”" in message and "Lower the minimum paragraph length" in message
+    assert '<details class="advanced" data-advanced open>' in response.content.decode()  # the field at fault shows
+    assert not PipelineRun.objects.exists()
+
+
+def test_documents_the_minimum_paragraph_length_drops_are_named_in_a_warning(researcher_client, corpus, qa_set):
+    lengths = sorted(len(document.text) for document in corpus.documents.all())
+    shortest = corpus.documents.get(text__regex=r"^Deletion")  # the shortest text
+    assert len(shortest.text) == lengths[0]
+    fields = _post(corpus, qa_set, max_documents=3, min_paragraph_length=lengths[0], length_scale=1)
+    estimate = researcher_client.post("/augcon/new/estimate/", fields).content.decode()
+    assert "1 of 3 documents give no question (2 kept)" in estimate
+    assert f"document {shortest.position} “{shortest.title}” (longest paragraph {lengths[0]} characters)" in estimate
+    assert "Ready to queue, but read the warning above first." in estimate
+
+
+def test_the_corpus_and_few_shot_dropdowns_give_sizes_and_say_why_when_empty(researcher_client, corpus, qa_set):
+    page = researcher_client.get("/augcon/new/").content.decode()
+    assert f">reference — {corpus.document_count} documents</option>" in page
+    assert ">qa — 3 examples</option>" in page
+    FewShotSet.objects.create(name="dialogues", kind=FewShotSet.Kind.DEMONSTRATION)
+    assert "dialogues" not in researcher_client.get("/augcon/new/").content.decode()  # not a QA set
+    corpus.delete()
+    empty = researcher_client.get("/augcon/new/").content.decode()
+    assert 'data-empty-choice="corpus">No corpus yet' in empty and 'href="/library/corpora/upload/"' in empty
 
 
 def test_the_tree_page_of_a_missing_run_or_document_is_404(researcher_client, annotator, client):
