@@ -24,6 +24,7 @@ INSTALLED_APPS = [
     "django.contrib.humanize",
     "django_htmx",
     "django_rq",
+    "ninja",  # only for its bundled Swagger UI static files: the API docs page loads no CDN
     "webapp.accounts",
     "webapp.core",
     "webapp.library",
@@ -38,6 +39,7 @@ INSTALLED_APPS = [
     "webapp.evaluation",
     "webapp.annotation",
     "webapp.webhooks",
+    "webapp.api",
 ]
 
 MIDDLEWARE = [
@@ -48,6 +50,8 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # Under /api/: a Bearer token sets the user, anything else gets 401 JSON (not the login redirect).
+    "webapp.api.middleware.ApiTokenMiddleware",
     "webapp.accounts.middleware.LoginRequiredEverywhereMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "webapp.core.submissions.SubmissionKeyMiddleware",
@@ -157,6 +161,10 @@ REFINERY_LOST_RUN_CHECK_SECONDS = float(os.environ.get("REFINERY_LOST_RUN_CHECK_
 # Model endpoints (pipelines/llm/endpoint_policy.py): which URLs workers may call and which environment
 # variables may be sent as their API key. Link-local and cloud metadata addresses are always refused;
 # loopback and private ranges only when allowed here (dev and test allow loopback for a local server).
+# JSON API rate limits per token ("<count>/<s|min|hour|day>"): run creation and uploads (webapp/api/throttle.py).
+REFINERY_API_RUN_CREATE_RATE = os.environ.get("REFINERY_API_RUN_CREATE_RATE", "60/hour")
+REFINERY_API_UPLOAD_RATE = os.environ.get("REFINERY_API_UPLOAD_RATE", "60/hour")
+
 REFINERY_ENDPOINT_ALLOW_LOOPBACK = os.environ.get("REFINERY_ENDPOINT_ALLOW_LOOPBACK", "0") == "1"
 REFINERY_ENDPOINT_ALLOW_PRIVATE = os.environ.get("REFINERY_ENDPOINT_ALLOW_PRIVATE", "0") == "1"
 REFINERY_ENDPOINT_KEY_PREFIX = os.environ.get("REFINERY_ENDPOINT_KEY_PREFIX", "REFINERY_ENDPOINT_KEY_")
