@@ -28,6 +28,7 @@ urlpatterns = [
     path("evaluations/", include("webapp.evaluation.urls")),
     path("annotation/", include("webapp.annotation.urls")),
     path("webhooks/", include("webapp.webhooks.urls")),
+    path("", include("webapp.api.urls")),
     path("admin/rq/", include("django_rq.urls")),
     path("admin/", admin.site.urls),
 ]
