@@ -24,20 +24,56 @@ class UploadForm(forms.Form):
     file = forms.FileField(allow_empty_file=True)
 
 
+# One corpus from at most this many files in one upload (each held to the upload size limit).
+CORPUS_UPLOAD_MAX_FILES = 20
+
+
+class MultipleFileInput(forms.ClearableFileInput):
+    allow_multiple_selected = True
+
+
+class MultipleFileField(forms.FileField):
+    """A file field that takes one or more files and cleans to the list of them, at most `max_files`."""
+
+    def __init__(self, *args: Any, max_files: int, **kwargs: Any) -> None:
+        self.max_files = max_files
+        super().__init__(*args, **kwargs)
+
+    def clean(self, data: Any, initial: Any = None) -> list[Any]:
+        chosen = data if isinstance(data, list | tuple) else [data] if data else []
+        if not chosen and self.required:
+            raise ValidationError(self.error_messages["required"], code="required")
+        if len(chosen) > self.max_files:
+            raise ValidationError(
+                f"{len(chosen)} files were chosen; upload at most {self.max_files} at once "
+                "(or zip the .txt files into one archive).",
+                code="too_many_files",
+            )
+        cleaned = []
+        for item in chosen:
+            cleaned.append(super().clean(item, initial))
+        return cleaned
+
+
 class CorpusUploadForm(UploadForm):
-    file = forms.FileField(
+    file = MultipleFileField(
+        max_files=CORPUS_UPLOAD_MAX_FILES,
+        label="Files",
         allow_empty_file=True,  # the importer names an empty file itself, with its name
         help_text=(
-            'JSONL (one object a line with a "text" or "article" field, optional "title"), a .txt file '
-            '(one document), a .zip of .txt files, or parquet with a "text" or "article" column.'
+            f"One or more files (up to {CORPUS_UPLOAD_MAX_FILES}), their documents in one corpus, in the order "
+            "chosen: JSONL (one object "
+            'a line with a "text" or "article" field, optional "title"), .txt files (one document each), '
+            '.zip archives of .txt files, or parquet with a "text" or "article" column. '
+            "If any file is refused, nothing is imported."
         ),
-        widget=forms.ClearableFileInput(attrs={"accept": ",".join(CORPUS_EXTENSIONS)}),
+        widget=MultipleFileInput(attrs={"accept": ",".join(CORPUS_EXTENSIONS)}),
     )
 
     drop_duplicates = forms.BooleanField(
         required=False,
         label="Drop duplicate documents",
-        help_text="A document whose text is exactly that of an earlier one in the file is counted either way; "
+        help_text="A document whose text is exactly that of an earlier one in the files is counted either way; "
         "ticked, it is also left out.",
     )
 

@@ -15,7 +15,7 @@ import hashlib
 import json
 import logging
 import uuid
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -40,16 +40,24 @@ from .models import (
     SeedPrompt,
     SeedPromptSet,
 )
-from .parsers.corpus import read_corpus
+from .parsers.corpus import DocumentRecord, read_corpus
 from .parsers.datasets import read_training_rows
 from .parsers.fewshot import read_demonstration_prompt, read_qa_examples
 from .parsers.prompts import InstructionRecord, read_seed_prompts
-from .parsers.reading import MAX_JSON_NESTING, ImportProblem, ProgressCallback, first_nul_field, json_nesting_depth
+from .parsers.reading import (
+    MAX_JSON_NESTING,
+    ImportProblem,
+    ProgressCallback,
+    SourceFile,
+    first_nul_field,
+    json_nesting_depth,
+)
 
 __all__ = [
     "CorpusImportResult",
     "corpus_append",
     "corpus_import",
+    "corpus_import_files",
     "dataset_import",
     "few_shot_set_import",
     "rubric_create",
@@ -257,23 +265,52 @@ def corpus_import(
     progress: ProgressCallback | None = None,
 ) -> CorpusImportResult:
     """Create a corpus from one file (.jsonl, .txt, .zip of .txt, .parquet); nothing is kept if any record is bad."""
+    return corpus_import_files(
+        name=name,
+        files=[SourceFile(Path(uploaded_file_path), original_name)],
+        user=user,
+        description=description,
+        drop_duplicates=drop_duplicates,
+        batch_size=batch_size,
+        progress=progress,
+    )
+
+
+def corpus_import_files(
+    *,
+    name: str,
+    files: Sequence[SourceFile],
+    user: Any,
+    description: str = "",
+    drop_duplicates: bool = False,
+    batch_size: int = 1000,
+    progress: ProgressCallback | None = None,
+) -> CorpusImportResult:
+    """Create one corpus from several files, their documents in the order the files are given.
+
+    Each file is read under the same limits as a single upload (its size, each document's size, an
+    archive's unpacked size). All or nothing: a bad record in any file removes the staged corpus, so
+    nothing is created, and the refusal names the file (and line or entry) it is in.
+    """
     _check_batch_size(batch_size)
-    corpus = Corpus(name=name, description=description, source=original_name, created_by=user)
+    if not files:
+        raise ValueError("corpus_import_files needs at least one file")
+    corpus = Corpus(name=name, description=description, source=_joined_names(files), created_by=user)
     _stage(corpus)
     try:
         counts = _corpus_add_documents(
-            corpus=corpus,
-            path=Path(uploaded_file_path),
-            original_name=original_name,
-            batch_size=batch_size,
-            progress=progress,
-            drop_duplicates=drop_duplicates,
+            corpus=corpus, files=files, batch_size=batch_size, progress=progress, drop_duplicates=drop_duplicates
         )
         _publish(corpus, document_count=counts.added, character_count=counts.characters)
     except BaseException:
         _remove_staged_after_failure(corpus)
         raise
     return CorpusImportResult(corpus, counts.added, counts.duplicates, drop_duplicates)
+
+
+def _joined_names(files: Sequence[SourceFile]) -> str:
+    """The files' names for the corpus's `source` and the result message, cut to fit the column."""
+    return "; ".join(file.original_name for file in files)[: Corpus._meta.get_field("source").max_length]
 
 
 def corpus_append(
@@ -300,8 +337,7 @@ def corpus_append(
     try:
         counts = _corpus_add_documents(
             corpus=staging,
-            path=Path(uploaded_file_path),
-            original_name=original_name,
+            files=[SourceFile(Path(uploaded_file_path), original_name)],
             batch_size=batch_size,
             progress=progress,
             drop_duplicates=drop_duplicates,
@@ -328,27 +364,32 @@ def corpus_append(
 def _corpus_add_documents(
     *,
     corpus: Corpus,
-    path: Path,
-    original_name: str,
+    files: Sequence[SourceFile],
     batch_size: int,
     progress: ProgressCallback | None,
     drop_duplicates: bool,
 ) -> _DocumentCounts:
-    """Stream the file's documents into the (staged) corpus from position 0; duplicates counted, maybe dropped."""
-    records = read_corpus(
-        path,
-        file_name=original_name,
-        max_bytes=_max_upload_bytes(),
-        max_document_bytes=_max_document_bytes(),
-        max_compression_ratio=settings.LIBRARY_MAX_COMPRESSION_RATIO,
-        progress=progress,
-    )
+    """Stream the files' documents, one file after another, into the (staged) corpus from position 0.
+
+    A duplicate is one whose text is that of an earlier document of any of the files; counted, maybe dropped.
+    """
     counts = _DocumentCounts()
     # 16-byte digests, not texts: about 80 bytes of memory per document, whatever its size.
     seen_digests: set[bytes] = set()
 
+    def records() -> Iterator[DocumentRecord]:
+        for source_file in files:
+            yield from read_corpus(
+                source_file.path,
+                file_name=source_file.original_name,
+                max_bytes=_max_upload_bytes(),
+                max_document_bytes=_max_document_bytes(),
+                max_compression_ratio=settings.LIBRARY_MAX_COMPRESSION_RATIO,
+                progress=progress,
+            )
+
     def documents() -> Iterator[Document]:
-        for record in records:
+        for record in records():
             digest = hashlib.blake2b(record.text.encode("utf-8"), digest_size=16).digest()
             if digest in seen_digests:
                 counts.duplicates += 1

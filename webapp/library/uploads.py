@@ -5,8 +5,9 @@ part is cut off as soon as it passes the limit, and the file reaches the import 
 on disk. A view that takes uploads is wrapped in `size_limited_uploads`, which is CSRF-exempt on
 the outside only so the size-limit handler can be installed before anything reads the body; the
 CSRF check then runs on the inner view, before any import. `upload_import` is the one flow from a
-POSTed form to an import (every size check, the form, the file on disk, the import's refusals), so
-each library view only says which form, which import, and where to show the result.
+POSTed form to an import (every size check, the form, the files on disk, the import's refusals), so
+each library view only says which form, which import, and where to show the result. A form whose
+`file` field takes several files (the corpus upload) gets each file held to the same limit.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import functools
 import os
 import tempfile
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,7 +33,7 @@ from django.views.decorators.csrf import csrf_exempt, csrf_protect
 
 from webapp.core.forms import add_validation_error
 
-from .parsers.reading import ImportProblem
+from .parsers.reading import ImportProblem, SourceFile
 
 # Multipart boundaries and the small text fields that travel with the file.
 UPLOAD_OVERHEAD_BYTES = 1 << 20
@@ -59,9 +60,9 @@ class SizeLimitUploadHandler(FileUploadHandler):
 class UploadLimit:
     """The limit one page puts on its uploads, and what it found while the request came in."""
 
-    def __init__(self, request: HttpRequest, max_bytes: int) -> None:
+    def __init__(self, request: HttpRequest, max_bytes: int, max_files: int = 1) -> None:
         self.max_bytes = max_bytes
-        self.declared_problem = declared_size_problem(request, max_bytes)
+        self.declared_problem = declared_size_problem(request, max_bytes, max_files)
         self.handler = SizeLimitUploadHandler(request, max_bytes)
         if self.declared_problem is None:
             request.upload_handlers.insert(0, self.handler)
@@ -82,14 +83,17 @@ def too_large_message(file_name: str, limit: int, size: int | None = None) -> st
     return f"{file_name}: the file {size_text}over the limit of {limit:,} bytes"
 
 
-def declared_size_problem(request: HttpRequest, max_bytes: int) -> str | None:
-    """A refusal when the request says, before its body is read, that it is too large."""
+def declared_size_problem(request: HttpRequest, max_bytes: int, max_files: int = 1) -> str | None:
+    """A refusal when the request says, before its body is read, that it is too large for
+    `max_files` files of at most `max_bytes` each."""
     try:
         declared = int(request.META.get("CONTENT_LENGTH") or 0)
     except ValueError:
         return None
-    if declared > max_bytes + UPLOAD_OVERHEAD_BYTES:
-        return too_large_message("The upload", max_bytes, declared)
+    if declared > max_bytes * max_files + UPLOAD_OVERHEAD_BYTES:
+        if max_files == 1:
+            return too_large_message("The upload", max_bytes, declared)
+        return f"The upload is {declared:,} bytes, over the limit of {max_bytes:,} bytes for each of at most {max_files} files"
     return None
 
 
@@ -112,11 +116,12 @@ def upload_on_disk(uploaded: UploadedFile) -> Iterator[Path]:
 
 
 def size_limited_uploads(
-    max_bytes: Callable[[], int],
+    max_bytes: Callable[[], int], *, max_files: int = 1
 ) -> Callable[[Callable[..., HttpResponse]], Callable[..., HttpResponse]]:
     """Decorate a view that takes files: on POST, `request.upload_limit` (an UploadLimit) is installed
-    before the body is read, then CSRF is checked. `max_bytes` is called per request so tests and
-    operators can change the setting at run time.
+    before the body is read, then CSRF is checked. `max_bytes` (per file) is called per request so
+    tests and operators can change the setting at run time; `max_files` is how many files the page's
+    form takes at most, so the request as a whole may be that many times larger.
 
     When the declared size is already over the limit the body is never read:
     `request.upload_limit.declared_problem` is set and `request.POST` and `request.FILES` are empty.
@@ -128,7 +133,7 @@ def size_limited_uploads(
         @functools.wraps(view)
         def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
             if request.method == "POST":
-                request.upload_limit = UploadLimit(request, max_bytes())
+                request.upload_limit = UploadLimit(request, max_bytes(), max_files)
                 if request.upload_limit.declared_problem is not None:
                     # The body is never read: anything that asks for the form (a template tag, the CSRF
                     # check) sees an empty one, and the view only renders the refusal, changing nothing.
@@ -145,8 +150,9 @@ def library_upload_limit() -> int:
     return settings.LIBRARY_MAX_UPLOAD_BYTES
 
 
-Importer = Callable[[dict[str, Any], Path, str, Any], tuple[Model, str]]
-"""(cleaned form data, file on disk, original name, user) -> (what was saved, the success message)."""
+Importer = Callable[[dict[str, Any], list[SourceFile], Any], tuple[Model, str]]
+"""(cleaned form data, the files on disk with their original names, user) -> (what was saved, the success
+message). The list holds one file unless the form's `file` field takes several."""
 
 
 @dataclass(frozen=True)
@@ -161,7 +167,7 @@ class UploadOutcome:
 
 
 def upload_import(request: HttpRequest, *, form_class: type[forms.Form], importer: Importer) -> UploadOutcome:
-    """Check the upload's size (declared, streamed, whole) and the form, then import the file from disk.
+    """Check the upload's size (declared, streamed, each file whole) and the form, then import the files from disk.
 
     For a view under `size_limited_uploads`, on POST. A refusal of the import (ImportProblem, or a
     ValidationError put on the form's fields) comes back in the outcome; nothing is saved then.
@@ -172,12 +178,17 @@ def upload_import(request: HttpRequest, *, form_class: type[forms.Form], importe
     form = form_class(request.POST, request.FILES)
     problem = limit.problem()
     if problem is None and form.is_valid():
-        uploaded = form.cleaned_data["file"]
-        problem = limit.problem(uploaded)
+        chosen = form.cleaned_data["file"]
+        uploaded_files: list[UploadedFile] = chosen if isinstance(chosen, list) else [chosen]
+        problem = next(filter(None, (limit.problem(uploaded) for uploaded in uploaded_files)), None)
         if problem is None:
             try:
-                with upload_on_disk(uploaded) as path:
-                    saved, message = importer(form.cleaned_data, path, uploaded.name, request.user)
+                with ExitStack() as on_disk:
+                    files = [
+                        SourceFile(on_disk.enter_context(upload_on_disk(uploaded)), uploaded.name or "")
+                        for uploaded in uploaded_files
+                    ]
+                    saved, message = importer(form.cleaned_data, files, request.user)
             except ImportProblem as import_problem:
                 problem = str(import_problem)
             except ValidationError as error:

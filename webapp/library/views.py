@@ -9,7 +9,6 @@ ever holds a whole (possibly huge) document.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 from django import forms
@@ -27,6 +26,7 @@ from webapp.core.forms import add_validation_error
 
 from . import selectors, services
 from .forms import (
+    CORPUS_UPLOAD_MAX_FILES,
     CorpusAppendForm,
     CorpusUploadForm,
     DatasetUploadForm,
@@ -35,6 +35,7 @@ from .forms import (
     SeedPromptSetUploadForm,
 )
 from .models import Corpus, FewShotSet, Rubric, SeedPromptSet
+from .parsers.reading import SourceFile
 from .uploads import Importer, library_upload_limit, size_limited_uploads, upload_import
 
 DOCUMENTS_PER_PAGE = 25
@@ -79,18 +80,17 @@ def corpus_list(request: HttpRequest) -> HttpResponse:
 
 @require_http_methods(["GET", "POST"])
 @research_required
-@size_limited_uploads(library_upload_limit)
+@size_limited_uploads(library_upload_limit, max_files=CORPUS_UPLOAD_MAX_FILES)
 def corpus_upload(request: HttpRequest) -> HttpResponse:
-    def importer(data: dict[str, Any], path: Path, original_name: str, user: Any) -> tuple[Model, str]:
-        result = services.corpus_import(
+    def importer(data: dict[str, Any], files: list[SourceFile], user: Any) -> tuple[Model, str]:
+        result = services.corpus_import_files(
             name=data["name"],
             description=data["description"],
-            uploaded_file_path=path,
-            original_name=original_name,
+            files=files,
             user=user,
             drop_duplicates=data["drop_duplicates"],
         )
-        return result.corpus, result.summary(original_name)
+        return result.corpus, result.summary(", ".join(file.original_name for file in files))
 
     return _upload(
         request, form_class=CorpusUploadForm, template="library/corpus_upload.html", context={}, importer=importer
@@ -131,7 +131,9 @@ def _render_corpus_detail(
 def corpus_append(request: HttpRequest, pk: int) -> HttpResponse:
     corpus = get_object_or_404(Corpus.objects, pk=pk)
 
-    def importer(data: dict[str, Any], path: Path, original_name: str, user: Any) -> tuple[Model, str]:
+    def importer(data: dict[str, Any], files: list[SourceFile], user: Any) -> tuple[Model, str]:
+        [upload] = files  # the form takes one file
+        path, original_name = upload.path, upload.original_name
         result = services.corpus_append(
             corpus=corpus, uploaded_file_path=path, original_name=original_name, drop_duplicates=data["drop_duplicates"]
         )
@@ -185,7 +187,9 @@ def seedset_list(request: HttpRequest) -> HttpResponse:
 @research_required
 @size_limited_uploads(library_upload_limit)
 def seedset_upload(request: HttpRequest) -> HttpResponse:
-    def importer(data: dict[str, Any], path: Path, original_name: str, user: Any) -> tuple[Model, str]:
+    def importer(data: dict[str, Any], files: list[SourceFile], user: Any) -> tuple[Model, str]:
+        [upload] = files  # the form takes one file
+        path, original_name = upload.path, upload.original_name
         prompt_set = services.seed_prompt_set_import(
             name=data["name"],
             description=data["description"],
@@ -225,7 +229,9 @@ def fewshot_list(request: HttpRequest) -> HttpResponse:
 @research_required
 @size_limited_uploads(library_upload_limit)
 def fewshot_upload(request: HttpRequest) -> HttpResponse:
-    def importer(data: dict[str, Any], path: Path, original_name: str, user: Any) -> tuple[Model, str]:
+    def importer(data: dict[str, Any], files: list[SourceFile], user: Any) -> tuple[Model, str]:
+        [upload] = files  # the form takes one file
+        path, original_name = upload.path, upload.original_name
         few_shot_set = services.few_shot_set_import(
             name=data["name"],
             kind=data["kind"],
@@ -317,7 +323,9 @@ def dataset_list(request: HttpRequest) -> HttpResponse:
 @research_required
 @size_limited_uploads(library_upload_limit)
 def dataset_upload(request: HttpRequest) -> HttpResponse:
-    def importer(data: dict[str, Any], path: Path, original_name: str, user: Any) -> tuple[Model, str]:
+    def importer(data: dict[str, Any], files: list[SourceFile], user: Any) -> tuple[Model, str]:
+        [upload] = files  # the form takes one file
+        path, original_name = upload.path, upload.original_name
         dataset = services.dataset_import(
             name=data["name"], purpose=data["purpose"], uploaded_file_path=path, original_name=original_name
         )

@@ -1,4 +1,4 @@
-"""What every library upload reader shares: the `ImportProblem` it raises and the checks behind it.
+"""What every library upload reader shares: the `SourceFile` it reads, the `ImportProblem` it raises and the checks.
 
 Extension and size checks, UTF-8 decoding (a byte order mark accepted), NUL characters refused with
 their place (PostgreSQL cannot store one), JSON nesting depth, and `jsonl_objects`, which reads a
@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any, BinaryIO
 
@@ -19,6 +20,14 @@ ProgressCallback = Callable[[int, int], None]
 
 LINE_READ_CHUNK_BYTES = 1 << 20
 """How much of an overlong line is read at a time while its size is counted."""
+
+
+@dataclass(frozen=True)
+class SourceFile:
+    """An uploaded file as an import reads it: its bytes on disk and the name the user gave it."""
+
+    path: Path
+    original_name: str
 
 
 class ImportProblem(Exception):
