@@ -11,9 +11,11 @@ from typing import Any
 from django import forms
 
 from pipelines.almost.config import (
+    DEFAULT_RESPONSE_MAX_TOKENS,
     FILTER_DESCRIPTIONS,
     FILTERS,
     IN_CONTEXT_RANGE,
+    LONG_DEMONSTRATION_MAX_TOKENS,
     MAX_CONFIGURATIONS,
     NUM_GENERATION_RANGE,
     PROMPT_MAX_TOKENS_RANGE,
@@ -22,10 +24,12 @@ from pipelines.almost.config import (
     SHOTS_RANGE,
     PromptGenerationConfig,
 )
+from pipelines.errors import InvalidConfigError
 from pipelines.training.arguments import effective_batch_text
 from pipelines.training.config import RewardConfig
-from pipelines.training.presets import TRAINING_PRESETS
-from webapp.core.forms import help_text_from_config_docs
+from pipelines.training.presets import TRAINING_PRESETS, training_preset
+from webapp.core.choices import CountedChoiceField
+from webapp.core.forms import GuidedFormMixin, PresetChoice, help_text_from_config_docs
 from webapp.library.models import FewShotSet, SeedPromptSet
 from webapp.registry.models import ModelEntry
 
@@ -47,10 +51,25 @@ def _filter_field_name(name: str) -> str:
     return f"filter_{name}"
 
 
-class AlmostRunForm(forms.Form):
+class AlmostRunForm(GuidedFormMixin, forms.Form):
+    essential_fields = (
+        "name",
+        "seed_prompt_set",
+        "num_generation",
+        "in_context",
+        "reward_model",
+        "preset",
+        "rmsp_enabled",
+    )
+    preset_inputs = ("preset",)
+
     name = forms.CharField(max_length=200, required=False, help_text="Optional label for the run list.")
-    seed_prompt_set = forms.ModelChoiceField(
+    seed_prompt_set = CountedChoiceField(
         queryset=SeedPromptSet.objects.all(),
+        count="prompt_count",
+        unit="prompt",
+        empty_text="No seed prompt set yet: upload one.",
+        empty_url_name="library:seedset-upload",
         help_text="Seed prompts shown as in-context examples; its instruction line, if any, heads every prompt.",
     )
     num_generation = forms.IntegerField(
@@ -94,7 +113,7 @@ class AlmostRunForm(forms.Form):
         max_value=0.9,
         required=False,
         label="Reward-model held-out fraction (ours)",
-        widget=forms.NumberInput(attrs={"placeholder": "0.1", "step": "any"}),
+        widget=forms.NumberInput(attrs={"step": "any"}),
         help_text="Ours, not the paper's (it trains on every comparison): comparisons kept aside to measure the "
         "reward model's accuracy (blank: 0.1; at least one pair when above 0; 0 trains on all, as the paper). "
         "Small runs need a larger share for the accuracy to mean anything.",
@@ -139,12 +158,31 @@ class AlmostRunForm(forms.Form):
                 help_text=f"Remove a pair when {FILTER_DESCRIPTIONS[name]}.",
             )
         help_text_from_config_docs(self, PromptGenerationConfig, ["num_generation", "in_context"])
+        self.show_preset_values()
+
+    def preset_values(self, choice: PresetChoice) -> dict[str, Any]:
+        """What the blank settings resolve to under the reward-model preset (ALMoST's settings without one)."""
+        try:
+            reward = training_preset(choice[0]).apply(RewardConfig()) if choice[0] else RewardConfig()
+        except InvalidConfigError:
+            return {}
+        max_steps = reward.training.max_steps
+        return {
+            "prompt_max_tokens": PromptGenerationConfig().max_tokens,
+            "response_max_tokens": f"{DEFAULT_RESPONSE_MAX_TOKENS} ({LONG_DEMONSTRATION_MAX_TOKENS} with a Faithful set)",
+            "reward_max_steps": max_steps if max_steps > 0 else f"{reward.training.num_epochs:g} epoch(s)",
+            "reward_eval_fraction": reward.eval_fraction,
+        }
 
     def filter_fields(self) -> list[forms.BoundField]:
         return [self[_filter_field_name(name)] for name in FILTERS]
 
     def main_fields(self) -> list[forms.BoundField]:
         return [field for field in self if not field.name.startswith("filter_")]
+
+    def advanced(self) -> list[forms.BoundField]:
+        """The settings under "Advanced"; the filters have their own section beside the rubric."""
+        return [field for field in self.main_fields() if field.name not in self.essential_fields]
 
     def filters(self) -> dict[str, bool]:
         return {name: bool(self.cleaned_data.get(_filter_field_name(name))) for name in FILTERS}

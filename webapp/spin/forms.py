@@ -11,7 +11,8 @@ from typing import Any
 
 from django import forms
 
-from pipelines.common.presets import preset_choices
+from pipelines.common.presets import preset_choices, preset_named
+from pipelines.errors import InvalidConfigError
 from pipelines.spin.config import (
     MAX_ITERATIONS,
     MAX_NEW_TOKENS,
@@ -21,8 +22,8 @@ from pipelines.spin.config import (
     SPIN_PRESETS,
     SpinConfig,
 )
-from webapp.core.forms import help_text_from_config_docs
-from webapp.library.models import Artifact
+from webapp.core.choices import DatasetChoiceField
+from webapp.core.forms import GuidedFormMixin, PresetChoice, help_text_from_config_docs
 from webapp.registry.models import ModelEntry
 from webapp.registry.selectors import default_model_pk
 
@@ -35,15 +36,18 @@ CONVERSATION_TURN_CHOICES = [
 ]
 
 
-class SpinRunForm(forms.Form):
+class SpinRunForm(GuidedFormMixin, forms.Form):
+    essential_fields = ("name", "model", "dataset", "preset", "iterations", "devices")
+    preset_inputs = ("preset",)
+
     name = forms.CharField(max_length=200, required=False)
     model = forms.ModelChoiceField(
         initial=default_model_pk,
         queryset=ModelEntry.objects.filter(backend=ModelEntry.Backend.TRANSFORMERS, task=ModelEntry.Task.GENERATION),
         help_text="p_0: the SFT model SPIN starts from (local transformers weights).",
     )
-    dataset = forms.ModelChoiceField(
-        queryset=Artifact.objects.order_by("-created_at"),
+    dataset = DatasetChoiceField(
+        shape="sft",
         help_text="An SFT dataset (prompt/response, question/answer or messages): its answers are the 'real' ones.",
     )
     preset = forms.ChoiceField(
@@ -80,6 +84,22 @@ class SpinRunForm(forms.Form):
     def __init__(self, *args: object, **kwargs: object) -> None:
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]
         help_text_from_config_docs(self, SpinConfig)
+        self.show_preset_values()
+
+    def preset_values(self, choice: PresetChoice) -> dict[str, object]:
+        """What each blank knob resolves to under the preset (the paper's settings without one)."""
+        try:
+            config = preset_named(SPIN_PRESETS, choice[0]).apply(SpinConfig()) if choice[0] else SpinConfig()
+        except InvalidConfigError:
+            return {}
+        training = config.training
+        return {
+            "max_prompts": config.max_prompts,
+            "max_new_tokens": config.generation.max_tokens,
+            "learning_rate": training.training.learning_rate,
+            "beta": training.beta,
+            "max_steps": training.training.max_steps,
+        }
 
     def training_overrides(self) -> dict[str, object]:
         data = self.cleaned_data

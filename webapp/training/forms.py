@@ -11,11 +11,12 @@ from typing import Any
 from django import forms
 from django.forms.fields import InvalidJSONInput
 
+from pipelines.errors import InvalidConfigError
 from pipelines.training.arguments import ADAPTERS, DEVICES, DTYPES, TrainingArgs
-from pipelines.training.config import PREFERENCE_LOSSES
-from pipelines.training.presets import TRAINING_PRESETS
-from webapp.core.forms import help_text_from_config_docs
-from webapp.library.models import Artifact
+from pipelines.training.config import PREFERENCE_LOSSES, REWARD_EFFECTIVE_BATCH
+from pipelines.training.presets import TRAINING_PRESETS, training_preset
+from webapp.core.choices import DatasetChoiceField
+from webapp.core.forms import GuidedFormMixin, PresetChoice, help_text_from_config_docs
 from webapp.registry.models import ModelEntry
 from webapp.registry.selectors import default_model_pk
 
@@ -100,7 +101,10 @@ def _blank_first(values: tuple[str, ...]) -> list[tuple[str, str]]:
     return [("", "(preset)")] + [(value, value) for value in values]
 
 
-class TrainingRunForm(forms.Form):
+class TrainingRunForm(GuidedFormMixin, forms.Form):
+    essential_fields = ("name", "trainer", "model", "reference_model", "dataset", "preset", "devices")
+    preset_inputs = ("trainer", "preset")
+
     name = forms.CharField(max_length=200, required=False, help_text="Optional label for the run list.")
     trainer = forms.ChoiceField(choices=TRAINER_CHOICES, initial="sft")
     model = forms.ModelChoiceField(
@@ -113,11 +117,14 @@ class TrainingRunForm(forms.Form):
         required=False,
         help_text="Preference only: the frozen reference. Empty means the model itself (DPO's SFT model; SPIN's p_t).",
     )
-    dataset = forms.ModelChoiceField(
-        queryset=Artifact.objects.order_by("-created_at"), help_text="An imported or produced dataset artifact."
+    dataset = DatasetChoiceField(
+        shape="training",
+        help_text="An imported or produced dataset shaped for training: SFT (prompt/response, messages, "
+        "question/answer) or preference (prompt/chosen/rejected); the trainer chosen above checks which.",
     )
     preset = forms.ChoiceField(
-        choices=[("", "none: the trainer's paper defaults")] + [(preset.name, preset.name) for preset in TRAINING_PRESETS],
+        choices=[("", "none: the trainer's paper defaults")]
+        + [(preset.name, preset.name) for preset in TRAINING_PRESETS],
         required=False,
         initial="tiny-cpu-demo",
     )
@@ -182,6 +189,31 @@ class TrainingRunForm(forms.Form):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         help_text_from_config_docs(self, TrainingArgs, TRAINING_FIELDS)  # what each training setting does
+        self.show_preset_values()
+
+    def preset_values(self, choice: PresetChoice) -> dict[str, Any]:
+        """What each blank setting resolves to for this trainer under the preset (the trainer's paper defaults
+        without one); what the run measures from the dataset or the model says so instead of a number."""
+        trainer, preset = choice
+        if trainer not in services.TRAINERS:
+            return {}
+        try:
+            config = services.TRAINERS[trainer][1]()
+            chosen = training_preset(preset) if preset else None
+            config = chosen.apply(config) if chosen is not None else config
+        except InvalidConfigError:
+            return {}  # the preset is not for this trainer: the service says so on submit
+        training = config.training
+        values: dict[str, Any] = {name: getattr(training, name) for name in TRAINING_FIELDS if name != "prompt_format"}
+        values["lora_r"] = training.lora.r
+        if chosen is not None and chosen.sized_from_data:
+            values.update(dict.fromkeys(services.LENGTH_FIELDS, "measured from the dataset"))
+        if trainer == "reward" and "gradient_accumulation_steps" not in (chosen.training if chosen else {}):
+            values["gradient_accumulation_steps"] = f"for {REWARD_EFFECTIVE_BATCH} pairs a step"
+        for option in ("loss", "beta", "eval_fraction"):
+            if hasattr(config, option):
+                values[option] = getattr(config, option)
+        return values
 
     def clean_extra_settings(self) -> dict[str, Any]:
         value = self.cleaned_data.get("extra_settings") or {}
