@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import time
+from pathlib import Path
 
 from webapp.webhooks.signing import secret_generate, signature, signature_valid
 
@@ -37,3 +38,19 @@ def test_secrets_are_long_random_and_distinct():
     secrets = {secret_generate() for _ in range(20)}
     assert len(secrets) == 20
     assert all(secret.startswith("whsec_") and len(secret) > 40 for secret in secrets)
+
+
+def test_the_receiver_snippet_in_the_docs_verifies_a_real_signature():
+    docs = (Path(__file__).resolve().parents[3] / "docs" / "webhooks.md").read_text()
+    snippet = docs.split("```python\n", 1)[1].split("```", 1)[0]
+    namespace: dict[str, object] = {}
+    exec(snippet, namespace)  # noqa: S102 (our own documentation)
+    secret, body, timestamp = str(namespace["WEBHOOK_SECRET"]), b'{"event":"run.failed"}', int(time.time())
+    headers = {
+        "X-Refinery-Timestamp": str(timestamp),
+        "X-Refinery-Signature": signature(secret=secret, timestamp=timestamp, body=body),
+    }
+    authentic = namespace["delivery_is_authentic"]
+    assert authentic(body, headers)
+    assert not authentic(body + b"x", headers)
+    assert not authentic(body, {**headers, "X-Refinery-Timestamp": str(timestamp - 3600)})
