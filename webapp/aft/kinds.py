@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from webapp.runs.registry import RunKind, RunSection
+from webapp.runs.registry import RunClone, RunKind, RunSection
 
 from . import run_page
 
@@ -22,6 +22,18 @@ AFT_INFERENCE = RunKind(
     section=RunSection(template=run_page.TEMPLATE, context=run_page.context),
     form="webapp.aft.forms.AftInferenceForm",
     config_build="webapp.aft.forms.aft_inference_run_config",
+    clone=RunClone(
+        form_url="aft:new",
+        paths={
+            "n": "aft.proposal_params.n",
+            "max_tokens": "aft.proposal_params.max_tokens",
+            "proposal_temperature": "aft.proposal_params.temperature",
+            "proposal_top_p": "aft.proposal_params.top_p",
+            "aggregation_temperature": "aft.aggregation_params.temperature",
+            "aggregation_top_p": "aft.aggregation_params.top_p",
+            "final_temperature": "aft.final_params.temperature",
+        },
+    ),
 )
 
 AFT_DATA = RunKind(
@@ -32,4 +44,8 @@ AFT_DATA = RunKind(
     section=RunSection(template=run_page.TEMPLATE, context=run_page.context),
     form="webapp.aft.forms.AggregationDataForm",
     config_build="webapp.aft.forms.aft_data_run_config",
+    clone=RunClone(
+        form_url="aft:data-new",
+        paths={"source": "source_artifact_id", "aggregator_temperature": "data.aggregator.temperature"},
+    ),
 )

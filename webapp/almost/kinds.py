@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from webapp.runs.registry import RunKind, RunSection
+from webapp.runs.registry import RunClone, RunKind, RunSection
 
 from . import run_page
+from .clone import almost_form_data
 
 ALMOST = RunKind(
     kind="almost",
@@ -14,4 +15,16 @@ ALMOST = RunKind(
     section=RunSection(template=run_page.TEMPLATE, context=run_page.context),
     form="webapp.almost.forms.AlmostRunForm",
     config_build="webapp.almost.forms.almost_run_config",
+    clone=RunClone(
+        form_url="almost:new",
+        paths={
+            "prompt_max_tokens": "almost.prompt_generation.max_tokens",
+            "in_context": "almost.prompt_generation.in_context",
+            "reward_eval_fraction": "almost.reward.eval_fraction",
+            "reward_prompt_format": "almost.reward.training.prompt_format",
+            "rmsp_enabled": "almost.rmsp.enabled",
+            "rmsp_n": "almost.rmsp.n",
+        },
+        form_data=almost_form_data,
+    ),
 )

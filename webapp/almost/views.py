@@ -40,7 +40,7 @@ def almost_new(request: HttpRequest) -> HttpResponse:
         kind="almost",
         run_label="ALMoST",
         template=TEMPLATE,
-        context=_page_context(form, show_errors=True),
+        context=lambda shown: _page_context(shown, show_errors=True),
     )
 
 

@@ -91,7 +91,7 @@ def new_run_response(
     kind: str | Callable[[dict[str, Any]], str],
     run_label: str,
     template: str,
-    context: dict[str, Any] | None = None,
+    context: dict[str, Any] | Callable[[FormType], dict[str, Any]] | None = None,
 ) -> HttpResponse:
     """The response of a "new run" page: on a good POST queue the run and go to it, else show the form.
 
@@ -101,8 +101,9 @@ def new_run_response(
       picks train_sft / train_preference / train_reward). The queue comes from the kind's
       registration (`webapp.runs.registry`), not from here.
     - `run_label`: how the success message names the run: "SPIN" gives "SPIN run #12 queued."
-    - `template`, `context`: the page, rendered with `form` plus `context`; status 400 when the
-      form has errors, so a refused POST is not mistaken for a success.
+    - `template`, `context`: the page, rendered with `form` plus `context` (or `context(form)`, for a
+      page whose context is drawn from the form, as ALMoST's rubric); status 400 when the form has
+      errors, so a refused POST is not mistaken for a success.
 
     The run's name is the form's `name` field when it has one.
 
@@ -126,12 +127,17 @@ def new_run_response(
             return redirect(run)
     elif source is not None:
         form = clone_form(form, source)
-        context = {**(context or {}), "form": form}
         messages.info(
             request, f"The form holds the settings of run #{source.pk} ({source}): edit them and queue a new run."
         )
-        return render(request, template, {**context, "cloned_from": source})
-    return render(request, template, {"form": form, **(context or {})}, status=400 if form.errors else 200)
+        return render(request, template, {"form": form, **_page_context(context, form), "cloned_from": source})
+    return render(request, template, {"form": form, **_page_context(context, form)}, status=400 if form.errors else 200)
+
+
+def _page_context(
+    context: dict[str, Any] | Callable[[FormType], dict[str, Any]] | None, form: FormType
+) -> dict[str, Any]:
+    return context(form) if callable(context) else (context or {})
 
 
 @dataclass(frozen=True)

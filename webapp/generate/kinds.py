@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from webapp.runs.registry import RunKind
+from webapp.runs.registry import RunClone, RunKind
 
 GENERATE = RunKind(
     kind="generate",
@@ -11,4 +11,5 @@ GENERATE = RunKind(
     job="workers.kinds.generate.prepare",
     form="webapp.generate.forms.GenerateRunForm",
     config_build="webapp.generate.forms.generate_run_config",
+    clone=RunClone(form_url="generate:new"),
 )

@@ -31,6 +31,9 @@ class Missing:
 
 MISSING = Missing()
 
+SKIPPED_FIELDS = ("name",)
+"""Not settings: a clone gets its own name (an empty one names it after its kind and number)."""
+
 
 def config_value(config: Mapping[str, Any], path: str) -> Any:
     """The value at a dotted `path` ("spin.training.beta") of `config`, or MISSING."""
@@ -73,6 +76,18 @@ def config_form_data(
             value = config_value(config, found[0]) if found else MISSING
         if value is not MISSING:
             data[field] = value
+    return data
+
+
+def clone_form_data(kind: str, config: Mapping[str, Any], *, fields: Iterable[str]) -> dict[str, Any]:
+    """The data of the form `fields` that makes `config` again, as `kind` declares it (`RunKind.clone`)."""
+    clone = run_kind(kind).clone
+    if clone is None:
+        raise ValueError(f"runs of kind {kind!r} cannot be cloned (its RunKind declares no clone)")
+    named = [name for name in fields if name not in SKIPPED_FIELDS]
+    data = config_form_data(config, named, paths=clone.paths)
+    if clone.form_data is not None:
+        data.update(clone.form_data(dict(config)))
     return data
 
 
@@ -120,9 +135,7 @@ def clone_form(form: forms.Form, source: PipelineRun) -> forms.Form:
     A model choice whose object is gone (a deleted corpus, model or dataset) or can no longer be
     used here says so in words beside its field, instead of "Select a valid choice".
     """
-    clone = run_kind(source.kind).clone
-    assert clone is not None  # clone_source checked it
-    data = {**_initial_data(form), **clone.form_data(source.config)}
+    data = {**_initial_data(form), **clone_form_data(source.kind, source.config, fields=form.fields)}
     bound = type(form)(_as_post_data(data), initial=form.initial, prefix=form.prefix)
     bound.is_valid()
     for name, field in bound.fields.items():

@@ -13,6 +13,7 @@ from webapp.accounts.permissions import research_required
 
 from . import selectors, services
 from .charts import metric_charts
+from .clone import clone_link
 from .models import PipelineRun
 from .sections import kind_section
 
@@ -45,6 +46,7 @@ def _live_context(run: PipelineRun, request: HttpRequest) -> dict[str, object]:
         "summary_items": summary_items,
         "charts": metric_charts(run.metrics),
         "section_html": kind_section(run, request),
+        "clone_link": clone_link(run),
     }
 
 

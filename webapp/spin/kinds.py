@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from webapp.runs.registry import RunKind, RunSection
+from webapp.runs.registry import RunClone, RunKind, RunSection
 
 from . import run_page
 
@@ -15,4 +15,14 @@ SPIN = RunKind(
     trains=True,
     form="webapp.spin.forms.SpinRunForm",
     config_build="webapp.spin.forms.spin_run_config",
+    clone=RunClone(
+        form_url="spin:new",
+        paths={
+            "dataset": "dataset_artifact_id",
+            "max_new_tokens": "spin.generation.max_tokens",
+            "learning_rate": "spin.training.training.learning_rate",
+            "max_steps": "spin.training.training.max_steps",
+            "beta": "spin.training.beta",
+        },
+    ),
 )

@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
-from webapp.runs.registry import RunKind
+from webapp.runs.registry import RunClone, RunKind
+
+from .clone import training_form_data
+
+TRAINING_CLONE = RunClone(
+    form_url="training:new", paths={"dataset": "dataset_artifact_id"}, form_data=training_form_data
+)
 
 TRAIN_SFT = RunKind(
     kind="train_sft",
@@ -13,6 +19,7 @@ TRAIN_SFT = RunKind(
     form="webapp.training.forms.TrainingRunForm",
     config_build="webapp.training.forms.training_run_config",
     kind_from_config="webapp.training.services.training_kind",
+    clone=TRAINING_CLONE,
 )
 
 TRAIN_PREFERENCE = RunKind(
@@ -24,6 +31,7 @@ TRAIN_PREFERENCE = RunKind(
     form="webapp.training.forms.TrainingRunForm",
     config_build="webapp.training.forms.training_run_config",
     kind_from_config="webapp.training.services.training_kind",
+    clone=TRAINING_CLONE,
 )
 
 TRAIN_REWARD = RunKind(
@@ -35,4 +43,5 @@ TRAIN_REWARD = RunKind(
     form="webapp.training.forms.TrainingRunForm",
     config_build="webapp.training.forms.training_run_config",
     kind_from_config="webapp.training.services.training_kind",
+    clone=TRAINING_CLONE,
 )
