@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django.db import models
+from django.urls import reverse
 
 
 class ModelEntry(models.Model):
@@ -58,6 +59,9 @@ class ModelEntry(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    def get_absolute_url(self) -> str:
+        return reverse("registry:detail", args=[self.pk])
 
     def clean(self) -> None:
         """An endpoint edited in the admin passes the same policy as one registered on the page."""

@@ -1,10 +1,10 @@
-"""Model registry pages: the lineage tree and the two ways to register a model."""
+"""Model registry pages: the lineage tree, one model's page, and the two ways to register a model."""
 
 from __future__ import annotations
 
 from django.contrib import messages
 from django.core.exceptions import ValidationError
-from django.http import HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
@@ -13,12 +13,23 @@ from webapp.core.forms import add_validation_error
 
 from . import selectors, services
 from .forms import EndpointModelForm, LocalModelForm
+from .models import ModelEntry
 
 
 @require_GET
 @research_required
 def model_list(request: HttpRequest) -> HttpResponse:
     return _render_list(request, LocalModelForm(), EndpointModelForm())
+
+
+@require_GET
+@research_required
+def model_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    try:
+        detail = selectors.model_detail(pk)
+    except ModelEntry.DoesNotExist:
+        raise Http404("No model with this id.") from None
+    return render(request, "registry/model_detail.html", {"detail": detail, "entry": detail.entry})
 
 
 def _render_list(
