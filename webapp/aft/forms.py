@@ -23,8 +23,8 @@ from pipelines.aft.config import (
     AggregationDataConfig,
 )
 from pipelines.common.config_fields import MAX_SEED
-from webapp.core.forms import help_text_from_config_docs
-from webapp.library.models import Artifact, SeedPromptSet
+from webapp.core.choices import DatasetChoiceField, prompt_set_choice_field
+from webapp.core.forms import GuidedFormMixin, help_text_from_config_docs
 from webapp.registry.models import ModelEntry
 from webapp.registry.selectors import default_model_pk
 
@@ -44,12 +44,14 @@ def _generation_models():  # type: ignore[no-untyped-def]
     return ModelEntry.objects.filter(task=ModelEntry.Task.GENERATION)
 
 
-class AftInferenceForm(forms.Form):
+class AftInferenceForm(GuidedFormMixin, forms.Form):
+    essential_fields = ("name", "model", "prompt_set", "mode", "n", "hidden_layer", "max_tokens")
+
     name = forms.CharField(max_length=200, required=False, help_text="Optional label for the run list.")
     model = forms.ModelChoiceField(
         initial=default_model_pk, queryset=_generation_models(), help_text="Plays both roles: proposer and aggregator."
     )
-    prompt_set = forms.ModelChoiceField(queryset=SeedPromptSet.objects.all(), help_text="Each prompt is answered.")
+    prompt_set = prompt_set_choice_field(help_text="Each prompt is answered.")
     mode = forms.ChoiceField(
         choices=MODE_CHOICES,
         initial="aggregate",
@@ -138,10 +140,12 @@ class AftInferenceForm(forms.Form):
         return {name: data.get(name) for name in names}
 
 
-class AggregationDataForm(forms.Form):
+class AggregationDataForm(GuidedFormMixin, forms.Form):
+    essential_fields = ("name", "source", "target_rule", "model", "max_proposals")
+
     name = forms.CharField(max_length=200, required=False, help_text="Optional label for the run list.")
-    source = forms.ModelChoiceField(
-        queryset=Artifact.objects.order_by("-created_at"),
+    source = DatasetChoiceField(
+        shape="response_groups",
         help_text="Several responses per prompt: a generate run (n > 1), an AFT run's proposals, preference pairs, "
         "or UltraFeedback-style completions.",
     )

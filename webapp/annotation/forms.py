@@ -1,4 +1,5 @@
 """Forms of the annotation app: shape only; the services enforce the rules (overlap vs annotators, formats)."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -6,7 +7,8 @@ from typing import Any
 from django import forms
 from django.contrib.auth import get_user_model
 
-from webapp.library.models import Artifact, Rubric
+from webapp.core.choices import DatasetChoiceField
+from webapp.library.models import Rubric
 
 from .models import Campaign, Judgment
 from .services import WRITE_BACK_RULES
@@ -16,11 +18,13 @@ DEFAULT_FLAGS = "factual error, harmful, off-topic"
 
 class CampaignForm(forms.Form):
     name = forms.CharField(max_length=200)
-    artifact = forms.ModelChoiceField(
-        queryset=Artifact.objects.order_by("-created_at"),
+    artifact = DatasetChoiceField(
+        shape="pairs",
         help_text="Pairs: prompt/chosen/rejected (ALMoST, SPIN, imported preferences) or prompt/response_a/response_b.",
     )
-    rubric = forms.ModelChoiceField(queryset=Rubric.objects.order_by("name"), help_text="Its guidelines sit beside every item.")
+    rubric = forms.ModelChoiceField(
+        queryset=Rubric.objects.order_by("name"), help_text="Its guidelines sit beside every item."
+    )
     sample_size = forms.IntegerField(min_value=1, initial=100)
     sampling = forms.ChoiceField(choices=Campaign.Sampling.choices, initial=Campaign.Sampling.RANDOM)
     group_by = forms.CharField(
@@ -63,4 +67,6 @@ class JudgmentForm(forms.Form):
 
 
 class WriteBackForm(forms.Form):
-    rule = forms.ChoiceField(choices=list(WRITE_BACK_RULES.items()), widget=forms.RadioSelect, initial="drop_disagreements")
+    rule = forms.ChoiceField(
+        choices=list(WRITE_BACK_RULES.items()), widget=forms.RadioSelect, initial="drop_disagreements"
+    )

@@ -26,7 +26,7 @@ from django.urls import reverse
 from pipelines.evaluation.answers import ANSWER_FIELDS, PROMPT_FIELDS
 from pipelines.training.layouts import DATASET_LAYOUTS
 from webapp.annotation.pairs import TEXT_FIELDS as PAIR_FIELDS
-from webapp.library.models import Artifact
+from webapp.library.models import Artifact, SeedPromptSet
 
 
 @dataclass(frozen=True)
@@ -170,3 +170,15 @@ class CountedChoiceField(EmptyChoiceHint, forms.ModelChoiceField):
     def label_from_instance(self, obj: Model) -> str:
         size = getattr(obj, self.count)
         return f"{obj} — {size:,} {self.unit}{'' if size == 1 else 's'}"
+
+
+def prompt_set_choice_field(**kwargs: Any) -> CountedChoiceField:
+    """The seed-prompt-set dropdown every prompt-answering form shares: "questions — 40 prompts"."""
+    return CountedChoiceField(
+        queryset=SeedPromptSet.objects.all(),
+        count="prompt_count",
+        unit="prompt",
+        empty_text="No prompt set yet: upload one.",
+        empty_url_name="library:seedset-upload",
+        **kwargs,
+    )

@@ -5,8 +5,9 @@ from __future__ import annotations
 from django import forms
 
 from pipelines.evaluation.config import EvaluationConfig
-from webapp.core.forms import help_text_from_config_docs
-from webapp.library.models import Artifact, Rubric, SeedPromptSet
+from webapp.core.choices import DatasetChoiceField, DatasetMultipleChoiceField, prompt_set_choice_field
+from webapp.core.forms import GuidedFormMixin, help_text_from_config_docs
+from webapp.library.models import Rubric
 from webapp.registry.models import ModelEntry
 
 
@@ -14,27 +15,39 @@ def _generation_models():
     return ModelEntry.objects.filter(task=ModelEntry.Task.GENERATION)
 
 
-class EvaluationForm(forms.Form):
+class EvaluationForm(GuidedFormMixin, forms.Form):
+    essential_fields = (
+        "name",
+        "candidate_models",
+        "candidate_artifacts",
+        "baseline_model",
+        "baseline_artifact",
+        "prompt_set",
+        "prompts_file",
+        "judge",
+        "rubric",
+    )
+
     name = forms.CharField(max_length=200, required=False, help_text="Optional label for the list and the leaderboard.")
     candidate_models = forms.ModelMultipleChoiceField(
         queryset=_generation_models(),
         required=False,
         help_text="Registered models (checkpoints, endpoints) that answer with the candidate decoding below.",
     )
-    candidate_artifacts = forms.ModelMultipleChoiceField(
-        queryset=Artifact.objects.order_by("-created_at"),
+    candidate_artifacts = DatasetMultipleChoiceField(
+        shape="answers",
         required=False,
         help_text="Existing answers (e.g. AFT propose-and-aggregate output): rows with a prompt and an answer field.",
     )
     baseline_model = forms.ModelChoiceField(
         queryset=_generation_models(), required=False, help_text="The reference model ..."
     )
-    baseline_artifact = forms.ModelChoiceField(
-        queryset=Artifact.objects.order_by("-created_at"),
+    baseline_artifact = DatasetChoiceField(
+        shape="answers",
         required=False,
         help_text="... or reference answers (one of the two).",
     )
-    prompt_set = forms.ModelChoiceField(queryset=SeedPromptSet.objects.all(), required=False)
+    prompt_set = prompt_set_choice_field(required=False)
     prompts_file = forms.FileField(
         required=False,
         help_text='Or import prompts: JSONL, one {"prompt": ...} (or AlpacaEval\'s {"instruction": ...}) per line.',
