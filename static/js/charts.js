@@ -95,8 +95,12 @@
   }
 
   function plotWidth(figure) {
-    return Math.max(240, figure.clientWidth - 2);
+    return Math.max(240, figure.querySelector(".chart-plot").clientWidth);
   }
+
+  // Steps, batches and rows are whole numbers: ticks 1, 2, 5, 10, 20, 50 ... apart, never at 2.5.
+  const WHOLE_NUMBER_INCREMENTS = [];
+  for (let power = 1; power <= 1e9; power *= 10) WHOLE_NUMBER_INCREMENTS.push(power, 2 * power, 5 * power);
 
   function draw(figure, payload, weight) {
     const { series, data, logScale, shape } = seriesAndData(figure, payload, weight);
@@ -112,7 +116,7 @@
       height: PLOT_HEIGHT,
       scales: { x: { time: false }, y: logScale ? { distr: 3, log: 10 } : {} },
       axes: [
-        { label: payload.x_label, values: tickLabels(figure, "xTicks") },
+        { label: payload.x_label, incrs: WHOLE_NUMBER_INCREMENTS, values: tickLabels(figure, "xTicks") },
         { label: payload.unit ? `${payload.name} (${payload.unit})` : payload.name, size: 64, values: tickLabels(figure, "yTicks") },
       ],
       series,
@@ -123,14 +127,16 @@
     figure.plotShape = shape;
   }
 
+  // The caption beside the name, as _metric_charts.html first prints it: the latest value when the chart
+  // has one line, and the range of all values.
   function summaryText(payload) {
-    const last = payload.lines[payload.lines.length - 1];
-    let index = last.y.length - 1;
-    while (index > 0 && (last.y[index] === null || last.y[index] === undefined)) index -= 1;
     const values = payload.lines.flatMap((line) => line.y.filter((value) => value !== null));
-    const low = Math.min(...values);
-    const high = Math.max(...values);
-    return `${formatValue(last.y[index])} at ${payload.x_label} ${formatValue(payload.x[index])} · range ${formatValue(low)} – ${formatValue(high)}`;
+    const range = `range ${formatValue(Math.min(...values))} – ${formatValue(Math.max(...values))}`;
+    if (payload.lines.length > 1) return range;
+    const line = payload.lines[0];
+    let index = line.y.length - 1;
+    while (index > 0 && line.y[index] === null) index -= 1;
+    return `${formatValue(line.y[index])} at ${payload.x_label} ${formatValue(payload.x[index])} · ${range}`;
   }
 
   function figureFor(panel, payload) {
