@@ -20,7 +20,7 @@ from ninja.errors import AuthenticationError, HttpError
 from ninja.errors import ValidationError as SchemaValidationError
 
 from .errors import ApiProblem, problem_handler, problem_response, validation_error_problem
-from .routers import artifacts, runs
+from .routers import artifacts, campaigns, evaluations, library, models, runs
 
 api = NinjaAPI(
     title="Refinery API",
@@ -82,3 +82,8 @@ def permission_denied(request: HttpRequest, error: PermissionDenied) -> HttpResp
 
 api.add_router("", runs.router)
 api.add_router("", artifacts.router)
+api.add_router("", models.router)
+api.add_router("", library.router)
+api.add_router("", campaigns.router)
+api.add_router("", campaigns.assignments_router)
+api.add_router("", evaluations.router)

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
-from django.db.models import QuerySet
+from django.db.models import Model, QuerySet
 from ninja import Field, Schema
 
 
@@ -46,3 +47,23 @@ THROTTLED_ERRORS: dict[int, type[Schema]] = {**WRITE_ERRORS, 413: ErrorOut, 429:
 
 MAX_ID = 2**63 - 1
 """Ids are PostgreSQL bigints: a larger number in a path is refused as input (422), never sent to the database."""
+
+UPLOAD_ERRORS: dict[int, type[Schema]] = {**THROTTLED_ERRORS, 415: ErrorOut}
+"""A multipart upload: also a body that is not multipart (415)."""
+
+
+def plain(value: Any) -> Any:
+    """A selector's figures as JSON: dataclasses as dicts, model rows as `{"id", "name"}`, the rest as is.
+
+    The statistics and leaderboard selectors hand the pages Python objects (an `ItemVotes`, a
+    `ModelEntry`); the API sends the same figures, not a second computation of them.
+    """
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return plain(dataclasses.asdict(value))
+    if isinstance(value, Model):
+        return {"id": value.pk, "name": str(value)}
+    if isinstance(value, dict):
+        return {str(key): plain(item) for key, item in value.items()}
+    if isinstance(value, list | tuple | set):
+        return [plain(item) for item in value]
+    return value

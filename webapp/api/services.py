@@ -41,7 +41,7 @@ def run_form_presets(kind: str) -> list[dict[str, str]]:
     ]
 
 
-def _initial_values(form_class: type[forms.Form]) -> dict[str, Any]:
+def form_initial_values(form_class: type[forms.Form]) -> dict[str, Any]:
     """What the page's form holds before anyone types: a field the caller leaves out posts this, as
     an untouched field of the page does (a callable initial, such as the bundled model, is called)."""
     values = {}
@@ -77,7 +77,7 @@ def run_create_from_fields(
     if idempotency_key and not submission_key_is_valid(idempotency_key):
         raise _field_problem("Idempotency-Key", "The Idempotency-Key must be 8 to 64 letters or digits.")
     form_class = import_string(declaration.form)
-    data = {**_initial_values(form_class), **{key: value for key, value in fields.items() if value is not None}}
+    data = {**form_initial_values(form_class), **{key: value for key, value in fields.items() if value is not None}}
     if name:
         data["name"] = name
     if preset is not None:
