@@ -34,7 +34,10 @@ MISSING_OBJECT_PAGES = {
     "library:rubric-edit",
     "library:seedset-detail",
     "runs:artifact",
+    "runs:artifact-curation",
     "runs:artifact-download",
+    "runs:artifact-row",
+    "runs:artifact-row-edit",
     "runs:detail",
 }
 
