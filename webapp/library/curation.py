@@ -189,7 +189,6 @@ def _edited(row: dict[str, Any], edits: Mapping[str, str] | None) -> dict[str, A
 def _curation_row(artifact: Artifact, draft: CurationDraft, index: int, row: dict[str, Any]) -> CurationRow:
     edits = draft.edited_values.get(str(index), {})
     shown = _edited(row, edits)
-    columns = artifact.columns + [column for column in shown if column not in artifact.columns]
     return CurationRow(
         index=index,
         cells=[
@@ -199,7 +198,7 @@ def _curation_row(artifact: Artifact, draft: CurationDraft, index: int, row: dic
                 is_text=isinstance(shown.get(column, ""), str),
                 edited=column in edits,
             )
-            for column in columns
+            for column in artifact.columns
         ],
         dropped=index in draft.dropped_rows,
         flagged=index in draft.flagged_rows,

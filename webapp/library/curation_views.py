@@ -108,7 +108,7 @@ def artifact_row_edit(request: HttpRequest, artifact_id: int, row_index: int) ->
     return render(
         request,
         "runs/partials/_curation_row_edit.html",
-        {"artifact": artifact, "row": row, "error": error_text, "column_count": len(row.cells) + 2},
+        {"artifact": artifact, "row": row, "error": error_text, "column_count": len(row.cells) + 1},
         status=400 if error_text and not request.htmx else 200,  # htmx swaps only 2xx answers
     )
 

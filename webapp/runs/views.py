@@ -1,7 +1,6 @@
-"""Run pages: list, live detail, cancel, resume, artifact browser and download."""
+"""Run pages: list, live detail, cancel, resume, artifact download (the artifact's row viewer is
+webapp/library/curation_views.py)."""
 from __future__ import annotations
-
-import json
 
 from django.contrib import messages
 from django.core.paginator import Paginator
@@ -16,8 +15,6 @@ from .charts import metric_charts
 from .clone import clone_link
 from .models import PipelineRun
 from .sections import kind_section
-
-ARTIFACT_PAGE_SIZE = 25
 
 
 @require_GET
@@ -73,26 +70,6 @@ def _transition(request: HttpRequest, run_id: int, service, success_message: str
     if request.htmx:
         return render(request, "runs/partials/_run_live.html", _live_context(selectors.run_get(run_id=run_id), request))
     return redirect(run)
-
-
-@require_GET
-@research_required
-def artifact_detail(request: HttpRequest, artifact_id: int) -> HttpResponse:
-    artifact = selectors.artifact_get(artifact_id=artifact_id)
-    paginator = Paginator(range(artifact.row_count), ARTIFACT_PAGE_SIZE)
-    page = paginator.get_page(request.GET.get("page"))
-    rows = selectors.artifact_rows(artifact=artifact, offset=page.start_index() - 1 if artifact.row_count else 0, limit=ARTIFACT_PAGE_SIZE)
-    cells = [[_cell_text(row.get(column, "")) for column in artifact.columns] for row in rows]
-    return render(request, "runs/artifact_detail.html", {"artifact": artifact, "page": page, "rows": cells})
-
-
-def _cell_text(value: object) -> str:
-    """Lists of answers are shown numbered, one per paragraph; other values as JSON."""
-    if isinstance(value, str):
-        return value
-    if isinstance(value, list) and all(isinstance(item, str) for item in value):
-        return "\n\n".join(f"[{index}] {item}" for index, item in enumerate(value, start=1)) if len(value) > 1 else "".join(value)
-    return json.dumps(value, ensure_ascii=False)
 
 
 @require_GET

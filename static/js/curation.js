@@ -1,0 +1,63 @@
+/* Artifact curation: keys on the selected row. j/k move, d drops or restores, f flags or unflags,
+   e opens the edit form, Escape cancels it, Ctrl+Enter saves it. The server keeps the draft; this
+   file only clicks the row's own buttons (htmx does the rest), so without it every button still works. */
+(function () {
+  "use strict";
+
+  var lastRow = null;
+
+  function table() { return document.getElementById("artifact-rows"); }
+  function rows() { return Array.prototype.slice.call(table().querySelectorAll("tbody tr[data-row]")); }
+  function rowOf(element) { return element && element.closest ? element.closest("#artifact-rows tr[data-row]") : null; }
+
+  function move(step) {
+    var all = rows();
+    if (!all.length) return;
+    var index = all.indexOf(rowOf(document.activeElement));
+    var next = all[Math.min(all.length - 1, Math.max(0, index < 0 ? 0 : index + step))];
+    next.focus();
+    next.scrollIntoView({ block: "nearest" });
+  }
+
+  function press(row, key) {
+    var button = row.querySelector('[data-key="' + key + '"]');
+    if (!button) return false;
+    lastRow = row.dataset.row;
+    button.click();
+    return true;
+  }
+
+  document.addEventListener("keydown", function (event) {
+    if (!table() || event.altKey || event.metaKey) return;
+    var row = rowOf(event.target);
+    var typing = event.target.matches && event.target.matches("input, textarea, select");
+    if (row && event.key === "Escape" && press(row, "Escape")) { event.preventDefault(); return; }
+    if (row && typing && event.key === "Enter" && event.ctrlKey) {
+      var form = event.target.form;
+      if (form) { lastRow = row.dataset.row; form.requestSubmit(); event.preventDefault(); }
+      return;
+    }
+    if (typing || event.ctrlKey) return;
+    if (event.key === "j") { move(1); event.preventDefault(); return; }
+    if (event.key === "k") { move(-1); event.preventDefault(); return; }
+    if (row && (event.key === "d" || event.key === "f" || event.key === "e") && press(row, event.key)) {
+      event.preventDefault();
+    }
+  });
+
+  // The row was swapped in place: select it again (its edit form's first box when it is one).
+  document.addEventListener("htmx:afterSettle", function () {
+    if (lastRow === null || !table()) return;
+    var row = table().querySelector('tr[data-row="' + lastRow + '"]');
+    lastRow = null;
+    if (!row) return;
+    var box = row.querySelector("textarea");
+    (box || row).focus();
+  });
+
+  // A click on a row's edit or cancel button also remembers the row, so focus follows the swap.
+  document.addEventListener("click", function (event) {
+    var row = rowOf(event.target);
+    if (row && event.target.closest("button")) lastRow = row.dataset.row;
+  });
+})();
