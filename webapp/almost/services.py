@@ -15,12 +15,19 @@ from typing import Any
 from django.core.exceptions import ValidationError
 from django.utils.text import slugify
 
-from pipelines.almost.config import FILTERS, AlmostConfig, configuration_name, estimate_cost
+from pipelines.almost.config import (
+    DEFAULT_RESPONSE_MAX_TOKENS,
+    FILTERS,
+    AlmostConfig,
+    configuration_name,
+    estimate_cost,
+)
 from pipelines.errors import InvalidConfigError
 from pipelines.training.arguments import TrainingArgs
 from pipelines.training.config import RewardConfig
 from pipelines.training.presets import training_preset
 from webapp.core.forms import config_refusal
+from webapp.core.run_forms import EstimateWarning
 from webapp.library.models import FewShotSet, SeedPromptSet
 from webapp.registry.models import ModelEntry
 from webapp.training.services import check_trainable, resolve_prompt_format
@@ -210,3 +217,43 @@ def almost_cost_estimate(config: dict[str, Any]) -> dict[str, Any]:
     and the text format the reward model will read (what a blank choice resolved to for its tokenizer)."""
     almost = AlmostConfig.from_dict(config["almost"])
     return {**estimate_cost(almost), "reward_prompt_format": almost.reward.training.prompt_format}
+
+
+SHORT_RESPONSE_TOKENS = 128
+"""A response cap below this (about 500 characters, one paragraph) stops many answers mid-sentence."""
+CHARACTERS_PER_TOKEN = 4
+"""English text's usual characters per token, as the other estimates assume."""
+
+
+def almost_warnings(config: dict[str, Any]) -> list[EstimateWarning]:
+    """Settings that will empty most of the comparisons, shown before queueing.
+
+    Why: a response cut at its token cap ends mid-sentence, and the `no_final_punctuation` filter
+    then drops every pair it is in; a cap shorter than `too_short`'s bound drops them all the same.
+    The run would finish with few or no comparisons and a reward model trained on nothing.
+    """
+    almost = AlmostConfig.from_dict(config["almost"])
+    filters = almost.comparisons.filters
+    warnings = []
+    short = [entry for entry in almost.configurations if entry.max_tokens < SHORT_RESPONSE_TOKENS]
+    if filters["no_final_punctuation"] and short:
+        named = ", ".join(f"{entry.name} ({entry.max_tokens} tokens)" for entry in short)
+        warnings.append(
+            EstimateWarning(
+                f"Responses capped short: {named}. A response cut at its cap ends mid-sentence, and the "
+                "no_final_punctuation filter removes every pair it is in, so most comparisons may be lost. "
+                f"Raise the response cap to {SHORT_RESPONSE_TOKENS} tokens or more (the original's is "
+                f"{DEFAULT_RESPONSE_MAX_TOKENS}), or switch the filter off."
+            )
+        )
+    bound = almost.comparisons.min_response_chars
+    too_short = [entry for entry in almost.configurations if entry.max_tokens * CHARACTERS_PER_TOKEN < bound]
+    if filters["too_short"] and too_short:
+        named = ", ".join(f"{entry.name} ({entry.max_tokens} tokens)" for entry in too_short)
+        warnings.append(
+            EstimateWarning(
+                f"{named}: at about {CHARACTERS_PER_TOKEN} characters a token, these responses stay under the "
+                f"too_short filter's {bound} characters, so their pairs will be removed."
+            )
+        )
+    return warnings

@@ -95,7 +95,8 @@ def _estimate(form: AlmostRunForm, config: dict[str, Any]) -> Estimate:
             EstimateLine("RMSP samples", figures["rmsp_samples"], key="rmsp-samples"),
             EstimateLine("Generations, at most", figures["generations_max"], key="generations"),
             EstimateLine("New tokens, at most", figures["new_tokens_max"], key="new-tokens"),
-        ]
+        ],
+        warnings=services.almost_warnings(config),
     )
 
 

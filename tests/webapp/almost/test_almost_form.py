@@ -416,3 +416,37 @@ def test_a_run_finished_before_the_summary_keys_were_renamed_still_shows_its_pag
     assert response.status_code == 200
     html = response.content.decode()
     assert 'id="almost-section"' in html and "m-hhh-1shot" in html and "Not trained yet." in html
+
+
+def test_the_estimate_warns_when_short_responses_meet_the_final_punctuation_filter(
+    researcher_client, seeds, hhh, small
+):
+    rows = [
+        {"model": small.pk, "shots": "3", "demonstration_set": hhh.pk},
+        {"model": small.pk, "shots": "1", "demonstration_set": hhh.pk},
+    ]
+    capped = _post(seeds, small, rows, response_max_tokens="12", filter_no_final_punctuation="on")
+    page = researcher_client.post("/almost/new/estimate/", capped).content.decode()
+    assert "Responses capped short: small-135m-hhh-3shot (12 tokens), small-135m-hhh-1shot (12 tokens)" in page
+    assert "no_final_punctuation filter removes every pair" in page and "too_short filter&#x27;s 50 characters" in page
+    assert "Ready to queue, but read the warnings above first." in page
+    without_filter = _post(seeds, small, rows, response_max_tokens="12")  # no_final_punctuation and too_short off
+    without_filter.pop("filter_too_short")
+    quiet = researcher_client.post("/almost/new/estimate/", without_filter).content.decode()
+    assert "Responses capped short" not in quiet and "too_short" not in quiet and "Ready to queue." in quiet
+    roomy = _post(seeds, small, rows, filter_no_final_punctuation="on")  # the original's 384 tokens
+    assert "Responses capped short" not in researcher_client.post("/almost/new/estimate/", roomy).content.decode()
+
+
+def test_the_almost_form_keeps_its_settings_under_advanced_with_the_presets_values(researcher_client, seeds):
+    from pipelines.training.presets import training_preset
+    from webapp.almost.forms import AlmostRunForm
+
+    form = AlmostRunForm(initial={"preset": "tiny-cpu-demo"})
+    advanced = {field.name for field in form.advanced()}
+    assert {"prompt_max_tokens", "response_max_tokens", "reward_max_steps", "reward_eval_fraction"} <= advanced
+    assert not any(name.startswith("filter_") for name in advanced)  # the filters keep their own section
+    steps = training_preset("tiny-cpu-demo").apply(RewardConfig()).training.max_steps
+    assert form.fields["reward_max_steps"].widget.attrs["placeholder"] == str(steps)
+    page = researcher_client.get("/almost/new/").content.decode()
+    assert '<details class="advanced" data-advanced>' in page and f">seeds — {seeds.prompt_count} prompts<" in page
