@@ -1,0 +1,56 @@
+"""Client tests: the live test server (pytest-django's `live_server`, the real API), a token, and the CLI run in-process."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from refinery_client.cli import main
+from webapp.api.tokens import token_create
+
+
+@dataclass
+class CommandResult:
+    status: int
+    stdout: str
+    stderr: str
+
+
+@pytest.fixture
+def client_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The CLI's config file in the test's own folder; no REFINERY_URL/REFINERY_TOKEN from outside."""
+    path = tmp_path / "refinery-config" / "config.json"
+    monkeypatch.setenv("REFINERY_CONFIG", str(path))
+    monkeypatch.delenv("REFINERY_URL", raising=False)
+    monkeypatch.delenv("REFINERY_TOKEN", raising=False)
+    return path
+
+
+@pytest.fixture
+def api_site(transactional_db: Any, live_server: Any, live_settings: Any, researcher: Any) -> Any:
+    """The live server's URL and a researcher's token; runs it queues land in the test Redis."""
+
+    @dataclass
+    class Site:
+        url: str
+        token: str
+        user: Any
+
+    return Site(url=live_server.url, token=token_create(user=researcher, name="cli tests").secret, user=researcher)
+
+
+@pytest.fixture
+def refinery(client_config: Path, capsys: pytest.CaptureFixture[str]) -> Callable[..., CommandResult]:
+    """`refinery("runs", "list")`: the CLI's main() in this process, with its exit status and output."""
+
+    def run(*arguments: str) -> CommandResult:
+        capsys.readouterr()
+        status = main(list(arguments))
+        captured = capsys.readouterr()
+        return CommandResult(status, captured.out, captured.err)
+
+    return run

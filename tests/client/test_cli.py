@@ -1,0 +1,103 @@
+"""The `refinery` command against the live test server: login, errors a user can act on, and the run commands."""
+
+from __future__ import annotations
+
+import json
+import stat
+
+import pytest
+
+from refinery_client.cli import parse_assignments
+from tests.fixtures.generate_runs import prompt_set_of, small_generate_config
+from webapp.runs import services
+from webapp.runs.models import PipelineRun
+
+
+def test_set_values_are_json_when_they_parse_and_text_otherwise():
+    assert parse_assignments(["n=3", "temperature=0.5", "seed=null", "system_prompt=be brief", "flags=[1, 2]"]) == {
+        "n": 3,
+        "temperature": 0.5,
+        "seed": None,
+        "system_prompt": "be brief",
+        "flags": [1, 2],
+    }
+
+
+def test_login_checks_the_token_and_saves_it_for_this_user_only(api_site, refinery, client_config):
+    result = refinery("login", "--url", api_site.url, "--token", api_site.token)
+    assert result.status == 0, result.stderr
+    assert stat.S_IMODE(client_config.stat().st_mode) == 0o600
+    assert json.loads(client_config.read_text()) == {"url": api_site.url, "token": api_site.token}
+    assert refinery("runs", "list").status == 0
+
+
+def test_a_wrong_token_is_refused_at_login_with_how_to_log_in(api_site, refinery, client_config):
+    result = refinery("login", "--url", api_site.url, "--token", "rfy_not-a-real-token")
+    assert result.status == 3
+    assert "refinery login --url URL --token TOKEN" in result.stderr and "HTTP 401" in result.stderr
+    assert not client_config.exists()
+
+
+def test_without_a_login_every_command_says_how_to_log_in(refinery):
+    result = refinery("runs", "list")
+    assert result.status == 3 and "REFINERY_URL" in result.stderr and "refinery login" in result.stderr
+
+
+def test_environment_variables_stand_in_for_the_login(api_site, refinery, monkeypatch):
+    monkeypatch.setenv("REFINERY_URL", api_site.url)
+    monkeypatch.setenv("REFINERY_TOKEN", api_site.token)
+    assert refinery("runs", "kinds").status == 0
+
+
+def test_a_refused_field_is_printed_by_name_and_nothing_is_queued(api_site, refinery):
+    prompt_set = prompt_set_of(2, "two prompts")
+    result = refinery(
+        "--url", api_site.url, "--token", api_site.token,
+        "runs", "create", "generate", "--set", f"prompt_set={prompt_set.pk}", "--set", "n=0", "--set", "max_tokens=4",
+    )  # fmt: skip
+    assert result.status == 2
+    assert "\n  n: " in result.stderr and "HTTP 422" in result.stderr
+    assert not PipelineRun.objects.exists()
+    malformed = refinery("--url", api_site.url, "--token", api_site.token, "runs", "create", "generate", "--set", "n")
+    assert malformed.status == 2 and "FIELD=VALUE" in malformed.stderr
+
+
+def test_runs_list_filters_show_cancel_and_log(api_site, refinery):
+    config = small_generate_config(prompt_set_of(2, "two"))
+    queued = services.run_create(user=api_site.user, kind="generate", config=config, name="waiting one")
+    failed = services.run_create(user=api_site.user, kind="generate", config=config, name="broken one")
+    services.run_mark_started(run=failed, worker_name="test")
+    services.run_mark_failed(run_id=failed.pk, error="model weights missing")
+    site = ("--url", api_site.url, "--token", api_site.token)
+
+    listed = refinery(*site, "runs", "list", "--status", "queued", "--kind", "generate", "--json")
+    assert [run["id"] for run in json.loads(listed.stdout)["items"]] == [queued.pk]
+    assert refinery(*site, "runs", "list", "--kind", "spin", "--json").stdout.count('"id"') == 0
+
+    shown = refinery(*site, "runs", "show", str(failed.pk))
+    assert shown.status == 0 and "status:   failed" in shown.stdout and "model weights missing" in shown.stdout
+
+    cancelled = refinery(*site, "runs", "cancel", str(queued.pk), "--json")
+    assert json.loads(cancelled.stdout)["status"] == "cancelled"
+    again = refinery(*site, "runs", "cancel", str(queued.pk))
+    assert again.status == 4 and "HTTP 409" in again.stderr and "cancelled" in again.stderr
+
+    assert refinery(*site, "runs", "log", str(failed.pk)).status == 0
+    missing = refinery(*site, "runs", "show", "999999")
+    assert missing.status == 4 and "HTTP 404" in missing.stderr
+
+
+@pytest.mark.parametrize("ending", ["failed", "cancelled"])
+def test_waiting_on_a_run_that_did_not_succeed_exits_1_with_its_error(api_site, refinery, ending):
+    run = services.run_create(
+        user=api_site.user, kind="generate", config=small_generate_config(prompt_set_of(1, "one"))
+    )
+    services.run_mark_started(run=run, worker_name="test")
+    if ending == "failed":
+        services.run_mark_failed(run_id=run.pk, error="CUDA out of memory")
+    else:
+        services.run_mark_cancelled(run_id=run.pk)
+    result = refinery("--url", api_site.url, "--token", api_site.token, "runs", "wait", str(run.pk))
+    assert result.status == 1
+    assert f"run {run.pk} ended {ending}" in result.stderr
+    assert ("CUDA out of memory" in result.stderr) == (ending == "failed")
