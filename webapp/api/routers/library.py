@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
-from pathlib import Path as FilePath
 from typing import Any
 
 from django.core.exceptions import ValidationError
@@ -27,6 +26,7 @@ from webapp.library.forms import (
     SeedPromptSetUploadForm,
 )
 from webapp.library.models import Artifact, Corpus, FewShotSet, Rubric, SeedPromptSet
+from webapp.library.uploads import SourceFile
 
 from ..auth import RESEARCH_AUTH
 from ..errors import form_problem, service_problem
@@ -165,16 +165,15 @@ def corpus_get(request: HttpRequest, corpus_id: int = ObjectId) -> dict[str, Any
     summary="Upload a corpus (multipart: name, description, file (one or more), drop_duplicates)",
 )
 def corpus_upload(request: HttpRequest) -> tuple[int, dict[str, Any]]:
-    def importer(data: dict[str, Any], path: FilePath, original_name: str, user: Any) -> tuple[Model, str]:
-        result = services.corpus_import(
+    def importer(data: dict[str, Any], files: list[SourceFile], user: Any) -> tuple[Model, str]:
+        result = services.corpus_import_files(
             name=data["name"],
             description=data["description"],
-            uploaded_file_path=path,
-            original_name=original_name,
+            files=files,
             user=user,
             drop_duplicates=data["drop_duplicates"],
         )
-        return result.corpus, result.summary(original_name)
+        return result.corpus, ""
 
     return 201, corpus_out(request, import_upload(request, form_class=CorpusUploadForm, importer=importer))
 
@@ -202,7 +201,9 @@ def seed_prompt_set_get(request: HttpRequest, prompt_set_id: int = ObjectId) -> 
     summary="Upload a seed prompt set (multipart: name, description, file)",
 )
 def seed_prompt_set_upload(request: HttpRequest) -> tuple[int, dict[str, Any]]:
-    def importer(data: dict[str, Any], path: FilePath, original_name: str, user: Any) -> tuple[Model, str]:
+    def importer(data: dict[str, Any], files: list[SourceFile], user: Any) -> tuple[Model, str]:
+        [upload] = files  # the form takes one file
+        path, original_name = upload.path, upload.original_name
         prompt_set = services.seed_prompt_set_import(
             name=data["name"],
             description=data["description"],
@@ -239,7 +240,9 @@ def few_shot_set_get(request: HttpRequest, few_shot_set_id: int = ObjectId) -> d
     summary="Upload a few-shot set (multipart: name, kind, description, file)",
 )
 def few_shot_set_upload(request: HttpRequest) -> tuple[int, dict[str, Any]]:
-    def importer(data: dict[str, Any], path: FilePath, original_name: str, user: Any) -> tuple[Model, str]:
+    def importer(data: dict[str, Any], files: list[SourceFile], user: Any) -> tuple[Model, str]:
+        [upload] = files  # the form takes one file
+        path, original_name = upload.path, upload.original_name
         few_shot_set = services.few_shot_set_import(
             name=data["name"],
             kind=data["kind"],
@@ -275,7 +278,9 @@ def dataset_get(request: HttpRequest, dataset_id: int = ObjectId) -> dict[str, A
     summary="Upload a training dataset (multipart: name, purpose, file)",
 )
 def dataset_upload(request: HttpRequest) -> tuple[int, dict[str, Any]]:
-    def importer(data: dict[str, Any], path: FilePath, original_name: str, user: Any) -> tuple[Model, str]:
+    def importer(data: dict[str, Any], files: list[SourceFile], user: Any) -> tuple[Model, str]:
+        [upload] = files  # the form takes one file
+        path, original_name = upload.path, upload.original_name
         dataset = services.dataset_import(
             name=data["name"], purpose=data["purpose"], uploaded_file_path=path, original_name=original_name
         )
