@@ -33,6 +33,7 @@ MISSING_OBJECT_PAGES = {
     "library:rubric-detail",
     "library:rubric-edit",
     "library:seedset-detail",
+    "registry:detail",
     "runs:artifact",
     "runs:artifact-curation",
     "runs:artifact-download",
