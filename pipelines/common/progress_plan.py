@@ -55,8 +55,8 @@ class RunProgress:
 
     @property
     def percent(self) -> int:
-        # Rounded down, so a run shows 100% only when it is complete.
-        return int(self.fraction * 100)
+        # Rounded down (after clearing float noise: 0.99 * 100 is 98.99999...), so 100% means complete.
+        return int(round(self.fraction * 100, 6))
 
 
 def planned_stage_index(plan: Sequence[PlannedStage], stage: str, *, after: int = 0) -> int | None:

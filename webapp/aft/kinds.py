@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from pipelines.aft.stages import data_stages, inference_stages
 from webapp.runs.registry import RunClone, RunKind, RunSection
 
 from . import run_page
@@ -34,6 +35,7 @@ AFT_INFERENCE = RunKind(
             "final_temperature": "aft.final_params.temperature",
         },
     ),
+    stages=lambda config: inference_stages(),
 )
 
 AFT_DATA = RunKind(
@@ -48,4 +50,5 @@ AFT_DATA = RunKind(
         form_url="aft:data-new",
         paths={"source": "source_artifact_id", "aggregator_temperature": "data.aggregator.temperature"},
     ),
+    stages=lambda config: data_stages(),
 )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pipelines.almost.config import AlmostConfig
+from pipelines.almost.stages import almost_stages
 from webapp.runs.registry import RunClone, RunKind, RunSection
 
 from . import run_page
@@ -27,4 +29,5 @@ ALMOST = RunKind(
         },
         form_data=almost_form_data,
     ),
+    stages=lambda config: almost_stages(AlmostConfig.from_dict(config["almost"])),
 )

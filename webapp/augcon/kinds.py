@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pipelines.augcon.stages import augcon_stages
 from webapp.runs.registry import RunClone, RunKind, RunSection
 
 from . import run_page
@@ -21,4 +22,5 @@ AUGCON = RunKind(
     form="webapp.augcon.forms.AugConRunForm",
     config_build="webapp.augcon.forms.augcon_run_config",
     clone=RunClone(form_url="augcon:new", paths=AUGCON_PATHS, form_data=augcon_form_data),
+    stages=lambda config: augcon_stages(),
 )

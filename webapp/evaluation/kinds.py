@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pipelines.evaluation.config import EvaluationConfig
+from pipelines.evaluation.stages import evaluation_stages
 from webapp.runs.registry import RunKind, RunSection
 
 from . import run_page
@@ -12,4 +14,5 @@ EVALUATION = RunKind(
     queue="gpu",
     job="workers.kinds.evaluation.prepare",
     section=RunSection(template=run_page.TEMPLATE, context=run_page.context),
+    stages=lambda config: evaluation_stages(EvaluationConfig.from_dict(config["evaluation"])),
 )

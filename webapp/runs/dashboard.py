@@ -20,8 +20,10 @@ from . import selectors
 def dashboard(request: HttpRequest) -> HttpResponse:
     """The whole page, or (htmx) only its live part, which re-renders every 2 s."""
     context = {
-        "runs": selectors.runs_in_flight()[:20],
-        "recent_runs": selectors.run_list().exclude(status__in=("queued", "running"))[:10],
+        "runs": selectors.runs_with_live_state(list(selectors.runs_in_flight()[:20])),
+        "recent_runs": selectors.runs_with_live_state(
+            list(selectors.run_list().exclude(status__in=("queued", "running"))[:10])
+        ),
         "queues": selectors.queue_overview(),
         "artifacts": selectors.artifact_list_recent(limit=10),
     }

@@ -1,7 +1,10 @@
-"""Reads for run pages: lists, one run, artifact rows, and the queue/worker picture from Redis."""
+"""Reads for run pages: lists, one run, the whole run's progress, artifact rows, and the queue/worker picture from Redis."""
+
 from __future__ import annotations
 
 import json
+import logging
+from collections.abc import Sequence
 from itertools import islice
 from pathlib import Path
 from typing import Any
@@ -10,11 +13,16 @@ import django_rq
 from django.db.models import QuerySet
 from django.shortcuts import get_object_or_404
 
+from pipelines.common.progress_plan import RunProgress, whole_run_progress
+from pipelines.errors import InvalidConfigError
 from webapp.library.models import Artifact
 
 from .models import PipelineRun
+from .registry import UnknownRunKind, run_kind
 
 QUEUE_NAMES = ("gpu", "default")
+
+logger = logging.getLogger(__name__)
 
 
 def run_list(*, status: str = "") -> QuerySet[PipelineRun]:
@@ -45,8 +53,69 @@ def artifact_rows(*, artifact: Artifact, offset: int, limit: int) -> list[dict[s
         return [json.loads(line) for line in islice(lines, offset, offset + limit)]
 
 
+def run_progress(run: PipelineRun) -> RunProgress | None:
+    """The whole run's progress across its kind's stages (`RunKind.stages`), or None when it cannot be told.
+
+    None for a kind without a stage plan, a run not started, or a stage its plan does not name (the
+    page then shows the current stage's counts alone rather than a whole-run figure it cannot vouch for).
+    """
+    if run.status == PipelineRun.Status.QUEUED or not run.stage:
+        return None
+    try:
+        stages = run_kind(run.kind).stages
+        plan = stages(run.config) if stages is not None else None
+    except (UnknownRunKind, InvalidConfigError, KeyError, TypeError, ValueError) as error:
+        logger.warning("run %s: no stage plan for its config (%s)", run.pk, error)
+        return None
+    if not plan:
+        return None
+    return whole_run_progress(
+        plan,
+        stage=run.stage,
+        done=run.progress_done,
+        total=run.progress_total,
+        finished=run.status == PipelineRun.Status.SUCCEEDED,
+    )
+
+
+def runs_with_live_state(runs: Sequence[PipelineRun]) -> Sequence[PipelineRun]:
+    """`runs`, each with `whole_progress` (see `run_progress`) and, when queued, `queue_position`.
+
+    The position is the run's place in its RQ queue (1 = next to be picked), read from Redis with one
+    read per queue; None when Redis cannot say or the job is not waiting in the queue.
+    """
+    positions = queue_positions()
+    for run in runs:
+        run.whole_progress = run_progress(run)  # type: ignore[attr-defined]
+        run.queue_position = (  # type: ignore[attr-defined]
+            positions.get(run.rq_job_id) if run.status == PipelineRun.Status.QUEUED else None
+        )
+    return runs
+
+
+def run_queue_position(run: PipelineRun) -> int | None:
+    """A queued run's place in its RQ queue (1 = next), or None (not queued, or Redis cannot say)."""
+    return queue_positions().get(run.rq_job_id) if run.status == PipelineRun.Status.QUEUED else None
+
+
+def queue_positions() -> dict[str, int]:
+    """Job id -> its 1-based place in its queue, for every job waiting in the run queues (read-only)."""
+    from redis.exceptions import RedisError
+
+    positions: dict[str, int] = {}
+    try:
+        for name in QUEUE_NAMES:
+            for place, job_id in enumerate(django_rq.get_queue(name).get_job_ids(), start=1):
+                positions[job_id] = place
+    except RedisError as error:
+        logger.warning("queue positions unknown: Redis did not answer (%s)", error)
+        return {}
+    return positions
+
+
 def queue_overview() -> dict[str, Any]:
-    """Queue depths and live workers; says so instead of failing when Redis cannot be reached."""
+    """Queue depths and live workers, each with the run it is on; says so instead of failing when Redis
+    cannot be reached. Read-only: nothing is written to Redis or the database."""
     from redis.exceptions import RedisError
     from rq import Worker
 
@@ -64,4 +133,12 @@ def queue_overview() -> dict[str, Any]:
         ]
     except RedisError as error:
         return {"available": False, "error": str(error), "queues": [], "workers": []}
+    runs_by_job = {
+        run.rq_job_id: run
+        for run in PipelineRun.objects.filter(
+            rq_job_id__in=[worker["current_job"] for worker in workers if worker["current_job"]]
+        )
+    }
+    for worker in workers:
+        worker["run"] = runs_by_job.get(worker["current_job"])
     return {"available": True, "error": "", "queues": queues, "workers": workers}

@@ -22,6 +22,7 @@ from .sections import kind_section
 def run_list(request: HttpRequest) -> HttpResponse:
     status = request.GET.get("status", "")
     page = Paginator(selectors.run_list(status=status), 50).get_page(request.GET.get("page"))
+    selectors.runs_with_live_state(page.object_list)
     return render(
         request, "runs/run_list.html", {"page": page, "status": status, "statuses": PipelineRun.Status.choices}
     )
@@ -44,6 +45,8 @@ def _live_context(run: PipelineRun, request: HttpRequest) -> dict[str, object]:
         "charts": metric_charts(run.metrics),
         "section_html": kind_section(run, request),
         "clone_link": clone_link(run),
+        "progress": selectors.run_progress(run),
+        "queue_position": selectors.run_queue_position(run),
     }
 
 

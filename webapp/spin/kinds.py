@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pipelines.spin.config import SpinConfig
+from pipelines.spin.stages import spin_stages
 from webapp.runs.registry import RunClone, RunKind, RunSection
 
 from . import run_page
@@ -25,4 +27,5 @@ SPIN = RunKind(
             "beta": "spin.training.beta",
         },
     ),
+    stages=lambda config: spin_stages(SpinConfig.from_dict(config["spin"])),
 )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pipelines.training.stages import training_stages
 from webapp.runs.registry import RunClone, RunKind
 
 from .clone import training_form_data
@@ -20,6 +21,7 @@ TRAIN_SFT = RunKind(
     config_build="webapp.training.forms.training_run_config",
     kind_from_config="webapp.training.services.training_kind",
     clone=TRAINING_CLONE,
+    stages=lambda config: training_stages(config["trainer"]),
 )
 
 TRAIN_PREFERENCE = RunKind(
@@ -32,6 +34,7 @@ TRAIN_PREFERENCE = RunKind(
     config_build="webapp.training.forms.training_run_config",
     kind_from_config="webapp.training.services.training_kind",
     clone=TRAINING_CLONE,
+    stages=lambda config: training_stages(config["trainer"]),
 )
 
 TRAIN_REWARD = RunKind(
@@ -44,4 +47,5 @@ TRAIN_REWARD = RunKind(
     config_build="webapp.training.forms.training_run_config",
     kind_from_config="webapp.training.services.training_kind",
     clone=TRAINING_CLONE,
+    stages=lambda config: training_stages(config["trainer"]),
 )
