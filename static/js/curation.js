@@ -45,13 +45,13 @@
     }
   });
 
-  // The row was swapped in place: select it again (its edit form's first box when it is one).
+  // The row was swapped in place: select it again (its edit form's response box when it is one).
   document.addEventListener("htmx:afterSettle", function () {
     if (lastRow === null || !table()) return;
     var row = table().querySelector('tr[data-row="' + lastRow + '"]');
     lastRow = null;
     if (!row) return;
-    var box = row.querySelector("textarea");
+    var box = row.querySelector("textarea[data-response]") || row.querySelector("textarea");
     (box || row).focus();
   });
 

@@ -44,6 +44,8 @@ SHOW_CHOICES = [
     ("edited", "Edited rows"),
 ]
 ROW_ACTIONS = ("drop", "restore", "flag", "unflag")
+# The edit form puts the cursor in the first of these a row has (else its first text field).
+RESPONSE_COLUMNS = ("response", "answer", "output", "completion", "chosen", "final_answer")
 
 
 # ---------------------------------------------------------------------------------------------- reads
@@ -136,6 +138,12 @@ class CurationRow:
     @property
     def number(self) -> int:
         return self.index + 1
+
+    @property
+    def response_column(self) -> str:
+        """The text field an edit most likely means: the response, when the row has one."""
+        columns = [column for column in RESPONSE_COLUMNS if column in self.editable_values]
+        return columns[0] if columns else next(iter(self.editable_values), "")
 
 
 @dataclass(frozen=True)
