@@ -97,7 +97,9 @@ def test_search_filter_drop_edit_and_save_as_a_new_artifact(browser_page, live_s
     child = Artifact.objects.get(name="answers, curated")
     saved = [json.loads(line) for line in Path(child.jsonl_path).read_text(encoding="utf-8").splitlines()]
     assert child.parent_id == artifact.pk and child.row_count == 39 == len(saved)
-    assert saved[4]["response"] == "A **better** answer about chess." and saved[2]["prompt"] == "Question 3 about cooking"
+    assert (
+        saved[4]["response"] == "A **better** answer about chess." and saved[2]["prompt"] == "Question 3 about cooking"
+    )
     assert Path(artifact.jsonl_path).read_text(encoding="utf-8").count("\n") == 40  # the parent is unchanged
     page.locator("#artifact-lineage a").click()
     expect(page.locator("h1")).to_have_text("Artifact “answers”")
