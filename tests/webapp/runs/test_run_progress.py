@@ -129,3 +129,57 @@ def test_three_queued_runs_show_their_place_in_the_queue_and_workers_show_their_
         assert "on gpu-worker-test" in dashboard  # the running run's row says which worker has it
     finally:
         worker.register_death()
+
+
+class _TracedProgress(RecordingProgress):
+    """Records (stage, done, total) after every report, as the worker would write them."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.reports: list[tuple[str, int, int]] = []
+
+    def stage(self, name: str, total: int, done: int = 0) -> None:
+        super().stage(name, total, done)
+        self.reports.append((name, self.done, self.total))
+
+    def advance(self, count: int = 1) -> None:
+        super().advance(count)
+        self.reports.append((self.stages[-1][0], self.done, self.total))
+
+
+@pytest.mark.slow
+def test_a_real_spin_run_reports_only_its_planned_stages_and_its_bar_never_goes_back(tmp_path, tiny_model_dir):
+    """Two SPIN iterations on the tiny random model: every stage it reports is in its plan, in order."""
+    import json
+    from dataclasses import replace
+
+    from pipelines.common.store import RunStore
+    from pipelines.llm.loader import LocalBackends
+    from pipelines.llm.types import SamplingParams
+    from pipelines.spin.config import tiny_cpu_preset
+    from pipelines.spin.run import SpinInputs, run_spin
+
+    sft_path = tmp_path / "sft.jsonl"
+    sft_path.write_text("".join(json.dumps({"question": f"q{i}?", "answer": f"a{i}."}) + "\n" for i in range(4)))
+    config = tiny_cpu_preset(SpinConfig(iterations=2))
+    training = config.training.training
+    config = replace(
+        config,
+        generation=SamplingParams(n=1, temperature=1.0, top_p=1.0, max_tokens=4, seed=3),
+        generation_batch_size=2,
+        training=replace(config.training, training=replace(training, max_steps=2, save_steps=2, torch_threads=2)),
+        max_prompts=4,
+    )
+    progress = _TracedProgress()
+    inputs = SpinInputs(
+        model={"kind": "transformers", "source": "local", "path": str(tiny_model_dir)}, sft_path=sft_path
+    )
+    run_spin(config, inputs, LocalBackends(tmp_path / "cache"), RunStore(tmp_path / "run"), progress)
+
+    plan = spin_stages(config)
+    shown = [whole_run_progress(plan, stage=stage, done=done, total=total) for stage, done, total in progress.reports]
+    unplanned = {stage for (stage, _, _), figure in zip(progress.reports, shown, strict=True) if figure is None}
+    assert unplanned == set(), f"stages the plan does not name: {unplanned}"
+    fractions = [figure.fraction for figure in shown if figure is not None]
+    assert fractions == sorted(fractions) and fractions[-1] < 1.0
+    assert shown[-1] is not None and shown[-1].stage_number == len(plan)
