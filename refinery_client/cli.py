@@ -151,6 +151,8 @@ def _parser() -> argparse.ArgumentParser:
     for group_name, text, extra in (
         ("models", "the model registry", ("lineage",)),
         ("corpora", "the library's corpora", ()),
+        ("prompt-sets", "the library's seed prompt sets", ()),
+        ("datasets", "the library's datasets", ()),
         ("evaluations", "win-rate evaluations", ()),
         ("campaigns", "annotation campaigns", ("statistics",)),
     ):
@@ -303,7 +305,7 @@ def _artifacts_download(client: RefineryClient, arguments: argparse.Namespace) -
 
 def _reader(group: str, operation: str) -> Callable[[RefineryClient, argparse.Namespace], int]:
     def read(client: RefineryClient, arguments: argparse.Namespace) -> int:
-        resource = getattr(client, group)
+        resource = getattr(client, group.replace("-", "_"))
         if operation == "list":
             page = resource.list(offset=arguments.offset, limit=arguments.limit)
             if arguments.json:

@@ -199,6 +199,14 @@ class Corpora(_ReadOnly):
     path = "/corpora"
 
 
+class SeedPromptSets(_ReadOnly):
+    path = "/seed-prompt-sets"
+
+
+class Datasets(_ReadOnly):
+    path = "/datasets"
+
+
 class Evaluations(_ReadOnly):
     path = "/evaluations"
 
@@ -234,6 +242,8 @@ class RefineryClient:
         self.artifacts = Artifacts(self)
         self.models = Models(self)
         self.corpora = Corpora(self)
+        self.prompt_sets = SeedPromptSets(self)
+        self.datasets = Datasets(self)
         self.evaluations = Evaluations(self)
         self.campaigns = Campaigns(self)
 

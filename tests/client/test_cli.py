@@ -101,3 +101,17 @@ def test_waiting_on_a_run_that_did_not_succeed_exits_1_with_its_error(api_site, 
     assert result.status == 1
     assert f"run {run.pk} ended {ending}" in result.stderr
     assert ("CUDA out of memory" in result.stderr) == (ending == "failed")
+
+
+def test_read_commands_list_and_show_the_library_and_models(api_site, refinery):
+    from webapp.registry.services import model_ensure_embedded
+
+    model = model_ensure_embedded()
+    prompt_set = prompt_set_of(2, "listed prompts")
+    site = ("--url", api_site.url, "--token", api_site.token)
+    listed = refinery(*site, "prompt-sets", "list")
+    assert listed.status == 0 and f"{prompt_set.pk:>6}  listed prompts" in listed.stdout
+    shown = json.loads(refinery(*site, "models", "show", str(model.pk)).stdout)
+    assert shown["id"] == model.pk and shown["name"] == model.name
+    assert refinery(*site, "models", "lineage", str(model.pk)).status == 0
+    assert json.loads(refinery(*site, "corpora", "list", "--json").stdout)["count"] == 0
