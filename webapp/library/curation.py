@@ -29,6 +29,7 @@ from django.utils import timezone
 
 from pipelines.common.jsonl import read_jsonl_rows
 from pipelines.common.tables import write_table_in_batches
+from pipelines.errors import InvalidInputError
 from webapp.accounts.permissions import RESEARCH_ROLES
 
 from .artifacts import artifact_save, dataset_file_summary
@@ -390,6 +391,8 @@ def curation_save(*, artifact: Artifact, user: Any, name: str) -> Artifact:
             )
         except (pa.ArrowInvalid, pa.ArrowTypeError) as error:
             raise ValidationError(f"The rows of “{artifact.name}” do not fit one table: {error}") from None
+        except InvalidInputError as error:
+            raise ValidationError(f"The rows of “{artifact.name}” cannot be read: {error}") from None
         summary = dataset_file_summary(table.jsonl_path)
         with transaction.atomic():
             child = artifact_save(

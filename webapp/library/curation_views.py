@@ -12,6 +12,7 @@ from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from pipelines.errors import InvalidInputError
 from webapp.accounts.permissions import research_required
 from webapp.runs import selectors as run_selectors
 
@@ -48,7 +49,12 @@ def artifact_detail(request: HttpRequest, artifact_id: int) -> HttpResponse:
     except ValidationError as error:
         messages.error(request, _error_text(error))
         filters = curation.RowFilters()
-    return render(request, "runs/artifact_detail.html", _page_context(request, artifact, filters))
+    try:
+        context = _page_context(request, artifact, filters)
+    except InvalidInputError as error:
+        # A run directory removed by hand, or a file edited outside the site: say so, keep the page.
+        context = {"artifact": artifact, "unreadable": str(error)}
+    return render(request, "runs/artifact_detail.html", context)
 
 
 def _row_response(request: HttpRequest, artifact: Artifact, row_index: int, *, changed: bool) -> HttpResponse:

@@ -92,3 +92,15 @@ def test_discarding_the_draft_forgets_it(researcher_client, artifact):
     assert CurationDraft.objects.count() == 1
     researcher_client.post(f"{base}/curation/discard/")
     assert CurationDraft.objects.count() == 0
+
+
+def test_an_artifact_whose_file_is_gone_says_so_instead_of_failing(researcher_client, researcher, artifact):
+    from webapp.library import curation
+
+    curation.curation_row_mark(artifact=artifact, user=researcher, row_index=0, action="drop")
+    Path(artifact.jsonl_path).unlink()
+    page = researcher_client.get(f"/runs/artifacts/{artifact.pk}/").content.decode()
+    assert "The rows of this artifact cannot be read" in page and "answers.jsonl: cannot open the file" in page
+    refused = researcher_client.post(f"/runs/artifacts/{artifact.pk}/curation/save/", {"name": "v2"}, follow=True)
+    assert "The rows of “answers” cannot be read" in refused.content.decode()
+    assert not Artifact.objects.filter(name="v2").exists()
