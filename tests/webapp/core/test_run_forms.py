@@ -134,7 +134,7 @@ def _estimate_page(data: dict[str, str]) -> str:
 
 def test_the_estimate_shows_its_lines_warnings_notes_and_the_resolved_config():
     page = _estimate_page({"size": "3"})
-    assert "Ready to queue." in page
+    assert "Ready to queue, but read the warning above first." in page  # a warning is pointed at, not buried
     assert (
         '<tr data-key="generations"><th>Generations</th><td class="num">15</td><td class="muted">5 per item</td></tr>'
         in page
