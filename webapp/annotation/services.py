@@ -305,7 +305,9 @@ def judgment_submit(
             judgment.save()
             Assignment.objects.filter(pk=assignment.pk).update(completed_at=now)
             # The judgment that completes the campaign raises campaign.completed, once, after commit.
-            transaction.on_commit(lambda: webhooks_campaign_judged(campaign_id=campaign.pk), robust=True)
+            transaction.on_commit(
+                lambda: webhooks_campaign_judged(campaign_id=campaign.pk, owner_id=campaign.created_by_id), robust=True
+            )
             return judgment
     except IntegrityError:
         # The key was used before (a retry racing the first request, or a resubmission after undo):

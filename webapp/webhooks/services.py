@@ -184,16 +184,23 @@ def webhooks_run_finished(*, run_id: int) -> list[WebhookDelivery]:
     return _raise_event(event=event, subject=f"run:{run.pk}:{run.attempt}", owner_id=run.created_by_id, payload=payload)
 
 
-@transaction.atomic
-def webhooks_campaign_judged(*, campaign_id: int) -> list[WebhookDelivery]:
+def webhooks_campaign_judged(*, campaign_id: int, owner_id: int | None) -> list[WebhookDelivery]:
     """Raise campaign.completed when every item of the campaign has its `overlap` judgments (once per campaign).
 
-    Called after each judgment commits; it costs one small query when nobody listens.
+    Called after each judgment commits, with the campaign's creator; it costs one small query when
+    nobody listens (the common case), so judging stays as fast as it was.
     """
+    if not _hooks_for(Event.CAMPAIGN_COMPLETED, owner_id):
+        return []
+    return _campaign_completed(campaign_id=campaign_id)
+
+
+@transaction.atomic
+def _campaign_completed(*, campaign_id: int) -> list[WebhookDelivery]:
     from webapp.annotation.models import Campaign
 
     campaign = Campaign.objects.filter(pk=campaign_id).first()
-    if campaign is None or not _hooks_for(Event.CAMPAIGN_COMPLETED, campaign.created_by_id):
+    if campaign is None:
         return []
     items = campaign.items.annotate(
         judged=Count("judgments", filter=Q(judgments__withdrawn_at__isnull=True), distinct=True)

@@ -130,7 +130,7 @@ def test_a_campaign_raises_completed_once_with_its_last_judgment(
         expected = 1 if judged == 2 * items - 1 else 0
         assert hook.deliveries.count() == expected, f"after judgment {judged + 1} of {2 * items}"
     with django_capture_on_commit_callbacks(execute=True):
-        services.webhooks_campaign_judged(campaign_id=campaign.pk)
+        services.webhooks_campaign_judged(campaign_id=campaign.pk, owner_id=researcher.pk)
     delivery = hook.deliveries.get()
     assert delivery.event == "campaign.completed" and delivery.subject == f"campaign:{campaign.pk}"
     assert delivery.payload["campaign"] == {**delivery.payload["campaign"], "items": items, "judgments": 2 * items}
