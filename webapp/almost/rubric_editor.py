@@ -12,7 +12,7 @@ from typing import Any
 from webapp.library.models import FewShotSet
 from webapp.registry.models import ModelEntry
 
-from .services import ConfigurationChoice, rubric_default_order
+from .services import ConfigurationChoice, choice_name, rubric_default_order
 
 
 def is_editor_action(action: str) -> bool:
@@ -71,3 +71,53 @@ def _resolve(row: dict[str, str]) -> ConfigurationChoice | None:
     except (ValueError, TypeError, KeyError, ModelEntry.DoesNotExist, FewShotSet.DoesNotExist):
         return None
     return ConfigurationChoice(model=model, shots=shots, demonstration_set=demonstrations)
+
+
+def configuration_records(choices: list[ConfigurationChoice]) -> list[dict[str, Any]]:
+    """The editor's entries as a library rubric stores them (JSON, best first): the configuration's name
+    in the pipeline, and its model and demonstration set by name and id so the editor can open them again."""
+    records: list[dict[str, Any]] = []
+    for choice in choices:
+        record: dict[str, Any] = {
+            "name": choice_name(choice),
+            "model": choice.model.name,
+            "model_id": choice.model.pk,
+            "shots": choice.shots,
+        }
+        if choice.demonstration_set is not None:
+            record["demonstration_set"] = choice.demonstration_set.name
+            record["demonstration_set_id"] = choice.demonstration_set.pk
+        records.append(record)
+    return records
+
+
+def rows_from_records(records: list[Any]) -> tuple[list[dict[str, Any]], list[Any]]:
+    """Editor rows for a stored rubric's configurations, and the records that name no registered model
+    (written by hand or through the API as free text), which the page lists so none is lost unseen."""
+    rows: list[dict[str, Any]] = []
+    unmatched: list[Any] = []
+    for record in records:
+        model = _record_object(record, ModelEntry, "model")
+        if model is None:
+            unmatched.append(record)
+            continue
+        demonstrations = _record_object(record, FewShotSet, "demonstration_set")
+        shots = record.get("shots", record.get("demonstrations", 0))
+        row: dict[str, Any] = {"model": model.pk, "shots": shots if isinstance(shots, int) else 0}
+        if demonstrations is not None:
+            row["demonstration_set"] = demonstrations.pk
+        rows.append(row)
+    return rows, unmatched
+
+
+def _record_object(record: Any, model_class: type[ModelEntry] | type[FewShotSet], key: str) -> Any:
+    """The object a record names by `<key>_id`, else by its name under `key`; None when it names none."""
+    if not isinstance(record, dict):
+        return None
+    by_id = record.get(f"{key}_id")
+    if isinstance(by_id, int):
+        found = model_class.objects.filter(pk=by_id).first()
+        if found is not None:
+            return found
+    by_name = record.get(key)
+    return model_class.objects.filter(name=by_name).first() if isinstance(by_name, str) and by_name else None

@@ -168,7 +168,9 @@ class NestingLimitedJSONField(forms.JSONField):
         )
 
 
-class RubricForm(forms.Form):
+class RubricDetailsForm(forms.Form):
+    """A rubric's name and texts: the rubric page edits its configurations with ALMoST's structured editor."""
+
     name = forms.CharField(max_length=200)
     criteria = forms.CharField(
         widget=forms.Textarea(attrs={"rows": 6}),
@@ -178,6 +180,11 @@ class RubricForm(forms.Form):
     guidelines = forms.CharField(
         widget=forms.Textarea(attrs={"rows": 8}), required=False, help_text="Shown to annotators and LLM judges."
     )
+
+
+class RubricForm(RubricDetailsForm):
+    """A whole rubric, its configurations as JSON: for API clients, which send the list as data."""
+
     configurations = NestingLimitedJSONField(
         required=False,
         initial=list,

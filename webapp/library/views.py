@@ -22,6 +22,8 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from webapp.accounts.permissions import research_required
+from webapp.almost import rubric_editor
+from webapp.almost.forms import RUBRIC_PREFIX, ConfigurationFormSet, rubric_rows
 from webapp.core.forms import add_validation_error
 
 from . import selectors, services
@@ -31,7 +33,7 @@ from .forms import (
     CorpusUploadForm,
     DatasetUploadForm,
     FewShotSetUploadForm,
-    RubricForm,
+    RubricDetailsForm,
     SeedPromptSetUploadForm,
 )
 from .models import Corpus, FewShotSet, Rubric, SeedPromptSet
@@ -267,17 +269,7 @@ def rubric_list(request: HttpRequest) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 @research_required
 def rubric_create(request: HttpRequest) -> HttpResponse:
-    form = RubricForm(request.POST if request.method == "POST" else None)
-    if request.method == "POST" and form.is_valid():
-        try:
-            rubric = services.rubric_create(user=request.user, **form.cleaned_data)
-        except ValidationError as error:
-            add_validation_error(form, error)
-        else:
-            messages.success(request, f"Saved rubric “{rubric}”.")
-            return redirect("library:rubric-detail", pk=rubric.pk)
-    status = 400 if request.method == "POST" else 200
-    return render(request, "library/rubric_form.html", {"form": form, "rubric": None}, status=status)
+    return _rubric_page(request, None)
 
 
 @require_GET
@@ -289,25 +281,48 @@ def rubric_detail(request: HttpRequest, pk: int) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 @research_required
 def rubric_edit(request: HttpRequest, pk: int) -> HttpResponse:
-    rubric = get_object_or_404(Rubric, pk=pk)
-    initial = {
-        "name": rubric.name,
-        "criteria": rubric.criteria,
-        "guidelines": rubric.guidelines,
-        "configurations": rubric.configurations,
-    }
-    form = RubricForm(request.POST if request.method == "POST" else None, initial=initial)
-    if request.method == "POST" and form.is_valid():
+    return _rubric_page(request, get_object_or_404(Rubric, pk=pk))
+
+
+def _rubric_page(request: HttpRequest, rubric: Rubric | None) -> HttpResponse:
+    """The rubric form with ALMoST's structured rubric editor (one editor for both): an editor button
+    (add, sort, up/down/remove) redraws the configurations; any other POST saves the rubric."""
+    context: dict[str, Any] = {"rubric": rubric, "show_errors": True, "unmatched": []}
+    action = request.POST.get("action", "save")
+    if request.method == "GET":
+        if rubric is None:
+            form, rows = RubricDetailsForm(), rubric_editor.initial_rubric()
+        else:
+            form = RubricDetailsForm(
+                initial={"name": rubric.name, "criteria": rubric.criteria, "guidelines": rubric.guidelines}
+            )
+            rows, context["unmatched"] = rubric_editor.rows_from_records(rubric.configurations)
+        editor = ConfigurationFormSet(prefix=RUBRIC_PREFIX, initial=rows)
+        return render(request, "library/rubric_form.html", {**context, "form": form, "editor": editor})
+    form = RubricDetailsForm(request.POST)
+    if rubric_editor.is_editor_action(action):
+        editor = ConfigurationFormSet(
+            prefix=RUBRIC_PREFIX, initial=rubric_editor.rubric_edit(action, rubric_rows(request.POST))
+        )
+        context["show_errors"] = False  # a redraw keeps what was typed but judges nothing yet
+        return render(request, "library/rubric_form.html", {**context, "form": form, "editor": editor})
+    editor = ConfigurationFormSet(request.POST, prefix=RUBRIC_PREFIX)
+    if form.is_valid() and editor.is_valid():
+        choices = [entry.choice() for entry in editor.forms if entry.cleaned_data]
+        values = {**form.cleaned_data, "configurations": rubric_editor.configuration_records(choices)}
         try:
-            services.rubric_update(rubric=rubric, **form.cleaned_data)
+            if rubric is None:
+                rubric = services.rubric_create(user=request.user, **values)
+            else:
+                services.rubric_update(rubric=rubric, **values)
         except ValidationError as error:
-            rubric.refresh_from_db()
+            if rubric is not None:
+                rubric.refresh_from_db()
             add_validation_error(form, error)
         else:
             messages.success(request, f"Saved rubric “{rubric}”.")
             return redirect("library:rubric-detail", pk=rubric.pk)
-    status = 400 if request.method == "POST" else 200
-    return render(request, "library/rubric_form.html", {"form": form, "rubric": rubric}, status=status)
+    return render(request, "library/rubric_form.html", {**context, "form": form, "editor": editor}, status=400)
 
 
 # ---------------------------------------------------------------- training datasets
