@@ -75,7 +75,9 @@ def test_a_valid_post_queues_the_run_says_so_and_goes_to_its_page(created):
     request = _request({"size": "3", "name": "mine"})
     response = _new(request)
     assert response.status_code == 302 and response["Location"] == "/runs/7/"
-    assert created == [{"user": request.user, "kind": "sample", "config": {"size": 3}, "name": "mine"}]
+    assert created == [
+        {"user": request.user, "kind": "sample", "config": {"size": 3}, "name": "mine", "cloned_from": None}
+    ]
     assert [str(message) for message in get_messages(request)] == ["Sample run #7 queued."]
 
 

@@ -96,6 +96,9 @@ def test_three_queued_runs_show_their_place_in_the_queue_and_workers_show_their_
     live_settings, researcher_client, researcher
 ):
     """Real Redis: the runs' jobs wait in the gpu queue in the order they were queued."""
+    import django_rq
+
+    django_rq.get_queue("gpu").empty()  # jobs other tests of this session left in this test Redis database
     prompt_set = prompt_set_of(2, "two")
     runs = [
         services.run_create(user=researcher, kind="generate", config=small_generate_config(prompt_set))
@@ -115,7 +118,6 @@ def test_three_queued_runs_show_their_place_in_the_queue_and_workers_show_their_
     assert [selectors.run_queue_position(PipelineRun.objects.get(pk=run.pk)) for run in runs] == [None, 1, 2]
 
     # A worker on run 2 (as RQ records it), shown on the dashboard with a link to the run.
-    import django_rq
     from rq import Worker
 
     worker = Worker(["gpu"], connection=django_rq.get_connection("gpu"), name="gpu-worker-test")
