@@ -291,7 +291,11 @@ def _error(response: httpx.Response) -> ApiError:
         body: Any = response.json()
     except ValueError:
         body = response.text
-    return ApiError.from_response(response.status_code, body, response.request.method, str(response.request.url))
+    error = ApiError.from_response(response.status_code, body, response.request.method, str(response.request.url))
+    if response.status_code == 429 and response.headers.get("retry-after"):
+        error.detail += f" Try again in {response.headers['retry-after']} s."
+        error.args = (error.describe(),)
+    return error
 
 
 def _without_none(params: dict[str, Any] | None) -> dict[str, Any] | None:

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import django_rq
 import pytest
 
 from refinery_client.cli import main
+from tests.fixtures.services import QUEUES
 from webapp.api.tokens import token_create
 
 
@@ -31,7 +33,7 @@ def client_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 @pytest.fixture
-def api_site(transactional_db: Any, live_server: Any, live_settings: Any, researcher: Any) -> Any:
+def api_site(transactional_db: Any, live_server: Any, live_settings: Any, researcher: Any) -> Iterator[Any]:
     """The live server's URL and a researcher's token; runs it queues land in the test Redis."""
 
     @dataclass
@@ -40,7 +42,9 @@ def api_site(transactional_db: Any, live_server: Any, live_settings: Any, resear
         token: str
         user: Any
 
-    return Site(url=live_server.url, token=token_create(user=researcher, name="cli tests").secret, user=researcher)
+    yield Site(url=live_server.url, token=token_create(user=researcher, name="cli tests").secret, user=researcher)
+    for queue_name in QUEUES:  # jobs of runs this test queued must not reach a later test's worker
+        django_rq.get_queue(queue_name).empty()
 
 
 @pytest.fixture

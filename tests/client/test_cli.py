@@ -115,3 +115,17 @@ def test_read_commands_list_and_show_the_library_and_models(api_site, refinery):
     assert shown["id"] == model.pk and shown["name"] == model.name
     assert refinery(*site, "models", "lineage", str(model.pk)).status == 0
     assert json.loads(refinery(*site, "corpora", "list", "--json").stdout)["count"] == 0
+
+
+def test_a_rate_limited_creation_says_when_to_try_again(api_site, refinery, settings):
+    from webapp.registry.services import model_ensure_embedded
+
+    settings.REFINERY_API_RUN_CREATE_RATE = "1/hour"
+    model_ensure_embedded()  # the form's initial model
+    prompt_set = prompt_set_of(1, "one prompt")
+    create = ("--url", api_site.url, "--token", api_site.token, "runs", "create", "generate")
+    fields = ("--set", f"prompt_set={prompt_set.pk}", "--set", "max_tokens=4")
+    assert refinery(*create, *fields).status == 0
+    limited = refinery(*create, *fields)
+    assert limited.status == 4 and "HTTP 429" in limited.stderr and "Try again in" in limited.stderr
+    assert PipelineRun.objects.count() == 1
