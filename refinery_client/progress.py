@@ -39,9 +39,9 @@ class RunProgress:
 
         if self._bar is None:
             self._bar = tqdm(total=total or None, file=self.stream, unit="item", dynamic_ncols=True, leave=True)
+        self._bar.set_description_str(label, refresh=False)
         if total and self._bar.total != total:  # a new stage counts a new total
             self._bar.reset(total=total)
-        self._bar.set_description_str(label, refresh=False)
         self._bar.n = done
         self._bar.refresh()
 
