@@ -55,6 +55,18 @@
     (box || row).focus();
   });
 
+  // A refused action (a row that no longer exists ...) answers 400 with its reason: show it, swap nothing.
+  document.addEventListener("htmx:responseError", function (event) {
+    var box = document.getElementById("curation-error");
+    if (!box || !rowOf(event.target)) return;
+    box.textContent = event.detail.xhr.responseText || ("The server answered " + event.detail.xhr.status + ".");
+    box.hidden = false;
+  });
+  document.addEventListener("htmx:afterRequest", function (event) {
+    var box = document.getElementById("curation-error");
+    if (box && event.detail.successful && rowOf(event.target)) box.hidden = true;
+  });
+
   // A click on a row's edit or cancel button also remembers the row, so focus follows the swap.
   document.addEventListener("click", function (event) {
     var row = rowOf(event.target);

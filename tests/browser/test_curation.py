@@ -103,3 +103,15 @@ def test_search_filter_drop_edit_and_save_as_a_new_artifact(browser_page, live_s
     assert Path(artifact.jsonl_path).read_text(encoding="utf-8").count("\n") == 40  # the parent is unchanged
     page.locator("#artifact-lineage a").click()
     expect(page.locator("h1")).to_have_text("Artifact “answers”")
+
+    # A refused action (here: a row the artifact does not have) shows its reason, and changes nothing.
+    page.evaluate(
+        """() => {
+        const button = document.querySelector('#row-0 [data-key=f]');
+        button.setAttribute('hx-post', button.getAttribute('hx-post').replace('/rows/0/', '/rows/999/'));
+        htmx.process(button);
+    }"""
+    )
+    page.locator("#row-0 [data-key=f]").click()
+    expect(page.locator("#curation-error")).to_have_text("Row 1000 does not exist: “answers” has 40 rows.")
+    expect(table.locator("tr#row-0")).not_to_have_class(re.compile(r"\bis-flagged\b"))
