@@ -15,6 +15,7 @@ import argparse
 import json
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -148,6 +149,11 @@ def _parser() -> argparse.ArgumentParser:
     download.add_argument("-o", "--output", help="a file, or a directory for the server's file name (default: here)")
     download.set_defaults(handler=_artifacts_download)
 
+    uploads = {
+        "corpora": "JSONL, CSV, Parquet, text, Markdown, HTML, PDF or DOCX files; --set drop_duplicates=true",
+        "prompt-sets": "one prompt per line (.txt) or JSONL/CSV with a prompt column",
+        "datasets": "SFT or preference rows (JSONL, CSV, Parquet); --set purpose=sft|preference",
+    }
     for group_name, text, extra in (
         ("models", "the model registry", ("lineage",)),
         ("corpora", "the library's corpora", ()),
@@ -157,6 +163,13 @@ def _parser() -> argparse.ArgumentParser:
         ("campaigns", "annotation campaigns", ("statistics",)),
     ):
         group = _group(commands, group_name, text)
+        if group_name in uploads:
+            upload = group.add_parser("upload", help=f"upload {uploads[group_name]}")
+            upload.add_argument("files", nargs="+", metavar="FILE")
+            upload.add_argument("--name", required=True)
+            upload.add_argument("--description")
+            upload.add_argument("--set", dest="assignments", action="append", default=[], metavar="FIELD=VALUE")
+            upload.set_defaults(handler=_uploader(group_name))
         listing = group.add_parser("list", help=f"{text}: list")
         listing.add_argument("--limit", type=int, default=50)
         listing.add_argument("--offset", type=int, default=0)
@@ -317,6 +330,20 @@ def _reader(group: str, operation: str) -> Callable[[RefineryClient, argparse.Na
         return _print_json(method(arguments.object_id))
 
     return read
+
+
+def _uploader(group: str) -> Callable[[RefineryClient, argparse.Namespace], int]:
+    def upload(client: RefineryClient, arguments: argparse.Namespace) -> int:
+        for file in arguments.files:
+            if not Path(file).is_file():
+                raise UsageError(f"{file}: no such file")
+        resource = getattr(client, group.replace("-", "_"))
+        fields = {"description": arguments.description, **parse_assignments(arguments.assignments)}
+        created = resource.upload(*arguments.files, name=arguments.name, **fields)
+        print(f"Uploaded {group} #{created['id']} {created.get('name', '')}", file=sys.stderr)
+        return _print_json(created)
+
+    return upload
 
 
 def _print_json(value: Any) -> int:

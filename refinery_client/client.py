@@ -7,6 +7,7 @@ per field). Downloads stream to a file, so a large artifact never sits in memory
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
 import time
@@ -188,6 +189,15 @@ class _ReadOnly(_Resource):
         return self._client.request("GET", f"{self.path}/{object_id}")
 
 
+class _Uploadable(_ReadOnly):
+    def upload(self, *files: str | Path, name: str, **form_fields: Any) -> dict[str, Any]:
+        """Upload file(s) with the page's form fields (multipart); the import's refusals come back per field."""
+        data = {key: _form_value(value) for key, value in {"name": name, **form_fields}.items() if value is not None}
+        with contextlib.ExitStack() as open_files:
+            parts = [("file", (Path(file).name, open_files.enter_context(Path(file).open("rb")))) for file in files]
+            return self._client.request("POST", self.path, data=data, files=parts)
+
+
 class Models(_ReadOnly):
     path = "/models"
 
@@ -195,15 +205,15 @@ class Models(_ReadOnly):
         return self._client.request("GET", f"{self.path}/{model_id}/lineage")
 
 
-class Corpora(_ReadOnly):
+class Corpora(_Uploadable):
     path = "/corpora"
 
 
-class SeedPromptSets(_ReadOnly):
+class SeedPromptSets(_Uploadable):
     path = "/seed-prompt-sets"
 
 
-class Datasets(_ReadOnly):
+class Datasets(_Uploadable):
     path = "/datasets"
 
 
@@ -296,6 +306,13 @@ def _error(response: httpx.Response) -> ApiError:
         error.detail += f" Try again in {response.headers['retry-after']} s."
         error.args = (error.describe(),)
     return error
+
+
+def _form_value(value: Any) -> str:
+    """A multipart form value as a Django form reads it (booleans as "on"/"")."""
+    if isinstance(value, bool):
+        return "on" if value else ""
+    return str(value)
 
 
 def _without_none(params: dict[str, Any] | None) -> dict[str, Any] | None:

@@ -129,3 +129,26 @@ def test_a_rate_limited_creation_says_when_to_try_again(api_site, refinery, sett
     limited = refinery(*create, *fields)
     assert limited.status == 4 and "HTTP 429" in limited.stderr and "Try again in" in limited.stderr
     assert PipelineRun.objects.count() == 1
+
+
+def test_uploads_create_library_objects_and_a_refused_file_is_named(api_site, refinery, tmp_path):
+    from webapp.library.models import SeedPromptSet
+
+    site = ("--url", api_site.url, "--token", api_site.token)
+    prompts = tmp_path / "prompts.txt"
+    prompts.write_text("What is a list?\nWhat is a tuple?\n")
+    uploaded = refinery(*site, "prompt-sets", "upload", str(prompts), "--name", "two questions")
+    assert uploaded.status == 0, uploaded.stderr
+    created = SeedPromptSet.objects.get(name="two questions")
+    assert json.loads(uploaded.stdout)["id"] == created.pk
+    assert list(created.prompts.order_by("position").values_list("text", flat=True)) == [
+        "What is a list?",
+        "What is a tuple?",
+    ]
+
+    rows = tmp_path / "not-sft.jsonl"
+    rows.write_text('{"colour": "blue"}\n')
+    refused = refinery(*site, "datasets", "upload", str(rows), "--name", "bad rows", "--set", "purpose=sft")
+    assert refused.status == 2 and "HTTP 422" in refused.stderr and "not-sft.jsonl" in refused.stderr
+    missing = refinery(*site, "corpora", "upload", str(tmp_path / "absent.jsonl"), "--name", "nothing")
+    assert missing.status == 2 and "absent.jsonl: no such file" in missing.stderr
