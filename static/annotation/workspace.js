@@ -11,6 +11,7 @@
   var itemStartedAt = Date.now();
   var pendingDraftKey = null;
   var ticker = null;
+  var keyHintTimer = null;
 
   function workspace() { return document.getElementById("workspace"); }
   function judgeForm() { return document.getElementById("ws-form"); }
@@ -89,6 +90,24 @@
     if (hint) hint.hidden = !flagMode;
   }
 
+  // A key pressed while the next item is on its way is never applied to an item the annotator has not
+  // seen (nor lost unseen): the hint outside the workspace says which key was ignored and why.
+  function showIgnoredKey(key) {
+    var hint = document.getElementById("ws-key-hint");
+    if (!hint) return;
+    hint.textContent = "\u201c" + key + "\u201d was not applied: the next item was still loading. Read it, then press your choice again.";
+    hint.hidden = false;
+    if (keyHintTimer) window.clearTimeout(keyHintTimer);
+    keyHintTimer = window.setTimeout(hideIgnoredKey, 8000);
+  }
+
+  function hideIgnoredKey() {
+    var hint = document.getElementById("ws-key-hint");
+    if (hint) hint.hidden = true;
+    if (keyHintTimer) window.clearTimeout(keyHintTimer);
+    keyHintTimer = null;
+  }
+
   function toggleHelp(force) {
     var help = document.getElementById("ws-help");
     if (help) help.hidden = force === undefined ? !help.hidden : !force;
@@ -103,7 +122,7 @@
     if (ticker) window.clearInterval(ticker);
     ticker = window.setInterval(function () { tick(); if (judgeForm() && itemSeconds() % 5 < 1) saveDraft(); }, 1000);
     tick();
-    // Keys pressed before this point are dropped (busy): say when the new item takes them.
+    // Keys pressed before this point were ignored with a hint (busy): say when the new item takes them.
     if (form) form.dataset.ready = "true";
   }
 
@@ -118,7 +137,12 @@
     var key = event.key;
     if (key === "?") { toggleHelp(); event.preventDefault(); return; }
     if (key === "Escape") { toggleHelp(false); setFlagMode(false); return; }
-    if (busy) { event.preventDefault(); return; }
+    if (busy) {
+      event.preventDefault();
+      if (key.length === 1) showIgnoredKey(key);
+      return;
+    }
+    if (key.length === 1) hideIgnoredKey();
     var form = judgeForm();
     if (key === "u") {
       var undo = document.querySelector("#ws-undo button[type=submit]");
