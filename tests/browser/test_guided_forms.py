@@ -101,6 +101,10 @@ def test_dropdowns_offer_only_fitting_datasets_and_an_empty_one_links_to_where_t
     page.goto(f"{live_server.url}/training/new/")
     options = page.locator("select[name=dataset] option").all_inner_texts()
     assert sorted(options[1:]) == ["prefs (imported) — 2 rows", "qa-sft (imported) — 3 rows"]
+    visible = "select[name=dataset] option[data-fits]:not([hidden])"
+    assert page.locator(visible).all_inner_texts() == ["qa-sft (imported) — 3 rows"]  # the SFT trainer, first
+    page.select_option("select[name=trainer]", value="preference")
+    assert page.locator(visible).all_inner_texts() == ["prefs (imported) — 2 rows"]
     page.goto(f"{live_server.url}/annotation/new/")
     assert page.locator("select[name=artifact] option").all_inner_texts()[1:] == ["prefs (imported) — 2 rows"]
 

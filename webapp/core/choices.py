@@ -131,11 +131,39 @@ class EmptyChoiceHint:
         return reverse(self.empty_url_name) if self.empty_url_name else ""
 
 
-class DatasetChoiceField(EmptyChoiceHint, forms.ModelChoiceField):
-    """A dataset dropdown offering only the artifacts of one shape, labelled with origin and row count."""
+class ShapeTaggedSelect(forms.Select):
+    """A dataset select whose options say which uses they fit (`data-fits="sft"`), and which field picks the use.
 
-    def __init__(self, *, shape: str, **kwargs: Any) -> None:
+    Why: training's dropdown holds SFT and preference data and its trainer field picks between them;
+    the page's script (static/js/dataset_fit.js) hides the options the chosen trainer cannot use, by
+    the same rule the service checks.
+    """
+
+    def __init__(self, *, follows: str, uses: Sequence[str], **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.uses = tuple(uses)
+        self.attrs["data-fit-follows"] = follows
+
+    def create_option(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        option = super().create_option(*args, **kwargs)
+        instance = getattr(option["value"], "instance", None)
+        if instance is not None:
+            fits = [use for use in self.uses if dataset_fits(use, instance.columns)]
+            option["attrs"]["data-fits"] = " ".join(fits)
+        return option
+
+
+class DatasetChoiceField(EmptyChoiceHint, forms.ModelChoiceField):
+    """A dataset dropdown offering only the artifacts of one shape, labelled with origin and row count.
+
+    `follows=("trainer", ("sft", "preference", "reward"))`: another field of the form picks which of
+    these uses applies, and the page offers only the datasets that fit its current choice.
+    """
+
+    def __init__(self, *, shape: str, follows: tuple[str, Sequence[str]] | None = None, **kwargs: Any) -> None:
         kwargs.setdefault("queryset", datasets_of_shape(shape))
+        if follows is not None:
+            kwargs.setdefault("widget", ShapeTaggedSelect(follows=follows[0], uses=follows[1]))
         super().__init__(**kwargs)
         self.shape = shape
         self.empty_text = f"No {DATASET_SHAPES[shape].description} dataset yet: {DATASET_SHAPES[shape].make_hint}."

@@ -119,6 +119,7 @@ class TrainingRunForm(GuidedFormMixin, forms.Form):
     )
     dataset = DatasetChoiceField(
         shape="training",
+        follows=("trainer", [value for value, _label in TRAINER_CHOICES]),
         help_text="An imported or produced dataset shaped for training: SFT (prompt/response, messages, "
         "question/answer) or preference (prompt/chosen/rejected); the trainer chosen above checks which.",
     )
