@@ -20,6 +20,7 @@ from webapp.runs.models import PipelineRun
 from webapp.webhooks import services
 from webapp.webhooks.models import Event, WebhookDelivery
 from webapp.webhooks.signing import signature_valid
+from workers.webhooks import deliver_webhook_job
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
@@ -133,3 +134,61 @@ def test_a_receiver_that_never_answers_2xx_is_given_up_after_the_last_delay(
     assert delivery.response_code == 500 and "HTTP 500" in delivery.error
     run.refresh_from_db()
     assert run.status == PipelineRun.Status.SUCCEEDED  # the run never waited on its hook
+
+
+@pytest.fixture
+def one_delivery(researcher, live_settings, settings):
+    """`one_delivery(url)`: a hook to `url` and the delivery of one failed run, its job left unrun (the test runs it)."""
+    import django_rq
+
+    settings.REFINERY_WEBHOOK_ALLOW_PRIVATE = True
+    settings.REFINERY_WEBHOOK_RETRY_SECONDS = [60]
+    queue = django_rq.get_queue("default")
+
+    def make(url: str) -> WebhookDelivery:
+        hook = services.webhook_create(owner=researcher, url=url, events=[Event.RUN_FAILED])
+        run_services.run_mark_failed(run_id=_running_run(researcher).pk, error="boom")
+        queue.empty()
+        return hook.deliveries.get()
+
+    yield make
+    queue.empty()
+
+
+def test_a_redirect_is_not_followed(one_delivery, webhook_receiver):
+    elsewhere = webhook_receiver()
+    redirecting = webhook_receiver(redirect_to=elsewhere.url)
+    delivery = one_delivery(redirecting.url)
+
+    assert "retrying in 60 s" in deliver_webhook_job(delivery.pk)
+
+    attempt = delivery.attempts.get()
+    assert attempt.response_code == 302 and "redirects are not followed" in attempt.error
+    assert len(redirecting.received()) == 1 and elsewhere.received() == []
+
+
+def test_a_url_the_policy_no_longer_allows_is_refused_before_sending(one_delivery, webhook_receiver, settings):
+    receiver = webhook_receiver()
+    delivery = one_delivery(receiver.url)
+    settings.REFINERY_WEBHOOK_ALLOW_PRIVATE = False  # the operator turned it off after the hook was registered
+
+    deliver_webhook_job(delivery.pk)
+
+    attempt = delivery.attempts.get()
+    assert attempt.response_code is None and attempt.error.startswith("Refused before sending")
+    assert receiver.received() == []
+
+
+def test_a_receiver_slower_than_the_timeout_is_a_failed_attempt(one_delivery, webhook_receiver, settings):
+    settings.REFINERY_WEBHOOK_TIMEOUT_SECONDS = 1
+    receiver = webhook_receiver(delay_seconds=3)
+    delivery = one_delivery(receiver.url)
+
+    started = time.monotonic()
+    deliver_webhook_job(delivery.pk)
+
+    assert time.monotonic() - started < 2.5
+    attempt = delivery.attempts.get()
+    assert attempt.response_code is None and "Timeout" in attempt.error
+    delivery.refresh_from_db()
+    assert delivery.status == WebhookDelivery.Status.RETRYING
