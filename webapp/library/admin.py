@@ -5,6 +5,7 @@ from django.contrib import admin
 from .models import (
     Artifact,
     Corpus,
+    CurationDraft,
     Document,
     FewShotExample,
     FewShotSet,
@@ -89,5 +90,14 @@ class RubricAdmin(admin.ModelAdmin):
 
 @admin.register(Artifact)
 class ArtifactAdmin(admin.ModelAdmin):
-    list_display = ("name", "kind", "run", "row_count", "created_at")
+    list_display = ("name", "kind", "run", "parent", "row_count", "created_at")
     list_filter = ("kind",)
+    raw_id_fields = ("run", "parent", "created_by")
+
+
+@admin.register(CurationDraft)
+class CurationDraftAdmin(admin.ModelAdmin):
+    """Drafts in progress (webapp/library/curation.py), to see who is curating what."""
+
+    list_display = ("artifact", "user", "updated_at")
+    raw_id_fields = ("artifact", "user")
