@@ -232,18 +232,29 @@ def curation_page(
 ) -> CurationPage:
     """One page of the rows that match, read by streaming the JSONL (never all rows in memory).
 
-    Without a filter the page stops reading at its last row; with one, the file is read once to
-    count the matches (so the pager is right) and again up to the page's last match.
+    Without a filter the page stops reading at its last row. With one, a single pass counts the
+    matches (so the pager is right) and keeps the requested page's; only a page number past the
+    end (the pager then shows the last page) costs a second pass.
     """
-    match_count = artifact.row_count
+    try:
+        requested = max(1, int(page_number or 1))
+    except (TypeError, ValueError):
+        requested = 1  # as Paginator.get_page reads a page number that is not one
+    first = (requested - 1) * PAGE_SIZE
+    kept: list[tuple[int, dict[str, Any]]] = []
     if filters.active:
-        match_count = sum(1 for _ in _matching_rows(artifact, draft, filters))
+        match_count = 0
+        for position, (index, row) in enumerate(_matching_rows(artifact, draft, filters)):
+            if first <= position < first + PAGE_SIZE:
+                kept.append((index, row))
+            match_count = position + 1
+    else:
+        match_count = artifact.row_count
     page = Paginator(range(match_count), PAGE_SIZE).get_page(page_number)
-    start = page.start_index() - 1 if match_count else 0
-    rows = [
-        _curation_row(artifact, draft, index, row)
-        for index, row in islice(_matching_rows(artifact, draft, filters), start, start + PAGE_SIZE)
-    ]
+    if not filters.active or page.number != requested:
+        start = page.start_index() - 1 if match_count else 0
+        kept = list(islice(_matching_rows(artifact, draft, filters), start, start + PAGE_SIZE))
+    rows = [_curation_row(artifact, draft, index, row) for index, row in kept]
     return CurationPage(rows=rows, page=page, match_count=match_count, filters=filters)
 
 

@@ -93,6 +93,8 @@ def test_pages_search_text_filter_a_column_and_show_a_status(tmp_path, researche
     assert [row.index for row in page(q="cast-iron").rows] == [5]  # search reads the edited text
     odd = page(2, column="score", value="1")  # a filtered page: the 26th odd row onwards
     assert odd.match_count == 30 and [row.index for row in odd.rows] == list(range(51, 60, 2))
+    past_the_end = page(9, column="score", value="1")  # the pager shows the last page instead
+    assert past_the_end.page.number == 2 and past_the_end.rows == odd.rows
     assert [row.index for row in page(show="dropped").rows] == [3] and page(show="kept").match_count == 59
     edited = page(show="edited").rows
     assert [(row.index, row.cells[1].text, row.cells[1].edited) for row in edited] == [(5, "Use a cast-iron pan", True)]
