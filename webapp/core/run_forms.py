@@ -57,7 +57,7 @@ from django.shortcuts import redirect, render
 
 from pipelines.errors import InvalidConfigError
 from webapp.core.forms import add_validation_error
-from webapp.runs.clone import clone_form, clone_source
+from webapp.runs.clone import clone_form, clone_notice, clone_source
 from webapp.runs.services import run_create
 
 FormType = TypeVar("FormType", bound=forms.Form)
@@ -127,9 +127,7 @@ def new_run_response(
             return redirect(run)
     elif source is not None:
         form = clone_form(form, source)
-        messages.info(
-            request, f"The form holds the settings of run #{source.pk} ({source}): edit them and queue a new run."
-        )
+        messages.info(request, clone_notice(source))
         return render(request, template, {"form": form, **_page_context(context, form), "cloned_from": source})
     return render(request, template, {"form": form, **_page_context(context, form)}, status=400 if form.errors else 200)
 

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from pipelines.evaluation.config import EvaluationConfig
 from pipelines.evaluation.stages import evaluation_stages
-from webapp.runs.registry import RunKind, RunSection
+from webapp.runs.registry import RunClone, RunKind, RunSection
 
 from . import run_page
+from .clone import evaluation_form_data
 
 EVALUATION = RunKind(
     kind="evaluation",
@@ -14,5 +15,6 @@ EVALUATION = RunKind(
     queue="gpu",
     job="workers.kinds.evaluation.prepare",
     section=RunSection(template=run_page.TEMPLATE, context=run_page.context),
+    clone=RunClone(form_url="evaluation:new", form_data=evaluation_form_data),
     stages=lambda config: evaluation_stages(EvaluationConfig.from_dict(config["evaluation"])),
 )

@@ -24,6 +24,7 @@ from webapp.library.models import Artifact, Rubric, SeedPromptSet
 from webapp.library.parsers.reading import ImportProblem, jsonl_objects
 from webapp.registry.models import ModelEntry
 from webapp.runs import services as run_services
+from webapp.runs.models import PipelineRun
 
 from .models import CachedAnswer, Evaluation
 
@@ -221,8 +222,12 @@ def evaluation_create(
     prompt_source: str = "",
     rubric: Rubric | None = None,
     name: str = "",
+    cloned_from: PipelineRun | None = None,
 ) -> Evaluation:
-    """Save the evaluation and queue its run (on the gpu queue: answering and judging load models)."""
+    """Save the evaluation and queue its run (on the gpu queue: answering and judging load models).
+
+    `cloned_from`: the run whose settings the form started from (Clone and edit), noted on the new run.
+    """
     if (prompt_set is None) == (not imported_prompts):
         raise ValidationError({"prompt_set": "Choose a prompt set or import a JSONL file of prompts (one of the two)."})
     if prompt_set is not None and not prompt_set.prompts.exists():
@@ -245,6 +250,7 @@ def evaluation_create(
         kind="evaluation",
         config={"evaluation_id": evaluation.pk, "evaluation": config.to_dict()},
         name=name or f"Evaluation #{evaluation.pk}",
+        cloned_from=cloned_from,
     )
     evaluation.run = run
     evaluation.save(update_fields=["run"])

@@ -13,8 +13,10 @@ from webapp.accounts.permissions import research_required
 from webapp.core.forms import add_validation_error
 from webapp.library.uploads import size_limited_uploads, upload_on_disk
 from webapp.registry.models import ModelEntry
+from webapp.runs.clone import clone_form, clone_notice, clone_source
 
 from . import selectors, services
+from .clone import cloned_prompts
 from .forms import EvaluationForm
 from .models import Evaluation
 
@@ -41,7 +43,17 @@ def evaluation_new(request: HttpRequest) -> HttpResponse:
     if request.method == "POST" and request.upload_limit.declared_problem:
         messages.error(request, request.upload_limit.declared_problem)
         return render(request, "evaluation/new.html", {"form": EvaluationForm()}, status=400)
+    source = clone_source(request)  # Clone and edit: ?from_run=<id> (webapp/runs/clone.py)
     form = EvaluationForm(request.POST or None, request.FILES or None)
+    if request.method == "GET" and source is not None:
+        form = clone_form(form, source)
+        messages.info(request, clone_notice(source))
+        imported, where = cloned_prompts(source.config)
+        if imported:
+            messages.info(
+                request, f"Its {len(imported)} prompts imported from {where} are asked again unless you choose a "
+                "prompt set or a file."
+            )
     if request.method == "POST":
         size_problem = request.upload_limit.problem(request.FILES.get("prompts_file"))
         if size_problem:
@@ -51,9 +63,12 @@ def evaluation_new(request: HttpRequest) -> HttpResponse:
         try:
             imported: list[str] = []
             upload = data.get("prompts_file")
+            prompt_source = upload.name if upload is not None else ""
             if upload is not None:
                 with upload_on_disk(upload) as path:
                     imported = services.parse_imported_prompts(path, file_name=upload.name)
+            elif source is not None and data.get("prompt_set") is None:
+                imported, prompt_source = cloned_prompts(source.config)  # the clone asks the same prompts
             config, candidates, baseline = services.evaluation_config_build(
                 candidate_models=list(data["candidate_models"]),
                 candidate_artifacts=list(data["candidate_artifacts"]),
@@ -78,9 +93,10 @@ def evaluation_new(request: HttpRequest) -> HttpResponse:
                 judge=data["judge"],
                 prompt_set=data.get("prompt_set"),
                 imported_prompts=imported,
-                prompt_source=upload.name if upload is not None else "",
+                prompt_source=prompt_source,
                 rubric=data.get("rubric"),
                 name=data["name"],
+                cloned_from=source,
             )
         except ValidationError as error:
             add_validation_error(form, error)

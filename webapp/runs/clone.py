@@ -84,11 +84,9 @@ def clone_form_data(kind: str, config: Mapping[str, Any], *, fields: Iterable[st
     clone = run_kind(kind).clone
     if clone is None:
         raise ValueError(f"runs of kind {kind!r} cannot be cloned (its RunKind declares no clone)")
-    named = [name for name in fields if name not in SKIPPED_FIELDS]
-    data = config_form_data(config, named, paths=clone.paths)
-    if clone.form_data is not None:
-        data.update(clone.form_data(dict(config)))
-    return data
+    declared = clone.form_data(dict(config)) if clone.form_data is not None else {}
+    named = [name for name in fields if name not in SKIPPED_FIELDS and name not in declared]
+    return {**config_form_data(config, named, paths=clone.paths), **declared}
 
 
 def clone_source(request: HttpRequest) -> PipelineRun | None:
@@ -140,14 +138,20 @@ def clone_form(form: forms.Form, source: PipelineRun) -> forms.Form:
     bound.is_valid()
     for name, field in bound.fields.items():
         value = data.get(name)
-        if isinstance(field, forms.ModelChoiceField) and name in bound.errors and value not in (None, ""):
+        if isinstance(field, forms.ModelChoiceField) and name in bound.errors and value not in (None, "", []):
+            used = ", ".join(f"#{item}" for item in value) if isinstance(value, list | tuple) else f"#{value}"
             bound.errors[name] = bound.error_class(
                 [
-                    f"Run #{source.pk} used {field.label or name} #{value}, which no longer exists or can no "
+                    f"Run #{source.pk} used {field.label or name} {used}, which no longer exists or can no "
                     "longer be used here: choose another."
                 ]
             )
     return bound
+
+
+def clone_notice(source: PipelineRun) -> str:
+    """What the form page says above a clone's form."""
+    return f"The form holds the settings of run #{source.pk} ({source}): edit them and queue a new run."
 
 
 def _initial_data(form: forms.Form) -> dict[str, Any]:

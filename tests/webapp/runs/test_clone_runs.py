@@ -175,6 +175,24 @@ def _almost(tmp_path: Path) -> tuple[str, dict]:
     return "/almost/new/", data
 
 
+def _evaluation(tmp_path: Path) -> tuple[str, dict]:
+    model = model_ensure_embedded()
+    return "/evaluations/new/", {
+        "candidate_models": [model.pk],
+        "baseline_model": model.pk,
+        "prompt_set": prompt_set_of(2, "two").pk,
+        "judge": model.pk,
+        "max_tokens": 24,
+        "candidate_temperature": 0.9,
+        "baseline_temperature": 0.2,
+        "seed": 4,
+        "judge_method": "text",
+        "judge_max_tokens": 8,
+        "judge_retries": 1,
+        "bootstrap_rounds": 300,
+    }
+
+
 FORMS = {
     "generate": _generate,
     "aft_inference": _aft_inference,
@@ -185,7 +203,14 @@ FORMS = {
     "train_reward": _training("reward", eval_fraction="0.2"),
     "augcon": _augcon,
     "almost": _almost,
+    "evaluation": _evaluation,
 }
+SAME_EXCEPT = {"evaluation": "evaluation_id"}
+"""Config keys a clone has of its own: an evaluation's new Evaluation row."""
+
+
+def _settings(run: PipelineRun) -> dict:
+    return {key: value for key, value in run.config.items() if key != SAME_EXCEPT.get(run.kind)}
 
 
 def _posted(form) -> dict[str, list]:  # type: ignore[no-untyped-def]
@@ -224,8 +249,23 @@ def test_a_cloned_run_queues_the_same_config_and_records_where_it_came_from(rese
     again = researcher_client.post(clone_link(source), _posted(form))
     assert again.status_code == 302, again.context["form"].errors if again.context else again
     clone = PipelineRun.objects.exclude(pk=source.pk).get()
-    assert (clone.kind, clone.config) == (source.kind, source.config)
+    assert (clone.kind, _settings(clone)) == (source.kind, _settings(source))
     assert clone.parent == source and clone.summary == {"cloned_from": source.pk}
+
+
+def test_a_cloned_evaluation_asks_the_prompts_its_source_imported(researcher_client, tmp_path):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    url, fields = _evaluation(tmp_path)
+    upload = SimpleUploadedFile("asked.jsonl", b'{"prompt": "Say hi."}\n{"prompt": "Say bye."}\n')
+    researcher_client.post(url, {**fields, "prompt_set": "", "prompts_file": upload})
+    source = _finish(PipelineRun.objects.get())
+    page = researcher_client.get(clone_link(source))
+    assert "Its 2 prompts imported from asked.jsonl are asked again" in page.content.decode()
+    researcher_client.post(clone_link(source), _posted(page.context["form"]))
+    clone = PipelineRun.objects.exclude(pk=source.pk).get()
+    assert clone.evaluation.imported_prompts == ["Say hi.", "Say bye."]
+    assert clone.evaluation.prompt_source == "asked.jsonl" and clone.parent == source
 
 
 def test_an_edited_clone_changes_only_what_was_edited(researcher_client, tmp_path):
