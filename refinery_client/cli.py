@@ -38,7 +38,14 @@ class UsageError(Exception):
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
-    arguments = parser.parse_args(argv)
+    arguments, extra = parser.parse_known_args(argv)
+    if extra:
+        if getattr(arguments, "handler", None) is not _runs_create:
+            parser.error(f"unrecognized arguments: {' '.join(extra)}")
+        try:
+            arguments.assignments += field_options(extra)
+        except UsageError as wrong:
+            parser.error(str(wrong))
     if not hasattr(arguments, "handler"):
         parser.print_help(sys.stderr)
         return EXIT_REFUSED
@@ -73,7 +80,9 @@ def _fail(message: str, status: int) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="refinery", description="Refinery from the command line (docs/cli.md).")
+    parser = argparse.ArgumentParser(
+        prog="refinery", description="Refinery from the command line (docs/cli.md).", allow_abbrev=False
+    )
     parser.add_argument("--url", help="the site, e.g. http://127.0.0.1:8000 (default: $REFINERY_URL or the login file)")
     parser.add_argument("--token", help="a personal API token (default: $REFINERY_TOKEN or the login file)")
     parser.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for each answer (default 60)")
@@ -87,7 +96,7 @@ def _parser() -> argparse.ArgumentParser:
     runs = _group(commands, "runs", "runs of every kind")
     kinds = runs.add_parser("kinds", help="the run kinds and their presets")
     kinds.set_defaults(handler=_runs_kinds)
-    create = runs.add_parser("create", help="queue a run, validated like its form")
+    create = runs.add_parser("create", help="queue a run, validated like its form", allow_abbrev=False)
     create.add_argument("kind", help="a run kind (see `refinery runs kinds`), e.g. generate, augcon, spin, train_sft")
     create.add_argument("--preset", help="a preset of the kind; --preset '' for none (the paper's defaults)")
     create.add_argument(
@@ -96,7 +105,8 @@ def _parser() -> argparse.ArgumentParser:
         action="append",
         default=[],
         metavar="FIELD=VALUE",
-        help="a form field; VALUE is read as JSON when it parses (3, true, [1,2]) and as text otherwise; repeatable",
+        help="a form field; VALUE is read as JSON when it parses (3, true, [1,2]) and as text otherwise; repeatable. "
+        "--FIELD VALUE says the same (--corpus 3 --max-tokens 64)",
     )
     create.add_argument("--name", default="", help="the run's name")
     create.add_argument(
@@ -194,6 +204,25 @@ def _group(commands: Any, name: str, text: str) -> Any:
 
 def _json_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print the API's JSON instead of text")
+
+
+def field_options(tokens: list[str]) -> list[str]:
+    """`runs create`'s other options as FIELD=VALUE: `--corpus 3 --max-tokens=64` is `--set corpus=3 --set max_tokens=64`."""
+    assignments = []
+    position = 0
+    while position < len(tokens):
+        token = tokens[position]
+        if not token.startswith("--") or len(token) == 2:
+            raise UsageError(f"unexpected {token!r}: give form fields as --FIELD VALUE or --set FIELD=VALUE")
+        name, separator, value = token[2:].partition("=")
+        if not separator:
+            if position + 1 >= len(tokens) or tokens[position + 1].startswith("--"):
+                raise UsageError(f"--{name} needs a value (--{name} VALUE)")
+            position += 1
+            value = tokens[position]
+        assignments.append(f"{name.replace('-', '_')}={value}")
+        position += 1
+    return assignments
 
 
 def parse_assignments(assignments: list[str]) -> dict[str, Any]:

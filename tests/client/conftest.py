@@ -53,7 +53,10 @@ def refinery(client_config: Path, capsys: pytest.CaptureFixture[str]) -> Callabl
 
     def run(*arguments: str) -> CommandResult:
         capsys.readouterr()
-        status = main(list(arguments))
+        try:
+            status = main(list(arguments))
+        except SystemExit as exit_:  # argparse refuses a command line by exiting 2
+            status = int(exit_.code or 0)
         captured = capsys.readouterr()
         return CommandResult(status, captured.out, captured.err)
 

@@ -152,3 +152,22 @@ def test_uploads_create_library_objects_and_a_refused_file_is_named(api_site, re
     assert refused.status == 2 and "HTTP 422" in refused.stderr and "not-sft.jsonl" in refused.stderr
     missing = refinery(*site, "corpora", "upload", str(tmp_path / "absent.jsonl"), "--name", "nothing")
     assert missing.status == 2 and "absent.jsonl: no such file" in missing.stderr
+
+
+def test_form_fields_may_be_given_as_their_own_options(api_site, refinery):
+    from webapp.registry.services import model_ensure_embedded
+
+    model_ensure_embedded()
+    prompt_set = prompt_set_of(2, "two")
+    site = ("--url", api_site.url, "--token", api_site.token)
+    result = refinery(
+        *site, "runs", "create", "generate", "--prompt-set", str(prompt_set.pk), "--max-tokens=5", "--n", "2",
+        "--name", "by options", "--json",
+    )  # fmt: skip
+    assert result.status == 0, result.stderr
+    run = PipelineRun.objects.get(pk=json.loads(result.stdout)["id"])
+    sampling = run.config["generate"]["sampling"]
+    assert (sampling["max_tokens"], sampling["n"], run.name) == (5, 2, "by options")
+    dangling = refinery(*site, "runs", "create", "generate", "--max-tokens")
+    assert dangling.status == 2 and "--max-tokens needs a value" in dangling.stderr
+    assert refinery(*site, "runs", "list", "--bogus", "1").status == 2
