@@ -12,8 +12,12 @@ from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver
 
 PUBLIC = {"login", "healthz"}
-OPEN_TO_ALL = {"home", "logout"}
+OPEN_TO_ALL = {"home", "logout", "api-tokens", "api-token-revoke", "api-v1:openapi-view"}
 ADMIN_PREFIXES = ("admin/",)
+# The JSON API's operations answer 401/403 JSON instead of the login redirect and the error page: they
+# have their own matrix (test_api_permission_matrix.py). Its docs page is a page, and stays here.
+API_PREFIX = "api/v1/"
+API_PAGES = {"api-v1:openapi-view"}
 # Pages that answer a researcher's GET with 404 in the empty test database, and only those: each names
 # an object in its URL (the sample path asks for id 1, or run 1's AugCon document "jsonl") that does
 # not exist. A 404 from any other page is a view that fails for everyone, not "not refused".
@@ -64,7 +68,13 @@ def _concrete(route: str) -> str | None:
 
 
 ROUTES = {name: route for route, name in _walk(get_resolver().url_patterns)}
-ALL_URLS = sorted({(path, name) for route, name in _walk(get_resolver().url_patterns) if (path := _concrete(route))})
+ALL_URLS = sorted(
+    {
+        (path, name)
+        for route, name in _walk(get_resolver().url_patterns)
+        if (path := _concrete(route)) and (not route.startswith(API_PREFIX) or name in API_PAGES)
+    }
+)
 APP_URLS = [(path, name) for path, name in ALL_URLS if not path.lstrip("/").startswith(ADMIN_PREFIXES)]
 ADMIN_URLS = [(path, name) for path, name in ALL_URLS if path.lstrip("/").startswith(ADMIN_PREFIXES)]
 
