@@ -44,6 +44,12 @@ def test_search_filter_drop_edit_and_save_as_a_new_artifact(browser_page, live_s
     artifact = artifact_register(run=None, name="answers", kind=Artifact.Kind.SFT, jsonl_path=path)
     django_user_model.objects.create_user(username="cora", password=PASSWORD, role="researcher")
     page, base = browser_page, live_server.url
+    script_problems: list[str] = []  # exceptions in our scripts, and anything the CSP blocked
+    page.on("pageerror", lambda error: script_problems.append(str(error)))
+    page.on(
+        "console",
+        lambda message: script_problems.append(message.text) if "Content Security Policy" in message.text else None,
+    )
     _log_in(page, base, "cora")
 
     page.goto(f"{base}{artifact.get_absolute_url()}")
@@ -115,3 +121,4 @@ def test_search_filter_drop_edit_and_save_as_a_new_artifact(browser_page, live_s
     page.locator("#row-0 [data-key=f]").click()
     expect(page.locator("#curation-error")).to_have_text("Row 1000 does not exist: “answers” has 40 rows.")
     expect(table.locator("tr#row-0")).not_to_have_class(re.compile(r"\bis-flagged\b"))
+    assert script_problems == []
