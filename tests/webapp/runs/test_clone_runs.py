@@ -224,11 +224,8 @@ def _finish(run: PipelineRun, status: str = PipelineRun.Status.SUCCEEDED) -> Pip
     return run
 
 
-def test_every_kind_that_has_a_form_can_be_cloned():
-    """A kind with a "new run" form declares its clone (an evaluation is created from its own page)."""
-    for declared in all_run_kinds():
-        if declared.form:
-            assert declared.clone is not None, declared.kind
+def test_every_kind_can_be_cloned():
+    assert [declared.kind for declared in all_run_kinds() if declared.clone is None] == []
 
 
 @pytest.mark.parametrize("kind", sorted(FORMS))
@@ -266,6 +263,15 @@ def test_a_cloned_evaluation_asks_the_prompts_its_source_imported(researcher_cli
     clone = PipelineRun.objects.exclude(pk=source.pk).get()
     assert clone.evaluation.imported_prompts == ["Say hi.", "Say bye."]
     assert clone.evaluation.prompt_source == "asked.jsonl" and clone.parent == source
+
+
+def test_a_cloned_almost_form_shows_the_rubric_in_its_order(researcher_client, tmp_path):
+    url, fields = _almost(tmp_path)
+    researcher_client.post(url, fields)
+    source = _finish(PipelineRun.objects.get())
+    page = researcher_client.get(clone_link(source)).content.decode()
+    assert 'name="rubric-TOTAL_FORMS" value="2"' in page
+    assert 'name="rubric-0-shots" value="3"' in page and 'name="rubric-1-shots" value="1"' in page
 
 
 def test_an_edited_clone_changes_only_what_was_edited(researcher_client, tmp_path):
