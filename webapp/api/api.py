@@ -19,6 +19,7 @@ from ninja import NinjaAPI, Swagger
 from ninja.errors import AuthenticationError, HttpError
 from ninja.errors import ValidationError as SchemaValidationError
 
+from .auth import RESEARCH_AUTH
 from .errors import ApiProblem, problem_handler, problem_response, validation_error_problem
 from .routers import artifacts, campaigns, evaluations, library, models, runs
 
@@ -30,6 +31,9 @@ api = NinjaAPI(
     urls_namespace="api-v1",
     docs=Swagger(settings={"persistAuthorization": False}),
     docs_decorator=login_required,
+    # Each router names its own roles; this default (research roles, session with CSRF) also tells the
+    # docs page to send the CSRF token, so "Try it out" works from a signed-in browser.
+    auth=RESEARCH_AUTH,
 )
 
 

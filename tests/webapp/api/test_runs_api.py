@@ -150,3 +150,8 @@ def test_cancel_and_resume_follow_the_run_state_rules(researcher_api, researcher
     resumed = researcher_api.post(f"/api/v1/runs/{run.pk}/resume")
     assert resumed.status_code == 200 and resumed.json()["status"] == "queued"
     assert researcher_api.post(f"/api/v1/runs/{run.pk}/resume").status_code == 409
+
+
+def test_a_body_that_is_not_json_is_a_400_in_the_error_shape(researcher_api):
+    response = researcher_api.post("/api/v1/runs", "{not json", content_type="application/json")
+    assert response.status_code == 400 and response.json()["errors"] == [] and response.json()["detail"]

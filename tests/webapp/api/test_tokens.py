@@ -94,5 +94,6 @@ def test_the_docs_page_is_behind_login_and_loads_swagger_from_this_site(client: 
     page = client.get("/api/v1/docs")
     html = page.content.decode()
     assert page.status_code == 200 and "/static/ninja/swagger-ui-bundle.js" in html
+    assert 'data-api-csrf="true"' in html  # "Try it out" sends the session's CSRF token
     assert "cdn" not in html.lower() and "script-src 'self'" in page["Content-Security-Policy"]
     assert client.get("/api/v1/openapi.json").json()["info"]["title"] == "Refinery API"
