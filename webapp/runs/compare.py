@@ -98,7 +98,9 @@ def run_compare(request: HttpRequest) -> HttpResponse:
     try:
         runs = compared_runs(compared_run_ids(request.GET.getlist("runs")))
     except CompareRefused as refusal:
-        return render(request, "runs/compare.html", {"refusal": str(refusal)}, status=400)
+        # Opened without a choice (a bookmark, the menu): the same guidance, but nothing was asked wrongly.
+        status = 400 if any(request.GET.getlist("runs")) else 200
+        return render(request, "runs/compare.html", {"refusal": str(refusal)}, status=status)
     charts: list[Chart] = compare_charts([(run_legend_label(run), run.metrics) for run in runs])
     rows = config_rows([run.config for run in runs])
     return render(

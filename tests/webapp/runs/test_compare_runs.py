@@ -69,6 +69,13 @@ def test_runs_that_cannot_be_compared_are_refused_with_the_reason(client, resear
     assert message in response.content.decode()
 
 
+def test_the_page_without_a_choice_says_how_to_choose(client, researcher):
+    client.force_login(researcher)
+    response = client.get("/runs/compare/")
+    assert response.status_code == 200
+    assert "choose two or more runs to compare (tick them in the run list)" in response.content.decode()
+
+
 def test_annotators_and_anonymous_users_cannot_compare(client, annotator, researcher):
     runs = [_run(researcher, name=f"run {index}", learning_rate=1e-5, losses=[1.0]) for index in range(2)]
     url = f"/runs/compare/?runs={runs[0].pk},{runs[1].pk}"
