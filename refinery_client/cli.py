@@ -46,8 +46,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             arguments.assignments += field_options(extra)
         except UsageError as wrong:
             parser.error(str(wrong))
-    if not hasattr(arguments, "handler"):
-        parser.print_help(sys.stderr)
+    if not hasattr(arguments, "handler"):  # `refinery`, or a group without its command (`refinery runs`)
+        print(getattr(arguments, "group_parser", parser).format_help(), file=sys.stderr)
         return EXIT_REFUSED
     try:
         if arguments.handler is _login:
@@ -196,9 +196,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def _group(commands: Any, name: str, text: str) -> Any:
     parser = commands.add_parser(name, help=text)
-    parser.set_defaults(
-        handler=lambda client, arguments: _fail(f"say what to do with {name}: {name} --help", EXIT_REFUSED)
-    )
+    parser.set_defaults(group_parser=parser)
     return parser.add_subparsers(title=f"{name} commands", metavar="COMMAND")
 
 
