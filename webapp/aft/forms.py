@@ -23,9 +23,13 @@ from pipelines.aft.config import (
     AggregationDataConfig,
 )
 from pipelines.common.config_fields import MAX_SEED
-from webapp.core.choices import DatasetChoiceField, prompt_set_choice_field
+from webapp.core.choices import (
+    DatasetChoiceField,
+    ModelEntryChoiceField,
+    generation_models,
+    prompt_set_choice_field,
+)
 from webapp.core.forms import GuidedFormMixin, help_text_from_config_docs
-from webapp.registry.models import ModelEntry
 from webapp.registry.selectors import default_model_pk
 
 from . import services
@@ -40,16 +44,12 @@ TARGET_RULE_CHOICES = [
 ]
 
 
-def _generation_models():  # type: ignore[no-untyped-def]
-    return ModelEntry.objects.filter(task=ModelEntry.Task.GENERATION)
-
-
 class AftInferenceForm(GuidedFormMixin, forms.Form):
     essential_fields = ("name", "model", "prompt_set", "mode", "n", "hidden_layer", "max_tokens")
 
     name = forms.CharField(max_length=200, required=False, help_text="Optional label for the run list.")
-    model = forms.ModelChoiceField(
-        initial=default_model_pk, queryset=_generation_models(), help_text="Plays both roles: proposer and aggregator."
+    model = ModelEntryChoiceField(
+        initial=default_model_pk, queryset=generation_models(), help_text="Plays both roles: proposer and aggregator."
     )
     prompt_set = prompt_set_choice_field(help_text="Each prompt is answered.")
     mode = forms.ChoiceField(
@@ -150,8 +150,8 @@ class AggregationDataForm(GuidedFormMixin, forms.Form):
         "or UltraFeedback-style completions.",
     )
     target_rule = forms.ChoiceField(choices=TARGET_RULE_CHOICES, initial="aggregator")
-    model = forms.ModelChoiceField(
-        queryset=_generation_models(),
+    model = ModelEntryChoiceField(
+        queryset=generation_models(),
         required=False,
         help_text="Aggregator rule only: the model that writes the targets, ideally stronger than the one you train.",
     )

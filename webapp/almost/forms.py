@@ -28,10 +28,9 @@ from pipelines.errors import InvalidConfigError
 from pipelines.training.arguments import effective_batch_text
 from pipelines.training.config import RewardConfig
 from pipelines.training.presets import TRAINING_PRESETS, training_preset
-from webapp.core.choices import CountedChoiceField
+from webapp.core.choices import CountedChoiceField, ModelEntryChoiceField, generation_models, trainable_models
 from webapp.core.forms import GuidedFormMixin, PresetChoice, help_text_from_config_docs
 from webapp.library.models import FewShotSet, SeedPromptSet
-from webapp.registry.models import ModelEntry
 
 from . import services
 from .services import ConfigurationChoice
@@ -94,8 +93,8 @@ class AlmostRunForm(GuidedFormMixin, forms.Form):
         required=False,
         help_text="New tokens per response; blank: 384, or 768 with a Faithful set (as the original).",
     )
-    reward_model = forms.ModelChoiceField(
-        queryset=ModelEntry.objects.filter(backend=ModelEntry.Backend.TRANSFORMERS, task=ModelEntry.Task.GENERATION),
+    reward_model = ModelEntryChoiceField(
+        queryset=trainable_models(),
         help_text="Base of the reward model (a score head is added and trained on the comparisons).",
     )
     preset = forms.ChoiceField(
@@ -206,7 +205,7 @@ class AlmostRunForm(GuidedFormMixin, forms.Form):
 class ConfigurationForm(forms.Form):
     """One rubric entry; its position in the formset is its rank (first = best)."""
 
-    model = forms.ModelChoiceField(queryset=ModelEntry.objects.filter(task=ModelEntry.Task.GENERATION))
+    model = forms.ModelChoiceField(queryset=generation_models())
     shots = forms.IntegerField(min_value=SHOTS_RANGE[0], max_value=SHOTS_RANGE[1], initial=3)
     demonstration_set = forms.ModelChoiceField(
         queryset=FewShotSet.objects.filter(kind=FewShotSet.Kind.DEMONSTRATION),

@@ -14,10 +14,9 @@ from django import forms
 from pipelines.augcon.config import AUGCON_PRESETS, AugConConfig
 from pipelines.common.presets import preset_choices
 from pipelines.errors import InvalidConfigError
-from webapp.core.choices import CountedChoiceField
+from webapp.core.choices import CountedChoiceField, ModelEntryChoiceField, generation_models, local_generation_models
 from webapp.core.forms import GuidedFormMixin, PresetChoice, help_text_from_config_docs
 from webapp.library.models import Corpus, FewShotSet
-from webapp.registry.models import ModelEntry
 from webapp.registry.selectors import default_model_pk
 
 from . import services
@@ -71,10 +70,6 @@ SCORER_SETTINGS: dict[str, tuple[str, type[forms.Field], str]] = {
 SCORER_WARMUP_HELP = "Learning-rate warmup in optimizer steps (paper: 50)."
 
 
-def _generation_models():  # type: ignore[no-untyped-def]
-    return ModelEntry.objects.filter(task=ModelEntry.Task.GENERATION)
-
-
 class AugConRunForm(GuidedFormMixin, forms.Form):
     essential_fields = (
         "name",
@@ -113,13 +108,13 @@ class AugConRunForm(GuidedFormMixin, forms.Form):
         help_text="QA examples (context, question, answer): the question-and-split prompt shows 3 of them as splits, "
         "and answers bootstrap their demonstrations from all of them.",
     )
-    model = forms.ModelChoiceField(
+    model = ModelEntryChoiceField(
         initial=default_model_pk,
-        queryset=_generation_models(),
+        queryset=generation_models(),
         help_text="Writes the questions, splits and answers (any backend).",
     )
     scorer_model = forms.ModelChoiceField(
-        queryset=_generation_models(),
+        queryset=local_generation_models(),
         required=False,
         help_text="The scorer's base (local weights). Blank: the model above, as in the paper.",
     )

@@ -27,6 +27,7 @@ from pipelines.evaluation.answers import ANSWER_FIELDS, PROMPT_FIELDS
 from pipelines.training.layouts import DATASET_LAYOUTS
 from webapp.annotation.pairs import TEXT_FIELDS as PAIR_FIELDS
 from webapp.library.models import Artifact, SeedPromptSet
+from webapp.registry.models import ModelEntry
 
 
 @dataclass(frozen=True)
@@ -210,3 +211,36 @@ def prompt_set_choice_field(**kwargs: Any) -> CountedChoiceField:
         empty_url_name="library:seedset-upload",
         **kwargs,
     )
+
+
+def generation_models() -> QuerySet[ModelEntry]:
+    """Models that write text (any backend): the ones a method prompts or a judge uses."""
+    return ModelEntry.objects.filter(task=ModelEntry.Task.GENERATION)
+
+
+def local_generation_models() -> QuerySet[ModelEntry]:
+    """Text-generation models with weights on this deployment (not a remote endpoint): what AugCon's scorer
+    starts from (`webapp.augcon.services.check_scorer_model` refuses the rest by the same rule)."""
+    return generation_models().exclude(backend=ModelEntry.Backend.OPENAI).exclude(source=ModelEntry.Source.ENDPOINT)
+
+
+def trainable_models() -> QuerySet[ModelEntry]:
+    """Text-generation models with local transformers weights: what a trainer can load
+    (`webapp.training.services.check_trainable` refuses the rest by the same rule)."""
+    return (
+        generation_models().filter(backend=ModelEntry.Backend.TRANSFORMERS).exclude(source=ModelEntry.Source.ENDPOINT)
+    )
+
+
+class ModelEntryChoiceField(EmptyChoiceHint, forms.ModelChoiceField):
+    """A registered-model dropdown that, when empty, says so and links to registering one."""
+
+    empty_text = "No registered model fits here yet: register one (local weights or an OpenAI-compatible endpoint)."
+    empty_url_name = "registry:list"
+
+
+class ModelEntryMultipleChoiceField(EmptyChoiceHint, forms.ModelMultipleChoiceField):
+    """The several-choice twin of `ModelEntryChoiceField`."""
+
+    empty_text = ModelEntryChoiceField.empty_text
+    empty_url_name = ModelEntryChoiceField.empty_url_name

@@ -5,14 +5,16 @@ from __future__ import annotations
 from django import forms
 
 from pipelines.evaluation.config import EvaluationConfig
-from webapp.core.choices import DatasetChoiceField, DatasetMultipleChoiceField, prompt_set_choice_field
+from webapp.core.choices import (
+    DatasetChoiceField,
+    DatasetMultipleChoiceField,
+    ModelEntryChoiceField,
+    ModelEntryMultipleChoiceField,
+    generation_models,
+    prompt_set_choice_field,
+)
 from webapp.core.forms import GuidedFormMixin, help_text_from_config_docs
 from webapp.library.models import Rubric
-from webapp.registry.models import ModelEntry
-
-
-def _generation_models():
-    return ModelEntry.objects.filter(task=ModelEntry.Task.GENERATION)
 
 
 class EvaluationForm(GuidedFormMixin, forms.Form):
@@ -29,8 +31,8 @@ class EvaluationForm(GuidedFormMixin, forms.Form):
     )
 
     name = forms.CharField(max_length=200, required=False, help_text="Optional label for the list and the leaderboard.")
-    candidate_models = forms.ModelMultipleChoiceField(
-        queryset=_generation_models(),
+    candidate_models = ModelEntryMultipleChoiceField(
+        queryset=generation_models(),
         required=False,
         help_text="Registered models (checkpoints, endpoints) that answer with the candidate decoding below.",
     )
@@ -39,8 +41,8 @@ class EvaluationForm(GuidedFormMixin, forms.Form):
         required=False,
         help_text="Existing answers (e.g. AFT propose-and-aggregate output): rows with a prompt and an answer field.",
     )
-    baseline_model = forms.ModelChoiceField(
-        queryset=_generation_models(), required=False, help_text="The reference model ..."
+    baseline_model = ModelEntryChoiceField(
+        queryset=generation_models(), required=False, help_text="The reference model ..."
     )
     baseline_artifact = DatasetChoiceField(
         shape="answers",
@@ -52,8 +54,8 @@ class EvaluationForm(GuidedFormMixin, forms.Form):
         required=False,
         help_text='Or import prompts: JSONL, one {"prompt": ...} (or AlpacaEval\'s {"instruction": ...}) per line.',
     )
-    judge = forms.ModelChoiceField(
-        queryset=_generation_models(),
+    judge = ModelEntryChoiceField(
+        queryset=generation_models(),
         help_text="Any registered model; an OpenAI-compatible endpoint entry judges remotely.",
     )
     rubric = forms.ModelChoiceField(

@@ -6,9 +6,8 @@ from typing import Any
 
 from django import forms
 
-from webapp.core.choices import prompt_set_choice_field
+from webapp.core.choices import ModelEntryChoiceField, generation_models, prompt_set_choice_field
 from webapp.core.forms import GuidedFormMixin
-from webapp.registry.models import ModelEntry
 from webapp.registry.selectors import default_model_pk
 
 from . import services
@@ -18,9 +17,9 @@ class GenerateRunForm(GuidedFormMixin, forms.Form):
     essential_fields = ("name", "model", "prompt_set", "n", "max_tokens")
 
     name = forms.CharField(max_length=200, required=False, help_text="Optional label for the run list.")
-    model = forms.ModelChoiceField(
+    model = ModelEntryChoiceField(
         initial=default_model_pk,
-        queryset=ModelEntry.objects.filter(task=ModelEntry.Task.GENERATION),
+        queryset=generation_models(),
         help_text="Any registered text-generation model.",
     )
     prompt_set = prompt_set_choice_field(help_text="Each prompt is answered.")

@@ -22,9 +22,8 @@ from pipelines.spin.config import (
     SPIN_PRESETS,
     SpinConfig,
 )
-from webapp.core.choices import DatasetChoiceField
+from webapp.core.choices import DatasetChoiceField, ModelEntryChoiceField, trainable_models
 from webapp.core.forms import GuidedFormMixin, PresetChoice, help_text_from_config_docs
-from webapp.registry.models import ModelEntry
 from webapp.registry.selectors import default_model_pk
 
 from . import services
@@ -41,9 +40,9 @@ class SpinRunForm(GuidedFormMixin, forms.Form):
     preset_inputs = ("preset",)
 
     name = forms.CharField(max_length=200, required=False)
-    model = forms.ModelChoiceField(
+    model = ModelEntryChoiceField(
         initial=default_model_pk,
-        queryset=ModelEntry.objects.filter(backend=ModelEntry.Backend.TRANSFORMERS, task=ModelEntry.Task.GENERATION),
+        queryset=trainable_models(),
         help_text="p_0: the SFT model SPIN starts from (local transformers weights).",
     )
     dataset = DatasetChoiceField(

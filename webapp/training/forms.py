@@ -15,9 +15,8 @@ from pipelines.errors import InvalidConfigError
 from pipelines.training.arguments import ADAPTERS, DEVICES, DTYPES, TrainingArgs
 from pipelines.training.config import PREFERENCE_LOSSES, REWARD_EFFECTIVE_BATCH
 from pipelines.training.presets import TRAINING_PRESETS, training_preset
-from webapp.core.choices import DatasetChoiceField
+from webapp.core.choices import DatasetChoiceField, ModelEntryChoiceField, trainable_models
 from webapp.core.forms import GuidedFormMixin, PresetChoice, help_text_from_config_docs
-from webapp.registry.models import ModelEntry
 from webapp.registry.selectors import default_model_pk
 
 from . import services
@@ -107,13 +106,13 @@ class TrainingRunForm(GuidedFormMixin, forms.Form):
 
     name = forms.CharField(max_length=200, required=False, help_text="Optional label for the run list.")
     trainer = forms.ChoiceField(choices=TRAINER_CHOICES, initial="sft")
-    model = forms.ModelChoiceField(
+    model = ModelEntryChoiceField(
         initial=default_model_pk,
-        queryset=ModelEntry.objects.filter(backend=ModelEntry.Backend.TRANSFORMERS, task=ModelEntry.Task.GENERATION),
+        queryset=trainable_models(),
         help_text="The model to fine-tune (local transformers weights).",
     )
     reference_model = forms.ModelChoiceField(
-        queryset=ModelEntry.objects.filter(backend=ModelEntry.Backend.TRANSFORMERS, task=ModelEntry.Task.GENERATION),
+        queryset=trainable_models(),
         required=False,
         help_text="Preference only: the frozen reference. Empty means the model itself (DPO's SFT model; SPIN's p_t).",
     )

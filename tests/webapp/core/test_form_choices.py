@@ -105,3 +105,29 @@ def test_a_dataset_of_the_wrong_shape_posted_anyway_is_refused(researcher_client
     assert response.status_code == 400
     assert "Select a valid choice" in " ".join(response.context["form"].errors["dataset"])
     assert not PipelineRun.objects.exists()
+
+
+def test_model_dropdowns_offer_the_models_of_the_right_kind_and_an_empty_one_links_to_the_registry(
+    researcher_client,
+):
+    from webapp.registry.models import ModelEntry
+
+    ModelEntry.objects.create(name="local-lm", source=ModelEntry.Source.LOCAL, path="/m/lm")
+    ModelEntry.objects.create(name="scores", task=ModelEntry.Task.REWARD, source=ModelEntry.Source.LOCAL, path="/m/r")
+    ModelEntry.objects.create(
+        name="remote-lm",
+        backend=ModelEntry.Backend.OPENAI,
+        source=ModelEntry.Source.ENDPOINT,
+        base_url="http://127.0.0.1:9/v1",
+        served_model_name="m",
+    )
+    training = researcher_client.get("/training/new/").content.decode()
+    assert _offered(training, "model") == {"local-lm"}  # trainers load local weights of a text model
+    generate = researcher_client.get("/generate/new/").content.decode()
+    assert _offered(generate, "model") == {"local-lm", "remote-lm"}  # any backend answers prompts
+    augcon = researcher_client.get("/augcon/new/").content.decode()
+    assert _offered(augcon, "scorer_model") == {"local-lm"}  # the scorer trains on local weights
+    ModelEntry.objects.exclude(name="remote-lm").delete()
+    empty = researcher_client.get("/training/new/").content.decode()
+    assert 'data-empty-choice="model">No registered model fits here yet' in empty
+    assert 'href="/models/">Make one</a>' in empty
