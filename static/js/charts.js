@@ -83,7 +83,14 @@
       const color = PALETTE[index % PALETTE.length];
       let values = logScale ? line.y.map((value) => (value !== null && value > 0 ? value : null)) : line.y;
       if (weight > 0) {
-        series.push({ label: `${line.label} (raw)`, stroke: `${color}55`, width: 1, spanGaps: true, value: valueText });
+        series.push({
+          label: `${line.label} (raw)`,
+          stroke: `${color}55`,
+          width: 1,
+          spanGaps: true,
+          points: { show: false },
+          value: valueText,
+        });
         data.push(values);
         values = smooth(values, weight);
       }

@@ -13,10 +13,12 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow, needs_chromium, pytest.mark
 PASSWORD = "a-chart-reading-password-42"
 
 
-def _training_rows(first_step: int, last_step: int, *, scale: float = 1.0) -> list[dict[str, float]]:
-    """A warm-up learning rate (0 at step 1, then 1e-6 ... 5e-5) and a falling loss."""
+def _training_rows(
+    first_step: int, last_step: int, *, scale: float = 1.0, peak: float = 5e-5
+) -> list[dict[str, float]]:
+    """A learning rate warming up from 0 at step 1 to `peak` at step 50, and a falling loss."""
     return [
-        {"step": step, "loss": scale * 4.0 / step, "learning_rate": 0.0 if step == 1 else 1e-6 * min(step, 50)}
+        {"step": step, "loss": scale * 4.0 / step, "learning_rate": 0.0 if step == 1 else peak * min(step, 50) / 50}
         for step in range(first_step, last_step + 1)
     ]
 
@@ -83,7 +85,7 @@ def test_a_running_runs_charts_have_axes_hover_values_a_log_learning_rate_and_gr
     assert learning_rate.get_attribute("data-log-scale") == "true"
     assert learning_rate.evaluate("figure => figure.plot.scales.y.distr") == 3
     assert "1e-5" in learning_rate.get_attribute("data-y-ticks").split("|")
-    assert "1 values ≤ 0 not drawn on the log scale" in learning_rate.inner_text()
+    assert "1 value ≤ 0 not drawn on the log scale" in learning_rate.inner_text()
     assert _hover_value(page, "learning_rate", 10, series=1) == "1e-5"
     learning_rate.locator("[data-chart-log]").uncheck()
     assert learning_rate.evaluate("figure => figure.plot.scales.y.distr") == 1
@@ -126,6 +128,11 @@ def test_two_runs_ticked_in_the_run_list_are_overlaid_in_the_compare_view(browse
     from webapp.runs.services import run_append_metrics
 
     page = browser_page
+    policy_violations: list[str] = []
+    page.on(
+        "console",
+        lambda message: policy_violations.append(message.text) if "Content Security Policy" in message.text else None,
+    )
     user = _log_in(page, live_server, django_user_model)
     runs = []
     for name, learning_rate, scale in (("lr 1e-5", 1e-5, 1.0), ("lr 5e-5", 5e-5, 0.5)):
@@ -136,7 +143,7 @@ def test_two_runs_ticked_in_the_run_list_are_overlaid_in_the_compare_view(browse
             status=PipelineRun.Status.SUCCEEDED,
             config={"training": {"learning_rate": learning_rate, "epochs": 1}},
         )
-        run_append_metrics(run_id=run.pk, rows=_training_rows(1, 12, scale=scale))
+        run_append_metrics(run_id=run.pk, rows=_training_rows(1, 12, scale=scale, peak=learning_rate))
         runs.append(run)
 
     page.goto(f"{live_server.url}/runs/")
@@ -165,4 +172,7 @@ def test_two_runs_ticked_in_the_run_list_are_overlaid_in_the_compare_view(browse
     differing = page.locator("#compare-configs tr.differs").all()
     assert [row.get_attribute("data-setting") for row in differing] == ["training.learning_rate"]
     assert page.locator('#compare-configs tr[data-setting="training.epochs"]').get_attribute("class") is None
+    page.locator("[data-chart-smoothing]").fill("0.6")
+    assert loss.evaluate("figure => figure.plot.series.length") == 5  # step, then raw and smoothed per run
     screenshot(page, "run-compare")
+    assert policy_violations == []

@@ -17,7 +17,7 @@ from pipelines.common.progress import RecordingProgress
 from pipelines.llm.loader import LocalBackends
 from pipelines.llm.types import Completion
 from pipelines.training.length_limits import LengthReport
-from tests.browser.conftest import needs_chromium, screenshot
+from tests.browser.conftest import needs_chromium
 from tests.fixtures.judges import responses_to_judge
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, needs_chromium, pytest.mark.django_db(transaction=True)]
@@ -245,7 +245,6 @@ def test_evaluation_leaderboard_and_almost_pages_fit_a_1366_px_laptop(
         box = label.bounding_box()
         assert box["x"] >= chart["x"] and box["x"] + box["width"] <= chart["x"] + chart["width"] + 0.5, text
     _assert_fits(page)
-    screenshot(page, "evaluation-1366")
 
     page.goto(f"{live_server.url}/evaluations/leaderboard/?judge={evaluation.judge_id}")
     assert page.locator("#leaderboard tr[data-contestant]").count() == len(CANDIDATE_NAMES) + 1
@@ -255,4 +254,3 @@ def test_evaluation_leaderboard_and_almost_pages_fit_a_1366_px_laptop(
     assert page.locator("#almost-filter-counts").is_visible()
     assert "{#" not in page.locator("main").inner_text()  # a multi-line {# #} comment prints as text
     _assert_fits(page)
-    screenshot(page, "almost-run-1366")
