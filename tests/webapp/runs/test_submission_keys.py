@@ -130,6 +130,7 @@ def test_the_augcon_form_posted_twice_with_one_key_queues_one_run(researcher_cli
         "few_shot_set": qa_set.pk,
         "model": model_ensure_embedded().pk,
         "preset": "tiny-cpu-demo",
+        "min_paragraph_length": 50,  # the preset's 100 x length_scale 3 would leave the one short document out
         "max_documents": 1,
         "submission_key": KEY,
     }
