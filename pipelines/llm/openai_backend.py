@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 import threading
 import time
@@ -13,7 +14,10 @@ import httpx
 
 from pipelines.errors import BackendUnavailableError, InvalidConfigError, PipelineError
 from pipelines.llm.endpoint_policy import check_endpoint_url
+from pipelines.llm.grammar import Grammar
 from pipelines.llm.types import Completion, Conversation, FinishReason, SamplingParams, TokenLogprobs
+
+logger = logging.getLogger(__name__)
 
 RETRIED_STATUS_CODES = {429, 502, 503, 504}
 MAX_TOP_LOGPROBS = 20
@@ -29,6 +33,13 @@ class OpenAIBackend:
     requests until each prompt has n samples; once a server is seen ignoring `n`, the n samples of
     a prompt go out as n concurrent one-sample requests. Request k of a prompt uses seed + k, so a
     seeded run does not draw the same sample n times and draws the same samples either way.
+
+    A grammar (`SamplingParams.grammar`) that is a JSON schema goes out as `response_format`
+    (`{"type": "json_schema", ...}`, which vLLM's and most OpenAI-compatible servers honour); a
+    regular expression has no portable field, so that request goes out unconstrained and the step
+    parses the reply as it would without a grammar. A server that rejects `response_format` gets the
+    request again without it, and every later one too. `structured_output_mode` says which applies,
+    for the run log.
     """
 
     def __init__(
@@ -61,6 +72,8 @@ class OpenAIBackend:
         self._closed = threading.Event()
         # None until a response tells: does the server answer `n` choices when asked for n > 1?
         self.server_honours_n: bool | None = None
+        # None until a request with `response_format` tells: does the server accept it?
+        self.server_accepts_response_format: bool | None = None
         self.load_seconds = time.monotonic() - started
 
     # -- LLMBackend -------------------------------------------------------------------------------
@@ -72,6 +85,19 @@ class OpenAIBackend:
     def complete(self, prompts: Sequence[str], params: SamplingParams) -> list[list[Completion]]:
         bodies = [{"prompt": prompt} for prompt in prompts]
         return self._sample_all(bodies, "/completions", params)
+
+    def structured_output_mode(self, grammar: Grammar | None) -> str:
+        """How a request with `grammar` is constrained here, in words for the run log."""
+        if grammar is None:
+            return "unconstrained"
+        if grammar.kind != "json_schema":
+            return (
+                f"unconstrained: an OpenAI-compatible server takes no {grammar.kind} grammar, "
+                "so the reply is parsed as without one"
+            )
+        if self.server_accepts_response_format is False:
+            return f"unconstrained: the server at {self.base_url} rejected response_format, so the reply is parsed"
+        return "response_format json_schema (the server constrains the reply)"
 
     def chat_next_token_logprobs(
         self, conversations: Sequence[Conversation], *, top_k: int = 20, always_include: Sequence[str] = ()
@@ -144,7 +170,19 @@ class OpenAIBackend:
     def _request(
         self, prompt_body: dict[str, Any], path: str, params: SamplingParams, *, n: int, number: int
     ) -> list[Completion]:
-        data = self._post(path, {**prompt_body, **self._sampling_fields(params, n, number)})
+        body = {**prompt_body, **self._sampling_fields(params, n, number)}
+        try:
+            data = self._post(path, body)
+        except InvalidConfigError:
+            if "response_format" not in body:
+                raise
+            # A server without structured outputs: the unconstrained request, and the step's parser.
+            self.server_accepts_response_format = False
+            logger.warning("%s rejected response_format; sending requests without it", self.base_url)
+            data = self._post(path, {key: value for key, value in body.items() if key != "response_format"})
+        else:
+            if "response_format" in body:
+                self.server_accepts_response_format = True
         drawn = self._parse(data, chat=path == "/chat/completions", stop=params.stop)
         if not drawn:
             raise PipelineError(f"{self.base_url}{path} answered with no choices: {str(data)[:300]}")
@@ -162,6 +200,12 @@ class OpenAIBackend:
             fields["seed"] = params.seed + request_number
         if params.stop:
             fields["stop"] = list(params.stop)
+        grammar = params.grammar
+        if grammar is not None and grammar.kind == "json_schema" and self.server_accepts_response_format is not False:
+            fields["response_format"] = {
+                "type": "json_schema",
+                "json_schema": {"name": "reply", "schema": grammar.schema(), "strict": True},
+            }
         return fields
 
     def _post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:

@@ -37,6 +37,7 @@ from pipelines.llm.cpu_decoding import (
     pack_linear_weights,
     use_grouped_attention,
 )
+from pipelines.llm.grammar import Grammar, GrammarCompiler
 from pipelines.llm.prompt_batches import pad_behind_prefix, plan_batches, positions_from_mask, shared_prefix_length
 from pipelines.llm.sampling import InverseCDFSampler
 from pipelines.llm.types import Completion, Conversation, FinishReason, SamplingParams, TokenLogprobs
@@ -119,6 +120,7 @@ class TransformersBackend:
             self.tokenizer.pad_token_id = pad
         # always_include texts -> the vocabulary ids that decode to them (one pass over the vocabulary each).
         self._included_ids_cache: dict[tuple[str, ...], list[int]] = {}
+        self._grammar_compiler: GrammarCompiler | None = None
         self.load_seconds = time.monotonic() - started
 
     # -- LLMBackend -------------------------------------------------------------------------------
@@ -296,7 +298,9 @@ class TransformersBackend:
             past_key_values=cache,
             generation_config=generation_config,
             logits_processor=LogitsProcessorList(
-                [InverseCDFSampler(params.temperature, params.top_p)] if sampling else []
+                # The grammar's mask first, so the sampler (or greedy's argmax) only sees allowed tokens.
+                ([self._grammar_processor(params, input_ids.shape[0])] if params.grammar is not None else [])
+                + ([InverseCDFSampler(params.temperature, params.top_p)] if sampling else [])
             ),
             # Stop strings need the tokenizer and cost a check per step: only when asked for.
             tokenizer=self.tokenizer if params.stop else None,
@@ -305,6 +309,18 @@ class TransformersBackend:
         return [
             self._completion(tokens, len(token_lists[row // repeats]), params) for row, tokens in enumerate(generated)
         ]
+
+    def structured_output_mode(self, grammar: Grammar | None) -> str:
+        """How a request with `grammar` is constrained here, in words for the run log."""
+        return "unconstrained" if grammar is None else f"token mask (xgrammar, {grammar.kind})"
+
+    def _grammar_processor(self, params: SamplingParams, rows: int) -> Any:
+        """A fresh token mask for `rows` sequences of `params.grammar` (compiled once per backend)."""
+        if self._grammar_compiler is None:
+            self._grammar_compiler = GrammarCompiler(
+                self.tokenizer, self.model.config.get_text_config().vocab_size, sorted(self.eos_token_ids)
+            )
+        return self._grammar_compiler.processor(params.grammar, rows)
 
     def _new_cache(self, capacity: int) -> DynamicCache:
         """A cache that grows in place up to `capacity` positions on the CPU; transformers' own elsewhere."""

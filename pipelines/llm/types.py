@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Literal, Protocol, runtime_checkable
 
 from pipelines.errors import InvalidConfigError
+from pipelines.llm.grammar import Grammar
 
 Message = dict[str, str]  # {"role": "system"|"user"|"assistant", "content": "..."}
 Conversation = list[Message]
@@ -26,6 +27,9 @@ class SamplingParams:
     """Fixes the sampling so a rerun of the same batch draws the same text."""
     stop: tuple[str, ...] = ()
     """Generation ends at the first of these strings, which is not included in the text."""
+    grammar: Grammar | None = None
+    """What the reply must match (a regular expression or a JSON schema; see `pipelines.llm.grammar`);
+    None: unconstrained. Every backend honours it; an OpenAI-compatible server only a JSON schema."""
 
     def __post_init__(self) -> None:
         if self.n < 1:
@@ -41,10 +45,16 @@ class SamplingParams:
                 f"sampling.max_tokens must be at least 1, got {self.max_tokens}", field="sampling.max_tokens"
             )
         object.__setattr__(self, "stop", tuple(self.stop))
+        object.__setattr__(self, "grammar", Grammar.from_dict(self.grammar))
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["stop"] = list(self.stop)
+        # Absent when unconstrained, so the digests of configs written before grammars existed stay the same.
+        if self.grammar is None:
+            del data["grammar"]
+        else:
+            data["grammar"] = self.grammar.to_dict()
         return data
 
     @classmethod

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from pipelines.errors import InvalidConfigError
+from pipelines.llm.grammar import Grammar
 from pipelines.llm.types import Completion, Conversation, FinishReason, SamplingParams, TokenLogprobs
 
 
@@ -107,6 +108,10 @@ class VLLMBackend:
         except ImportError:
             pass
 
+    def structured_output_mode(self, grammar: Grammar | None) -> str:
+        """How a request with `grammar` is constrained here, in words for the run log."""
+        return "unconstrained" if grammar is None else f"vLLM structured outputs ({grammar.kind})"
+
     def _sampling_params(self, params: SamplingParams) -> Any:
         return self._vllm.SamplingParams(
             n=params.n,
@@ -115,7 +120,23 @@ class VLLMBackend:
             max_tokens=params.max_tokens,
             seed=params.seed,
             stop=list(params.stop) or None,
+            **structured_output_fields(params.grammar),
         )
+
+
+def structured_output_fields(grammar: Grammar | None) -> dict[str, Any]:
+    """vLLM's `SamplingParams` keyword for `grammar`: `structured_outputs=StructuredOutputsParams(...)`
+    since vLLM 0.10.2 (the only form from 0.12), `guided_decoding=GuidedDecodingParams(...)` before."""
+    if grammar is None:
+        return {}
+    constraint = {"regex": grammar.source} if grammar.kind == "regex" else {"json": grammar.schema()}
+    try:
+        from vllm.sampling_params import StructuredOutputsParams
+    except ImportError:
+        from vllm.sampling_params import GuidedDecodingParams
+
+        return {"guided_decoding": GuidedDecodingParams(**constraint)}
+    return {"structured_outputs": StructuredOutputsParams(**constraint)}
 
 
 def _gpu_total_bytes() -> int:
