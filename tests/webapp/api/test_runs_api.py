@@ -136,7 +136,11 @@ def test_get_shows_progress_and_the_log_tail(researcher_api, researcher, prompt_
     )
     body = researcher_api.get(f"/api/v1/runs/{run.pk}").json()
     assert body["stage"] == "generate"
-    assert body["progress"] == {"done": 1, "total": 4, "fraction": 0.25, "eta_seconds": 9.5}
+    # The run page's whole-run figure: generate's plan weighs its batches 10 and the export 0.2.
+    assert body["progress"] == {
+        "done": 1, "total": 4, "fraction": pytest.approx(0.25 * 10 / 10.2), "eta_seconds": 9.5,
+        "stage_number": 1, "stage_count": 2,
+    }  # fmt: skip
     assert researcher_api.get(f"/api/v1/runs/{run.pk}/log?tail=2").json() == {"lines": ["line 8", "line 9"]}
     assert researcher_api.get("/api/v1/runs/999999").status_code == 404
 

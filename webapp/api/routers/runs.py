@@ -37,9 +37,14 @@ class RunKindOut(Schema):
 
 
 class ProgressOut(Schema):
-    done: int
+    done: int = Field(description="The current stage's counts.")
     total: int
-    fraction: float | None = Field(description="done / total, or null while the total is unknown.")
+    fraction: float | None = Field(
+        description="The whole run's fraction across its kind's stages, as the run page shows it; for a kind "
+        "without a stage plan, done / total; null while neither is known."
+    )
+    stage_number: int | None = Field(description="Which stage of `stage_count` (1-based), where the kind has a plan.")
+    stage_count: int | None
     eta_seconds: float | None
 
 
@@ -97,8 +102,24 @@ class LogOut(Schema):
     lines: list[str]
 
 
-def run_out(request: HttpRequest, run: PipelineRun) -> dict[str, Any]:
+def _progress(run: PipelineRun) -> dict[str, Any]:
     total = run.progress_total
+    whole = selectors.run_progress(run)
+    if whole is not None:
+        fraction, stage_number, stage_count = whole.fraction, whole.stage_number, whole.stage_count
+    else:
+        fraction, stage_number, stage_count = (min(1.0, run.progress_done / total) if total else None), None, None
+    return {
+        "done": run.progress_done,
+        "total": total,
+        "fraction": fraction,
+        "stage_number": stage_number,
+        "stage_count": stage_count,
+        "eta_seconds": run.eta_seconds,
+    }
+
+
+def run_out(request: HttpRequest, run: PipelineRun) -> dict[str, Any]:
     return {
         "id": run.pk,
         "kind": run.kind,
@@ -106,12 +127,7 @@ def run_out(request: HttpRequest, run: PipelineRun) -> dict[str, Any]:
         "name": run.name,
         "status": run.status,
         "stage": run.stage,
-        "progress": {
-            "done": run.progress_done,
-            "total": total,
-            "fraction": min(1.0, run.progress_done / total) if total else None,
-            "eta_seconds": run.eta_seconds,
-        },
+        "progress": _progress(run),
         "created_at": run.created_at,
         "started_at": run.started_at,
         "finished_at": run.finished_at,
