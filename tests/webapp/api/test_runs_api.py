@@ -3,6 +3,8 @@ listed with filters, read with progress, cancelled, resumed, their log tailed; r
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from tests.fixtures.generate_runs import prompt_set_of, small_generate_config
@@ -159,3 +161,31 @@ def test_cancel_and_resume_follow_the_run_state_rules(researcher_api, researcher
 def test_a_body_that_is_not_json_is_a_400_in_the_error_shape(researcher_api):
     response = researcher_api.post("/api/v1/runs", "{not json", content_type="application/json")
     assert response.status_code == 400 and response.json()["errors"] == [] and response.json()["detail"]
+
+
+@pytest.mark.parametrize("declaration", [kind for kind in all_run_kinds() if kind.form], ids=lambda kind: kind.kind)
+def test_every_kinds_form_and_builder_refuse_a_bare_request_by_its_own_fields(researcher_api, declaration):
+    from django.utils.module_loading import import_string
+
+    form_fields = set(import_string(declaration.form).base_fields)
+    assert callable(import_string(declaration.config_build))
+    response = _create(researcher_api, {"kind": declaration.kind, "fields": {}})
+    assert response.status_code == 422, response.content
+    named = {error["field"] for error in response.json()["errors"]} - {None}
+    assert named and named <= form_fields, f"{declaration.kind}: {named - form_fields} are not its form's fields"
+    assert PipelineRun.objects.count() == 0
+
+
+def test_a_training_run_is_created_as_the_kind_its_trainer_makes(researcher_api, tmp_path):
+    from webapp.runs.services import artifact_register
+
+    path = tmp_path / "sft.jsonl"
+    path.write_text("".join(json.dumps({"prompt": f"p{i}", "response": f"r{i}"}) + "\n" for i in range(4)))
+    dataset = artifact_register(run=None, name="sft", kind="sft", jsonl_path=path)
+    fields = {"trainer": "sft", "model": model_ensure_embedded().pk, "dataset": dataset.pk}
+    created = _create(researcher_api, {"kind": "train_sft", "fields": fields})
+    assert created.status_code == 201, created.content
+    assert created.json()["kind"] == "train_sft" and PipelineRun.objects.get().config["trainer"] == "sft"
+    mismatched = _create(researcher_api, {"kind": "train_reward", "fields": fields})
+    assert mismatched.status_code == 422 and "'train_sft' run, not a 'train_reward'" in mismatched.json()["detail"]
+    assert PipelineRun.objects.count() == 1
