@@ -24,10 +24,12 @@ FINAL_STATUSES = frozenset({"succeeded", "failed", "cancelled", "lost"})
 DownloadFormat = Literal["jsonl", "parquet"]
 
 
-class Progress(TypedDict):
-    done: int
+class Progress(TypedDict, total=False):
+    done: int  # the current stage's counts
     total: int
-    fraction: float | None
+    fraction: float | None  # the whole run's, across its kind's stages
+    stage_number: int | None
+    stage_count: int | None
     eta_seconds: float | None
 
 

@@ -1,4 +1,8 @@
-"""The live progress of `refinery runs create --wait`: a tqdm bar when tqdm is installed, plain lines otherwise."""
+"""The live progress of `refinery runs create --wait`: a tqdm bar when tqdm is installed, plain lines otherwise.
+
+The bar is the whole run's fraction (the run page's figure, across the kind's stages); the label
+says the status, which stage of how many, and the current stage's counts.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,28 @@ import sys
 from typing import Any, TextIO
 
 from .client import Run
+
+BAR_FORMAT = "{desc} |{bar}| {percentage:3.0f}% [{elapsed}]"
+
+
+def progress_label(run: Run) -> str:
+    """`run 12 running · stage 2/3 generate 40/100`."""
+    progress: dict[str, Any] = dict(run.get("progress") or {})
+    parts = [f"run {run['id']} {run['status']}"]
+    if progress.get("stage_number") and progress.get("stage_count"):
+        parts.append(f"· stage {progress['stage_number']}/{progress['stage_count']}")
+    elif run.get("stage"):
+        parts.append("·")
+    if run.get("stage"):
+        parts.append(str(run["stage"]))
+    if progress.get("total"):
+        parts.append(f"{progress.get('done', 0)}/{progress['total']}")
+    return " ".join(parts)
+
+
+def progress_percent(run: Run) -> float | None:
+    fraction = (run.get("progress") or {}).get("fraction")
+    return None if fraction is None else round(100 * max(0.0, min(1.0, float(fraction))), 1)
 
 
 class RunProgress:
@@ -23,27 +49,20 @@ class RunProgress:
             self._has_tqdm = False
 
     def __call__(self, run: Run) -> None:
-        progress = run.get("progress") or {"done": 0, "total": 0}
-        done, total = int(progress.get("done") or 0), int(progress.get("total") or 0)
-        label = f"run {run['id']} {run['status']}" + (f" · {run['stage']}" if run.get("stage") else "")
+        label, percent = progress_label(run), progress_percent(run)
         if self._has_tqdm:
-            self._draw_bar(label, done, total)
-        else:
-            line = f"{label}: {done}/{total}" if total else label
-            if line != self._last_line:
-                print(line, file=self.stream, flush=True)
-                self._last_line = line
+            from tqdm import tqdm
 
-    def _draw_bar(self, label: str, done: int, total: int) -> None:
-        from tqdm import tqdm
-
-        if self._bar is None:
-            self._bar = tqdm(total=total or None, file=self.stream, unit="item", dynamic_ncols=True, leave=True)
-        self._bar.set_description_str(label, refresh=False)
-        if total and self._bar.total != total:  # a new stage counts a new total
-            self._bar.reset(total=total)
-        self._bar.n = done
-        self._bar.refresh()
+            if self._bar is None:
+                self._bar = tqdm(total=100, file=self.stream, bar_format=BAR_FORMAT, dynamic_ncols=True, leave=True)
+            self._bar.set_description_str(label, refresh=False)
+            self._bar.n = percent or 0
+            self._bar.refresh()
+            return
+        line = label if percent is None else f"{label} ({percent:.0f}%)"
+        if line != self._last_line:
+            print(line, file=self.stream, flush=True)
+            self._last_line = line
 
     def close(self) -> None:
         if self._bar is not None:
