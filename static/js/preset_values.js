@@ -1,15 +1,14 @@
 // Keeps a run form's grey hints on the values the chosen preset gives (partials/_form_fields.html):
 // blank fields take the preset's value, so when the preset (or training's trainer) changes, the hints
-// and the "(preset: …)" options change with it. The table comes from GuidedFormMixin.preset_value_table.
+// and the "(preset: …)" options change with it. The table comes from GuidedFormMixin.preset_value_json, in a data-preset-values attribute.
 (function () {
   "use strict";
   function setUp() {
-    var table = document.getElementById("preset-values");
-    var inputsNode = document.querySelector("[data-preset-inputs]");
-    if (!table || !inputsNode) return;
-    var values = JSON.parse(table.textContent);
+    var table = document.querySelector("[data-preset-values]");
+    if (!table) return;
+    var values = JSON.parse(table.dataset.presetValues);
     var form = table.closest("form");
-    var inputs = inputsNode.textContent.trim().split(/\s+/);
+    var inputs = table.dataset.presetInputs.trim().split(/\s+/);
     function show() {
       var key = inputs.map(function (name) {
         var element = form.elements[name];
