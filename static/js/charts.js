@@ -161,17 +161,22 @@
     const summary = document.createElement("span");
     summary.className = "muted";
     summary.dataset.chartSummary = "";
-    caption.append(name, " ", summary);
-    if (payload.log_scale !== undefined) {
-      const label = document.createElement("label");
-      label.className = "chart-log";
-      const box = document.createElement("input");
-      box.type = "checkbox";
-      box.dataset.chartLog = "";
-      box.checked = payload.log_scale;
-      label.append(box, " log scale");
-      caption.append(" ", label);
+    caption.append(name, " ");
+    if (payload.unit) {
+      const unit = document.createElement("span");
+      unit.className = "muted";
+      unit.textContent = `(${payload.unit})`;
+      caption.append(unit, " ");
     }
+    caption.append(summary);
+    const label = document.createElement("label");
+    label.className = "chart-log";
+    const box = document.createElement("input");
+    box.type = "checkbox";
+    box.dataset.chartLog = "";
+    box.checked = payload.log_scale;
+    label.append(box, " log scale");
+    caption.append(" ", label);
     const plot = document.createElement("div");
     plot.className = "chart-plot";
     figure.append(caption, plot);

@@ -94,10 +94,15 @@ def test_a_running_runs_charts_have_axes_hover_values_a_log_learning_rate_and_gr
 
     # Live: new metrics arrive through the 1 s refresh and the same drawn chart takes them (no redraw).
     loss.evaluate("figure => { figure.plot.keptAcrossRefresh = true; }")
-    run_append_metrics(run_id=run.pk, rows=_training_rows(21, 30))
+    run_append_metrics(run_id=run.pk, rows=[*_training_rows(21, 30), {"step": 30, "eval/loss": 1.5}])
     page.wait_for_function("""() => document.querySelector('figure[data-metric="loss"]').plot.data[0].length === 30""")
     assert loss.evaluate("figure => figure.plot.keptAcrossRefresh") is True
     assert "at step 30" in loss.locator("[data-chart-summary]").inner_text()
+    # A metric first logged mid-run gets its chart in the kept panel, with its name and value.
+    evaluation_loss = page.locator('figure[data-metric="eval/loss"]')
+    evaluation_loss.locator(".u-legend").wait_for()
+    assert evaluation_loss.locator("[data-chart-summary]").inner_text() == "1.5 at step 30 · range 1.5 – 1.5"
+    assert evaluation_loss.locator("figcaption").inner_text().startswith("eval/loss (nats) 1.5 at step 30")
 
     # Smoothing: a raw line joins each smoothed one, and the smoothed value lags the falling raw loss.
     page.locator("[data-chart-smoothing]").fill("0.9")
