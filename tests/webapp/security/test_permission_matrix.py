@@ -44,6 +44,7 @@ MISSING_OBJECT_PAGES = {
     "runs:artifact-row",
     "runs:artifact-row-edit",
     "runs:detail",
+    "webhooks:detail",
 }
 
 
