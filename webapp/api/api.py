@@ -18,12 +18,22 @@ from django.http import Http404, HttpRequest, HttpResponse
 from ninja import NinjaAPI, Swagger
 from ninja.errors import AuthenticationError, HttpError
 from ninja.errors import ValidationError as SchemaValidationError
+from ninja.operation import Operation
 
 from .auth import RESEARCH_AUTH
 from .errors import ApiProblem, problem_handler, problem_response, validation_error_problem
 from .routers import artifacts, campaigns, evaluations, library, models, runs
 
-api = NinjaAPI(
+
+class RefineryApi(NinjaAPI):
+    """The NinjaAPI whose operation ids are the view functions' names (`run_create`, `artifact_download`),
+    which generated clients turn into method names, instead of ninja's module-prefixed default."""
+
+    def get_openapi_operation_id(self, operation: Operation) -> str:
+        return operation.view_func.__name__
+
+
+api = RefineryApi(
     title="Refinery API",
     version="1",
     description="Everything the site does, scriptable. Authenticate with `Authorization: Bearer <token>` "

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from django.test import Client
 
+from tests.browser.conftest import browser_page  # noqa: F401 - the docs page's browser test
 from tests.webapp.annotation.conftest import make_campaign, rubric, write_artifact  # noqa: F401 - the campaign fixtures
 from webapp.api.tokens import token_create, token_revoke
 

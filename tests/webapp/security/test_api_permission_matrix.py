@@ -72,6 +72,11 @@ def test_researchers_and_admins_are_let_through_every_operation(method, path, ro
     assert response.status_code in LET_THROUGH, f"{method} {path} gave {response.status_code} to a {role}"
 
 
+def test_operation_ids_are_unique_view_names():
+    ids = [operation["operationId"] for methods in SCHEMA["paths"].values() for operation in methods.values()]
+    assert len(ids) == len(set(ids)) and "run_create" in ids and "artifact_download" in ids
+
+
 @pytest.mark.parametrize("role", ["researcher", "annotator", "admin"])
 def test_every_role_may_read_the_schema_but_not_anonymously(role, make_user):
     assert _bearer(make_user(role)).get("/api/v1/openapi.json").status_code == 200
