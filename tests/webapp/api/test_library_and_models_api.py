@@ -138,3 +138,25 @@ def test_a_token_user_is_recorded_as_the_uploader(researcher):
     client = Client(headers={"Authorization": f"Bearer {token_create(user=researcher, name='x').secret}"})
     client.post("/api/v1/seed-prompt-sets", {"name": "mine", "file": SimpleUploadedFile("m.txt", b"p\n")})
     assert SeedPromptSet.objects.get().created_by == researcher
+
+
+def test_a_browser_session_uploads_with_its_csrf_token_and_is_refused_without(researcher, settings):
+    from django.test import Client
+
+    browser = Client(enforce_csrf_checks=True)
+    browser.force_login(researcher)
+    browser.get("/account/tokens/")
+    upload = {"name": "mine", "file": SimpleUploadedFile("m.txt", b"p\n")}
+    refused = browser.post("/api/v1/seed-prompt-sets", upload)
+    assert refused.status_code == 403 and not SeedPromptSet.objects.exists()
+    upload["file"].seek(0)
+    accepted = browser.post(
+        "/api/v1/seed-prompt-sets", upload, headers={"X-CSRFToken": browser.cookies["csrftoken"].value}
+    )
+    assert accepted.status_code == 201, accepted.content
+    settings.LIBRARY_MAX_UPLOAD_BYTES = 10
+    big = {"name": "big", "file": SimpleUploadedFile("big.txt", b"x" * 1000)}
+    too_large = browser.post(
+        "/api/v1/seed-prompt-sets", big, headers={"X-CSRFToken": browser.cookies["csrftoken"].value}
+    )
+    assert too_large.status_code == 413 and SeedPromptSet.objects.count() == 1
