@@ -80,6 +80,8 @@ def test_augcon_refuses_a_minimum_paragraph_length_that_drops_the_only_document(
 def test_dropdowns_offer_only_fitting_datasets_and_an_empty_one_links_to_where_to_make_one(
     browser_page, live_server, django_user_model, tmp_path
 ):
+    from pipelines.training.config import PreferenceConfig
+    from pipelines.training.presets import training_preset
     from webapp.library.models import Artifact
     from webapp.runs.services import artifact_register
 
@@ -103,8 +105,11 @@ def test_dropdowns_offer_only_fitting_datasets_and_an_empty_one_links_to_where_t
     assert sorted(options[1:]) == ["prefs (imported) — 2 rows", "qa-sft (imported) — 3 rows"]
     visible = "select[name=dataset] option[data-fits]:not([hidden])"
     assert page.locator(visible).all_inner_texts() == ["qa-sft (imported) — 3 rows"]  # the SFT trainer, first
+    assert page.locator("input[name=beta]").get_attribute("placeholder") in (None, "")  # SFT has no beta
     page.select_option("select[name=trainer]", value="preference")
     assert page.locator(visible).all_inner_texts() == ["prefs (imported) — 2 rows"]
+    preference = training_preset("tiny-cpu-demo").apply(PreferenceConfig())  # the form's initial preset
+    assert page.locator("input[name=beta]").get_attribute("placeholder") == f"{preference.beta:g}"
     page.goto(f"{live_server.url}/annotation/new/")
     assert page.locator("select[name=artifact] option").all_inner_texts()[1:] == ["prefs (imported) — 2 rows"]
 

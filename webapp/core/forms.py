@@ -140,15 +140,23 @@ class GuidedFormMixin:
         return json.dumps(self.preset_value_table(), sort_keys=True)
 
     def show_preset_values(self) -> None:
-        """Write the current choice's values into the fields' placeholders (text) or "(preset)" options (choices)."""
+        """Write the current choice's values into the fields' placeholders (text) or "(preset)" options (choices).
+
+        Every field some choice gives a value is marked `data-preset-field`, so the page's script can
+        fill it in (or empty it) when the choice changes (training's beta exists for preference only).
+        """
         form = self._form()
-        for name, text in self._shown_values(self.preset_choice()).items():
+        current = self._shown_values(self.preset_choice())
+        marked = {name for values in self.preset_value_table().values() for name in values}
+        for name in sorted(marked):
             field = form.fields[name]
+            text = current.get(name)
             if isinstance(field, forms.ChoiceField):
                 field.choices = [
-                    (value, f"(preset: {text})" if value == "" else label) for value, label in field.choices
+                    (value, (f"(preset: {text})" if text is not None else "(preset)") if value == "" else label)
+                    for value, label in field.choices
                 ]
-            else:
+            elif text is not None:
                 field.widget.attrs["placeholder"] = text
             field.widget.attrs["data-preset-field"] = name
 
