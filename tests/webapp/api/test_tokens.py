@@ -97,3 +97,9 @@ def test_the_docs_page_is_behind_login_and_loads_swagger_from_this_site(client: 
     assert 'data-api-csrf="true"' in html  # "Try it out" sends the session's CSRF token
     assert "cdn" not in html.lower() and "script-src 'self'" in page["Content-Security-Policy"]
     assert client.get("/api/v1/openapi.json").json()["info"]["title"] == "Refinery API"
+
+
+def test_a_token_opens_no_page_outside_the_api_not_even_an_admins(admin_api):
+    for path in ("/runs/", "/admin/", "/account/tokens/"):
+        response = admin_api.get(path)
+        assert response.status_code == 302 and "/accounts/login/" in response["Location"], path
