@@ -32,16 +32,20 @@ NOT_SERIES = {"step", "t", "epoch", "batch", "total_flos"}
 MAX_POINTS = 400
 """Points kept per line: enough for the eye at a chart's width, small enough for a 1 s refresh."""
 
-# The y axis's unit by metric name (the part after the last "/", so "eval/loss" reads as "loss").
+# The y axis's unit by metric name (the part after the last "/", so "eval/loss" reads as "loss");
+# a name under "logps/" (TRL's log-probabilities of the chosen and rejected answers) is in nats.
 UNITS = {
     "loss": "nats",
     "learning_rate": "per step",
     "grad_norm": "L2 norm",
-    "margins": "reward (nats)",
-    "chosen": "reward (nats)",
-    "rejected": "reward (nats)",
+    "margins": "reward",
+    "chosen": "reward",
+    "rejected": "reward",
     "accuracies": "share of pairs",
     "accuracy": "share of pairs",
+    "kl": "nats",
+    "entropy": "nats",
+    "reward": "reward",
     "tokens_per_second": "tokens / s",
     "runtime": "s",
     "samples_per_second": "samples / s",
@@ -184,7 +188,7 @@ def _chart(name: str, x_label: str, lines: list[Line]) -> Chart:
     has_positive = any(y > 0 for line in lines for _, y in line.points)
     return Chart(
         name=name,
-        unit=UNITS.get(short_name, ""),
+        unit="log-probability (nats)" if "logps" in name.split("/")[:-1] else UNITS.get(short_name, ""),
         x_label=x_label,
         log_scale=short_name in LOG_SCALE_METRICS and has_positive,
         lines=lines,

@@ -24,6 +24,22 @@ def test_each_numeric_metric_gets_a_chart_with_loss_first_and_its_unit():
     assert {chart.x_label for chart in charts} == {"step"}
 
 
+@pytest.mark.parametrize(
+    ("name", "unit"),
+    [
+        ("eval/loss", "nats"),
+        ("rewards/margins", "reward"),
+        ("eval/rewards/accuracies", "share of pairs"),
+        ("logps/chosen", "log-probability (nats)"),
+        ("eval/logps/rejected", "log-probability (nats)"),
+        ("tokens_per_second", "tokens / s"),
+        ("something_new", ""),
+    ],
+)
+def test_units_follow_the_last_part_of_the_metric_name(name, unit):
+    assert metric_charts([{"step": 1, name: 1.0}])[0].unit == unit
+
+
 def test_the_learning_rate_starts_on_a_log_axis_and_counts_the_zeros_it_cannot_draw():
     rows = [{"step": step, "learning_rate": rate, "loss": 1.0} for step, rate in [(1, 0.0), (2, 1e-6), (3, 2e-5)]]
     learning_rate = next(chart for chart in metric_charts(rows) if chart.name == "learning_rate")
