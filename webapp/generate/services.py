@@ -9,6 +9,7 @@ from pipelines.errors import InvalidConfigError
 from pipelines.generate.config import GenerateConfig
 from pipelines.llm.types import SamplingParams
 from webapp.core.forms import config_refusal
+from webapp.core.run_forms import EstimateWarning
 from webapp.library.models import SeedPromptSet
 from webapp.registry.models import ModelEntry
 
@@ -42,3 +43,20 @@ def generate_config_build(
 def generate_cost_estimate(*, prompt_count: int, n: int, max_tokens: int) -> dict[str, int]:
     """Upper bound of what a generate run asks of the model, shown before it is queued."""
     return {"model_calls": prompt_count, "samples": prompt_count * n, "max_new_tokens": prompt_count * n * max_tokens}
+
+
+def generate_warnings(config: dict[str, Any]) -> list[EstimateWarning]:
+    """Settings that waste part of a generate run, shown before queueing.
+
+    Why: greedy decoding (temperature 0) gives the same answer every time, so n > 1 answers per prompt
+    are n copies: they cost n times the tokens and give AFT's aggregation data nothing to choose from.
+    """
+    sampling = GenerateConfig.from_dict(config["generate"]).sampling
+    if sampling.n > 1 and sampling.temperature == 0:
+        return [
+            EstimateWarning(
+                f"Temperature 0 decodes greedily: the {sampling.n} answers of each prompt will be identical. "
+                "Raise the temperature (e.g. 0.7) to get different answers, or ask for 1 answer per prompt."
+            )
+        ]
+    return []

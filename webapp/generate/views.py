@@ -40,7 +40,8 @@ def _estimate(form: GenerateRunForm, config: dict[str, Any]) -> Estimate:
             EstimateLine("Prompts (model calls)", figures["model_calls"], key="model-calls"),
             EstimateLine("Samples", figures["samples"], key="samples"),
             EstimateLine("New tokens, at most", figures["max_new_tokens"], key="max-new-tokens"),
-        ]
+        ],
+        warnings=services.generate_warnings(config),
     )
 
 

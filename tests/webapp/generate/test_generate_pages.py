@@ -45,3 +45,19 @@ def test_the_estimate_of_a_form_with_problems_shows_them_instead(researcher_clie
     data = {"model": model_ensure_embedded().pk, "prompt_set": prompt_set.pk, "n": 0, "max_tokens": 10, "temperature": 0.5, "top_p": 0.9, "batch_size": 4}
     page = researcher_client.post("/generate/new/estimate/", data).content.decode()
     assert "greater than or equal to 1" in page and 'data-key="samples"' not in page
+
+
+def test_the_estimate_warns_that_greedy_decoding_makes_the_n_answers_identical(researcher_client, prompt_set):
+    data = {"model": model_ensure_embedded().pk, "prompt_set": prompt_set.pk, "n": 4, "max_tokens": 10, "temperature": 0, "top_p": 0.9, "batch_size": 4}
+    page = researcher_client.post("/generate/new/estimate/", data).content.decode()
+    assert "the 4 answers of each prompt will be identical" in page and "Ready to queue, but read the warning" in page
+    one = researcher_client.post("/generate/new/estimate/", {**data, "n": 1}).content.decode()
+    sampled = researcher_client.post("/generate/new/estimate/", {**data, "temperature": 0.7}).content.decode()
+    assert "identical" not in one and "identical" not in sampled and "Ready to queue." in sampled
+
+
+def test_the_generate_page_shows_the_prompt_counts_and_folds_the_sampling_details(researcher_client, prompt_set):
+    page = researcher_client.get("/generate/new/").content.decode()
+    assert ">three — 3 prompts</option>" in page
+    advanced = page[page.index('<details class="advanced"') :]
+    assert 'name="temperature"' in advanced and 'name="max_tokens"' not in advanced
