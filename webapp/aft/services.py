@@ -13,6 +13,7 @@ from django.core.exceptions import ValidationError
 from pipelines.aft.config import AftConfig, AggregationDataConfig
 from pipelines.errors import InvalidConfigError, InvalidInputError
 from webapp.core.forms import config_refusal
+from webapp.core.run_forms import EstimateWarning
 from webapp.library.models import Artifact, SeedPromptSet
 from webapp.registry.models import ModelEntry
 
@@ -153,3 +154,25 @@ def data_config_build(*, source: Artifact, model: ModelEntry | None, options: di
         "model_id": model.pk if (model is not None and config.needs_model) else None,
         "data": config.to_dict(),
     }
+
+
+def inference_warnings(aft: AftConfig) -> list[EstimateWarning]:
+    """Settings that waste an aggregation run, shown before queueing.
+
+    Why: a layer of n samples at temperature 0 is n copies of one greedy answer, so the aggregator
+    reads the same draft n times: the run costs n times plain sampling and aggregates nothing.
+    """
+    if aft.mode != "aggregate":
+        return []
+    layers = [("proposal", aft.proposal)] + ([("aggregation", aft.aggregation)] if aft.hidden_layer else [])
+    greedy = [
+        f"{name} ({sampling.n} samples)" for name, sampling in layers if sampling.n > 1 and sampling.temperature == 0
+    ]
+    if not greedy:
+        return []
+    return [
+        EstimateWarning(
+            f"Temperature 0 makes each layer's samples identical: {', '.join(greedy)}; the aggregator would read one "
+            "draft several times. Raise the temperature (the paper samples at 0.7)."
+        )
+    ]

@@ -65,6 +65,7 @@ def _inference_estimate(form: AftInferenceForm, config: dict[str, Any]) -> Estim
                 key="single-sample-max-new-tokens",
             ),
         ],
+        warnings=services.inference_warnings(aft),
         notes=[f"{figures['times_single_sample']} generations per answer, against 1 for plain sampling."],
         resolved=json.dumps(config["aft"], indent=2),
     )

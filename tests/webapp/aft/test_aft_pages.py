@@ -206,6 +206,18 @@ def test_the_cost_estimate_counts_every_generation_and_token(researcher_client, 
     assert PipelineRun.objects.count() == 0  # estimating queues nothing
 
 
+def test_the_estimate_warns_that_greedy_layers_give_the_aggregator_identical_drafts(
+    researcher_client, model, prompt_set
+):
+    greedy = _fields(model, prompt_set, proposal_temperature=0.0, aggregation_temperature=0.0)
+    page = researcher_client.post("/aft/new/estimate/", greedy).content.decode()
+    assert "samples identical: proposal (3 samples), aggregation (3 samples)" in page
+    assert "Ready to queue, but read the warning above first." in page
+    sampled = researcher_client.post("/aft/new/estimate/", _fields(model, prompt_set)).content.decode()
+    single = researcher_client.post("/aft/new/estimate/", {**greedy, "mode": "single"}).content.decode()
+    assert "identical" not in sampled and "identical" not in single  # plain sampling is one sample a prompt
+
+
 def test_the_form_page_asks_for_the_estimate_by_hx_post(researcher_client):
     page = researcher_client.get("/aft/new/").content.decode()
     assert 'hx-post="/aft/new/estimate/"' in page and "Choose a model and a prompt set" in page
