@@ -41,6 +41,8 @@ def test_a_campaign_is_created_with_the_forms_defaults_and_the_services_rules(
         and campaign.overlap == 2
         and campaign.flags == ["factual error", "harmful", "off-topic"]
     )
+    listed = researcher_api.get("/api/v1/campaigns").json()["items"]
+    assert [(entry["id"], entry["items"], len(entry["assignees"])) for entry in listed] == [(campaign.pk, 4, 2)]
     too_much = _post(researcher_api, "/api/v1/campaigns", {**body, "name": "x", "overlap": 3})
     assert too_much.status_code == 422 and "needs at least 3 annotators" in json.dumps(too_much.json())
     assert Campaign.objects.count() == 1

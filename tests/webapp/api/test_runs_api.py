@@ -126,6 +126,16 @@ def test_list_filters_by_status_and_kind_and_pages(researcher_api, researcher, p
     assert researcher_api.get("/api/v1/runs?limit=0").status_code == 422
 
 
+def test_a_page_of_runs_costs_the_same_queries_whatever_its_length(
+    researcher_api, researcher, prompt_set, django_assert_max_num_queries
+):
+    config = small_generate_config(prompt_set)
+    for _ in range(10):
+        services.run_create(user=researcher, kind="generate", config=config)
+    with django_assert_max_num_queries(8):
+        assert researcher_api.get("/api/v1/runs?limit=10").json()["count"] == 10
+
+
 def test_get_shows_progress_and_the_log_tail(researcher_api, researcher, prompt_set):
     run = services.run_create(user=researcher, kind="generate", config=small_generate_config(prompt_set))
     PipelineRun.objects.filter(pk=run.pk).update(

@@ -104,15 +104,16 @@ def campaign_out(request: HttpRequest, campaign: Campaign) -> dict[str, Any]:
         **{name: getattr(campaign, name) for name in fields},
         "artifact": campaign.artifact_id,
         "rubric": campaign.rubric_id,
-        "items": campaign.items.count(),
-        "assignees": list(campaign.assignees.order_by("username").values_list("username", flat=True)),
+        # The list's selector counts items in its query (`item_count`); one campaign counts them here.
+        "items": getattr(campaign, "item_count", None) or campaign.items.count(),
+        "assignees": sorted(user.username for user in campaign.assignees.all()),
         "url": request.build_absolute_uri(campaign.get_absolute_url()),
     }
 
 
 @router.get("/campaigns", response={200: CampaignPage, **READ_ERRORS}, summary="Annotation campaigns, newest first")
 def campaign_list(request: HttpRequest, params: Query[PageParams]) -> dict[str, Any]:
-    result = page(selectors.campaign_list(), params)
+    result = page(selectors.campaign_list().prefetch_related("assignees"), params)
     return {"count": result["count"], "items": [campaign_out(request, campaign) for campaign in result["items"]]}
 
 

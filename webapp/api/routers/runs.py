@@ -120,6 +120,7 @@ def _progress(run: PipelineRun) -> dict[str, Any]:
 
 
 def run_out(request: HttpRequest, run: PipelineRun) -> dict[str, Any]:
+    """A run as the API shows it; its artifacts and models read from `.all()`, so a list's prefetch serves them."""
     return {
         "id": run.pk,
         "kind": run.kind,
@@ -136,9 +137,12 @@ def run_out(request: HttpRequest, run: PipelineRun) -> dict[str, Any]:
         "summary": run.summary,
         "artifacts": [
             {"id": artifact.pk, "name": artifact.name, "kind": artifact.kind, "row_count": artifact.row_count}
-            for artifact in run.artifacts.order_by("pk")
+            for artifact in sorted(run.artifacts.all(), key=lambda artifact: artifact.pk)
         ],
-        "models": [{"id": model.pk, "name": model.name} for model in run.produced_models.order_by("pk")],
+        "models": [
+            {"id": model.pk, "name": model.name}
+            for model in sorted(run.produced_models.all(), key=lambda model: model.pk)
+        ],
         "url": request.build_absolute_uri(run.get_absolute_url()),
     }
 
