@@ -450,3 +450,21 @@ def test_the_almost_form_keeps_its_settings_under_advanced_with_the_presets_valu
     assert form.fields["reward_max_steps"].widget.attrs["placeholder"] == str(steps)
     page = researcher_client.get("/almost/new/").content.decode()
     assert '<details class="advanced" data-advanced>' in page and f">seeds — {seeds.prompt_count} prompts<" in page
+
+
+def test_the_advanced_section_stays_open_through_a_rubric_edit_when_it_holds_a_change(
+    researcher_client, seeds, hhh, small
+):
+    rows = [
+        {"model": small.pk, "shots": "3", "demonstration_set": hhh.pk},
+        {"model": small.pk, "shots": "1", "demonstration_set": hhh.pk},
+    ]
+    moved = researcher_client.post(
+        "/almost/new/", _post(seeds, small, rows, response_max_tokens="200", action="down-0")
+    )
+    assert '<details class="advanced" data-advanced open>' in moved.content.decode()
+    plain = researcher_client.post(
+        "/almost/new/", _post(seeds, small, rows, rmsp_n="4", action="down-0")
+    )  # the initial
+    assert '<details class="advanced" data-advanced>' in plain.content.decode()
+    assert PipelineRun.objects.count() == 0
