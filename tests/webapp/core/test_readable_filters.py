@@ -49,14 +49,18 @@ def test_configs_are_indented_and_keep_their_key_order():
 
 
 @pytest.mark.django_db
-def test_the_run_page_shows_the_config_as_yaml_and_summary_keys_as_words(researcher, researcher_client: Client):
+def test_the_run_page_shows_the_config_as_yaml_and_summary_keys_as_words_never_none(
+    researcher, researcher_client: Client
+):
     config = small_generate_config(prompt_set_of(2, "two"), n=2, max_tokens=8)
     run = services.run_create(user=researcher, kind="generate", config=config)
-    PipelineRun.objects.filter(pk=run.pk).update(summary={"questions_kept": 3, "sft_rows": 2})
+    PipelineRun.objects.filter(pk=run.pk).update(summary={"questions_kept": 3, "sft_rows": 2, "eval_loss": None})
     page = html.unescape(researcher_client.get(run.get_absolute_url()).content.decode())
     assert "<th>Questions kept</th>" in page
     assert "<th>SFT rows</th>" in page
     assert "questions_kept" not in page
+    assert '<th>Eval loss</th><td class="num">—</td>' in page
+    assert ">None<" not in page
     shown_config = page.split('<pre id="run-config" class="readable-config">')[1].split("</pre>")[0]
     assert yaml.safe_load(shown_config) == run.config
     assert "\n  " in shown_config  # nested settings are indented, one a line
