@@ -73,3 +73,12 @@ def test_trainings_blank_fields_follow_the_trainer_and_the_preset():
     assert not bound.advanced_differences()  # typing the preset's own value changes nothing
     changed = TrainingRunForm({"trainer": "sft", "preset": "", "learning_rate": "0.123"})
     assert changed.advanced_differences() == ["learning_rate"] and changed.advanced_open()
+
+
+def test_a_form_opened_with_a_runs_values_opens_advanced_only_where_they_differ_from_the_preset():
+    """Clone and edit fills the form's initial values from a run: its own changes must be in sight."""
+    tiny = preset_named(SPIN_PRESETS, "tiny-cpu-demo").apply(SpinConfig())
+    same = SpinRunForm(initial={"preset": "tiny-cpu-demo", "beta": tiny.training.beta})
+    assert not same.advanced_open()
+    changed = SpinRunForm(initial={"preset": "tiny-cpu-demo", "beta": tiny.training.beta * 2})
+    assert changed.advanced_differences() == ["beta"] and changed.advanced_open()
