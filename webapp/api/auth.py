@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from django.conf import settings
 from django.http import HttpRequest
 from ninja.security import APIKeyCookie, HttpBearer
 
@@ -42,7 +43,7 @@ class TokenAuth(HttpBearer):
 class SessionAuth(APIKeyCookie):
     """The browser's login session, with the CSRF check on unsafe methods."""
 
-    param_name = "sessionid"
+    param_name = settings.SESSION_COOKIE_NAME
 
     def __init__(self, roles: Sequence[str]) -> None:
         super().__init__(csrf=True)
