@@ -85,6 +85,14 @@ def run_create_from_fields(
             raise _field_problem("preset", f"Runs of kind {kind!r} take no preset.")
         data["preset"] = preset
     form = form_class(data)
+    unknown = sorted(set(fields) - set(form.fields))
+    if unknown:
+        known = ", ".join(form.fields)
+        raise ApiProblem(
+            422,
+            f"{kind} runs have no field {', '.join(unknown)}.",
+            errors=[{"field": key, "message": f"{kind} runs have no field {key}; fields: {known}"} for key in unknown],
+        )
     config = config_from_form(form, import_string(declaration.config_build))
     if config is None:
         raise form_problem(form)

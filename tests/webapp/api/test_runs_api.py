@@ -68,6 +68,16 @@ def test_fields_left_out_take_the_forms_initial_values(researcher_api, prompt_se
     assert sampling["n"] == 1 and sampling["temperature"] == 0.7
 
 
+def test_a_field_the_kinds_form_does_not_have_is_refused_by_name_not_dropped(researcher_api, prompt_set):
+    model_ensure_embedded()
+    response = _create(researcher_api, {"kind": "generate", "fields": {"prompt_set": prompt_set.pk, "max_token": 4}})
+    assert response.status_code == 422, response.content
+    errors = {error["field"]: error["message"] for error in response.json()["errors"]}
+    assert set(errors) == {"max_token"}
+    assert "generate runs have no field max_token" in errors["max_token"] and "max_tokens" in errors["max_token"]
+    assert PipelineRun.objects.count() == 0
+
+
 def test_refusals_name_the_form_field_with_the_pages_message_and_queue_nothing(researcher_api, prompt_set):
     empty = SeedPromptSet.objects.create(name="empty")
     response = _create(researcher_api, {"kind": "generate", "fields": _fields(empty, n=0)})
