@@ -58,6 +58,12 @@ def test_a_refused_field_is_printed_by_name_and_nothing_is_queued(api_site, refi
     assert result.status == 2
     assert "\n  n: " in result.stderr and "HTTP 422" in result.stderr
     assert not PipelineRun.objects.exists()
+    typo = refinery(
+        "--url", api_site.url, "--token", api_site.token,
+        "runs", "create", "generate", "--set", f"prompt_set={prompt_set.pk}", "--set", "max_token=4",
+    )  # fmt: skip
+    assert typo.status == 2 and "\n  max_token: generate runs have no field max_token" in typo.stderr
+    assert not PipelineRun.objects.exists()
     malformed = refinery("--url", api_site.url, "--token", api_site.token, "runs", "create", "generate", "--set", "n")
     assert malformed.status == 2 and "FIELD=VALUE" in malformed.stderr
 
