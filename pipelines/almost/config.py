@@ -168,9 +168,16 @@ class PromptGenerationConfig:
     """Give up after num_generation x this many candidates (a model that only repeats itself would loop forever)."""
     model: str = ""
     """Label of the model that writes prompts; "" uses the rubric's first (best) configuration's model."""
+    constrained_output: bool = True
+    """Decode each new query under a grammar of one line of at most max_chars characters, so none comes
+    back empty or too long (ours: the paper samples freely and filters; off reproduces that)."""
     seed: int = 42
 
     def __post_init__(self) -> None:
+        if not isinstance(self.constrained_output, bool):
+            raise InvalidConfigError(
+                f"prompt_generation.constrained_output must be true or false, got {self.constrained_output!r}"
+            )
         _check_integer("prompt_generation.num_generation", self.num_generation, *NUM_GENERATION_RANGE)
         _check_integer("prompt_generation.in_context", self.in_context, *IN_CONTEXT_RANGE)
         _check_range("prompt_generation.temperature", self.temperature, 0, 5)

@@ -20,6 +20,7 @@ from pipelines.almost.prompts import AlmostInputs, extract_query, prompt_generat
 from pipelines.common.progress import Progress
 from pipelines.common.store import RunStore
 from pipelines.errors import InvalidInputError
+from pipelines.llm.grammar import Grammar, structured_output_mode
 from pipelines.llm.types import LLMBackend, SamplingParams
 
 PG_PROMPTS_FILE = "pg/prompts.jsonl"
@@ -44,6 +45,12 @@ def length_verdict(prompt: str, config: PromptGenerationConfig) -> str | None:
     if len(prompt) > config.max_chars:
         return "too_long"
     return None
+
+
+def query_grammar(config: PromptGenerationConfig) -> Grammar:
+    """The reply after the prompt's closing "Query:": a space, then one line of 1 to `max_chars`
+    characters that does not start with a blank, then the line break the stop string cuts."""
+    return Grammar.regex(rf" ?[^\s][^\n]{{0,{config.max_chars - 1}}}\n?")
 
 
 def generate_prompts(
@@ -84,6 +91,8 @@ def generate_prompts(
     progress.stage("pg · prompts", total=config.num_generation, done=min(len(accepted), config.num_generation))
     if round_index:
         progress.log(f"pg: resuming after {round_index} finished rounds ({len(accepted)} prompts kept)")
+    grammar = query_grammar(config) if config.constrained_output else None
+    progress.log(f"pg: structured output: {structured_output_mode(backend, grammar)}")
 
     candidate_cap = config.num_generation * config.max_candidates_per_prompt
     while len(accepted) < config.num_generation and sum(verdicts.values()) < candidate_cap:
@@ -115,6 +124,9 @@ def generate_prompts(
         "requested": config.num_generation,
         "candidates": candidates,
         "rounds": round_index,
+        # A reply with no query line: what the grammar rules out under constrained_output.
+        "parse_failures": verdicts.get("empty", 0),
+        "constrained_output": config.constrained_output,
         "rejected": {reason: count for reason, count in sorted(verdicts.items()) if reason != ACCEPTED},
     }
     store.write_json(summary, PG_SUMMARY_FILE)
@@ -141,6 +153,7 @@ def _run_round(
         max_tokens=config.max_tokens,
         seed=config.seed + round_index,
         stop=("\n",),
+        grammar=query_grammar(config) if config.constrained_output else None,
     )
     outputs = backend.complete([prompt_generation_text(instruction, examples) for examples in contexts], sampling)
     rows: list[dict[str, Any]] = []

@@ -24,6 +24,7 @@ from pipelines.augcon.prompts import (
     ANSWER_WITH_REASONING,
     JUDGE_PROMPT,
 )
+from pipelines.llm.grammar import Grammar, choice_regex
 from pipelines.llm.types import Conversation, LLMBackend, SamplingParams
 
 _ANSWER_LABEL = re.compile(r"(?:\*\*)?\s*answer\s*(?:\*\*)?\s*[:：]\s*(?:\*\*)?", re.IGNORECASE)
@@ -58,6 +59,10 @@ def parse_answer(text: str) -> ParsedAnswer:
     last = labels[-1]
     reasoning = _REASONING_LABEL.sub("", text[: last.start()]).strip()
     return ParsedAnswer(reasoning=reasoning, answer=text[last.end() :].strip())
+
+
+JUDGE_GRAMMAR = Grammar.regex(choice_regex(("yes", "no")))
+"""The self-judge's reply under `constrained_output`: exactly "yes" or "no" (ours; the paper samples freely)."""
 
 
 def parse_judgement(text: str) -> bool | None:
@@ -135,6 +140,7 @@ def judge_answers(
         temperature=config.judge_temperature,
         max_tokens=config.judge_max_tokens,
         seed=seed_for(config.seed, "judge"),
+        grammar=JUDGE_GRAMMAR if config.constrained_output else None,
     )
     verdicts: list[tuple[bool | None, str]] = []
     for start in range(0, len(conversations), config.batch_size):
@@ -143,7 +149,9 @@ def judge_answers(
             stats.calls += 1
             stats.prompt_tokens += drawn[0].prompt_tokens
             stats.completion_tokens += drawn[0].completion_tokens
-            verdicts.append((parse_judgement(drawn[0].text), drawn[0].text))
+            verdict = parse_judgement(drawn[0].text)
+            stats.parse_failures += 1 if verdict is None else 0
+            verdicts.append((verdict, drawn[0].text))
     return verdicts
 
 

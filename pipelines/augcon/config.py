@@ -95,6 +95,14 @@ class AugConConfig:
     """New tokens per question-and-split call (question plus both rewritten sub-contexts)."""
     cst_demonstrations: int = 3
     """Examples of the QA few-shot set shown in the question-and-split prompt (the paper shows 3)."""
+    constrained_output: bool = True
+    """Decode the question-and-split replies and the yes/no self-judge under a grammar of their form, so
+    every reply parses (ours: the paper generates unconstrained and retries what does not parse; off
+    reproduces that)."""
+    min_split_grounding: float = 0.5
+    """A sub-context is dropped (not split further) when fewer than this share of its words appear in
+    order in its parent (ROUGE-L recall against the parent): the model invented it instead of splitting.
+    0 keeps every split, as the paper does."""
 
     # -- contrastive scorer -------------------------------------------------------------------
     negatives_per_variant: int = 500
@@ -158,6 +166,11 @@ class AugConConfig:
             raise InvalidConfigError("question_top_p must be in (0, 1], got 0", field="question_top_p")
         _between("question_max_tokens", self.question_max_tokens, 8, 32768)
         _between("cst_demonstrations", self.cst_demonstrations, 0, 10)
+        if not isinstance(self.constrained_output, bool):
+            raise InvalidConfigError(
+                f"constrained_output must be true or false, got {self.constrained_output!r}", field="constrained_output"
+            )
+        _number_between("min_split_grounding", self.min_split_grounding, 0, 1)
         _between("negatives_per_variant", self.negatives_per_variant, 0, 100_000)
         _between("min_scorer_pairs", self.min_scorer_pairs, 1, 1_000_000)
         if not isinstance(self.scorer, TrainingArgs):

@@ -4,7 +4,9 @@ Per node (the paper's `CST`): a context of `min_length` characters or fewer is a
 model answers the question-and-split prompt, retried until the output parses (at most
 `max_attempts` calls); a question shorter than `min_question_length` drops the branch; the node's
 (context, question) is recorded, and both sub-contexts are split in turn unless one of them is not
-shorter than its parent. A chunk gets new trees until it holds gen_count x over_generation questions
+shorter than its parent. Ours: a sub-context fewer of whose words appear in order in its parent than
+`min_split_grounding` is recorded as "ungrounded" and not split (`grounding.py`), and with
+`constrained_output` every call decodes under `cst_grammar`, so each reply parses. A chunk gets new trees until it holds gen_count x over_generation questions
 (or `max_rounds_per_chunk` trees were grown).
 
 We grow the trees of all chunks of a group of documents level by level, so every level is one
@@ -23,8 +25,10 @@ from typing import Any
 
 from pipelines.augcon.config import AugConConfig
 from pipelines.augcon.corpus import RootChunk, normalise
+from pipelines.augcon.grounding import split_grounding
 from pipelines.augcon.prompts import CST_STOP, FULL_VARIANT, CSTDemonstration, CSTVariant, cst_prompt
 from pipelines.common.progress import Progress
+from pipelines.llm.grammar import Grammar
 from pipelines.llm.types import LLMBackend, SamplingParams
 
 # "Context 1:" with the variations small models produce: any case, bold markers, a full-width
@@ -120,6 +124,31 @@ def seed_for(base: int, *parts: Any) -> int:
     return int.from_bytes(digest[:4], "big") & 0x7FFFFFFF
 
 
+CHARACTERS_PER_TOKEN_BUDGETED = 3
+"""Characters a question-and-split reply may spend per new token, for `cst_grammar`'s bounds: English
+averages about 4 characters a token, so a reply within the bounds ends well before `max_tokens`."""
+
+
+def cst_grammar(config: AugConConfig) -> Grammar:
+    """The form the question-and-split prompt asks for, after its closing "Question: ".
+
+    One line of question (`min_question_length` characters at least), then "Context 1: " and
+    "Context 2: " each on one line after a blank line, as the demonstrations show. The question and
+    Context 1 are bounded so that "Context 2: " is always reached within `question_max_tokens`
+    (a reply cut before it would not parse): the question to a fifth of the character budget,
+    Context 1 to half of it. The reply ends after Context 2 (an optional line break, then the end token).
+    """
+    budget = CHARACTERS_PER_TOKEN_BUDGETED * config.question_max_tokens
+    shortest_question = max(1, config.min_question_length)
+    longest_question = max(shortest_question, budget // 5)
+    longest_context = max(8, budget // 2)
+    return Grammar.regex(
+        rf"\S[^\n]{{{shortest_question - 1},{longest_question - 1}}}"
+        rf"\n\nContext 1: \S[^\n]{{0,{longest_context - 1}}}"
+        r"\n\nContext 2: \S[^\n]*\n?"
+    )
+
+
 def sampling_for(config: AugConConfig, seed: int) -> SamplingParams:
     return SamplingParams(
         n=1,
@@ -128,6 +157,7 @@ def sampling_for(config: AugConConfig, seed: int) -> SamplingParams:
         max_tokens=config.question_max_tokens,
         seed=seed,
         stop=CST_STOP,
+        grammar=cst_grammar(config) if config.constrained_output else None,
     )
 
 
@@ -191,7 +221,10 @@ class TreeNode:
     context: str
     question: str = ""
     status: str = "question"
-    """question (recorded), short_question, parse_failed, leaf (too short to split)."""
+    """question (recorded), short_question, parse_failed, leaf (too short to split), ungrounded (a
+    sub-context too little of which comes from its parent; not split)."""
+    grounding: float | None = None
+    """Share of this context's words found in order in its parent's (ROUGE-L recall); None for a root."""
     reason: str = ""
     """Why the node has no question or no children."""
     attempts: int = 0
@@ -265,9 +298,12 @@ def build_trees_together(
             progress.check_cancelled()
             for node in frontier:
                 nodes[node.document_id].append(node)
-            splittable = [node for node in frontier if len(node.context) > config.leaf_characters]
+            # Ungrounded sub-contexts are recorded (the tree viewer shows them) but never asked.
+            splittable = [
+                node for node in frontier if node.status != "ungrounded" and len(node.context) > config.leaf_characters
+            ]
             for node in frontier:
-                if len(node.context) <= config.leaf_characters:
+                if node.status != "ungrounded" and len(node.context) <= config.leaf_characters:
                     node.status, node.reason = "leaf", f"{len(node.context)} characters, not above min_length"
             if splittable:
                 progress.log(
@@ -329,7 +365,15 @@ def _settle(node: TreeNode, outcome: AskOutcome, config: AugConConfig, questions
             depth=node.depth + 1,
             parent_id=node.node_id,
             context=context,
+            grounding=round(split_grounding(context, node.context), 4),
         )
         node.children.append(child.node_id)
+        if child.grounding < config.min_split_grounding:
+            # Kept in the tree (the viewer shows it) but never asked: its questions would be about invented text.
+            child.status = "ungrounded"
+            child.reason = (
+                f"{child.grounding:.0%} of its words appear in order in the parent, below min_split_grounding "
+                f"{config.min_split_grounding:.0%}; not split"
+            )
         children.append(child)
     return children

@@ -35,7 +35,7 @@ from pipelines.augcon.corpus import (
     cst_demonstrations,
     document_chunks,
 )
-from pipelines.augcon.cst import CallStats, ask_split, build_trees_together
+from pipelines.augcon.cst import CallStats, ask_split, build_trees_together, cst_grammar
 from pipelines.augcon.export import export, scorer_pairs
 from pipelines.augcon.files import (
     CHUNKS_FILE,
@@ -57,6 +57,7 @@ from pipelines.common.progress import Progress, StagePrefix
 from pipelines.common.result import PipelineResult
 from pipelines.common.store import RunStore
 from pipelines.errors import InvalidInputError
+from pipelines.llm.grammar import Grammar, structured_output_mode
 from pipelines.llm.loader import BackendLoader, BackendSpec
 from pipelines.llm.types import Completion, Conversation, LLMBackend, SamplingParams
 
@@ -88,6 +89,9 @@ class OnDemandGenerator:
 
     def complete(self, prompts: Sequence[str], params: SamplingParams) -> list[list[Completion]]:
         return self._loaded().complete(prompts, params)
+
+    def structured_output_mode(self, grammar: Grammar | None) -> str:
+        return structured_output_mode(self._loaded(), grammar)
 
     def close(self) -> None:
         """The loader owns the backend; nothing to close here."""
@@ -173,6 +177,9 @@ def build_trees(
     progress.stage("questions", total=len(document_ids), done=len(finished))
     if finished:
         progress.log(f"questions: {len(finished)} of {len(document_ids)} documents already finished")
+    if len(finished) < len(document_ids):
+        grammar = cst_grammar(config) if config.constrained_output else None
+        progress.log(f"questions: structured output: {structured_output_mode(backend, grammar)}")
     for group in document_groups(chunks_by_document, config.batch_size):
         if all(document_id in finished for document_id in group):
             continue

@@ -23,10 +23,11 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from pipelines.errors import InvalidConfigError
+from pipelines.llm.grammar import Grammar, choice_regex
 from pipelines.llm.types import Conversation, LLMBackend, SamplingParams, TokenLogprobs, supports_next_token_logprobs
 
 Verdict = Literal["A", "B", "tie"]
@@ -92,13 +93,16 @@ class JudgeConfig:
     method: JudgeMethod = "logprob"
     """`logprob`: the probability mass on the verdict tokens (no text generated, `sampling` and the
     retries unused); `text`: generate a reply and parse it."""
+    constrained_output: bool = True
+    """Text judge: decode the reply under a grammar of exactly "A", "B" or "tie", so every verdict
+    parses (ours: AlpacaEval's judges generate freely and parse; off reproduces that)."""
 
     def __post_init__(self) -> None:
         if self.method not in JUDGE_METHODS:
             raise InvalidConfigError(f"judge.method must be one of {', '.join(JUDGE_METHODS)}, not {self.method!r}")
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        data = {
             "method": self.method,
             "criteria": self.criteria,
             "sampling": self.sampling.to_dict(),
@@ -106,12 +110,19 @@ class JudgeConfig:
             "retry_temperature": self.retry_temperature,
             "system_prompt": self.system_prompt,
         }
+        # Only the text judge decodes a reply: the log-prob judge's stored configs (and digests) stay as they were.
+        if self.method == "text":
+            data["constrained_output"] = self.constrained_output
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> JudgeConfig:
         values = {key: value for key, value in data.items() if key in cls.__dataclass_fields__}
         # Configs stored before the log-prob judge existed were judged by parsing text.
         values.setdefault("method", "text")
+        if values["method"] == "text":
+            # Text-judge configs stored before grammars existed parsed free text; a rerun does the same.
+            values.setdefault("constrained_output", False)
         if "sampling" in values:
             values["sampling"] = SamplingParams.from_dict(values["sampling"] or {})
         return cls(**values)
@@ -157,6 +168,10 @@ _TIE_PATTERN = re.compile(
     r"|\bit(?:'s| is) a (?:tie|draw)\b",
     re.IGNORECASE,
 )
+
+
+VERDICT_GRAMMAR = Grammar.regex(choice_regex(("A", "B", "tie")))
+"""The text judge's reply under `constrained_output`: exactly one of the labels the prompt asks for."""
 
 
 def parse_verdict(reply: str) -> Verdict | None:
@@ -347,6 +362,8 @@ def judge_batch_text(
             )
         elif sampling.seed is None or sampling.n != 1:
             sampling = SamplingParams.from_dict({**sampling.to_dict(), "n": 1, "seed": seed})
+        if config.constrained_output:
+            sampling = replace(sampling, grammar=VERDICT_GRAMMAR)
         outputs = backend.chat([conversations[index] for index in pending], sampling)
         still_pending = []
         for index, completions in zip(pending, outputs, strict=True):
