@@ -135,6 +135,13 @@ class AlmostRunForm(GuidedFormMixin, forms.Form):
         label="Run RMSP",
         help_text="Sample n responses per prompt with the best configuration; keep the RM's favourite.",
     )
+    constrained_output = forms.BooleanField(
+        required=False,
+        initial=True,
+        label="Constrained query lines (ours; the paper samples freely and filters)",
+        help_text="Decode each new query under a grammar of one line of at most max_chars characters, so none comes "
+        "back empty or too long. Unticked: the paper's unconstrained generation.",
+    )
     rmsp_n = forms.IntegerField(
         min_value=RMSP_N_RANGE[0], max_value=RMSP_N_RANGE[1], initial=4, label="RMSP samples per prompt"
     )
@@ -251,6 +258,7 @@ def almost_run_config(form: AlmostRunForm) -> dict[str, Any]:
         in_context=data["in_context"],
         rmsp_n=data["rmsp_n"],
         rmsp_enabled=data["rmsp_enabled"],
+        constrained_output=data["constrained_output"],
         filters=form.filters(),
         preset=data["preset"],
         reward_max_steps=data.get("reward_max_steps"),

@@ -25,6 +25,7 @@ ALMOST = RunKind(
             "reward_eval_fraction": "almost.reward.eval_fraction",
             "reward_prompt_format": "almost.reward.training.prompt_format",
             "rmsp_enabled": "almost.rmsp.enabled",
+            "constrained_output": "almost.prompt_generation.constrained_output",
             "rmsp_n": "almost.rmsp.n",
         },
         form_data=almost_form_data,

@@ -139,6 +139,7 @@ def almost_config_build(
     prompt_max_tokens: int | None = None,
     reward_overrides: dict[str, Any] | None = None,
     reward_prompt_format: str = "",
+    constrained_output: bool = True,
 ) -> dict[str, Any]:
     """The run config of an ALMoST run, or a ValidationError naming the field and the fix."""
     if not seed_prompt_set.prompts.exists():
@@ -188,7 +189,11 @@ def almost_config_build(
         if reward_eval_fraction is not None:
             reward_values["eval_fraction"] = reward_eval_fraction
         reward = RewardConfig.from_dict(reward_values)
-        pg: dict[str, Any] = {"num_generation": num_generation, "in_context": in_context}
+        pg: dict[str, Any] = {
+            "num_generation": num_generation,
+            "in_context": in_context,
+            "constrained_output": constrained_output,
+        }
         if prompt_max_tokens:
             pg["max_tokens"] = prompt_max_tokens
         config = AlmostConfig.from_dict(

@@ -22,6 +22,8 @@ def augcon_form_data(config: dict[str, Any]) -> dict[str, Any]:
         if value is not MISSING:
             data[form_name] = value
     data["rouge_tokenizer"] = augcon.get("rouge_tokenizer", "")
+    # Runs from before grammars existed were unconstrained.
+    data["constrained_output"] = augcon.get("constrained_output", False)
     data["scorer_qlora"] = bool(augcon["scorer"].get("qlora"))
     data["scorer_warmup_steps"] = (augcon["scorer"].get("trainer_overrides") or {}).get("warmup_steps")
     data["documents"] = ", ".join(str(position) for position in config["document_positions"])

@@ -51,6 +51,7 @@ FLOAT_SETTINGS = (
     "rouge_threshold",
     "answer_temperature",
     "judge_temperature",
+    "min_split_grounding",
 )
 # Scorer training fields (form name -> TrainingArgs field), with their explanations.
 SCORER_SETTINGS: dict[str, tuple[str, type[forms.Field], str]] = {
@@ -132,6 +133,9 @@ class AugConRunForm(GuidedFormMixin, forms.Form):
         "workers' hardware. Unticked: LoRA over a full-precision base, stated in the run summary.",
     )
     scorer_warmup_steps = forms.IntegerField(required=False, min_value=0, help_text=SCORER_WARMUP_HELP)
+    constrained_output = forms.BooleanField(
+        initial=True, required=False, label="Constrained output (ours; the paper's replies are unconstrained)"
+    )
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -178,6 +182,11 @@ class AugConRunForm(GuidedFormMixin, forms.Form):
         help_text_from_config_docs(self, AugConConfig)
         for name in INTEGER_SETTINGS + FLOAT_SETTINGS:
             self.fields[name].help_text = f"{self.fields[name].help_text} Paper default: {getattr(defaults, name)}."
+        # Not the paper's: it keeps every split.
+        self.fields["min_split_grounding"].help_text = (
+            "A sub-context fewer of whose words appear in order in its parent (ROUGE-L recall) is kept in the tree "
+            "but not split: the model invented it. Ours: 0.5; 0 keeps every split, as the paper does."
+        )
         self.show_preset_values()
 
     def preset_values(self, choice: PresetChoice) -> dict[str, Any]:
@@ -204,6 +213,7 @@ class AugConRunForm(GuidedFormMixin, forms.Form):
         }
         if data.get("rouge_tokenizer"):
             values["rouge_tokenizer"] = data["rouge_tokenizer"]
+        values["constrained_output"] = bool(data.get("constrained_output"))
         scorer: dict[str, Any] = {}
         for form_name, (target, _field, _help) in SCORER_SETTINGS.items():
             value = data.get(form_name)

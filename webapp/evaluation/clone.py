@@ -33,6 +33,8 @@ def evaluation_form_data(config: dict[str, Any]) -> dict[str, Any]:
         "judge_method": judge["method"],
         "judge_max_tokens": judge["sampling"]["max_tokens"],
         "judge_retries": judge["retries"],
+        # Text-judge configs from before grammars existed were unconstrained (JudgeConfig.from_dict).
+        "judge_constrained_output": judge.get("constrained_output", judge["method"] != "text"),
         "bootstrap_rounds": settings["bootstrap_rounds"],
     }
     answering = [entry for entry in contestants if entry.get("kind") == "model"]

@@ -87,6 +87,13 @@ class EvaluationForm(GuidedFormMixin, forms.Form):
     judge_retries = forms.IntegerField(
         min_value=0, max_value=10, initial=2, help_text="Parsed text: re-asks for an unreadable verdict."
     )
+    judge_constrained_output = forms.BooleanField(
+        initial=True,
+        required=False,
+        label="Constrained verdict (ours; AlpacaEval's judges write freely)",
+        help_text="Parsed text: the judge's reply is decoded under a grammar of exactly A, B or tie, so every verdict "
+        "parses. Unticked: the unconstrained reply and the tolerant parser, with retries.",
+    )
     bootstrap_rounds = forms.IntegerField(min_value=100, max_value=100_000, initial=2000)
 
     def __init__(self, *args, **kwargs) -> None:  # type: ignore[no-untyped-def]

@@ -137,6 +137,7 @@ def evaluation_config_build(
     judge_retries: int = 2,
     bootstrap_rounds: int = 2000,
     judge_method: str = "logprob",
+    judge_constrained_output: bool = True,
 ) -> tuple[EvaluationConfig, list[dict[str, Any]], dict[str, Any]]:
     """The pipeline config plus the contestant descriptions, or a ValidationError naming the field.
 
@@ -193,6 +194,7 @@ def evaluation_config_build(
             sampling=SamplingParams(temperature=judge_temperature, max_tokens=judge_max_tokens, seed=seed),
             retries=judge_retries,
             method=judge_method,  # type: ignore[arg-type]
+            constrained_output=judge_constrained_output,
         )
         config = EvaluationConfig(
             candidates=tuple(candidates),

@@ -84,6 +84,7 @@ def evaluation_new(request: HttpRequest) -> HttpResponse:
                 judge_retries=data["judge_retries"],
                 bootstrap_rounds=data["bootstrap_rounds"],
                 judge_method=data["judge_method"],
+                judge_constrained_output=data["judge_constrained_output"],
             )
             evaluation = services.evaluation_create(
                 user=request.user,
