@@ -27,6 +27,16 @@ Usage:
     .venv/bin/python bench/generation.py --top-p 0.95     # nucleus sampling, as the pipelines sample
     .venv/bin/python bench/generation.py --dtype bfloat16 # a bfloat16 model, against a bfloat16 bound
     .venv/bin/python bench/generation.py --out bench/results/generation-cpu.json
+    .venv/bin/python bench/generation.py --grammar-overhead  # the grammar engines' mask cost per decoding step
+
+`--grammar-overhead` measures, instead of the cases, what constrained decoding (`SamplingParams.grammar`)
+adds to a decoding step at batch 1 and 32: a decoding step of our backend (the time of 33 new tokens
+less the time of 1, over the 32 steps between), and the mask of each candidate engine (xgrammar, as
+`pipelines.llm.grammar` uses it, and llguidance through the same logits-processor shape) on the
+embedded model's tokenizer: every row's matcher advanced by one token of a reply that matches the
+grammar, its allowed tokens computed, and the scores masked, per step. It prints the mask's seconds
+per step and its fraction of a decoding step, per engine, grammar (AugCon's question-and-split
+regular expression and a judge-verdict JSON schema) and batch size.
 """
 
 from __future__ import annotations
@@ -38,6 +48,7 @@ import platform
 import sys
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -380,6 +391,163 @@ def bench_case(
     return result
 
 
+# -- grammar overhead -----------------------------------------------------------------------------
+
+GRAMMAR_CASES = {
+    # AugCon's question-and-split reply (pipelines.augcon.cst.cst_grammar at the tiny-cpu-demo's 192 tokens)
+    "cst_regex": (
+        "regex",
+        r"\S[^\n]{4,114}\n\nContext 1: \S[^\n]{0,287}\n\nContext 2: \S[^\n]*\n?",
+        "What does the while statement do?\n\nContext 1: The while statement is used for repeated execution "
+        "as long as an expression is true.\n\nContext 2: It repeatedly tests the expression and executes the suite.",
+    ),
+    "verdict_json_schema": (
+        "json_schema",
+        json.dumps(
+            {
+                "type": "object",
+                "properties": {"reason": {"type": "string", "maxLength": 300}, "verdict": {"enum": ["A", "B", "tie"]}},
+                "required": ["reason", "verdict"],
+                "additionalProperties": False,
+            }
+        ),
+        '{"reason": "Response A answers the question and explains the loop; B does not.", "verdict": "A"}',
+    ),
+}
+
+
+class LLGuidanceProcessor:
+    """llguidance behind the same logits-processor shape as `pipelines.llm.grammar.GrammarLogitsProcessor`
+    (one matcher per row, the batch's masks filled in parallel), for the comparison only."""
+
+    def __init__(self, tokenizer_info: Any, grammar_text: str, rows: int, vocab_size: int) -> None:
+        import llguidance
+        import llguidance.torch
+
+        self._torch = llguidance.torch
+        self.matchers = [llguidance.LLMatcher(tokenizer_info, grammar_text) for _ in range(rows)]
+        self.bitmask = llguidance.torch.allocate_token_bitmask(rows, vocab_size)
+        self.executor = llguidance.LLExecutor()
+        self._started = False
+
+    def __call__(self, input_ids: Any, scores: Any) -> Any:
+        if self._started:
+            for matcher, token in zip(self.matchers, input_ids[:, -1].tolist(), strict=True):
+                if not (matcher.is_stopped() or matcher.is_error()):
+                    matcher.consume_token(token)
+        self._started = True
+        self.bitmask.fill_(-1)
+        active = [
+            (matcher, row)
+            for row, matcher in enumerate(self.matchers)
+            if not (matcher.is_stopped() or matcher.is_error())
+        ]
+        if active:
+            self._torch.fill_next_token_bitmask_par(self.executor, active, self.bitmask)
+        self._torch.apply_token_bitmask_inplace(scores, self.bitmask)
+        return scores
+
+
+def grammar_processor_factories(tokenizer: Any, vocab_size: int, stop_ids: list[int]) -> dict[str, Callable[..., Any]]:
+    """engine name -> processor(kind, source, rows); each engine's tokenizer tables are built once, here."""
+    from pipelines.llm.grammar import Grammar, GrammarCompiler
+
+    compiler = GrammarCompiler(tokenizer, vocab_size, stop_ids)
+    factories: dict[str, Callable[..., Any]] = {
+        "xgrammar": lambda kind, source, rows: compiler.processor(Grammar(kind, source), rows)
+    }
+    try:
+        import llguidance
+        import llguidance.hf
+    except ImportError:
+        return factories
+    info = llguidance.hf.from_tokenizer(tokenizer, n_vocab=vocab_size, eos_token=stop_ids[0])
+
+    def guidance(kind: str, source: str, rows: int) -> LLGuidanceProcessor:
+        text = (
+            llguidance.LLMatcher.grammar_from_regex(source)
+            if kind == "regex"
+            else llguidance.LLMatcher.grammar_from_json_schema(source, defaults={"whitespace_flexible": False})
+        )
+        return LLGuidanceProcessor(info, text, rows, vocab_size)
+
+    factories["llguidance"] = guidance
+    return factories
+
+
+def mask_seconds_per_step(
+    make_processor: Callable[[], Any], reply_tokens: list[int], rows: int, vocab_size: int, repeats: int
+) -> float:
+    """Median over `repeats` passes of the processor's seconds per step, walking every row through `reply_tokens`."""
+    import torch
+
+    per_pass = []
+    scores = torch.randn(rows, vocab_size)
+    for _ in range(repeats):
+        processor = make_processor()
+        input_ids = torch.zeros((rows, 1), dtype=torch.long)
+        started = time.perf_counter()
+        for step, token in enumerate([None, *reply_tokens]):
+            if token is not None:
+                input_ids[:, -1] = token
+            processor(input_ids, scores.clone() if step == 0 else scores)
+        per_pass.append((time.perf_counter() - started) / (len(reply_tokens) + 1))
+    return sorted(per_pass)[len(per_pass) // 2]
+
+
+def decoding_step_seconds(backend: Any, rows: int, repeats: int) -> float:
+    """Seconds of one decoding step of `rows` sequences: (33 new tokens - 1 new token) / 32, best of `repeats`."""
+    prompts = [QUESTIONS[index % len(QUESTIONS)] for index in range(rows)]
+
+    def timed(max_tokens: int) -> tuple[float, int]:
+        params = SamplingParams(n=1, temperature=TEMPERATURE, max_tokens=max_tokens, seed=SEED)
+        started = time.perf_counter()
+        completions = backend.complete(prompts, params)
+        steps = max(completion.completion_tokens for drawn in completions for completion in drawn)
+        return time.perf_counter() - started, steps
+
+    best = float("inf")
+    for _ in range(repeats):
+        short, _ = timed(1)
+        long, steps = timed(33)
+        best = min(best, (long - short) / max(1, steps - 1))
+    return best
+
+
+def grammar_overhead(backend: Any, batch_sizes: list[int], repeats: int) -> dict[str, Any]:
+    """Every engine's mask cost per decoding step, alone and as a fraction of the backend's step."""
+    tokenizer = backend.tokenizer
+    vocab_size = backend.model.config.get_text_config().vocab_size
+    factories = grammar_processor_factories(tokenizer, vocab_size, sorted(backend.eos_token_ids))
+    results = []
+    for rows in batch_sizes:
+        step = decoding_step_seconds(backend, rows, repeats)
+        for case, (kind, source, reply) in GRAMMAR_CASES.items():
+            reply_tokens = tokenizer(reply, add_special_tokens=False)["input_ids"]
+            for engine, factory in factories.items():
+                mask = mask_seconds_per_step(
+                    partial(factory, kind, source, rows), reply_tokens, rows, vocab_size, repeats
+                )
+                results.append(
+                    {
+                        "engine": engine,
+                        "grammar": case,
+                        "batch": rows,
+                        "decoding_step_seconds": round(step, 5),
+                        "mask_seconds_per_step": round(mask, 6),
+                        "overhead_fraction_of_step": round(mask / step, 4),
+                    }
+                )
+                print(json.dumps(results[-1]), file=sys.stderr, flush=True)
+    versions = {}
+    for package in ("xgrammar", "llguidance"):
+        try:
+            versions[package] = __import__("importlib.metadata").metadata.version(package)
+        except Exception:  # noqa: BLE001 - a candidate that is not installed is simply not measured
+            versions[package] = None
+    return {"engine_versions": versions, "grammar_overhead": results}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="16 new tokens, one round, no batch of 32")
@@ -402,7 +570,13 @@ def main() -> None:
     )
     parser.add_argument("--model-cache-dir", type=Path, default=default_model_cache_dir())
     parser.add_argument("--out", type=Path, default=None, help="also write the JSON here")
+    parser.add_argument(
+        "--grammar-overhead", action="store_true", help="measure the grammar engines' mask cost instead of the cases"
+    )
     args = parser.parse_args()
+    if args.grammar_overhead:
+        _grammar_overhead_main(args)
+        return
     max_tokens = args.max_tokens or (16 if args.quick else 64)
     repeats = max(1, args.repeats or (1 if args.quick else 2))
     cases = QUICK_CASES if args.quick else FULL_CASES
@@ -485,6 +659,38 @@ def main() -> None:
         "backend_load_seconds": round(backend.load_seconds, 2),
         "hardware": hardware,
         "results": results,
+    }
+    text = json.dumps(report, indent=2)
+    print(text)
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(text + "\n")
+
+
+def _grammar_overhead_main(args: argparse.Namespace) -> None:
+    import torch
+
+    from pipelines.llm.factory import build_backend
+
+    ensure_embedded_model(args.model_cache_dir)
+    backend = build_backend(
+        {"kind": "transformers", "source": "embedded", "dtype": args.dtype}, model_cache_dir=args.model_cache_dir
+    )
+    backend.complete(["Hi"], SamplingParams(n=1, max_tokens=4, seed=0))  # warm-up
+    load_before = os.getloadavg()
+    measured = grammar_overhead(backend, [1, 32], max(1, args.repeats or 3))
+    report = {
+        "benchmark": "bench/generation.py --grammar-overhead",
+        "machine": {
+            "cpu": _cpu_name(),
+            "cores": os.cpu_count(),
+            "torch": torch.__version__,
+            "threads": getattr(backend, "torch_threads", None) or torch.get_num_threads(),
+            "load_average_1_5_15_before": [round(value, 2) for value in load_before],
+            "load_average_1_5_15_after": [round(value, 2) for value in os.getloadavg()],
+        },
+        "model": backend.name,
+        **measured,
     }
     text = json.dumps(report, indent=2)
     print(text)
