@@ -160,6 +160,7 @@ def _post(seeds, small, rows, **extra):
         "reward_model": small.pk,
         "preset": "tiny-cpu-demo",
         "rmsp_enabled": "on",
+        "constrained_output": "on",  # a browser posts a ticked checkbox; absent would mean unticked
         "rmsp_n": "2",
         "name": "demo",
         "rubric-TOTAL_FORMS": str(len(rows)),

@@ -21,6 +21,7 @@ def _post(corpus, qa_set, **fields) -> dict:
         "model": model_ensure_embedded().pk,
         "preset": "",
         "max_documents": 2,
+        "constrained_output": "on",  # a browser posts a ticked checkbox; absent would mean unticked
     }
     data.update(fields)
     return data
