@@ -77,7 +77,15 @@ def _document_rows(store: RunStore, documents: list[dict[str, Any]]) -> tuple[li
         for row in store.read_jsonl(CHUNKS_FILE):
             chunk_counts[row["document_id"]] = chunk_counts.get(row["document_id"], 0) + 1
     ranking = _read_json(store, RANKING_FILE) or {}
-    totals = {"questions": 0, "kept": 0, "calls": 0, "parse_failures": 0, "retries": 0, "gave_up": 0}
+    totals = {
+        "questions": 0,
+        "kept": 0,
+        "calls": 0,
+        "parse_failures": 0,
+        "retries": 0,
+        "gave_up": 0,
+        "ungrounded": 0,
+    }
     rows = []
     for document in documents:
         trees = _read_json(store, cst_file(document["document_id"]))
@@ -96,6 +104,7 @@ def _document_rows(store: RunStore, documents: list[dict[str, Any]]) -> tuple[li
             for name in ("calls", "parse_failures", "retries", "gave_up"):
                 totals[name] += stats[name]
             totals["questions"] += len(questions)
+            totals["ungrounded"] += sum(1 for node in trees["nodes"] if node["status"] == "ungrounded")
             totals["kept"] += row["kept"]
         rows.append(row)
     return rows, totals
@@ -184,6 +193,8 @@ def _tree_roots(
         node["kept"] = decision.get("kept")
         node["rank"] = decision.get("rank")
         node["drop_reason"] = decision.get("drop_reason") or node["reason"]
+        # Trees written before grounding was measured have no figure: shown as unknown, not as 0.
+        node["grounding"] = node.get("grounding")
         if node["status"] != "question":
             node["verdict"] = "no question"
         elif node["kept"] is None:

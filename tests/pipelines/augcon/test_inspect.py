@@ -43,6 +43,7 @@ def test_a_run_part_way_through_shows_its_finished_stages_counts_and_trees(tmp_p
         "parse_failures": 1,
         "retries": 1,
         "gave_up": 0,
+        "ungrounded": 0,
     }
     assert [row["finished"] for row in overview["documents"]] == [True, False]
 
