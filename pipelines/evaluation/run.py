@@ -28,8 +28,9 @@ from pipelines.evaluation import stats
 from pipelines.evaluation.answers import contestant_answers
 from pipelines.evaluation.cache import AnswerCache
 from pipelines.evaluation.config import Contestant, EvaluationConfig, EvaluationInputs
-from pipelines.evaluation.judge import ORDERS, JudgeRequest, judge_batch
+from pipelines.evaluation.judge import ORDERS, VERDICT_GRAMMAR, JudgeRequest, judge_batch
 from pipelines.evaluation.summary import run_summary
+from pipelines.llm.grammar import structured_output_mode
 from pipelines.llm.loader import BackendLoader, load_when_needed
 
 REFERENCE_FILE = "reference_preferences.json"
@@ -139,8 +140,13 @@ def _judge_candidate(
         for order in ORDERS
     ]
     backend = load_when_needed(backends, config.judge_spec)
+    logged: list[bool] = []
 
     def judge(index: int, batch: list[JudgeRequest]) -> list[dict[str, Any]]:
+        if config.judge.method == "text" and not logged:
+            grammar = VERDICT_GRAMMAR if config.judge.constrained_output else None
+            progress.log(f"judge: structured output: {structured_output_mode(backend(), grammar)}")
+            logged.append(True)
         results = judge_batch(config.judge, backend(), batch, seed=config.seed + index)
         failures = sum(1 for result in results if result.verdict is None)
         if failures:
