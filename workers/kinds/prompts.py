@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pipelines.common.prompts import write_prompts
-
 from pipelines.common.store import RunStore
 from webapp.library.models import SeedPromptSet
 
