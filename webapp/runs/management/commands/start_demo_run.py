@@ -1,4 +1,5 @@
 """Queue the demo generate run (demo prompts, bundled model) and optionally wait for it to finish."""
+
 from __future__ import annotations
 
 import time
@@ -35,10 +36,16 @@ class Command(BaseCommand):
         try:
             prompt_set = SeedPromptSet.objects.get(name=DEMO_PROMPT_SET)
         except SeedPromptSet.DoesNotExist as error:
-            raise CommandError(f"No prompt set named “{DEMO_PROMPT_SET}”; run `manage.py load_demo_data` first.") from error
+            raise CommandError(
+                f"No prompt set named “{DEMO_PROMPT_SET}”; run `manage.py load_demo_data` first."
+            ) from error
         model = model_ensure_embedded()
         config = generate_services.generate_config_build(
-            model=model, prompt_set=prompt_set, max_tokens=options["max_tokens"], batch_size=8, **DEMO_SAMPLING,
+            model=model,
+            prompt_set=prompt_set,
+            max_tokens=options["max_tokens"],
+            batch_size=8,
+            **DEMO_SAMPLING,
         )
         # A repeated demo.sh reuses the demo run (finished, or still on its way) instead of queueing another.
         candidates = (
@@ -71,5 +78,7 @@ class Command(BaseCommand):
                 break
             time.sleep(2)
         if run.status != PipelineRun.Status.SUCCEEDED:
-            raise CommandError(f"Demo run #{run.pk} ended as {run.get_status_display()}: {run.error or 'timed out'} ({url})")
+            raise CommandError(
+                f"Demo run #{run.pk} ended as {run.get_status_display()}: {run.error or 'timed out'} ({url})"
+            )
         self.stdout.write(self.style.SUCCESS(f"Demo run #{run.pk} succeeded: {run.summary} · {url}"))
