@@ -21,7 +21,7 @@ def _config(constrained: bool) -> PromptGenerationConfig:
     return PromptGenerationConfig(
         num_generation=3,
         in_context=2,
-        max_tokens=40,
+        max_tokens=24,
         batch_size=4,
         min_chars=0,
         max_chars=40,
