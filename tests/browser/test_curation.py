@@ -92,6 +92,8 @@ def test_search_filter_drop_edit_and_save_as_a_new_artifact(browser_page, live_s
     page.reload()
     expect(table.locator("tr#row-2")).to_have_class(re.compile(r"\bis-dropped\b"))
     expect(table.locator("tr#row-5 strong")).to_have_text("better")
+    # The load line names the file a download saves, not a path on the server.
+    expect(page.get_by_text("Once downloaded, load it with")).to_contain_text('data_files="artifact-answers.jsonl"')
     screenshot(page, "curation")
 
     page.fill("input[name=name]", "answers, curated")

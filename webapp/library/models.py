@@ -238,6 +238,15 @@ class Artifact(models.Model):
     def get_absolute_url(self) -> str:
         return reverse("runs:artifact", args=[self.pk])
 
+    def download_name(self, file_format: str) -> str:
+        """The file name a download is saved under (run-3-answers.jsonl): the server's path means nothing to
+        whoever downloads it, so the page's load line names this file instead."""
+        return f"{self.run.run_dir_name if self.run else 'artifact'}-{self.name}.{file_format}"
+
+    @property
+    def jsonl_download_name(self) -> str:
+        return self.download_name("jsonl")
+
 
 class CurationDraft(models.Model):
     """One user's curation in progress on one artifact, kept on the server so a reload loses nothing.

@@ -82,5 +82,4 @@ def artifact_download(request: HttpRequest, artifact_id: int, file_format: str) 
     path = {"jsonl": artifact.jsonl_path, "parquet": artifact.parquet_path}.get(file_format)
     if not path:
         raise Http404("No such format for this artifact.")
-    filename = f"{artifact.run.run_dir_name if artifact.run else 'artifact'}-{artifact.name}.{file_format}"
-    return FileResponse(open(path, "rb"), as_attachment=True, filename=filename)  # noqa: SIM115 - FileResponse closes it
+    return FileResponse(open(path, "rb"), as_attachment=True, filename=artifact.download_name(file_format))  # noqa: SIM115 - FileResponse closes it
