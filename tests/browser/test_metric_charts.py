@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.browser.conftest import needs_chromium, screenshot
+from tests.browser.conftest import needs_chromium
 from webapp.runs.charts import format_value
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, needs_chromium, pytest.mark.django_db(transaction=True)]
@@ -90,7 +90,6 @@ def test_a_running_runs_charts_have_axes_hover_values_a_log_learning_rate_and_gr
     learning_rate.locator("[data-chart-log]").uncheck()
     assert learning_rate.evaluate("figure => figure.plot.scales.y.distr") == 1
     learning_rate.locator("[data-chart-log]").check()
-    screenshot(page, "run-metric-charts")
 
     # Live: new metrics arrive through the 1 s refresh and the same drawn chart takes them (no redraw).
     loss.evaluate("figure => { figure.plot.keptAcrossRefresh = true; }")
@@ -179,5 +178,4 @@ def test_two_runs_ticked_in_the_run_list_are_overlaid_in_the_compare_view(browse
     assert page.locator('#compare-configs tr[data-setting="training.epochs"]').get_attribute("class") is None
     page.locator("[data-chart-smoothing]").fill("0.6")
     assert loss.evaluate("figure => figure.plot.series.length") == 5  # step, then raw and smoothed per run
-    screenshot(page, "run-compare")
     assert policy_violations == []
