@@ -176,5 +176,10 @@ def test_a_researcher_trains_clones_with_another_learning_rate_and_compares_the_
     expected = {tuple(round(row["loss"], 6) for row in run.metrics if "loss" in row) for run in (first, second)}
     assert {tuple(round(value, 6) for value in curve) for curve in curves} == expected
     differing = [row.get_attribute("data-setting") for row in page.locator("#compare-configs tr.differs").all()]
-    assert "config.training.learning_rate" in differing, differing
+    assert differing == ["config.training.learning_rate"]  # the clone changed nothing else
+    changed = page.locator('#compare-configs tr[data-setting="config.training.learning_rate"] td.config-value')
+    assert sorted(float(value) for value in changed.all_inner_texts()) == [
+        float(FIRST_LEARNING_RATE),
+        float(SECOND_LEARNING_RATE),
+    ]
     screenshot(page, "run-compare")
