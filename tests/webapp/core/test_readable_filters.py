@@ -64,3 +64,8 @@ def test_the_run_page_shows_the_config_as_yaml_and_summary_keys_as_words_never_n
     shown_config = page.split('<pre id="run-config" class="readable-config">')[1].split("</pre>")[0]
     assert yaml.safe_load(shown_config) == run.config
     assert "\n  " in shown_config  # nested settings are indented, one a line
+
+
+def test_a_flattened_nested_key_reads_part_by_part_and_keeps_acronyms():
+    assert key_words("lengths/rows_cut") == "Lengths: rows cut"
+    assert key_words("lengths/sft_rows") == "Lengths: SFT rows"

@@ -21,7 +21,13 @@ UPPERCASE_WORDS = {"id", "ids", "sft", "dpo", "kto", "ipo", "llm", "lora", "rl",
 
 @register.filter
 def key_words(key: Any) -> str:
-    """A snake_case or kebab-case key as words: "questions_kept" -> "Questions kept", "sft_rows" -> "SFT rows"."""
+    """A snake_case or kebab-case key as words: "questions_kept" -> "Questions kept", "sft_rows" -> "SFT rows".
+
+    A flattened nested key reads part by part: "lengths/rows_cut" -> "Lengths: rows cut".
+    """
+    if "/" in str(key):
+        head, *rest = [key_words(part) for part in str(key).split("/") if part] or [str(key)]
+        return ": ".join([head, *(_lower_first(part) for part in rest)])
     words = [word for word in str(key).replace("-", "_").split("_") if word]
     if not words:
         return str(key)
@@ -29,6 +35,12 @@ def key_words(key: Any) -> str:
     if shown[0] == words[0]:
         shown[0] = shown[0][:1].upper() + shown[0][1:]
     return " ".join(shown)
+
+
+def _lower_first(words: str) -> str:
+    """ "Rows cut" -> "rows cut", but "SFT rows" stays: an acronym keeps its capitals."""
+    first = words.split(" ", 1)[0]
+    return words if first.isupper() and len(first) > 1 else words[:1].lower() + words[1:]
 
 
 @register.filter
