@@ -5,6 +5,7 @@ Assignment rule: an item has `overlap` slots; an assignment holds a slot while i
 lease has not expired. Claims lock the item row (`SELECT ... FOR UPDATE SKIP LOCKED`) and recount the
 slots after the lock is held, so concurrent annotators never receive an item beyond the overlap.
 """
+
 from __future__ import annotations
 
 import random
@@ -48,6 +49,25 @@ class CampaignClosed(Exception):
 # ---------------------------------------------------------------- campaigns
 
 
+def campaign_create_from_form(*, user: Any, data: dict[str, Any]) -> Campaign:
+    """Create a campaign from `CampaignForm`'s cleaned data: the page and the JSON API share this mapping."""
+    return campaign_create(
+        user=user,
+        name=data["name"],
+        artifact=data["artifact"],
+        rubric=data["rubric"],
+        sample_size=data["sample_size"],
+        sampling=data["sampling"],
+        group_by=data["group_by"].strip(),
+        overlap=data["overlap"],
+        lease_minutes=data["lease_minutes"],
+        flags=data["flags"],
+        ask_comment=data["ask_comment"],
+        assignees=list(data["assignees"]),
+        seed=data["seed"],
+    )
+
+
 def campaign_create(
     *,
     user: Any,
@@ -80,7 +100,9 @@ def campaign_create(
     if sampling not in Campaign.Sampling.values:
         problems["sampling"] = f"Unknown sampling {sampling!r}."
     elif sampling == Campaign.Sampling.STRATIFIED and not group_by:
-        problems["group_by"] = "Stratified sampling needs a column to stratify by (e.g. config_pair or a filter verdict)."
+        problems["group_by"] = (
+            "Stratified sampling needs a column to stratify by (e.g. config_pair or a filter verdict)."
+        )
     clean_flags = [flag.strip() for flag in flags if flag.strip()]
     if len(set(clean_flags)) != len(clean_flags):
         problems["flags"] = "Each flag may appear once."
@@ -212,7 +234,15 @@ def assignment_next(*, campaign: Campaign, annotator: Any, now: datetime | None 
             # The item row is locked, so no one else writes this (item, annotator) pair meanwhile; one
             # upsert renews an old (expired) assignment or creates the first.
             Assignment.objects.bulk_create(
-                [Assignment(item=item, annotator=annotator, leased_at=now, expires_at=_lease_end(campaign, now), completed_at=None)],
+                [
+                    Assignment(
+                        item=item,
+                        annotator=annotator,
+                        leased_at=now,
+                        expires_at=_lease_end(campaign, now),
+                        completed_at=None,
+                    )
+                ],
                 update_conflicts=True,
                 unique_fields=["item", "annotator"],
                 update_fields=["leased_at", "expires_at", "completed_at"],
@@ -287,7 +317,10 @@ def judgment_submit(
                 if current is not None:
                     return current
             lease_expired = assignment.completed_at is None and assignment.expires_at <= now
-            if lease_expired and _slots_taken(item.pk, now=now, excluding_annotator_id=annotator.pk) >= campaign.overlap:
+            if (
+                lease_expired
+                and _slots_taken(item.pk, now=now, excluding_annotator_id=annotator.pk) >= campaign.overlap
+            ):
                 raise LeaseLost("Your time on this item ran out and it went to another annotator; nothing was stored.")
             judgment = Judgment(
                 item=item,
@@ -360,7 +393,7 @@ def _swap_sides(provenance: dict[str, Any]) -> dict[str, Any]:
     for key, value in provenance.items():
         for prefix, other in prefixes.items():
             if key.startswith(prefix):
-                swapped[other + key[len(prefix):]] = value
+                swapped[other + key[len(prefix) :]] = value
     return swapped
 
 
@@ -379,21 +412,25 @@ def write_back_rows(*, campaign: Campaign, rule: str) -> list[dict[str, Any]]:
         item = items[votes.item_id]
         flipped = campaign.pair_format == Campaign.PairFormat.PREFERENCE and human == Verdict.B
         extra = _swap_sides(item.provenance) if flipped else dict(item.provenance)
-        chosen, rejected = (item.response_a, item.response_b) if human == Verdict.A else (item.response_b, item.response_a)
+        chosen, rejected = (
+            (item.response_a, item.response_b) if human == Verdict.A else (item.response_b, item.response_a)
+        )
         if campaign.pair_format == Campaign.PairFormat.EVALUATION:
             extra["chosen_side"] = human
-        rows.append({
-            **extra,
-            "prompt": item.prompt,
-            "chosen": chosen,
-            "rejected": rejected,
-            "human_verdict": human,
-            "human_votes": f"{list(votes.votes.values()).count(human)}/{len(votes.votes)}",
-            "synthetic_label": votes.synthetic_label,
-            "flipped": flipped,
-            "source_line": item.source_line,
-            "campaign_id": campaign.pk,
-        })
+        rows.append(
+            {
+                **extra,
+                "prompt": item.prompt,
+                "chosen": chosen,
+                "rejected": rejected,
+                "human_verdict": human,
+                "human_votes": f"{list(votes.votes.values()).count(human)}/{len(votes.votes)}",
+                "synthetic_label": votes.synthetic_label,
+                "flipped": flipped,
+                "source_line": item.source_line,
+                "campaign_id": campaign.pk,
+            }
+        )
     return rows
 
 

@@ -48,23 +48,8 @@ def campaign_list(request: HttpRequest) -> HttpResponse:
 def campaign_new(request: HttpRequest) -> HttpResponse:
     form = CampaignForm(request.POST or None, initial={"artifact": request.GET.get("artifact")})
     if request.method == "POST" and form.is_valid():
-        data = form.cleaned_data
         try:
-            campaign = services.campaign_create(
-                user=request.user,
-                name=data["name"],
-                artifact=data["artifact"],
-                rubric=data["rubric"],
-                sample_size=data["sample_size"],
-                sampling=data["sampling"],
-                group_by=data["group_by"].strip(),
-                overlap=data["overlap"],
-                lease_minutes=data["lease_minutes"],
-                flags=data["flags"],
-                ask_comment=data["ask_comment"],
-                assignees=list(data["assignees"]),
-                seed=data["seed"],
-            )
+            campaign = services.campaign_create_from_form(user=request.user, data=form.cleaned_data)
         except ValidationError as error:
             add_validation_error(form, error)
         else:

@@ -3,6 +3,7 @@
 Everything is checked before anything is queued, through the pipeline's own config classes, so a
 worker never meets a config it would refuse; a refusal names the field and changes nothing.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -87,7 +88,13 @@ def evaluation_prompts(evaluation: Evaluation) -> list[str]:
 
 
 def contestant_for_model(
-    model: ModelEntry, *, contestant_id: str, temperature: float, max_tokens: int, top_p: float = 1.0, seed: int | None = 0
+    model: ModelEntry,
+    *,
+    contestant_id: str,
+    temperature: float,
+    max_tokens: int,
+    top_p: float = 1.0,
+    seed: int | None = 0,
 ) -> tuple[Contestant, dict[str, Any]]:
     """A model with its decoding config as a pipeline contestant, and the description kept on the Evaluation."""
     if model.task != ModelEntry.Task.GENERATION:
@@ -98,9 +105,19 @@ def contestant_for_model(
         raise ValidationError(f"{model.name}: {error}.") from error
     label = f"{model.name} (T={temperature:g})"
     key = f"model:{model.pk}:{decoding_cache_key(sampling)[:12]}"
-    contestant = Contestant(contestant_id, label, kind="model", backend_spec=model.backend_spec(), sampling=sampling, leaderboard_key=key)
-    description = {"kind": "model", "model_id": model.pk, "label": label, "leaderboard_key": key, "temperature": temperature,
-                   "max_tokens": max_tokens, "top_p": top_p, "seed": seed}
+    contestant = Contestant(
+        contestant_id, label, kind="model", backend_spec=model.backend_spec(), sampling=sampling, leaderboard_key=key
+    )
+    description = {
+        "kind": "model",
+        "model_id": model.pk,
+        "label": label,
+        "leaderboard_key": key,
+        "temperature": temperature,
+        "max_tokens": max_tokens,
+        "top_p": top_p,
+        "seed": seed,
+    }
     return contestant, description
 
 
@@ -109,8 +126,10 @@ def contestant_for_artifact(artifact: Artifact, *, contestant_id: str, field: st
     columns = set(artifact.columns or [])
     if not columns & set(PROMPT_FIELDS) or not columns & set(ANSWER_FIELDS):
         raise ValidationError(
-            {field: f"Artifact “{artifact.name}” has columns {', '.join(sorted(columns)) or '(none)'}; answers need a prompt "
-                    f"column ({', '.join(PROMPT_FIELDS)}) and an answer column ({', '.join(ANSWER_FIELDS)})."}
+            {
+                field: f"Artifact “{artifact.name}” has columns {', '.join(sorted(columns)) or '(none)'}; answers need a prompt "
+                f"column ({', '.join(PROMPT_FIELDS)}) and an answer column ({', '.join(ANSWER_FIELDS)})."
+            }
         )
     if not Path(artifact.jsonl_path).is_file():
         raise ValidationError({field: f"Artifact “{artifact.name}”: its file {artifact.jsonl_path} is missing."})
@@ -146,7 +165,9 @@ def evaluation_config_build(
     naming it), `text` generates a reply and parses it.
     """
     if judge_method not in JUDGE_METHODS:
-        raise ValidationError({"judge_method": f"Judge method must be one of {', '.join(JUDGE_METHODS)}, not {judge_method!r}."})
+        raise ValidationError(
+            {"judge_method": f"Judge method must be one of {', '.join(JUDGE_METHODS)}, not {judge_method!r}."}
+        )
     if not candidate_models and not candidate_artifacts:
         raise ValidationError({"candidate_models": "Choose at least one candidate: a model or an answers artifact."})
     if (baseline_model is None) == (baseline_artifact is None):
@@ -159,35 +180,52 @@ def evaluation_config_build(
     for model in candidate_models:
         try:
             contestant, description = contestant_for_model(
-                model, contestant_id=f"c{len(candidates)}", temperature=candidate_temperature, max_tokens=max_tokens, seed=seed
+                model,
+                contestant_id=f"c{len(candidates)}",
+                temperature=candidate_temperature,
+                max_tokens=max_tokens,
+                seed=seed,
             )
         except ValidationError as error:
             raise ValidationError({"candidate_models": error.messages}) from error
         candidates.append(contestant)
         descriptions.append(description)
     for artifact in candidate_artifacts:
-        contestant, description = contestant_for_artifact(artifact, contestant_id=f"c{len(candidates)}", field="candidate_artifacts")
+        contestant, description = contestant_for_artifact(
+            artifact, contestant_id=f"c{len(candidates)}", field="candidate_artifacts"
+        )
         candidates.append(contestant)
         descriptions.append(description)
     if baseline_model is not None:
         try:
             baseline, baseline_description = contestant_for_model(
-                baseline_model, contestant_id="baseline", temperature=baseline_temperature, max_tokens=max_tokens, seed=seed
+                baseline_model,
+                contestant_id="baseline",
+                temperature=baseline_temperature,
+                max_tokens=max_tokens,
+                seed=seed,
             )
         except ValidationError as error:
             raise ValidationError({"baseline_model": error.messages}) from error
     else:
-        baseline, baseline_description = contestant_for_artifact(baseline_artifact, contestant_id="baseline", field="baseline_artifact")  # type: ignore[arg-type]
+        baseline, baseline_description = contestant_for_artifact(
+            baseline_artifact, contestant_id="baseline", field="baseline_artifact"
+        )  # type: ignore[arg-type]
     same = [c.label for c in candidates if c.leaderboard_key == baseline.leaderboard_key]
     if same:
         raise ValidationError(
-            {"baseline_model": f"{same[0]} is both a candidate and the baseline with the same decoding; "
-                               "change a temperature or choose another baseline."}
+            {
+                "baseline_model": f"{same[0]} is both a candidate and the baseline with the same decoding; "
+                "change a temperature or choose another baseline."
+            }
         )
 
     criteria = DEFAULT_CRITERIA
     if rubric is not None:
-        criteria = "\n\n".join(part.strip() for part in (rubric.criteria, rubric.guidelines) if part.strip()) or DEFAULT_CRITERIA
+        criteria = (
+            "\n\n".join(part.strip() for part in (rubric.criteria, rubric.guidelines) if part.strip())
+            or DEFAULT_CRITERIA
+        )
     try:
         judge_config = JudgeConfig(
             criteria=criteria,
@@ -212,6 +250,51 @@ def evaluation_config_build(
 
 
 @transaction.atomic
+def evaluation_create_from_form(
+    *,
+    user: Any,
+    data: dict[str, Any],
+    imported_prompts: list[str],
+    prompt_source: str,
+    cloned_from: PipelineRun | None = None,
+) -> Evaluation:
+    """Build the config from `EvaluationForm`'s cleaned data and queue the evaluation.
+
+    The page and the JSON API both create evaluations through this, so the form's fields map to the
+    service's arguments in one place. Raises ValidationError naming the form field at fault.
+    """
+    config, candidates, baseline = evaluation_config_build(
+        candidate_models=list(data["candidate_models"]),
+        candidate_artifacts=list(data["candidate_artifacts"]),
+        baseline_model=data.get("baseline_model"),
+        baseline_artifact=data.get("baseline_artifact"),
+        judge=data["judge"],
+        rubric=data.get("rubric"),
+        max_tokens=data["max_tokens"],
+        candidate_temperature=data["candidate_temperature"],
+        baseline_temperature=data["baseline_temperature"],
+        seed=data.get("seed"),
+        judge_max_tokens=data["judge_max_tokens"],
+        judge_retries=data["judge_retries"],
+        bootstrap_rounds=data["bootstrap_rounds"],
+        judge_method=data["judge_method"],
+        judge_constrained_output=data["judge_constrained_output"],
+    )
+    return evaluation_create(
+        user=user,
+        config=config,
+        candidates=candidates,
+        baseline=baseline,
+        judge=data["judge"],
+        prompt_set=data.get("prompt_set"),
+        imported_prompts=imported_prompts,
+        prompt_source=prompt_source,
+        rubric=data.get("rubric"),
+        name=data["name"],
+        cloned_from=cloned_from,
+    )
+
+
 def evaluation_create(
     *,
     user: Any,
@@ -292,7 +375,9 @@ def evaluation_record_results(*, evaluation: Evaluation, results: dict[str, Any]
     return evaluation
 
 
-def cached_answers_record(*, evaluation: Evaluation, answer_rows: list[dict[str, Any]], description: dict[str, Any]) -> int:
+def cached_answers_record(
+    *, evaluation: Evaluation, answer_rows: list[dict[str, Any]], description: dict[str, Any]
+) -> int:
     """Mirror a model contestant's answers into the CachedAnswer table; existing keys are left alone."""
     rows = [row for row in answer_rows if row.get("model_key")]
     if not rows:
@@ -328,7 +413,9 @@ def reference_preferences_for(evaluation: Evaluation) -> dict[str, list[float]]:
     baseline_key = evaluation.baseline.get("leaderboard_key")
     own_keys = {candidate.get("leaderboard_key") for candidate in evaluation.candidates}
     preferences: dict[str, list[float]] = {}
-    others = Evaluation.objects.filter(status=Evaluation.Status.SUCCEEDED, judge=evaluation.judge, comparisons__isnull=False).exclude(pk=evaluation.pk)
+    others = Evaluation.objects.filter(
+        status=Evaluation.Status.SUCCEEDED, judge=evaluation.judge, comparisons__isnull=False
+    ).exclude(pk=evaluation.pk)
     for other in others.select_related("comparisons"):
         if other.baseline.get("leaderboard_key") != baseline_key:
             continue
@@ -355,7 +442,9 @@ def evaluation_pairs_artifact(*, evaluation: Evaluation) -> Artifact:
     human majority.
     """
     if evaluation.comparisons is None:
-        raise ValidationError(f"Evaluation #{evaluation.pk} has no results yet; human judging starts from finished pairs.")
+        raise ValidationError(
+            f"Evaluation #{evaluation.pk} has no results yet; human judging starts from finished pairs."
+        )
     source = Path(evaluation.comparisons.jsonl_path)
     rows = list(read_jsonl_rows(source))
     target = source.parent / "human_judging_pairs.jsonl"
@@ -365,7 +454,6 @@ def evaluation_pairs_artifact(*, evaluation: Evaluation) -> Artifact:
     return run_services.artifact_register(
         run=evaluation.run, name="human-judging-pairs", kind=Artifact.Kind.COMPARISONS, jsonl_path=target
     )
-
 
 
 def human_judging_summaries(*, evaluation: Evaluation) -> list[dict[str, Any]]:

@@ -1,4 +1,5 @@
 """Evaluation pages: the list, the new-evaluation form, a result page, exports and the leaderboard."""
+
 from __future__ import annotations
 
 from django.contrib import messages
@@ -30,7 +31,6 @@ def evaluation_list(request: HttpRequest) -> HttpResponse:
     return render(request, "evaluation/list.html", {"evaluations": evaluations})
 
 
-
 def _prompt_file_limit() -> int:
     return services.MAX_PROMPT_FILE_BYTES
 
@@ -51,8 +51,9 @@ def evaluation_new(request: HttpRequest) -> HttpResponse:
         imported, where = cloned_prompts(source.config)
         if imported:
             messages.info(
-                request, f"Its {len(imported)} prompts imported from {where} are asked again unless you choose a "
-                "prompt set or a file."
+                request,
+                f"Its {len(imported)} prompts imported from {where} are asked again unless you choose a "
+                "prompt set or a file.",
             )
     if request.method == "POST":
         size_problem = request.upload_limit.problem(request.FILES.get("prompts_file"))
@@ -69,34 +70,11 @@ def evaluation_new(request: HttpRequest) -> HttpResponse:
                     imported = services.parse_imported_prompts(path, file_name=upload.name)
             elif source is not None and data.get("prompt_set") is None:
                 imported, prompt_source = cloned_prompts(source.config)  # the clone asks the same prompts
-            config, candidates, baseline = services.evaluation_config_build(
-                candidate_models=list(data["candidate_models"]),
-                candidate_artifacts=list(data["candidate_artifacts"]),
-                baseline_model=data.get("baseline_model"),
-                baseline_artifact=data.get("baseline_artifact"),
-                judge=data["judge"],
-                rubric=data.get("rubric"),
-                max_tokens=data["max_tokens"],
-                candidate_temperature=data["candidate_temperature"],
-                baseline_temperature=data["baseline_temperature"],
-                seed=data.get("seed"),
-                judge_max_tokens=data["judge_max_tokens"],
-                judge_retries=data["judge_retries"],
-                bootstrap_rounds=data["bootstrap_rounds"],
-                judge_method=data["judge_method"],
-                judge_constrained_output=data["judge_constrained_output"],
-            )
-            evaluation = services.evaluation_create(
+            evaluation = services.evaluation_create_from_form(
                 user=request.user,
-                config=config,
-                candidates=candidates,
-                baseline=baseline,
-                judge=data["judge"],
-                prompt_set=data.get("prompt_set"),
+                data=data,
                 imported_prompts=imported,
                 prompt_source=prompt_source,
-                rubric=data.get("rubric"),
-                name=data["name"],
                 cloned_from=source,
             )
         except ValidationError as error:
@@ -170,5 +148,9 @@ def leaderboard(request: HttpRequest) -> HttpResponse:
         judge = ModelEntry.objects.filter(pk=request.GET["judge"]).first() if request.GET["judge"].isdigit() else None
     elif judges:
         judge = judges[0]
-    board = selectors.leaderboard(judge=judge) if judge is not None else {"rows": [], "evaluations": 0, "comparisons": 0, "reference": ""}
+    board = (
+        selectors.leaderboard(judge=judge)
+        if judge is not None
+        else {"rows": [], "evaluations": 0, "comparisons": 0, "reference": ""}
+    )
     return render(request, "evaluation/leaderboard.html", {"board": board, "judges": judges, "judge": judge})

@@ -26,7 +26,7 @@ from webapp.almost import rubric_editor
 from webapp.almost.forms import RUBRIC_PREFIX, ConfigurationFormSet, rubric_rows
 from webapp.core.forms import add_validation_error
 
-from . import selectors, services
+from . import importers, selectors, services
 from .forms import (
     CORPUS_UPLOAD_MAX_FILES,
     CorpusAppendForm,
@@ -84,18 +84,12 @@ def corpus_list(request: HttpRequest) -> HttpResponse:
 @research_required
 @size_limited_uploads(library_upload_limit, max_files=CORPUS_UPLOAD_MAX_FILES)
 def corpus_upload(request: HttpRequest) -> HttpResponse:
-    def importer(data: dict[str, Any], files: list[SourceFile], user: Any) -> tuple[Model, str]:
-        result = services.corpus_import_files(
-            name=data["name"],
-            description=data["description"],
-            files=files,
-            user=user,
-            drop_duplicates=data["drop_duplicates"],
-        )
-        return result.corpus, result.summary(", ".join(file.original_name for file in files))
-
     return _upload(
-        request, form_class=CorpusUploadForm, template="library/corpus_upload.html", context={}, importer=importer
+        request,
+        form_class=CorpusUploadForm,
+        template="library/corpus_upload.html",
+        context={},
+        importer=importers.import_corpus,
     )
 
 
@@ -189,24 +183,12 @@ def seedset_list(request: HttpRequest) -> HttpResponse:
 @research_required
 @size_limited_uploads(library_upload_limit)
 def seedset_upload(request: HttpRequest) -> HttpResponse:
-    def importer(data: dict[str, Any], files: list[SourceFile], user: Any) -> tuple[Model, str]:
-        [upload] = files  # the form takes one file
-        path, original_name = upload.path, upload.original_name
-        prompt_set = services.seed_prompt_set_import(
-            name=data["name"],
-            description=data["description"],
-            uploaded_file_path=path,
-            original_name=original_name,
-            user=user,
-        )
-        return prompt_set, f"Imported {original_name} into “{prompt_set}”."
-
     return _upload(
         request,
         form_class=SeedPromptSetUploadForm,
         template="library/seedset_upload.html",
         context={},
-        importer=importer,
+        importer=importers.import_seed_prompt_set,
     )
 
 
@@ -231,21 +213,12 @@ def fewshot_list(request: HttpRequest) -> HttpResponse:
 @research_required
 @size_limited_uploads(library_upload_limit)
 def fewshot_upload(request: HttpRequest) -> HttpResponse:
-    def importer(data: dict[str, Any], files: list[SourceFile], user: Any) -> tuple[Model, str]:
-        [upload] = files  # the form takes one file
-        path, original_name = upload.path, upload.original_name
-        few_shot_set = services.few_shot_set_import(
-            name=data["name"],
-            kind=data["kind"],
-            description=data["description"],
-            uploaded_file_path=path,
-            original_name=original_name,
-            user=user,
-        )
-        return few_shot_set, f"Imported {original_name} into “{few_shot_set}”."
-
     return _upload(
-        request, form_class=FewShotSetUploadForm, template="library/fewshot_upload.html", context={}, importer=importer
+        request,
+        form_class=FewShotSetUploadForm,
+        template="library/fewshot_upload.html",
+        context={},
+        importer=importers.import_few_shot_set,
     )
 
 
@@ -338,14 +311,10 @@ def dataset_list(request: HttpRequest) -> HttpResponse:
 @research_required
 @size_limited_uploads(library_upload_limit)
 def dataset_upload(request: HttpRequest) -> HttpResponse:
-    def importer(data: dict[str, Any], files: list[SourceFile], user: Any) -> tuple[Model, str]:
-        [upload] = files  # the form takes one file
-        path, original_name = upload.path, upload.original_name
-        dataset = services.dataset_import(
-            name=data["name"], purpose=data["purpose"], uploaded_file_path=path, original_name=original_name
-        )
-        return dataset, f"Imported {original_name} into “{dataset}”."
-
     return _upload(
-        request, form_class=DatasetUploadForm, template="library/dataset_upload.html", context={}, importer=importer
+        request,
+        form_class=DatasetUploadForm,
+        template="library/dataset_upload.html",
+        context={},
+        importer=importers.import_dataset,
     )

@@ -123,23 +123,8 @@ def campaign_create(request: HttpRequest, body: CampaignIn) -> tuple[int, dict[s
     form = CampaignForm({**form_initial_values(CampaignForm), **given})
     if not form.is_valid():
         raise form_problem(form)
-    data = form.cleaned_data
     try:
-        campaign = services.campaign_create(
-            user=request.auth,
-            name=data["name"],
-            artifact=data["artifact"],
-            rubric=data["rubric"],
-            sample_size=data["sample_size"],
-            sampling=data["sampling"],
-            group_by=data["group_by"].strip(),
-            overlap=data["overlap"],
-            lease_minutes=data["lease_minutes"],
-            flags=data["flags"],
-            ask_comment=data["ask_comment"],
-            assignees=list(data["assignees"]),
-            seed=data["seed"],
-        )
+        campaign = services.campaign_create_from_form(user=request.auth, data=form.cleaned_data)
     except ValidationError as error:
         raise service_problem(form, error) from None
     return 201, campaign_out(request, campaign)

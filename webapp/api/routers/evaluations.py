@@ -100,34 +100,11 @@ def evaluation_create(request: HttpRequest, body: EvaluationIn) -> tuple[int, di
         raise form_problem(form)
     data = form.cleaned_data
     try:
-        config, candidates, baseline = services.evaluation_config_build(
-            candidate_models=list(data["candidate_models"]),
-            candidate_artifacts=list(data["candidate_artifacts"]),
-            baseline_model=data.get("baseline_model"),
-            baseline_artifact=data.get("baseline_artifact"),
-            judge=data["judge"],
-            rubric=data.get("rubric"),
-            max_tokens=data["max_tokens"],
-            candidate_temperature=data["candidate_temperature"],
-            baseline_temperature=data["baseline_temperature"],
-            seed=data.get("seed"),
-            judge_max_tokens=data["judge_max_tokens"],
-            judge_retries=data["judge_retries"],
-            bootstrap_rounds=data["bootstrap_rounds"],
-            judge_method=data["judge_method"],
-            judge_constrained_output=data["judge_constrained_output"],
-        )
-        evaluation = services.evaluation_create(
+        evaluation = services.evaluation_create_from_form(
             user=request.auth,
-            config=config,
-            candidates=candidates,
-            baseline=baseline,
-            judge=data["judge"],
-            prompt_set=data.get("prompt_set"),
+            data=data,
             imported_prompts=[prompt for prompt in body.prompts if prompt.strip()],
             prompt_source="prompts given to the API" if body.prompts else "",
-            rubric=data.get("rubric"),
-            name=data["name"],
         )
     except ValidationError as error:
         raise service_problem(form, error) from None

@@ -17,7 +17,7 @@ from django.http import HttpRequest
 from django.shortcuts import get_object_or_404
 from ninja import Field, Path, Query, Router, Schema
 
-from webapp.library import selectors, services
+from webapp.library import importers, selectors, services
 from webapp.library.forms import (
     CorpusUploadForm,
     DatasetUploadForm,
@@ -26,7 +26,6 @@ from webapp.library.forms import (
     SeedPromptSetUploadForm,
 )
 from webapp.library.models import Artifact, Corpus, FewShotSet, Rubric, SeedPromptSet
-from webapp.library.uploads import SourceFile
 
 from ..auth import RESEARCH_AUTH
 from ..errors import form_problem, service_problem
@@ -165,17 +164,9 @@ def corpus_get(request: HttpRequest, corpus_id: int = ObjectId) -> dict[str, Any
     summary="Upload a corpus (multipart: name, description, file (one or more), drop_duplicates)",
 )
 def corpus_upload(request: HttpRequest) -> tuple[int, dict[str, Any]]:
-    def importer(data: dict[str, Any], files: list[SourceFile], user: Any) -> tuple[Model, str]:
-        result = services.corpus_import_files(
-            name=data["name"],
-            description=data["description"],
-            files=files,
-            user=user,
-            drop_duplicates=data["drop_duplicates"],
-        )
-        return result.corpus, ""
-
-    return 201, corpus_out(request, import_upload(request, form_class=CorpusUploadForm, importer=importer))
+    return 201, corpus_out(
+        request, import_upload(request, form_class=CorpusUploadForm, importer=importers.import_corpus)
+    )
 
 
 # ---------------------------------------------------------------- seed prompt sets
@@ -201,19 +192,7 @@ def seed_prompt_set_get(request: HttpRequest, prompt_set_id: int = ObjectId) -> 
     summary="Upload a seed prompt set (multipart: name, description, file)",
 )
 def seed_prompt_set_upload(request: HttpRequest) -> tuple[int, dict[str, Any]]:
-    def importer(data: dict[str, Any], files: list[SourceFile], user: Any) -> tuple[Model, str]:
-        [upload] = files  # the form takes one file
-        path, original_name = upload.path, upload.original_name
-        prompt_set = services.seed_prompt_set_import(
-            name=data["name"],
-            description=data["description"],
-            uploaded_file_path=path,
-            original_name=original_name,
-            user=user,
-        )
-        return prompt_set, ""
-
-    saved = import_upload(request, form_class=SeedPromptSetUploadForm, importer=importer)
+    saved = import_upload(request, form_class=SeedPromptSetUploadForm, importer=importers.import_seed_prompt_set)
     return 201, seed_prompt_set_out(request, saved)  # type: ignore[arg-type]
 
 
@@ -240,20 +219,7 @@ def few_shot_set_get(request: HttpRequest, few_shot_set_id: int = ObjectId) -> d
     summary="Upload a few-shot set (multipart: name, kind, description, file)",
 )
 def few_shot_set_upload(request: HttpRequest) -> tuple[int, dict[str, Any]]:
-    def importer(data: dict[str, Any], files: list[SourceFile], user: Any) -> tuple[Model, str]:
-        [upload] = files  # the form takes one file
-        path, original_name = upload.path, upload.original_name
-        few_shot_set = services.few_shot_set_import(
-            name=data["name"],
-            kind=data["kind"],
-            description=data["description"],
-            uploaded_file_path=path,
-            original_name=original_name,
-            user=user,
-        )
-        return few_shot_set, ""
-
-    saved = import_upload(request, form_class=FewShotSetUploadForm, importer=importer)
+    saved = import_upload(request, form_class=FewShotSetUploadForm, importer=importers.import_few_shot_set)
     return 201, few_shot_set_out(request, saved)  # type: ignore[arg-type]
 
 
@@ -278,15 +244,7 @@ def dataset_get(request: HttpRequest, dataset_id: int = ObjectId) -> dict[str, A
     summary="Upload a training dataset (multipart: name, purpose, file)",
 )
 def dataset_upload(request: HttpRequest) -> tuple[int, dict[str, Any]]:
-    def importer(data: dict[str, Any], files: list[SourceFile], user: Any) -> tuple[Model, str]:
-        [upload] = files  # the form takes one file
-        path, original_name = upload.path, upload.original_name
-        dataset = services.dataset_import(
-            name=data["name"], purpose=data["purpose"], uploaded_file_path=path, original_name=original_name
-        )
-        return dataset, ""
-
-    saved = import_upload(request, form_class=DatasetUploadForm, importer=importer)
+    saved = import_upload(request, form_class=DatasetUploadForm, importer=importers.import_dataset)
     return 201, artifact_out(request, saved)  # type: ignore[arg-type]
 
 
