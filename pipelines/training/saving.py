@@ -45,7 +45,12 @@ def save_final(
     merge_fn: Callable[[Path, Path, Path], Path] | None = None,
     lengths: dict[str, Any] | None = None,
 ) -> TrainingResult:
-    """Save the model (full) or the adapter and its merge (LoRA) under final/, each folder atomically."""
+    """Save the model (full) or the adapter and its merge (LoRA) under final/, each folder atomically.
+
+    In a process group every rank calls it (a sharded model's save gathers across ranks) but only the
+    main process writes final/; the others wait for it, so no rank ends before the model is there.
+    """
+    main_process = trainer.args.should_save
     final_root = store.path(FINAL_DIR)
     final_root.mkdir(parents=True, exist_ok=True)
     progress.stage("save", total=2 if args.adapter == "lora" and merge else 1)
@@ -53,11 +58,13 @@ def save_final(
     if args.adapter == "lora":
         adapter_dir = _save_atomically(final_root / "adapter", trainer, tokenizer, args.prompt_format)
         progress.advance()
-        if merge:
+        if merge and main_process:
             from pipelines.training.merge import merge_lora
 
             merged_dir = (merge_fn or merge_lora)(Path(base_dir), adapter_dir, final_root / "merged")
             progress.advance()
+        elif merge:
+            merged_dir = final_root / "merged"  # the main process merges it
         output_dir = merged_dir or adapter_dir
     else:
         output_dir = _save_atomically(final_root / "model", trainer, tokenizer, args.prompt_format)
@@ -72,15 +79,22 @@ def save_final(
         trainable_parameter_count=counts[1],
         lengths=dict(lengths or {}),
     )
-    store.write_json(result.to_dict(), FINAL_DIR, RESULT_FILE)
-    progress.log(f"saved {output_dir}")
+    if main_process:
+        store.write_json(result.to_dict(), FINAL_DIR, RESULT_FILE)
+        progress.log(f"saved {output_dir}")
+    trainer.accelerator.wait_for_everyone()
     return result
 
 
 def _save_atomically(target: Path, trainer: Trainer, tokenizer: Any, prompt_format: str) -> Path:
     staging = target.with_name(f".staging-{target.name}")
-    shutil.rmtree(staging, ignore_errors=True)
-    trainer.save_model(str(staging))
+    main_process = trainer.args.should_save
+    if main_process:
+        shutil.rmtree(staging, ignore_errors=True)
+    trainer.accelerator.wait_for_everyone()
+    trainer.save_model(str(staging))  # every rank: a sharded (FSDP, ZeRO-3) model gathers here
+    if not main_process:
+        return target
     tokenizer.save_pretrained(str(staging))
     (staging / TRAINING_FORMAT_FILE).write_text(json.dumps({"prompt_format": prompt_format}))
     if target.exists():

@@ -145,12 +145,17 @@ class CheckpointingTrainer(Trainer):
         final_root = Path(self.args.output_dir)
         name = f"checkpoint-{self.state.global_step}"
         staging_root = final_root / f".staging-{name}"
-        shutil.rmtree(staging_root, ignore_errors=True)
+        # In a process group every rank writes into the staging folder (its own RNG state, shards):
+        # only the main process clears and renames it, with every rank's writes finished in between.
+        if self.args.should_save:
+            shutil.rmtree(staging_root, ignore_errors=True)
+        self.accelerator.wait_for_everyone()
         self._staging_root = staging_root
         try:
             super()._save_checkpoint(model, trial)
         finally:
             self._staging_root = None
+        self.accelerator.wait_for_everyone()
         if self.args.should_save:
             target = final_root / name
             if target.exists():
