@@ -152,6 +152,13 @@ TRAINING_GPU_MEMORY_GIB = float(os.environ.get("TRAINING_GPU_MEMORY_GIB", 80))
 # Whether the gpu queue's workers have a CUDA GPU with bitsandbytes, which QLoRA's 4-bit base needs; forms that
 # offer QLoRA refuse it when this is off (the web process cannot ask torch, and the workers may be other hosts).
 REFINERY_GPU_WORKERS = os.environ.get("REFINERY_GPU_WORKERS", "0") == "1"
+# The devices a training worker owns (docs/operators.md, "Training on many devices"): its CUDA GPUs as
+# comma-separated ids (one training process each), or else this many CPU processes; 1 (and no GPU list)
+# trains in the worker's own process. A run may ask for fewer with its config's "distributed.processes".
+REFINERY_TRAINING_DEVICES = [
+    device.strip() for device in os.environ.get("REFINERY_TRAINING_DEVICES", "").split(",") if device.strip()
+]
+REFINERY_TRAINING_PROCESSES = int(os.environ.get("REFINERY_TRAINING_PROCESSES", 1))
 # A running run whose heartbeat is older than this is shown as lost (its worker died).
 RUN_HEARTBEAT_STALE_SECONDS = int(os.environ.get("RUN_HEARTBEAT_STALE_SECONDS", 30))
 # How often the workers look for lost runs (workers/lost_run_sweep.py), one worker per interval between
