@@ -357,6 +357,9 @@ class AlmostConfig:
             "comparisons": ComparisonConfig,
             "rmsp": RMSPConfig,
         }
+        if isinstance(values.get("prompt_generation"), dict):
+            # Stored before grammars existed: its query lines were parsed from free text; a resumed run goes on so.
+            values["prompt_generation"] = {"constrained_output": False, **values["prompt_generation"]}
         for name, nested_class in nested.items():
             if name in values:
                 values[name] = nested_class(**known_fields(nested_class, values[name], name))

@@ -227,6 +227,10 @@ class AugConConfig:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> AugConConfig:
         values = known_fields(cls, data, "AugCon config")
+        # A config stored before grammars and grounding existed parsed free text and kept every split:
+        # a resumed run goes on as it started (a new run's config always names both).
+        values.setdefault("constrained_output", False)
+        values.setdefault("min_split_grounding", 0.0)
         if isinstance(values.get("scorer"), dict):
             values["scorer"] = TrainingArgs.from_dict(values["scorer"])
         try:
