@@ -53,6 +53,16 @@ def run_training(
     model_dir = backends.model_directory(inputs.model)
     progress.advance(1)
     result = _train(config, model_dir, inputs, backends, store, progress)
+    return training_pipeline_result(config, result)
+
+
+def training_pipeline_result(
+    config: SFTConfig | PreferenceConfig | RewardConfig, result: TrainingResult
+) -> PipelineResult:
+    """A finished training as the pipeline's result: the model output "model" and the run page's summary.
+
+    Shared by the in-process run and the process-group launchers (`pipelines/training/distributed/`).
+    """
     reward = isinstance(config, RewardConfig)
     return PipelineResult(
         models=[

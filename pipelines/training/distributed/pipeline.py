@@ -1,0 +1,60 @@
+"""Training runs on the devices a worker owns: in this process for one, as a torchrun group for more.
+
+`run_training_on_processes` has the pipeline shape plus the worker's choice of processes and devices
+(`workers/kinds/training.py` binds them). Whatever the count, the run keeps the effective batch it
+started with (`effective_batch.py`), so a checkpoint written by a group resumes in one process and
+the other way round.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from pipelines.errors import InvalidConfigError
+from pipelines.training.config import PreferenceConfig, RewardConfig, SFTConfig
+from pipelines.training.distributed.effective_batch import keep_effective_batch
+from pipelines.training.distributed.job import DistributedJob
+from pipelines.training.run import TrainingInputs, run_training, training_pipeline_result
+
+if TYPE_CHECKING:
+    from pipelines.common.progress import Progress
+    from pipelines.common.result import PipelineResult
+    from pipelines.common.store import RunStore
+    from pipelines.llm.loader import BackendLoader
+
+
+def run_training_on_processes(
+    config: SFTConfig | PreferenceConfig | RewardConfig,
+    inputs: TrainingInputs,
+    backends: BackendLoader,
+    store: RunStore,
+    progress: Progress,
+    *,
+    processes: int = 1,
+    devices: list[str] | None = None,
+) -> PipelineResult:
+    """`run_training` on `processes` processes of this host (`devices`: their CUDA ids, or None for CPU)."""
+    from pipelines.training.distributed.launch import launch_local
+    from pipelines.training.saving import finished_result
+
+    if inputs.reference_model is not None and not isinstance(config, PreferenceConfig):
+        raise InvalidConfigError("only preference training uses a reference model", field="reference_model")
+    config = keep_effective_batch(config, store, processes, progress)
+    if processes == 1 and not devices:
+        return run_training(config, inputs, backends, store, progress)
+    progress.stage("load model", total=1)
+    model_dir = backends.model_directory(inputs.model)
+    reference_dir = backends.model_directory(inputs.reference_model) if inputs.reference_model else None
+    progress.advance(1)
+    done = finished_result(store)
+    if done is not None:
+        return training_pipeline_result(config, done)
+    backends.release_all()  # the ranks load their own copies; a warm backend here would only hold memory
+    job = DistributedJob.for_config(
+        config,
+        model_dir=model_dir,
+        dataset_path=inputs.dataset_path,
+        run_dir=store.root,
+        reference_model_dir=reference_dir,
+    )
+    return training_pipeline_result(config, launch_local(job, processes, devices, progress))
