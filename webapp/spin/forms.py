@@ -25,6 +25,7 @@ from pipelines.spin.config import (
 from webapp.core.choices import DatasetChoiceField, ModelEntryChoiceField, trainable_models
 from webapp.core.forms import GuidedFormMixin, PresetChoice, help_text_from_config_docs
 from webapp.registry.selectors import default_model_pk
+from webapp.training.services import worker_training_devices
 
 from . import services
 
@@ -82,6 +83,7 @@ class SpinRunForm(GuidedFormMixin, forms.Form):
 
     def __init__(self, *args: object, **kwargs: object) -> None:
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self.fields["devices"].initial = min(worker_training_devices(), PAPER_EFFECTIVE_BATCH)
         help_text_from_config_docs(self, SpinConfig)
         self.show_preset_values()
 

@@ -155,7 +155,13 @@ class TrainingRunForm(GuidedFormMixin, forms.Form):
     lora_r = forms.IntegerField(required=False, min_value=1, max_value=1024, label="LoRA rank")
     device = forms.ChoiceField(choices=_blank_first(DEVICES), required=False)
     dtype = forms.ChoiceField(choices=_blank_first(DTYPES), required=False)
-    devices = forms.IntegerField(min_value=1, max_value=1024, initial=1, help_text="GPUs the job spans (memory check).")
+    devices = forms.IntegerField(
+        min_value=1,
+        max_value=1024,
+        initial=1,
+        help_text="Processes the run trains on, one per GPU: the effective batch is per-device batch x accumulation "
+        "x devices, and ZeRO-3 splits the memory across them. Starts at the training worker's own count.",
+    )
     loss = forms.ChoiceField(
         choices=[("", "(default: sigmoid)")] + [(v, v) for v in PREFERENCE_LOSSES],
         required=False,
@@ -188,6 +194,7 @@ class TrainingRunForm(GuidedFormMixin, forms.Form):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        self.fields["devices"].initial = services.worker_training_devices()
         help_text_from_config_docs(self, TrainingArgs, TRAINING_FIELDS)  # what each training setting does
         self.show_preset_values()
 

@@ -22,7 +22,7 @@ from pipelines.training.arguments import TrainingArgs, accumulation_for_effectiv
 from pipelines.training.config import REWARD_EFFECTIVE_BATCH, PreferenceConfig, RewardConfig, SFTConfig
 from pipelines.training.layouts import validate_dataset_fields
 from pipelines.training.length_preview import measure_dataset
-from pipelines.training.memory import estimate_memory_fits
+from pipelines.training.memory import deepspeed_zero_stage, estimate_memory_fits
 from pipelines.training.presets import TRAINING_PRESETS, training_preset
 from webapp.library.models import Artifact
 from webapp.registry.models import ModelEntry
@@ -115,6 +115,9 @@ def training_config_build(
         "dataset_artifact_id": dataset.pk,
         "preset": preset,
         "devices": devices,
+        # The worker launches this many processes (one per GPU it owns), so the run trains on the devices
+        # the effective batch and the memory check counted; more than the worker owns is refused there.
+        "distributed": {"processes": devices},
         "effective_batch": effective_batch_text(config.training, devices),
         "config": config.to_dict(),
     }
@@ -260,17 +263,30 @@ def check_fits_memory(args: TrainingArgs, model: ModelEntry, devices: int) -> No
     if device == "auto":
         return  # the worker's hardware decides; it checks again when it starts
     available = _device_memory_bytes(device)
-    estimate = estimate_memory_fits(
-        model.parameter_count,
-        args.dtype,
-        device,
-        args.adapter == "lora",
-        qlora=args.qlora,
-        available_bytes=available,
-        devices=devices,
-    )
+    try:
+        estimate = estimate_memory_fits(
+            model.parameter_count,
+            args.dtype,
+            device,
+            args.adapter == "lora",
+            qlora=args.qlora,
+            available_bytes=available,
+            devices=devices,
+            zero_stage=deepspeed_zero_stage(args.deepspeed_config),
+        )
+    except InvalidConfigError as error:
+        raise ValidationError({"device": f"Cannot size the run: {error}."}) from error
     if not estimate.fits:
         raise ValidationError({"device": f"Does not fit: {estimate.message}."})
+
+
+def worker_training_devices() -> int:
+    """How many processes a training worker launches for a run: one per GPU it owns, else its CPU processes.
+
+    The same settings the worker reads (`REFINERY_TRAINING_DEVICES`, `REFINERY_TRAINING_PROCESSES`), so
+    the forms start from the device count the run will actually train on.
+    """
+    return len(settings.REFINERY_TRAINING_DEVICES) or max(1, int(settings.REFINERY_TRAINING_PROCESSES))
 
 
 def _device_memory_bytes(device: str) -> int:

@@ -161,7 +161,9 @@ def test_memory_estimate_tells_a_7b_full_run_from_a_lora_run():
     gpu_80_gib = 80 * 1024**3
     full = estimate_memory_fits(seven_billion, "bfloat16", "cuda", lora=False, available_bytes=gpu_80_gib)
     lora = estimate_memory_fits(seven_billion, "bfloat16", "cuda", lora=True, available_bytes=gpu_80_gib)
-    zero3 = estimate_memory_fits(seven_billion, "bfloat16", "cuda", lora=False, available_bytes=gpu_80_gib, devices=8)
+    zero3 = estimate_memory_fits(
+        seven_billion, "bfloat16", "cuda", lora=False, available_bytes=gpu_80_gib, devices=8, zero_stage=3
+    )
     assert not full.fits and "use LoRA" in full.message
     assert lora.fits and zero3.fits
     small = estimate_memory_fits(135_000_000, "auto", "cpu", lora=False)
