@@ -1,15 +1,24 @@
 """Training runs (SFT, preference, reward): the run's model and dataset in, a registry entry out.
 
 The run directory holds the checkpoints, so a resumed attempt continues from the newest one (the
-step count goes on) and a rerun of a finished run only registers its result again.
+step count goes on) and a rerun of a finished run only registers its result again. The run trains on
+the devices this worker owns (settings `REFINERY_TRAINING_DEVICES` / `REFINERY_TRAINING_PROCESSES`):
+in the worker's own process on one, as a torchrun process group on more; a run's config may ask for
+fewer with `distributed: {"processes": N}` (0 or absent: all of them).
 """
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
+from typing import Any
+
+from django.conf import settings
 
 from pipelines.common.store import RunStore
-from pipelines.training import PreferenceConfig, RewardConfig, SFTConfig, TrainingInputs, run_training
+from pipelines.errors import InvalidConfigError
+from pipelines.training import PreferenceConfig, RewardConfig, SFTConfig, TrainingInputs
+from pipelines.training.distributed.pipeline import run_training_on_processes
 from webapp.library.models import Artifact
 from webapp.registry.models import ModelEntry
 from webapp.runs.models import PipelineRun
@@ -23,8 +32,9 @@ def prepare(run: PipelineRun, store: RunStore) -> PreparedJob:
     dataset = Artifact.objects.get(pk=run.config["dataset_artifact_id"])
     reference_id = run.config.get("reference_model_id")
     reference = ModelEntry.objects.get(pk=reference_id) if reference_id else None
+    processes, devices = training_processes(run.config.get("distributed") or {})
     return PreparedJob(
-        pipeline=run_training,
+        pipeline=partial(run_training_on_processes, processes=processes, devices=devices),
         config=CONFIG_CLASSES[run.config["trainer"]].from_dict(run.config["config"]),
         inputs=TrainingInputs(
             model=model.backend_spec(),
@@ -33,5 +43,31 @@ def prepare(run: PipelineRun, store: RunStore) -> PreparedJob:
         ),
         models={"model": model},
         datasets={"dataset": dataset},
-        summary={"effective_batch": run.config.get("effective_batch", "")},
+        summary={"effective_batch": run.config.get("effective_batch", ""), "training_processes": processes},
     )
+
+
+def training_processes(distributed: dict[str, Any]) -> tuple[int, list[str] | None]:
+    """How many processes this run trains on, and on which CUDA devices (None: CPU or the worker's own).
+
+    The worker owns `REFINERY_TRAINING_DEVICES` (one process per GPU) or `REFINERY_TRAINING_PROCESSES`
+    CPU processes; the run's `distributed.processes` takes the first N of them, and more than the
+    worker owns is refused by name rather than cut.
+    """
+    owned_devices: list[str] = list(settings.REFINERY_TRAINING_DEVICES)
+    owned = len(owned_devices) or max(1, int(settings.REFINERY_TRAINING_PROCESSES))
+    asked = distributed.get("processes", 0) or 0
+    if isinstance(asked, bool) or not isinstance(asked, int) or asked < 0:
+        raise InvalidConfigError(
+            f"distributed.processes must be a whole number (0: all the worker's devices), got {asked!r}",
+            field="distributed",
+        )
+    if asked > owned:
+        raise InvalidConfigError(
+            f"distributed.processes is {asked} but this worker owns {owned} training device(s) "
+            f"({', '.join(owned_devices) or 'CPU processes'}); ask for at most {owned} or start the worker "
+            "with more (REFINERY_TRAINING_DEVICES / REFINERY_TRAINING_PROCESSES)",
+            field="distributed",
+        )
+    processes = asked or owned
+    return processes, owned_devices[:processes] if owned_devices else None

@@ -1,0 +1,75 @@
+"""A training run on a worker that owns two CPU training processes: a torchrun group of 2 (gloo, DDP)
+through a real rqworker, its progress and metrics on the run page, its model in the registry.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+
+from pipelines.errors import InvalidConfigError
+from tests.fixtures.runs import wait_for_run
+from webapp.library.models import Artifact
+from webapp.registry.models import ModelEntry
+from webapp.runs import services as run_services
+from webapp.runs.models import PipelineRun
+from webapp.training import services
+from workers.kinds.training import training_processes
+
+QUESTIONS = [
+    ("What is 2 + 2?", "2 + 2 is 4."),
+    ("What is the capital of France?", "Paris."),
+    ("Is ice cold or hot?", "Ice is cold."),
+    ("How many legs does a spider have?", "Eight."),
+]
+
+
+def test_a_run_takes_the_workers_devices_or_fewer_and_more_is_refused_by_name(settings):
+    settings.REFINERY_TRAINING_DEVICES = []
+    settings.REFINERY_TRAINING_PROCESSES = 1
+    assert training_processes({}) == (1, None)
+    settings.REFINERY_TRAINING_PROCESSES = 4
+    assert training_processes({}) == (4, None)
+    assert training_processes({"processes": 2}) == (2, None)
+    settings.REFINERY_TRAINING_DEVICES = ["2", "3"]
+    assert training_processes({}) == (2, ["2", "3"])
+    assert training_processes({"processes": 1}) == (1, ["2"])
+    with pytest.raises(InvalidConfigError, match="distributed.processes is 3 but this worker owns 2"):
+        training_processes({"processes": 3})
+    with pytest.raises(InvalidConfigError, match="whole number"):
+        training_processes({"processes": "two"})
+
+
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_a_two_process_training_run_through_a_worker_succeeds_and_registers_its_model(
+    live_settings, rq_worker, researcher, tiny_model_dir
+):
+    tiny = ModelEntry.objects.create(name="tiny", source=ModelEntry.Source.LOCAL, path=str(tiny_model_dir))
+    inputs = Path(live_settings.ARTIFACT_ROOT) / "inputs"
+    inputs.mkdir(parents=True, exist_ok=True)
+    path = inputs / "sft.jsonl"
+    path.write_text("".join(json.dumps({"prompt": q, "response": a}) + "\n" for q, a in QUESTIONS * 2))
+    dataset = run_services.artifact_register(run=None, name="sft", kind=Artifact.Kind.SFT, jsonl_path=path)
+    config = services.training_config_build(
+        trainer="sft", model=tiny, dataset=dataset, preset="tiny-cpu-demo",
+        training_overrides={"lora": {"r": 4}, "max_steps": 4, "save_steps": 2}, method_options={},
+    )  # fmt: skip
+    run = run_services.run_create(user=researcher, kind=services.training_kind(config), config=config, name="ddp")
+    worker = rq_worker(extra_env={"REFINERY_TRAINING_PROCESSES": "2"})
+
+    run = wait_for_run(run, timeout=300, what="the 2-process training to finish")
+
+    assert run.status == PipelineRun.Status.SUCCEEDED, run.error + run.traceback + worker.log_text()
+    assert "launching 2 training processes with torchrun on CPU" in run.log_tail
+    assert "2 ranks on this host" in run.log_tail, "rank 0's log lines reach the run page"
+    assert run.summary["training_processes"] == 2 and run.summary["steps"] == 4
+    losses = [row["loss"] for row in run.metrics if "loss" in row]
+    assert len(losses) == 4 and all(math.isfinite(loss) for loss in losses)
+    model = ModelEntry.objects.get(produced_by_run=run)
+    assert model.parent == tiny and (Path(model.path) / "config.json").is_file()
+    ranks = run_services.run_directory(run) / "distributed" / "ranks"
+    assert sorted(path.name for path in ranks.glob("rank-*.log")) == ["rank-0.log", "rank-1.log"]
