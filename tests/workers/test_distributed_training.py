@@ -56,8 +56,9 @@ def test_a_two_process_training_run_through_a_worker_succeeds_and_registers_its_
     dataset = run_services.artifact_register(run=None, name="sft", kind=Artifact.Kind.SFT, jsonl_path=path)
     config = services.training_config_build(
         trainer="sft", model=tiny, dataset=dataset, preset="tiny-cpu-demo",
-        training_overrides={"lora": {"r": 4}, "max_steps": 4, "save_steps": 2}, method_options={},
+        training_overrides={"lora": {"r": 4}, "max_steps": 4, "save_steps": 2}, method_options={}, devices=2,
     )  # fmt: skip
+    assert config["distributed"] == {"processes": 2}
     run = run_services.run_create(user=researcher, kind=services.training_kind(config), config=config, name="ddp")
     worker = rq_worker(extra_env={"REFINERY_TRAINING_PROCESSES": "2"})
 
@@ -67,6 +68,7 @@ def test_a_two_process_training_run_through_a_worker_succeeds_and_registers_its_
     assert "launching 2 training processes with torchrun on CPU" in run.log_tail
     assert "2 ranks on this host" in run.log_tail, "rank 0's log lines reach the run page"
     assert run.summary["training_processes"] == 2 and run.summary["steps"] == 4
+    assert run.summary["effective_batch"] == "2 per device x 1 accumulation x 2 devices = 4"
     losses = [row["loss"] for row in run.metrics if "loss" in row]
     assert len(losses) == 4 and all(math.isfinite(loss) for loss in losses)
     model = ModelEntry.objects.get(produced_by_run=run)
