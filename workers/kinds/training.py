@@ -4,7 +4,8 @@ The run directory holds the checkpoints, so a resumed attempt continues from the
 step count goes on) and a rerun of a finished run only registers its result again. The run trains on
 the devices this worker owns (settings `REFINERY_TRAINING_DEVICES` / `REFINERY_TRAINING_PROCESSES`):
 in the worker's own process on one, as a torchrun process group on more; a run's config may ask for
-fewer with `distributed: {"processes": N}` (0 or absent: all of them).
+fewer with `distributed: {"processes": N}` (0 or absent: all of them). A worker with `RAY_ADDRESS` (or a
+run with `distributed: {"launcher": "ray"}`) trains on a Ray cluster instead (docs/multi-host.md).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from pipelines.common.store import RunStore
 from pipelines.errors import InvalidConfigError
 from pipelines.training import PreferenceConfig, RewardConfig, SFTConfig, TrainingInputs
 from pipelines.training.distributed.pipeline import run_training_on_processes
+from pipelines.training.distributed.ray_launch import ray_address, run_training_on_ray
 from webapp.library.models import Artifact
 from webapp.registry.models import ModelEntry
 from webapp.runs.models import PipelineRun
@@ -32,9 +34,15 @@ def prepare(run: PipelineRun, store: RunStore) -> PreparedJob:
     dataset = Artifact.objects.get(pk=run.config["dataset_artifact_id"])
     reference_id = run.config.get("reference_model_id")
     reference = ModelEntry.objects.get(pk=reference_id) if reference_id else None
-    processes, devices = training_processes(run.config.get("distributed") or {})
+    distributed = run.config.get("distributed") or {}
+    if uses_ray(distributed):
+        processes = ray_workers(distributed)
+        pipeline = partial(run_training_on_ray, workers=processes)
+    else:
+        processes, devices = training_processes(distributed)
+        pipeline = partial(run_training_on_processes, processes=processes, devices=devices)
     return PreparedJob(
-        pipeline=partial(run_training_on_processes, processes=processes, devices=devices),
+        pipeline=pipeline,
         config=CONFIG_CLASSES[run.config["trainer"]].from_dict(run.config["config"]),
         inputs=TrainingInputs(
             model=model.backend_spec(),
@@ -71,3 +79,30 @@ def training_processes(distributed: dict[str, Any]) -> tuple[int, list[str] | No
         )
     processes = asked or owned
     return processes, owned_devices[:processes] if owned_devices else None
+
+
+LAUNCHERS = ("none", "torchrun", "ray")
+
+
+def uses_ray(distributed: dict[str, Any]) -> bool:
+    """Whether the run trains on the Ray cluster: it asks for the "ray" launcher, or names none on a worker with RAY_ADDRESS."""
+    launcher = distributed.get("launcher") or ("ray" if ray_address() else "torchrun")
+    if launcher not in LAUNCHERS:
+        raise InvalidConfigError(
+            f"distributed.launcher must be one of {', '.join(LAUNCHERS)}; got {launcher!r}", field="distributed"
+        )
+    return launcher == "ray"
+
+
+def ray_workers(distributed: dict[str, Any]) -> int:
+    """Ray Train workers for the run: its `distributed.processes`, else as many as this worker's own setting.
+
+    The cluster, not this worker, bounds it: `launch_ray` refuses a group larger than the cluster.
+    """
+    asked = distributed.get("processes", 0) or 0
+    if isinstance(asked, bool) or not isinstance(asked, int) or asked < 0:
+        raise InvalidConfigError(
+            f"distributed.processes must be a whole number (0: the worker's setting), got {asked!r}",
+            field="distributed",
+        )
+    return asked or training_processes({})[0]
