@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 from pipelines.common.store import RunStore
 from pipelines.errors import InvalidConfigError, RunCancelled
+from pipelines.training.config import PreferenceConfig, RewardConfig, SFTConfig
 from pipelines.training.distributed.events import follow_events
 from pipelines.training.distributed.job import DistributedJob
 from pipelines.training.distributed.launch import DistributedTrainingFailed, last_log_lines
@@ -39,8 +40,10 @@ from pipelines.training.saving import finished_result
 
 if TYPE_CHECKING:
     from pipelines.common.progress import Progress
-    from pipelines.training.config import PreferenceConfig, RewardConfig, SFTConfig
+    from pipelines.common.result import PipelineResult
+    from pipelines.llm.loader import BackendLoader
     from pipelines.training.result import TrainingResult
+    from pipelines.training.run import TrainingInputs
 
 RAY_ADDRESS_VARIABLE = "RAY_ADDRESS"
 RAY_STORAGE_DIR = "ray"
@@ -58,6 +61,45 @@ class RayUnavailableError(InvalidConfigError):
 def ray_address() -> str:
     """The cluster this worker submits to (`RAY_ADDRESS`), or "" when none is configured."""
     return os.environ.get(RAY_ADDRESS_VARIABLE, "").strip()
+
+
+def run_training_on_ray(
+    config: SFTConfig | PreferenceConfig | RewardConfig,
+    inputs: TrainingInputs,
+    backends: BackendLoader,
+    store: RunStore,
+    progress: Progress,
+    *,
+    workers: int,
+) -> PipelineResult:
+    """`run_training` as a Ray Train group of `workers` on the cluster at `RAY_ADDRESS` (the pipeline shape).
+
+    As `run_training_on_processes` does for torchrun: the run keeps the effective batch it started
+    with, the worker resolves the model directories (which must be on the shared mount), a finished run
+    only returns its result, and the worker's own backends are released before the group starts.
+    """
+    from pipelines.training.distributed.effective_batch import keep_effective_batch
+    from pipelines.training.run import training_pipeline_result
+
+    if inputs.reference_model is not None and not isinstance(config, PreferenceConfig):
+        raise InvalidConfigError("only preference training uses a reference model", field="reference_model")
+    config = keep_effective_batch(config, store, workers, progress)
+    progress.stage("load model", total=1)
+    model_dir = backends.model_directory(inputs.model)
+    reference_dir = backends.model_directory(inputs.reference_model) if inputs.reference_model else None
+    progress.advance(1)
+    done = finished_result(store)
+    if done is not None:
+        return training_pipeline_result(config, done)
+    backends.release_all()
+    job = DistributedJob.for_config(
+        config,
+        model_dir=model_dir,
+        dataset_path=inputs.dataset_path,
+        run_dir=store.root,
+        reference_model_dir=reference_dir,
+    )
+    return training_pipeline_result(config, launch_ray(job, workers, ray_uses_gpu(config), progress))
 
 
 def ray_uses_gpu(config: SFTConfig | PreferenceConfig | RewardConfig) -> bool | None:
