@@ -107,6 +107,7 @@ def launch_local(
             stdout=launcher_log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            preexec_fn=die_with_parent,
         )
     members: dict[int, psutil.Process] = {}
     cancel: RunCancelled | None = None
@@ -127,6 +128,21 @@ def launch_local(
     finally:
         stop_group(group, members)
     return _outcome(job, processes, group.returncode, cancel, finished_result(RunStore(job.run_dir)))
+
+
+def die_with_parent() -> None:
+    """Linux: have the kernel SIGKILL this process when the process that started it dies.
+
+    The group runs in a session of its own (so stopping it cannot hit the worker), which also means a
+    worker killed outright would not take it along: torchrun gets this from the launcher, and every
+    rank from torchrun (`rank.main`), so a killed worker leaves no rank training on. Elsewhere a no-op.
+    """
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+
+    set_parent_death_signal = 1  # PR_SET_PDEATHSIG
+    ctypes.CDLL(None, use_errno=True).prctl(set_parent_death_signal, signal.SIGKILL, 0, 0, 0)
 
 
 def _remember_members(launcher_pid: int, members: dict[int, psutil.Process]) -> None:

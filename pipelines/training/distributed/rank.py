@@ -120,6 +120,10 @@ def main(argv: list[str] | None = None) -> int:
     if len(arguments) != 1:
         print("usage: python -m pipelines.training.distributed.rank <job.json>", file=sys.stderr)
         return 2
+    from pipelines.training.distributed.launch import die_with_parent
+
+    if os.environ.get("TORCHELASTIC_RUN_ID"):  # started by torchrun: end with it
+        die_with_parent()
     job = DistributedJob.read(arguments[0])
     rank = current_rank()
     outcome_path(job, rank).unlink(missing_ok=True)

@@ -146,13 +146,17 @@ def test_a_group_checkpoint_resumes_in_one_process_and_one_process_checkpoint_in
 
 
 def _group_processes(job_path: Path) -> list[psutil.Process]:
-    """The ranks of the group that runs `job_path` (torchrun's children running the rank module)."""
+    """Every process of the group that runs `job_path`: torchrun (its command names the rank module too) and the ranks."""
     found = []
     for process in psutil.process_iter(["cmdline"]):
         command = process.info["cmdline"] or []
         if "pipelines.training.distributed.rank" in command and str(job_path) in command:
             found.append(process)
     return found
+
+
+def _ranks(job_path: Path) -> list[psutil.Process]:
+    return [process for process in _group_processes(job_path) if "torch.distributed.run" not in process.cmdline()]
 
 
 class KillRankAtStep(RecordingProgress):
@@ -166,12 +170,9 @@ class KillRankAtStep(RecordingProgress):
 
     def advance(self, count: int = 1) -> None:
         super().advance(count)
-        ranks = _group_processes(self.job.group_dir / "job.json")
-        for process in ranks:
+        for process in _group_processes(self.job.group_dir / "job.json"):
             self.seen[process.pid] = process
-            for parent in process.parents():
-                if "torch.distributed.run" in " ".join(parent.cmdline()):
-                    self.seen[parent.pid] = parent
+        ranks = _ranks(self.job.group_dir / "job.json")
         if self.killed_pid is None and self.stages[-1][0] == "train" and self.done >= self.step:
             victim = next(process for process in ranks if process.environ().get("RANK") == str(self.rank))
             self.killed_pid = victim.pid
@@ -210,3 +211,39 @@ def test_a_killed_rank_fails_the_run_by_name_leaves_nothing_running_and_the_run_
     print(f"resumed from {checkpoint.name}: steps {sorted(_losses(resumed))}, finished at step {result.steps}")
     assert any(f"resumed from step {step} of 12" in message for message in resumed.messages)
     assert result.steps == 12
+
+
+LAUNCHER_SCRIPT = """
+import sys
+from pipelines.common.progress import RecordingProgress
+from pipelines.training.distributed.job import DistributedJob
+from pipelines.training.distributed.launch import launch_local
+launch_local(DistributedJob.read(sys.argv[1]), 2, None, RecordingProgress(), 0.2)
+"""
+
+
+def test_a_killed_worker_takes_its_training_group_with_it(tiny_model_dir, eight_rows, tmp_path):
+    """The group runs in its own session, so the kernel's parent-death signal is what ends it with the worker."""
+    import subprocess
+    import sys
+
+    job = _job(_config(1, max_steps=400, save_steps=400), tiny_model_dir, eight_rows, tmp_path / "run")
+    job_path = job.write()
+    launcher = subprocess.Popen([sys.executable, "-c", LAUNCHER_SCRIPT, str(job_path)], cwd=Path(__file__).parents[3])
+    try:
+        deadline = time.monotonic() + 120
+        while "stage train" not in (job.rank_log_path(1).read_text() if job.rank_log_path(1).exists() else ""):
+            assert time.monotonic() < deadline and launcher.poll() is None, "the group never started training"
+            time.sleep(0.5)
+        group = _group_processes(job_path)
+        assert len(group) == 3 and len(_ranks(job_path)) == 2, f"torchrun and two ranks: {group}"
+        launcher.kill()  # the worker dies outright: no finally, no cleanup of its own
+        launcher.wait()
+        gone, alive = psutil.wait_procs(group, timeout=30)
+        assert not alive, f"ranks outlived their worker: {alive}"
+        assert not _group_processes(job_path)
+    finally:
+        if launcher.poll() is None:
+            launcher.kill()
+        for process in _group_processes(job_path):
+            process.kill()
