@@ -116,7 +116,7 @@ TRAINING_PRESETS: tuple[TrainingPreset, ...] = (
     ),
     TrainingPreset(
         "7b-full-8gpu-zero3",
-        "Full fine-tuning, bf16, DeepSpeed ZeRO-3 across 8 GPUs (launch with accelerate/deepspeed).",
+        "Full fine-tuning, bf16, DeepSpeed ZeRO-3 across 8 GPUs (a worker with REFINERY_TRAINING_DEVICES=0,...,7).",
         training={
             "per_device_batch_size": 8,
             "gradient_accumulation_steps": 1,
