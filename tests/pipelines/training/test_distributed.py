@@ -156,7 +156,8 @@ def _group_processes(job_path: Path) -> list[psutil.Process]:
 
 
 def _ranks(job_path: Path) -> list[psutil.Process]:
-    return [process for process in _group_processes(job_path) if "torch.distributed.run" not in process.cmdline()]
+    """The ranks alone: torchrun's own command runs torch.distributed.run."""
+    return [process for process in _group_processes(job_path) if "torch.distributed.run" not in process.info["cmdline"]]
 
 
 class KillRankAtStep(RecordingProgress):
