@@ -116,3 +116,30 @@ def test_cancel_stops_every_rank_after_one_checkpoint(live_settings, rq_worker, 
     ranks = run_services.run_directory(run) / "distributed" / "ranks"
     for rank in (0, 1):
         assert json.loads((ranks / f"rank-{rank}.outcome.json").read_text())["status"] == "cancelled"
+
+
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_a_killed_rank_fails_the_run_with_its_last_lines_on_the_page_and_the_run_resumes(
+    live_settings, rq_worker, researcher, tiny_model_dir
+):
+    run = _tiny_sft_run(researcher, tiny_model_dir, live_settings.ARTIFACT_ROOT, max_steps=30, save_steps=2)
+    worker = rq_worker(extra_env={"REFINERY_TRAINING_PROCESSES": "2"})
+    run = wait_for_run(run, lambda r: r.stage == "train" and r.progress_done >= 3, 300, "training to start", poll=0.1)
+    rank_one = next(process for process in _rank_processes(run) if process.environ().get("RANK") == "1")
+    rank_one.kill()
+
+    run = wait_for_run(run, timeout=120, what="the run to fail")
+
+    assert run.status == PipelineRun.Status.FAILED, worker.log_text()
+    assert "DistributedTrainingFailed: rank 1 of 2 failed: killed by SIGKILL" in run.error
+    assert "[rank 1] stage train: 0/30" in run.error, "rank 1's own last log lines are on the page"
+    assert not _rank_processes(run)
+    saved = latest_checkpoint(run_services.run_directory(run) / CHECKPOINTS_DIR)
+    assert saved is not None
+
+    run_services.run_resume(run=run)
+    run = wait_for_run(run, timeout=300, what="the resumed run to finish")
+    assert run.status == PipelineRun.Status.SUCCEEDED, run.error + run.traceback + worker.log_text()
+    assert f"resumed from step {saved.name.split('-')[1]} of 30" in run.log_tail
+    assert run.summary["steps"] == 30 and not _rank_processes(run)
