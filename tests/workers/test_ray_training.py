@@ -190,3 +190,45 @@ def test_a_cancel_stops_every_rank_after_one_checkpoint(ray_cluster, tiny_model_
     assert saved is not None and int(saved.name.split("-")[1]) < 200
     assert [read_outcome(job, rank)["status"] for rank in (0, 1)] == ["cancelled", "cancelled"]
     wait_until(_cluster_idle, 60, "the cancelled group to hand its CPUs back")
+
+
+FORCE_STOP_DRIVER = """
+import sys
+from pipelines.common.progress import RecordingProgress
+from pipelines.errors import RunCancelled
+from pipelines.training.distributed.job import DistributedJob
+from pipelines.training.distributed.ray_launch import launch_ray
+
+job = DistributedJob.read(sys.argv[2])
+try:
+    launch_ray(job, 2, False, RecordingProgress(cancel_after=1), 0.5, address=sys.argv[1], cancel_grace_seconds=0)
+except RunCancelled as error:
+    print("CANCELLED:", error)
+"""
+
+
+def test_ranks_that_outlast_the_cancel_grace_are_stopped_with_the_ray_job(ray_cluster, tiny_model_dir, tmp_path):
+    """A driver of its own, as the RQ worker is: grace 0 stops the Ray job at once, and every CPU comes back."""
+    import subprocess
+    import sys
+
+    from tests.fixtures.services import REPOSITORY_ROOT
+
+    (tmp_path / "sft.jsonl").write_text("".join(json.dumps(row) + "\n" for row in ROWS * 4))
+    config = SFTConfig.from_dict({"training": {"max_steps": 500, "device": "cpu", "torch_threads": 1}})
+    job = DistributedJob.for_config(
+        config, model_dir=tiny_model_dir, dataset_path=tmp_path / "sft.jsonl", run_dir=tmp_path / "run"
+    )
+    job_path = job.write(tmp_path / "job.json")
+    driver = subprocess.run(
+        [sys.executable, "-c", FORCE_STOP_DRIVER, ray_cluster, str(job_path)],
+        cwd=REPOSITORY_ROOT,
+        env={**os.environ, "PYTHONPATH": str(REPOSITORY_ROOT), "HF_HUB_OFFLINE": "1"},
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert "CANCELLED:" in driver.stdout and "so the Ray job was stopped" in driver.stdout, (
+        driver.stdout + driver.stderr
+    )
+    wait_until(_cluster_idle, 30, "the stopped job's workers to hand their CPUs back")
