@@ -45,6 +45,11 @@ ROWS = [
 ]
 
 
+CLUSTER_TOKEN = secrets.token_hex(32)
+"""One token for every cluster this process starts: Ray keeps the first token it loaded for the process's life,
+and pytest-django's ordering may set the module's cluster up twice (transactional tests run apart)."""
+
+
 @pytest.fixture(scope="module")
 def ray_cluster() -> Iterator[str]:
     """A local Ray head (2 CPUs) for this module; its GCS address. Stopped, every process of it, at the end.
@@ -57,7 +62,7 @@ def ray_cluster() -> Iterator[str]:
     temp_dir = tempfile.mkdtemp(prefix="ray-", dir="/tmp")  # short: Ray's socket paths must fit 107 bytes
     # ray.init turns token authentication on for a local cluster (RAY_AUTH_MODE=token in os.environ) and
     # takes RAY_AUTH_TOKEN as the token; patch.dict puts the environment back afterwards.
-    with mock.patch.dict(os.environ, {"RAY_AUTH_TOKEN": secrets.token_hex(32)}):
+    with mock.patch.dict(os.environ, {"RAY_AUTH_TOKEN": CLUSTER_TOKEN}):
         context = ray.init(num_cpus=2, include_dashboard=False, _temp_dir=temp_dir, log_to_driver=False)
         started = [
             child for child in psutil.Process().children(recursive=True) if temp_dir in " ".join(_cmdline(child))

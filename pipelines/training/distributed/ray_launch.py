@@ -9,11 +9,12 @@ the same cancel file as a torchrun rank. That is why the run directory must be o
 sees (NFS or another shared mount under ARTIFACT_ROOT): the job file, the events, the checkpoints and
 final/ are all read and written there (docs/multi-host.md).
 
-- Cancel: the worker's `Progress.check_cancelled` raises (the user cancelled, or this attempt was
-  fenced); the supervisor writes the cancel file, the ranks save a checkpoint at the next step end and
-  return, and the run ends cancelled with rank 0's message (where the checkpoint is). Ranks that have
-  not stopped within `cancel_grace_seconds` are stopped by cancelling the fit task (Ray kills the
-  controller it owns, and with it every worker actor).
+- Cancel: the worker's `Progress.check_cancelled` raises `RunCancelled`; the supervisor writes the
+  cancel file, the ranks save a checkpoint at the next step end and return, and the run ends cancelled
+  with rank 0's message (where the checkpoint is). Ranks that have not stopped within
+  `cancel_grace_seconds` are stopped by cancelling the fit task (Ray kills the controller it owns, and
+  with it every worker actor); so is the group at once when anything else ends the supervision (a
+  fenced attempt, the worker shutting down), and the driver's `ray.shutdown()` ends the Ray job.
 - Failure: a rank that raises makes Ray Train stop the whole group; the run fails with that rank's
   error and the last lines of its log (`DistributedTrainingFailed`, as for torchrun).
 
@@ -36,7 +37,6 @@ from pipelines.training.distributed.job import DistributedJob
 from pipelines.training.distributed.launch import DistributedTrainingFailed, last_log_lines
 from pipelines.training.distributed.rank import FAILED_EXIT_CODE, outcome_path, read_outcome
 from pipelines.training.distributed.rank import main as rank_main
-from pipelines.training.saving import finished_result
 
 if TYPE_CHECKING:
     from pipelines.common.progress import Progress
@@ -80,6 +80,7 @@ def run_training_on_ray(
     """
     from pipelines.training.distributed.effective_batch import keep_effective_batch
     from pipelines.training.run import training_pipeline_result
+    from pipelines.training.saving import finished_result
 
     if inputs.reference_model is not None and not isinstance(config, PreferenceConfig):
         raise InvalidConfigError("only preference training uses a reference model", field="reference_model")
@@ -193,6 +194,8 @@ def _supervise(
     except BaseException:  # cancelled past the grace, fenced, or the worker is shutting down: stop the group now
         ray.cancel(task, force=True)
         raise
+    from pipelines.training.saving import finished_result  # transformers: only once a group has run
+
     outcome = ray.get(task)
     progress.log(f"the Ray Train group ended after {time.monotonic() - started:.1f} s: {outcome['status']}")
     if outcome["status"] == "failed":
