@@ -60,29 +60,21 @@ def ray_cluster() -> Iterator[str]:
     import ray
 
     temp_dir = tempfile.mkdtemp(prefix="ray-", dir="/tmp")  # short: Ray's socket paths must fit 107 bytes
+    before = {child.pid for child in psutil.Process().children(recursive=True)}
     # ray.init turns token authentication on for a local cluster (RAY_AUTH_MODE=token in os.environ) and
     # takes RAY_AUTH_TOKEN as the token; patch.dict puts the environment back afterwards.
     with mock.patch.dict(os.environ, {"RAY_AUTH_TOKEN": CLUSTER_TOKEN}):
-        context = ray.init(num_cpus=2, include_dashboard=False, _temp_dir=temp_dir, log_to_driver=False)
-        started = [
-            child for child in psutil.Process().children(recursive=True) if temp_dir in " ".join(_cmdline(child))
-        ]
         try:
+            context = ray.init(num_cpus=2, include_dashboard=False, _temp_dir=temp_dir, log_to_driver=False)
             yield context.address_info["gcs_address"]
-        finally:
+            # The rqworkers (function fixtures) are gone by now: every new child is Ray's (GCS, raylet, workers).
+            started = [child for child in psutil.Process().children(recursive=True) if child.pid not in before]
             ray.shutdown()
             _, alive = psutil.wait_procs(started, timeout=30)
+            assert started and not alive, f"Ray processes left running after ray.shutdown(): {alive}"
+        finally:
+            ray.shutdown()
             shutil.rmtree(temp_dir, ignore_errors=True)
-            assert not alive, f"Ray processes left running after ray.shutdown(): {[p.pid for p in alive]}"
-
-
-def _cmdline(process) -> list[str]:
-    import psutil
-
-    try:
-        return process.cmdline()
-    except psutil.Error:
-        return []
 
 
 def _cluster_idle() -> bool:
