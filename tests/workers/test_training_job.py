@@ -91,7 +91,7 @@ def test_sft_then_spin_training_through_a_worker_builds_a_registry_chain_with_me
     assert f'id="model-{spin_model.pk}" data-depth="2"' in registry
     run_page = client.get(spin_run.get_absolute_url()).content.decode()
     assert 'data-metric="loss"' in run_page and 'data-metric="rewards/margins"' in run_page
-    assert "lengths/rows_over_max_prompt_length" in run_page
+    assert "Lengths: rows over max prompt length" in run_page
 
 
 def test_rows_over_the_lengths_are_cut_and_counted_on_the_run_page_or_refused(
@@ -109,7 +109,7 @@ def test_rows_over_the_lengths_are_cut_and_counted_on_the_run_page_or_refused(
     assert cut.summary["lengths/proposed_max_prompt_length"] > 128
     client.force_login(researcher)
     page = client.get(cut.get_absolute_url()).content.decode()
-    assert "lengths/rows_cut" in page
+    assert "Lengths: rows cut" in page
     refused = wait_for_run(refused, timeout=300, what="the refusing SFT run")
     assert refused.status == PipelineRun.Status.FAILED
     assert "1 of 5 rows are longer than the limits (rows 5;" in refused.error
