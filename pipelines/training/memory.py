@@ -6,6 +6,7 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from pipelines.errors import InvalidConfigError
 from pipelines.training.arguments import DTYPES
@@ -105,6 +106,26 @@ def deepspeed_zero_stage(deepspeed_config: str) -> int:
             f"{', '.join(map(str, ZERO_STAGES))}; got {stage!r}"
         )
     return stage
+
+
+FSDP_SHARDING_STAGES = {"full_shard": 3, "hybrid_shard": 3, "shard_grad_op": 2, "hybrid_shard_zero2": 2}
+"""FSDP's sharding strategies as the ZeRO stage that splits the same things (weights and all: 3; gradients and
+optimizer state: 2), so one memory rule sizes both engines."""
+
+
+def sharding_stage(deepspeed_config: str, trainer_overrides: dict[str, Any]) -> int:
+    """How far a run's training state is split across devices, as a ZeRO stage (0: every device holds it all).
+
+    DeepSpeed's config names it (`zero_optimization.stage`); FSDP's strategy comes in the
+    `fsdp` TrainingArguments field (e.g. "full_shard auto_wrap"). Asking for both is refused by name.
+    """
+    fsdp = str(trainer_overrides.get("fsdp") or "").split()
+    fsdp_stage = max((FSDP_SHARDING_STAGES[word] for word in fsdp if word in FSDP_SHARDING_STAGES), default=0)
+    if fsdp and deepspeed_config:
+        raise InvalidConfigError(
+            "training.trainer_overrides.fsdp and training.deepspeed_config both shard the run: choose one"
+        )
+    return fsdp_stage if fsdp else deepspeed_zero_stage(deepspeed_config)
 
 
 def _available_bytes(device: str) -> int:

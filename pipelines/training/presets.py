@@ -18,6 +18,7 @@ from pipelines.training.config import PreferenceConfig, RewardConfig, SFTConfig
 
 DEEPSPEED_DIR = Path(__file__).resolve().parent / "deepspeed"
 ZERO3_CONFIG_PATH = DEEPSPEED_DIR / "zero3.json"
+ZERO2_CONFIG_PATH = DEEPSPEED_DIR / "zero2.json"
 
 TrainerConfig = SFTConfig | PreferenceConfig | RewardConfig
 TRAINERS = ("sft", "preference", "reward")
@@ -125,6 +126,57 @@ TRAINING_PRESETS: tuple[TrainingPreset, ...] = (
             "adapter": "full",
             "gradient_checkpointing": True,
             "deepspeed_config": str(ZERO3_CONFIG_PATH),
+            "dtype": "bfloat16",
+            "device": "cuda",
+        },
+    ),
+    TrainingPreset(
+        "7b-full-8gpu-zero2",
+        "Full fine-tuning, bf16, DeepSpeed ZeRO-2 across 8 GPUs: optimizer state and gradients split, "
+        "weights whole on each GPU (faster than ZeRO-3 where a 7B model's weights fit; a worker owning 8 GPUs).",
+        training={
+            "per_device_batch_size": 8,
+            "gradient_accumulation_steps": 1,
+            "save_steps": 500,
+            "logging_steps": 10,
+            "adapter": "full",
+            "gradient_checkpointing": True,
+            "deepspeed_config": str(ZERO2_CONFIG_PATH),
+            "dtype": "bfloat16",
+            "device": "cuda",
+        },
+    ),
+    TrainingPreset(
+        "7b-full-8gpu-fsdp",
+        "Full fine-tuning, bf16, PyTorch FSDP (full shard, one wrap per decoder layer) across 8 GPUs: "
+        "ZeRO-3's split without DeepSpeed (a worker owning 8 GPUs).",
+        training={
+            "per_device_batch_size": 8,
+            "gradient_accumulation_steps": 1,
+            "save_steps": 500,
+            "logging_steps": 10,
+            "adapter": "full",
+            "gradient_checkpointing": True,
+            "dtype": "bfloat16",
+            "device": "cuda",
+            "trainer_overrides": {
+                "fsdp": "full_shard auto_wrap",
+                "fsdp_config": {"transformer_layer_cls_to_wrap": "auto", "use_orig_params": True},
+            },
+        },
+    ),
+    TrainingPreset(
+        "7b-lora-8gpu-ddp",
+        "LoRA r=16 on all linear layers, bf16, plain DDP across 8 GPUs (each GPU holds the whole model; "
+        "the batch is split): effective batch 8 x 2 x 8 = 128.",
+        training={
+            "per_device_batch_size": 8,
+            "gradient_accumulation_steps": 2,
+            "save_steps": 200,
+            "logging_steps": 10,
+            "adapter": "lora",
+            "lora": {"r": 16, "alpha": 32, "dropout": 0.05, "target_modules": "all-linear"},
+            "gradient_checkpointing": True,
             "dtype": "bfloat16",
             "device": "cuda",
         },

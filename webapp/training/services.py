@@ -22,7 +22,7 @@ from pipelines.training.arguments import TrainingArgs, accumulation_for_effectiv
 from pipelines.training.config import REWARD_EFFECTIVE_BATCH, PreferenceConfig, RewardConfig, SFTConfig
 from pipelines.training.layouts import validate_dataset_fields
 from pipelines.training.length_preview import measure_dataset
-from pipelines.training.memory import deepspeed_zero_stage, estimate_memory_fits
+from pipelines.training.memory import estimate_memory_fits, sharding_stage
 from pipelines.training.presets import TRAINING_PRESETS, training_preset
 from webapp.library.models import Artifact
 from webapp.registry.models import ModelEntry
@@ -272,7 +272,7 @@ def check_fits_memory(args: TrainingArgs, model: ModelEntry, devices: int) -> No
             qlora=args.qlora,
             available_bytes=available,
             devices=devices,
-            zero_stage=deepspeed_zero_stage(args.deepspeed_config),
+            zero_stage=sharding_stage(args.deepspeed_config, args.trainer_overrides),
         )
     except InvalidConfigError as error:
         raise ValidationError({"device": f"Cannot size the run: {error}."}) from error

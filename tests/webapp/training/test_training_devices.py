@@ -9,6 +9,9 @@ from pathlib import Path
 import pytest
 from django.core.exceptions import ValidationError
 
+from pipelines.errors import InvalidConfigError
+from pipelines.training.memory import sharding_stage
+from pipelines.training.presets import ZERO2_CONFIG_PATH, training_preset
 from webapp.library.models import Artifact
 from webapp.registry.models import ModelEntry
 from webapp.registry.services import model_ensure_embedded
@@ -71,3 +74,23 @@ def test_the_forms_start_from_the_training_workers_own_device_count(researcher_c
     settings.REFINERY_TRAINING_DEVICES = []
     settings.REFINERY_TRAINING_PROCESSES = 2
     assert services.worker_training_devices() == 2
+
+
+def test_zero2_splits_less_than_zero3_and_fsdp_full_shard_sizes_like_zero3(sft_artifact, seven_b):
+    """The multi-GPU presets: ZeRO-2 keeps the weights whole on each GPU, FSDP full-shard splits them as ZeRO-3."""
+    for preset, stage in (("7b-full-8gpu-zero2", 2), ("7b-full-8gpu-fsdp", 3)):
+        with pytest.raises(ValidationError, match=f"ZeRO-{stage} across 1 device"):
+            services.training_config_build(trainer="sft", model=seven_b, dataset=sft_artifact, preset=preset, devices=1)
+        config = services.training_config_build(
+            trainer="sft", model=seven_b, dataset=sft_artifact, preset=preset, devices=8
+        )
+        assert config["distributed"] == {"processes": 8}
+    fsdp = training_preset("7b-full-8gpu-fsdp").training["trainer_overrides"]
+    assert sharding_stage("", fsdp) == 3
+    assert sharding_stage(str(ZERO2_CONFIG_PATH), {}) == 2
+    with pytest.raises(InvalidConfigError, match="choose one"):
+        sharding_stage(str(ZERO2_CONFIG_PATH), fsdp)
+    config = services.training_config_build(
+        trainer="sft", model=seven_b, dataset=sft_artifact, preset="7b-lora-8gpu-ddp", devices=8
+    )
+    assert config["effective_batch"] == "8 per device x 2 accumulation x 8 devices = 128"
