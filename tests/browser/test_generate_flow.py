@@ -104,6 +104,7 @@ def test_researcher_uploads_data_starts_a_generate_run_and_sees_its_dataset(
     page.select_option("select[name=prompt_set]", value=str(prompt_set.pk))
     page.fill("input[name=n]", "1")
     page.fill("input[name=max_tokens]", "8")
+    page.locator("details.advanced > summary").click()  # sampling settings sit under "Advanced"
     page.fill("input[name=temperature]", "0.7")
     page.get_by_role("button", name="Start run", exact=True).click()
     page.wait_for_url(re.compile(r"/runs/\d+/$"))
