@@ -221,6 +221,11 @@ def grouped_sdpa(
     Everything else (models without groups, masks left to `is_causal`, per-head masks, position
     biases, soft-capping, paged caches) goes to transformers' `sdpa_attention_forward` unchanged.
     """
+    if kwargs.get("softcap") is not None:
+        # SDPA has no soft-capping, and some transformers releases drop it silently: refuse, never decode wrongly.
+        raise ValueError(
+            "SDPA cannot apply attention logit soft-capping (softcap); load this model with eager attention"
+        )
     groups = getattr(module, "num_key_value_groups", 1)
     # Logit soft-capping (refused by transformers' SDPA), position biases and paged caches: transformers decides.
     special = any(kwargs.get(name) is not None for name in ("softcap", "position_bias", "cache"))

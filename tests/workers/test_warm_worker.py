@@ -44,4 +44,4 @@ def test_a_second_job_on_the_same_model_reuses_it_and_starts_generating_within_t
     assert "reused from memory" in second.log_tail
     client.force_login(researcher)
     page = client.get(f"/runs/{second.pk}/").content.decode()
-    assert "model_cache_hit" in page and "model_load_seconds" in page
+    assert "Model cache hit" in page and "Model load seconds" in page
