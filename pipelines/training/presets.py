@@ -82,6 +82,18 @@ _AUGCON_SFT = {
     "lora": {"r": 32, "alpha": 32, "dropout": 0.05, "target_modules": "all-linear"},
 }
 
+_FULL_8GPU = {
+    # Full fine-tuning of a 7B model on a worker owning 8 GPUs; the presets differ in how they split it.
+    "per_device_batch_size": 8,
+    "gradient_accumulation_steps": 1,
+    "save_steps": 500,
+    "logging_steps": 10,
+    "adapter": "full",
+    "gradient_checkpointing": True,
+    "dtype": "bfloat16",
+    "device": "cuda",
+}
+
 TRAINING_PRESETS: tuple[TrainingPreset, ...] = (
     TrainingPreset(
         "tiny-cpu-demo",
@@ -118,47 +130,20 @@ TRAINING_PRESETS: tuple[TrainingPreset, ...] = (
     TrainingPreset(
         "7b-full-8gpu-zero3",
         "Full fine-tuning, bf16, DeepSpeed ZeRO-3 across 8 GPUs (a worker with REFINERY_TRAINING_DEVICES=0,...,7).",
-        training={
-            "per_device_batch_size": 8,
-            "gradient_accumulation_steps": 1,
-            "save_steps": 500,
-            "logging_steps": 10,
-            "adapter": "full",
-            "gradient_checkpointing": True,
-            "deepspeed_config": str(ZERO3_CONFIG_PATH),
-            "dtype": "bfloat16",
-            "device": "cuda",
-        },
+        training={**_FULL_8GPU, "deepspeed_config": str(ZERO3_CONFIG_PATH)},
     ),
     TrainingPreset(
         "7b-full-8gpu-zero2",
         "Full fine-tuning, bf16, DeepSpeed ZeRO-2 across 8 GPUs: optimizer state and gradients split, "
         "weights whole on each GPU (faster than ZeRO-3 where a 7B model's weights fit; a worker owning 8 GPUs).",
-        training={
-            "per_device_batch_size": 8,
-            "gradient_accumulation_steps": 1,
-            "save_steps": 500,
-            "logging_steps": 10,
-            "adapter": "full",
-            "gradient_checkpointing": True,
-            "deepspeed_config": str(ZERO2_CONFIG_PATH),
-            "dtype": "bfloat16",
-            "device": "cuda",
-        },
+        training={**_FULL_8GPU, "deepspeed_config": str(ZERO2_CONFIG_PATH)},
     ),
     TrainingPreset(
         "7b-full-8gpu-fsdp",
         "Full fine-tuning, bf16, PyTorch FSDP (full shard, one wrap per decoder layer) across 8 GPUs: "
         "ZeRO-3's split without DeepSpeed (a worker owning 8 GPUs).",
         training={
-            "per_device_batch_size": 8,
-            "gradient_accumulation_steps": 1,
-            "save_steps": 500,
-            "logging_steps": 10,
-            "adapter": "full",
-            "gradient_checkpointing": True,
-            "dtype": "bfloat16",
-            "device": "cuda",
+            **_FULL_8GPU,
             "trainer_overrides": {
                 "fsdp": "full_shard auto_wrap",
                 "fsdp_config": {"transformer_layer_cls_to_wrap": "auto", "use_orig_params": True},
