@@ -10,6 +10,7 @@ from django.conf import settings
 from pipelines.common.progress import Progress
 from pipelines.llm.factory import backend_cache, build_backend, get_backend, model_directory
 from pipelines.llm.loader import BackendSpec, spec_name
+from pipelines.llm.token_progress import report_tokens_to
 from pipelines.llm.types import LLMBackend
 from webapp.runs import services
 from workers.database import retry_through_outage
@@ -20,6 +21,8 @@ class WorkerBackends:
 
     Warm backends stay in the worker between jobs (`pipelines.llm.factory.backend_cache`), so the
     next run on the same model starts at once; the summary says whether this run found it warm.
+    Every backend handed out reports its calls' tokens to this run's progress (the hook is set
+    again on each load, so a warm backend reports to the run that loaded it last).
     """
 
     def __init__(self, run_id: int, progress: Progress) -> None:
@@ -34,6 +37,7 @@ class WorkerBackends:
         else:
             backend, was_cached = get_backend(spec, model_cache_dir=self.model_cache_dir)
         seconds = round(time.monotonic() - started, 2)
+        report_tokens_to(backend, self.progress)
         name = spec.get("name") or spec_name(spec)
         self.progress.log(f"model {name} {'reused from memory' if was_cached else 'loaded'} in {seconds}s")
         retry_through_outage(

@@ -5,6 +5,10 @@ background thread beats the heartbeat so a long model call is not mistaken for a
 also writes what was reported but held back by the throttle, so the page never lags by more than
 a beat.
 
+A long model call reports its tokens as it decodes (`call_progress`, from the backend: see
+`pipelines.llm.token_progress`); the count, its budget and an ETA from the rate since the call began
+go to the run's `call_progress` field, which is emptied when the call ends or a stage starts.
+
 Fencing: every write is filtered on this attempt being the run's current running one. When a write
 finds it is not (the run was resumed or declared lost meanwhile), the reporter is fenced: the next
 call from the pipeline (`advance`, `log`, `check_cancelled`, ...) raises AttemptFenced, the heartbeat
@@ -18,6 +22,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from django.db import close_old_connections
@@ -32,6 +37,25 @@ if TYPE_CHECKING:
 WRITE_INTERVAL_SECONDS = 1.0
 HEARTBEAT_INTERVAL_SECONDS = 3.0
 LOG_TAIL_LINES = 200
+
+
+@dataclass
+class ModelCall:
+    """The model call in flight: its tokens so far, its budget, and when and where its count began."""
+
+    tokens_done: int
+    tokens_budget: int
+    started: float
+    tokens_at_start: int
+
+    def detail(self) -> dict[str, Any]:
+        """What the run page shows: the counts, and seconds left at the rate since the call began (None: no rate yet)."""
+        generated = self.tokens_done - self.tokens_at_start
+        elapsed = time.monotonic() - self.started
+        eta = None
+        if generated > 0 and elapsed > 0:
+            eta = round(elapsed / generated * (self.tokens_budget - self.tokens_done), 1)
+        return {"tokens_done": self.tokens_done, "tokens_budget": self.tokens_budget, "eta_seconds": eta}
 
 
 class DbProgress:
@@ -49,6 +73,7 @@ class DbProgress:
         self._dirty = False
         self._log: deque[str] = deque(maxlen=LOG_TAIL_LINES)
         self._pending_metrics: list[dict[str, Any]] = []
+        self._call: ModelCall | None = None
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._fenced = threading.Event()
@@ -62,6 +87,7 @@ class DbProgress:
         with self._lock:
             self._stage, self._total, self._done = name, total, done
             self._stage_started, self._stage_done_at_start = time.monotonic(), done
+            self._call = None
         self.log(f"stage {name}: {done}/{total}")
         self.flush()
 
@@ -83,6 +109,24 @@ class DbProgress:
         self._raise_if_fenced()
         with self._lock:
             self._pending_metrics.append({"t": round(time.time(), 2), **values})
+            self._dirty = True
+        self._maybe_write()
+
+    def call_progress(self, tokens_done: int, tokens_budget: int) -> None:
+        """The model call in flight generated `tokens_done` of `tokens_budget` tokens; at the budget it ended.
+
+        Called by the backend from the job's thread while it decodes, so a fenced attempt stops
+        mid-call here. A count lower than the last one, or another budget, is a new call.
+        """
+        self._raise_if_fenced()
+        with self._lock:
+            call = self._call
+            if tokens_budget <= 0 or tokens_done >= tokens_budget:
+                self._call = None
+            elif call is None or tokens_budget != call.tokens_budget or tokens_done < call.tokens_done:
+                self._call = ModelCall(tokens_done, tokens_budget, time.monotonic(), tokens_done)
+            else:
+                call.tokens_done = tokens_done
             self._dirty = True
         self._maybe_write()
 
@@ -131,7 +175,7 @@ class DbProgress:
                 self.flush()
 
     def flush(self) -> None:
-        """Write stage, counts, ETA, log and metrics now; raises AttemptFenced when the attempt is fenced."""
+        """Write stage, counts, ETA, the model call's tokens, log and metrics now; raises AttemptFenced when the attempt is fenced."""
         self._raise_if_fenced()
         with self._lock:
             fields = {
@@ -140,6 +184,7 @@ class DbProgress:
                 "progress_total": self._total,
                 "eta_seconds": self._eta(),
                 "log_tail": "\n".join(self._log),
+                "call_progress": self._call.detail() if self._call is not None else {},
             }
             metric_rows, self._pending_metrics = self._pending_metrics, []
             self._dirty = False

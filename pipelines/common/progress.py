@@ -13,7 +13,8 @@ class Progress(Protocol):
     """What a pipeline reports while it works.
 
     Pipelines call `stage` when a stage starts, `advance` after each finished batch, and
-    `check_cancelled` between batches so a cancel lands within one batch.
+    `check_cancelled` between batches so a cancel lands within one batch. Backends call
+    `call_progress` during a long model call (`pipelines.llm.token_progress`), not pipelines.
     """
 
     def stage(self, name: str, total: int, done: int = 0) -> None: ...
@@ -30,6 +31,14 @@ class Progress(Protocol):
         """Hand over outputs finished before the end (an iteration's model), so a crash cannot lose them."""
         ...
 
+    def call_progress(self, tokens_done: int, tokens_budget: int) -> None:
+        """Tokens generated so far by the model call in flight, of its budget; `tokens_done == tokens_budget`: it ended.
+
+        Within a stage and a batch: the stage's counts only move when the call returns. Optional: a
+        reporter without it (a test's own) is never called (`report_tokens_to` checks).
+        """
+        return None
+
 
 class RecordingProgress:
     """Progress that records into memory; for tests and plain scripts."""
@@ -43,6 +52,8 @@ class RecordingProgress:
         self.messages: list[str] = []
         self.metric_rows: list[dict[str, Any]] = []
         self.published: list[PipelineResult] = []
+        self.call_reports: list[tuple[int, int]] = []
+        """Every `call_progress(tokens_done, tokens_budget)`, in order."""
         self._cancel_after = cancel_after
 
     def stage(self, name: str, total: int, done: int = 0) -> None:
@@ -63,6 +74,9 @@ class RecordingProgress:
 
     def publish(self, result: PipelineResult) -> None:
         self.published.append(result)
+
+    def call_progress(self, tokens_done: int, tokens_budget: int) -> None:
+        self.call_reports.append((tokens_done, tokens_budget))
 
     def check_cancelled(self) -> None:
         if self._cancel_after is not None and self.done >= self._cancel_after:
@@ -97,3 +111,8 @@ class StagePrefix:
 
     def publish(self, result: PipelineResult) -> None:
         self.inner.publish(result)
+
+    def call_progress(self, tokens_done: int, tokens_budget: int) -> None:
+        call_progress = getattr(self.inner, "call_progress", None)
+        if callable(call_progress):
+            call_progress(tokens_done, tokens_budget)

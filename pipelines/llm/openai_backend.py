@@ -15,6 +15,7 @@ import httpx
 from pipelines.errors import BackendUnavailableError, InvalidConfigError, PipelineError
 from pipelines.llm.endpoint_policy import check_endpoint_url
 from pipelines.llm.grammar import Grammar
+from pipelines.llm.token_progress import TokenProgress, count_tokens
 from pipelines.llm.types import Completion, Conversation, FinishReason, SamplingParams, TokenLogprobs
 
 logger = logging.getLogger(__name__)
@@ -40,6 +41,9 @@ class OpenAIBackend:
     parses the reply as it would without a grammar. A server that rejects `response_format` gets the
     request again without it, and every later one too. `structured_output_mode` says which applies,
     for the run log.
+
+    `token_progress` (see `pipelines.llm.token_progress`) hears a call's tokens as its requests return,
+    in input order, each counted at its whole budget: a server streams nothing mid-request here.
     """
 
     def __init__(
@@ -74,6 +78,8 @@ class OpenAIBackend:
         self.server_honours_n: bool | None = None
         # None until a request with `response_format` tells: does the server accept it?
         self.server_accepts_response_format: bool | None = None
+        self.token_progress: TokenProgress | None = None
+        """Hears each call's tokens as its requests return (set by the loader that hands this backend out)."""
         self.load_seconds = time.monotonic() - started
 
     # -- LLMBackend -------------------------------------------------------------------------------
@@ -143,6 +149,7 @@ class OpenAIBackend:
         """Draw n samples for every prompt body, in rounds of concurrent requests, in input order."""
         results: list[list[Completion]] = [[] for _ in bodies]
         requests_sent = [0] * len(bodies)
+        tokens = count_tokens(self.token_progress, len(bodies) * params.n * params.max_tokens)
         while True:
             # (prompt index, samples asked for, request number of that prompt)
             requests: list[tuple[int, int, int]] = []
@@ -157,6 +164,8 @@ class OpenAIBackend:
                     requests.append((index, missing, requests_sent[index]))
                     requests_sent[index] += 1
             if not requests:
+                if tokens is not None:
+                    tokens.end()
                 return [completions[: params.n] for completions in results]
             answers = self._pool.map(
                 lambda request: self._request(bodies[request[0]], path, params, n=request[1], number=request[2]),
@@ -166,6 +175,9 @@ class OpenAIBackend:
                 if asked > 1:
                     self.server_honours_n = len(drawn) >= asked
                 results[index].extend(drawn)
+                if tokens is not None:
+                    # Samples short of n are asked again in the next round and counted then.
+                    tokens.part_finished(min(len(drawn), asked) * params.max_tokens)
 
     def _request(
         self, prompt_body: dict[str, Any], path: str, params: SamplingParams, *, n: int, number: int

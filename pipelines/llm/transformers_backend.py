@@ -16,6 +16,9 @@ What makes it fast (each measured by `bench/generation.py`, see docs/operators.m
 - the stop-string check (a tokenizer pass per step) is only set up when stop strings are given;
 - the torch thread count is applied on every call, so a training job in the same worker process
   (which sets its own) cannot leave generation on a bad setting.
+
+While a call decodes, `token_progress` (when set, see `pipelines.llm.token_progress`) hears the tokens
+generated so far a few times a second, from a stopping criterion that never stops the batch.
 """
 
 from __future__ import annotations
@@ -28,7 +31,15 @@ from typing import Any
 
 import numpy as np
 import torch
-from transformers import AutoModelForCausalLM, AutoTokenizer, DynamicCache, GenerationConfig, LogitsProcessorList
+from transformers import (
+    AutoModelForCausalLM,
+    AutoTokenizer,
+    DynamicCache,
+    GenerationConfig,
+    LogitsProcessorList,
+    StoppingCriteria,
+    StoppingCriteriaList,
+)
 
 from pipelines.errors import InvalidConfigError
 from pipelines.llm.cpu_decoding import (
@@ -40,6 +51,7 @@ from pipelines.llm.cpu_decoding import (
 from pipelines.llm.grammar import Grammar, GrammarCompiler
 from pipelines.llm.prompt_batches import pad_behind_prefix, plan_batches, positions_from_mask, shared_prefix_length
 from pipelines.llm.sampling import InverseCDFSampler
+from pipelines.llm.token_progress import CallTokens, TokenProgress, count_tokens
 from pipelines.llm.types import Completion, Conversation, FinishReason, SamplingParams, TokenLogprobs
 
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
@@ -121,6 +133,8 @@ class TransformersBackend:
         # always_include texts -> the vocabulary ids that decode to them (one pass over the vocabulary each).
         self._included_ids_cache: dict[tuple[str, ...], list[int]] = {}
         self._grammar_compiler: GrammarCompiler | None = None
+        self.token_progress: TokenProgress | None = None
+        """Hears each generation call's tokens while it decodes (set by the loader that hands this backend out)."""
         self.load_seconds = time.monotonic() - started
 
     # -- LLMBackend -------------------------------------------------------------------------------
@@ -251,6 +265,8 @@ class TransformersBackend:
         )
         generation_config = self._generation_config(params)
         self._apply_threads()
+        # Greedy prompts decode one row whatever n is: the budget counts the rows actually decoded.
+        tokens = count_tokens(self.token_progress, len(prompts) * samples_per_prompt * params.max_tokens)
 
         results: list[list[Completion]] = [[] for _ in prompts]
         with torch.inference_mode(), torch.random.fork_rng(devices=self._rng_devices()):
@@ -258,10 +274,16 @@ class TransformersBackend:
                 if params.seed is not None:
                     # Per-batch seeds keep a call reproducible whatever ran in this process before it.
                     torch.manual_seed(params.seed * 100_003 + batch_number)
-                completions = self._generate_batch([encoded[index] for index in indices], generation_config, params)
+                completions = self._generate_batch(
+                    [encoded[index] for index in indices], generation_config, params, tokens
+                )
+                if tokens is not None:
+                    tokens.part_finished(len(indices) * samples_per_prompt * params.max_tokens)
                 for position, index in enumerate(indices):
                     drawn = completions[position * samples_per_prompt : (position + 1) * samples_per_prompt]
                     results[index] = drawn if not greedy else [_copy(drawn[0]) for _ in range(params.n)]
+        if tokens is not None:
+            tokens.end()
         return results
 
     def _generation_config(self, params: SamplingParams) -> GenerationConfig:
@@ -278,7 +300,11 @@ class TransformersBackend:
         )
 
     def _generate_batch(
-        self, token_lists: list[list[int]], generation_config: GenerationConfig, params: SamplingParams
+        self,
+        token_lists: list[list[int]],
+        generation_config: GenerationConfig,
+        params: SamplingParams,
+        tokens: CallTokens | None = None,
     ) -> list[Completion]:
         sampling = params.temperature > 0
         repeats = params.n if sampling else 1
@@ -304,11 +330,21 @@ class TransformersBackend:
             ),
             # Stop strings need the tokenizer and cost a check per step: only when asked for.
             tokenizer=self.tokenizer if params.stop else None,
+            stopping_criteria=(
+                StoppingCriteriaList([self._token_watch(tokens, input_ids, params.max_tokens)])
+                if tokens is not None
+                else None
+            ),
         )
         generated = output[:, prompt_width:].tolist()
         return [
             self._completion(tokens, len(token_lists[row // repeats]), params) for row, tokens in enumerate(generated)
         ]
+
+    def _token_watch(self, tokens: CallTokens, input_ids: torch.Tensor, max_new_tokens: int) -> TokenWatch:
+        # generate() pads a finished row with pad tokens, so a row whose last token ends it has ended.
+        ending_ids = torch.tensor(sorted(self.eos_token_ids | {self.pad_token_id}), device=input_ids.device)
+        return TokenWatch(tokens, input_ids.shape[0], input_ids.shape[1], max_new_tokens, ending_ids)
 
     def structured_output_mode(self, grammar: Grammar | None) -> str:
         """How a request with `grammar` is constrained here, in words for the run log."""
@@ -392,6 +428,31 @@ class TransformersBackend:
 
     def _rng_devices(self) -> list[int]:
         return [self.device.index or 0] if self.device.type == "cuda" else []
+
+
+class TokenWatch(StoppingCriteria):
+    """A stopping criterion that never stops a row: when a report is due, it counts the batch's tokens.
+
+    A row still decoding counts the steps taken so far; a row that ended counts its whole
+    `max_new_tokens`, so the batch's count reaches its budget when it ends. Counting reads the
+    tensors (a GPU sync), so it only happens when `CallTokens` says a report is due.
+    """
+
+    def __init__(
+        self, tokens: CallTokens, rows: int, prompt_width: int, max_new_tokens: int, ending_ids: torch.Tensor
+    ) -> None:
+        self.tokens = tokens
+        self.prompt_width = prompt_width
+        self.max_new_tokens = max_new_tokens
+        self.ending_ids = ending_ids
+        self._never = torch.zeros(rows, dtype=torch.bool, device=ending_ids.device)
+
+    def __call__(self, input_ids: torch.LongTensor, scores: Any, **kwargs: Any) -> torch.BoolTensor:
+        if self.tokens.due():
+            steps = input_ids.shape[1] - self.prompt_width
+            ended = int(torch.isin(input_ids[:, -1], self.ending_ids).sum())
+            self.tokens.running(ended * self.max_new_tokens + (input_ids.shape[0] - ended) * steps)
+        return self._never  # type: ignore[return-value]
 
 
 def kv_cache_bytes_per_position(config: Any, element_size: int) -> int | None:

@@ -18,7 +18,9 @@ class VLLMBackend:
 
     A thin adapter: the whole batch goes to the engine in one call (it schedules continuously), n
     samples are the engine's own `SamplingParams(n=...)` from one prefill, and a seed is passed per
-    request so a rerun of the same batch draws the same text.
+    request so a rerun of the same batch draws the same text. It has no `token_progress` hook
+    (`pipelines.llm.token_progress`): the engine returns the batch at once, so the run page sees the
+    call only when it returns.
     """
 
     def __init__(

@@ -51,6 +51,11 @@ class PipelineRun(models.Model):
     progress_done = models.PositiveIntegerField(default=0)
     progress_total = models.PositiveIntegerField(default=0)
     eta_seconds = models.FloatField(null=True, blank=True)
+    call_progress = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="The model call in flight: {tokens_done, tokens_budget, eta_seconds}; empty between calls.",
+    )
     metrics = models.JSONField(default=list, blank=True, help_text="Time series: list of {step, name: value}.")
     summary = models.JSONField(default=dict, blank=True, help_text="Final figures of the run.")
     log_tail = models.TextField(blank=True)

@@ -250,7 +250,9 @@ def _finish(run_id: int, status: str, attempt: int | None, **fields: Any) -> boo
     attempt = _attempt_for(run_id, attempt)
     if attempt is not None:
         running = running.filter(attempt=attempt)
-    finished = bool(running.update(status=status, finished_at=timezone.now(), eta_seconds=None, **fields))
+    finished = bool(
+        running.update(status=status, finished_at=timezone.now(), eta_seconds=None, call_progress={}, **fields)
+    )
     if finished:
         # After commit and robust: a failing hook or an unreachable Redis never fails or blocks the run.
         transaction.on_commit(lambda: webhooks_run_finished(run_id=run_id), robust=True)
