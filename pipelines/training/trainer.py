@@ -32,6 +32,15 @@ _OPTIMIZER_NAMES = {"adamw": "adamw_torch", "rmsprop": "rmsprop", "sgd": "sgd", 
 
 
 def training_arguments(args: TrainingArgs, runtime: Runtime, output_dir: Path, **overrides: Any) -> TrainingArguments:
+    values = training_argument_values(args, runtime, output_dir, **overrides)
+    try:
+        return TrainingArguments(**values)
+    except (TypeError, ValueError) as error:
+        raise InvalidConfigError(f"training settings rejected by transformers: {error}") from error
+
+
+def training_argument_values(args: TrainingArgs, runtime: Runtime, output_dir: Path, **overrides: Any) -> dict[str, Any]:
+    """The `TrainingArguments` fields our settings make, for transformers' class or a TRL config built on it."""
     values: dict[str, Any] = {
         "output_dir": str(output_dir),
         "learning_rate": args.learning_rate,
@@ -70,10 +79,7 @@ def training_arguments(args: TrainingArgs, runtime: Runtime, output_dir: Path, *
         values["deepspeed"] = args.deepspeed_config
     values.update(overrides)
     values.update(args.trainer_overrides)
-    try:
-        return TrainingArguments(**values)
-    except (TypeError, ValueError) as error:
-        raise InvalidConfigError(f"training settings rejected by transformers: {error}") from error
+    return values
 
 
 def latest_checkpoint(checkpoints_dir: Path) -> Path | None:

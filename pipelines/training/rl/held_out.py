@@ -1,0 +1,134 @@
+"""Held-out figures of a policy as RL goes: reward (mean, spread), KL to the reference, response length,
+and a few sample responses, written beside the checkpoints and sent to the run page. Imports torch.
+
+Why our own evaluation rather than TRL's: PPO (ours) and RLOO/GRPO (TRL's) must be measured one way,
+and the base and SFT policies too, so the run's "mean reward of base / SFT / RL" compares like with like.
+
+Measured per held-out prompt, one response sampled at the rollouts' temperature with a fixed seed:
+- reward: the reward model's score (the penalty for an unended response included when set);
+- KL: sum over the response's tokens of log pi(token) - log pi_ref(token), the k1 estimator of
+  KL(pi || pi_ref) on samples from pi (TRL PPO's `objective/kl`), averaged over prompts;
+- length: response tokens (EOS included), and how many were cut at `max_new_tokens`.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+from typing import Any
+
+from pipelines.common.progress import Progress
+from pipelines.common.store import RunStore
+from pipelines.training.examples import Messages
+from pipelines.training.rl.config import RLConfig
+from pipelines.training.rl.rewards import RewardFunction
+from pipelines.training.rl.sampling import response_log_probs, sample_responses
+
+CURVE_FILE = "held_out/curve.jsonl"
+SAMPLES_DIR = "held_out/samples"
+EVAL_SEED = 1234
+"""The held-out samples' seed: every evaluation draws with it, so two checkpoints differ by the policy alone."""
+
+
+class HeldOutEvaluator:
+    """Evaluates a policy on the held-out prompts; `evaluate(model, step)` records and returns the figures."""
+
+    def __init__(
+        self,
+        *,
+        config: RLConfig,
+        tokenizer: Any,
+        prompt_ids: list[list[int]],
+        prompts: list[Messages],
+        reward: RewardFunction,
+        reference: Any | None,
+        store: RunStore | None,
+        progress: Progress,
+    ) -> None:
+        self.config = config
+        self.tokenizer = tokenizer
+        self.prompt_ids = prompt_ids
+        self.prompts = prompts
+        self.reward = reward
+        self.reference = reference
+        self.store = store
+        self.progress = progress
+
+    def evaluate(self, model: Any, step: int, *, record: bool = True) -> dict[str, Any]:
+        """The policy's held-out figures at `step`; with `record`, appended to the curve and sent as metrics."""
+        if not self.prompt_ids:
+            return {}
+        config = self.config
+        samples = sample_responses(
+            model,
+            self.tokenizer,
+            self.prompt_ids,
+            max_new_tokens=config.max_new_tokens,
+            temperature=config.temperature,
+            top_p=config.top_p,
+            batch_size=config.training.per_device_batch_size,
+            seed=EVAL_SEED,
+        )
+        rewards = self.reward.score(self.prompts, [s.text for s in samples], [s.ended for s in samples])
+        lengths = [len(sample.response_ids) for sample in samples]
+        figures: dict[str, Any] = {
+            "step": step,
+            "reward_mean": round(statistics.fmean(rewards), 5),
+            "reward_std": round(statistics.pstdev(rewards), 5),
+            "length_mean": round(statistics.fmean(lengths), 2),
+            "cut_at_max_tokens": sum(1 for sample in samples if not sample.ended),
+            "prompts": len(samples),
+        }
+        if self.reference is not None:
+            pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
+            batch = config.training.per_device_batch_size
+            policy = response_log_probs(model, samples, temperature=config.temperature, batch_size=batch, pad_token_id=pad)
+            reference = response_log_probs(
+                self.reference, samples, temperature=config.temperature, batch_size=batch, pad_token_id=pad
+            )
+            kls = [float((mine - theirs).sum()) for mine, theirs in zip(policy, reference, strict=True)]
+            figures["kl"] = round(statistics.fmean(kls), 5)
+        if record:
+            self._record(figures, samples, rewards)
+        return figures
+
+    def _record(self, figures: dict[str, Any], samples: list[Any], rewards: list[float]) -> None:
+        step = figures["step"]
+        if self.store is not None:
+            _append(self.store, figures)
+            shown = [
+                {
+                    "prompt": self.prompts[index][-1]["content"],
+                    "response": samples[index].text,
+                    "reward": round(rewards[index], 4),
+                    "tokens": len(samples[index].response_ids),
+                    "ended": samples[index].ended,
+                }
+                for index in range(min(self.config.samples_per_eval, len(samples)))
+            ]
+            self.store.write_json({"step": step, "samples": shown}, SAMPLES_DIR, f"step-{step:07d}.json")
+        self.progress.metrics({"step": step, **{f"held_out/{key}": value for key, value in figures.items() if key != "step"}})
+        self.progress.log(
+            f"held-out at step {step}: reward {figures['reward_mean']:.3f} ± {figures['reward_std']:.3f}, "
+            f"length {figures['length_mean']:.1f} tokens"
+            + (f", KL {figures['kl']:.4f}" if "kl" in figures else "")
+        )
+
+
+def _append(store: RunStore, row: dict[str, Any]) -> None:
+    """One row more on the curve; a resumed run measures a step again, and `read_curve` keeps the last."""
+    path = store.path(CURVE_FILE)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a", encoding="utf-8") as handle:
+        handle.write(json.dumps(row) + "\n")
+
+
+def read_curve(store: RunStore) -> list[dict[str, Any]]:
+    """The held-out figures recorded so far, one row per step (a resumed run's repeated step: the last one)."""
+    if not store.exists(CURVE_FILE):
+        return []
+    by_step: dict[int, dict[str, Any]] = {}
+    for row in store.read_jsonl(CURVE_FILE):
+        by_step[int(row["step"])] = row
+    return [by_step[step] for step in sorted(by_step)]
+

@@ -1,0 +1,178 @@
+"""RL from a reward model, end to end: prompts -> held-out split -> PPO (ours) or RLOO/GRPO (TRL) ->
+the policy under final/, with its held-out curve and samples. Imports torch.
+
+Store layout (a rerun resumes from the newest checkpoint; a finished run returns its result):
+
+    training_config.json          what was trained, on what (policy, reward model, prompts)
+    checkpoints/checkpoint-<step> resumable state (policy, optimizer, scheduler, RNG; PPO: the value model too)
+    held_out/curve.jsonl          reward mean/spread, KL, length on the held-out prompts, per evaluation
+    held_out/samples/step-N.json  a few held-out responses per evaluation
+    final/                        the policy (model/, or adapter/ and merged/), result.json
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from pipelines.common.progress import Progress
+from pipelines.common.store import RunStore
+from pipelines.training.formatting import prompt_text
+from pipelines.training.models import load_tokenizer
+from pipelines.training.result import TrainingResult
+from pipelines.training.rl.config import RLConfig
+from pipelines.training.rl.held_out import HeldOutEvaluator, read_curve
+from pipelines.training.rl.prompts import RLPrompts, read_prompt_rows, split_prompts
+from pipelines.training.rl.rewards import RewardFunction
+from pipelines.training.runtime import resolve_runtime
+from pipelines.training.saving import finished_result
+
+PROMPTS_FILE = "prompts.json"
+"""The split this run trains and evaluates on (written once: a resumed run reads the same split)."""
+
+
+def run_rl(
+    config: RLConfig,
+    policy_dir: str | Path,
+    reward_model_dir: str | Path,
+    prompts_path: str | Path,
+    store: RunStore,
+    progress: Progress,
+    *,
+    reward: RewardFunction | None = None,
+) -> TrainingResult:
+    """Train the policy at `policy_dir` against the reward model at `reward_model_dir` on the prompts file.
+
+    The reference (the KL anchor) is the policy as it starts. `reward` lets a caller hand in a reward
+    function it already holds (tests use a toy one); by default the reward model is loaded.
+    """
+    done = finished_result(store)
+    if done is not None:
+        return done
+    policy_dir, reward_model_dir = Path(policy_dir), Path(reward_model_dir)
+    args = config.training
+    runtime = resolve_runtime(args)
+    store.write_json(
+        {"kind": "rl", "config": config.to_dict(), "model_dir": str(policy_dir),
+         "reward_model_dir": str(reward_model_dir), "dataset_path": str(prompts_path)},
+        "training_config.json",
+    )
+    tokenizer = load_tokenizer(policy_dir, args.prompt_format)
+    prompts = rl_prompts(config, tokenizer, prompts_path, store, progress)
+    progress.log(
+        f"{len(prompts.train)} training prompts, {len(prompts.held_out)} held out"
+        + (f", {prompts.dropped_over_length} longer than max_prompt_length left out" if prompts.dropped_over_length else "")
+    )
+    if reward is None:
+        progress.stage("load reward model", total=1)
+        reward = RewardFunction(
+            reward_model_dir,
+            batch_size=config.reward_batch_size,
+            max_length=args.max_length + config.max_new_tokens,
+            device=runtime.device,
+            missing_eos_penalty=config.missing_eos_penalty,
+        )
+        progress.advance()
+    reference = load_reference(policy_dir, runtime)
+    evaluator = HeldOutEvaluator(
+        config=config,
+        tokenizer=tokenizer,
+        prompt_ids=encode_prompts(tokenizer, prompts.held_out, args.prompt_format),
+        prompts=prompts.held_out,
+        reward=reward,
+        reference=reference,
+        store=store,
+        progress=progress,
+    )
+    if config.algorithm == "ppo":
+        from pipelines.training.rl.ppo import train_ppo
+
+        result = train_ppo(
+            config,
+            policy_dir=policy_dir,
+            reward_model_dir=reward_model_dir,
+            reference=reference,
+            tokenizer=tokenizer,
+            train_prompts=prompts.train,
+            train_prompt_ids=encode_prompts(tokenizer, prompts.train, args.prompt_format),
+            reward=reward,
+            evaluator=evaluator,
+            store=store,
+            runtime=runtime,
+            progress=progress,
+        )
+    else:
+        from pipelines.training.rl.trl_trainers import train_with_trl
+
+        result = train_with_trl(
+            config,
+            policy_dir=policy_dir,
+            tokenizer=tokenizer,
+            train_prompts=prompts.train,
+            reward=reward,
+            evaluator=evaluator,
+            store=store,
+            runtime=runtime,
+            progress=progress,
+        )
+    return result
+
+
+def rl_prompts(config: RLConfig, tokenizer: Any, prompts_path: str | Path, store: RunStore, progress: Progress) -> RLPrompts:
+    """The run's split: read back when a previous attempt made it, else made and written once."""
+    if store.exists(PROMPTS_FILE):
+        saved = store.read_json(PROMPTS_FILE)
+        return RLPrompts(train=saved["train"], held_out=saved["held_out"], dropped_over_length=saved["dropped_over_length"])
+    rows = read_prompt_rows(prompts_path)
+    args = config.training
+    lengths = [len(ids) for ids in encode_prompts(tokenizer, rows, args.prompt_format)]
+    prompts = split_prompts(
+        rows,
+        held_out=config.held_out_prompts,
+        prompt_tokens=lengths,
+        max_prompt_length=args.max_prompt_length,
+        over_length=args.over_length,
+        seed=args.seed,
+    )
+    store.write_json(
+        {"train": prompts.train, "held_out": prompts.held_out, "dropped_over_length": prompts.dropped_over_length},
+        PROMPTS_FILE,
+    )
+    return prompts
+
+
+def encode_prompts(tokenizer: Any, prompts: list[Any], prompt_format: str) -> list[list[int]]:
+    """Each prompt as the policy reads it (chat template's generation prompt, or ALMoST's raw format)."""
+    texts = [prompt_text(tokenizer, messages, prompt_format) for messages in prompts]
+    return [list(ids) for ids in tokenizer(texts, add_special_tokens=False)["input_ids"]] if texts else []
+
+
+def load_reference(policy_dir: Path, runtime: Any) -> Any:
+    """The frozen reference: the policy as it starts, in the run's compute dtype, without gradients."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    dtype = {"bfloat16": torch.bfloat16, "float16": torch.float16}.get(runtime.dtype, torch.float32)
+    model = AutoModelForCausalLM.from_pretrained(policy_dir, dtype=dtype).to(runtime.device).eval()
+    for parameter in model.parameters():
+        parameter.requires_grad_(False)
+    return model
+
+
+def rl_summary(result: TrainingResult, store: RunStore) -> dict[str, Any]:
+    """The held-out figures at the start and at the end, for the run page and the registry entry."""
+    curve = read_curve(store)
+    if not curve:
+        return {}
+    first, last = curve[0], curve[-1]
+    summary = {
+        "held_out/reward_mean_at_start": first["reward_mean"],
+        "held_out/reward_mean": last["reward_mean"],
+        "held_out/reward_std": last["reward_std"],
+        "held_out/length_mean_at_start": first["length_mean"],
+        "held_out/length_mean": last["length_mean"],
+        "held_out/evaluations": len(curve),
+    }
+    if "kl" in last:
+        summary["held_out/kl"] = last["kl"]
+    return summary
