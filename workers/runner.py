@@ -118,8 +118,14 @@ class OutputRegistrar:
                     f"of the run ({', '.join(self.job.models)}) nor an output registered before it"
                 )
             dataset = self.registered.artifacts.get(output.dataset) or self.job.datasets.get(output.dataset)
+            reward_model = self.registered.models.get(output.reward_model) if output.reward_model else None
+            if output.reward_model and reward_model is None:
+                raise KeyError(
+                    f"model output {output.key!r} names reward model {output.reward_model!r}, which is neither an "
+                    "input model of the run nor an output registered before it"
+                )
             entry = retry_through_outage(
-                lambda output=output, parent=parent, dataset=dataset: model_register_trained(
+                lambda output=output, parent=parent, dataset=dataset, reward_model=reward_model: model_register_trained(
                     run=self.run,
                     parent=parent,
                     output_dir=str(output.output_dir),
@@ -129,6 +135,7 @@ class OutputRegistrar:
                     parameter_count=output.parameter_count,
                     task=output.task,
                     label=output.label,
+                    reward_model=reward_model,
                 )
             )
             self.registered.models[output.key] = entry

@@ -40,6 +40,8 @@ class ModelOutput:
       (the worker names them; "model" is the run's own model and the default).
     - `dataset`: the name of an `ArtifactOutput` of this run, or a role of the run's input
       datasets ("dataset", the default, is the dataset the run was given).
+    - `reward_model`: RL only, the key of an earlier output or a role of the run's input models naming
+      the reward model the policy was trained against ("" for none).
     - `label` goes after the parent's name in the registry ("SmolLM2 → SPIN iter0 #12"); empty
       means the run kind's label.
     - `metrics` may hold everything the trainer logged: the registry keeps the figures worth keeping.
@@ -51,6 +53,7 @@ class ModelOutput:
     parent: str = "model"
     dataset: str = "dataset"
     label: str = ""
+    reward_model: str = ""
     training_config: dict[str, Any] = field(default_factory=dict)
     metrics: dict[str, Any] = field(default_factory=dict)
     parameter_count: int = 0

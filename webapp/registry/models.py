@@ -47,6 +47,14 @@ class ModelEntry(models.Model):
         on_delete=models.SET_NULL,
         help_text="The dataset this checkpoint was trained on.",
     )
+    reward_model = models.ForeignKey(
+        "self",
+        null=True,
+        blank=True,
+        related_name="policies_trained_against",
+        on_delete=models.SET_NULL,
+        help_text="RL only: the reward model this policy was trained against.",
+    )
     training_config = models.JSONField(default=dict, blank=True, help_text="The training config that produced it.")
     parameter_count = models.BigIntegerField(null=True, blank=True)
     metrics = models.JSONField(default=dict, blank=True)

@@ -158,7 +158,7 @@ def _model_files(entry: ModelEntry) -> tuple[list[ModelFile], int, int, str]:
 
 def model_detail(pk: int) -> ModelDetail:
     """The model page's data; raises ModelEntry.DoesNotExist for an unknown id."""
-    entry = ModelEntry.objects.select_related("parent", "produced_by_run", "trained_on").get(pk=pk)
+    entry = ModelEntry.objects.select_related("parent", "produced_by_run", "trained_on", "reward_model").get(pk=pk)
     files, total, more, problem = _model_files(entry)
     return ModelDetail(
         entry=entry,

@@ -181,13 +181,14 @@ def model_register_trained(
     parameter_count: int,
     task: str = ModelEntry.Task.GENERATION,
     label: str = "",
+    reward_model: ModelEntry | None = None,
 ) -> ModelEntry:
     """A checkpoint a run produced, with its lineage; registering it again (a rerun) updates it.
 
     Its name is `"<parent> → <label> #<run>"`, where a parent this run produced is named by its own
     parent (a chain of one run's checkpoints keeps the name of the model it started from); `label`
     tells apart several checkpoints of one run (SPIN's iterations) and defaults to the run kind's
-    label. Of `metrics`, the entry keeps the figures worth keeping (`pipelines.training.result.metrics_worth_keeping`).
+    label. `reward_model` is the reward model an RL policy was trained against. Of `metrics`, the entry keeps the figures worth keeping (`pipelines.training.result.metrics_worth_keeping`).
     """
     from django.db import transaction
 
@@ -212,6 +213,7 @@ def model_register_trained(
                 "dtype": parent.dtype,
                 "parent": parent,
                 "trained_on": dataset,
+                "reward_model": reward_model,
                 "training_config": training_config,
                 "metrics": metrics_worth_keeping(metrics),
                 "parameter_count": parameter_count,

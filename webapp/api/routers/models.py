@@ -33,6 +33,7 @@ class ModelOut(Schema):
     parent: int | None
     produced_by_run: int | None
     trained_on: int | None
+    reward_model: int | None = Field(description="RL policies: the reward model they were trained against.")
     parameter_count: int | None
     metrics: dict[str, Any]
     created_at: datetime
@@ -95,6 +96,7 @@ def model_out(request: HttpRequest, entry: ModelEntry) -> dict[str, Any]:
         "parent": entry.parent_id,
         "produced_by_run": entry.produced_by_run_id,
         "trained_on": entry.trained_on_id,
+        "reward_model": entry.reward_model_id,
         "parameter_count": entry.parameter_count,
         "metrics": entry.metrics,
         "created_at": entry.created_at,
