@@ -25,7 +25,8 @@ from typing import Any
 from pipelines.common.config_fields import MAX_SEED, known_fields
 from pipelines.errors import InvalidConfigError
 from pipelines.training.arguments import effective_batch, effective_batch_text
-from pipelines.training.config import REWARD_EFFECTIVE_BATCH, RewardConfig
+from pipelines.training.config import REWARD_EFFECTIVE_BATCH, RewardConfig, SFTConfig
+from pipelines.training.rl.config import RLConfig
 
 RESPONSE_RULES = (
     "empty",
@@ -282,6 +283,57 @@ class RMSPConfig:
         _check_integer("rmsp.seed", self.seed, 0, MAX_SEED)
 
 
+@dataclass(frozen=True)
+class PolicyConfig:
+    """The paper's last two stages: ALMoST-SFT on the RMSP demonstrations, then RL from synthetic feedback.
+
+    Off by default (a run stops after RMSP, as the released code does). The policy starts from the
+    run's policy base (the reward model's base unless the run names another, as the paper trains both
+    from LLaMA-7B). With the policy on, `rl.held_out_prompts` generated prompts are kept out of RMSP, SFT
+    and RL, to measure the base, SFT and RL policies' reward on prompts none of them trained on.
+    """
+
+    sft_enabled: bool = False
+    """Train the SFT policy on the RMSP demonstrations (needs RMSP)."""
+    rl_enabled: bool = False
+    """Then train it against the reward model (needs the SFT policy: the paper's reference is the SFT model)."""
+    sft: SFTConfig = field(default_factory=SFTConfig)
+    """ALMoST-SFT: lr 2e-5, 3 epochs, max length 512 (the training layer's SFT defaults are the paper's)."""
+    rl: RLConfig = field(default_factory=RLConfig)
+    """RLSF: PPO with TRL's settings by default; RLOO or GRPO as options."""
+
+    def __post_init__(self) -> None:
+        _check_flag("policy.sft_enabled", self.sft_enabled)
+        _check_flag("policy.rl_enabled", self.rl_enabled)
+        if self.rl_enabled and not self.sft_enabled:
+            raise InvalidConfigError(
+                "policy.rl_enabled needs policy.sft_enabled: RL starts from the SFT policy, which is also its reference"
+            )
+        if self.rl.training.prompt_format != self.sft.training.prompt_format:
+            raise InvalidConfigError(
+                f"the RL stage reads prompts as {self.rl.training.prompt_format} but the SFT policy learnt "
+                f"{self.sft.training.prompt_format}: set both prompt formats alike"
+            )
+
+    @property
+    def held_out_prompts(self) -> int:
+        """Generated prompts kept out of RMSP, SFT and RL when the policy is trained (0 when it is not)."""
+        return self.rl.held_out_prompts if self.sft_enabled else 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"sft_enabled": self.sft_enabled, "rl_enabled": self.rl_enabled,
+                "sft": self.sft.to_dict(), "rl": self.rl.to_dict()}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> PolicyConfig:
+        values = known_fields(cls, data, "policy")
+        if isinstance(values.get("sft"), dict):
+            values["sft"] = SFTConfig.from_dict(values["sft"])
+        if isinstance(values.get("rl"), dict):
+            values["rl"] = RLConfig.from_dict(values["rl"])
+        return cls(**values)
+
+
 def _almost_reward_defaults() -> RewardConfig:
     return RewardConfig()  # the training layer's reward defaults are ALMoST's
 
@@ -297,6 +349,7 @@ class AlmostConfig:
     comparisons: ComparisonConfig = field(default_factory=ComparisonConfig)
     reward: RewardConfig = field(default_factory=_almost_reward_defaults)
     rmsp: RMSPConfig = field(default_factory=RMSPConfig)
+    policy: PolicyConfig = field(default_factory=PolicyConfig)
 
     def __post_init__(self) -> None:
         if len(self.configurations) < 2:
@@ -315,6 +368,8 @@ class AlmostConfig:
                     f"{configuration.name}; each rank needs a different configuration"
                 )
             seen[configuration.name] = index
+        if self.policy.sft_enabled and not self.rmsp.enabled:
+            raise InvalidConfigError("policy.sft_enabled needs RMSP: the SFT policy trains on its demonstrations")
         if self.rmsp.enabled and self.rmsp.configuration >= len(self.configurations):
             raise InvalidConfigError(
                 f"rmsp.configuration is {self.rmsp.configuration} but the rubric has "
@@ -339,6 +394,7 @@ class AlmostConfig:
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["reward"] = self.reward.to_dict()
+        data["policy"] = self.policy.to_dict()
         return data
 
     @classmethod
@@ -365,6 +421,8 @@ class AlmostConfig:
                 values[name] = nested_class(**known_fields(nested_class, values[name], name))
         if "reward" in values:
             values["reward"] = RewardConfig.from_dict(values["reward"])
+        if "policy" in values:
+            values["policy"] = PolicyConfig.from_dict(values["policy"])
         return cls(**values)
 
 

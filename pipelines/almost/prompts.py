@@ -51,6 +51,8 @@ class AlmostInputs:
     """The rubric's models by label (`ResponseConfiguration.model`): the backend spec each label loads."""
     reward_model: BackendSpec = field(default_factory=dict)
     """The reward model's base, as a backend spec (its weights are trained, not served)."""
+    policy_model: BackendSpec = field(default_factory=dict)
+    """The SFT policy's base (empty: the reward model's base, as the paper trains both from LLaMA-7B)."""
 
     def __post_init__(self) -> None:
         cleaned = [prompt.strip() for prompt in self.seed_prompts if prompt and prompt.strip()]

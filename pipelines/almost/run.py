@@ -11,6 +11,9 @@ Run directory layout (every file appears atomically; a restart skips what exists
     cs/comparisons.jsonl, cs/counts.json            the kept pairs, and counts before/after each filter
     rm/                              the training layer's store: checkpoints, final/ (the reward model)
     rmsp/                            samples, scores, demonstrations.jsonl (best-of-n), summary.json
+    policy/, sft/, rl/               with the policy stages on: held-out prompts, the SFT and RL training
+                                     stores, and the three policies' evaluation (pipelines/almost/policy.py)
+    timings.json                     wall seconds per stage
     summary.json                     the numbers of every step; its presence means the run is done
 """
 
@@ -25,6 +28,15 @@ from typing import Any
 from pipelines.almost.comparisons import ALL_FILE, KEPT_FILE, build_comparisons
 from pipelines.almost.config import RESPONSE_RULES, AlmostConfig, reward_batch
 from pipelines.almost.filters import response_failures
+from pipelines.almost.policy import (
+    HELD_OUT_FILE,
+    RL_PROMPTS_FILE,
+    StageClock,
+    evaluate_policies,
+    split_policy_prompts,
+    train_rl_policy,
+    train_sft_policy,
+)
 from pipelines.almost.prompt_generation import PG_PROMPTS_FILE, PG_SUMMARY_FILE, generate_prompts
 from pipelines.almost.prompts import AlmostInputs
 from pipelines.almost.response_generation import check_demonstrations, generate_responses
@@ -46,6 +58,10 @@ REWARD_MODEL_KEY = "reward_model"
 """The reward model's output key: the registry entry lands in the summary as `reward_model` / `reward_model_id`."""
 REWARD_BASE_ROLE = "reward_base"
 """The role under which the worker names the reward model's base (its lineage parent)."""
+POLICY_BASE_ROLE = "policy_base"
+"""The role under which the worker names the SFT policy's base (the reward base unless the run names another)."""
+SFT_POLICY_KEY = "sft_policy"
+RL_POLICY_KEY = "rl_policy"
 
 
 def run_almost(
@@ -69,6 +85,7 @@ def run_almost(
 
     check_demonstrations(config, inputs)  # before any generation: a missing dialogue must not cost an hour
     summary: dict[str, Any] = {}
+    clock = StageClock(store)
 
     def finished(step: str, numbers: dict[str, Any]) -> None:
         summary[step] = numbers
@@ -77,20 +94,22 @@ def run_almost(
     if store.exists(PG_PROMPTS_FILE):  # done: do not load the prompt model just to read a file
         prompts = list(store.read_jsonl(PG_PROMPTS_FILE))
     else:
-        prompts = generate_prompts(
+        prompts = clock.timed("prompt_generation", lambda: generate_prompts(
             config.prompt_generation,
             inputs,
             backends.load(inputs.models[config.prompt_model]),
             store,
             progress,
             embedder_loader=embedder_loader,
-        )
+        ))
     finished(
         "prompt_generation",
         {**store.read_json(PG_SUMMARY_FILE), "model": config.prompt_model, "seeds": len(inputs.seed_prompts)},
     )
 
-    responses = generate_responses(config, inputs, prompts, backends, store, progress)
+    responses = clock.timed(
+        "response_generation", lambda: generate_responses(config, inputs, prompts, backends, store, progress)
+    )
     finished(
         "response_generation",
         {"configurations": [response_statistics(name, rows, config) for name, rows in responses.items()]},
@@ -111,13 +130,13 @@ def run_almost(
     progress.publish(PipelineResult(artifacts=list(artifacts)))
 
     backends.release_all()  # the reward model trains with the generators' memory back
-    reward = run_reward(
+    reward = clock.timed("reward_model", lambda: run_reward(
         config.reward,
         backends.model_directory(inputs.reward_model),
         store.path(KEPT_FILE),
         RunStore(store.path(REWARD_DIR)),
         StagePrefix(progress, "rm · "),
-    )
+    ))
     reward_model = ModelOutput(
         key=REWARD_MODEL_KEY,
         output_dir=Path(reward.output_dir),
@@ -146,14 +165,20 @@ def run_almost(
     progress.publish(PipelineResult(models=[reward_model], summary={"reward_training": summary["reward_training"]}))
 
     if config.rmsp.enabled:
+        policy_prompts, _held_out = split_policy_prompts(config, prompts, store)
         finished(
             "self_play",
-            rm_guided_self_play(
-                config, inputs, prompts, backends, reward.output_dir, store, progress, scorer_for=scorer_for
-            ),
+            clock.timed("self_play", lambda: rm_guided_self_play(
+                config, inputs, policy_prompts, backends, reward.output_dir, store, progress, scorer_for=scorer_for
+            )),
         )
-        artifacts.append(_table("rmsp-demonstrations", "sft", store.path(DEMONSTRATIONS_FILE)))
+        demonstrations = _table("rmsp-demonstrations", "sft", store.path(DEMONSTRATIONS_FILE))
+        artifacts.append(demonstrations)
+        progress.publish(PipelineResult(artifacts=[demonstrations]))  # the SFT policy names it as its data
+        if config.policy.sft_enabled:
+            artifacts += _train_policies(config, inputs, backends, Path(reward.output_dir), policy_prompts, store, progress, clock, finished)
 
+    summary["stage_seconds"] = dict(clock.seconds)
     store.write_json(summary, SUMMARY_FILE)
     return PipelineResult(
         artifacts=artifacts,
@@ -165,6 +190,62 @@ def run_almost(
             "reward_held_out_accuracy": summary["reward_training"]["held_out_accuracy"],
         },
     )
+
+
+def _train_policies(
+    config: AlmostConfig,
+    inputs: AlmostInputs,
+    backends: BackendLoader,
+    reward_dir: Path,
+    policy_prompts: list[dict[str, Any]],
+    store: RunStore,
+    progress: Progress,
+    clock: StageClock,
+    finished: Callable[[str, dict[str, Any]], None],
+) -> list[ArtifactOutput]:
+    """SFT on the demonstrations, RL against the reward model when enabled, then base/SFT/RL on held-out prompts.
+
+    Each model goes to the registry as soon as it is trained (`progress.publish`), with its lineage:
+    SFT policy <- policy base, trained on the demonstrations; RL policy <- SFT policy, trained on the
+    RL prompts against the run's reward model.
+    """
+    backends.release_all()  # the trainers load their own copies
+    base_dir = backends.model_directory(inputs.policy_model or inputs.reward_model)
+    held_out = _table("policy-held-out-prompts", "queries", store.path(HELD_OUT_FILE))
+    progress.publish(PipelineResult(artifacts=[held_out]))
+    sft = clock.timed("sft", lambda: train_sft_policy(config, base_dir, store.path(DEMONSTRATIONS_FILE), store, progress))
+    sft_output = ModelOutput(
+        key=SFT_POLICY_KEY, output_dir=Path(sft.output_dir), parent=POLICY_BASE_ROLE, dataset="rmsp-demonstrations",
+        label="ALMoST SFT policy", training_config=config.policy.sft.to_dict(), metrics=sft.metrics,
+        parameter_count=sft.parameter_count,
+    )
+    finished("sft", {"model_dir": sft.output_dir, "steps": sft.steps, "train_loss": sft.metrics.get("train_loss"),
+                     "lengths": dict(sft.lengths)})
+    progress.publish(PipelineResult(models=[sft_output]))
+    policies = {"base": Path(base_dir), "sft": Path(sft.output_dir)}
+    artifacts = [held_out]
+    if config.policy.rl_enabled:
+        rl = clock.timed("rl", lambda: train_rl_policy(config, Path(sft.output_dir), reward_dir, policy_prompts, store, progress))
+        rl_prompts = _table("rl-prompts", "queries", store.path(RL_PROMPTS_FILE))
+        progress.publish(PipelineResult(artifacts=[rl_prompts]))
+        artifacts.append(rl_prompts)
+        from pipelines.training.rl.run import rl_summary
+
+        figures = rl_summary(RunStore(store.path("rl")))
+        rl_output = ModelOutput(
+            key=RL_POLICY_KEY, output_dir=Path(rl.output_dir), parent=SFT_POLICY_KEY, dataset="rl-prompts",
+            reward_model=REWARD_MODEL_KEY, label=f"ALMoST RL policy ({config.policy.rl.algorithm})",
+            training_config=config.policy.rl.to_dict(), metrics={**rl.metrics, **figures},
+            parameter_count=rl.parameter_count,
+        )
+        finished("rl", {"model_dir": rl.output_dir, "steps": rl.steps, "algorithm": config.policy.rl.algorithm, **figures})
+        progress.publish(PipelineResult(models=[rl_output]))
+        policies["rl"] = Path(rl.output_dir)
+    evaluation = clock.timed(
+        "policy_evaluation", lambda: evaluate_policies(config, policies, reward_dir, store, progress)
+    )
+    finished("policy_evaluation", evaluation)
+    return artifacts
 
 
 def _table(name: str, kind: str, jsonl_path: Path) -> ArtifactOutput:

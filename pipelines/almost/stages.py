@@ -1,13 +1,14 @@
 """The stages an ALMoST run reports, in order (the run page's whole-run progress).
 
 Prompt generation, one response stage per configuration (in rank order), the comparisons, the
-reward model's training (under "rm · ") and, when enabled, RMSP's sampling and scoring.
+reward model's training (under "rm · "), when enabled RMSP's sampling and scoring, and then the SFT
+policy ("sft · "), RL ("rl · ") and the policies' held-out evaluation.
 """
 
 from __future__ import annotations
 
 from pipelines.common.progress_plan import PlannedStage
-from pipelines.training.stages import trainer_stages
+from pipelines.training.stages import rl_stages, trainer_stages
 
 from .config import AlmostConfig
 
@@ -24,4 +25,10 @@ def almost_stages(config: AlmostConfig) -> list[PlannedStage]:
             PlannedStage("rmsp · sample", weight=5.0, prefix=True, label="RMSP sampling"),
             PlannedStage("rmsp · score", weight=2.0, label="RMSP scoring"),
         ]
+    if config.policy.sft_enabled:
+        stages += [PlannedStage("sft · tokenize", weight=0.5, label="SFT tokenize"), *trainer_stages("sft · ")]
+    if config.policy.rl_enabled:
+        stages += rl_stages("rl · ")
+    if config.policy.sft_enabled:
+        stages.append(PlannedStage("policy evaluation", weight=2.0, label="base, SFT and RL on held-out prompts"))
     return stages

@@ -1,4 +1,4 @@
-"""The training layer every method uses: SFT, preference (DPO family, SPIN) and reward models.
+"""The training layer every method uses: SFT, preference (DPO family, SPIN), reward models and RL against them.
 
 Importing this package is light (configs, presets and `run_training`, which loads its trainer when a
 run starts); the trainers live in `sft`, `preference`, `reward` and `merge`, which import torch,
@@ -11,6 +11,7 @@ from pipelines.training.layouts import validate_dataset_fields
 from pipelines.training.memory import MemoryEstimate, estimate_memory_fits
 from pipelines.training.presets import TRAINING_PRESETS, TrainingPreset, training_preset
 from pipelines.training.result import TrainingResult
+from pipelines.training.rl.config import RLConfig
 from pipelines.training.run import TrainingInputs, run_training
 
 __all__ = [
@@ -18,6 +19,7 @@ __all__ = [
     "LoraSettings",
     "MemoryEstimate",
     "PreferenceConfig",
+    "RLConfig",
     "RewardConfig",
     "SFTConfig",
     "TrainingArgs",

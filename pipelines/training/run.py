@@ -1,6 +1,6 @@
 """Training in the common pipeline shape: `run_training(config, inputs, backends, store, progress)`.
 
-The config's class picks the trainer (SFT, preference, reward model); `run_sft`, `run_preference`
+The config's class picks the trainer (SFT, preference, reward model, RL against a reward model); `run_sft`, `run_preference`
 and `run_reward` stay the trainers' own entry points, which SPIN, ALMoST and AugCon call with
 directories they already hold. Importing this module is light: the trainers (torch) load when a
 run starts.
@@ -16,6 +16,7 @@ from pipelines.common.result import ModelOutput, PipelineResult
 from pipelines.errors import InvalidConfigError
 from pipelines.training.config import PreferenceConfig, RewardConfig, SFTConfig
 from pipelines.training.result import TrainingResult, metrics_worth_keeping
+from pipelines.training.rl.config import RLConfig
 
 if TYPE_CHECKING:
     from pipelines.common.progress import Progress
@@ -33,10 +34,17 @@ class TrainingInputs:
     """The training rows (JSONL) in one of the trainer's layouts (`layouts.DATASET_LAYOUTS`)."""
     reference_model: dict[str, Any] | None = None
     """Preference training only: the frozen reference; None uses the model itself (DPO's SFT model)."""
+    reward_model: dict[str, Any] | None = None
+    """RL only: the reward model the policy is trained against (`dataset_path` then holds the prompts)."""
+
+
+TrainingConfig = SFTConfig | PreferenceConfig | RewardConfig | RLConfig
+REWARD_MODEL_ROLE = "reward_model"
+"""The role under which an RL run's worker names the reward model (the policy's `reward_model` lineage)."""
 
 
 def run_training(
-    config: SFTConfig | PreferenceConfig | RewardConfig,
+    config: TrainingConfig,
     inputs: TrainingInputs,
     backends: BackendLoader,
     store: RunStore,
@@ -47,23 +55,35 @@ def run_training(
     The store holds the checkpoints, so a rerun resumes from the newest one (the step count goes on)
     and a rerun of a finished run returns its result without training again.
     """
-    if inputs.reference_model is not None and not isinstance(config, PreferenceConfig):
-        raise InvalidConfigError("only preference training uses a reference model", field="reference_model")
+    check_training_inputs(config, inputs)
     progress.stage("load model", total=1)
     model_dir = backends.model_directory(inputs.model)
     progress.advance(1)
     result = _train(config, model_dir, inputs, backends, store, progress)
-    return training_pipeline_result(config, result)
+    return training_pipeline_result(config, result, store)
 
 
-def training_pipeline_result(
-    config: SFTConfig | PreferenceConfig | RewardConfig, result: TrainingResult
-) -> PipelineResult:
+def check_training_inputs(config: TrainingConfig, inputs: TrainingInputs) -> None:
+    """A reference model is for preference training only; a reward model is for RL only, and RL needs one."""
+    if inputs.reference_model is not None and not isinstance(config, PreferenceConfig):
+        raise InvalidConfigError("only preference training uses a reference model", field="reference_model")
+    if isinstance(config, RLConfig) != (inputs.reward_model is not None):
+        raise InvalidConfigError(
+            "RL trains against a reward model, and only RL does", field="reward_model"
+        )
+
+
+def training_pipeline_result(config: TrainingConfig, result: TrainingResult, store: RunStore | None = None) -> PipelineResult:
     """A finished training as the pipeline's result: the model output "model" and the run page's summary.
 
     Shared by the in-process run and the process-group launchers (`pipelines/training/distributed/`).
     """
     reward = isinstance(config, RewardConfig)
+    summary = training_summary(result)
+    if isinstance(config, RLConfig) and store is not None:
+        from pipelines.training.rl.run import rl_summary
+
+        summary.update(rl_summary(store))
     return PipelineResult(
         models=[
             ModelOutput(
@@ -73,14 +93,15 @@ def training_pipeline_result(
                 training_config=config.to_dict(),
                 metrics=result.metrics,
                 parameter_count=result.parameter_count,
+                reward_model=REWARD_MODEL_ROLE if isinstance(config, RLConfig) else "",
             )
         ],
-        summary=training_summary(result),
+        summary=summary,
     )
 
 
 def _train(
-    config: SFTConfig | PreferenceConfig | RewardConfig,
+    config: TrainingConfig,
     model_dir: Path,
     inputs: TrainingInputs,
     backends: BackendLoader,
@@ -96,6 +117,12 @@ def _train(
 
         reference_dir = backends.model_directory(inputs.reference_model) if inputs.reference_model else None
         return run_preference(config, model_dir, reference_dir, inputs.dataset_path, store, progress)
+    if isinstance(config, RLConfig):
+        from pipelines.training.rl.run import run_rl
+
+        assert inputs.reward_model is not None  # check_training_inputs
+        reward_dir = backends.model_directory(inputs.reward_model)
+        return run_rl(config, model_dir, reward_dir, inputs.dataset_path, store, progress)
     from pipelines.training.reward import run_reward
 
     return run_reward(config, model_dir, inputs.dataset_path, store, progress)

@@ -20,9 +20,20 @@ def trainer_stages(prefix: str = "", *, reference: bool = False) -> list[Planned
     return [*stages, PlannedStage(f"{prefix}train", weight=TRAIN_WEIGHT), PlannedStage(f"{prefix}save", weight=0.5)]
 
 
+def rl_stages(prefix: str = "") -> list[PlannedStage]:
+    """What `run_rl` reports after its model is found: the reward model loads, RL trains, the policy is saved."""
+    return [
+        PlannedStage(f"{prefix}load reward model", weight=0.5),
+        PlannedStage(f"{prefix}train", weight=TRAIN_WEIGHT),
+        PlannedStage(f"{prefix}save", weight=0.5),
+    ]
+
+
 def training_stages(trainer: str) -> list[PlannedStage]:
-    """A training run of `trainer` ("sft", "preference" or "reward")."""
+    """A training run of `trainer` ("sft", "preference", "reward" or "rl")."""
     before = [PlannedStage("load model", weight=0.5)]
+    if trainer == "rl":
+        return [*before, *rl_stages()]
     if trainer == "sft":
         before.append(PlannedStage("tokenize", weight=0.5))
     return [*before, *trainer_stages(reference=trainer == "preference")]

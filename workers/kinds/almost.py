@@ -1,4 +1,5 @@
-"""ALMoST runs: snapshot the seeds and demonstration prompts once; the rubric's models and the reward base by spec.
+"""ALMoST runs: snapshot the seeds and demonstration prompts once; the rubric's models, the reward base and
+the policy base (the reward base unless the run names `policy_model_id`) by spec.
 
 The pipeline publishes each step's numbers, the comparisons and the reward model as they finish,
 so the generic worker registers them at once; a resumed attempt reads the same snapshot.
@@ -10,7 +11,7 @@ from typing import Any
 
 from pipelines.almost import AlmostConfig, AlmostInputs, DemonstrationPrompt, run_almost
 from pipelines.almost.prompts import INPUTS_FILE
-from pipelines.almost.run import REWARD_BASE_ROLE
+from pipelines.almost.run import POLICY_BASE_ROLE, REWARD_BASE_ROLE
 from pipelines.common.store import RunStore
 from webapp.library.models import FewShotSet, SeedPromptSet
 from webapp.registry.models import ModelEntry
@@ -23,6 +24,8 @@ def prepare(run: PipelineRun, store: RunStore) -> PreparedJob:
         store.write_json(_library_texts(run), INPUTS_FILE)
     entries = {label: ModelEntry.objects.get(pk=pk) for label, pk in run.config["model_ids"].items()}
     reward_base = ModelEntry.objects.get(pk=run.config["reward_model_id"])
+    policy_id = run.config.get("policy_model_id")
+    policy_base = ModelEntry.objects.get(pk=policy_id) if policy_id else reward_base
     return PreparedJob(
         pipeline=run_almost,
         config=AlmostConfig.from_dict(run.config["almost"]),
@@ -30,8 +33,9 @@ def prepare(run: PipelineRun, store: RunStore) -> PreparedJob:
             store.read_json(INPUTS_FILE),
             models={label: entry.backend_spec() for label, entry in entries.items()},
             reward_model=reward_base.backend_spec(),
+            policy_model=policy_base.backend_spec(),
         ),
-        models={REWARD_BASE_ROLE: reward_base},
+        models={REWARD_BASE_ROLE: reward_base, POLICY_BASE_ROLE: policy_base},
     )
 
 

@@ -14,7 +14,8 @@ from pipelines.errors import InvalidConfigError
 from pipelines.training.config import PreferenceConfig, RewardConfig, SFTConfig
 from pipelines.training.distributed.effective_batch import keep_effective_batch
 from pipelines.training.distributed.job import DistributedJob
-from pipelines.training.run import TrainingInputs, run_training, training_pipeline_result
+from pipelines.training.rl.config import RLConfig
+from pipelines.training.run import TrainingInputs, check_training_inputs, run_training, training_pipeline_result
 
 if TYPE_CHECKING:
     from pipelines.common.progress import Progress
@@ -24,7 +25,7 @@ if TYPE_CHECKING:
 
 
 def run_training_on_processes(
-    config: SFTConfig | PreferenceConfig | RewardConfig,
+    config: SFTConfig | PreferenceConfig | RewardConfig | RLConfig,
     inputs: TrainingInputs,
     backends: BackendLoader,
     store: RunStore,
@@ -37,8 +38,15 @@ def run_training_on_processes(
     from pipelines.training.distributed.launch import launch_local
     from pipelines.training.saving import finished_result
 
-    if inputs.reference_model is not None and not isinstance(config, PreferenceConfig):
-        raise InvalidConfigError("only preference training uses a reference model", field="reference_model")
+    check_training_inputs(config, inputs)
+    if isinstance(config, RLConfig):
+        if processes > 1:
+            raise InvalidConfigError(
+                f"RL trains in one process (policy, reference, reward and value models on one device); this run "
+                f"asks for {processes}: set distributed.processes to 1, or use a worker that owns one device",
+                field="distributed",
+            )
+        return run_training(config, inputs, backends, store, progress)
     config = keep_effective_batch(config, store, processes, progress)
     if processes == 1 and not devices:
         return run_training(config, inputs, backends, store, progress)
@@ -48,7 +56,7 @@ def run_training_on_processes(
     progress.advance(1)
     done = finished_result(store)
     if done is not None:
-        return training_pipeline_result(config, done)
+        return training_pipeline_result(config, done, store)
     backends.release_all()  # the ranks load their own copies; a warm backend here would only hold memory
     job = DistributedJob.for_config(
         config,
@@ -57,4 +65,4 @@ def run_training_on_processes(
         run_dir=store.root,
         reference_model_dir=reference_dir,
     )
-    return training_pipeline_result(config, launch_local(job, processes, devices, progress))
+    return training_pipeline_result(config, launch_local(job, processes, devices, progress), store)

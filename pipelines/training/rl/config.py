@@ -14,6 +14,7 @@ Defaults and where they come from:
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -98,7 +99,8 @@ class RLConfig:
     algorithm: str = "ppo"
     """ppo (ALMoST's RLSF: a value model, per-token KL penalty), rloo or grpo (TRL's critic-free trainers)."""
     training: TrainingArgs = field(default_factory=rl_training_defaults)
-    """Optimisation and hardware settings; `max_steps` counts RL steps (one batch of prompts each)."""
+    """Optimisation and hardware settings; `max_steps` counts RL steps (one batch of prompts each); -1 runs
+    `num_epochs` passes over the training prompts (`rl_steps`)."""
     kl_coef: float = 0.05
     """Strength of the KL penalty to the reference (PPO's kl_coef, RLOO's and GRPO's beta)."""
     max_new_tokens: int = 53
@@ -144,11 +146,12 @@ class RLConfig:
                 f"{self.algorithm} compares responses to the same prompt: num_generations must be at least 2",
                 field="num_generations",
             )
-        if self.training.max_steps == -1:
-            raise InvalidConfigError(
-                "RL counts steps, not epochs: set training.max_steps (each step samples one batch of prompts)",
-                field="max_steps",
-            )
+
+    def rl_steps(self, train_prompts: int) -> int:
+        """Steps the run takes: `max_steps`, or enough batches for `num_epochs` passes over the prompts."""
+        if self.training.max_steps > 0:
+            return self.training.max_steps
+        return max(1, math.ceil(self.training.num_epochs * train_prompts / self.prompts_per_step))
 
     @property
     def prompts_per_step(self) -> int:

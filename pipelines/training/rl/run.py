@@ -12,6 +12,7 @@ Store layout (a rerun resumes from the newest checkpoint; a finished run returns
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -40,11 +41,15 @@ def run_rl(
     progress: Progress,
     *,
     reward: RewardFunction | None = None,
+    held_out_path: str | Path | None = None,
 ) -> TrainingResult:
     """Train the policy at `policy_dir` against the reward model at `reward_model_dir` on the prompts file.
 
     The reference (the KL anchor) is the policy as it starts. `reward` lets a caller hand in a reward
     function it already holds (tests use a toy one); by default the reward model is loaded.
+    `held_out_path`: prompts the caller holds out itself (ALMoST's chain measures its base and SFT
+    policies on them too); every prompt of `prompts_path` then trains, and `held_out_prompts` of the
+    config is what the caller used to make that file.
     """
     done = finished_result(store)
     if done is not None:
@@ -58,8 +63,12 @@ def run_rl(
         "training_config.json",
     )
     tokenizer = load_tokenizer(policy_dir, args.prompt_format)
-    prompts = rl_prompts(config, tokenizer, prompts_path, store, progress)
+    prompts = rl_prompts(config, tokenizer, prompts_path, store, held_out_path)
+    steps = config.rl_steps(len(prompts.train))
+    config = replace(config, training=replace(args, max_steps=steps))
+    args = config.training
     progress.log(
+        f"{steps} RL steps of {config.prompts_per_step} prompts; "
         f"{len(prompts.train)} training prompts, {len(prompts.held_out)} held out"
         + (f", {prompts.dropped_over_length} longer than max_prompt_length left out" if prompts.dropped_over_length else "")
     )
@@ -118,22 +127,32 @@ def run_rl(
     return result
 
 
-def rl_prompts(config: RLConfig, tokenizer: Any, prompts_path: str | Path, store: RunStore, progress: Progress) -> RLPrompts:
+def rl_prompts(
+    config: RLConfig, tokenizer: Any, prompts_path: str | Path, store: RunStore, held_out_path: str | Path | None = None
+) -> RLPrompts:
     """The run's split: read back when a previous attempt made it, else made and written once."""
     if store.exists(PROMPTS_FILE):
         saved = store.read_json(PROMPTS_FILE)
         return RLPrompts(train=saved["train"], held_out=saved["held_out"], dropped_over_length=saved["dropped_over_length"])
     rows = read_prompt_rows(prompts_path)
+    given = read_prompt_rows(held_out_path) if held_out_path is not None else []
     args = config.training
-    lengths = [len(ids) for ids in encode_prompts(tokenizer, rows, args.prompt_format)]
+    lengths = [len(ids) for ids in encode_prompts(tokenizer, rows + given, args.prompt_format)]
     prompts = split_prompts(
-        rows,
-        held_out=config.held_out_prompts,
+        rows + given,
+        held_out=0 if held_out_path is not None else config.held_out_prompts,
         prompt_tokens=lengths,
         max_prompt_length=args.max_prompt_length,
         over_length=args.over_length,
         seed=args.seed,
     )
+    if held_out_path is not None:  # the caller's split; over-long prompts are left out of either side
+        fitting = {index for index, count in enumerate(lengths) if count <= args.max_prompt_length}
+        prompts = RLPrompts(
+            train=[row for index, row in enumerate(rows) if index in fitting],
+            held_out=[row for index, row in enumerate(given, start=len(rows)) if index in fitting],
+            dropped_over_length=prompts.dropped_over_length,
+        )
     store.write_json(
         {"train": prompts.train, "held_out": prompts.held_out, "dropped_over_length": prompts.dropped_over_length},
         PROMPTS_FILE,
@@ -159,7 +178,7 @@ def load_reference(policy_dir: Path, runtime: Any) -> Any:
     return model
 
 
-def rl_summary(result: TrainingResult, store: RunStore) -> dict[str, Any]:
+def rl_summary(store: RunStore) -> dict[str, Any]:
     """The held-out figures at the start and at the end, for the run page and the registry entry."""
     curve = read_curve(store)
     if not curve:

@@ -128,7 +128,7 @@ def test_almost_runs_end_to_end_on_the_tiny_model_and_a_cancelled_run_resumes_wi
     published = [key for early in progress.published for key in early.summary]
     assert published == ["prompt_generation", "response_generation", "comparisons", "reward_training", "self_play"]
     artifacts_early = [output.name for early in progress.published for output in early.artifacts]
-    assert artifacts_early == ["comparisons", "comparisons-all"]
+    assert artifacts_early == ["comparisons", "comparisons-all", "rmsp-demonstrations"]
     (reward_model,) = [output for early in progress.published for output in early.models]
     assert (reward_model.key, reward_model.parent, reward_model.dataset, reward_model.task) == (
         "reward_model",
