@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from pipelines.almost.config import AlmostConfig
-from pipelines.common.progress import Progress, StagePrefix
+from pipelines.common.progress import Progress, StageAndMetricsPrefix
 from pipelines.common.store import RunStore
 from pipelines.training.examples import split_held_out
 
@@ -62,7 +62,10 @@ def train_sft_policy(config: AlmostConfig, base_dir: Path, demonstrations: Path,
     """ALMoST-SFT: the policy base fine-tuned on the RMSP demonstrations (resumes from its checkpoints)."""
     from pipelines.training.sft import run_sft
 
-    return run_sft(config.policy.sft, base_dir, demonstrations, RunStore(store.path(SFT_DIR)), StagePrefix(progress, "sft · "))
+    return run_sft(
+        config.policy.sft, base_dir, demonstrations, RunStore(store.path(SFT_DIR)),
+        StageAndMetricsPrefix(progress, "sft · ", "sft/"),
+    )
 
 
 def train_rl_policy(
@@ -84,7 +87,7 @@ def train_rl_policy(
         reward_dir,
         store.path(RL_PROMPTS_FILE),
         RunStore(store.path(RL_DIR)),
-        StagePrefix(progress, "rl · "),
+        StageAndMetricsPrefix(progress, "rl · ", "rl/"),
         held_out_path=store.path(HELD_OUT_FILE),
     )
 

@@ -116,3 +116,17 @@ class StagePrefix:
         call_progress = getattr(self.inner, "call_progress", None)
         if callable(call_progress):
             call_progress(tokens_done, tokens_budget)
+
+
+class StageAndMetricsPrefix(StagePrefix):
+    """A `StagePrefix` that also names each metric after its stage ("rl/objective/kl"), so a run that trains
+    several models (ALMoST's reward model, SFT and RL policies) draws each one's curves on their own charts."""
+
+    def __init__(self, inner: Progress, prefix: str, metrics_prefix: str) -> None:
+        super().__init__(inner, prefix)
+        self.metrics_prefix = metrics_prefix
+
+    def metrics(self, values: dict[str, Any]) -> None:
+        self.inner.metrics(
+            {name if name == "step" else f"{self.metrics_prefix}{name}": value for name, value in values.items()}
+        )

@@ -33,4 +33,8 @@ def almost_form_data(config: dict[str, Any]) -> dict[str, Any]:
     data["response_max_tokens"] = lengths.pop() if len(lengths) == 1 else None
     max_steps = almost["reward"]["training"]["max_steps"]
     data["reward_max_steps"] = max_steps if max_steps > 0 else None
+    if "policy" in almost:  # runs made before the policy stages keep the form's initial values
+        rl_steps = almost["policy"]["rl"]["training"]["max_steps"]
+        data["rl_max_steps"] = rl_steps if rl_steps > 0 else None
+        data["rl_preset"] = config.get("rl_preset", "")
     return data

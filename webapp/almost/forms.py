@@ -28,6 +28,7 @@ from pipelines.errors import InvalidConfigError
 from pipelines.training.arguments import effective_batch_text
 from pipelines.training.config import RewardConfig
 from pipelines.training.presets import TRAINING_PRESETS, training_preset
+from pipelines.training.rl.presets import rl_preset_choices
 from webapp.core.choices import CountedChoiceField, ModelEntryChoiceField, generation_models, trainable_models
 from webapp.core.forms import GuidedFormMixin, PresetChoice, help_text_from_config_docs
 from webapp.library.models import FewShotSet, SeedPromptSet
@@ -144,6 +145,57 @@ class AlmostRunForm(GuidedFormMixin, forms.Form):
     )
     rmsp_n = forms.IntegerField(
         min_value=RMSP_N_RANGE[0], max_value=RMSP_N_RANGE[1], initial=4, label="RMSP samples per prompt"
+    )
+    policy_sft = forms.BooleanField(
+        required=False,
+        initial=False,
+        label="Train the SFT policy (ALMoST-SFT)",
+        help_text="Fine-tune the policy base on the RMSP demonstrations (the paper: lr 2e-5, 3 epochs, max length "
+        "512; the training preset above applies to it too). Needs RMSP.",
+    )
+    policy_rl = forms.BooleanField(
+        required=False,
+        initial=False,
+        label="Then RL from synthetic feedback (RLSF)",
+        help_text="Train the SFT policy against this run's reward model, with the SFT policy as the KL reference, "
+        "and measure base, SFT and RL policies on held-out generated prompts. Needs the SFT policy.",
+    )
+    rl_algorithm = forms.ChoiceField(
+        choices=[
+            ("ppo", "PPO: the paper's (value model, per-token KL penalty; TRL's former PPOTrainer settings)"),
+            ("rloo", "RLOO: critic-free, TRL's RLOOTrainer"),
+            ("grpo", "GRPO: critic-free, TRL's GRPOTrainer"),
+        ],
+        initial="ppo",
+        required=False,
+        label="RL algorithm",
+        help_text="Blank: PPO, the paper's.",
+    )
+    rl_preset = forms.ChoiceField(
+        choices=[("", "none: TRL's PPO settings, one pass over the prompts")] + rl_preset_choices(),
+        required=False,
+        initial="cpu-demo",
+        label="RL preset",
+        help_text="RL steps, batch, response length and device. cpu-demo shows the mechanics on the bundled model "
+        "in minutes; it is not for results.",
+    )
+    rl_max_steps = forms.IntegerField(
+        min_value=1, required=False, label="RL steps", help_text="Blank: the RL preset's (or one pass over the prompts)."
+    )
+    rl_held_out_prompts = forms.IntegerField(
+        min_value=1,
+        max_value=1000,
+        required=False,
+        label="Held-out prompts",
+        help_text="Generated prompts kept out of RMSP, SFT and RL to measure the three policies (blank: the RL "
+        "preset's). Must be fewer than the prompts generated.",
+    )
+    policy_model = ModelEntryChoiceField(
+        queryset=trainable_models(),
+        required=False,
+        label="Policy base",
+        help_text="The model the SFT policy starts from. Blank: the reward model's base, as the paper trains both "
+        "from LLaMA-7B.",
     )
 
     def __init__(
@@ -266,4 +318,13 @@ def almost_run_config(form: AlmostRunForm) -> dict[str, Any]:
         response_max_tokens=data.get("response_max_tokens"),
         prompt_max_tokens=data.get("prompt_max_tokens"),
         reward_prompt_format=data.get("reward_prompt_format") or "",
+        policy=services.PolicyChoice(
+            sft=bool(data.get("policy_sft")),
+            rl=bool(data.get("policy_rl")),
+            algorithm=data.get("rl_algorithm") or "ppo",
+            rl_preset=data.get("rl_preset") or "",
+            rl_max_steps=data.get("rl_max_steps"),
+            held_out_prompts=data.get("rl_held_out_prompts"),
+            model=data.get("policy_model"),
+        ),
     )

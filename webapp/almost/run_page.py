@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from pipelines.almost.config import configuration_name
+from pipelines.almost.policy import RL_DIR
+from pipelines.training.rl.held_out import SAMPLES_DIR
 from webapp.runs.models import PipelineRun
+from webapp.runs.services import run_directory
+
+from .policy_evaluation import policies_ready, policy_evaluations
 
 TEMPLATE = "almost/partials/_run_section.html"
 SAMPLE_PAIRS = 3
@@ -46,5 +52,66 @@ def context(run: PipelineRun) -> dict[str, Any]:
             "reward_model": summary.get("reward_model"),
             # The reward model's token lengths and the pairs cut or dropped (shown as on a training run).
             "length_rows": [{"label": "reward model", "lengths": reward_lengths}] if reward_lengths else [],
+            "policy": policy_context(run),
         }
     }
+
+
+STAGE_LABELS = {
+    "prompt_generation": "prompt generation",
+    "response_generation": "responses",
+    "reward_model": "reward model",
+    "self_play": "RMSP",
+    "sft": "SFT policy",
+    "rl": "RL policy",
+    "policy_evaluation": "policy evaluation",
+}
+
+
+def policy_context(run: PipelineRun) -> dict[str, Any] | None:
+    """The SFT and RL stages, the three policies on held-out prompts, samples per evaluation, wall time per stage."""
+    summary = run.summary or {}
+    policy = (run.config.get("almost") or {}).get("policy") or {}
+    if not policy.get("sft_enabled"):
+        return None
+    evaluation = summary.get("policy_evaluation") or {}
+    policies = evaluation.get("policies") or {}
+    return {
+        "rl_enabled": policy.get("rl_enabled"),
+        "algorithm": (policy.get("rl") or {}).get("algorithm"),
+        "sft": summary.get("sft"),
+        "rl": _rl_figures(summary.get("rl")),
+        "evaluation_rows": [
+            {"policy": name, **policies[name]} for name in ("base", "sft", "rl") if name in policies
+        ],
+        "held_out_prompts": evaluation.get("held_out_prompts"),
+        "samples": rl_samples(run),
+        "stage_seconds": [
+            {"stage": STAGE_LABELS.get(name, name), "seconds": seconds}
+            for name, seconds in (summary.get("stage_seconds") or {}).items()
+        ],
+        "can_evaluate": policies_ready(run),
+        "evaluations": policy_evaluations(run),
+    }
+
+
+def _rl_figures(rl: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The RL stage's held-out figures under template-friendly names ("held_out/kl" -> kl)."""
+    if not rl:
+        return None
+    return {
+        "steps": rl.get("steps"),
+        "reward_start": rl.get("held_out/reward_mean_at_start"),
+        "reward_end": rl.get("held_out/reward_mean"),
+        "kl": rl.get("held_out/kl"),
+        "length_start": rl.get("held_out/length_mean_at_start"),
+        "length_end": rl.get("held_out/length_mean"),
+    }
+
+
+def rl_samples(run: PipelineRun) -> list[dict[str, Any]]:
+    """The held-out responses saved at each RL evaluation, newest first (reward hacking shows as it happens)."""
+    folder = run_directory(run) / RL_DIR / SAMPLES_DIR
+    if not folder.is_dir():
+        return []
+    return [json.loads(path.read_text(encoding="utf-8")) for path in sorted(folder.glob("step-*.json"), reverse=True)]

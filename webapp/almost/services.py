@@ -24,7 +24,7 @@ from pipelines.almost.config import (
 )
 from pipelines.errors import InvalidConfigError
 from pipelines.training.arguments import TrainingArgs
-from pipelines.training.config import RewardConfig
+from pipelines.training.config import RewardConfig, SFTConfig
 from pipelines.training.presets import training_preset
 from webapp.core.forms import config_refusal
 from webapp.core.run_forms import EstimateWarning
@@ -37,7 +37,23 @@ _LABEL_NOISE = {"demonstration", "demonstrations", "prompt", "prompts", "set", "
 
 # Which form field holds each config field (`InvalidConfigError.field`), so a refusal lands beside it;
 # any other config field's refusal goes on top of the form.
+@dataclass(frozen=True)
+class PolicyChoice:
+    """The policy stages as the form gives them: SFT, then RL (algorithm, preset, steps, held-out prompts)."""
+
+    sft: bool = False
+    rl: bool = False
+    algorithm: str = "ppo"
+    rl_preset: str = ""
+    rl_max_steps: int | None = None
+    held_out_prompts: int | None = None
+    model: ModelEntry | None = None
+
+
 FORM_FIELD_FOR_CONFIG_FIELD = {
+    "policy.rl_enabled": "policy_rl",
+    "policy.sft_enabled": "policy_sft",
+    "policy.rl.held_out_prompts": "rl_held_out_prompts",
     "prompt_generation.num_generation": "num_generation",
     "prompt_generation.in_context": "in_context",
     "prompt_generation.max_tokens": "prompt_max_tokens",
@@ -140,6 +156,7 @@ def almost_config_build(
     reward_overrides: dict[str, Any] | None = None,
     reward_prompt_format: str = "",
     constrained_output: bool = True,
+    policy: PolicyChoice | None = None,
 ) -> dict[str, Any]:
     """The run config of an ALMoST run, or a ValidationError naming the field and the fix."""
     if not seed_prompt_set.prompts.exists():
@@ -203,17 +220,51 @@ def almost_config_build(
                 "comparisons": {"filters": dict(filters or {})},
                 "reward": reward.to_dict(),
                 "rmsp": {"n": rmsp_n, "enabled": rmsp_enabled},
+                "policy": policy_config_values(policy or PolicyChoice(), preset, reward_model),
             }
         )
     except InvalidConfigError as error:
         raise config_refusal(error, FORM_FIELD_FOR_CONFIG_FIELD, f"Invalid ALMoST settings: {error}.") from error
+    policy_ids = {"policy_model_id": policy.model.pk} if policy is not None and policy.model is not None else {}
     return {
+        **policy_ids,
         "almost": config.to_dict(),
         "seed_prompt_set_id": seed_prompt_set.pk,
         "model_ids": model_ids,
         "demonstration_set_ids": set_ids,
         "reward_model_id": reward_model.pk,
         "preset": preset,
+        "rl_preset": policy.rl_preset if policy is not None else "",
+    }
+
+
+def policy_config_values(policy: PolicyChoice, preset: str, reward_model: ModelEntry) -> dict[str, Any]:
+    """The `policy` part of the ALMoST config: SFT with the run's training preset, RL with its own preset.
+
+    Both read prompts in the policy base's format (its chat template when it has one), so the RL stage
+    prompts the SFT policy as it was trained.
+    """
+    from pipelines.training.rl.presets import lay_over, rl_default_values, rl_preset
+
+    base = policy.model or reward_model
+    if policy.model is not None:
+        check_trainable(policy.model, "policy_model")
+    prompt_format = resolve_prompt_format(base, "", "policy_model")
+    sft = training_preset(preset).apply(SFTConfig()) if preset else SFTConfig()
+    sft_values = {**sft.to_dict(), "training": {**sft.training.to_dict(), "prompt_format": prompt_format}}
+    rl_values = rl_default_values()
+    if policy.rl_preset:
+        rl_values = rl_preset(policy.rl_preset).lay_over_values(rl_values)
+    changes: dict[str, Any] = {"algorithm": policy.algorithm, "training": {"prompt_format": prompt_format}}
+    if policy.rl_max_steps:
+        changes["training"]["max_steps"] = policy.rl_max_steps
+    if policy.held_out_prompts:
+        changes["held_out_prompts"] = policy.held_out_prompts
+    return {
+        "sft_enabled": policy.sft,
+        "rl_enabled": policy.rl,
+        "sft": sft_values,
+        "rl": lay_over(rl_values, changes),
     }
 
 

@@ -7,4 +7,5 @@ app_name = "almost"
 urlpatterns = [
     path("new/", views.almost_new, name="new"),
     path("new/estimate/", views.almost_estimate, name="estimate"),
+    path("runs/<int:pk>/evaluate-policies/", views.almost_evaluate_policies, name="evaluate-policies"),
 ]

@@ -4,17 +4,21 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.contrib import messages
+from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import render
+from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 
 from webapp.accounts.permissions import research_required
 from webapp.core.run_forms import Estimate, EstimateLine, estimate_response, new_run_response
 from webapp.library.models import SeedPromptSet
 from webapp.registry.models import ModelEntry
+from webapp.runs.models import PipelineRun
 
 from . import services
 from .forms import AlmostRunForm, almost_run_config, rubric_rows
+from .policy_evaluation import policy_evaluation_create
 from .rubric_editor import initial_rubric, is_editor_action, rubric_edit
 
 TEMPLATE = "almost/new.html"
@@ -107,3 +111,16 @@ def almost_estimate(request: HttpRequest) -> HttpResponse:
     return estimate_response(
         request, form=AlmostRunForm(request.POST), build=almost_run_config, estimate=_estimate, hint=ESTIMATE_HINT
     )
+
+
+@require_POST
+@research_required
+def almost_evaluate_policies(request: HttpRequest, pk: int) -> HttpResponse:
+    """One click: queue the RL-vs-SFT-vs-base win-rate evaluation on the run's held-out prompts."""
+    run = get_object_or_404(PipelineRun, pk=pk, kind="almost")
+    try:
+        evaluation = policy_evaluation_create(run, request.user)
+    except ValidationError as error:
+        messages.error(request, " ".join(error.messages))
+        return redirect(run.get_absolute_url())
+    return redirect(evaluation.get_absolute_url())

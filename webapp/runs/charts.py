@@ -27,6 +27,14 @@ PREFERRED_ORDER = (
     "accuracy",
     "eval/accuracy",
     "tokens_per_second",
+    "held_out/reward_mean",
+    "held_out/kl",
+    "held_out/length_mean",
+    "objective/scores",
+    "objective/kl",
+    "reward",
+    "kl",
+    "completions/mean_length",
 )
 NOT_SERIES = {"step", "t", "epoch", "batch", "total_flos"}
 MAX_POINTS = 400
@@ -46,6 +54,13 @@ UNITS = {
     "kl": "nats",
     "entropy": "nats",
     "reward": "reward",
+    "reward_mean": "reward",
+    "reward_std": "reward",
+    "scores": "reward",
+    "rlhf_reward": "reward",
+    "non_score_reward": "reward",
+    "length_mean": "tokens",
+    "mean_length": "tokens",
     "tokens_per_second": "tokens / s",
     "runtime": "s",
     "samples_per_second": "samples / s",
