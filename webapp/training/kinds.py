@@ -6,6 +6,7 @@ from pipelines.training.stages import training_stages
 from webapp.runs.registry import RunClone, RunKind
 
 from .clone import training_form_data
+from .rl_forms import rl_form_data
 
 TRAINING_CLONE = RunClone(
     form_url="training:new", paths={"dataset": "dataset_artifact_id"}, form_data=training_form_data
@@ -48,4 +49,16 @@ TRAIN_REWARD = RunKind(
     kind_from_config="webapp.training.services.training_kind",
     clone=TRAINING_CLONE,
     stages=lambda config: training_stages(config["trainer"]),
+)
+
+TRAIN_RL = RunKind(
+    kind="train_rl",
+    label="Train: RL from a reward model",
+    queue="gpu",
+    job="workers.kinds.training_rl.prepare",
+    trains=True,
+    form="webapp.training.rl_forms.RLRunForm",
+    config_build="webapp.training.rl_forms.rl_run_config",
+    clone=RunClone(form_url="training:rl-new", form_data=rl_form_data),
+    stages=lambda config: training_stages("rl"),
 )

@@ -11,7 +11,7 @@ from webapp.runs.models import PipelineRun
 from webapp.runs.registry import RunKind, UnknownRunKind, all_run_kinds, kind_label, register, run_kind
 
 EXPECTED_KINDS = {
-    "generate", "train_sft", "train_preference", "train_reward", "spin", "augcon",
+    "generate", "train_sft", "train_preference", "train_reward", "train_rl", "spin", "augcon",
     "aft_inference", "aft_data", "almost", "evaluation",
 }
 
@@ -51,5 +51,5 @@ def test_an_unknown_kind_cannot_be_queued_and_an_old_runs_kind_still_has_a_label
 
 def test_training_kinds_are_the_ones_whose_run_page_draws_training_curves():
     assert {declared.kind for declared in all_run_kinds() if declared.trains} == {
-        "train_sft", "train_preference", "train_reward", "spin",
+        "train_sft", "train_preference", "train_reward", "train_rl", "spin",
     }
