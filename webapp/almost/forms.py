@@ -60,6 +60,9 @@ class AlmostRunForm(GuidedFormMixin, forms.Form):
         "reward_model",
         "preset",
         "rmsp_enabled",
+        "policy_sft",
+        "policy_rl",
+        "rl_preset",
     )
     preset_inputs = ("preset",)
 

@@ -6,8 +6,10 @@ and the base and SFT policies too, so the run's "mean reward of base / SFT / RL"
 
 Measured per held-out prompt, one response sampled at the rollouts' temperature with a fixed seed:
 - reward: the reward model's score (the penalty for an unended response included when set);
-- KL: sum over the response's tokens of log pi(token) - log pi_ref(token), the k1 estimator of
-  KL(pi || pi_ref) on samples from pi (TRL PPO's `objective/kl`), averaged over prompts;
+- KL: KL(pi || pi_ref) of each response, the exact KL between the policy's and the reference's
+  next-token distributions summed over the response's positions (at the sampling temperature),
+  averaged over prompts. The trainers' own `objective/kl` (PPO) and `kl` (RLOO/GRPO) are sampled
+  estimates on the training batch and can dip below zero; this one cannot;
 - length: response tokens (EOS included), and how many were cut at `max_new_tokens`.
 """
 
@@ -22,7 +24,7 @@ from pipelines.common.store import RunStore
 from pipelines.training.examples import Messages
 from pipelines.training.rl.config import RLConfig
 from pipelines.training.rl.rewards import RewardFunction
-from pipelines.training.rl.sampling import response_log_probs, sample_responses
+from pipelines.training.rl.sampling import response_kl, sample_responses
 
 CURVE_FILE = "held_out/curve.jsonl"
 SAMPLES_DIR = "held_out/samples"
@@ -81,12 +83,10 @@ class HeldOutEvaluator:
         }
         if self.reference is not None:
             pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
-            batch = config.training.per_device_batch_size
-            policy = response_log_probs(model, samples, temperature=config.temperature, batch_size=batch, pad_token_id=pad)
-            reference = response_log_probs(
-                self.reference, samples, temperature=config.temperature, batch_size=batch, pad_token_id=pad
+            kls = response_kl(
+                model, self.reference, samples, temperature=config.temperature,
+                batch_size=config.training.per_device_batch_size, pad_token_id=pad,
             )
-            kls = [float((mine - theirs).sum()) for mine, theirs in zip(policy, reference, strict=True)]
             figures["kl"] = round(statistics.fmean(kls), 5)
         if record:
             self._record(figures, samples, rewards)

@@ -113,3 +113,47 @@ def token_log_probs(
         start = len(sample.prompt_ids) - 1
         rows.append(log_probs[row, start : start + len(sample.response_ids)])
     return rows
+
+
+def response_kl(
+    model: Any,
+    reference: Any,
+    samples: list[Sample],
+    *,
+    temperature: float,
+    batch_size: int,
+    pad_token_id: int,
+) -> list[float]:
+    """KL(pi || pi_ref) of each sample's response: the exact KL between the two next-token distributions,
+    summed over the response's positions (never negative, unlike the sampled log-ratio on a few responses)."""
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    result: list[float] = []
+    with torch.inference_mode():
+        for start in range(0, len(samples), batch_size):
+            batch = samples[start : start + batch_size]
+            mine = _response_distributions(model, batch, temperature=temperature, pad_token_id=pad_token_id, device=device)
+            theirs = _response_distributions(
+                reference, batch, temperature=temperature, pad_token_id=pad_token_id, device=device
+            )
+            for own, other in zip(mine, theirs, strict=True):
+                result.append(float((own.exp() * (own - other)).sum()))
+    model.train(was_training)
+    return result
+
+
+def _response_distributions(
+    model: Any, batch: list[Sample], *, temperature: float, pad_token_id: int, device: Any
+) -> list[torch.Tensor]:
+    """Each sample's next-token log-distributions at its response positions ([response tokens, vocabulary])."""
+    sequences = [sample.prompt_ids + sample.response_ids for sample in batch]
+    width = max(len(sequence) for sequence in sequences)
+    input_ids = torch.tensor([s + [pad_token_id] * (width - len(s)) for s in sequences], device=device)
+    attention = torch.tensor([[1] * len(s) + [0] * (width - len(s)) for s in sequences], device=device)
+    logits = model(input_ids=input_ids, attention_mask=attention).logits.float() / temperature
+    rows = []
+    for row, sample in enumerate(batch):
+        start = len(sample.prompt_ids) - 1
+        rows.append(torch.log_softmax(logits[row, start : start + len(sample.response_ids)], dim=-1))
+    return rows
