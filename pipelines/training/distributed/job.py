@@ -15,11 +15,13 @@ from typing import Any
 from pipelines.common.store import atomic_writer
 from pipelines.errors import InvalidConfigError
 from pipelines.training.config import PreferenceConfig, RewardConfig, SFTConfig
+from pipelines.training.rl.config import RLConfig
 
-TRAINERS: dict[str, type[SFTConfig] | type[PreferenceConfig] | type[RewardConfig]] = {
+TRAINERS: dict[str, type[SFTConfig] | type[PreferenceConfig] | type[RewardConfig] | type[RLConfig]] = {
     "sft": SFTConfig,
     "preference": PreferenceConfig,
     "reward": RewardConfig,
+    "rl": RLConfig,
 }
 DISTRIBUTED_DIR = "distributed"
 """The run directory's folder for the group's own files: the job, the events, the rank logs, cancel."""
@@ -29,7 +31,7 @@ CANCEL_FILE = "cancel-requested"
 RANK_LOGS_DIR = "ranks"
 
 
-def trainer_name(config: SFTConfig | PreferenceConfig | RewardConfig) -> str:
+def trainer_name(config: SFTConfig | PreferenceConfig | RewardConfig | RLConfig) -> str:
     """The `TRAINERS` key of a config's class."""
     for name, config_class in TRAINERS.items():
         if isinstance(config, config_class):
@@ -45,7 +47,7 @@ class DistributedJob:
     """
 
     trainer: str
-    """"sft", "preference" or "reward": which trainer every rank runs."""
+    """"sft", "preference", "reward" or "rl": which trainer every rank runs."""
     config: dict[str, Any]
     """The trainer's config as `config.to_dict()` (after any effective-batch adjustment for this group)."""
     model_dir: str
@@ -56,22 +58,27 @@ class DistributedJob:
     """The run store's root; checkpoints and final/ live there."""
     reference_model_dir: str | None = None
     """Preference training only: the frozen reference's directory; None uses the model itself."""
+    reward_model_dir: str | None = None
+    """RL only: the reward model's directory (`dataset_path` then holds the prompts)."""
 
     def __post_init__(self) -> None:
         if self.trainer not in TRAINERS:
             raise InvalidConfigError(f"trainer must be one of {', '.join(TRAINERS)}; got {self.trainer!r}")
         if self.reference_model_dir is not None and self.trainer != "preference":
             raise InvalidConfigError("only preference training uses a reference model", field="reference_model")
+        if (self.reward_model_dir is not None) != (self.trainer == "rl"):
+            raise InvalidConfigError("RL trains against a reward model, and only RL does", field="reward_model")
 
     @classmethod
     def for_config(
         cls,
-        config: SFTConfig | PreferenceConfig | RewardConfig,
+        config: SFTConfig | PreferenceConfig | RewardConfig | RLConfig,
         *,
         model_dir: str | Path,
         dataset_path: str | Path,
         run_dir: str | Path,
         reference_model_dir: str | Path | None = None,
+        reward_model_dir: str | Path | None = None,
     ) -> DistributedJob:
         return cls(
             trainer=trainer_name(config),
@@ -80,9 +87,10 @@ class DistributedJob:
             dataset_path=str(dataset_path),
             run_dir=str(run_dir),
             reference_model_dir=str(reference_model_dir) if reference_model_dir is not None else None,
+            reward_model_dir=str(reward_model_dir) if reward_model_dir is not None else None,
         )
 
-    def training_config(self) -> SFTConfig | PreferenceConfig | RewardConfig:
+    def training_config(self) -> SFTConfig | PreferenceConfig | RewardConfig | RLConfig:
         """The config object, checked again by its class (a job file is input like any other)."""
         return TRAINERS[self.trainer].from_dict(self.config)
 

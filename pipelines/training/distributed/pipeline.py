@@ -40,19 +40,14 @@ def run_training_on_processes(
 
     check_training_inputs(config, inputs)
     if isinstance(config, RLConfig):
-        if processes > 1:
-            raise InvalidConfigError(
-                f"RL trains in one process (policy, reference, reward and value models on one device); this run "
-                f"asks for {processes}: set distributed.processes to 1, or use a worker that owns one device",
-                field="distributed",
-            )
-        return run_training(config, inputs, backends, store, progress)
+        check_rl_processes(config, processes)
     config = keep_effective_batch(config, store, processes, progress)
     if processes == 1 and not devices:
         return run_training(config, inputs, backends, store, progress)
     progress.stage("load model", total=1)
     model_dir = backends.model_directory(inputs.model)
     reference_dir = backends.model_directory(inputs.reference_model) if inputs.reference_model else None
+    reward_dir = backends.model_directory(inputs.reward_model) if inputs.reward_model else None
     progress.advance(1)
     done = finished_result(store)
     if done is not None:
@@ -64,5 +59,17 @@ def run_training_on_processes(
         dataset_path=inputs.dataset_path,
         run_dir=store.root,
         reference_model_dir=reference_dir,
+        reward_model_dir=reward_dir,
     )
     return training_pipeline_result(config, launch_local(job, processes, devices, progress), store)
+
+
+def check_rl_processes(config: RLConfig, processes: int) -> None:
+    """RLOO and GRPO run as a process group (TRL's trainers under accelerate, the batch split across ranks);
+    our PPO trains in one process, so a PPO run asking for more is refused rather than cut to one."""
+    if config.algorithm == "ppo" and processes > 1:
+        raise InvalidConfigError(
+            f"PPO trains in one process (policy, value model, reference and reward model on one device); this run "
+            f"asks for {processes}: set distributed.processes to 1, or choose rloo or grpo, which run on many",
+            field="distributed",
+        )

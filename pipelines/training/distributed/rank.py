@@ -25,6 +25,7 @@ from pipelines.training.config import PreferenceConfig, RewardConfig, SFTConfig
 from pipelines.training.distributed.events import GroupProgress
 from pipelines.training.distributed.job import DistributedJob
 from pipelines.training.result import TrainingResult
+from pipelines.training.rl.config import RLConfig
 
 CANCELLED_EXIT_CODE = 0
 """A cancelled rank saved its checkpoint and stopped as asked: a clean exit (the outcome file says cancelled)."""
@@ -51,7 +52,7 @@ def train_rank(job: DistributedJob) -> TrainingResult:
 
 def _train(
     job: DistributedJob,
-    config: SFTConfig | PreferenceConfig | RewardConfig,
+    config: SFTConfig | PreferenceConfig | RewardConfig | RLConfig,
     store: RunStore,
     progress: GroupProgress,
 ) -> TrainingResult:
@@ -65,6 +66,11 @@ def _train(
 
         reference_dir = Path(job.reference_model_dir) if job.reference_model_dir else None
         return run_preference(config, model_dir, reference_dir, dataset_path, store, progress)
+    if isinstance(config, RLConfig):
+        from pipelines.training.rl.run import run_rl
+
+        assert job.reward_model_dir is not None  # DistributedJob checks it
+        return run_rl(config, model_dir, Path(job.reward_model_dir), dataset_path, store, progress)
     from pipelines.training.reward import run_reward
 
     return run_reward(config, model_dir, dataset_path, store, progress)

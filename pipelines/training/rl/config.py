@@ -147,11 +147,11 @@ class RLConfig:
                 field="num_generations",
             )
 
-    def rl_steps(self, train_prompts: int) -> int:
-        """Steps the run takes: `max_steps`, or enough batches for `num_epochs` passes over the prompts."""
+    def rl_steps(self, train_prompts: int, processes: int = 1) -> int:
+        """Steps the run takes: `max_steps`, or enough batches (of every process) for `num_epochs` passes."""
         if self.training.max_steps > 0:
             return self.training.max_steps
-        return max(1, math.ceil(self.training.num_epochs * train_prompts / self.prompts_per_step))
+        return max(1, math.ceil(self.training.num_epochs * train_prompts / (self.prompts_per_step * processes)))
 
     @property
     def prompts_per_step(self) -> int:

@@ -12,6 +12,7 @@ Store layout (a rerun resumes from the newest checkpoint; a finished run returns
 
 from __future__ import annotations
 
+import os
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -57,14 +58,17 @@ def run_rl(
     policy_dir, reward_model_dir = Path(policy_dir), Path(reward_model_dir)
     args = config.training
     runtime = resolve_runtime(args)
-    store.write_json(
-        {"kind": "rl", "config": config.to_dict(), "model_dir": str(policy_dir),
-         "reward_model_dir": str(reward_model_dir), "dataset_path": str(prompts_path)},
-        "training_config.json",
-    )
+    main_process = is_main_process()
+    device = rank_device(runtime.device)
+    if main_process:
+            store.write_json(
+            {"kind": "rl", "config": config.to_dict(), "model_dir": str(policy_dir),
+             "reward_model_dir": str(reward_model_dir), "dataset_path": str(prompts_path)},
+            "training_config.json",
+        )
     tokenizer = load_tokenizer(policy_dir, args.prompt_format)
-    prompts = rl_prompts(config, tokenizer, prompts_path, store, held_out_path)
-    steps = config.rl_steps(len(prompts.train))
+    prompts = rl_prompts(config, tokenizer, prompts_path, store, held_out_path, write=main_process)
+    steps = config.rl_steps(len(prompts.train), processes=int(os.environ.get("WORLD_SIZE", "1")))
     config = replace(config, training=replace(args, max_steps=steps))
     args = config.training
     progress.log(
@@ -78,12 +82,13 @@ def run_rl(
             reward_model_dir,
             batch_size=config.reward_batch_size,
             max_length=args.max_length + config.max_new_tokens,
-            device=runtime.device,
+            device=device,
             missing_eos_penalty=config.missing_eos_penalty,
         )
         progress.advance()
-    reference = load_reference(policy_dir, runtime)
-    evaluator = HeldOutEvaluator(
+    # The held-out figures are measured once, by the main process; the other ranks only train.
+    reference = load_reference(policy_dir, runtime, device) if main_process else None
+    evaluator = None if not main_process else HeldOutEvaluator(
         config=config,
         tokenizer=tokenizer,
         prompt_ids=encode_prompts(tokenizer, prompts.held_out, args.prompt_format),
@@ -128,9 +133,16 @@ def run_rl(
 
 
 def rl_prompts(
-    config: RLConfig, tokenizer: Any, prompts_path: str | Path, store: RunStore, held_out_path: str | Path | None = None
+    config: RLConfig,
+    tokenizer: Any,
+    prompts_path: str | Path,
+    store: RunStore,
+    held_out_path: str | Path | None = None,
+    *,
+    write: bool = True,
 ) -> RLPrompts:
-    """The run's split: read back when a previous attempt made it, else made and written once."""
+    """The run's split: read back when a previous attempt made it, else made and written once (by the main
+    process; the split is seeded, so every rank of a group makes the same one)."""
     if store.exists(PROMPTS_FILE):
         saved = store.read_json(PROMPTS_FILE)
         return RLPrompts(train=saved["train"], held_out=saved["held_out"], dropped_over_length=saved["dropped_over_length"])
@@ -153,10 +165,11 @@ def rl_prompts(
             held_out=[row for index, row in enumerate(given, start=len(rows)) if index in fitting],
             dropped_over_length=prompts.dropped_over_length,
         )
-    store.write_json(
-        {"train": prompts.train, "held_out": prompts.held_out, "dropped_over_length": prompts.dropped_over_length},
-        PROMPTS_FILE,
-    )
+    if write:
+        store.write_json(
+            {"train": prompts.train, "held_out": prompts.held_out, "dropped_over_length": prompts.dropped_over_length},
+            PROMPTS_FILE,
+        )
     return prompts
 
 
@@ -166,13 +179,23 @@ def encode_prompts(tokenizer: Any, prompts: list[Any], prompt_format: str) -> li
     return [list(ids) for ids in tokenizer(texts, add_special_tokens=False)["input_ids"]] if texts else []
 
 
-def load_reference(policy_dir: Path, runtime: Any) -> Any:
+def is_main_process() -> bool:
+    """Rank 0 of a process group (torchrun and Ray set RANK), or a run in one process."""
+    return int(os.environ.get("RANK", "0")) == 0
+
+
+def rank_device(device: str) -> str:
+    """This rank's device: its own GPU (LOCAL_RANK) in a group on CUDA, else `device` as it is."""
+    return f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}" if device == "cuda" else device
+
+
+def load_reference(policy_dir: Path, runtime: Any, device: str | None = None) -> Any:
     """The frozen reference: the policy as it starts, in the run's compute dtype, without gradients."""
     import torch
     from transformers import AutoModelForCausalLM
 
     dtype = {"bfloat16": torch.bfloat16, "float16": torch.float16}.get(runtime.dtype, torch.float32)
-    model = AutoModelForCausalLM.from_pretrained(policy_dir, dtype=dtype).to(runtime.device).eval()
+    model = AutoModelForCausalLM.from_pretrained(policy_dir, dtype=dtype).to(device or runtime.device).eval()
     for parameter in model.parameters():
         parameter.requires_grad_(False)
     return model

@@ -102,17 +102,32 @@ def token_log_probs(
 
     Sequences are right-padded prompt + response; position i predicts token i + 1.
     """
+    logits, input_ids, offset = _response_logits(model, batch, temperature=temperature, pad_token_id=pad_token_id, device=device)
+    targets = input_ids[:, offset + 1 :]
+    log_probs = torch.log_softmax(logits[:, :-1], dim=-1).gather(-1, targets.unsqueeze(-1)).squeeze(-1)
+    rows = []
+    for row, sample in enumerate(batch):
+        start = len(sample.prompt_ids) - 1 - offset
+        rows.append(log_probs[row, start : start + len(sample.response_ids)])
+    return rows
+
+
+def _response_logits(
+    model: Any, batch: list[Sample], *, temperature: float, pad_token_id: int, device: Any
+) -> tuple[torch.Tensor, torch.Tensor, int]:
+    """Logits (over the temperature) from the last position before the shortest prompt's response onwards,
+    the right-padded input ids, and the position the logits start at.
+
+    Why not every position: a prompt's own logits are never used, and at a 50k vocabulary they are most of
+    the pass's memory and time (`logits_to_keep`).
+    """
     sequences = [sample.prompt_ids + sample.response_ids for sample in batch]
     width = max(len(sequence) for sequence in sequences)
     input_ids = torch.tensor([s + [pad_token_id] * (width - len(s)) for s in sequences], device=device)
     attention = torch.tensor([[1] * len(s) + [0] * (width - len(s)) for s in sequences], device=device)
-    logits = model(input_ids=input_ids, attention_mask=attention).logits[:, :-1].float() / temperature
-    log_probs = torch.log_softmax(logits, dim=-1).gather(-1, input_ids[:, 1:].unsqueeze(-1)).squeeze(-1)
-    rows = []
-    for row, sample in enumerate(batch):
-        start = len(sample.prompt_ids) - 1
-        rows.append(log_probs[row, start : start + len(sample.response_ids)])
-    return rows
+    offset = min(len(sample.prompt_ids) for sample in batch) - 1
+    logits = model(input_ids=input_ids, attention_mask=attention, logits_to_keep=width - offset).logits
+    return logits.float() / temperature, input_ids, offset
 
 
 def response_kl(
@@ -147,13 +162,9 @@ def _response_distributions(
     model: Any, batch: list[Sample], *, temperature: float, pad_token_id: int, device: Any
 ) -> list[torch.Tensor]:
     """Each sample's next-token log-distributions at its response positions ([response tokens, vocabulary])."""
-    sequences = [sample.prompt_ids + sample.response_ids for sample in batch]
-    width = max(len(sequence) for sequence in sequences)
-    input_ids = torch.tensor([s + [pad_token_id] * (width - len(s)) for s in sequences], device=device)
-    attention = torch.tensor([[1] * len(s) + [0] * (width - len(s)) for s in sequences], device=device)
-    logits = model(input_ids=input_ids, attention_mask=attention).logits.float() / temperature
+    logits, _input_ids, offset = _response_logits(model, batch, temperature=temperature, pad_token_id=pad_token_id, device=device)
     rows = []
     for row, sample in enumerate(batch):
-        start = len(sample.prompt_ids) - 1
+        start = len(sample.prompt_ids) - 1 - offset
         rows.append(torch.log_softmax(logits[row, start : start + len(sample.response_ids)], dim=-1))
     return rows

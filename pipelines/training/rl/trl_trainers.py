@@ -84,7 +84,7 @@ def train_with_trl(
     tokenizer: Any,
     train_prompts: list[Messages],
     reward: RewardFunction,
-    evaluator: HeldOutEvaluator,
+    evaluator: HeldOutEvaluator | None,
     store: RunStore,
     runtime: Runtime,
     progress: Progress,
@@ -120,21 +120,22 @@ def train_with_trl(
         model = apply_lora(model, args)
     counts = parameter_counts(model)
     callback = ProgressCallback(progress, "train")
-    held_out = HeldOutCallback(evaluator, config.eval_steps)
+    held_out = HeldOutCallback(evaluator, config.eval_steps) if evaluator is not None else None
     trainer = trainer_class(
         model=model,
         reward_funcs=[reward],
         args=trl_args,
         train_dataset=dataset,
         processing_class=tokenizer,
-        callbacks=[callback, held_out],
+        callbacks=[callback, held_out] if held_out is not None else [callback],
     )
     without_console_printer(trainer)
     if latest_checkpoint(checkpoints_dir) is None:
         progress.log(f"{config.algorithm}: {len(texts)} prompts, {config.num_generations} responses each per step")
     steps = train_with_resume(trainer, callback, checkpoints_dir, progress)
     metrics = {**callback.last_metrics, **callback.summary}
-    metrics.update({f"held_out/{key}": value for key, value in held_out.last_figures.items() if key != "step"})
+    if held_out is not None:
+        metrics.update({f"held_out/{key}": value for key, value in held_out.last_figures.items() if key != "step"})
     return save_final(
         trainer=trainer,
         tokenizer=tokenizer,

@@ -58,7 +58,9 @@ def _prompts(tmp_path: Path) -> Path:
 def _config(algorithm: str, steps: int) -> RLConfig:
     return RLConfig(
         algorithm=algorithm,
-        training=tiny_training(max_steps=steps, per_device_batch_size=4, learning_rate=1e-2, save_steps=2, adapter="full"),
+        training=tiny_training(
+            max_steps=steps, per_device_batch_size=4, learning_rate=1e-2, save_steps=2, adapter="full", torch_threads=1
+        ),
         max_new_tokens=6,
         temperature=1.0,
         num_generations=4,
