@@ -73,7 +73,12 @@ class AlmostInputs:
 
     @classmethod
     def from_texts(
-        cls, data: dict[str, Any], *, models: dict[str, BackendSpec], reward_model: BackendSpec
+        cls,
+        data: dict[str, Any],
+        *,
+        models: dict[str, BackendSpec],
+        reward_model: BackendSpec,
+        policy_model: BackendSpec | None = None,
     ) -> AlmostInputs:
         """The inputs of a run from its snapshot (`texts()`) and the model specs of this attempt."""
         demonstrations = {
@@ -86,6 +91,7 @@ class AlmostInputs:
             demonstrations=demonstrations,
             models=dict(models),
             reward_model=dict(reward_model),
+            policy_model=dict(policy_model or {}),
         )
 
 

@@ -72,3 +72,47 @@ def test_rl_refuses_the_ray_launcher_and_more_than_one_process_naming_distribute
         check_one_process(distributed)
     assert caught.value.field == "distributed"
     check_one_process({"processes": 1})  # what the form queues
+
+
+def test_a_killed_worker_resumes_rl_from_its_checkpoint_and_the_step_count_goes_on(
+    live_settings, rq_worker, researcher, tiny_model_dir
+):
+    """SIGKILL during RL training, resume on a fresh worker: it starts after the newest checkpoint, never
+    before it, and ends at max_steps with one registered policy."""
+    import time
+
+    policy = ModelEntry.objects.create(name="tiny", source=ModelEntry.Source.LOCAL, path=str(tiny_model_dir))
+    reward = ModelEntry.objects.create(
+        name="tiny-rm", source=ModelEntry.Source.LOCAL, path=str(tiny_model_dir), task=ModelEntry.Task.REWARD
+    )
+    config = rl_services.rl_config_build(
+        model=policy,
+        reward_model=reward,
+        prompt_set=prompt_set_of(8, "eight"),
+        preset="cpu-demo",
+        settings={
+            "algorithm": "rloo",
+            "num_generations": 2,
+            "max_new_tokens": 8,
+            "held_out_prompts": 2,
+            "eval_steps": 2,
+            "training": {"max_steps": 8, "per_device_batch_size": 2, "save_steps": 1, "torch_threads": 1},
+        },
+    )
+    first = rq_worker()
+    run = run_services.run_create(user=researcher, kind=rl_services.RL_KIND, config=config, name="rl killed")
+    run = wait_for_run(run, lambda r: r.stage == "train" and r.progress_done >= 3, 300, "three RL steps")
+    first.kill()
+    killed_at = time.time()
+    checkpoints = run_services.run_directory(run) / "checkpoints"
+    saved = max(int(path.name.split("-")[1]) for path in checkpoints.glob("checkpoint-*"))
+    assert 2 <= saved < 8  # the kill may land while checkpoint-3 is being written
+    run = wait_for_run(run, lambda r: r.status == PipelineRun.Status.LOST, 90, "the run to be detected as lost")
+
+    second = rq_worker()
+    run_services.run_resume(run=run)
+    run = wait_for_run(run, timeout=300, what="the resumed RL run to finish")
+    assert run.status == PipelineRun.Status.SUCCEEDED, run.error + run.traceback + second.log_text()
+    resumed_steps = [row["step"] for row in run.metrics if "reward" in row and row["t"] > killed_at]
+    assert resumed_steps == list(range(saved + 1, 9)), (saved, resumed_steps)
+    assert run.summary["steps"] == 8 and ModelEntry.objects.filter(produced_by_run=run).count() == 1
