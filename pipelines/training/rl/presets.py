@@ -54,15 +54,15 @@ def lay_over(values: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
 
 
 def rl_default_values() -> dict[str, Any]:
-    """The RL stage's defaults as config values, before anyone has set `max_steps` (which RL requires)."""
+    """The RL stage's defaults as config values (TRL's PPO settings), for the presets and the form to lay over."""
     return {"training": rl_training_defaults().to_dict()}
 
 
 RL_PRESETS: tuple[RLPreset, ...] = (
     RLPreset(
         "cpu-demo",
-        "6 PPO steps of the bundled 135M model on CPU, in a few minutes on 2 cores: for seeing the mechanics "
-        "(rollouts, rewards, the KL, the held-out curve and samples), not for results.",
+        "6 PPO steps of the bundled 135M model on CPU, about 5 to 10 minutes on 2 cores: for seeing the "
+        "mechanics (rollouts, rewards, the KL, the held-out curve and samples), not for results.",
         training={
             "max_steps": 6,
             "per_device_batch_size": 4,
