@@ -162,3 +162,64 @@ def test_two_configurations_of_the_real_model_survive_a_killed_worker_without_du
 
 def _jsonl(path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def test_the_whole_chain_on_the_bundled_model_through_a_worker_ends_with_an_rl_policy_and_its_evaluation(
+    live_settings, rq_worker, researcher, researcher_client, embedded_model_dir
+):
+    """RM -> RMSP demonstrations -> SFT policy -> RL policy (PPO, the CPU preset cut to 2 steps) on SmolLM2-135M,
+    every model registered with its lineage; then the run page's one-click win-rate evaluation is queued and runs."""
+    from webapp.almost.policy_evaluation import policy_evaluations
+    from webapp.almost.services import PolicyChoice
+    from webapp.registry.services import model_ensure_embedded
+
+    smol = model_ensure_embedded()
+    seeds, hhh = _library(
+        [("What is 2 + 2?", "2 + 2 is 4."), ("Name a primary colour.", "Red is a primary colour."),
+         ("What does a thermometer measure?", "A thermometer measures temperature.")]
+    )
+    config = services.almost_config_build(
+        seed_prompt_set=seeds,
+        configurations=[ConfigurationChoice(smol, 3, hhh), ConfigurationChoice(smol, 1, hhh)],
+        reward_model=smol,
+        num_generation=6,
+        in_context=2,
+        rmsp_n=2,
+        filters=NO_RESPONSE_RULES,
+        preset="tiny-cpu-demo",
+        reward_max_steps=2,
+        response_max_tokens=16,
+        prompt_max_tokens=24,
+        policy=PolicyChoice(sft=True, rl=True, algorithm="ppo", rl_preset="cpu-demo", rl_max_steps=2, held_out_prompts=2),
+    )
+    config["almost"]["prompt_generation"]["min_chars"] = 5
+    config["almost"]["reward"]["eval_fraction"] = 0.34
+    config["almost"]["policy"]["sft"]["training"].update(max_steps=2, save_steps=1)
+    config["almost"]["policy"]["rl"].update(max_new_tokens=12, eval_steps=1)
+    config["almost"]["policy"]["rl"]["training"].update(per_device_batch_size=2, save_steps=1)
+    worker = rq_worker().wait_ready()
+    run = run_services.run_create(kind="almost", user=researcher, config=config, name="ALMoST to the end")
+    run = wait_for_run(run, timeout=900, what="the ALMoST chain to finish")
+    assert run.status == PipelineRun.Status.SUCCEEDED, run.error + run.traceback + worker.log_text()[-3000:]
+
+    summary = run.summary
+    reward = ModelEntry.objects.get(pk=summary["reward_model_id"])
+    sft = ModelEntry.objects.get(pk=summary["sft_policy_id"])
+    rl = ModelEntry.objects.get(pk=summary["rl_policy_id"])
+    assert (reward.task, reward.parent) == (ModelEntry.Task.REWARD, smol)
+    assert (sft.parent, sft.trained_on.name, sft.reward_model) == (smol, "rmsp-demonstrations", None)
+    assert (rl.parent, rl.trained_on.name, rl.reward_model) == (sft, "rl-prompts", reward)
+    assert summary["rl"]["steps"] == 2 and "held_out/kl" in summary["rl"]
+    policies = summary["policy_evaluation"]["policies"]
+    assert set(policies) == {"base", "sft", "rl"} and summary["policy_evaluation"]["held_out_prompts"] == 2
+    assert {"sft", "rl", "policy_evaluation"} <= set(summary["stage_seconds"])
+    assert any(name.startswith("rl/objective/kl") for row in run.metrics for name in row)
+
+    page = researcher_client.get(run.get_absolute_url()).content.decode()
+    assert 'id="almost-policy-evaluation"' in page and 'id="almost-evaluate-policies"' in page
+    response = researcher_client.post(f"/almost/runs/{run.pk}/evaluate-policies/")
+    (evaluation,) = policy_evaluations(run)
+    assert response.status_code == 302 and response["Location"] == evaluation.get_absolute_url()
+    assert [c["label"] for c in evaluation.candidates] and evaluation.baseline
+    evaluation_run = wait_for_run(evaluation.run, timeout=600, what="the policies' win-rate evaluation")
+    assert evaluation_run.status == PipelineRun.Status.SUCCEEDED, evaluation_run.error + evaluation_run.traceback

@@ -61,17 +61,24 @@ def test_an_rloo_run_trains_the_policy_against_the_reward_model_and_registers_it
 
 
 @pytest.mark.parametrize(
-    ("distributed", "fragment"),
-    [({"launcher": "ray"}, "distributed.launcher is ray"), ({"processes": 2}, "distributed.processes is 2")],
+    ("algorithm", "distributed", "fragment"),
+    [
+        ("rloo", {"launcher": "ray"}, "distributed.launcher is ray"),
+        ("ppo", {"processes": 2}, "PPO trains in one process"),
+    ],
 )
-def test_rl_refuses_the_ray_launcher_and_more_than_one_process_naming_distributed(distributed, fragment):
+def test_rl_refuses_the_ray_launcher_and_ppo_on_more_than_one_process_naming_distributed(
+    algorithm, distributed, fragment
+):
     from pipelines.errors import InvalidConfigError
-    from workers.kinds.training_rl import check_one_process
+    from pipelines.training.rl.config import RLConfig
+    from workers.kinds.training_rl import check_launcher
 
     with pytest.raises(InvalidConfigError, match=fragment) as caught:
-        check_one_process(distributed)
+        check_launcher(distributed, RLConfig(algorithm=algorithm))
     assert caught.value.field == "distributed"
-    check_one_process({"processes": 1})  # what the form queues
+    check_launcher({"processes": 1}, RLConfig(algorithm="ppo"))  # what the form queues for PPO
+    check_launcher({"processes": 8}, RLConfig(algorithm="rloo"))  # RLOO and GRPO run as a group
 
 
 def test_a_killed_worker_resumes_rl_from_its_checkpoint_and_the_step_count_goes_on(

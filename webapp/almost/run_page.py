@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from pipelines.almost.config import configuration_name
 from pipelines.almost.policy import RL_DIR
-from pipelines.training.rl.held_out import SAMPLES_DIR
 from webapp.runs.models import PipelineRun
 from webapp.runs.services import run_directory
+from webapp.training.rl_run_page import held_out_samples
 
 from .policy_evaluation import policies_ready, policy_evaluations
 
@@ -110,8 +109,5 @@ def _rl_figures(rl: dict[str, Any] | None) -> dict[str, Any] | None:
 
 
 def rl_samples(run: PipelineRun) -> list[dict[str, Any]]:
-    """The held-out responses saved at each RL evaluation, newest first (reward hacking shows as it happens)."""
-    folder = run_directory(run) / RL_DIR / SAMPLES_DIR
-    if not folder.is_dir():
-        return []
-    return [json.loads(path.read_text(encoding="utf-8")) for path in sorted(folder.glob("step-*.json"), reverse=True)]
+    """The RL stage's held-out responses per evaluation, newest first."""
+    return held_out_samples(run_directory(run) / RL_DIR)

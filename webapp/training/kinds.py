@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from pipelines.training.stages import training_stages
-from webapp.runs.registry import RunClone, RunKind
+from webapp.runs.registry import RunClone, RunKind, RunSection
 
+from . import rl_run_page
 from .clone import training_form_data
 from .rl_forms import rl_form_data
 
@@ -60,5 +61,6 @@ TRAIN_RL = RunKind(
     form="webapp.training.rl_forms.RLRunForm",
     config_build="webapp.training.rl_forms.rl_run_config",
     clone=RunClone(form_url="training:rl-new", form_data=rl_form_data),
+    section=RunSection(template=rl_run_page.TEMPLATE, context=rl_run_page.context),
     stages=lambda config: training_stages("rl"),
 )

@@ -19,7 +19,13 @@ from pipelines.training.rl.prompts import PROMPT_FIELDS
 from webapp.library.models import Artifact, SeedPromptSet
 from webapp.registry.models import ModelEntry
 
-from .services import CPU_MAX_PARAMETERS, _device_memory_bytes, check_trainable, resolve_prompt_format
+from .services import (
+    CPU_MAX_PARAMETERS,
+    _device_memory_bytes,
+    check_trainable,
+    resolve_prompt_format,
+    worker_training_devices,
+)
 
 RL_TRAINER = "rl"
 RL_KIND = "train_rl"
@@ -59,6 +65,7 @@ def rl_config_build(
     prompt_format = resolve_prompt_format(model, chosen_format, "prompt_format")
     config = RLConfig.from_dict(lay_over(config.to_dict(), {"training": {"prompt_format": prompt_format}}))
     check_rl_fits_memory(config, model, reward_model)
+    processes = 1 if config.algorithm == "ppo" else worker_training_devices()
     return {
         "trainer": RL_TRAINER,
         "model_id": model.pk,
@@ -66,9 +73,10 @@ def rl_config_build(
         "prompt_set_id": prompt_set.pk if prompt_set is not None else None,
         "prompts_dataset_id": prompts_dataset.pk if prompts_dataset is not None else None,
         "preset": preset,
-        # RL trains in the worker's own process, on one device (policy, reference, reward, value model).
-        "distributed": {"processes": 1},
-        "effective_batch": rl_batch_text(config),
+        # PPO trains in one process (policy, reference, reward and value model on one device); RLOO and GRPO
+        # on every device the worker owns, as the other trainers do (each rank a copy of every model).
+        "distributed": {"processes": processes},
+        "effective_batch": rl_batch_text(config, processes),
         "config": config.to_dict(),
     }
 
@@ -135,14 +143,15 @@ def check_rl_fits_memory(config: RLConfig, model: ModelEntry, reward_model: Mode
         )
 
 
-def rl_batch_text(config: RLConfig) -> str:
-    """What one RL step samples, spelt out: "8 prompts x 4 responses = 32 rollouts a step"."""
+def rl_batch_text(config: RLConfig, devices: int = 1) -> str:
+    """What one RL step samples, spelt out: "8 prompts x 4 responses = 32 rollouts a step" (per device, then
+    "x 8 devices = 256" when a group of RLOO/GRPO ranks each samples its own batch)."""
     prompts = config.prompts_per_step
-    if config.algorithm == "ppo":
-        return f"{prompts} prompts x 1 response = {prompts} rollouts a step"
-    return (
-        f"{prompts} prompts x {config.num_generations} responses = {prompts * config.num_generations} rollouts a step"
-    )
+    responses = 1 if config.algorithm == "ppo" else config.num_generations
+    text = f"{prompts} prompts x {responses} response{'s' if responses > 1 else ''} = {prompts * responses} rollouts"
+    if devices > 1:
+        return f"{text} x {devices} devices = {prompts * responses * devices} rollouts a step"
+    return f"{text} a step"
 
 
 def rl_kind(config: dict[str, Any]) -> str:

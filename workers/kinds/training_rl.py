@@ -5,8 +5,10 @@ run directory once (`prompts.jsonl`) and registered as the run's artifact: every
 trains on the same prompts even if the set changes, and the policy's `trained_on` names them. The
 run directory holds the checkpoints, so a resumed attempt continues from the newest one.
 
-RL trains in the worker's own process, on one device (the policy, its reference, the reward model
-and PPO's value model together); a run asking for more processes or for the Ray launcher is refused.
+PPO trains in the worker's own process, on one device (the policy, its reference, the reward model and
+the value model together). RLOO and GRPO run as a process group on the devices the worker owns, like
+the other trainers (`distributed.processes`; each rank holds its own copies); the Ray launcher is
+refused for RL.
 """
 
 from __future__ import annotations
@@ -37,13 +39,14 @@ PROMPTS_ARTIFACT = "rl-prompts"
 def prepare(run: PipelineRun, store: RunStore) -> PreparedJob:
     policy = ModelEntry.objects.get(pk=run.config["model_id"])
     reward_model = ModelEntry.objects.get(pk=run.config["reward_model_id"])
+    config = RLConfig.from_dict(run.config["config"])
     distributed = run.config.get("distributed") or {}
-    check_one_process(distributed)
-    _processes, devices = training_processes({"processes": 1})
+    check_launcher(distributed, config)
+    processes, devices = training_processes(distributed if config.algorithm != "ppo" else {"processes": 1})
     prompts = prompts_artifact(run, store)
     return PreparedJob(
-        pipeline=partial(run_training_on_processes, processes=1, devices=devices),
-        config=RLConfig.from_dict(run.config["config"]),
+        pipeline=partial(run_training_on_processes, processes=processes, devices=devices),
+        config=config,
         inputs=TrainingInputs(
             model=policy.backend_spec(),
             dataset_path=Path(prompts.jsonl_path),
@@ -51,22 +54,23 @@ def prepare(run: PipelineRun, store: RunStore) -> PreparedJob:
         ),
         models={"model": policy, REWARD_MODEL_ROLE: reward_model},
         datasets={"dataset": prompts},
-        summary={"effective_batch": run.config.get("effective_batch", ""), "training_processes": 1},
+        summary={"effective_batch": run.config.get("effective_batch", ""), "training_processes": processes},
     )
 
 
-def check_one_process(distributed: dict[str, Any]) -> None:
-    """RL runs in this worker's process: refuse the Ray launcher and more than one process by name."""
+def check_launcher(distributed: dict[str, Any], config: RLConfig) -> None:
+    """RL runs on this worker's devices: refuse the Ray launcher, and (PPO) more than one process, by name."""
     if distributed.get("launcher") == "ray":
         raise InvalidConfigError(
-            "distributed.launcher is ray, but RL trains in the worker's own process on one device (policy, "
-            "reference, reward and value models together): remove distributed.launcher",
+            "distributed.launcher is ray, but RL trains on the worker's own devices (torchrun for RLOO and GRPO): "
+            "remove distributed.launcher",
             field="distributed",
         )
     asked = distributed.get("processes", 1)
-    if asked not in (0, 1):
+    if config.algorithm == "ppo" and asked not in (0, 1):
         raise InvalidConfigError(
-            f"distributed.processes is {asked!r}, but RL trains in one process on one device: set it to 1",
+            f"distributed.processes is {asked!r}, but PPO trains in one process on one device: set it to 1, "
+            "or choose rloo or grpo, which run on many",
             field="distributed",
         )
 

@@ -4,9 +4,10 @@ Each is a `pipelines.common.presets.Preset`, like every method's presets. The se
 (`training`, `options`) so the form can show what a preset sets without applying it. Imports no
 torch: the web form lists and applies them.
 
-Why there is no 8-GPU preset: RL runs in one process for now (`run_training_on_processes` refuses
-more); and no full fine-tuning 7B preset: `rl_memory_estimate` puts full RLOO of a 7B policy far over
-one 80 GB GPU (training the policy alone needs ~147 GiB), so it would only fail.
+The 8-GPU preset is RLOO: TRL's critic-free trainers run as a torchrun group (one rank per GPU, each
+with its own copies of the models), while our PPO runs in one process. There is no full fine-tuning 7B
+preset: `rl_memory_estimate` puts full RLOO of a 7B policy far over one 80 GB GPU (training the policy
+alone needs ~147 GiB, and DDP does not shard it), so it would only fail.
 """
 
 from __future__ import annotations
@@ -105,6 +106,27 @@ RL_PRESETS: tuple[RLPreset, ...] = (
             "device": "cuda",
         },
         options={"max_new_tokens": 256, "kl_coef": 0.05, "eval_steps": 20},
+    ),
+    RLPreset(
+        "7b-lora-8gpu-rloo",
+        "RLOO on a worker that owns 8 GPUs: one rank per GPU (torchrun), each with the LoRA policy, its frozen "
+        "reference and the reward model (about 44 GiB per 80 GB GPU for a 7B policy and a 7B reward model); "
+        "8 prompts x 4 responses per GPU, 64 prompts (256 rollouts) a step, 256-token responses, 200 steps, "
+        "lr 1e-5, KL 0.05, bf16, gradient checkpointing. PPO runs in one process, so this preset is RLOO.",
+        training={
+            "max_steps": 200,
+            "per_device_batch_size": 8,
+            "gradient_accumulation_steps": 1,
+            "learning_rate": 1e-5,
+            "save_steps": 20,
+            "logging_steps": 1,
+            "adapter": "lora",
+            "lora": {"r": 16, "alpha": 32, "dropout": 0.05, "target_modules": "all-linear"},
+            "gradient_checkpointing": True,
+            "dtype": "auto",
+            "device": "cuda",
+        },
+        options={"algorithm": "rloo", "num_generations": 4, "max_new_tokens": 256, "kl_coef": 0.05, "eval_steps": 20},
     ),
 )
 
