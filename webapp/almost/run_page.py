@@ -8,7 +8,7 @@ from pipelines.almost.config import configuration_name
 from pipelines.almost.policy import RL_DIR
 from webapp.runs.models import PipelineRun
 from webapp.runs.services import run_directory
-from webapp.training.rl_run_page import held_out_samples
+from webapp.training.rl_run_page import held_out_curve, held_out_samples
 
 from .policy_evaluation import policies_ready, policy_evaluations
 
@@ -84,7 +84,8 @@ def policy_context(run: PipelineRun) -> dict[str, Any] | None:
             {"policy": name, **policies[name]} for name in ("base", "sft", "rl") if name in policies
         ],
         "held_out_prompts": evaluation.get("held_out_prompts"),
-        "samples": rl_samples(run),
+        "samples": held_out_samples(run_directory(run) / RL_DIR),
+        "curve": held_out_curve(run_directory(run) / RL_DIR),
         "stage_seconds": [
             {"stage": STAGE_LABELS.get(name, name), "seconds": seconds}
             for name, seconds in (summary.get("stage_seconds") or {}).items()
@@ -106,8 +107,3 @@ def _rl_figures(rl: dict[str, Any] | None) -> dict[str, Any] | None:
         "length_start": rl.get("held_out/length_mean_at_start"),
         "length_end": rl.get("held_out/length_mean"),
     }
-
-
-def rl_samples(run: PipelineRun) -> list[dict[str, Any]]:
-    """The RL stage's held-out responses per evaluation, newest first."""
-    return held_out_samples(run_directory(run) / RL_DIR)
