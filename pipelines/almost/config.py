@@ -307,7 +307,8 @@ class PolicyConfig:
         _check_flag("policy.rl_enabled", self.rl_enabled)
         if self.rl_enabled and not self.sft_enabled:
             raise InvalidConfigError(
-                "policy.rl_enabled needs policy.sft_enabled: RL starts from the SFT policy, which is also its reference"
+                "policy.rl_enabled needs policy.sft_enabled: RL starts from the SFT policy, which is also its reference",
+                field="policy.rl_enabled",
             )
         if self.rl.training.prompt_format != self.sft.training.prompt_format:
             raise InvalidConfigError(
@@ -369,7 +370,9 @@ class AlmostConfig:
                 )
             seen[configuration.name] = index
         if self.policy.sft_enabled and not self.rmsp.enabled:
-            raise InvalidConfigError("policy.sft_enabled needs RMSP: the SFT policy trains on its demonstrations")
+            raise InvalidConfigError(
+                "policy.sft_enabled needs RMSP: the SFT policy trains on its demonstrations", field="policy.sft_enabled"
+            )
         if self.rmsp.enabled and self.rmsp.configuration >= len(self.configurations):
             raise InvalidConfigError(
                 f"rmsp.configuration is {self.rmsp.configuration} but the rubric has "

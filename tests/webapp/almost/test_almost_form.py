@@ -469,3 +469,31 @@ def test_the_advanced_section_stays_open_through_a_rubric_edit_when_it_holds_a_c
     )  # the initial
     assert '<details class="advanced" data-advanced>' in plain.content.decode()
     assert PipelineRun.objects.count() == 0
+
+
+def test_the_policy_stages_reach_the_config_and_rl_without_sft_is_refused_on_its_box(
+    researcher_client, seeds, hhh, small
+):
+    rows = [
+        {"model": small.pk, "shots": "3", "demonstration_set": hhh.pk},
+        {"model": small.pk, "shots": "1", "demonstration_set": hhh.pk},
+    ]
+    refused = researcher_client.post("/almost/new/", _post(seeds, small, rows, action="start", policy_rl="on"))
+    assert refused.status_code == 400 and "needs policy.sft_enabled" in refused.content.decode()
+    assert not PipelineRun.objects.exists()
+
+    response = researcher_client.post(
+        "/almost/new/",
+        _post(seeds, small, rows, action="start", policy_sft="on", policy_rl="on", rl_algorithm="rloo",
+              rl_preset="cpu-demo", rl_max_steps="3", rl_held_out_prompts="2"),
+    )
+    assert response.status_code == 302, response.content.decode()[:3000]
+    run = PipelineRun.objects.get()
+    policy = run.config["almost"]["policy"]
+    assert (policy["sft_enabled"], policy["rl_enabled"]) == (True, True)
+    rl = policy["rl"]
+    assert (rl["algorithm"], rl["training"]["max_steps"], rl["held_out_prompts"]) == ("rloo", 3, 2)
+    assert rl["max_new_tokens"] == 32 and rl["training"]["device"] == "cpu"  # the cpu-demo preset underneath
+    assert policy["sft"]["training"]["max_steps"] == 20  # the run's training preset (tiny-cpu-demo) trains SFT too
+    assert rl["training"]["prompt_format"] == policy["sft"]["training"]["prompt_format"]
+    assert run.config["rl_preset"] == "cpu-demo"
