@@ -168,19 +168,20 @@ class CheckpointingTrainer(Trainer):
                 shutil.rmtree(target)
             os.replace(staging_root / name, target)
             shutil.rmtree(staging_root, ignore_errors=True)
-            self._rotate_store_checkpoints(final_root)
+            keep_newest_checkpoints(final_root, self.args.save_total_limit)
 
-    def _rotate_store_checkpoints(self, root: Path) -> None:
-        limit = self.args.save_total_limit
-        if not limit:
-            return
-        found = sorted(
-            (int(match.group(1)), path)
-            for path in root.iterdir()
-            if path.is_dir() and (match := _CHECKPOINT_NAME.match(path.name))
-        )
-        for _step, path in found[:-limit]:
-            shutil.rmtree(path, ignore_errors=True)
+
+def keep_newest_checkpoints(root: Path, limit: int | None) -> None:
+    """Delete all but the `limit` newest `checkpoint-<step>` folders under `root` (0 or None keeps all)."""
+    if not limit:
+        return
+    found = sorted(
+        (int(match.group(1)), path)
+        for path in root.iterdir()
+        if path.is_dir() and (match := _CHECKPOINT_NAME.match(path.name))
+    )
+    for _step, path in found[:-limit]:
+        shutil.rmtree(path, ignore_errors=True)
 
 
 def without_console_printer(trainer: Trainer) -> Trainer:

@@ -37,7 +37,6 @@ import contextlib
 import math
 import os
 import random
-import re
 import shutil
 from collections import defaultdict
 from dataclasses import dataclass
@@ -59,12 +58,11 @@ from pipelines.training.rl.held_out import HeldOutEvaluator
 from pipelines.training.rl.sampling import Sample, response_log_probs, sample_responses, token_log_probs
 from pipelines.training.runtime import Runtime
 from pipelines.training.saving import save_final
-from pipelines.training.trainer import CHECKPOINTS_DIR, latest_checkpoint
+from pipelines.training.trainer import CHECKPOINTS_DIR, keep_newest_checkpoints, latest_checkpoint
 
 POLICY_DIR = "policy"
 VALUE_DIR = "value"
 STATE_FILE = "ppo_state.pt"
-_CHECKPOINT_NAME = re.compile(r"^checkpoint-(\d+)$")
 
 
 @dataclass
@@ -573,7 +571,7 @@ def save_checkpoint(
     if target.exists():
         shutil.rmtree(target)
     os.replace(staging, target)
-    _keep_newest(checkpoints_dir, args.save_total_limit)
+    keep_newest_checkpoints(checkpoints_dir, args.save_total_limit)
     return target
 
 
@@ -601,18 +599,6 @@ def _save_on_cancel(
     if step > 0 and not (checkpoints_dir / f"checkpoint-{step}").is_dir():
         return save_checkpoint(checkpoints_dir, step, models, args, last_metrics, window)
     return latest_checkpoint(checkpoints_dir)
-
-
-def _keep_newest(root: Path, limit: int) -> None:
-    if not limit:
-        return
-    found = sorted(
-        (int(match.group(1)), path)
-        for path in root.iterdir()
-        if path.is_dir() and (match := _CHECKPOINT_NAME.match(path.name))
-    )
-    for _step, path in found[:-limit]:
-        shutil.rmtree(path, ignore_errors=True)
 
 
 class _PolicySaver:
