@@ -6,7 +6,7 @@ de-duplicate by the `X-Refinery-Delivery` header), signed with the hook's secret
 again right before the POST (a DNS record may have changed since registration), redirects are never
 followed (a 3xx counts as a failure), and the timeout is short, so a slow receiver holds a worker
 for seconds at most. Failures are data: each attempt is a log row, and the retry is a new job
-scheduled with `enqueue_in`, which the worker's scheduler (`rqworker --with-scheduler`) releases.
+scheduled with `enqueue_at` (`not_before`), which the worker's scheduler (`rqworker --with-scheduler`) releases.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import django_rq
 import httpx
@@ -49,8 +49,8 @@ def deliver_webhook_job(delivery_id: int) -> str:
         error=error,
     )
     if next_delay is not None:
-        django_rq.get_queue("default").enqueue_in(
-            timedelta(seconds=next_delay),
+        django_rq.get_queue("default").enqueue_at(
+            not_before(timedelta(seconds=next_delay)),
             services.DELIVERY_JOB,
             delivery_id,
             job_timeout=settings.REFINERY_WEBHOOK_TIMEOUT_SECONDS * 4 + 30,
@@ -94,3 +94,14 @@ def _post(plan: services.AttemptPlan) -> tuple[int | None, str]:
             f"HTTP {response.status_code}: redirects are not followed (to {response.headers.get('location', '?')})",
         )
     return response.status_code, f"HTTP {response.status_code}: {response.text[:RESPONSE_TEXT_KEPT]}"
+
+
+def not_before(delay: timedelta) -> datetime:
+    """The first whole second at least `delay` from now, in UTC.
+
+    Why: RQ's scheduler keeps a job's time in whole seconds, cut down (`utctimetuple`): a retry put
+    `enqueue_in(1 s)` at 12:00:00.9 is stored as due at 12:00:01 and may go out 0.1 s after the failure.
+    Rounding up keeps every retry at least its delay after the failure.
+    """
+    due = datetime.now(UTC) + delay
+    return due.replace(microsecond=0) + timedelta(seconds=1) if due.microsecond else due

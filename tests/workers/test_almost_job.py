@@ -194,8 +194,9 @@ def test_the_whole_chain_on_the_bundled_model_through_a_worker_ends_with_an_rl_p
     )
     config["almost"]["prompt_generation"]["min_chars"] = 5
     config["almost"]["reward"]["eval_fraction"] = 0.34
-    config["almost"]["policy"]["sft"]["training"].update(max_steps=2, save_steps=1)
-    config["almost"]["policy"]["rl"].update(max_new_tokens=12, eval_steps=1)
+    config["almost"]["policy"]["sft"]["training"].update(max_steps=1, save_steps=1)
+    config["almost"]["policy"]["rl"].update(max_new_tokens=12, eval_steps=2)
+    config["almost"]["policy"]["rl"]["ppo"]["num_ppo_epochs"] = 1  # the mechanics, in a suite that must stay short
     config["almost"]["policy"]["rl"]["training"].update(per_device_batch_size=2, save_steps=1)
     worker = rq_worker().wait_ready()
     run = run_services.run_create(kind="almost", user=researcher, config=config, name="ALMoST to the end")

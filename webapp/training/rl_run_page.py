@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from pipelines.common.store import RunStore
-from pipelines.training.rl.held_out import SAMPLES_DIR, read_curve
+from pipelines.training.rl.files import SAMPLES_DIR, read_curve
 from webapp.runs.models import PipelineRun
 from webapp.runs.services import run_directory
 

@@ -23,11 +23,10 @@ from pipelines.common.progress import Progress
 from pipelines.common.store import RunStore
 from pipelines.training.examples import Messages
 from pipelines.training.rl.config import RLConfig
+from pipelines.training.rl.files import CURVE_FILE, SAMPLES_DIR
 from pipelines.training.rl.rewards import RewardFunction
 from pipelines.training.rl.sampling import response_kl, sample_responses
 
-CURVE_FILE = "held_out/curve.jsonl"
-SAMPLES_DIR = "held_out/samples"
 EVAL_SEED = 1234
 """The held-out samples' seed: every evaluation draws with it, so two checkpoints differ by the policy alone."""
 
@@ -121,14 +120,4 @@ def _append(store: RunStore, row: dict[str, Any]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("a", encoding="utf-8") as handle:
         handle.write(json.dumps(row) + "\n")
-
-
-def read_curve(store: RunStore) -> list[dict[str, Any]]:
-    """The held-out figures recorded so far, one row per step (a resumed run's repeated step: the last one)."""
-    if not store.exists(CURVE_FILE):
-        return []
-    by_step: dict[int, dict[str, Any]] = {}
-    for row in store.read_jsonl(CURVE_FILE):
-        by_step[int(row["step"])] = row
-    return [by_step[step] for step in sorted(by_step)]
 

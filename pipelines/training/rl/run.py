@@ -23,7 +23,8 @@ from pipelines.training.formatting import prompt_text
 from pipelines.training.models import load_tokenizer
 from pipelines.training.result import TrainingResult
 from pipelines.training.rl.config import RLConfig
-from pipelines.training.rl.held_out import HeldOutEvaluator, read_curve
+from pipelines.training.rl.files import read_curve
+from pipelines.training.rl.held_out import HeldOutEvaluator
 from pipelines.training.rl.prompts import RLPrompts, read_prompt_rows, split_prompts
 from pipelines.training.rl.rewards import RewardFunction
 from pipelines.training.runtime import resolve_runtime

@@ -29,7 +29,7 @@ def test_a_job_round_trips_through_its_file_and_checks_its_trainer(tmp_path: Pat
     with pytest.raises(InvalidConfigError, match="only preference training uses a reference model"):
         DistributedJob.for_config(config, model_dir="m", dataset_path="d", run_dir=tmp_path, reference_model_dir="r")
     with pytest.raises(InvalidConfigError, match="trainer must be one of"):
-        DistributedJob.from_dict({**job.to_dict(), "trainer": "rl"})
+        DistributedJob.from_dict({**job.to_dict(), "trainer": "ppo"})
 
 
 def test_rank_zero_events_replay_into_the_workers_progress_a_half_written_line_waits(tmp_path: Path):

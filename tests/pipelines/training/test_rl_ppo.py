@@ -16,7 +16,7 @@ from pipelines.common.store import RunStore
 from pipelines.errors import RunCancelled
 from pipelines.training.formatting import TRAINING_FORMAT_FILE
 from pipelines.training.rl.config import PPOSettings, RLConfig
-from pipelines.training.rl.held_out import read_curve
+from pipelines.training.rl.files import read_curve
 from pipelines.training.rl.ppo import step_prompt_indices, value_model_source
 from pipelines.training.rl.run import run_rl
 from tests.pipelines.training.conftest import tiny_training, write_jsonl

@@ -61,7 +61,14 @@ def test_full_fine_tuning_a_7b_policy_does_not_fit_one_gpu_so_there_is_no_such_p
     full = replace(_config("7b-lora-1gpu"), algorithm="rloo")
     full = replace(full, training=replace(full.training, adapter="full"))
     assert rl_memory_estimate(full, 7_000_000_000)["total"] > 80e9
-    assert all("full" not in preset.name and "8gpu" not in preset.name for preset in RL_PRESETS)
+    assert all("full" not in preset.name for preset in RL_PRESETS)
+
+
+def test_the_8_gpu_preset_is_a_critic_free_lora_run_that_fits_each_gpu():
+    """A process group is for RLOO and GRPO (PPO trains in one process); each rank holds every model."""
+    config = _config("7b-lora-8gpu-rloo")
+    assert config.algorithm == "rloo" and config.training.adapter == "lora" and config.training.device == "cuda"
+    assert rl_memory_estimate(config, 7_000_000_000)["total"] < 80e9
 
 
 def test_an_unknown_preset_is_refused_on_the_preset_field_listing_the_known_ones():
