@@ -62,7 +62,7 @@ def run_rl(
     main_process = is_main_process()
     device = rank_device(runtime.device)
     if main_process:
-            store.write_json(
+        store.write_json(
             {"kind": "rl", "config": config.to_dict(), "model_dir": str(policy_dir),
              "reward_model_dir": str(reward_model_dir), "dataset_path": str(prompts_path)},
             "training_config.json",
@@ -102,7 +102,7 @@ def run_rl(
     if config.algorithm == "ppo":
         from pipelines.training.rl.ppo import train_ppo
 
-        result = train_ppo(
+        return train_ppo(
             config,
             policy_dir=policy_dir,
             reward_model_dir=reward_model_dir,
@@ -116,21 +116,19 @@ def run_rl(
             runtime=runtime,
             progress=progress,
         )
-    else:
-        from pipelines.training.rl.trl_trainers import train_with_trl
+    from pipelines.training.rl.trl_trainers import train_with_trl
 
-        result = train_with_trl(
-            config,
-            policy_dir=policy_dir,
-            tokenizer=tokenizer,
-            train_prompts=prompts.train,
-            reward=reward,
-            evaluator=evaluator,
-            store=store,
-            runtime=runtime,
-            progress=progress,
-        )
-    return result
+    return train_with_trl(
+        config,
+        policy_dir=policy_dir,
+        tokenizer=tokenizer,
+        train_prompts=prompts.train,
+        reward=reward,
+        evaluator=evaluator,
+        store=store,
+        runtime=runtime,
+        progress=progress,
+    )
 
 
 def rl_prompts(
