@@ -15,7 +15,6 @@ Measured per held-out prompt, one response sampled at the rollouts' temperature 
 
 from __future__ import annotations
 
-import json
 import statistics
 from typing import Any
 
@@ -23,7 +22,7 @@ from pipelines.common.progress import Progress
 from pipelines.common.store import RunStore
 from pipelines.training.examples import Messages
 from pipelines.training.rl.config import RLConfig
-from pipelines.training.rl.files import CURVE_FILE, SAMPLES_DIR
+from pipelines.training.rl.files import CURVE_FILE, SAMPLES_DIR, read_curve
 from pipelines.training.rl.rewards import RewardFunction
 from pipelines.training.rl.sampling import response_kl, sample_responses
 
@@ -115,9 +114,8 @@ class HeldOutEvaluator:
 
 
 def _append(store: RunStore, row: dict[str, Any]) -> None:
-    """One row more on the curve; a resumed run measures a step again, and `read_curve` keeps the last."""
-    path = store.path(CURVE_FILE)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("a", encoding="utf-8") as handle:
-        handle.write(json.dumps(row) + "\n")
+    """One row more on the curve, the file rewritten atomically (a crash leaves the old curve whole); a
+    resumed run that measures a step again replaces that step's row."""
+    rows = [earlier for earlier in read_curve(store) if earlier["step"] != row["step"]]
+    store.write_jsonl(sorted([*rows, row], key=lambda entry: entry["step"]), CURVE_FILE)
 

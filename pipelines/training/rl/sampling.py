@@ -33,14 +33,33 @@ def sample_responses(
     batch_size: int,
     seed: int | None = None,
 ) -> list[Sample]:
-    """Sample one response per prompt (left-padded batches); a response stops at EOS or `max_new_tokens`."""
+    """Sample one response per prompt (left-padded batches); a response stops at EOS or `max_new_tokens`.
+
+    With `seed`, the draws come from that seed on a forked random state: the caller's own stream (the
+    trainer's, which checkpoints save and resume) goes on as if this call had not happened.
+    """
+    device = next(model.parameters()).device
+    if seed is None:
+        return _sample(model, tokenizer, prompt_ids, max_new_tokens, temperature, top_p, batch_size)
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        torch.manual_seed(seed)
+        return _sample(model, tokenizer, prompt_ids, max_new_tokens, temperature, top_p, batch_size)
+
+
+def _sample(
+    model: Any,
+    tokenizer: Any,
+    prompt_ids: list[list[int]],
+    max_new_tokens: int,
+    temperature: float,
+    top_p: float,
+    batch_size: int,
+) -> list[Sample]:
     eos = tokenizer.eos_token_id
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else eos
     device = next(model.parameters()).device
     was_training = model.training
     model.eval()
-    if seed is not None:
-        torch.manual_seed(seed)
     samples: list[Sample] = []
     with torch.inference_mode():
         for start in range(0, len(prompt_ids), batch_size):
