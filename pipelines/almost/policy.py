@@ -137,7 +137,8 @@ def evaluate_policies(
             store=None,
             progress=progress,
         )
-        model = load_reference(model_dir, runtime)
+        # The SFT policy is already loaded as the others' reference: measured as it is, not loaded twice.
+        model = reference if name == "sft" and reference is not None else load_reference(model_dir, runtime)
         figures = evaluator.evaluate(model, 0, record=False)
         figures.pop("step", None)
         results[name] = figures

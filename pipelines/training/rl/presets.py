@@ -59,6 +59,21 @@ def rl_default_values() -> dict[str, Any]:
     return {"training": rl_training_defaults().to_dict()}
 
 
+_7B_LORA: dict[str, Any] = {
+    # A 7B policy with LoRA on CUDA, 8 prompts a step per device: one GPU or one rank of a group alike.
+    "max_steps": 200,
+    "per_device_batch_size": 8,
+    "gradient_accumulation_steps": 1,
+    "learning_rate": 1e-5,
+    "save_steps": 20,
+    "logging_steps": 1,
+    "adapter": "lora",
+    "lora": {"r": 16, "alpha": 32, "dropout": 0.05, "target_modules": "all-linear"},
+    "gradient_checkpointing": True,
+    "dtype": "auto",
+    "device": "cuda",
+}
+
 RL_PRESETS: tuple[RLPreset, ...] = (
     RLPreset(
         "cpu-demo",
@@ -92,19 +107,7 @@ RL_PRESETS: tuple[RLPreset, ...] = (
         "responses, 200 steps, lr 1e-5, KL 0.05. For a 7B policy and a 7B reward model on one 80 GB GPU: about "
         "61 GiB with PPO (policy, frozen reference, reward model and a LoRA value model), about 44 GiB with "
         "RLOO or GRPO (no value model).",
-        training={
-            "max_steps": 200,
-            "per_device_batch_size": 8,
-            "gradient_accumulation_steps": 1,
-            "learning_rate": 1e-5,
-            "save_steps": 20,
-            "logging_steps": 1,
-            "adapter": "lora",
-            "lora": {"r": 16, "alpha": 32, "dropout": 0.05, "target_modules": "all-linear"},
-            "gradient_checkpointing": True,
-            "dtype": "auto",
-            "device": "cuda",
-        },
+        training=_7B_LORA,
         options={"max_new_tokens": 256, "kl_coef": 0.05, "eval_steps": 20},
     ),
     RLPreset(
@@ -113,19 +116,7 @@ RL_PRESETS: tuple[RLPreset, ...] = (
         "reference and the reward model (about 44 GiB per 80 GB GPU for a 7B policy and a 7B reward model); "
         "8 prompts x 4 responses per GPU, 64 prompts (256 rollouts) a step, 256-token responses, 200 steps, "
         "lr 1e-5, KL 0.05, bf16, gradient checkpointing. PPO runs in one process, so this preset is RLOO.",
-        training={
-            "max_steps": 200,
-            "per_device_batch_size": 8,
-            "gradient_accumulation_steps": 1,
-            "learning_rate": 1e-5,
-            "save_steps": 20,
-            "logging_steps": 1,
-            "adapter": "lora",
-            "lora": {"r": 16, "alpha": 32, "dropout": 0.05, "target_modules": "all-linear"},
-            "gradient_checkpointing": True,
-            "dtype": "auto",
-            "device": "cuda",
-        },
+        training=_7B_LORA,
         options={"algorithm": "rloo", "num_generations": 4, "max_new_tokens": 256, "kl_coef": 0.05, "eval_steps": 20},
     ),
 )

@@ -6,6 +6,8 @@ across algorithms are measured one way.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,29 +41,13 @@ def sample_responses(
     trainer's, which checkpoints save and resume) goes on as if this call had not happened.
     """
     device = next(model.parameters()).device
-    if seed is None:
-        return _sample(model, tokenizer, prompt_ids, max_new_tokens, temperature, top_p, batch_size)
-    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
-        torch.manual_seed(seed)
-        return _sample(model, tokenizer, prompt_ids, max_new_tokens, temperature, top_p, batch_size)
-
-
-def _sample(
-    model: Any,
-    tokenizer: Any,
-    prompt_ids: list[list[int]],
-    max_new_tokens: int,
-    temperature: float,
-    top_p: float,
-    batch_size: int,
-) -> list[Sample]:
+    seeded = contextlib.nullcontext() if seed is None else _seeded(seed, device)
     eos = tokenizer.eos_token_id
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else eos
-    device = next(model.parameters()).device
     was_training = model.training
     model.eval()
     samples: list[Sample] = []
-    with torch.inference_mode():
+    with seeded, torch.inference_mode():
         for start in range(0, len(prompt_ids), batch_size):
             batch = prompt_ids[start : start + batch_size]
             width = max(len(ids) for ids in batch)
@@ -85,6 +71,14 @@ def _sample(
     model.train(was_training)
     return samples
 
+
+
+@contextlib.contextmanager
+def _seeded(seed: int, device: torch.device) -> Iterator[None]:
+    """Draws from `seed` on a forked random state, the caller's own stream left as it was."""
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        torch.manual_seed(seed)
+        yield
 
 def _until_eos(tokens: list[int], eos: int | None) -> tuple[list[int], bool]:
     if eos is not None and eos in tokens:
