@@ -46,8 +46,12 @@
   });
 
   // The row was swapped in place: select it again (its edit form's response box when it is one).
-  document.addEventListener("htmx:afterSettle", function () {
+  // Only the settle of the row last acted on counts: an earlier row's swap that settles late
+  // (a quick "d" then "j" then "e") must neither take the focus nor forget the row still awaited.
+  document.addEventListener("htmx:afterSettle", function (event) {
     if (lastRow === null || !table()) return;
+    var settled = rowOf(event.target);
+    if (!settled || settled.dataset.row !== lastRow) return;
     var row = table().querySelector('tr[data-row="' + lastRow + '"]');
     lastRow = null;
     if (!row) return;
