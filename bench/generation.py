@@ -25,7 +25,8 @@ Usage:
     .venv/bin/python bench/generation.py --quick          # minutes: 16 new tokens, batches 1 and 8, AFT
     .venv/bin/python bench/generation.py                  # 64 new tokens, batches 1, 8, 32 and AFT
     .venv/bin/python bench/generation.py --top-p 0.95     # nucleus sampling, as the pipelines sample
-    .venv/bin/python bench/generation.py --dtype bfloat16 # a bfloat16 model, against a bfloat16 bound
+    .venv/bin/python bench/generation.py --dtype float32  # our backend in float32 (default auto: bfloat16 where
+                                                          # this CPU has its kernels and the KL check passes)
     .venv/bin/python bench/generation.py --out bench/results/generation-cpu.json
     .venv/bin/python bench/generation.py --grammar-overhead  # the grammar engines' mask cost per decoding step
 
@@ -56,6 +57,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from pipelines.llm.cpu_dtype import cpu_bfloat16_flags  # noqa: E402
 from pipelines.llm.embedded import default_model_cache_dir, ensure_embedded_model  # noqa: E402
 from pipelines.llm.prompt_batches import shared_prefix_length  # noqa: E402
 from pipelines.llm.types import SamplingParams  # noqa: E402
@@ -564,9 +566,16 @@ def main() -> None:
     parser.add_argument("--naive-threads", type=int, default=0, help="torch threads for the naive runs (0: default)")
     parser.add_argument(
         "--dtype",
+        choices=["auto", "float32", "bfloat16"],
+        default="auto",
+        help="our backend's dtype, as a registry entry gives it (auto: bfloat16 where this CPU has its kernels "
+        "and the KL check passes, else float32); the bound is the dtype it runs in",
+    )
+    parser.add_argument(
+        "--naive-dtype",
         choices=["float32", "bfloat16"],
         default="float32",
-        help="the model's dtype for every runner, and the bound's (bfloat16: where the CPU has bfloat16 kernels)",
+        help="the naive runners' dtype (float32: the model as transformers loads it)",
     )
     parser.add_argument("--model-cache-dir", type=Path, default=default_model_cache_dir())
     parser.add_argument("--out", type=Path, default=None, help="also write the JSON here")
@@ -595,17 +604,18 @@ def main() -> None:
     spec = {"kind": "transformers", "source": "embedded", "dtype": args.dtype}
     backend = build_backend(spec, model_cache_dir=args.model_cache_dir)
     ours_threads = getattr(backend, "torch_threads", None) or default_threads
+    ours_dtype = str(next(backend.model.parameters()).dtype).removeprefix("torch.")
     # The naive runners get the model exactly as transformers loads it (the backend packs its own copy).
-    plain_model = AutoModelForCausalLM.from_pretrained(backend.model_dir, dtype=getattr(torch, args.dtype)).eval()
+    plain_model = AutoModelForCausalLM.from_pretrained(backend.model_dir, dtype=getattr(torch, args.naive_dtype)).eval()
     # Warm-up: the first calls pay for kernel selection and allocator growth.
     backend.chat([[{"role": "user", "content": "Hi"}]], SamplingParams(n=2, max_tokens=4, seed=0))
     naive_batched(plain_model, backend.tokenizer, ["Hi"], 2, 4, 1.0)
     parameters = sum(parameter.numel() for parameter in plain_model.parameters())
-    bytes_per_parameter = next(plain_model.parameters()).element_size()
+    bytes_per_parameter = next(backend.model.parameters()).element_size()
 
     load_before = os.getloadavg()
     thread_counts = [1, default_threads, ours_threads]
-    hardware_before = measure_hardware(thread_counts, args.dtype)
+    hardware_before = measure_hardware(thread_counts, ours_dtype)
     results = []
     for case in cases:
         result = bench_case(
@@ -620,7 +630,7 @@ def main() -> None:
         )
         results.append(result)
         print(json.dumps(result), file=sys.stderr, flush=True)
-    hardware = fastest_hardware(hardware_before, measure_hardware(thread_counts, args.dtype))
+    hardware = fastest_hardware(hardware_before, measure_hardware(thread_counts, ours_dtype))
     for case, result in zip(cases, results, strict=True):
         bound = hardware_bound(
             parameters,
@@ -647,7 +657,12 @@ def main() -> None:
         },
         "model": backend.name,
         "parameters": parameters,
-        "dtype": str(next(plain_model.parameters()).dtype),
+        # Ours runs in `dtype` (the bound's too); the naive runners in `naive_dtype`.
+        "dtype": ours_dtype,
+        "dtype_asked": args.dtype,
+        "dtype_choice": backend.dtype_choice.as_dict() if getattr(backend, "dtype_choice", None) else None,
+        "cpu_bfloat16_flags": cpu_bfloat16_flags(),
+        "naive_dtype": args.naive_dtype,
         # Linear layers the backend packed for oneDNN (0: it decodes with plain nn.Linear).
         "packed_linears": getattr(backend, "packed_linears", 0),
         "max_tokens": max_tokens,

@@ -242,6 +242,11 @@ class BenchBackends:
                 "seconds": round(seconds, 2),
                 "reused": was_cached,
                 "torch_threads": getattr(backend, "torch_threads", None) or torch.get_num_threads(),
+                # What "auto" chose on this CPU (pipelines.llm.cpu_dtype), and why.
+                "dtype": str(next(backend.model.parameters()).dtype).removeprefix("torch.")
+                if hasattr(backend, "model")
+                else None,
+                "dtype_reason": backend.dtype_choice.reason if getattr(backend, "dtype_choice", None) else None,
             }
         )
         return backend

@@ -40,11 +40,14 @@ class WorkerBackends:
         report_tokens_to(backend, self.progress)
         name = spec.get("name") or spec_name(spec)
         self.progress.log(f"model {name} {'reused from memory' if was_cached else 'loaded'} in {seconds}s")
-        retry_through_outage(
-            lambda: services.run_update_summary(
-                run_id=self.run_id, values={"model_load_seconds": seconds, "model_cache_hit": was_cached}
-            )
-        )
+        values: dict[str, object] = {"model_load_seconds": seconds, "model_cache_hit": was_cached}
+        # A CPU model registered with dtype "auto" may run in bfloat16: the run says so, and why.
+        dtype_choice = getattr(backend, "dtype_choice", None)
+        if dtype_choice is not None:
+            values["model_dtype"] = dtype_choice.dtype
+            values["model_dtype_reason"] = dtype_choice.reason
+            self.progress.log(f"model {name} runs in {dtype_choice.dtype}: {dtype_choice.reason}")
+        retry_through_outage(lambda: services.run_update_summary(run_id=self.run_id, values=values))
         return backend
 
     def release_all(self) -> None:

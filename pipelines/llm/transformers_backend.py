@@ -48,6 +48,7 @@ from pipelines.llm.cpu_decoding import (
     pack_linear_weights,
     use_grouped_attention,
 )
+from pipelines.llm.cpu_dtype import DtypeChoice, choose_cpu_dtype
 from pipelines.llm.grammar import Grammar, GrammarCompiler
 from pipelines.llm.prompt_batches import pad_behind_prefix, plan_batches, positions_from_mask, shared_prefix_length
 from pipelines.llm.sampling import InverseCDFSampler
@@ -92,6 +93,11 @@ class TransformersBackend:
         self.tokenizer = AutoTokenizer.from_pretrained(self.model_dir, padding_side="left")
         self.model = AutoModelForCausalLM.from_pretrained(self.model_dir, dtype=_resolve_dtype(dtype, self.device))
         self.model.to(self.device).eval()
+        # "auto" on a CPU: float32, or bfloat16 where this CPU has its kernels and the model's
+        # next-token KL to float32 stays under the limit (pipelines.llm.cpu_dtype says why).
+        self.dtype_choice: DtypeChoice | None = None
+        if dtype == "auto" and self.device.type == "cpu":
+            self.model, self.dtype_choice = choose_cpu_dtype(self.model, self.tokenizer)
 
         generation_config = self.model.generation_config
         eos = (

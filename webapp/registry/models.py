@@ -34,7 +34,12 @@ class ModelEntry(models.Model):
     api_key_env = models.CharField(
         max_length=100, blank=True, help_text="Name of the environment variable holding the API key (never the key)."
     )
-    dtype = models.CharField(max_length=20, default="float32")
+    dtype = models.CharField(
+        max_length=20,
+        default="auto",
+        help_text="auto: bfloat16 on a CPU with bfloat16 kernels where the model passes the KL check "
+        "(pipelines/llm/cpu_dtype.py), else float32; the GPU's own choice on CUDA. Or float32, bfloat16, float16.",
+    )
     parent = models.ForeignKey("self", null=True, blank=True, related_name="children", on_delete=models.SET_NULL)
     produced_by_run = models.ForeignKey(
         "runs.PipelineRun", null=True, blank=True, related_name="produced_models", on_delete=models.SET_NULL

