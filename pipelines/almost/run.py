@@ -118,11 +118,7 @@ def run_almost(
     counts = build_comparisons(config, prompts, responses, store, progress)
     finished("comparisons", counts)
     if counts["kept"] < MIN_PAIRS:
-        raise InvalidInputError(
-            f"only {counts['kept']} of {counts['candidates']} candidate pairs survived the filters; "
-            f"the reward model needs at least {MIN_PAIRS}. Switch off the filters that removed most "
-            f"(see the counts), or generate more prompts"
-        )
+        raise InvalidInputError(too_few_pairs_message(counts))
     artifacts = [
         _table("comparisons", "comparisons", store.path(KEPT_FILE)),
         _table("comparisons-all", "comparisons", store.path(ALL_FILE)),
@@ -269,3 +265,18 @@ def response_statistics(name: str, rows: list[dict[str, Any]], config: AlmostCon
         "cut_at_max_tokens": sum(1 for row in rows if row.get("finish_reason") == "length"),
         "breaking": {rule: broken[rule] for rule in RESPONSE_RULES if broken[rule]},
     }
+
+
+def too_few_pairs_message(counts: dict[str, Any], shown: int = 3) -> str:
+    """Why the run stops at cs, naming the enabled filters that failed the most candidate pairs."""
+    failing = sorted(
+        (row for row in counts.get("filters", []) if row.get("enabled") and row.get("failed")),
+        key=lambda row: -row["failed"],
+    )[:shown]
+    total = counts.get("candidates", 0)
+    worst = ", ".join(f"{row['filter']} ({row['failed']} of {total})" for row in failing) or "none"
+    return (
+        f"only {counts.get('kept', 0)} of {total} candidate pairs survived the filters; the reward model needs "
+        f"at least {MIN_PAIRS}. The filters that failed most pairs: {worst}. Switch some of them off, give the "
+        f"responses more tokens (a response cut off at max_tokens fails no_final_punctuation), or generate more prompts"
+    )

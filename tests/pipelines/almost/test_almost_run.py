@@ -16,7 +16,7 @@ from pipelines.almost.config import (
     RMSPConfig,
 )
 from pipelines.almost.prompts import AlmostInputs, DemonstrationPrompt, response_prompt_text
-from pipelines.almost.run import run_almost
+from pipelines.almost.run import run_almost, too_few_pairs_message
 from pipelines.almost.self_play import _pick_best
 from pipelines.common.progress import RecordingProgress
 from pipelines.common.result import PipelineResult
@@ -175,6 +175,25 @@ def test_a_rubric_asking_for_more_dialogues_than_the_prompt_has_fails_before_any
     with pytest.raises(InvalidInputError, match="tiny-hhh-5shot: 5 shots, but demonstration prompt 'hhh' holds 2"):
         run_almost(config, _inputs(tiny_spec), backend_pool, RunStore(tmp_path), RecordingProgress())
     assert backend_pool.loads == []
+
+
+def test_too_few_pairs_left_by_the_filters_names_the_filters_that_failed_most():
+    """As the 135M demo run on 20 prompts stopped: 18 responses cut off at max_tokens."""
+    counts = {
+        "candidates": 20,
+        "kept": 0,
+        "filters": [
+            {"filter": "empty", "enabled": True, "failed": 0},
+            {"filter": "ends_with_question", "enabled": True, "failed": 3},
+            {"filter": "no_final_punctuation", "enabled": True, "failed": 18},
+            {"filter": "dont_know", "enabled": True, "failed": 1},
+            {"filter": "length", "enabled": False, "failed": 9},
+        ],
+    }
+    message = too_few_pairs_message(counts)
+    assert message.startswith("only 0 of 20 candidate pairs survived the filters; the reward model needs at least 2.")
+    assert "failed most pairs: no_final_punctuation (18 of 20), ends_with_question (3 of 20), dont_know (1 of 20)." in message
+    assert "length" not in message.split("failed most pairs:")[1].split(".")[0]  # switched off: not to blame
 
 
 class _CancelInStage(RecordingProgress):
