@@ -321,6 +321,30 @@ def _eos_ids(model) -> list[int]:
 # -- the benchmark ----------------------------------------------------------------------------------
 
 
+def best_of(runners: dict[str, Callable[[], int]], repeats: int) -> dict[str, dict[str, float]]:
+    """Each runner's tokens, best seconds and tokens/s over `repeats` rounds, the runners' order alternating.
+
+    Other processes on a shared machine slow whichever run they overlap, and the least disturbed
+    run is the closest to what the code costs. A runner returns the tokens it generated.
+    """
+    timings: dict[str, list[float]] = {key: [] for key in runners}
+    tokens: dict[str, int] = {}
+    for round_number in range(repeats):
+        order = list(runners) if round_number % 2 == 0 else list(runners)[::-1]
+        for key in order:
+            started = time.perf_counter()
+            tokens[key] = runners[key]()
+            timings[key].append(time.perf_counter() - started)
+    return {
+        key: {
+            "tokens": tokens[key],
+            "seconds": round(min(timings[key]), 2),
+            "tokens_per_s": round(tokens[key] / min(timings[key]), 1),
+        }
+        for key in runners
+    }
+
+
 def bench_case(
     backend,
     plain_model,
@@ -360,16 +384,7 @@ def bench_case(
     # The one-at-a-time loop over 32 long prompts would take minutes and says nothing new.
     if not skip_sequential and not name.startswith("few_shot"):
         runners["naive_sequential"] = with_naive_threads(naive_sequential)
-    # Alternate the runners and keep each one's best time: other processes on a shared machine slow
-    # whichever run they overlap, and the least disturbed run is the closest to what the code costs.
-    timings: dict[str, list[float]] = {key: [] for key in runners}
-    tokens: dict[str, int] = {}
-    for round_number in range(repeats):
-        order = list(runners) if round_number % 2 == 0 else list(runners)[::-1]
-        for key in order:
-            started = time.perf_counter()
-            tokens[key] = runners[key]()
-            timings[key].append(time.perf_counter() - started)
+    measured = best_of(runners, repeats)
     encoded = [tokenizer(text, add_special_tokens=False)["input_ids"] for text in texts]
     # The least prompt work any implementation must do: the prefix all prompts share once, then the rest
     # of each distinct prompt once (its n samples can share it).
@@ -383,9 +398,7 @@ def bench_case(
         "shared_prefix_tokens": shared,
         "prompt_tokens_to_compute": prompt_tokens_to_compute,
     }
-    for key in runners:
-        best = min(timings[key])
-        result[key] = {"tokens": tokens[key], "seconds": round(best, 2), "tokens_per_s": round(tokens[key] / best, 1)}
+    result.update(measured)
     ours_rate = result["ours"]["tokens_per_s"]
     result["speedup_vs_naive_batched"] = round(ours_rate / result["naive_batched"]["tokens_per_s"], 2)
     if "naive_sequential" in result:

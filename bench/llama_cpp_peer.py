@@ -37,7 +37,6 @@ import os
 import platform
 import subprocess
 import sys
-import time
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
@@ -48,7 +47,7 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
-from bench.generation import QUESTIONS, TEMPERATURE, _cpu_name  # noqa: E402
+from bench.generation import QUESTIONS, TEMPERATURE, _cpu_name, best_of  # noqa: E402
 from pipelines.llm.cpu_dtype import cpu_bfloat16_flags  # noqa: E402
 from pipelines.llm.embedded import default_model_cache_dir, embedded_gguf_path, ensure_embedded_model  # noqa: E402
 from pipelines.llm.types import SamplingParams  # noqa: E402
@@ -186,26 +185,6 @@ def ours_tokens(backend: Any, conversations: list, params: SamplingParams) -> in
 def sequential_tokens(peer: LlamaCppModel, prompts: list[list[int]], max_tokens: int) -> int:
     """llama.cpp decoding the prompts one after another, each alone; the tokens generated."""
     return sum(peer.generate([prompt], max_tokens) for prompt in prompts)
-
-
-def best_of(runners: dict[str, Callable[[], int]], repeats: int) -> dict[str, dict[str, float]]:
-    """Each runner's best tokens/s over `repeats` rounds, the order alternating (a shared machine's noise)."""
-    timings: dict[str, list[float]] = {key: [] for key in runners}
-    tokens: dict[str, int] = {}
-    for round_number in range(repeats):
-        order = list(runners) if round_number % 2 == 0 else list(runners)[::-1]
-        for key in order:
-            started = time.perf_counter()
-            tokens[key] = runners[key]()
-            timings[key].append(time.perf_counter() - started)
-    return {
-        key: {
-            "tokens": tokens[key],
-            "seconds": round(min(timings[key]), 2),
-            "tokens_per_s": round(tokens[key] / min(timings[key]), 1),
-        }
-        for key in runners
-    }
 
 
 def main() -> None:

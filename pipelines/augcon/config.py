@@ -264,6 +264,7 @@ def tiny_cpu_preset(config: AugConConfig) -> AugConConfig:
             "learning_rate": 1e-4,
             "max_length": 256,
             "max_prompt_length": 224,
+            "gradient_checkpointing": True,
             "device": "cpu",
             "dtype": "float32",
             "lora": {"r": 8, "alpha": 8, "dropout": 0.05, "target_modules": "all-linear"},
