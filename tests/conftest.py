@@ -9,7 +9,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 # Results must not depend on which CPU the suite lands on: "auto" means float32 here, not the
-# bfloat16 a host with AVX512-BF16 or AMX would pick (tests/pipelines/test_cpu_dtype.py tests that choice).
+# bfloat16 a host with AVX512-BF16 or AMX would pick (tests/pipelines/llm/test_cpu_dtype.py tests that choice).
 os.environ.setdefault("REFINERY_CPU_DTYPE", "float32")
 
 pytest_plugins = ["tests.fixtures.models", "tests.fixtures.services"]

@@ -1,13 +1,15 @@
 """Which dtype a model runs in on this CPU when its registry entry says "auto".
 
 On CPUs with bfloat16 matrix kernels (AVX512-BF16, or AMX on recent Xeons) oneDNN multiplies
-bfloat16 at twice to three times the float32 rate and decoding streams half the weight bytes:
-bench/generation.py measured ~1.5x the float32 tokens/s at batch 32 on a 2-core AMD EPYC with
-AVX512-BF16. bfloat16 keeps 8 bits of mantissa, so the model's distributions move a little. We
-take bfloat16 only where the move is measured small: the mean next-token KL divergence from the
-float32 model to the bfloat16 one, over every position of a few fixed probe prompts, must stay at
-or below `BFLOAT16_KL_LIMIT`. The check runs once per model and process, on the model about to be
-used, so a model that bfloat16 harms (large activations, odd weights) stays in float32.
+bfloat16 at about twice the float32 rate and decoding streams half the weight bytes:
+bench/generation.py and bench/llama_cpp_peer.py measured 1.3-1.5x the float32 tokens/s on 2-core
+AMD EPYC VMs with AVX512-BF16. bfloat16 keeps 8 bits of mantissa, so the model's distributions
+move a little. We take bfloat16 only where the move is measured small: the mean next-token KL
+divergence from the float32 model to the bfloat16 one, over every position of a few fixed probe
+prompts, must stay at or below `BFLOAT16_KL_LIMIT`. The check runs each time a backend loads a
+model with "auto", on the model just loaded (a few forward passes of the probe prompts, about a
+second for a 135M model), so a model that bfloat16 harms (large activations, odd weights) stays
+in float32.
 
 A registry entry's dtype ("float32", "bfloat16") always wins: the check is only for "auto".
 `REFINERY_CPU_DTYPE` (auto | float32 | bfloat16) sets what "auto" means for a whole worker; the
@@ -34,8 +36,9 @@ CPU_DTYPE_CHOICES = ("auto", "float32", "bfloat16")
 BFLOAT16_KL_LIMIT = 0.01
 """Nats of mean next-token KL(float32 || bfloat16) a model may lose to run in bfloat16.
 
-SmolLM2-135M-Instruct measured 0.0028 (top-1 token agreeing at 99% of positions) on a 2-core AMD
-EPYC; 0.01 is well under the ~0.1 that a temperature change from 0.7 to 0.75 moves the same model.
+The bundled SmolLM2-135M-Instruct measures 0.0032 on the probe prompts (the top token the same at
+97% of positions) on a 2-core AMD EPYC with AVX512-BF16: the limit leaves it a factor of three, and
+a model whose bfloat16 copy moves several times further stays in float32.
 """
 PROBE_PROMPTS = (
     "Explain why the sky is blue.",

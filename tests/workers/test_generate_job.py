@@ -58,6 +58,8 @@ def test_generate_job_runs_end_to_end_through_redis_and_a_worker_process(
     artifact = run.artifacts.get()
     assert artifact.row_count == 4 and pq.read_table(artifact.parquet_path).num_rows == 4
     assert run.summary["completion_tokens"] > 0 and run.summary["model_load_seconds"] >= 0
+    # The bundled model is registered with dtype auto; the suite pins what auto means (tests/conftest.py).
+    assert (run.summary["model_dtype"], run.summary["model_dtype_reason"]) == ("float32", "REFINERY_CPU_DTYPE=float32")
     assert run.progress_done == run.progress_total and run.stage == "export"
 
 
