@@ -78,6 +78,7 @@ sys.path.insert(0, str(REPO_ROOT))
 from bench.generation import _cpu_name  # noqa: E402
 from pipelines.common.result import PipelineResult  # noqa: E402
 from pipelines.common.store import RunStore  # noqa: E402
+from pipelines.llm.cpu_dtype import cpu_flags  # noqa: E402
 from pipelines.llm.embedded import default_model_cache_dir, ensure_embedded_model  # noqa: E402
 from pipelines.llm.loader import BackendSpec, spec_name  # noqa: E402
 from pipelines.llm.token_progress import report_tokens_to  # noqa: E402
@@ -562,14 +563,7 @@ def ratios(after: dict[str, Any], before: dict[str, Any], keys: Sequence[str]) -
 def describe_machine() -> dict[str, Any]:
     import torch
 
-    flags: set[str] = set()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("flags"):
-                flags = set(line.split(":", 1)[1].split())
-                break
-    except OSError:
-        pass
+    flags = cpu_flags()
     return {
         "cpu": _cpu_name(),
         "cpu_flags": {flag: flag in flags for flag in CPU_FLAGS},

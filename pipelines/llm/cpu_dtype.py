@@ -18,9 +18,9 @@ test suite pins it to float32 so results do not depend on which CPU a run lands 
 
 from __future__ import annotations
 
-import copy
 import logging
 import os
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -62,15 +62,19 @@ class DtypeChoice:
         return asdict(self)
 
 
-def cpu_bfloat16_flags() -> list[str]:
-    """The CPU flags that give oneDNN bfloat16 kernels (empty where /proc/cpuinfo lacks them)."""
+def cpu_flags() -> set[str]:
+    """This CPU's feature flags as /proc/cpuinfo lists them (empty where there is none)."""
     try:
         text = Path("/proc/cpuinfo").read_text()
     except OSError:
-        return []
+        return set()
     flags_line = next((line for line in text.splitlines() if line.startswith("flags")), "")
-    flags = set(flags_line.split(":", 1)[-1].split())
-    return sorted(flags & {"avx512_bf16", "amx_bf16"})
+    return set(flags_line.split(":", 1)[-1].split())
+
+
+def cpu_bfloat16_flags() -> list[str]:
+    """The CPU flags that give oneDNN bfloat16 kernels (empty where /proc/cpuinfo lacks them)."""
+    return sorted(cpu_flags() & {"avx512_bf16", "amx_bf16"})
 
 
 def cpu_has_bfloat16_kernels() -> bool:
@@ -86,45 +90,55 @@ def cpu_dtype_setting() -> str:
     return value
 
 
-def next_token_kl(
-    reference: torch.nn.Module, candidate: torch.nn.Module, tokenizer: Any, prompts: tuple[str, ...] = PROBE_PROMPTS
-) -> dict[str, float]:
-    """KL(reference || candidate) of the next-token distributions at every real position of `prompts`.
-
-    Returns the mean and the largest KL in nats and the share of positions where both models'
-    most likely token agree. Prompts are chat-templated where the tokenizer has a template.
-    """
+def _probe_inputs(tokenizer: Any, prompts: tuple[str, ...]) -> list[torch.Tensor]:
+    """The probe prompts' token ids, one tensor each (no padding: every position is real), chat-templated
+    where the tokenizer has a template."""
     if getattr(tokenizer, "chat_template", None):
-        texts = [
+        prompts = tuple(
             tokenizer.apply_chat_template([{"role": "user", "content": p}], tokenize=False, add_generation_prompt=True)
             for p in prompts
-        ]
-    else:
-        texts = list(prompts)
-    divergences, agreements = [], []
+        )
+    return [tokenizer(text, return_tensors="pt", add_special_tokens=False)["input_ids"] for text in prompts]
+
+
+def _next_token_log_probs(model: torch.nn.Module, inputs: list[torch.Tensor]) -> list[torch.Tensor]:
+    """Float32 log-softmax of the model's logits at every position of each input."""
     with torch.inference_mode():
-        for text in texts:  # one prompt at a time: no padding, so every position is real
-            input_ids = tokenizer(text, return_tensors="pt", add_special_tokens=False)["input_ids"]
-            reference_logits = reference(input_ids=input_ids).logits[0].float()
-            candidate_logits = candidate(input_ids=input_ids).logits[0].float()
-            reference_log = torch.log_softmax(reference_logits, dim=-1)
-            candidate_log = torch.log_softmax(candidate_logits, dim=-1)
-            divergences.append((reference_log.exp() * (reference_log - candidate_log)).sum(dim=-1))
-            agreements.append(reference_logits.argmax(dim=-1) == candidate_logits.argmax(dim=-1))
-    divergence = torch.cat(divergences)
+        return [torch.log_softmax(model(input_ids=ids).logits[0].float(), dim=-1) for ids in inputs]
+
+
+def next_token_kl(reference: list[torch.Tensor], candidate: list[torch.Tensor]) -> dict[str, float]:
+    """KL(reference || candidate) of next-token log-probabilities (as `_next_token_log_probs` gives them).
+
+    Returns the mean and the largest KL over all positions, in nats, and the share of positions where
+    both put the same token first.
+    """
+    divergence = torch.cat(
+        [(ref.exp() * (ref - cand)).sum(dim=-1) for ref, cand in zip(reference, candidate, strict=True)]
+    )
+    agreement = torch.cat(
+        [ref.argmax(dim=-1) == cand.argmax(dim=-1) for ref, cand in zip(reference, candidate, strict=True)]
+    )
     return {
         "mean_kl": round(float(divergence.mean()), 5),
         "max_kl": round(float(divergence.max()), 5),
-        "top1_agreement": round(float(torch.cat(agreements).float().mean()), 4),
+        "top1_agreement": round(float(agreement.float().mean()), 4),
     }
 
 
 def choose_cpu_dtype(
-    model: torch.nn.Module, tokenizer: Any, *, kl_limit: float = BFLOAT16_KL_LIMIT
+    model: torch.nn.Module,
+    tokenizer: Any,
+    *,
+    reload_float32: Callable[[], torch.nn.Module],
+    kl_limit: float = BFLOAT16_KL_LIMIT,
 ) -> tuple[torch.nn.Module, DtypeChoice]:
-    """`model` (float32, on the CPU) or a bfloat16 copy of it, by `REFINERY_CPU_DTYPE` and the KL check.
+    """`model` (float32, on the CPU) kept, or converted to bfloat16 in place, by `REFINERY_CPU_DTYPE` and
+    the KL check.
 
-    The float32 model is dropped when the bfloat16 copy is returned, so a worker holds one copy.
+    The check keeps the float32 model's probe log-probabilities (a few MB), not a second copy of the
+    model, so a large model never sits in memory twice. When bfloat16 fails the check, the rounded
+    weights cannot be turned back, so the float32 model comes from `reload_float32` (its files again).
     """
     setting = cpu_dtype_setting()
     if setting == "float32":
@@ -135,18 +149,20 @@ def choose_cpu_dtype(
                 f"{CPU_DTYPE_SETTING}=bfloat16, but this CPU has no bfloat16 kernels (AVX512-BF16 or AMX)"
             )
         return model, DtypeChoice("float32", "this CPU has no bfloat16 kernels (AVX512-BF16 or AMX)")
-    candidate = copy.deepcopy(model).to(torch.bfloat16).eval()
     if setting == "bfloat16":
-        return candidate, DtypeChoice("bfloat16", f"{CPU_DTYPE_SETTING}=bfloat16")
-    measured = next_token_kl(model, candidate, tokenizer)
+        return model.to(torch.bfloat16), DtypeChoice("bfloat16", f"{CPU_DTYPE_SETTING}=bfloat16")
+    inputs = _probe_inputs(tokenizer, PROBE_PROMPTS)
+    reference = _next_token_log_probs(model, inputs)
+    model.to(torch.bfloat16)
+    measured = next_token_kl(reference, _next_token_log_probs(model, inputs))
     flags = ", ".join(cpu_bfloat16_flags()) or "bfloat16 kernels"
     if measured["mean_kl"] <= kl_limit:
         reason = f"{flags}: bfloat16's mean next-token KL to float32 is {measured['mean_kl']} nats (limit {kl_limit})"
         logger.info("running in bfloat16: %s", reason)
-        return candidate, DtypeChoice("bfloat16", reason, **measured)
+        return model, DtypeChoice("bfloat16", reason, **measured)
     reason = (
         f"{flags}, but bfloat16's mean next-token KL to float32 is {measured['mean_kl']} nats, over the "
         f"limit of {kl_limit}"
     )
     logger.info("running in float32: %s", reason)
-    return model, DtypeChoice("float32", reason, **measured)
+    return reload_float32().eval(), DtypeChoice("float32", reason, **measured)

@@ -97,7 +97,11 @@ class TransformersBackend:
         # next-token KL to float32 stays under the limit (pipelines.llm.cpu_dtype says why).
         self.dtype_choice: DtypeChoice | None = None
         if dtype == "auto" and self.device.type == "cpu":
-            self.model, self.dtype_choice = choose_cpu_dtype(self.model, self.tokenizer)
+            self.model, self.dtype_choice = choose_cpu_dtype(
+                self.model,
+                self.tokenizer,
+                reload_float32=lambda: AutoModelForCausalLM.from_pretrained(self.model_dir, dtype=torch.float32),
+            )
 
         generation_config = self.model.generation_config
         eos = (
