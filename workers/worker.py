@@ -34,6 +34,7 @@ from rq.queue import Queue
 from rq.utils import now
 from rq.worker import SimpleWorker, WorkerStatus
 
+from pipelines.common.memory import release_freed_memory
 from workers.lost_run_sweep import LostRunSweeper, lost_run_check_seconds
 
 logger = logging.getLogger(__name__)
@@ -118,6 +119,9 @@ class ModelCachingWorker(SimpleWorker):
         finally:
             stop.set()
             renewer.join(timeout=10)
+            # The job's models and tensors are gone; hand their heap back so an idle worker holds only
+            # what it caches (pipelines/common/memory.py says how much this keeps resident otherwise).
+            release_freed_memory()
         self._wait_for_redis()
         self.set_state(WorkerStatus.IDLE)
 

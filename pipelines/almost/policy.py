@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from pipelines.almost.config import AlmostConfig
+from pipelines.common.memory import release_freed_memory
 from pipelines.common.progress import Progress, StageAndMetricsPrefix
 from pipelines.common.store import RunStore
 from pipelines.training.examples import split_held_out
@@ -167,8 +168,11 @@ class StageClock:
         self.seconds: dict[str, float] = store.read_json(self.FILE) if store.exists(self.FILE) else {}
 
     def timed(self, stage: str, work: Callable[[], Any]) -> Any:
+        """`work()`'s value, its wall time recorded; the memory the stage freed then goes back to the system,
+        so a training stage's peak is not carried into the next stage."""
         started = self.clock()
         value = work()
+        release_freed_memory()
         if stage not in self.seconds:
             self.seconds[stage] = round(self.clock() - started, 1)
             self.store.write_json(self.seconds, self.FILE)
