@@ -148,27 +148,22 @@ class RewardScorer:
         batch_size: int = 8,
         max_length: int = 1024,
         prompt_format: str | None = None,
+        model: Any | None = None,
     ):
-        from transformers import AutoModelForSequenceClassification, AutoTokenizer
+        """`model`: the reward model already in memory (PPO's value model with its adapter off,
+        `pipelines.training.rl.shared_weights`); its tokenizer and format are still read from `model_dir`."""
+        from transformers import AutoTokenizer
 
         model_dir = Path(model_dir)
         self.tokenizer = AutoTokenizer.from_pretrained(model_dir)
         if self.tokenizer.pad_token_id is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
         self.prompt_format = prompt_format or trained_prompt_format(model_dir, self.tokenizer)
-        adapter_config = model_dir / "adapter_config.json"
-        if adapter_config.is_file():
-            from peft import PeftModel
-
-            base_dir = json.loads(adapter_config.read_text())["base_model_name_or_path"]
-            base = AutoModelForSequenceClassification.from_pretrained(base_dir, num_labels=1, dtype=torch.float32)
-            base.config.pad_token_id = self.tokenizer.pad_token_id
-            model = PeftModel.from_pretrained(base, model_dir).merge_and_unload()
-        else:
-            model = AutoModelForSequenceClassification.from_pretrained(model_dir, num_labels=1, dtype=torch.float32)
+        if model is None:
+            model = _load_reward_model(model_dir, self.tokenizer).to(device).eval()
         if model.config.pad_token_id is None:
             model.config.pad_token_id = self.tokenizer.pad_token_id
-        self.model = model.to(device).eval()
+        self.model = model
         self.device = device
         self.batch_size = batch_size
         self.max_length = max_length
@@ -197,6 +192,21 @@ class RewardScorer:
                 ).logits
                 scores.extend(logits.squeeze(-1).float().cpu().tolist())
         return scores
+
+
+def _load_reward_model(model_dir: Path, tokenizer: Any) -> Any:
+    """The reward model at `model_dir` in float32: a full model, or a LoRA adapter merged into its base."""
+    from transformers import AutoModelForSequenceClassification
+
+    adapter_config = model_dir / "adapter_config.json"
+    if not adapter_config.is_file():
+        return AutoModelForSequenceClassification.from_pretrained(model_dir, num_labels=1, dtype=torch.float32)
+    from peft import PeftModel
+
+    base_dir = json.loads(adapter_config.read_text())["base_model_name_or_path"]
+    base = AutoModelForSequenceClassification.from_pretrained(base_dir, num_labels=1, dtype=torch.float32)
+    base.config.pad_token_id = tokenizer.pad_token_id
+    return PeftModel.from_pretrained(base, model_dir).merge_and_unload()
 
 
 def trained_prompt_format(model_dir: Path, tokenizer: Any) -> str:

@@ -89,6 +89,8 @@ class PPOModels:
     value_model: Any
     optimizer: torch.optim.Optimizer
     scheduler: Any
+    value_source: Path
+    """Where the value model's weights came from: the reward model's directory or the policy's."""
 
     def trainable_parameters(self) -> list[torch.nn.Parameter]:
         return [p for model in (self.policy, self.value_model) for p in model.parameters() if p.requires_grad]
@@ -99,11 +101,11 @@ def train_ppo(
     *,
     policy_dir: Path,
     reward_model_dir: Path,
-    reference: Any,
+    reference: Any | None,
     tokenizer: Any,
     train_prompts: list[Messages],
     train_prompt_ids: list[list[int]],
-    reward: Any,
+    reward: Any | None,
     evaluator: HeldOutEvaluator,
     store: RunStore,
     runtime: Runtime,
@@ -113,12 +115,17 @@ def train_ppo(
 
     `reward` is anything with `.score(prompts, texts, ended) -> list[float]` (the missing-EOS penalty is its
     business). The held-out evaluation runs at step 0 (a fresh run), every `eval_steps` and at the end.
+    With LoRA, `reference` and `reward` come as None and are read from the models being trained, their
+    adapters switched off (`shared_frozen_models`); the evaluator is handed the same ones.
     """
     args = config.training
     _check_settings(config, train_prompt_ids)
     checkpoints_dir = store.path(CHECKPOINTS_DIR)
     resume_from = latest_checkpoint(checkpoints_dir)
     models = load_models(config, policy_dir, reward_model_dir, tokenizer, runtime, progress, resume_from)
+    if reference is None or reward is None:
+        reference, reward = shared_frozen_models(config, models, reference, reward, reward_model_dir, runtime, progress)
+        evaluator.reference, evaluator.reward = reference, reward
     state = restore_state(models, resume_from) if resume_from is not None else {}
     start_step = int(state.get("step", 0))
     last_metrics: dict[str, Any] = state.get("last_metrics", {})
@@ -252,7 +259,37 @@ def load_models(
         num_warmup_steps=math.ceil(args.warmup_ratio * args.max_steps),
         num_training_steps=args.max_steps,
     )
-    return PPOModels(policy=policy, value_model=value_model, optimizer=optimizer, scheduler=scheduler)
+    return PPOModels(
+        policy=policy, value_model=value_model, optimizer=optimizer, scheduler=scheduler, value_source=value_source
+    )
+
+
+def shared_frozen_models(
+    config: RLConfig,
+    models: PPOModels,
+    reference: Any | None,
+    reward: Any | None,
+    reward_model_dir: Path,
+    runtime: Runtime,
+    progress: Progress,
+) -> tuple[Any, Any]:
+    """(reference, reward) for a LoRA run, without loading either again: the reference is the policy with its
+    adapter off; the reward model is the value model with its adapter off when the value model was loaded from
+    it, else it is loaded (`pipelines/training/rl/shared_weights.py` says why this is exact)."""
+    from pipelines.training.rl.run import load_reward_function
+    from pipelines.training.rl.shared_weights import AdapterOff
+
+    if config.training.adapter != "lora":
+        raise InvalidConfigError("only a LoRA run reads its reference and reward model from its own adapters")
+    if reference is None:
+        reference = AdapterOff(models.policy)
+        progress.log("reference: the policy's own weights with its LoRA adapter off (no second copy)")
+    if reward is None:
+        shared = AdapterOff(models.value_model) if models.value_source == Path(reward_model_dir) else None
+        reward = load_reward_function(config, Path(reward_model_dir), runtime.device, progress, model=shared)
+        if shared is not None:
+            progress.log("reward model: the value model's own weights with its LoRA adapter off (no second copy)")
+    return reference, reward
 
 
 def value_model_source(policy_dir: Path, reward_model_dir: Path, tokenizer: Any) -> tuple[Path, str]:

@@ -33,8 +33,12 @@ class RewardFunction:
         max_length: int = 1024,
         device: str = "cpu",
         missing_eos_penalty: float | None = None,
+        model: Any | None = None,
     ) -> None:
-        self.scorer = RewardScorer(reward_model_dir, device=device, batch_size=batch_size, max_length=max_length)
+        """`model`: the reward model already in memory (see `RewardScorer`), else it is loaded from its directory."""
+        self.scorer = RewardScorer(
+            reward_model_dir, device=device, batch_size=batch_size, max_length=max_length, model=model
+        )
         self.missing_eos_penalty = missing_eos_penalty
 
     def score(self, prompts: list[Messages], responses: list[str], ended: list[bool] | None = None) -> list[float]:

@@ -77,18 +77,13 @@ def run_rl(
         f"{len(prompts.train)} training prompts, {len(prompts.held_out)} held out"
         + (f", {prompts.dropped_over_length} longer than max_prompt_length left out" if prompts.dropped_over_length else "")
     )
-    if reward is None:
-        progress.stage("load reward model", total=1)
-        reward = RewardFunction(
-            reward_model_dir,
-            batch_size=config.reward_batch_size,
-            max_length=args.max_length + config.max_new_tokens,
-            device=device,
-            missing_eos_penalty=config.missing_eos_penalty,
-        )
-        progress.advance()
+    # PPO with LoRA reads its reference and reward model through its own adapters switched off
+    # (train_ppo; pipelines/training/rl/shared_weights.py), so neither is loaded a second time here.
+    shares_frozen_weights = config.algorithm == "ppo" and args.adapter == "lora"
+    if reward is None and not shares_frozen_weights:
+        reward = load_reward_function(config, reward_model_dir, device, progress)
     # The held-out figures are measured once, by the main process; the other ranks only train.
-    reference = load_reference(policy_dir, runtime, device) if main_process else None
+    reference = load_reference(policy_dir, runtime, device) if main_process and not shares_frozen_weights else None
     evaluator = None if not main_process else HeldOutEvaluator(
         config=config,
         tokenizer=tokenizer,
@@ -129,6 +124,21 @@ def run_rl(
         runtime=runtime,
         progress=progress,
     )
+
+
+def load_reward_function(config: RLConfig, reward_model_dir: Path, device: str, progress: Progress, model: Any = None) -> RewardFunction:
+    """The reward model as the run's reward function; `model`: its weights already in memory."""
+    progress.stage("load reward model", total=1)
+    reward = RewardFunction(
+        reward_model_dir,
+        batch_size=config.reward_batch_size,
+        max_length=config.training.max_length + config.max_new_tokens,
+        device=device,
+        missing_eos_penalty=config.missing_eos_penalty,
+        model=model,
+    )
+    progress.advance()
+    return reward
 
 
 def rl_prompts(

@@ -228,3 +228,44 @@ def test_ppo_with_lora_saves_the_adapter_and_the_merged_policy(tiny_model_dir, t
     assert store.read_json("final", "result.json") == result.to_dict()
     assert "held_out/reward_mean" in result.metrics
     assert 0 < result.trainable_parameter_count < result.parameter_count
+
+
+def test_ppo_with_lora_reads_its_reference_and_reward_model_through_its_adapters_switched_off(
+    tiny_model_dir, tokenizer, prompts_file, tmp_path
+):
+    """No second copy of either frozen model: the reference is the policy with its adapter off and the reward
+    model the value model with its adapter off. Both must score exactly as the models loaded on their own,
+    after training has moved the adapters (the value model's score head included)."""
+    import torch
+    from transformers import AutoModelForSequenceClassification
+
+    from pipelines.training.rl.rewards import RewardFunction
+
+    reward_model_dir = tmp_path / "reward"
+    torch.manual_seed(3)
+    AutoModelForSequenceClassification.from_pretrained(tiny_model_dir, num_labels=1).save_pretrained(reward_model_dir)
+    tokenizer.save_pretrained(reward_model_dir)
+    store = RunStore(tmp_path / "run")
+    config = replace(ppo_config(held_out=3, adapter="lora", max_steps=2, learning_rate=1e-2), samples_per_eval=3)
+    progress = RecordingProgress()
+    run_rl(config, tiny_model_dir, reward_model_dir, prompts_file, store, progress)
+
+    assert any("reference: the policy's own weights with its LoRA adapter off" in m for m in progress.messages)
+    assert any("reward model: the value model's own weights with its LoRA adapter off" in m for m in progress.messages)
+    curve = read_curve(store)
+    assert curve[0]["kl"] == pytest.approx(0.0, abs=1e-6)  # a fresh adapter changes nothing yet
+    assert curve[-1]["kl"] > 0  # the reference stayed the starting policy while the policy moved
+    shown = store.read_json("held_out", "samples", f"step-{curve[-1]['step']:07d}.json")["samples"]
+    loaded = RewardFunction(reward_model_dir, max_length=config.training.max_length + config.max_new_tokens,
+                            missing_eos_penalty=config.missing_eos_penalty)
+    scores = loaded.score([[{"role": "user", "content": row["prompt"]}] for row in shown],
+                          [row["response"] for row in shown], [row["ended"] for row in shown])
+    assert [row["reward"] for row in shown] == pytest.approx(scores, abs=1e-3)
+    # The value model's own score head was trained away from the reward model's, so equal scores above
+    # mean the switched-off adapter really gave back the reward model's head.
+    from safetensors.torch import load_file
+
+    trained = load_file(str(store.path("checkpoints") / "checkpoint-2" / "value" / "adapter_model.safetensors"))
+    (head,) = [tensor for name, tensor in trained.items() if name.endswith("score.weight")]
+    original = load_file(str(reward_model_dir / "model.safetensors"))["score.weight"]
+    assert not torch.allclose(head.float(), original.float())

@@ -44,6 +44,9 @@ def test_the_cpu_demo_is_small_enough_for_two_cores():
     assert config.max_new_tokens <= 32 and config.held_out_prompts <= 8
     assert config.algorithm == "ppo"
     assert "mechanics" in rl_preset("cpu-demo").description
+    # LoRA, with the reference read through the policy's adapter: the worker's 2 GB budget for the 135M model
+    assert config.training.adapter == "lora"
+    assert rl_memory_estimate(config, 134_515_008)["total"] < 2 * GIB
 
 
 def test_the_7b_preset_fits_one_80_gb_gpu_as_its_description_says():
