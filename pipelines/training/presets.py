@@ -97,7 +97,7 @@ _FULL_8GPU = {
 TRAINING_PRESETS: tuple[TrainingPreset, ...] = (
     TrainingPreset(
         "tiny-cpu-demo",
-        "20 LoRA steps on CPU in float32; for the embedded 135M model and demos.",
+        "20 LoRA steps on CPU in float32 with gradient checkpointing; for the embedded 135M model and demos.",
         training={
             "max_steps": 20,
             "per_device_batch_size": 2,
@@ -108,6 +108,8 @@ TRAINING_PRESETS: tuple[TrainingPreset, ...] = (
             "logging_steps": 1,
             "adapter": "lora",
             "lora": {"r": 8, "alpha": 16, "dropout": 0.0, "target_modules": "all-linear"},
+            # ALMoST's reward model on the demo seeds: peak 3.5 -> 2.3 GB in a fresh process, ~10% slower.
+            "gradient_checkpointing": True,
             "dtype": "float32",
             "device": "cpu",
         },
