@@ -246,7 +246,10 @@ def test_ppo_with_lora_reads_its_reference_and_reward_model_through_its_adapters
     AutoModelForSequenceClassification.from_pretrained(tiny_model_dir, num_labels=1).save_pretrained(reward_model_dir)
     tokenizer.save_pretrained(reward_model_dir)
     store = RunStore(tmp_path / "run")
-    config = replace(ppo_config(held_out=3, adapter="lora", max_steps=2, learning_rate=1e-2), samples_per_eval=3)
+    config = replace(
+        ppo_config(held_out=3, adapter="lora", max_steps=2, learning_rate=1e-2, gradient_checkpointing=True),
+        samples_per_eval=3,
+    )  # with gradient checkpointing, as the cpu-demo preset trains
     progress = RecordingProgress()
     run_rl(config, tiny_model_dir, reward_model_dir, prompts_file, store, progress)
 
