@@ -6,8 +6,9 @@ both frozen models are already in memory under the trained adapters. Reading the
 adapters switched off saves two full copies: on the bundled 135M model in float32, 1.1 GB of the
 RL stage's memory. PEFT's `disable_adapter()` also switches a trained copy of a head (the value
 model's score head, `modules_to_save`) back to the original, so the value model with its adapter off
-scores exactly as the reward model it was loaded from. TRL's trainers do the same for their
-reference when given a PEFT model.
+scores exactly as the reward model it was loaded from, in the run's dtype (a reward model loaded on
+its own is read in float32; in a bfloat16 run on a GPU the scores are bfloat16's). TRL's trainers do
+the same for their reference when given a PEFT model.
 """
 
 from __future__ import annotations
