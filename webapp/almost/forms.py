@@ -179,7 +179,7 @@ class AlmostRunForm(GuidedFormMixin, forms.Form):
         required=False,
         initial="cpu-demo",
         label="RL preset",
-        help_text="RL steps, batch, response length and device. cpu-demo shows the mechanics on the bundled model "
+        help_text="RL steps, batch, response length, adapter and device. cpu-demo shows the mechanics on the bundled model "
         "in minutes; it is not for results.",
     )
     rl_max_steps = forms.IntegerField(
