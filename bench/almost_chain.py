@@ -29,7 +29,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import sys
 import threading
 import time
@@ -38,7 +37,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from pipelines.llm.cpu_dtype import cpu_flags  # noqa: E402
+from bench.methods import describe_machine  # noqa: E402  (one description of the machine for every benchmark)
 
 CHROMIUM = "/usr/bin/chromium"
 FINISHED = {"succeeded", "failed", "cancelled", "lost"}
@@ -147,17 +146,6 @@ def models_with_lineage(page: Any, base_url: str, summary: dict[str, Any]) -> di
     return models
 
 
-def describe_machine() -> dict[str, Any]:
-    flags = cpu_flags()
-    return {
-        "cores": os.cpu_count(),
-        "cpu_flags": sorted(flag for flag in flags if flag.startswith(("avx512_bf16", "amx", "avx2", "avx512f"))),
-        "platform": platform.platform(),
-        "memory_gib": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1),
-        "load_average": os.getloadavg(),
-    }
-
-
 def parse_arguments() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--url", default="http://127.0.0.1:8000")
@@ -185,7 +173,7 @@ def main() -> None:
 
     arguments = parse_arguments()
     sampler = TreeMemorySampler(arguments.worker_pid) if arguments.worker_pid else None
-    machine_before = describe_machine()
+    machine_before = {**describe_machine(), "load_average": os.getloadavg()}
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM)
         page = browser.new_page(viewport={"width": 1366, "height": 900})
